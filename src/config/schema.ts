@@ -1,0 +1,239 @@
+/**
+ * The configuration schema: one zod schema for YAML, JSON and TOML files (PRODUCT §3).
+ *
+ * Durations accept a number of milliseconds or a string such as `"500ms"`, `"30s"`, `"5m"`,
+ * `"1h"`, `"1d"`. Sizes accept a number of bytes or a string such as `"512kb"`, `"4mb"`.
+ * `servers` and its alias `mcpServers` (Claude Desktop / Cursor / VS Code shape) are merged;
+ * a name present in both is an error.
+ *
+ * @module
+ */
+import { z } from 'zod';
+
+const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i;
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** Parses `"30s"`-style durations to milliseconds; `undefined` when malformed. */
+export function parseDuration(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? v : undefined;
+  const m = DURATION_RE.exec(v.trim());
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * (DURATION_UNITS[(m[2] ?? 'ms').toLowerCase()] ?? 1));
+}
+
+const SIZE_RE = /^(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?$/i;
+const SIZE_UNITS: Record<string, number> = {
+  b: 1,
+  kb: 1024,
+  kib: 1024,
+  mb: 1024 ** 2,
+  mib: 1024 ** 2,
+  gb: 1024 ** 3,
+  gib: 1024 ** 3,
+};
+
+/** Parses `"4mb"`-style sizes to bytes; `undefined` when malformed. */
+export function parseSize(v: string | number): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) && v >= 0 ? Math.floor(v) : undefined;
+  const m = SIZE_RE.exec(v.trim());
+  if (!m) return undefined;
+  return Math.floor(Number(m[1]) * (SIZE_UNITS[(m[2] ?? 'b').toLowerCase()] ?? 1));
+}
+
+/** A duration in milliseconds (input: ms number or `"30s"` string). */
+export const Duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const ms = parseDuration(v);
+  if (ms === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a duration such as 30s, 5m or a number of milliseconds, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+/** A size in bytes (input: number or `"4mb"` string). */
+export const Size = z.union([z.number(), z.string()]).transform((v, ctx) => {
+  const b = parseSize(v);
+  if (b === undefined) {
+    ctx.addIssue({
+      code: 'custom',
+      message: `expected a size such as 512kb, 4mb or a number of bytes, got ${JSON.stringify(v)}`,
+    });
+    return z.NEVER;
+  }
+  return b;
+});
+
+/** Names of servers and virtual servers: used in URLs and as namespace prefixes. */
+export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+const Name = z
+  .string()
+  .regex(NAME_RE, 'expected a name of 1-64 characters from [A-Za-z0-9_.-], starting with a letter or digit');
+
+/** allow/deny globs plus renames, applied to one kind of primitive (tools, prompts or resources). */
+export const NameFilter = z
+  .object({
+    /** Globs (picomatch) of upstream names to expose; default: all. */
+    allow: z.array(z.string()).optional(),
+    /** Globs of upstream names to hide; applied after `allow`. */
+    deny: z.array(z.string()).optional(),
+    /** upstream name → exposed name (before namespacing). */
+    rename: z.record(z.string(), z.string()).optional(),
+  })
+  .strict();
+export type NameFilter = z.infer<typeof NameFilter>;
+
+const Isolation = z.enum(['shared', 'session', 'user']);
+
+const RestartPolicy = z
+  .object({
+    /** First backoff delay after a crash. Default 250ms. */
+    initialDelay: Duration.default(250),
+    /** Backoff cap. Default 30s. */
+    maxDelay: Duration.default(30_000),
+    /** Give up after this many consecutive failed starts (0 = never give up). Default 0. */
+    maxRetries: z.number().int().min(0).default(0),
+  })
+  .strict();
+
+const CommonServerFields = {
+  /** Free text shown in the admin API/UI. */
+  description: z.string().optional(),
+  /** Claude Desktop's `disabled: true` / ours `enabled: false` skip the server. */
+  disabled: z.boolean().optional(),
+  enabled: z.boolean().optional(),
+  /** Per-request timeout towards this upstream. Default 60s. */
+  timeout: Duration.optional(),
+  tools: NameFilter.optional(),
+  prompts: NameFilter.optional(),
+  resources: NameFilter.optional(),
+};
+
+/** A local MCP server run as a child process speaking newline-delimited JSON on stdio. */
+export const StdioServer = z
+  .object({
+    type: z.literal('stdio').optional(),
+    command: z.string().min(1),
+    args: z.array(z.string()).default([]),
+    env: z.record(z.string(), z.string()).default({}),
+    cwd: z.string().optional(),
+    /** shared: one child multiplexed; session: a child per client session; user: a child per principal. */
+    isolation: Isolation.default('shared'),
+    /** Maximum concurrent children for `session`/`user` isolation. Default 32. */
+    maxProcesses: z.number().int().min(1).default(32),
+    /** Idle children (no session attached, no call in flight) are stopped after this. Default 10m. */
+    idleTimeout: Duration.default(600_000),
+    /** Lines of stderr kept per child (also logged). Default 200. */
+    stderrLines: z.number().int().min(0).default(200),
+    restart: RestartPolicy.default({ initialDelay: 250, maxDelay: 30_000, maxRetries: 0 }),
+    ...CommonServerFields,
+  })
+  .strict();
+export type StdioServer = z.infer<typeof StdioServer>;
+
+/** A remote MCP server reached over Streamable HTTP (default) or legacy HTTP+SSE. */
+export const RemoteServer = z
+  .object({
+    /** VS Code writes `type: http`; Cursor/Claude may write `sse`/`streamable-http`. */
+    type: z.enum(['http', 'streamable-http', 'streamableHttp', 'sse']).optional(),
+    url: z.url(),
+    transport: z.enum(['streamable-http', 'sse']).optional(),
+    headers: z.record(z.string(), z.string()).default({}),
+    ...CommonServerFields,
+  })
+  .strict();
+export type RemoteServer = z.infer<typeof RemoteServer>;
+
+export const ServerConfig = z.union([StdioServer, RemoteServer]);
+export type ServerConfig = StdioServer | RemoteServer;
+
+/** One member of a virtual server: which upstream, and which of its names. */
+const VirtualMember = z
+  .object({
+    tools: NameFilter.optional(),
+    prompts: NameFilter.optional(),
+    resources: NameFilter.optional(),
+  })
+  .strict();
+
+export const VirtualServer = z
+  .object({
+    description: z.string().optional(),
+    /** Either a list of server names, or server name → filters applied on top of the server's own. */
+    servers: z.union([z.array(Name), z.record(Name, VirtualMember)]),
+  })
+  .strict();
+export type VirtualServer = z.infer<typeof VirtualServer>;
+
+export const SwitchboardConfigInput = z
+  .object({
+    listen: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080 }),
+    http: z
+      .object({
+        /** Largest accepted request body; larger gets 413. Default 4mb. */
+        maxBodyBytes: Size.default(4 * 1024 * 1024),
+        /** Extra allowed `Origin` values (exact, e.g. https://app.example.com). Loopback origins are always allowed. */
+        allowedOrigins: z.array(z.string()).default([]),
+        /** Extra allowed `Host` header values (hostname[:port]). Loopback hosts and the bind host are always allowed. */
+        allowedHosts: z.array(z.string()).default([]),
+      })
+      .strict()
+      .default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [], allowedHosts: [] }),
+    sessions: z
+      .object({
+        /** A client session with no request for this long is closed; its next request gets 404. Default 30m. */
+        idleTimeout: Duration.default(1_800_000),
+        /** Events kept per session for `Last-Event-ID` resumption. Default 1000. */
+        eventStoreSize: z.number().int().min(0).default(1000),
+        /** Maximum concurrent client sessions; more gets 503. Default 10000. */
+        maxSessions: z.number().int().min(1).default(10_000),
+        /** How long a call from a client declaring sampling/elicitation/roots may wait for a shared stdio child. Default 30s. */
+        attributionWait: Duration.default(30_000),
+      })
+      .strict()
+      .default({ idleTimeout: 1_800_000, eventStoreSize: 1000, maxSessions: 10_000, attributionWait: 30_000 }),
+    /** Separator between server name and tool/prompt name in aggregates; from [A-Za-z0-9_-]. Default `__`. */
+    namespaceSeparator: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,8}$/, 'expected 1-8 characters from [A-Za-z0-9_-]')
+      .default('__'),
+    logging: z
+      .object({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') })
+      .strict()
+      .default({ level: 'info' }),
+    /** Directory for the embedded database and other state. Default `.switchboard` next to the config file. */
+    dataDir: z.string().optional(),
+    servers: z.record(Name, ServerConfig).default({}),
+    mcpServers: z.record(Name, ServerConfig).default({}),
+    virtualServers: z.record(Name, VirtualServer).default({}),
+  })
+  .strict();
+
+export type SwitchboardConfigInput = z.input<typeof SwitchboardConfigInput>;
+type Parsed = z.output<typeof SwitchboardConfigInput>;
+
+/** The validated configuration used at runtime (`servers` merged with `mcpServers`, disabled ones removed). */
+export interface SwitchboardConfig extends Omit<Parsed, 'servers' | 'mcpServers'> {
+  servers: Record<string, ServerConfig>;
+  /** Absolute path of the file this came from, if any (used in error messages and for `dataDir`). */
+  source?: string;
+}
+
+/** True for a stdio server entry. */
+export function isStdioServer(s: ServerConfig): s is StdioServer {
+  return 'command' in s;
+}
+
+/** The transport used to reach a remote server (`type`/`transport` normalised). */
+export function remoteTransport(s: RemoteServer): 'streamable-http' | 'sse' {
+  if (s.transport) return s.transport;
+  return s.type === 'sse' ? 'sse' : 'streamable-http';
+}

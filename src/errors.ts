@@ -1,0 +1,116 @@
+/**
+ * One error class and one table of codes for the whole gateway (STYLE.md "Errors").
+ *
+ * Three families are kept apart by how they are used, not by class:
+ * - JSON-RPC errors on the wire (`jsonRpcCode` set, HTTP status usually 200 or 4xx),
+ * - HTTP errors answered before any JSON-RPC processing (status 4xx/5xx),
+ * - startup/config errors, printed by the CLI and never sent to a client.
+ *
+ * @module
+ */
+import {
+  JSONRPC_INTERNAL_ERROR,
+  JSONRPC_INVALID_PARAMS,
+  JSONRPC_INVALID_REQUEST,
+  JSONRPC_METHOD_NOT_FOUND,
+  JSONRPC_PARSE_ERROR,
+  JSONRPC_SERVER_ERROR,
+  MCP_RESOURCE_NOT_FOUND,
+} from './protocol/jsonrpc.js';
+
+/** Static description of one error code. */
+export interface ErrorSpec {
+  /** HTTP status used when the error ends an HTTP exchange. */
+  status: number;
+  /** JSON-RPC error code used when the error is sent as a JSON-RPC error response. */
+  jsonRpcCode: number;
+  /** Whether the message may be shown to the client (5xx details are logged, not returned). */
+  expose: boolean;
+}
+
+/** Every error code the gateway raises. Keys are stable API: tests and clients rely on them. */
+export const ERROR_CODES = {
+  // HTTP edge
+  SWB_ERR_HTTP_PARSE: { status: 400, jsonRpcCode: JSONRPC_PARSE_ERROR, expose: true },
+  SWB_ERR_HTTP_INVALID_REQUEST: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_BODY_TOO_LARGE: { status: 413, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_NOT_ACCEPTABLE: { status: 406, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE: { status: 415, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_METHOD_NOT_ALLOWED: { status: 405, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_FORBIDDEN_ORIGIN: { status: 403, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_FORBIDDEN_HOST: { status: 403, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_BAD_PROTOCOL_VERSION: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  // Sessions
+  SWB_ERR_SESSION_REQUIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_SESSION_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_SERVER_ERROR - 1, expose: true },
+  SWB_ERR_SESSION_NOT_INITIALIZED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_SESSION_STREAM_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_SESSION_LIMIT: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR, expose: true },
+  SWB_ERR_SESSION_EVENT_EXPIRED: { status: 404, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  // Routing
+  SWB_ERR_ROUTE_UNKNOWN_TOOL: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  SWB_ERR_ROUTE_UNKNOWN_PROMPT: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  SWB_ERR_ROUTE_UNKNOWN_RESOURCE: { status: 200, jsonRpcCode: MCP_RESOURCE_NOT_FOUND, expose: true },
+  SWB_ERR_ROUTE_UNKNOWN_METHOD: { status: 200, jsonRpcCode: JSONRPC_METHOD_NOT_FOUND, expose: true },
+  SWB_ERR_ROUTE_INVALID_CURSOR: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  SWB_ERR_ROUTE_NO_CALLER: { status: 200, jsonRpcCode: JSONRPC_SERVER_ERROR - 10, expose: true },
+  SWB_ERR_ROUTE_CLIENT_CAPABILITY: { status: 200, jsonRpcCode: JSONRPC_SERVER_ERROR - 11, expose: true },
+  SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT: { status: 200, jsonRpcCode: JSONRPC_SERVER_ERROR - 12, expose: true },
+  // Upstreams
+  SWB_ERR_UPSTREAM_UNAVAILABLE: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 20, expose: true },
+  SWB_ERR_UPSTREAM_CLOSED: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 21, expose: true },
+  SWB_ERR_UPSTREAM_TIMEOUT: { status: 504, jsonRpcCode: JSONRPC_SERVER_ERROR - 22, expose: true },
+  SWB_ERR_UPSTREAM_PROTOCOL: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 23, expose: true },
+  SWB_ERR_UPSTREAM_PROCESS_LIMIT: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 24, expose: true },
+  SWB_ERR_UPSTREAM_SESSION_EXPIRED: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 25, expose: true },
+  SWB_ERR_UPSTREAM_HTTP: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 26, expose: true },
+  // Config / startup (printed, never sent)
+  SWB_ERR_CONFIG_INVALID: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  SWB_ERR_CONFIG_READ: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  SWB_ERR_CONFIG_INTERPOLATION: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  SWB_ERR_STARTUP_INSECURE_BIND: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  // Catch-all
+  SWB_ERR_INTERNAL: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+} as const satisfies Record<string, ErrorSpec>;
+
+/** A stable gateway error code, e.g. `SWB_ERR_SESSION_NOT_FOUND`. */
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/**
+ * The one error class of the gateway. Carries a stable {@link ErrorCode}; status, JSON-RPC code
+ * and exposure come from {@link ERROR_CODES}.
+ */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly jsonRpcCode: number;
+  readonly expose: boolean;
+  /** Extra, client-safe detail placed in JSON-RPC `error.data`. */
+  readonly data: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; data?: Record<string, unknown> }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    const spec: ErrorSpec = ERROR_CODES[code];
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = spec.status;
+    this.jsonRpcCode = spec.jsonRpcCode;
+    this.expose = spec.expose;
+    this.data = options?.data;
+  }
+
+  /** The JSON-RPC `error` object for this error; hides the message when not exposable. */
+  toJsonRpcError(): { code: number; message: string; data: Record<string, unknown> } {
+    return {
+      code: this.jsonRpcCode,
+      message: this.expose ? this.message : 'Internal error',
+      data: { code: this.code, ...this.data },
+    };
+  }
+}
+
+/** Narrowing helper. */
+export function isGatewayError(e: unknown): e is GatewayError {
+  return e instanceof GatewayError;
+}

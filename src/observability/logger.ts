@@ -1,0 +1,42 @@
+/**
+ * Structured logging (pino). One root logger per gateway process; components take a child
+ * logger with their own bindings (`{ component: 'upstream', server: 'everything' }`).
+ *
+ * @module
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+
+export type { Logger };
+
+/** Options for {@link createLogger}. */
+export interface LoggerOptions {
+  /** Minimum level. Default `SWITCHBOARD_LOG_LEVEL` or `info`. */
+  level?: LevelWithSilent;
+  /** Destination stream; default stderr (fd 2) so stdout stays free for CLI output. */
+  destination?: NodeJS.WritableStream;
+}
+
+/** Header and field names whose values never reach the logs. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'headers.authorization',
+  'headers.Authorization',
+  '*.token',
+  '*.clientSecret',
+  '*.password',
+];
+
+/** Creates the root logger. */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const level = options.level ?? (process.env.SWITCHBOARD_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
+  return pino(
+    { level, base: { name: 'switchboard' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
+    options.destination ?? pino.destination({ fd: 2, sync: false }),
+  );
+}
+
+/** A logger that discards everything (tests, library use). */
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}

@@ -1,0 +1,63 @@
+/**
+ * Upstream transports: framing only (STYLE.md, after the MCP SDK's Transport). A transport moves
+ * JSON-RPC messages to and from one upstream MCP server instance and knows nothing of ids,
+ * sessions of clients, routing or policy — {@link UpstreamConnection} does that on top.
+ *
+ * @module
+ */
+import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+
+/** Extra facts a transport knows about an incoming message. */
+export interface IncomingMessageInfo {
+  /**
+   * For Streamable HTTP: the id (as sent by us) of the request whose POST response stream carried
+   * this message. Absent for the standalone GET stream and for stdio, where nothing on the wire
+   * links a message to a request.
+   */
+  relatedRequestId?: JsonRpcId;
+}
+
+/** Why a transport closed. */
+export interface TransportCloseInfo {
+  /** The error that closed it, if any (crash, network error, protocol error). */
+  error?: Error;
+  /** For stdio: the child's exit code / signal. */
+  exitCode?: number | null;
+  signal?: NodeJS.Signals | null;
+  /** For Streamable HTTP: the upstream answered 404 for our session (MCP: re-initialize). */
+  sessionExpired?: boolean;
+}
+
+/**
+ * One bidirectional JSON-RPC message channel to one upstream server instance.
+ *
+ * Lifecycle: `start()` once → any number of `send()` → `close()`. After the transport closes
+ * (either side), `onclose` fires exactly once and `send()` rejects with
+ * `GatewayError('SWB_ERR_UPSTREAM_CLOSED')`.
+ */
+export interface MessageTransport {
+  /** Opens the channel (spawns the child / checks the URL). Rejects with a GatewayError on failure. */
+  start(): Promise<void>;
+  /**
+   * Sends one message. For Streamable HTTP, a request's response (and related messages) arrive
+   * later through `onmessage` with `relatedRequestId` set; an HTTP-level failure of that POST is
+   * reported as an error response for that request id, produced by the transport itself
+   * (`error.data.code` = the GatewayError code), so the caller never hangs.
+   */
+  send(message: JsonRpcMessage): Promise<void>;
+  /** Closes the channel; for stdio, terminates the child's process group (SIGTERM, then SIGKILL after a grace period). */
+  close(): Promise<void>;
+  /** Incoming messages. Set before `start()`. */
+  onmessage?: (message: JsonRpcMessage, info: IncomingMessageInfo) => void;
+  /** Fired once when the channel is closed for any reason. */
+  onclose?: (info: TransportCloseInfo) => void;
+  /** Non-fatal problems (unparseable line, stray event), for logging. */
+  onerror?: (error: Error) => void;
+  /**
+   * Called by the connection after a successful initialize handshake with the negotiated
+   * protocol version; HTTP transports then send `MCP-Protocol-Version` on every request.
+   */
+  setProtocolVersion?(version: string): void;
+  /** Short description for logs, e.g. `stdio pid=123` or `http http://host/mcp`. */
+  readonly description: string;
+}
