@@ -66,6 +66,12 @@ export const Size = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return b;
 });
 
+/**
+ * A string value where YAML/TOML scalars are accepted too: `PORT: 3000` in `env` or `--port, 3000`
+ * in `args` become `"3000"`, as a shell would pass them. Output is always a string.
+ */
+const StringLike = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
+
 /** Names of servers and virtual servers: used in URLs and as namespace prefixes. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const Name = z
@@ -116,8 +122,8 @@ export const StdioServer = z
   .object({
     type: z.literal('stdio').optional(),
     command: z.string().min(1),
-    args: z.array(z.string()).default([]),
-    env: z.record(z.string(), z.string()).default({}),
+    args: z.array(StringLike).default([]),
+    env: z.record(z.string(), StringLike).default({}),
     cwd: z.string().optional(),
     /** shared: one child multiplexed; session: a child per client session; user: a child per principal. */
     isolation: Isolation.default('shared'),
@@ -138,9 +144,9 @@ export const RemoteServer = z
   .object({
     /** VS Code writes `type: http`; Cursor/Claude may write `sse`/`streamable-http`. */
     type: z.enum(['http', 'streamable-http', 'streamableHttp', 'sse']).optional(),
-    url: z.url(),
+    url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
     transport: z.enum(['streamable-http', 'sse']).optional(),
-    headers: z.record(z.string(), z.string()).default({}),
+    headers: z.record(z.string(), StringLike).default({}),
     ...CommonServerFields,
   })
   .strict();

@@ -1,0 +1,79 @@
+#!/usr/bin/env node
+/**
+ * The `switchboard` command line (PRODUCT §3): `serve`, `check`, `import`.
+ *
+ * The CLI is the only layer that prints or sets the process exit code; commands return their
+ * exit code and the library code below them throws {@link GatewayError}s.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError } from 'commander';
+import { isGatewayError } from '../errors.js';
+import { runCheck } from './check.js';
+import { runImport } from './import.js';
+
+/** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+  return pkg.version ?? '0.0.0';
+}
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65535) throw new InvalidArgumentError('expected a port number from 0 to 65535');
+  return port;
+}
+
+/** Builds the commander program (exported for tests; `main` runs it). */
+export function createProgram(): Command {
+  const program = new Command('switchboard')
+    .description('An MCP gateway: one URL for many MCP servers, secured, metered and observed.')
+    .version(packageVersion(), '-v, --version', 'print the version')
+    .showHelpAfterError('(run "switchboard help" for usage)');
+
+  program
+    .command('serve')
+    .description('run the gateway (default config: SWITCHBOARD_CONFIG, else the bundled examples/switchboard.yaml)')
+    .option('-c, --config <file>', 'configuration file (.yaml, .yml, .json or .toml)')
+    .option('--host <host>', 'bind address, overrides listen.host (default 127.0.0.1)')
+    .option('--port <port>', 'TCP port, overrides listen.port (default 8080)', parsePort)
+    .option('--insecure', 'allow binding beyond loopback without inbound authentication')
+    .action(async (opts: { config?: string; host?: string; port?: number; insecure?: boolean }) => {
+      const { runServe } = await import('./serve.js');
+      process.exitCode = await runServe(opts);
+    });
+
+  program
+    .command('check')
+    .description('validate a configuration file and print every problem with its path; exit 1 on any')
+    .option('-c, --config <file>', 'configuration file (default SWITCHBOARD_CONFIG, else the bundled example)')
+    .action(async (opts: { config?: string }) => {
+      process.exitCode = await runCheck(opts);
+    });
+
+  program
+    .command('import')
+    .description('convert a Claude Desktop / Cursor / VS Code MCP config (JSON) to Switchboard YAML')
+    .argument('<file>', 'client configuration, e.g. claude_desktop_config.json or .vscode/mcp.json')
+    .option('-o, --output <file>', 'write the YAML to this .yaml/.yml file instead of stdout')
+    .option('-f, --force', 'overwrite --output if it exists')
+    .action(async (file: string, opts: { output?: string; force?: boolean }) => {
+      process.exitCode = await runImport({ file, ...opts });
+    });
+
+  return program;
+}
+
+/** Runs the CLI with `argv` (default `process.argv`); unexpected errors print and exit 1. */
+export async function main(argv: readonly string[] = process.argv): Promise<void> {
+  try {
+    await createProgram().parseAsync([...argv]);
+  } catch (e) {
+    const message = isGatewayError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    process.stderr.write(`error: ${message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await main();

@@ -1,0 +1,81 @@
+/**
+ * `switchboard serve`: load the config, start the gateway and its HTTP edge, hot-reload the
+ * config file, drain on SIGINT/SIGTERM.
+ *
+ * @module
+ */
+import { isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
+import type { SwitchboardConfig } from '../config/schema.js';
+import { watchConfig } from '../config/watch.js';
+import { startGateway, type RunningGateway } from '../app.js';
+import { createLogger } from '../observability/logger.js';
+
+/** Options of `switchboard serve`. */
+export interface ServeOptions {
+  config?: string;
+  host?: string;
+  port?: number;
+  /** Allow binding beyond loopback without inbound auth (PRODUCT §4.10). */
+  insecure?: boolean;
+}
+
+/**
+ * Runs `switchboard serve` until SIGINT/SIGTERM.
+ *
+ * @returns the process exit code (0 after a clean shutdown, 1 on startup failure)
+ */
+export async function runServe(opts: ServeOptions): Promise<number> {
+  const logger = createLogger();
+  let path: string;
+  let config: SwitchboardConfig;
+  try {
+    path = resolveConfigPath(opts.config);
+    config = await loadConfigFile(path, { onWarning: (w) => logger.warn(w) });
+  } catch (err) {
+    if (isConfigError(err)) {
+      process.stderr.write(`${err.format()}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (process.env.SWITCHBOARD_LOG_LEVEL === undefined) logger.level = config.logging.level;
+  let running: RunningGateway;
+  try {
+    running = await startGateway({
+      config,
+      logger,
+      ...(opts.host === undefined ? {} : { host: opts.host }),
+      ...(opts.port === undefined ? {} : { port: opts.port }),
+      ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),
+    });
+  } catch (err) {
+    process.stderr.write(`switchboard: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+  logger.info({ config: path }, 'configuration loaded');
+  const watcher = watchConfig(path, {
+    logger,
+    onChange: (next) => {
+      running.gateway.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+    },
+    onError: (err) => logger.error({ problems: err.issues.map((i) => `${i.path}: ${i.message}`) }, `invalid configuration, keeping the running one:\n${err.format()}`),
+  });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      watcher.close();
+      running.close().then(
+        () => resolve(0),
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

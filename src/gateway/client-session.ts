@@ -1,0 +1,411 @@
+/**
+ * The MCP server side of one client session (2025 protocol era): answers `initialize`, `ping`
+ * and the list methods from the view's cache, routes calls to the owning upstream, restores the
+ * client's ids, and carries server→client requests and notifications back to this client only.
+ *
+ * Transport-agnostic: the HTTP edge hands in messages with an {@link OutboundChannel} for the
+ * messages related to a request (a POST's JSON/SSE response), and attaches a standalone channel
+ * (the GET stream, or the legacy SSE stream) for unrelated messages.
+ *
+ * @module
+ */
+import type { Principal } from '../auth/principal.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type {
+  JsonObject,
+  JsonRpcErrorObject,
+  JsonRpcId,
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
+import { errorResponse, JSONRPC_METHOD_NOT_FOUND } from '../protocol/jsonrpc.js';
+import type { Logger } from '../observability/logger.js';
+import type { Caller, ClientCapabilities } from '../upstream/connection.js';
+import type { SlotContext, Upstream, UpstreamCall } from '../upstream/upstream.js';
+import { decodeCursor, encodeCursor } from './cursor.js';
+import type { View, ViewMember } from './view.js';
+
+/** Protocol versions of the 2025 era the front door accepts, newest first. */
+export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
+/** Version assumed when a client sends no `MCP-Protocol-Version` header (transports §Protocol Version Header). */
+export const DEFAULT_NEGOTIATED_VERSION = '2025-03-26';
+
+/** Where messages for a client go. */
+export interface OutboundChannel {
+  /** Sends one message. Must not throw; a closed channel drops it (the edge may store it for resumption). */
+  send(message: JsonRpcMessage): void;
+  /** Ends a request's channel without a response (after cancellation). */
+  end?(): void;
+  /** True once the client can no longer be reached through it. */
+  readonly closed: boolean;
+}
+
+/** Services the gateway gives its sessions. */
+export interface SessionHost {
+  readonly logger: Logger;
+  /** Items per page of list methods results (0 = no pagination). */
+  readonly pageSize: number;
+  /** How long a server→client request may wait for the client's answer (ms). */
+  readonly clientRequestTimeoutMs: number;
+  now(): number;
+  /** Called once when the session closes. */
+  onSessionClosed(session: ClientSession, reason: string): void;
+}
+
+const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
+
+interface ClientRequest {
+  readonly resolve: (answer: { result?: JsonObject; error?: JsonRpcErrorObject }) => void;
+  readonly reject: (err: GatewayError) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** One client session on one view. */
+export class ClientSession {
+  readonly id: string;
+  readonly principal: Principal;
+  readonly transportKind: 'streamable-http' | 'sse';
+  view: View;
+  protocolVersion: string | undefined;
+  clientCapabilities: ClientCapabilities | undefined;
+  clientInfo: JsonObject | undefined;
+  initialized = false;
+  lastActivity: number;
+  readonly createdAt: number;
+  #host: SessionHost;
+  #slot: SlotContext;
+  #inflight = new Map<JsonRpcId, UpstreamCall>();
+  #clientRequests = new Map<number, ClientRequest>();
+  #nextClientRequestId = 1;
+  #standalone: OutboundChannel | undefined;
+  #minLogLevel = -1;
+  #closed = false;
+
+  constructor(id: string, view: View, principal: Principal, transportKind: 'streamable-http' | 'sse', host: SessionHost) {
+    this.id = id;
+    this.view = view;
+    this.principal = principal;
+    this.transportKind = transportKind;
+    this.#host = host;
+    this.#slot = { sessionId: id, principalId: principal.id };
+    this.createdAt = this.lastActivity = host.now();
+  }
+
+  /** True after close(). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Requests from this client still awaiting an upstream answer. */
+  get inFlight(): number {
+    return this.#inflight.size;
+  }
+
+  /** True while a standalone stream (GET / legacy SSE) is attached. */
+  get hasStandaloneStream(): boolean {
+    return this.#standalone !== undefined && !this.#standalone.closed;
+  }
+
+  /** Attaches (or with `undefined`, detaches) the channel for unrelated messages. */
+  attachStandalone(channel: OutboundChannel | undefined): void {
+    this.#standalone = channel;
+  }
+
+  /** Sends an unrelated message (list_changed, resources/updated, logging) on the standalone channel; false if none. */
+  sendUnrelated(message: JsonRpcMessage): boolean {
+    const ch = this.#standalone;
+    if (!ch || ch.closed) return false;
+    ch.send(message);
+    return true;
+  }
+
+  /** Delivers an upstream's unrelated notification, applying this session's log level. */
+  deliverNotification(n: JsonRpcNotification): void {
+    if (n.method === 'notifications/message' && !this.#logLevelAllows(n)) return;
+    this.sendUnrelated(n);
+  }
+
+  /**
+   * Handles one client request; the response (and any related messages) go to `out`.
+   * Never throws: every failure becomes a JSON-RPC error response.
+   */
+  handleRequest(req: JsonRpcRequest, out: OutboundChannel): void {
+    this.lastActivity = this.#host.now();
+    try {
+      this.#dispatch(req, out);
+    } catch (err) {
+      out.send(this.#errorFor(req.id, err));
+    }
+  }
+
+  /** Handles a client notification (initialized, cancelled, roots/list_changed, …). */
+  handleNotification(n: JsonRpcNotification): void {
+    this.lastActivity = this.#host.now();
+    switch (n.method) {
+      case 'notifications/initialized':
+        this.initialized = true;
+        return;
+      case 'notifications/cancelled': {
+        const id = n.params?.requestId as JsonRpcId | undefined;
+        const call = id === undefined ? undefined : this.#inflight.get(id);
+        if (call && id !== undefined) {
+          this.#inflight.delete(id);
+          call.cancel(typeof n.params?.reason === 'string' ? n.params.reason : undefined);
+        }
+        return;
+      }
+      case 'notifications/roots/list_changed':
+        for (const m of this.view.members) this.#notifyUpstream(m.upstream, n);
+        return;
+      default:
+        if (this.view.kind === 'single' && this.view.members[0]) this.#notifyUpstream(this.view.members[0].upstream, n);
+    }
+  }
+
+  /** Handles the client's response to a server→client request we forwarded. */
+  handleResponse(r: JsonRpcResponse): void {
+    this.lastActivity = this.#host.now();
+    if (typeof r.id !== 'number') return;
+    const pending = this.#clientRequests.get(r.id);
+    if (!pending) return;
+    this.#clientRequests.delete(r.id);
+    clearTimeout(pending.timer);
+    pending.resolve('error' in r ? { error: r.error } : { result: r.result });
+  }
+
+  /** Ends the session: cancels its upstream calls, fails its pending client requests, releases isolated children. */
+  close(reason: string): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const call of this.#inflight.values()) call.cancel('session closed');
+    this.#inflight.clear();
+    for (const p of this.#clientRequests.values()) {
+      clearTimeout(p.timer);
+      p.reject(new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'));
+    }
+    this.#clientRequests.clear();
+    for (const m of this.view.members) m.upstream.releaseSession(this.id, this.principal.id);
+    this.#standalone?.end?.();
+    this.#standalone = undefined;
+    this.#host.onSessionClosed(this, reason);
+  }
+
+  #dispatch(req: JsonRpcRequest, out: OutboundChannel): void {
+    const params = req.params;
+    switch (req.method) {
+      case 'initialize':
+        out.send({ jsonrpc: '2.0', id: req.id, result: this.#initialize(params ?? {}) });
+        return;
+      case 'ping':
+        out.send({ jsonrpc: '2.0', id: req.id, result: {} });
+        return;
+      case 'tools/list':
+        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.tools, 'tools', params) });
+        return;
+      case 'prompts/list':
+        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.prompts, 'prompts', params) });
+        return;
+      case 'resources/list':
+        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.resources, 'resources', params) });
+        return;
+      case 'resources/templates/list':
+        out.send({
+          jsonrpc: '2.0',
+          id: req.id,
+          result: this.#page(this.view.resourceTemplates, 'resourceTemplates', params),
+        });
+        return;
+      case 'tools/call': {
+        const name = params?.name;
+        const hit = typeof name === 'string' ? this.view.resolveTool(name) : undefined;
+        if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
+        (params as JsonObject).name = hit.name;
+        this.#forward(req, out, hit.member.upstream, params);
+        return;
+      }
+      case 'prompts/get': {
+        const name = params?.name;
+        const hit = typeof name === 'string' ? this.view.resolvePrompt(name) : undefined;
+        if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
+        (params as JsonObject).name = hit.name;
+        this.#forward(req, out, hit.member.upstream, params);
+        return;
+      }
+      case 'resources/read': {
+        const hit = this.#resource(params);
+        (params as JsonObject).uri = hit.name;
+        this.#forward(req, out, hit.member.upstream, params);
+        return;
+      }
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const hit = this.#resource(params);
+        const up = hit.member.upstream;
+        const caller = this.#caller(out);
+        const p = req.method === 'resources/subscribe' ? up.subscribe(this.#slot, hit.name, caller) : up.unsubscribe(this.#slot, hit.name, caller);
+        void p.then((r) => this.#respond(req.id, r, out));
+        return;
+      }
+      case 'completion/complete':
+        this.#complete(req, out, params ?? {});
+        return;
+      case 'logging/setLevel':
+        this.#setLevel(req, out, params ?? {});
+        return;
+      default: {
+        const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
+        if (only) {
+          this.#forward(req, out, only.upstream, params);
+          return;
+        }
+        out.send(errorResponse(req.id, JSONRPC_METHOD_NOT_FOUND, `Method not found: ${req.method}`));
+      }
+    }
+  }
+
+  #initialize(params: JsonObject): JsonObject {
+    const requested = params.protocolVersion;
+    const version =
+      typeof requested === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested)
+        ? requested
+        : SUPPORTED_PROTOCOL_VERSIONS[0];
+    this.protocolVersion = version;
+    this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
+    this.clientInfo = params.clientInfo as JsonObject | undefined;
+    return { protocolVersion: version, ...this.view.initializeResult() };
+  }
+
+  #page(items: JsonObject[], field: string, params: JsonObject | undefined): JsonObject {
+    const size = this.#host.pageSize;
+    const start = params?.cursor === undefined ? 0 : decodeCursor(params.cursor);
+    if (size <= 0 || (start === 0 && items.length <= size)) return { [field]: items };
+    const end = start + size;
+    const result: JsonObject = { [field]: items.slice(start, end) };
+    if (end < items.length) result.nextCursor = encodeCursor(end);
+    return result;
+  }
+
+  #resource(params: JsonObject | undefined): { member: ViewMember; name: string } {
+    const uri = params?.uri;
+    const hit = typeof uri === 'string' ? this.view.resolveResource(uri) : undefined;
+    if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
+    return hit;
+  }
+
+  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject): void {
+    const ref = params.ref as JsonObject | undefined;
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
+      const hit = this.view.resolvePrompt(ref.name);
+      if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
+      ref.name = hit.name;
+      this.#forward(req, out, hit.member.upstream, params);
+      return;
+    }
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
+      const member = this.view.resolveTemplate(ref.uri);
+      if (!member) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
+      this.#forward(req, out, member.upstream, params);
+      return;
+    }
+    throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'completion/complete needs ref/prompt or ref/resource');
+  }
+
+  #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject): void {
+    const level = params.level;
+    const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
+    if (index < 0) {
+      out.send(errorResponse(req.id, -32602, `Invalid log level: ${String(level)}`));
+      return;
+    }
+    this.#minLogLevel = index;
+    const targets = this.view.members.filter((m) => m.upstream.capabilities.logging !== undefined);
+    const caller = this.#caller(out);
+    void Promise.all(
+      targets.map((m) => m.upstream.call(this.#slot, 'logging/setLevel', { level }, caller).response),
+    ).then((responses) => {
+      const only = this.view.kind === 'single' ? responses[0] : undefined;
+      if (only && 'error' in only) this.#respond(req.id, only, out);
+      else out.send({ jsonrpc: '2.0', id: req.id, result: {} });
+    });
+  }
+
+  #logLevelAllows(n: JsonRpcNotification): boolean {
+    if (this.#minLogLevel < 0) return true;
+    const level = n.params?.level;
+    return typeof level !== 'string' || LOG_LEVELS.indexOf(level) >= this.#minLogLevel;
+  }
+
+  #forward(req: JsonRpcRequest, out: OutboundChannel, upstream: Upstream, params: JsonObject | undefined): void {
+    const call = upstream.call(this.#slot, req.method, params, this.#caller(out));
+    const id = req.id;
+    this.#inflight.set(id, call);
+    void call.response.then((response) => {
+      if (this.#inflight.get(id) !== call) {
+        out.end?.(); // cancelled: no response (MCP cancellation)
+        return;
+      }
+      this.#inflight.delete(id);
+      response.id = id;
+      out.send(response);
+    });
+  }
+
+  #respond(id: JsonRpcId, response: JsonRpcResponse, out: OutboundChannel): void {
+    response.id = id;
+    out.send(response);
+  }
+
+  #caller(out: OutboundChannel): Caller {
+    return {
+      sessionId: this.id,
+      clientCapabilities: this.clientCapabilities,
+      notify: (n) => {
+        if (n.method === 'notifications/message' && !this.#logLevelAllows(n)) return;
+        if (!out.closed) out.send(n);
+        else this.sendUnrelated(n);
+      },
+      request: (method, params) => this.#requestClient(method, params, out),
+    };
+  }
+
+  #requestClient(
+    method: string,
+    params: JsonObject | undefined,
+    out: OutboundChannel,
+  ): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }> {
+    if (this.#closed) return Promise.reject(new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'));
+    const ch = !out.closed ? out : this.#standalone && !this.#standalone.closed ? this.#standalone : undefined;
+    if (!ch) {
+      return Promise.reject(
+        new GatewayError('SWB_ERR_ROUTE_NO_CALLER', `the client has no open stream to receive ${method}`),
+      );
+    }
+    const id = this.#nextClientRequestId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#clientRequests.delete(id);
+        reject(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `the client did not answer ${method} in time`));
+      }, this.#host.clientRequestTimeoutMs);
+      timer.unref();
+      this.#clientRequests.set(id, { resolve, reject, timer });
+      const message: JsonRpcRequest =
+        params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
+      ch.send(message);
+    });
+  }
+
+  #notifyUpstream(upstream: Upstream, n: JsonRpcNotification): void {
+    upstream
+      .acquire(this.#slot)
+      .then((conn) => conn.notify(n.method, n.params))
+      .catch((err: unknown) => this.#host.logger.debug({ err }, 'notification not forwarded'));
+  }
+
+  #errorFor(id: JsonRpcId, err: unknown): JsonRpcResponse {
+    if (isGatewayError(err)) return { jsonrpc: '2.0', id, error: err.toJsonRpcError() };
+    this.#host.logger.error({ err }, 'unexpected error handling a request');
+    return errorResponse(id, -32603, 'Internal error');
+  }
+}

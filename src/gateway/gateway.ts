@@ -1,0 +1,338 @@
+/**
+ * The gateway: upstreams, views (aggregate, virtual servers, single servers) and client
+ * sessions, built from a {@link SwitchboardConfig} and updated in place by hot reload.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import type { Principal } from '../auth/principal.js';
+import type { ServerConfig, SwitchboardConfig, VirtualServer } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
+import type { Logger } from '../observability/logger.js';
+import type { Audience, UpstreamEvent } from '../upstream/upstream.js';
+import { Upstream } from '../upstream/upstream.js';
+import { ClientSession, type SessionHost } from './client-session.js';
+import { compileFilter, composeFilters } from './filters.js';
+import { View, type ViewMember } from './view.js';
+
+/** Options for {@link Gateway}. */
+export interface GatewayOptions {
+  config: SwitchboardConfig;
+  logger: Logger;
+  /** Reported in serverInfo and upstream clientInfo. */
+  version: string;
+  /** Clock (ms), injectable for tests of idle timeouts. Default `Date.now`. */
+  now?: () => number;
+  /** Items per page of aggregated lists (0 = one page). Default 0. */
+  pageSize?: number;
+  /** Interval of the idle sweeper (ms); 0 disables the timer (tests call `sweep()`). Default 10 000. */
+  sweepIntervalMs?: number;
+}
+
+const LIST_CHANGED_METHOD = {
+  tools: 'notifications/tools/list_changed',
+  prompts: 'notifications/prompts/list_changed',
+  resources: 'notifications/resources/list_changed',
+  resourceTemplates: 'notifications/resources/list_changed',
+} as const;
+
+/** Upstreams, views and sessions of one running gateway. */
+export class Gateway implements SessionHost {
+  readonly logger: Logger;
+  readonly version: string;
+  readonly pageSize: number;
+  readonly clientRequestTimeoutMs = 600_000;
+  #config: SwitchboardConfig;
+  #upstreams = new Map<string, Upstream>();
+  #aggregate: View;
+  #virtuals = new Map<string, View>();
+  #singles = new Map<string, View>();
+  #sessions = new Map<string, ClientSession>();
+  #now: () => number;
+  #sweepTimer: NodeJS.Timeout | undefined;
+  #sweepIntervalMs: number;
+
+  constructor(options: GatewayOptions) {
+    this.logger = options.logger;
+    this.version = options.version;
+    this.#config = options.config;
+    this.#now = options.now ?? Date.now;
+    this.pageSize = options.pageSize ?? 0;
+    this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
+    this.#aggregate = new View({
+      name: 'default',
+      kind: 'aggregate',
+      members: [],
+      separator: options.config.namespaceSeparator,
+      gatewayVersion: this.version,
+    });
+  }
+
+  /** The configuration in force. */
+  get config(): SwitchboardConfig {
+    return this.#config;
+  }
+
+  /** Configured upstreams by name. */
+  get upstreams(): ReadonlyMap<string, Upstream> {
+    return this.#upstreams;
+  }
+
+  /** Live client sessions by id. */
+  get sessions(): ReadonlyMap<string, ClientSession> {
+    return this.#sessions;
+  }
+
+  now(): number {
+    return this.#now();
+  }
+
+  /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
+  async start(): Promise<void> {
+    for (const [name, cfg] of Object.entries(this.#config.servers)) this.#upstreams.set(name, this.#createUpstream(name, cfg));
+    this.#rebuildViews();
+    await Promise.all([...this.#upstreams.values()].map((u) => this.#startUpstream(u)));
+    if (this.#sweepIntervalMs > 0) {
+      this.#sweepTimer = setInterval(() => this.sweep(), this.#sweepIntervalMs);
+      this.#sweepTimer.unref();
+    }
+  }
+
+  /** Stops sessions and upstreams. */
+  async stop(): Promise<void> {
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    for (const s of [...this.#sessions.values()]) s.close('shutdown');
+    await Promise.allSettled([...this.#upstreams.values()].map((u) => u.stop()));
+  }
+
+  /** The aggregate view (`/mcp`). */
+  get aggregate(): View {
+    return this.#aggregate;
+  }
+
+  /** A virtual server's view (`/mcp/{name}`). */
+  virtualView(name: string): View | undefined {
+    return this.#virtuals.get(name);
+  }
+
+  /** One upstream's view (`/servers/{name}/mcp`). */
+  serverView(name: string): View | undefined {
+    return this.#singles.get(name);
+  }
+
+  /**
+   * Creates a client session on a view.
+   *
+   * @throws GatewayError `SWB_ERR_SESSION_LIMIT` when `sessions.maxSessions` are open
+   */
+  createSession(view: View, principal: Principal, transportKind: 'streamable-http' | 'sse'): ClientSession {
+    if (this.#sessions.size >= this.#config.sessions.maxSessions) {
+      this.sweep();
+      if (this.#sessions.size >= this.#config.sessions.maxSessions) {
+        throw new GatewayError('SWB_ERR_SESSION_LIMIT', `too many sessions (sessions.maxSessions=${this.#config.sessions.maxSessions})`);
+      }
+    }
+    const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
+    this.#sessions.set(session.id, session);
+    return session;
+  }
+
+  /** A live session, or undefined when unknown, closed or idle past `sessions.idleTimeout`. */
+  getSession(id: string): ClientSession | undefined {
+    const s = this.#sessions.get(id);
+    if (!s) return undefined;
+    if (this.#expired(s)) {
+      s.close('idle timeout');
+      return undefined;
+    }
+    return s;
+  }
+
+  /** SessionHost: forget a closed session. */
+  onSessionClosed(session: ClientSession, reason: string): void {
+    this.#sessions.delete(session.id);
+    this.logger.debug({ session: session.id, reason }, 'session closed');
+  }
+
+  /** Closes idle sessions and reaps idle isolated children. Runs on a timer; tests call it directly. */
+  sweep(): { sessions: number; children: number } {
+    let sessions = 0;
+    for (const s of [...this.#sessions.values()]) {
+      if (this.#expired(s)) {
+        s.close('idle timeout');
+        sessions++;
+      }
+    }
+    let children = 0;
+    for (const u of this.#upstreams.values()) children += u.reapIdle();
+    return { sessions, children };
+  }
+
+  /**
+   * Applies a new configuration: servers added/removed/changed are started/stopped/restarted,
+   * sessions on unaffected servers are untouched, views and virtual servers are rebuilt.
+   */
+  async reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    const prev = this.#config.servers;
+    const added: string[] = [];
+    const removed: string[] = [];
+    const changed: string[] = [];
+    for (const name of Object.keys(prev)) if (!(name in next.servers)) removed.push(name);
+    for (const [name, cfg] of Object.entries(next.servers)) {
+      if (!(name in prev)) added.push(name);
+      else if (JSON.stringify(prev[name]) !== JSON.stringify(cfg)) changed.push(name);
+    }
+    this.#config = next;
+    const stopping: Array<Promise<void>> = [];
+    for (const name of [...removed, ...changed]) {
+      const u = this.#upstreams.get(name);
+      if (!u) continue;
+      this.#upstreams.delete(name);
+      // Sessions bound to this one server end: their next request gets 404 and re-initialises.
+      for (const s of [...this.#sessions.values()]) if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server removed');
+      stopping.push(u.stop());
+    }
+    await Promise.allSettled(stopping);
+    const starting: Upstream[] = [];
+    for (const name of [...added, ...changed]) {
+      const cfg = next.servers[name];
+      if (!cfg) continue;
+      const u = this.#createUpstream(name, cfg);
+      this.#upstreams.set(name, u);
+      starting.push(u);
+    }
+    this.#rebuildViews();
+    await Promise.all(starting.map((u) => this.#startUpstream(u)));
+    if (added.length + removed.length + changed.length > 0) this.#notifyAllListChanged();
+    this.logger.info({ added, removed, changed }, 'configuration reloaded');
+    return { added, removed, changed };
+  }
+
+  #expired(s: ClientSession): boolean {
+    if (s.hasStandaloneStream || s.inFlight > 0) return false;
+    return this.#now() - s.lastActivity >= this.#config.sessions.idleTimeout;
+  }
+
+  #createUpstream(name: string, cfg: ServerConfig): Upstream {
+    return new Upstream({
+      name,
+      config: cfg,
+      logger: this.logger.child({ server: name }),
+      gatewayVersion: this.version,
+      attributionWaitMs: this.#config.sessions.attributionWait,
+      now: this.#now,
+      onEvent: (e) => this.#onUpstreamEvent(e),
+    });
+  }
+
+  async #startUpstream(u: Upstream): Promise<void> {
+    try {
+      await u.start();
+      this.logger.info(
+        { server: u.name, tools: u.catalog.tools.length, prompts: u.catalog.prompts.length, resources: u.catalog.resources.length },
+        'upstream ready',
+      );
+    } catch (err) {
+      this.logger.error({ server: u.name, err }, 'upstream failed to start; will keep retrying where possible');
+    }
+  }
+
+  #rebuildViews(): void {
+    const cfg = this.#config;
+    const sep = cfg.namespaceSeparator;
+    const member = (u: Upstream, extra?: VirtualServer['servers']): ViewMember => {
+      const sc = u.config;
+      const m = extra && !Array.isArray(extra) ? extra[u.name] : undefined;
+      return {
+        upstream: u,
+        tools: composeFilters(compileFilter(sc.tools), compileFilter(m?.tools)),
+        prompts: composeFilters(compileFilter(sc.prompts), compileFilter(m?.prompts)),
+        resources: composeFilters(compileFilter(sc.resources), compileFilter(m?.resources)),
+      };
+    };
+    this.#aggregate.setMembers([...this.#upstreams.values()].map((u) => member(u)), sep);
+    // Single-server views: keep the object for unchanged upstreams so sessions stay valid.
+    for (const [name, view] of this.#singles) {
+      const u = this.#upstreams.get(name);
+      if (!u || view.members[0]?.upstream !== u) this.#singles.delete(name);
+    }
+    for (const u of this.#upstreams.values()) {
+      if (this.#singles.has(u.name)) {
+        this.#singles.get(u.name)?.setMembers([member(u)], sep);
+        continue;
+      }
+      this.#singles.set(u.name, new View({ name: u.name, kind: 'single', members: [member(u)], separator: sep, gatewayVersion: this.version }));
+    }
+    const seen = new Set<string>();
+    for (const [name, vs] of Object.entries(cfg.virtualServers)) {
+      seen.add(name);
+      const names = Array.isArray(vs.servers) ? vs.servers : Object.keys(vs.servers);
+      const members = names.flatMap((n) => {
+        const u = this.#upstreams.get(n);
+        return u ? [member(u, vs.servers)] : [];
+      });
+      const existing = this.#virtuals.get(name);
+      if (existing) existing.setMembers(members, sep);
+      else {
+        const opts = { name, kind: 'virtual' as const, members, separator: sep, gatewayVersion: this.version };
+        this.#virtuals.set(name, new View(vs.description === undefined ? opts : { ...opts, description: vs.description }));
+      }
+    }
+    for (const [name, view] of this.#virtuals) {
+      if (seen.has(name)) continue;
+      this.#virtuals.delete(name);
+      for (const s of [...this.#sessions.values()]) if (s.view === view) s.close('virtual server removed');
+    }
+  }
+
+  #onUpstreamEvent(e: UpstreamEvent): void {
+    switch (e.type) {
+      case 'state':
+        this.logger.info({ server: e.upstream.name, state: e.state, error: e.error }, 'upstream state');
+        return;
+      case 'catalog': {
+        const methods = new Set(e.changed.map((k) => LIST_CHANGED_METHOD[k]));
+        for (const s of this.#sessions.values()) {
+          if (!s.initialized || !s.view.includes(e.upstream)) continue;
+          for (const method of methods) s.sendUnrelated({ jsonrpc: '2.0', method });
+        }
+        return;
+      }
+      case 'notification':
+        this.#fanOut(e.upstream, e.notification, e.audience);
+        return;
+    }
+  }
+
+  #fanOut(upstream: Upstream, n: JsonRpcNotification, audience: Audience): void {
+    if (n.method === 'notifications/resources/updated') {
+      const uri = n.params?.uri;
+      if (typeof uri !== 'string') return;
+      for (const id of upstream.subscribersOf(uri)) {
+        const s = this.#sessions.get(id);
+        if (!s) continue;
+        // Restore the URI the session knows when it was exposed under the collision scheme.
+        const member = s.view.memberOf(upstream);
+        if (!member) continue;
+        s.sendUnrelated(n);
+      }
+      return;
+    }
+    for (const s of this.#sessions.values()) {
+      if (!s.initialized || !s.view.includes(upstream)) continue;
+      if (audience.kind === 'session' && s.id !== audience.id) continue;
+      if (audience.kind === 'principal' && s.principal.id !== audience.id) continue;
+      s.deliverNotification(n);
+    }
+  }
+
+  #notifyAllListChanged(): void {
+    for (const s of this.#sessions.values()) {
+      if (!s.initialized || s.view.kind === 'single') continue;
+      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/prompts/list_changed' });
+      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/resources/list_changed' });
+    }
+  }
+}

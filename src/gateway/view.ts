@@ -1,0 +1,293 @@
+/**
+ * Views: what one MCP endpoint shows. The aggregate (`/mcp`) and virtual servers
+ * (`/mcp/{name}`) namespace tool and prompt names as `{server}{separator}{name}`; a single-server
+ * view (`/servers/{name}/mcp`) keeps the upstream's names. Each view compiles its lists and
+ * lookup maps once per catalog change and serves list methods from that cache.
+ *
+ * @module
+ */
+import type { JsonObject } from '../protocol/jsonrpc.js';
+import type { Upstream } from '../upstream/upstream.js';
+import type { CompiledFilter } from './filters.js';
+import { namespacedName } from './naming.js';
+
+/** One upstream inside a view, with the filters that apply to it there. */
+export interface ViewMember {
+  readonly upstream: Upstream;
+  readonly tools: CompiledFilter;
+  readonly prompts: CompiledFilter;
+  readonly resources: CompiledFilter;
+}
+
+/** Where an exposed name or URI leads. */
+export interface Resolved {
+  readonly member: ViewMember;
+  /** The upstream's own name / URI. */
+  readonly name: string;
+}
+
+interface TemplateRoute {
+  readonly member: ViewMember;
+  readonly uriTemplate: string;
+  readonly pattern: RegExp;
+}
+
+interface Compiled {
+  readonly stamp: number;
+  readonly tools: JsonObject[];
+  readonly toolIndex: Map<string, Resolved>;
+  readonly prompts: JsonObject[];
+  readonly promptIndex: Map<string, Resolved>;
+  readonly resources: JsonObject[];
+  readonly resourceIndex: Map<string, Resolved>;
+  readonly resourceTemplates: JsonObject[];
+  readonly templateRoutes: TemplateRoute[];
+}
+
+/** Scheme used for resource URIs that collide between members of one view. */
+export const COLLISION_SCHEME = 'switchboard';
+
+/** Kinds of view. */
+export type ViewKind = 'aggregate' | 'virtual' | 'single';
+
+/** Options for {@link View}. */
+export interface ViewOptions {
+  name: string;
+  kind: ViewKind;
+  members: ViewMember[];
+  separator: string;
+  gatewayVersion: string;
+  description?: string;
+}
+
+/**
+ * Converts an RFC 6570 URI template to a matching RegExp: `{var}` matches one path segment,
+ * `{+var}`/`{#var}` anything, `{?…}`/`{&…}` an optional query part. Good enough for routing.
+ */
+export function templateToRegExp(template: string): RegExp {
+  let out = '^';
+  let last = 0;
+  for (const m of template.matchAll(/\{([^}]*)\}/g)) {
+    out += escapeRe(template.slice(last, m.index));
+    const expr = m[1] ?? '';
+    const op = expr[0];
+    if (op === '+' || op === '#') out += '.*';
+    else if (op === '?' || op === '&') out += '(?:[?&].*)?';
+    else if (op === '/') out += '(?:/[^?#]*)?';
+    else out += '[^/?#]*';
+    last = (m.index ?? 0) + m[0].length;
+  }
+  out += escapeRe(template.slice(last)) + '$';
+  return new RegExp(out);
+}
+
+function escapeRe(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** One MCP endpoint's view over one or more upstreams. */
+export class View {
+  readonly name: string;
+  readonly kind: ViewKind;
+  readonly description: string | undefined;
+  #members: ViewMember[];
+  #separator: string;
+  #gatewayVersion: string;
+  #compiled: Compiled | undefined;
+  #membersVersion = 0;
+
+  constructor(options: ViewOptions) {
+    this.name = options.name;
+    this.kind = options.kind;
+    this.description = options.description;
+    this.#members = options.members;
+    this.#separator = options.separator;
+    this.#gatewayVersion = options.gatewayVersion;
+  }
+
+  /** Members (upstreams with their filters). */
+  get members(): readonly ViewMember[] {
+    return this.#members;
+  }
+
+  /** True when names are prefixed with the server name. */
+  get namespaced(): boolean {
+    return this.kind !== 'single';
+  }
+
+  /** Replaces the members (hot reload) and drops the compiled cache. */
+  setMembers(members: ViewMember[], separator = this.#separator): void {
+    this.#members = members;
+    this.#separator = separator;
+    this.#membersVersion++;
+    this.#compiled = undefined;
+  }
+
+  /** True when `upstream` is one of this view's members. */
+  includes(upstream: Upstream): boolean {
+    return this.#members.some((m) => m.upstream === upstream);
+  }
+
+  /** The member for an upstream, if any. */
+  memberOf(upstream: Upstream): ViewMember | undefined {
+    return this.#members.find((m) => m.upstream === upstream);
+  }
+
+  /** A number that changes whenever any member's catalog or the member list changes. */
+  get stamp(): number {
+    let s = this.#membersVersion * 1_000_003;
+    for (const m of this.#members) s += m.upstream.catalogVersion;
+    return s;
+  }
+
+  /** Tools, namespaced for aggregates. */
+  get tools(): JsonObject[] {
+    return this.#compile().tools;
+  }
+  get prompts(): JsonObject[] {
+    return this.#compile().prompts;
+  }
+  get resources(): JsonObject[] {
+    return this.#compile().resources;
+  }
+  get resourceTemplates(): JsonObject[] {
+    return this.#compile().resourceTemplates;
+  }
+
+  /** Exposed tool name → member and upstream name. */
+  resolveTool(name: string): Resolved | undefined {
+    return this.#compile().toolIndex.get(name);
+  }
+
+  /** Exposed prompt name → member and upstream name. */
+  resolvePrompt(name: string): Resolved | undefined {
+    return this.#compile().promptIndex.get(name);
+  }
+
+  /**
+   * Exposed resource URI → member and upstream URI: listed resources first, then the
+   * `switchboard://{server}/…` collision form, then resource templates, then — when exactly one
+   * member serves resources — that member.
+   */
+  resolveResource(uri: string): Resolved | undefined {
+    const c = this.#compile();
+    const hit = c.resourceIndex.get(uri);
+    if (hit) return hit;
+    if (uri.startsWith(`${COLLISION_SCHEME}://`)) {
+      const rest = uri.slice(COLLISION_SCHEME.length + 3);
+      const slash = rest.indexOf('/');
+      if (slash > 0) {
+        const server = rest.slice(0, slash);
+        const member = this.#members.find((m) => m.upstream.name === server);
+        if (member) return { member, name: decodeURIComponent(rest.slice(slash + 1)) };
+      }
+    }
+    for (const t of c.templateRoutes) if (t.pattern.test(uri) && t.member.resources(uri) !== undefined) return { member: t.member, name: uri };
+    const withResources = this.#members.filter((m) => m.upstream.capabilities.resources !== undefined);
+    if (withResources.length === 1 && withResources[0]!.resources(uri) !== undefined) return { member: withResources[0]!, name: uri };
+    return undefined;
+  }
+
+  /** The member owning a resource template (for completion/complete with ref/resource). */
+  resolveTemplate(uriTemplate: string): ViewMember | undefined {
+    const c = this.#compile();
+    const route = c.templateRoutes.find((t) => t.uriTemplate === uriTemplate);
+    return route?.member ?? this.resolveResource(uriTemplate)?.member;
+  }
+
+  /**
+   * The InitializeResult body (without protocolVersion) this view answers with. A single-server
+   * view mirrors its upstream's capabilities, serverInfo and instructions; an aggregate
+   * advertises the union of its members' features with `listChanged`.
+   */
+  initializeResult(): JsonObject {
+    if (this.kind === 'single') {
+      const up = this.#members[0]?.upstream;
+      const init = up?.initializeResult ?? {};
+      const out: JsonObject = {
+        capabilities: init.capabilities ?? {},
+        serverInfo: init.serverInfo ?? { name: this.name, version: 'unknown' },
+      };
+      if (init.instructions !== undefined) out.instructions = init.instructions;
+      return out;
+    }
+    const caps: JsonObject = {};
+    let subscribe = false;
+    const instructions: string[] = [];
+    for (const m of this.#members) {
+      const c = m.upstream.capabilities;
+      if (c.tools !== undefined) caps.tools = { listChanged: true };
+      if (c.prompts !== undefined) caps.prompts = { listChanged: true };
+      if (c.resources !== undefined) {
+        if ((c.resources as JsonObject).subscribe === true) subscribe = true;
+        caps.resources = { listChanged: true };
+      }
+      if (c.logging !== undefined) caps.logging = {};
+      if (c.completions !== undefined) caps.completions = {};
+      const ins = m.upstream.initializeResult?.instructions;
+      if (typeof ins === 'string' && ins.length > 0) instructions.push(`## ${m.upstream.name}\n${ins}`);
+    }
+    if (caps.resources !== undefined && subscribe) caps.resources = { listChanged: true, subscribe: true };
+    // Always advertise tools so clients ask for them even while upstreams are still starting.
+    caps.tools ??= { listChanged: true };
+    const out: JsonObject = {
+      capabilities: caps,
+      serverInfo: { name: this.kind === 'aggregate' ? 'switchboard' : `switchboard/${this.name}`, version: this.#gatewayVersion },
+    };
+    if (instructions.length > 0) out.instructions = instructions.join('\n\n');
+    return out;
+  }
+
+  #compile(): Compiled {
+    const stamp = this.stamp;
+    if (this.#compiled && this.#compiled.stamp === stamp) return this.#compiled;
+    const ns = this.namespaced;
+    const sep = this.#separator;
+    const tools: JsonObject[] = [];
+    const toolIndex = new Map<string, Resolved>();
+    const prompts: JsonObject[] = [];
+    const promptIndex = new Map<string, Resolved>();
+    const resources: JsonObject[] = [];
+    const resourceIndex = new Map<string, Resolved>();
+    const resourceTemplates: JsonObject[] = [];
+    const templateRoutes: TemplateRoute[] = [];
+    for (const member of this.#members) {
+      const up = member.upstream;
+      const catalog = up.catalog;
+      for (const tool of catalog.tools) {
+        const original = tool.name as string;
+        const renamed = member.tools(original);
+        if (renamed === undefined) continue;
+        const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
+        if (toolIndex.has(exposed)) continue;
+        toolIndex.set(exposed, { member, name: original });
+        tools.push(exposed === original ? tool : { ...tool, name: exposed });
+      }
+      for (const prompt of catalog.prompts) {
+        const original = prompt.name as string;
+        const renamed = member.prompts(original);
+        if (renamed === undefined) continue;
+        const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
+        if (promptIndex.has(exposed)) continue;
+        promptIndex.set(exposed, { member, name: original });
+        prompts.push(exposed === original ? prompt : { ...prompt, name: exposed });
+      }
+      for (const resource of catalog.resources) {
+        const uri = resource.uri as string;
+        if (member.resources(uri) === undefined) continue;
+        let exposed = uri;
+        if (resourceIndex.has(uri)) exposed = `${COLLISION_SCHEME}://${up.name}/${encodeURIComponent(uri)}`;
+        resourceIndex.set(exposed, { member, name: uri });
+        resources.push(exposed === uri ? resource : { ...resource, uri: exposed });
+      }
+      for (const template of catalog.resourceTemplates) {
+        const uriTemplate = template.uriTemplate as string;
+        if (member.resources(uriTemplate) === undefined) continue;
+        resourceTemplates.push(template);
+        templateRoutes.push({ member, uriTemplate, pattern: templateToRegExp(uriTemplate) });
+      }
+    }
+    this.#compiled = { stamp, tools, toolIndex, prompts, promptIndex, resources, resourceIndex, resourceTemplates, templateRoutes };
+    return this.#compiled;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Edge checks done before any JSON-RPC processing: DNS-rebinding protection (`Host` and
+ * `Origin`, MCP transports §Security Warning), `Accept` negotiation, body size limits.
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http';
+import { GatewayError } from '../errors.js';
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+/** Options for {@link createOriginGuard}. */
+export interface OriginGuardOptions {
+  /** The host the server is bound to. */
+  bindHost: string;
+  /** Extra allowed `Host` values (hostname or hostname:port). */
+  allowedHosts: readonly string[];
+  /** Extra allowed `Origin` values (scheme://host[:port]). */
+  allowedOrigins: readonly string[];
+}
+
+/** True for loopback names and addresses (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  return LOOPBACK_HOSTS.has(host) || /^127(?:\.\d{1,3}){3}$/.test(host) || host.endsWith('.localhost');
+}
+
+function hostnameOf(hostHeader: string): string {
+  if (hostHeader.startsWith('[')) {
+    const end = hostHeader.indexOf(']');
+    return end > 0 ? hostHeader.slice(0, end + 1) : hostHeader;
+  }
+  const colon = hostHeader.lastIndexOf(':');
+  return colon > 0 ? hostHeader.slice(0, colon) : hostHeader;
+}
+
+/**
+ * Builds the DNS-rebinding guard. `Host` must be a loopback name, the bind host, or listed in
+ * `allowedHosts` (when bound to a wildcard address with no `allowedHosts`, any Host is
+ * accepted). `Origin`, when present, must be a loopback origin or listed in `allowedOrigins`.
+ *
+ * @returns a function that throws GatewayError `SWB_ERR_HTTP_FORBIDDEN_HOST` / `SWB_ERR_HTTP_FORBIDDEN_ORIGIN` (403)
+ */
+export function createOriginGuard(options: OriginGuardOptions): (req: IncomingMessage) => void {
+  const allowedHosts = new Set(options.allowedHosts.map((h) => h.toLowerCase()));
+  const allowedOrigins = new Set(options.allowedOrigins.map((o) => o.toLowerCase().replace(/\/$/, '')));
+  const wildcard = options.bindHost === '0.0.0.0' || options.bindHost === '::' || options.bindHost === '';
+  const bind = options.bindHost.toLowerCase();
+  const anyHost = wildcard && allowedHosts.size === 0;
+  return (req) => {
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (!anyHost) {
+      const name = hostnameOf(host);
+      if (!(isLoopbackHost(name) || name === bind || allowedHosts.has(host) || allowedHosts.has(name))) {
+        throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_HOST', `Host "${host}" is not allowed (configure http.allowedHosts)`);
+      }
+    }
+    const origin = req.headers.origin;
+    if (origin === undefined || origin === 'null') {
+      if (origin === 'null') throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', 'Origin "null" is not allowed');
+      return;
+    }
+    const o = origin.toLowerCase();
+    if (allowedOrigins.has(o)) return;
+    let hostname: string;
+    try {
+      hostname = new URL(o).hostname;
+    } catch {
+      throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', `Origin "${origin}" is not a valid origin`);
+    }
+    if (!isLoopbackHost(hostname)) {
+      throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', `Origin "${origin}" is not allowed (configure http.allowedOrigins)`);
+    }
+  };
+}
+
+/** True when the `Accept` header lists `type` (or a matching wildcard). */
+export function accepts(req: IncomingMessage, type: string): boolean {
+  const header = req.headers.accept;
+  if (header === undefined) return false;
+  if (header.includes(type) || header.includes('*/*')) return true;
+  const major = type.slice(0, type.indexOf('/'));
+  return header.includes(`${major}/*`);
+}
+
+/**
+ * Reads a request body up to `limit` bytes.
+ *
+ * @throws GatewayError `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) when the declared or actual size exceeds the limit
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<string> {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    return Promise.reject(new GatewayError('SWB_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let failed = false;
+    req.on('data', (chunk: Buffer) => {
+      if (failed) return;
+      size += chunk.length;
+      if (size > limit) {
+        failed = true;
+        reject(new GatewayError('SWB_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (!failed) resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
+    req.on('error', (err) => {
+      if (!failed) reject(err);
+    });
+  });
+}

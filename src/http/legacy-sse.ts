@@ -1,0 +1,100 @@
+/**
+ * The legacy HTTP+SSE front door (MCP 2024-11-05 transports §HTTP with SSE): `GET …/sse` opens
+ * the stream and announces the message endpoint in an `endpoint` event; the client POSTs every
+ * message to `…/message?sessionId=…` (202) and receives every response on the stream.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ANONYMOUS } from '../auth/principal.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { OutboundChannel } from '../gateway/client-session.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { View } from '../gateway/view.js';
+import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
+import { accepts, readBody } from './guards.js';
+import { sendHttpError } from './streamable.js';
+
+/** Options for {@link createLegacySseHandler}. */
+export interface LegacySseOptions {
+  gateway: Gateway;
+  maxBodyBytes: number;
+  /** Keep-alive comment interval (ms). Default 25 000. */
+  keepAliveMs?: number;
+}
+
+/** Creates the `{ stream, message }` handlers of the legacy transport. */
+export function createLegacySseHandler(options: LegacySseOptions) {
+  const { gateway } = options;
+  const channels = new Map<string, OutboundChannel>();
+  const keepAliveMs = options.keepAliveMs ?? 25_000;
+
+  /** `GET …/sse`: opens a session and its stream; `messagePath` is announced to the client. */
+  function stream(req: IncomingMessage, res: ServerResponse, view: View, messagePath: string): void {
+    try {
+      if (req.method !== 'GET') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET to open the SSE stream');
+      if (!accepts(req, 'text/event-stream')) throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Accept must list text/event-stream');
+      const session = gateway.createSession(view, ANONYMOUS, 'sse');
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive' });
+      res.write(`event: endpoint\ndata: ${messagePath}?sessionId=${session.id}\n\n`);
+      let open = true;
+      const channel: OutboundChannel = {
+        get closed() {
+          return !open;
+        },
+        send(message) {
+          if (open) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+        },
+        // A cancelled request simply gets no response; the stream stays open.
+        end() {},
+      };
+      channels.set(session.id, channel);
+      session.attachStandalone({ get closed() { return !open; }, send: (m) => channel.send(m), end: () => res.end() });
+      const keepAlive = setInterval(() => res.write(': keepalive\n\n'), keepAliveMs);
+      keepAlive.unref();
+      res.on('close', () => {
+        open = false;
+        clearInterval(keepAlive);
+        channels.delete(session.id);
+        session.close('SSE stream closed');
+      });
+    } catch (err) {
+      sendHttpError(res, isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }));
+    }
+  }
+
+  /** `POST …/message?sessionId=…`: one JSON-RPC message; answers 202, replies go to the stream. */
+  async function message(req: IncomingMessage, res: ServerResponse, view: View, query: URLSearchParams): Promise<void> {
+    try {
+      if (req.method !== 'POST') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST to send messages');
+      const id = query.get('sessionId') ?? '';
+      const session = id === '' ? undefined : gateway.getSession(id);
+      const channel = channels.get(id);
+      if (!session || !channel || session.view !== view) throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
+      const text = await readBody(req, options.maxBodyBytes);
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })));
+        return;
+      }
+      const v = validateMessage(parsed);
+      if (!v.ok) {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+        return;
+      }
+      res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
+      const m = v.message;
+      if (!('method' in m)) session.handleResponse(m);
+      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel);
+      else session.handleNotification(m);
+    } catch (err) {
+      sendHttpError(res, isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }));
+    }
+  }
+
+  return { stream, message };
+}

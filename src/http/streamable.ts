@@ -1,0 +1,334 @@
+/**
+ * The Streamable HTTP front door, MCP transports §Streamable HTTP (2025-03-26 … 2025-11-25):
+ * POST answered as JSON (when nothing precedes the response) or SSE, GET standalone stream,
+ * DELETE, `Mcp-Session-Id`, `MCP-Protocol-Version` checks and resumability with `Last-Event-ID`
+ * from a bounded per-session event store.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { ANONYMOUS } from '../auth/principal.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { View } from '../gateway/view.js';
+import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
+import { accepts, readBody } from './guards.js';
+
+/** Options for {@link createStreamableHandler}. */
+export interface StreamableOptions {
+  gateway: Gateway;
+  /** Largest accepted body (bytes). */
+  maxBodyBytes: number;
+  /** Events kept per session for resumption (0 disables resumability). */
+  eventStoreSize: number;
+  /** Interval of SSE keep-alive comments on GET streams (ms). Default 25 000. */
+  keepAliveMs?: number;
+}
+
+const SUPPORTED = new Set<string>(SUPPORTED_PROTOCOL_VERSIONS);
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+const STANDALONE_STREAM = 0;
+
+interface StoredEvent {
+  readonly stream: number;
+  readonly seq: number;
+  readonly data: string;
+}
+
+interface StreamState {
+  readonly id: number;
+  res: ServerResponse | undefined;
+  done: boolean;
+}
+
+/** Per-session edge state: SSE streams and the bounded event store. */
+interface EdgeState {
+  nextStream: number;
+  nextSeq: number;
+  readonly events: StoredEvent[];
+  readonly streams: Map<number, StreamState>;
+  standalone: StreamState | undefined;
+}
+
+/** Writes an HTTP error with a JSON-RPC error body (id null) — transports §Sending Messages to the Server. */
+export function sendHttpError(res: ServerResponse, err: GatewayError, id: JsonRpcId | null = null, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const body = JSON.stringify(errorResponse(id, err.jsonRpcCode, err.expose ? err.message : 'Internal error', { code: err.code }));
+  res.writeHead(err.status, { 'content-type': 'application/json', ...headers });
+  res.end(body);
+}
+
+/**
+ * Creates the handler for one MCP endpoint family. `handle(req, res, view)` serves POST/GET/DELETE
+ * on the endpoint whose view the router resolved.
+ */
+export function createStreamableHandler(options: StreamableOptions) {
+  const { gateway } = options;
+  const edge = new WeakMap<ClientSession, EdgeState>();
+  const keepAliveMs = options.keepAliveMs ?? 25_000;
+  const storeSize = options.eventStoreSize;
+
+  function edgeOf(session: ClientSession): EdgeState {
+    let e = edge.get(session);
+    if (!e) {
+      e = { nextStream: 1, nextSeq: 1, events: [], streams: new Map(), standalone: undefined };
+      edge.set(session, e);
+    }
+    return e;
+  }
+
+  /** Writes one SSE event, recording it for resumption. */
+  function writeEvent(e: EdgeState, stream: StreamState, data: string): void {
+    let idLine = '';
+    if (storeSize > 0) {
+      const seq = e.nextSeq++;
+      e.events.push({ stream: stream.id, seq, data });
+      if (e.events.length > storeSize) e.events.shift();
+      idLine = `id: ${stream.id}.${seq}\n`;
+    }
+    const res = stream.res;
+    if (res && !res.writableEnded) res.write(`${idLine}event: message\ndata: ${data}\n\n`);
+  }
+
+  function openSse(res: ServerResponse, session: ClientSession, e: EdgeState, stream: StreamState, headers: Record<string, string> = {}): void {
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
+    // 2025-11-25: a priming event with an id lets the client resume before the first message.
+    if (storeSize > 0 && session.protocolVersion === '2025-11-25') {
+      res.write(`id: ${stream.id}.${e.nextSeq - 1}\ndata: \n\n`);
+    }
+    res.on('close', () => {
+      if (stream.res === res) stream.res = undefined;
+    });
+  }
+
+  function postChannel(res: ServerResponse, session: ClientSession, requestId: JsonRpcId): OutboundChannel {
+    let sse: StreamState | undefined;
+    let done = false;
+    let clientGone = false;
+    res.on('close', () => {
+      clientGone = true;
+    });
+    return {
+      get closed() {
+        return done || (sse ? sse.res === undefined : clientGone);
+      },
+      send(message: JsonRpcMessage) {
+        if (done) return;
+        const isFinal = !('method' in message) && message.id === requestId;
+        const data = JSON.stringify(message);
+        if (!sse) {
+          if (isFinal) {
+            done = true;
+            if (!clientGone) {
+              res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id });
+              res.end(data);
+            }
+            return;
+          }
+          if (clientGone) return; // a JSON-mode request whose client left: nothing can carry it
+          const e = edgeOf(session);
+          sse = { id: e.nextStream++, res, done: false };
+          e.streams.set(sse.id, sse);
+          openSse(res, session, e, sse);
+        }
+        const e = edgeOf(session);
+        writeEvent(e, sse, data);
+        if (isFinal) {
+          done = true;
+          sse.done = true;
+          e.streams.delete(sse.id);
+          sse.res?.end();
+        }
+      },
+      end() {
+        if (done) return;
+        done = true;
+        if (sse) {
+          sse.done = true;
+          edgeOf(session).streams.delete(sse.id);
+          sse.res?.end();
+        } else if (!clientGone) {
+          res.writeHead(202);
+          res.end();
+        }
+      },
+    };
+  }
+
+  function checkProtocolVersion(req: IncomingMessage): void {
+    const v = req.headers['mcp-protocol-version'];
+    if (v !== undefined && !SUPPORTED.has(v as string)) {
+      throw new GatewayError('SWB_ERR_HTTP_BAD_PROTOCOL_VERSION', `Unsupported MCP-Protocol-Version: ${String(v)} (supported: ${[...SUPPORTED].join(', ')})`);
+    }
+  }
+
+  function sessionFor(req: IncomingMessage, view: View): ClientSession {
+    const id = req.headers['mcp-session-id'];
+    if (typeof id !== 'string' || id === '') throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
+    const session = gateway.getSession(id);
+    // A session is bound to its endpoint (view) and principal; anything else looks unknown.
+    if (!session || session.view !== view || session.principal.id !== ANONYMOUS.id) {
+      throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
+    }
+    return session;
+  }
+
+  async function post(req: IncomingMessage, res: ServerResponse, view: View): Promise<void> {
+    if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
+      throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Not Acceptable: Accept must list application/json and text/event-stream');
+    }
+    const ct = req.headers['content-type'];
+    if (ct === undefined || !ct.includes('application/json')) {
+      throw new GatewayError('SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json');
+    }
+    const text = await readBody(req, options.maxBodyBytes);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })));
+      return;
+    }
+    if (Array.isArray(parsed)) {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(errorResponse(null, JSONRPC_INVALID_REQUEST, 'Invalid Request: JSON-RPC batches are not supported', { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+      return;
+    }
+    const v = validateMessage(parsed);
+    if (!v.ok) {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+      return;
+    }
+    const message = v.message;
+    if ('method' in message && message.method === 'initialize' && 'id' in message) {
+      if (req.headers['mcp-session-id'] !== undefined) {
+        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request: initialize must not carry Mcp-Session-Id');
+      }
+      const session = gateway.createSession(view, ANONYMOUS, 'streamable-http');
+      session.handleRequest(message, postChannel(res, session, message.id));
+      return;
+    }
+    const session = sessionFor(req, view);
+    checkProtocolVersion(req);
+    if (!('method' in message)) {
+      session.handleResponse(message);
+      res.writeHead(202).end();
+    } else if (!('id' in message) || message.id === undefined) {
+      session.handleNotification(message);
+      res.writeHead(202).end();
+    } else {
+      session.handleRequest(message, postChannel(res, session, message.id));
+    }
+  }
+
+  function get(req: IncomingMessage, res: ServerResponse, view: View): void {
+    if (!accepts(req, 'text/event-stream')) {
+      throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Not Acceptable: Accept must list text/event-stream');
+    }
+    const session = sessionFor(req, view);
+    checkProtocolVersion(req);
+    const e = edgeOf(session);
+    const lastEventId = req.headers['last-event-id'];
+    if (typeof lastEventId === 'string' && lastEventId !== '') {
+      resume(res, session, e, lastEventId);
+      return;
+    }
+    if (e.standalone?.res) {
+      throw new GatewayError('SWB_ERR_SESSION_STREAM_CONFLICT', 'Conflict: only one GET stream per session is allowed');
+    }
+    const stream: StreamState = e.standalone ?? { id: STANDALONE_STREAM, res: undefined, done: false };
+    e.standalone = stream;
+    stream.res = res;
+    openSse(res, session, e, stream);
+    attachStandalone(session, e, stream, res);
+  }
+
+  function attachStandalone(session: ClientSession, e: EdgeState, stream: StreamState, res: ServerResponse): void {
+    const keepAlive = setInterval(() => res.write(': keepalive\n\n'), keepAliveMs);
+    keepAlive.unref();
+    res.on('close', () => {
+      clearInterval(keepAlive);
+      if (stream.res === undefined || stream.res === res) session.attachStandalone(undefined);
+    });
+    session.attachStandalone({
+      get closed() {
+        return stream.res === undefined;
+      },
+      send(message) {
+        writeEvent(e, stream, JSON.stringify(message));
+      },
+      end() {
+        stream.res?.end();
+      },
+    });
+  }
+
+  function resume(res: ServerResponse, session: ClientSession, e: EdgeState, lastEventId: string): void {
+    const dot = lastEventId.indexOf('.');
+    const streamId = Number(lastEventId.slice(0, dot));
+    const seq = Number(lastEventId.slice(dot + 1));
+    if (dot < 0 || !Number.isInteger(streamId) || !Number.isInteger(seq)) {
+      throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Unknown Last-Event-ID: ${lastEventId}`);
+    }
+    const live = streamId === STANDALONE_STREAM ? e.standalone : e.streams.get(streamId);
+    const replay = e.events.filter((ev) => ev.stream === streamId && ev.seq > seq);
+    const oldest = e.events.find((ev) => ev.stream === streamId);
+    if (!live && replay.length === 0 && (oldest === undefined || oldest.seq > seq + 1)) {
+      throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
+    }
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id });
+    for (const ev of replay) res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
+    if (live && !live.done) {
+      if (live.res && live.res !== res) live.res.end();
+      live.res = res;
+      res.on('close', () => {
+        if (live.res === res) live.res = undefined;
+      });
+      if (streamId === STANDALONE_STREAM) attachStandalone(session, e, live, res);
+      return;
+    }
+    res.end();
+  }
+
+  function del(req: IncomingMessage, res: ServerResponse, view: View): void {
+    const session = sessionFor(req, view);
+    session.close('deleted by client');
+    res.writeHead(200).end();
+  }
+
+  /** Serves one request on an MCP endpoint. */
+  return async function handle(req: IncomingMessage, res: ServerResponse, view: View): Promise<void> {
+    try {
+      switch (req.method) {
+        case 'POST':
+          await post(req, res, view);
+          return;
+        case 'GET':
+          get(req, res, view);
+          return;
+        case 'DELETE':
+          del(req, res, view);
+          return;
+        default:
+          throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', `Method ${req.method ?? '?'} not allowed`);
+      }
+    } catch (err) {
+      const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+      if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error on the MCP endpoint');
+      sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
+    }
+  };
+}

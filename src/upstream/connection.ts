@@ -1,0 +1,531 @@
+/**
+ * The MCP client side of one upstream server instance: the initialize handshake, request id
+ * remapping, progress-token remapping, cancellation, timeouts, and attribution of
+ * server→client requests to the client call that caused them.
+ *
+ * Many client sessions share one connection (a shared stdio child, or an HTTP upstream session
+ * per principal). Every outgoing request gets a fresh numeric id unique on this connection, so
+ * ids from different clients never collide; the caller restores the client's own id.
+ *
+ * @module
+ */
+import { ERROR_CODES, GatewayError } from '../errors.js';
+import type {
+  JsonObject,
+  JsonRpcErrorObject,
+  JsonRpcId,
+  JsonRpcMessage,
+  JsonRpcNotification,
+  JsonRpcRequest,
+  JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
+import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
+import type { Logger } from '../observability/logger.js';
+import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+
+/** The newest MCP protocol version the gateway offers to upstreams. */
+export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
+
+/** Client capabilities relevant to server→client requests (MCP client/* features). */
+export interface ClientCapabilities {
+  sampling?: JsonObject;
+  elicitation?: JsonObject;
+  roots?: JsonObject;
+  [key: string]: unknown;
+}
+
+/** Which client capability each server→client request method needs. */
+export const SERVER_REQUEST_CAPABILITY: Readonly<Record<string, 'sampling' | 'elicitation' | 'roots'>> = {
+  'sampling/createMessage': 'sampling',
+  'elicitation/create': 'elicitation',
+  'roots/list': 'roots',
+};
+
+/** True when a client declared any capability that lets a server send it requests. */
+export function declaresServerRequests(caps: ClientCapabilities | undefined): boolean {
+  return caps !== undefined && (caps.sampling !== undefined || caps.elicitation !== undefined || caps.roots !== undefined);
+}
+
+/**
+ * The client call on whose behalf a request is sent upstream. Server→client requests and related
+ * notifications from the upstream are delivered here.
+ */
+export interface Caller {
+  /** Client session id (logs, attribution). */
+  readonly sessionId: string;
+  /** Capabilities that client declared at initialize. */
+  readonly clientCapabilities: ClientCapabilities | undefined;
+  /** Delivers a notification related to the call (progress, logging) to the client. */
+  notify(notification: JsonRpcNotification): void;
+  /**
+   * Forwards a server→client request to the client and resolves with the client's answer
+   * (`result` or `error`). Rejects with a GatewayError when the client cannot be reached.
+   */
+  request(method: string, params: JsonObject | undefined): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }>;
+}
+
+/** Options for {@link UpstreamConnection}. */
+export interface UpstreamConnectionOptions {
+  /** Server name (logs). */
+  name: string;
+  logger: Logger;
+  /** Per-request timeout in ms; reset by progress notifications. Default 60 000. */
+  requestTimeoutMs?: number;
+  /** Timeout of the initialize handshake in ms. Default 30 000. */
+  initializeTimeoutMs?: number;
+  /**
+   * True when nothing on the wire relates server→client requests to calls (stdio). Calls from
+   * clients that declared sampling/elicitation/roots are then admitted one session at a time
+   * (PRODUCT §4.7); others are not held back.
+   */
+  exclusiveAttribution?: boolean;
+  /** Bounded wait (ms) for admission under exclusive attribution. Default 30 000. */
+  attributionWaitMs?: number;
+  /** Version string sent in `clientInfo`. */
+  gatewayVersion?: string;
+  /** Notifications not related to any call (list_changed, resources/updated, unrelated logging). */
+  onNotification?: (notification: JsonRpcNotification) => void;
+  /** Fired once when the underlying transport closed. */
+  onClose?: (info: TransportCloseInfo) => void;
+}
+
+interface Pending {
+  readonly upstreamId: number;
+  readonly resolve: (response: JsonRpcResponse) => void;
+  readonly caller: Caller | undefined;
+  /** The client's original progress token, when the request carried one. */
+  readonly progressToken: string | number | undefined;
+  timer: NodeJS.Timeout | undefined;
+  readonly method: string;
+}
+
+interface Waiter {
+  readonly sessionId: string;
+  readonly admit: () => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** Options of one {@link UpstreamConnection.request} call. */
+export interface RequestOptions {
+  /** The client call this is made for; absent for the gateway's own requests (catalog refresh). */
+  caller?: Caller;
+  /** Overrides the connection's request timeout (ms). */
+  timeoutMs?: number;
+}
+
+/** Handle of an in-flight request, used to cancel it. */
+export interface InFlightRequest {
+  /** The id used on the upstream wire. */
+  readonly upstreamId: number;
+  readonly response: Promise<JsonRpcResponse>;
+}
+
+/**
+ * One initialized MCP client connection to an upstream server.
+ *
+ * Create with a started-or-not transport, then `await initialize()`. `request()` never rejects:
+ * transport failures, timeouts and closure resolve as JSON-RPC error responses carrying a
+ * GatewayError code in `error.data.code`, so the client always gets an answer.
+ */
+export class UpstreamConnection {
+  readonly name: string;
+  readonly transport: MessageTransport;
+  #logger: Logger;
+  #nextId = 1;
+  #pending = new Map<number, Pending>();
+  #requestTimeoutMs: number;
+  #initializeTimeoutMs: number;
+  #exclusive: boolean;
+  #attributionWaitMs: number;
+  #gatewayVersion: string;
+  #onNotification: ((n: JsonRpcNotification) => void) | undefined;
+  #onClose: ((info: TransportCloseInfo) => void) | undefined;
+  #closed = false;
+  #closeInfo: TransportCloseInfo | undefined;
+  #initializeResult: JsonObject | undefined;
+  /** Under exclusive attribution: the session whose bidi calls are in flight, and how many. */
+  #bidiSession: string | undefined;
+  #bidiInFlight = 0;
+  #waiters: Waiter[] = [];
+  /** Upstream-originated requests currently forwarded to a client: upstream id → abort. */
+  #serverRequests = new Map<JsonRpcId, AbortController>();
+
+  constructor(transport: MessageTransport, options: UpstreamConnectionOptions) {
+    this.transport = transport;
+    this.name = options.name;
+    this.#logger = options.logger;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
+    this.#initializeTimeoutMs = options.initializeTimeoutMs ?? 30_000;
+    this.#exclusive = options.exclusiveAttribution ?? false;
+    this.#attributionWaitMs = options.attributionWaitMs ?? 30_000;
+    this.#gatewayVersion = options.gatewayVersion ?? '0.0.0';
+    this.#onNotification = options.onNotification;
+    this.#onClose = options.onClose;
+    transport.onmessage = (message, info) => this.#onMessage(message, info);
+    transport.onclose = (info) => this.#handleClose(info);
+    transport.onerror = (error) => this.#logger.warn({ err: error }, 'upstream transport error');
+  }
+
+  /** The upstream's InitializeResult (protocolVersion, capabilities, serverInfo, instructions). */
+  get initializeResult(): JsonObject | undefined {
+    return this.#initializeResult;
+  }
+
+  /** Server capabilities from the InitializeResult. */
+  get capabilities(): JsonObject {
+    return (this.#initializeResult?.capabilities as JsonObject | undefined) ?? {};
+  }
+
+  /** True once the transport has closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Why the transport closed, once it has. */
+  get closeInfo(): TransportCloseInfo | undefined {
+    return this.#closeInfo;
+  }
+
+  /** Number of requests awaiting a response. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Starts the transport and performs the MCP initialize handshake (lifecycle §Initialization):
+   * `initialize` with every client capability the gateway can route back (sampling, elicitation,
+   * roots), then `notifications/initialized`.
+   *
+   * @throws GatewayError `SWB_ERR_UPSTREAM_UNAVAILABLE` / `SWB_ERR_UPSTREAM_PROTOCOL` / `SWB_ERR_UPSTREAM_TIMEOUT`
+   */
+  async initialize(): Promise<JsonObject> {
+    await this.transport.start();
+    const response = await this.request(
+      'initialize',
+      {
+        protocolVersion: UPSTREAM_PROTOCOL_VERSION,
+        capabilities: { sampling: {}, elicitation: {}, roots: { listChanged: true } },
+        clientInfo: { name: 'switchboard', version: this.#gatewayVersion },
+      },
+      { timeoutMs: this.#initializeTimeoutMs },
+    ).response;
+    if ('error' in response) {
+      const code = (response.error.data as { code?: string } | undefined)?.code;
+      throw new GatewayError(
+        code === 'SWB_ERR_UPSTREAM_TIMEOUT' ? 'SWB_ERR_UPSTREAM_TIMEOUT' : 'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `initialize failed: ${response.error.message}`,
+        { data: { upstreamError: response.error } },
+      );
+    }
+    const result = response.result;
+    if (typeof result.protocolVersion !== 'string') {
+      throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', 'initialize result has no protocolVersion');
+    }
+    this.#initializeResult = result;
+    this.transport.setProtocolVersion?.(result.protocolVersion);
+    await this.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    return result;
+  }
+
+  /**
+   * Sends a request upstream with a fresh id. The returned promise always resolves, with the
+   * upstream's response (its `id` is the upstream id: the caller restores its own) or a
+   * synthetic error response.
+   *
+   * `params` is mutated only to replace `_meta.progressToken` with the upstream id; the client's
+   * token is restored on the way back.
+   */
+  request(method: string, params: JsonObject | undefined, options: RequestOptions = {}): InFlightRequest {
+    const upstreamId = this.#nextId++;
+    const caller = options.caller;
+    let resolve!: (r: JsonRpcResponse) => void;
+    const response = new Promise<JsonRpcResponse>((r) => (resolve = r));
+    if (this.#closed) {
+      resolve(this.#closedError(upstreamId));
+      return { upstreamId, response };
+    }
+    let progressToken: string | number | undefined;
+    const meta = params?._meta as JsonObject | undefined;
+    if (meta !== undefined && meta.progressToken !== undefined) {
+      progressToken = meta.progressToken as string | number;
+      meta.progressToken = upstreamId;
+    }
+    const bidi = this.#exclusive && caller !== undefined && declaresServerRequests(caller.clientCapabilities);
+    const pending: Pending = {
+      upstreamId,
+      resolve: bidi ? (r) => (this.#releaseBidi(), resolve(r)) : resolve,
+      caller,
+      progressToken,
+      timer: undefined,
+      method,
+    };
+    const message: JsonRpcRequest =
+      params === undefined ? { jsonrpc: '2.0', id: upstreamId, method } : { jsonrpc: '2.0', id: upstreamId, method, params };
+    const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
+    const dispatch = () => {
+      this.#pending.set(upstreamId, pending);
+      if (timeoutMs > 0) pending.timer = setTimeout(() => this.#timeout(upstreamId, timeoutMs), timeoutMs);
+      this.transport.send(message).catch((err: unknown) => this.#fail(upstreamId, err));
+    };
+    if (bidi) this.#admitBidi(caller.sessionId, dispatch, upstreamId, resolve);
+    else dispatch();
+    return { upstreamId, response };
+  }
+
+  /**
+   * Cancels an in-flight request (MCP utilities/cancellation): sends `notifications/cancelled`
+   * upstream and resolves the pending request with an error the caller discards.
+   */
+  cancel(upstreamId: number, reason?: string): void {
+    const pending = this.#pending.get(upstreamId);
+    if (!pending) return;
+    this.#settle(pending, errorResponse(upstreamId, -32800, 'Request cancelled', { code: 'SWB_ERR_CANCELLED' }));
+    const params: JsonObject = reason === undefined ? { requestId: upstreamId } : { requestId: upstreamId, reason };
+    this.notify('notifications/cancelled', params);
+  }
+
+  /** Sends a notification upstream (fire and forget; failures are logged). */
+  notify(method: string, params?: JsonObject): void {
+    if (this.#closed) return;
+    const message: JsonRpcNotification = params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params };
+    this.transport.send(message).catch((err: unknown) => this.#logger.debug({ err }, 'notification not delivered'));
+  }
+
+  /** Closes the transport; in-flight requests get `SWB_ERR_UPSTREAM_CLOSED`. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    await this.transport.close();
+    // Some transports may not emit onclose on a deliberate close; make sure pending calls end.
+    this.#handleClose({});
+  }
+
+  #admitBidi(sessionId: string, dispatch: () => void, upstreamId: number, resolve: (r: JsonRpcResponse) => void): void {
+    if (this.#bidiSession === undefined || this.#bidiSession === sessionId) {
+      this.#bidiSession = sessionId;
+      this.#bidiInFlight++;
+      dispatch();
+      return;
+    }
+    const timer = setTimeout(() => {
+      const i = this.#waiters.indexOf(waiter);
+      if (i >= 0) this.#waiters.splice(i, 1);
+      resolve(
+        errorResponse(
+          upstreamId,
+          GatewayErrorCodes.attributionTimeout.jsonRpcCode,
+          `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
+          { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
+        ),
+      );
+    }, this.#attributionWaitMs);
+    const waiter: Waiter = {
+      sessionId,
+      timer,
+      admit: () => {
+        clearTimeout(timer);
+        if (this.#closed) {
+          resolve(this.#closedError(upstreamId));
+          return;
+        }
+        this.#bidiInFlight++;
+        dispatch();
+      },
+    };
+    this.#waiters.push(waiter);
+  }
+
+  #releaseBidi(): void {
+    if (--this.#bidiInFlight > 0) return;
+    this.#bidiSession = undefined;
+    const first = this.#waiters[0];
+    if (!first) return;
+    // Admit every waiting call of the next session together.
+    this.#bidiSession = first.sessionId;
+    const admitted = this.#waiters.filter((w) => w.sessionId === first.sessionId);
+    this.#waiters = this.#waiters.filter((w) => w.sessionId !== first.sessionId);
+    for (const w of admitted) w.admit();
+  }
+
+  #settle(pending: Pending, response: JsonRpcResponse): void {
+    if (!this.#pending.delete(pending.upstreamId)) return;
+    if (pending.timer) clearTimeout(pending.timer);
+    pending.resolve(response);
+  }
+
+  #timeout(upstreamId: number, ms: number): void {
+    const pending = this.#pending.get(upstreamId);
+    if (!pending) return;
+    this.#settle(
+      pending,
+      errorResponse(upstreamId, GatewayErrorCodes.timeout.jsonRpcCode, `upstream "${this.name}" did not answer ${pending.method} within ${ms} ms`, {
+        code: 'SWB_ERR_UPSTREAM_TIMEOUT',
+      }),
+    );
+    this.notify('notifications/cancelled', { requestId: upstreamId, reason: 'timeout' });
+  }
+
+  #fail(upstreamId: number, err: unknown): void {
+    const pending = this.#pending.get(upstreamId);
+    if (!pending) return;
+    const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err), { cause: err });
+    this.#settle(pending, errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, { code: ge.code }));
+  }
+
+  #closedError(upstreamId: number): JsonRpcResponse {
+    const info = this.#closeInfo;
+    if (info?.sessionExpired) {
+      return errorResponse(upstreamId, GatewayErrorCodes.sessionExpired.jsonRpcCode, `upstream "${this.name}" lost its session`, {
+        code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
+      });
+    }
+    const why =
+      info?.error?.message ??
+      (info?.exitCode !== undefined || info?.signal
+        ? `exited with ${info.signal ? `signal ${info.signal}` : `code ${info.exitCode}`}`
+        : 'connection closed');
+    return errorResponse(upstreamId, GatewayErrorCodes.closed.jsonRpcCode, `upstream "${this.name}" is unavailable: ${why}`, {
+      code: 'SWB_ERR_UPSTREAM_CLOSED',
+    });
+  }
+
+  #handleClose(info: TransportCloseInfo): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeInfo = info;
+    for (const pending of [...this.#pending.values()]) this.#settle(pending, this.#closedError(pending.upstreamId));
+    for (const w of this.#waiters) w.admit(); // resolves each with the closed error
+    this.#waiters = [];
+    for (const ac of this.#serverRequests.values()) ac.abort();
+    this.#serverRequests.clear();
+    this.#onClose?.(info);
+  }
+
+  #onMessage(message: JsonRpcMessage, info: IncomingMessageInfo): void {
+    if ('method' in message) {
+      if (isRequest(message)) this.#onServerRequest(message, info);
+      else if (isNotification(message)) this.#onServerNotification(message, info);
+      return;
+    }
+    const id = message.id;
+    if (typeof id !== 'number') {
+      this.#logger.warn({ id }, 'response with an id this gateway never sent; dropped');
+      return;
+    }
+    const pending = this.#pending.get(id);
+    if (!pending) return; // late answer to a cancelled/timed-out request
+    this.#settle(pending, message);
+  }
+
+  /** Finds the call a related message belongs to: by the wire (HTTP) or by exclusive admission (stdio). */
+  #callerFor(info: IncomingMessageInfo, needsBidi: boolean): Caller | undefined {
+    if (info.relatedRequestId !== undefined) {
+      return typeof info.relatedRequestId === 'number' ? this.#pending.get(info.relatedRequestId)?.caller : undefined;
+    }
+    if (!needsBidi) return undefined;
+    if (this.#exclusive) {
+      if (this.#bidiSession === undefined) return undefined;
+      // Under exclusive admission every in-flight bidi call belongs to #bidiSession: attribution is exact.
+      let found: Caller | undefined;
+      for (const p of this.#pending.values()) if (p.caller?.sessionId === this.#bidiSession) found = p.caller;
+      return found;
+    }
+    // An HTTP upstream sent the request on its standalone stream: attribute it only when every
+    // in-flight call of a client able to answer belongs to one session; otherwise nobody.
+    let found: Caller | undefined;
+    for (const p of this.#pending.values()) {
+      const c = p.caller;
+      if (!c || !declaresServerRequests(c.clientCapabilities)) continue;
+      if (found && found.sessionId !== c.sessionId) return undefined;
+      found = c;
+    }
+    return found;
+  }
+
+  #onServerNotification(n: JsonRpcNotification, info: IncomingMessageInfo): void {
+    if (n.method === 'notifications/progress') {
+      const token = n.params?.progressToken;
+      const pending = typeof token === 'number' ? this.#pending.get(token) : undefined;
+      if (!pending || pending.progressToken === undefined || !pending.caller) return;
+      if (pending.timer) pending.timer.refresh();
+      (n.params as JsonObject).progressToken = pending.progressToken;
+      pending.caller.notify(n);
+      return;
+    }
+    if (n.method === 'notifications/cancelled') {
+      const id = n.params?.requestId as JsonRpcId | undefined;
+      if (id !== undefined) this.#serverRequests.get(id)?.abort();
+      return;
+    }
+    const caller = info.relatedRequestId !== undefined ? this.#callerFor(info, false) : undefined;
+    if (caller) caller.notify(n);
+    else this.#onNotification?.(n);
+  }
+
+  #onServerRequest(req: JsonRpcRequest, info: IncomingMessageInfo): void {
+    if (req.method === 'ping') {
+      this.#reply(req.id, { result: {} });
+      return;
+    }
+    const capability = SERVER_REQUEST_CAPABILITY[req.method];
+    const caller = this.#callerFor(info, true);
+    if (!caller) {
+      this.#logger.info({ method: req.method }, 'server-to-client request with no client call in flight to attribute it to');
+      this.#reply(req.id, {
+        error: {
+          code: GatewayErrorCodes.noCaller.jsonRpcCode,
+          message: `switchboard: no client request of this upstream is in flight, so ${req.method} cannot be attributed to a client`,
+          data: { code: 'SWB_ERR_ROUTE_NO_CALLER' },
+        },
+      });
+      return;
+    }
+    if (capability !== undefined && caller.clientCapabilities?.[capability] === undefined) {
+      this.#reply(req.id, {
+        error: {
+          code: GatewayErrorCodes.capability.jsonRpcCode,
+          message: `switchboard: the calling client did not declare the ${capability} capability`,
+          data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
+        },
+      });
+      return;
+    }
+    const ac = new AbortController();
+    this.#serverRequests.set(req.id, ac);
+    caller.request(req.method, req.params).then(
+      (answer) => {
+        this.#serverRequests.delete(req.id);
+        if (!ac.signal.aborted) this.#reply(req.id, answer);
+      },
+      (err: unknown) => {
+        this.#serverRequests.delete(req.id);
+        const ge = err instanceof GatewayError ? err : undefined;
+        this.#reply(req.id, {
+          error: {
+            code: ge?.jsonRpcCode ?? -32603,
+            message: ge?.message ?? 'switchboard: the client did not answer',
+            data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
+          },
+        });
+      },
+    );
+  }
+
+  #reply(id: JsonRpcId, answer: { result?: JsonObject; error?: JsonRpcErrorObject }): void {
+    if (this.#closed) return;
+    const message: JsonRpcResponse =
+      answer.error !== undefined
+        ? { jsonrpc: '2.0', id, error: answer.error }
+        : { jsonrpc: '2.0', id, result: answer.result ?? {} };
+    this.transport.send(message).catch((err: unknown) => this.#logger.debug({ err }, 'response to upstream not delivered'));
+  }
+}
+
+/** JSON-RPC codes used in synthetic responses (from ERROR_CODES). */
+const GatewayErrorCodes = {
+  timeout: ERROR_CODES.SWB_ERR_UPSTREAM_TIMEOUT,
+  closed: ERROR_CODES.SWB_ERR_UPSTREAM_CLOSED,
+  sessionExpired: ERROR_CODES.SWB_ERR_UPSTREAM_SESSION_EXPIRED,
+  noCaller: ERROR_CODES.SWB_ERR_ROUTE_NO_CALLER,
+  capability: ERROR_CODES.SWB_ERR_ROUTE_CLIENT_CAPABILITY,
+  attributionTimeout: ERROR_CODES.SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT,
+} as const;

@@ -1,0 +1,570 @@
+/**
+ * The stdio upstream transport (MCP basic/transports, "stdio"): a child process speaking
+ * newline-delimited JSON-RPC on stdin/stdout, logging on stderr.
+ *
+ * Framing only: no id remapping, no initialize logic (that is {@link UpstreamConnection}).
+ * The child leads its own process group so that closing the transport also ends whatever the
+ * server spawned, and every live group is killed when the gateway process exits (no orphans).
+ *
+ * @module
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import { validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+
+/** Options for {@link createStdioTransport}. */
+export interface StdioTransportOptions {
+  /** Program to run (looked up on `PATH` when not a path). */
+  command: string;
+  /** Arguments. Default none. */
+  args?: readonly string[];
+  /** Variables merged over `process.env` for the child. Default none (the child inherits ours). */
+  env?: Readonly<Record<string, string>>;
+  /** Working directory of the child. Default the gateway's. */
+  cwd?: string;
+  /** Lines of stderr kept for {@link StdioTransport.stderrTail} (a ring; 0 keeps none). Default 200. */
+  stderrLines?: number;
+  /** Logger, already bound to the server's name; stderr lines are logged through it. */
+  logger: Logger;
+  /** Milliseconds between SIGTERM and SIGKILL when closing. Default 2000. */
+  killGraceMs?: number;
+  /**
+   * Largest stdout line (one JSON-RPC message) accepted, in bytes; a longer line is dropped and
+   * reported through `onerror`, so a child that never writes a newline cannot exhaust memory.
+   * Default 32 MiB.
+   */
+  maxMessageBytes?: number;
+}
+
+/** A stdio {@link MessageTransport} with access to its child process. */
+export interface StdioTransport extends MessageTransport {
+  /** The child's pid (also its process-group id); `undefined` before `start()` or when spawning failed. */
+  readonly pid: number | undefined;
+  /** The last `stderrLines` lines the child wrote on stderr, oldest first (each at most 4 KiB). */
+  stderrTail(): string[];
+}
+
+/** Longest stderr line kept or logged, in bytes; the rest of the line is dropped. */
+export const STDERR_LINE_MAX_BYTES = 4096;
+const DEFAULT_STDERR_LINES = 200;
+const DEFAULT_KILL_GRACE_MS = 2000;
+const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+/** How often a process group is probed while waiting for it to empty after its leader exited. */
+const GROUP_POLL_MS = 20;
+/** Extra wait for the stdio pipes to close after the child exited (a grandchild may hold them). */
+const PIPE_CLOSE_SLACK_MS = 250;
+const LF = 0x0a;
+const CR = 0x0d;
+/** Stdout carries nothing but messages, so there is nothing to add per message. */
+const NO_INFO: IncomingMessageInfo = Object.freeze({});
+/** stderr lines logged at `warn` rather than `info`. */
+const STDERR_WARN_RE = /\b(?:error|err|fatal|panic|exception|traceback|critical|warn|warning)\b/i;
+
+// ---------------------------------------------------------------------------------------------
+// Process-exit registry: the process groups of live children, killed when the gateway exits.
+
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function killLiveGroups(): void {
+  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+  liveGroups.clear();
+}
+
+function trackGroup(pgid: number): void {
+  if (!exitHookInstalled) {
+    // 'exit' listeners must be synchronous, so there is no grace period here: SIGKILL at once.
+    process.on('exit', killLiveGroups);
+    exitHookInstalled = true;
+  }
+  liveGroups.add(pgid);
+}
+
+/** Sends `signal` to every process of group `pgid`; false when the group no longer exists. */
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch (err) {
+    // EPERM: the group exists but a member changed its credentials; count it as alive.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Line splitting.
+
+/** Options for {@link createLineSplitter}. */
+export interface LineSplitterOptions {
+  /** Longest line delivered whole, in bytes (excluding the newline). */
+  maxLineBytes: number;
+  /** A complete line, without `\n` or `\r\n`, decoded as UTF-8. Empty lines are delivered too. */
+  onLine(line: string): void;
+  /**
+   * A line longer than `maxLineBytes`: called once with its first `maxLineBytes` bytes (decoded);
+   * the rest of the line, up to the next newline, is discarded.
+   */
+  onOverflow(prefix: string): void;
+}
+
+/** A push-based splitter of a byte stream into lines. */
+export interface LineSplitter {
+  /** Feeds the next chunk. Only the new chunk is scanned for newlines. */
+  push(chunk: Buffer): void;
+  /** Delivers a final line that had no terminating newline. */
+  end(): void;
+}
+
+/**
+ * Creates a splitter of newline-delimited text (MCP stdio framing). Chunks are buffered without
+ * copying until a `\n` arrives; each chunk is scanned once with a native search, so a message
+ * spread over many chunks costs O(total bytes). Splitting on the byte 0x0A is UTF-8 safe (it never
+ * occurs inside a multi-byte sequence); a trailing `\r` is removed.
+ */
+export function createLineSplitter(options: LineSplitterOptions): LineSplitter {
+  const { maxLineBytes, onLine, onOverflow } = options;
+  let parts: Buffer[] = [];
+  let size = 0;
+  let discarding = false;
+
+  const emit = (line: Buffer): void => {
+    const end = line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
+    if (end > maxLineBytes) onOverflow(line.toString('utf8', 0, maxLineBytes));
+    else onLine(line.toString('utf8', 0, end));
+  };
+
+  return {
+    push(chunk: Buffer): void {
+      let start = 0;
+      let nl = chunk.indexOf(LF);
+      while (nl !== -1) {
+        if (discarding) {
+          discarding = false;
+        } else if (size === 0) {
+          emit(chunk.subarray(start, nl));
+        } else {
+          parts.push(chunk.subarray(start, nl));
+          const line = Buffer.concat(parts, size + nl - start);
+          parts = [];
+          size = 0;
+          emit(line);
+        }
+        start = nl + 1;
+        nl = chunk.indexOf(LF, start);
+      }
+      if (start >= chunk.length || discarding) return;
+      const rest = start === 0 ? chunk : chunk.subarray(start);
+      parts.push(rest);
+      size += rest.length;
+      if (size > maxLineBytes + 1) {
+        // +1 leaves room for a `\r` whose `\n` has not arrived yet.
+        onOverflow(Buffer.concat(parts, size).toString('utf8', 0, maxLineBytes));
+        parts = [];
+        size = 0;
+        discarding = true;
+      }
+    },
+    end(): void {
+      if (size > 0 && !discarding) emit(Buffer.concat(parts, size));
+      parts = [];
+      size = 0;
+      discarding = false;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The transport.
+
+interface QueuedWrite {
+  line: string;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+interface DrainWaiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+class StdioTransportImpl implements StdioTransport {
+  onmessage?: (message: JsonRpcMessage, info: IncomingMessageInfo) => void;
+  onclose?: (info: TransportCloseInfo) => void;
+  onerror?: (error: Error) => void;
+
+  readonly #command: string;
+  readonly #args: readonly string[];
+  readonly #env: Readonly<Record<string, string>> | undefined;
+  readonly #cwd: string | undefined;
+  readonly #logger: Logger;
+  readonly #killGraceMs: number;
+  readonly #maxMessageBytes: number;
+  readonly #ring: string[];
+  readonly #ringSize: number;
+  #ringNext = 0;
+
+  #child: ChildProcess | undefined;
+  #pid: number | undefined;
+  #started = false;
+  /** No more sends: close() was called, the child exited or stdin broke. */
+  #sendClosed = false;
+  /** onclose has fired. */
+  #finished = false;
+  #closeCalled = false;
+  #exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  #writeBlocked = false;
+  #queue: QueuedWrite[] = [];
+  #drainWaiters: DrainWaiter[] = [];
+  /** Deadline (ms since epoch) after which the group gets SIGKILL; set by close() or by a crash. */
+  #killDeadline: number | undefined;
+  #killTimer: NodeJS.Timeout | undefined;
+  #pipeTimer: NodeJS.Timeout | undefined;
+  #finishedPromise: Promise<void>;
+  #resolveFinished!: () => void;
+  #groupGonePromise: Promise<void>;
+  #resolveGroupGone!: () => void;
+
+  constructor(options: StdioTransportOptions) {
+    this.#command = options.command;
+    this.#args = options.args ?? [];
+    this.#env = options.env;
+    this.#cwd = options.cwd;
+    this.#logger = options.logger;
+    this.#killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#ringSize = Math.max(0, Math.floor(options.stderrLines ?? DEFAULT_STDERR_LINES));
+    this.#ring = [];
+    this.#finishedPromise = new Promise((resolve) => (this.#resolveFinished = resolve));
+    this.#groupGonePromise = new Promise((resolve) => (this.#resolveGroupGone = resolve));
+  }
+
+  get pid(): number | undefined {
+    return this.#pid;
+  }
+
+  get description(): string {
+    return this.#pid === undefined ? `stdio ${this.#command}` : `stdio ${this.#command} pid=${this.#pid}`;
+  }
+
+  stderrTail(): string[] {
+    if (this.#ring.length < this.#ringSize) return this.#ring.slice();
+    return [...this.#ring.slice(this.#ringNext), ...this.#ring.slice(0, this.#ringNext)];
+  }
+
+  start(): Promise<void> {
+    if (this.#started) return Promise.reject(new Error('stdio transport already started'));
+    this.#started = true;
+    return new Promise<void>((resolve, reject) => {
+      const fail = (err: Error): void => {
+        this.#sendClosed = true;
+        this.#finished = true;
+        this.#resolveFinished();
+        this.#resolveGroupGone();
+        reject(
+          new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `failed to start "${this.#command}": ${err.message}`, {
+            cause: err,
+          }),
+        );
+      };
+      let child: ChildProcess;
+      try {
+        child = spawn(this.#command, this.#args, {
+          cwd: this.#cwd,
+          env: this.#env === undefined ? process.env : { ...process.env, ...this.#env },
+          stdio: ['pipe', 'pipe', 'pipe'],
+          // Leader of its own process group: close() signals the group, so grandchildren go too.
+          detached: true,
+          windowsHide: true,
+        });
+      } catch (err) {
+        fail(err as Error);
+        return;
+      }
+      this.#child = child;
+      let spawned = false;
+      child.once('spawn', () => {
+        spawned = true;
+        this.#pid = child.pid;
+        if (child.pid !== undefined) trackGroup(child.pid);
+        this.#logger.debug({ pid: child.pid, command: this.#command }, 'upstream child started');
+        if (this.#closeCalled) this.#terminate();
+        resolve();
+      });
+      child.on('error', (err) => {
+        if (!spawned) {
+          fail(err);
+          return;
+        }
+        this.#logger.warn({ err, pid: this.#pid }, 'upstream child process error');
+        this.onerror?.(err);
+      });
+      child.once('exit', (code, signal) => {
+        if (!spawned) return;
+        this.#onExit(code, signal);
+      });
+      child.once('close', () => {
+        if (!spawned) return;
+        this.#finish();
+      });
+      this.#wireStdout(child);
+      this.#wireStderr(child);
+      this.#wireStdin(child);
+    });
+  }
+
+  send(message: JsonRpcMessage): Promise<void> {
+    if (this.#sendClosed) return Promise.reject(this.#closedError());
+    const stdin = this.#child?.stdin;
+    if (!stdin) return Promise.reject(new GatewayError('SWB_ERR_UPSTREAM_CLOSED', 'stdio transport not started'));
+    let line: string;
+    try {
+      line = JSON.stringify(message) + '\n';
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    // While the pipe is full, later messages queue behind the one that filled it: order is kept
+    // and callers awaiting send() are held back until the child reads.
+    if (this.#writeBlocked) {
+      return new Promise((resolve, reject) => this.#queue.push({ line, resolve, reject }));
+    }
+    if (stdin.write(line)) return Promise.resolve();
+    this.#writeBlocked = true;
+    return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+  }
+
+  close(): Promise<void> {
+    if (!this.#closeCalled) {
+      this.#closeCalled = true;
+      this.#sendClosed = true;
+      this.#rejectPendingWrites();
+      if (this.#child === undefined) {
+        // Never started: nothing to stop.
+        this.#resolveGroupGone();
+        this.#finish();
+      } else {
+        // Spawn still pending: the 'spawn' handler terminates the child as soon as it has a pid.
+        this.#terminate();
+      }
+    }
+    return Promise.all([this.#finishedPromise, this.#groupGonePromise]).then(() => undefined);
+  }
+
+  /** MCP stdio shutdown: close stdin, then SIGTERM, then SIGKILL. The whole group is signalled. */
+  #terminate(): void {
+    if (this.#pid === undefined || this.#exit !== undefined) return;
+    this.#child?.stdin?.end();
+    signalGroup(this.#pid, 'SIGTERM');
+    this.#armKill();
+  }
+
+  // -- stdout / stderr / stdin -------------------------------------------------------------------
+
+  #wireStdout(child: ChildProcess): void {
+    const splitter = createLineSplitter({
+      maxLineBytes: this.#maxMessageBytes,
+      onLine: (line) => this.#onStdoutLine(line),
+      onOverflow: (prefix) =>
+        this.#protocolError(`stdout line longer than ${this.#maxMessageBytes} bytes dropped`, prefix),
+    });
+    child.stdout?.on('data', (chunk: Buffer) => splitter.push(chunk));
+    child.stdout?.on('end', () => splitter.end());
+    child.stdout?.on('error', (err) => this.#logger.debug({ err }, 'upstream stdout error'));
+  }
+
+  #onStdoutLine(line: string): void {
+    if (line.length === 0) return;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      this.#protocolError('unparseable line on stdout', line);
+      return;
+    }
+    const checked = validateMessage(value);
+    if (!checked.ok) {
+      this.#protocolError(`invalid JSON-RPC message on stdout: ${checked.reason}`, line);
+      return;
+    }
+    try {
+      this.onmessage?.(checked.message, NO_INFO);
+    } catch (err) {
+      this.#logger.error({ err }, 'onmessage handler threw');
+    }
+  }
+
+  #protocolError(reason: string, line: string): void {
+    const excerpt = line.length > 200 ? `${line.slice(0, 200)}…` : line;
+    this.#logger.warn({ pid: this.#pid, excerpt }, reason);
+    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${reason}: ${excerpt}`));
+  }
+
+  #wireStderr(child: ChildProcess): void {
+    const splitter = createLineSplitter({
+      maxLineBytes: STDERR_LINE_MAX_BYTES,
+      onLine: (line) => this.#onStderrLine(line),
+      onOverflow: (prefix) => this.#onStderrLine(`${prefix}…`),
+    });
+    child.stderr?.on('data', (chunk: Buffer) => splitter.push(chunk));
+    child.stderr?.on('end', () => splitter.end());
+    child.stderr?.on('error', (err) => this.#logger.debug({ err }, 'upstream stderr error'));
+  }
+
+  #onStderrLine(line: string): void {
+    if (line.length === 0) return;
+    if (this.#ringSize > 0) {
+      this.#ring[this.#ringNext] = line;
+      this.#ringNext = (this.#ringNext + 1) % this.#ringSize;
+    }
+    if (STDERR_WARN_RE.test(line)) this.#logger.warn({ pid: this.#pid, stderr: line }, 'upstream stderr');
+    else this.#logger.info({ pid: this.#pid, stderr: line }, 'upstream stderr');
+  }
+
+  #wireStdin(child: ChildProcess): void {
+    const stdin = child.stdin;
+    if (!stdin) return;
+    stdin.on('drain', () => {
+      this.#writeBlocked = false;
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w.resolve();
+      while (this.#queue.length > 0 && !this.#writeBlocked) {
+        const item = this.#queue.shift()!;
+        if (stdin.write(item.line)) {
+          item.resolve();
+        } else {
+          this.#writeBlocked = true;
+          this.#drainWaiters.push(item);
+        }
+      }
+    });
+    // EPIPE when the child exits or closes stdin: no more sends; the exit reports the rest.
+    stdin.on('error', (err) => {
+      this.#logger.debug({ err, pid: this.#pid }, 'upstream stdin error');
+      this.#sendClosed = true;
+      this.#rejectPendingWrites();
+    });
+  }
+
+  #rejectPendingWrites(): void {
+    const error = this.#closedError();
+    const pending = [...this.#drainWaiters, ...this.#queue];
+    this.#drainWaiters = [];
+    this.#queue = [];
+    for (const w of pending) w.reject(error);
+  }
+
+  // -- exit and process-group cleanup ----------------------------------------------------------
+
+  #armKill(): void {
+    if (this.#killDeadline !== undefined || this.#pid === undefined) return;
+    const pid = this.#pid;
+    this.#killDeadline = Date.now() + this.#killGraceMs;
+    this.#killTimer = setTimeout(() => {
+      if (signalGroup(pid, 0)) {
+        this.#logger.warn({ pid }, `upstream process group still alive ${this.#killGraceMs} ms after SIGTERM; SIGKILL`);
+        signalGroup(pid, 'SIGKILL');
+      }
+    }, this.#killGraceMs);
+    this.#killTimer.unref();
+  }
+
+  #onExit(code: number | null, signal: NodeJS.Signals | null): void {
+    this.#exit = { code, signal };
+    this.#sendClosed = true;
+    this.#rejectPendingWrites();
+    const pid = this.#pid;
+    if (!this.#closeCalled) {
+      this.#logger.warn({ pid, exitCode: code, signal }, 'upstream child exited');
+    } else {
+      this.#logger.debug({ pid, exitCode: code, signal }, 'upstream child exited');
+    }
+    if (pid !== undefined) void this.#reapGroup(pid);
+    else this.#resolveGroupGone();
+    // Normally 'close' follows once stdout/stderr are drained; a grandchild still holding the
+    // pipes must not delay onclose beyond the kill deadline.
+    this.#pipeTimer = setTimeout(
+      () => {
+        this.#child?.stdout?.destroy();
+        this.#child?.stderr?.destroy();
+        this.#finish();
+      },
+      this.#killGraceMs + PIPE_CLOSE_SLACK_MS,
+    );
+    this.#pipeTimer.unref();
+  }
+
+  /** Waits for the rest of the group (grandchildren) to go after the leader exited. */
+  async #reapGroup(pid: number): Promise<void> {
+    try {
+      if (!signalGroup(pid, 0)) return;
+      if (this.#killDeadline === undefined) {
+        // The leader died on its own: its orphans get the same SIGTERM → SIGKILL treatment.
+        signalGroup(pid, 'SIGTERM');
+        this.#armKill();
+      }
+      const deadline = this.#killDeadline ?? Date.now();
+      while (Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS).unref());
+        if (!signalGroup(pid, 0)) return;
+      }
+      signalGroup(pid, 'SIGKILL');
+    } finally {
+      if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
+      liveGroups.delete(pid);
+      this.#resolveGroupGone();
+    }
+  }
+
+  #finish(): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (this.#pipeTimer !== undefined) clearTimeout(this.#pipeTimer);
+    this.#sendClosed = true;
+    this.#rejectPendingWrites();
+    const info: TransportCloseInfo = { exitCode: this.#exit?.code ?? null, signal: this.#exit?.signal ?? null };
+    this.#resolveFinished();
+    try {
+      this.onclose?.(info);
+    } catch (err) {
+      this.#logger.error({ err }, 'onclose handler threw');
+    }
+  }
+
+  #closedError(): GatewayError {
+    const why =
+      this.#exit === undefined
+        ? 'transport closed'
+        : this.#exit.signal
+          ? `child exited with signal ${this.#exit.signal}`
+          : `child exited with code ${this.#exit.code}`;
+    return new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: ${why}`);
+  }
+}
+
+/**
+ * Creates a stdio transport (MCP basic/transports §stdio): spawns `command` on `start()` as the
+ * leader of a new process group, reads newline-delimited JSON-RPC from its stdout and writes one
+ * message per line to its stdin.
+ *
+ * - Lines that are not JSON or not JSON-RPC are logged at `warn` and reported to `onerror`
+ *   (`GatewayError('SWB_ERR_UPSTREAM_PROTOCOL')`); the stream goes on.
+ * - `send()` respects the pipe's backpressure: once `write()` returns false, that send resolves
+ *   on `'drain'` and later sends queue behind it in order.
+ * - stderr lines are kept in a bounded ring (`stderrTail()`) and logged at `info` (`warn` when they
+ *   look like errors), each truncated to {@link STDERR_LINE_MAX_BYTES}.
+ * - The child's exit fires `onclose({ exitCode, signal })` once, after stdout is drained; what it
+ *   left behind in its process group gets SIGTERM, then SIGKILL after `killGraceMs`.
+ * - `close()` ends stdin and sends SIGTERM to the group, SIGKILL after `killGraceMs`; it resolves
+ *   once the child exited and the group is gone (or was killed).
+ * - When the gateway process exits, every live group gets SIGKILL (`process.on('exit')`). The CLI
+ *   must turn SIGINT/SIGTERM into `process.exit()` for that hook to run.
+ *
+ * `start()` rejects with `GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', 'failed to start "cmd":
+ * spawn cmd ENOENT')` when the program cannot be spawned; `onclose` does not fire then.
+ * After close or exit, `send()` rejects with `GatewayError('SWB_ERR_UPSTREAM_CLOSED')`.
+ */
+export function createStdioTransport(options: StdioTransportOptions): StdioTransport {
+  return new StdioTransportImpl(options);
+}

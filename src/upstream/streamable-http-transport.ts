@@ -1,0 +1,912 @@
+/**
+ * The Streamable HTTP upstream transport, client side (MCP basic/transports §"Streamable HTTP",
+ * protocol revisions 2025-03-26 … 2025-11-25).
+ *
+ * Framing only: one POST per outgoing message, JSON or SSE responses turned into incoming
+ * messages tagged with the request they answer, the standalone GET stream, resumption with
+ * `Last-Event-ID`, and the session header. Ids, timeouts and initialize logic belong to
+ * {@link UpstreamConnection}. HTTP-level failures of a request become a JSON-RPC error response
+ * for that request, produced here, so that no caller ever waits for an answer that cannot come.
+ *
+ * @module
+ */
+import { Pool, type Dispatcher } from 'undici';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import {
+  isResponse,
+  validateMessage,
+  type JsonRpcErrorResponse,
+  type JsonRpcId,
+  type JsonRpcMessage,
+  type JsonRpcRequest,
+} from '../protocol/jsonrpc.js';
+import { createBackoff, type Backoff } from './backoff.js';
+import { readSseStream, type EventSourceMessage } from './sse-parser.js';
+import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+
+/** Options for {@link createStreamableHttpTransport}. */
+export interface StreamableHttpTransportOptions {
+  /** The server's MCP endpoint, e.g. `https://mcp.example.com/mcp`. Must be http(s). */
+  url: string | URL;
+  /**
+   * Static headers sent on every request (from config: credentials, API keys). Headers this
+   * transport owns (`Accept`, `Content-Type`, `Mcp-Session-Id`, `MCP-Protocol-Version`,
+   * `Last-Event-ID`, hop-by-hop headers) are ignored here. Default none.
+   */
+  headers?: Readonly<Record<string, string>>;
+  /** Logger, already bound to the server's name. */
+  logger: Logger;
+  /**
+   * undici dispatcher to send through (an `Agent`, a `Pool`, a mock-free proxy agent …). Not
+   * closed by `close()`. Default: a keep-alive `Pool` for the URL's origin, owned and closed by
+   * this transport.
+   */
+  dispatcher?: Dispatcher;
+  /**
+   * Milliseconds to wait for the response headers of any request, and for a complete
+   * `application/json` body. SSE bodies are not timed here (they live as long as the request;
+   * the caller's per-request timeout ends them by sending `notifications/cancelled`).
+   * Default 60 000.
+   */
+  requestTimeoutMs?: number;
+  /**
+   * Consecutive failed attempts to resume a request's SSE stream (GET + `Last-Event-ID`) before
+   * the request fails. An attempt that reopens the stream resets the count. Default 3.
+   */
+  maxResumeAttempts?: number;
+  /** First delay before reconnecting a dropped stream when the server sent no `retry:`. Default 1000 ms. */
+  reconnectInitialDelayMs?: number;
+  /** Cap of the reconnection backoff. Default 30 000 ms. */
+  reconnectMaxDelayMs?: number;
+  /** Largest JSON body or SSE event accepted, in bytes (characters for SSE). Default 32 MiB. */
+  maxMessageBytes?: number;
+  /**
+   * Also treat a `400` whose body mentions the session, received while holding a session id, as
+   * "session expired". The spec says 404, but SDK v1 servers (e.g. server-everything) answer 400
+   * "No valid session ID provided" for a session they no longer know; without this a restarted
+   * upstream would stay half-alive. Default true.
+   */
+  sessionExpiredOn400?: boolean;
+  /** Connection cap of the default pool (each open SSE stream holds one). Default 64. */
+  maxConnections?: number;
+}
+
+/** A Streamable HTTP {@link MessageTransport} exposing its session state. */
+export interface StreamableHttpTransport extends MessageTransport {
+  /** The `Mcp-Session-Id` the server issued in its initialize response, if any. */
+  readonly sessionId: string | undefined;
+  /** The `MCP-Protocol-Version` sent on requests (negotiated version), if known yet. */
+  readonly protocolVersion: string | undefined;
+}
+
+const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
+const DEFAULT_MAX_RESUME_ATTEMPTS = 3;
+const DEFAULT_RECONNECT_INITIAL_MS = 1000;
+const DEFAULT_RECONNECT_MAX_MS = 30_000;
+const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+const DEFAULT_MAX_CONNECTIONS = 64;
+/** How long close() waits for the DELETE that ends the session. */
+const DELETE_TIMEOUT_MS = 5000;
+/** Bytes of an error body kept for messages and logs. */
+const EXCERPT_BYTES = 512;
+const NO_INFO: IncomingMessageInfo = Object.freeze({});
+/** Headers the transport sets itself; a static header of the same name is dropped. */
+const OWNED_HEADERS = new Set([
+  'accept',
+  'content-type',
+  'content-length',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+]);
+/** 4xx statuses after which reopening the standalone stream may succeed later. */
+const TRANSIENT_4XX = new Set([408, 409, 425, 429]);
+/** Visible ASCII only (MCP: the session id MUST consist of 0x21–0x7E). */
+const SESSION_ID_RE = /^[\x21-\x7e]+$/;
+
+// ---------------------------------------------------------------------------------------------
+// Helpers shared with the legacy SSE transport.
+
+/** undici response body (a `Readable` with the body mixin). */
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/**
+ * Builds the synthetic JSON-RPC error response a transport delivers for a request whose HTTP
+ * exchange failed: `error.code` is the JSON-RPC code of `code` in the error table,
+ * `error.data.code` the {@link ErrorCode} itself, plus `data` (e.g. `status`).
+ *
+ * @internal shared by the HTTP transports
+ */
+export function upstreamErrorResponse(
+  id: JsonRpcId,
+  code: ErrorCode,
+  message: string,
+  data?: Record<string, unknown>,
+): JsonRpcErrorResponse {
+  const error = new GatewayError(code, message, data === undefined ? undefined : { data });
+  return { jsonrpc: '2.0', id, error: error.toJsonRpcError() };
+}
+
+/**
+ * Maps a network-level failure (undici or Node socket error) to a GatewayError:
+ * `SWB_ERR_UPSTREAM_TIMEOUT` for header/body timeouts, `SWB_ERR_UPSTREAM_UNAVAILABLE` otherwise
+ * (refused, reset, DNS …). The message names the target and the error code.
+ *
+ * @internal shared by the HTTP transports
+ */
+export function networkFailure(target: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  let e = err as (Error & { code?: string }) | undefined;
+  // Happy-eyeballs connects report an AggregateError whose own message is empty.
+  if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0] as Error & { code?: string };
+  const code = e?.code;
+  const detail = [code, e?.message].filter((s) => s !== undefined && s !== '').join(' ') || String(err);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `${target}: timed out (${detail})`, { cause: err });
+  }
+  return new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `${target}: ${detail}`, { cause: err });
+}
+
+/**
+ * Reads at most `limit` bytes of a body as text and discards the rest (the connection is then
+ * closed rather than drained). Never throws: a failing body yields what was read so far.
+ *
+ * @internal shared by the HTTP transports
+ */
+export async function readBodyExcerpt(body: ResponseBody, limit = EXCERPT_BYTES): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // keep what we have
+  }
+  if (!body.destroyed) body.destroy();
+  const text = Buffer.concat(chunks, size).toString('utf8', 0, Math.min(size, limit));
+  return size > limit ? `${text}…` : text;
+}
+
+/**
+ * Reads a whole body as UTF-8, bounded in size and time.
+ *
+ * @throws GatewayError `SWB_ERR_UPSTREAM_PROTOCOL` when larger than `maxBytes`,
+ *   `SWB_ERR_UPSTREAM_TIMEOUT` when not complete within `timeoutMs`; the body's own error otherwise
+ * @internal shared by the HTTP transports
+ */
+export async function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
+  const timer =
+    timeoutMs > 0
+      ? setTimeout(
+          () =>
+            body.destroy(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`)),
+          timeoutMs,
+        )
+      : undefined;
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, size).toString('utf8');
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    if (!body.destroyed) body.destroy();
+  }
+}
+
+/** The media type of a `Content-Type` header, lower-cased, without parameters (`''` if absent). */
+export function mediaTypeOf(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+}
+
+/** Normalises configured static headers: lower-case names, transport-owned names removed. */
+export function staticHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers === undefined) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (!OWNED_HEADERS.has(lower)) out[lower] = value;
+  }
+  return out;
+}
+
+/** `origin + pathname` of a URL: what logs and descriptions show (no credentials, no query). */
+export function safeUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+/** The JSON-RPC error object of a body excerpt, when the excerpt is a complete error response. */
+function upstreamErrorOf(excerpt: string): unknown {
+  if (!excerpt.startsWith('{')) return undefined;
+  try {
+    const parsed = JSON.parse(excerpt) as { error?: unknown };
+    return typeof parsed.error === 'object' && parsed.error !== null ? parsed.error : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function firstHeader(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The transport.
+
+/** One outgoing request whose response has not arrived yet. */
+interface PendingRequest {
+  readonly id: JsonRpcId;
+  readonly method: string;
+  /** Aborts the POST (or resumption GET) stream of this request. */
+  readonly controller: AbortController;
+  /** Last SSE event id seen on this request's stream: the resumption cursor. */
+  lastEventId: string | undefined;
+  /** The server's `retry:` for this stream, in ms. */
+  retryMs: number | undefined;
+  responded: boolean;
+  /** Consecutive resumption GETs that did not reopen the stream. */
+  failedResumes: number;
+  backoff: Backoff | undefined;
+}
+
+/** Outcome of a non-2xx response. */
+interface HttpFailure {
+  error: GatewayError;
+  sessionExpired: boolean;
+}
+
+class StreamableHttpTransportImpl implements StreamableHttpTransport {
+  onmessage?: (message: JsonRpcMessage, info: IncomingMessageInfo) => void;
+  onclose?: (info: TransportCloseInfo) => void;
+  onerror?: (error: Error) => void;
+
+  readonly description: string;
+  readonly #url: URL;
+  readonly #origin: string;
+  readonly #path: string;
+  readonly #static: Record<string, string>;
+  readonly #logger: Logger;
+  readonly #requestTimeoutMs: number;
+  readonly #maxResumeAttempts: number;
+  readonly #reconnectInitialMs: number;
+  readonly #reconnectMaxMs: number;
+  readonly #maxMessageBytes: number;
+  readonly #sessionExpiredOn400: boolean;
+  readonly #maxConnections: number;
+  readonly #givenDispatcher: Dispatcher | undefined;
+  #dispatcher: Dispatcher | undefined;
+  #ownsDispatcher = false;
+
+  #sessionId: string | undefined;
+  #protocolVersion: string | undefined;
+  #started = false;
+  /** No more sends or deliveries (close() called or the session expired). */
+  #closed = false;
+  /** onclose has fired. */
+  #closeFired = false;
+  #closePromise: Promise<void> | undefined;
+  /** Aborts the standalone GET stream and notification POSTs. */
+  readonly #abort = new AbortController();
+  readonly #pending = new Map<JsonRpcId, PendingRequest>();
+  readonly #timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  #getStreamStarted = false;
+
+  constructor(options: StreamableHttpTransportOptions) {
+    const url = new URL(options.url);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `unsupported URL scheme "${url.protocol}" (want http/https)`);
+    }
+    this.#url = url;
+    this.#origin = url.origin;
+    this.#path = `${url.pathname}${url.search}`;
+    this.#static = staticHeaders(options.headers);
+    this.#logger = options.logger;
+    this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.#maxResumeAttempts = options.maxResumeAttempts ?? DEFAULT_MAX_RESUME_ATTEMPTS;
+    this.#reconnectInitialMs = options.reconnectInitialDelayMs ?? DEFAULT_RECONNECT_INITIAL_MS;
+    this.#reconnectMaxMs = Math.max(this.#reconnectInitialMs, options.reconnectMaxDelayMs ?? DEFAULT_RECONNECT_MAX_MS);
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#sessionExpiredOn400 = options.sessionExpiredOn400 ?? true;
+    this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+    this.#givenDispatcher = options.dispatcher;
+    this.description = `http ${safeUrl(url)}`;
+  }
+
+  get sessionId(): string | undefined {
+    return this.#sessionId;
+  }
+
+  get protocolVersion(): string | undefined {
+    return this.#protocolVersion;
+  }
+
+  setProtocolVersion(version: string): void {
+    this.#protocolVersion = version;
+  }
+
+  async start(): Promise<void> {
+    if (this.#started) throw new Error('streamable HTTP transport already started');
+    if (this.#closed) throw this.#closedError();
+    this.#started = true;
+    if (this.#givenDispatcher !== undefined) {
+      this.#dispatcher = this.#givenDispatcher;
+    } else {
+      this.#dispatcher = new Pool(this.#origin, { connections: this.#maxConnections, keepAliveTimeout: 10_000 });
+      this.#ownsDispatcher = true;
+    }
+  }
+
+  send(message: JsonRpcMessage): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    if (this.#dispatcher === undefined) {
+      return Promise.reject(new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport not started`));
+    }
+    if ('method' in message && 'id' in message && message.id !== undefined) {
+      const request = message as JsonRpcRequest;
+      const pending: PendingRequest = {
+        id: request.id,
+        method: request.method,
+        controller: new AbortController(),
+        lastEventId: undefined,
+        retryMs: undefined,
+        responded: false,
+        failedResumes: 0,
+        backoff: undefined,
+      };
+      this.#pending.set(request.id, pending);
+      // Resolves at once: every outcome of the exchange, failures included, arrives via onmessage.
+      void this.#runRequest(request, pending);
+      return Promise.resolve();
+    }
+    return this.#postOther(message);
+  }
+
+  close(): Promise<void> {
+    this.#closePromise ??= this.#shutdown({}, true);
+    return this.#closePromise;
+  }
+
+  // -- outgoing ----------------------------------------------------------------------------------
+
+  #headers(accept: string, lastEventId?: string): Record<string, string> {
+    const headers: Record<string, string> = { ...this.#static, accept };
+    if (this.#sessionId !== undefined) headers['mcp-session-id'] = this.#sessionId;
+    if (this.#protocolVersion !== undefined) headers['mcp-protocol-version'] = this.#protocolVersion;
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    return headers;
+  }
+
+  #post(message: JsonRpcMessage, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const headers = this.#headers('application/json, text/event-stream');
+    headers['content-type'] = 'application/json';
+    return this.#dispatcher!.request({
+      origin: this.#origin,
+      path: this.#path,
+      method: 'POST',
+      headers,
+      body: JSON.stringify(message),
+      signal,
+      headersTimeout: this.#requestTimeoutMs,
+      bodyTimeout: 0,
+    });
+  }
+
+  #get(lastEventId: string | undefined, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    return this.#dispatcher!.request({
+      origin: this.#origin,
+      path: this.#path,
+      method: 'GET',
+      headers: this.#headers('text/event-stream', lastEventId),
+      signal,
+      headersTimeout: this.#requestTimeoutMs,
+      bodyTimeout: 0,
+    });
+  }
+
+  /** POSTs a notification or a response: 202 expected; failures reject send(). */
+  async #postOther(message: JsonRpcMessage): Promise<void> {
+    const sentSession = this.#sessionId;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.#post(message, this.#abort.signal);
+    } catch (err) {
+      if (this.#closed) throw this.#closedError();
+      throw networkFailure(this.description, err);
+    } finally {
+      this.#afterNotification(message);
+    }
+    if (res.statusCode >= 200 && res.statusCode < 300) {
+      // 202 Accepted (or a 200 some servers send); nothing in it concerns us.
+      await res.body.dump().catch(() => undefined);
+      return;
+    }
+    const failure = await this.#httpFailure(res, sentSession);
+    if (failure.sessionExpired) this.#expire();
+    throw failure.error;
+  }
+
+  /** After `notifications/cancelled` for a request of ours, stop listening to its stream. */
+  #afterNotification(message: JsonRpcMessage): void {
+    if (!('method' in message) || message.method !== 'notifications/cancelled') return;
+    const requestId = message.params?.requestId as JsonRpcId | undefined;
+    if (requestId === undefined) return;
+    const pending = this.#pending.get(requestId);
+    if (pending === undefined) return;
+    this.#pending.delete(requestId);
+    pending.responded = true;
+    pending.controller.abort();
+  }
+
+  async #runRequest(request: JsonRpcRequest, pending: PendingRequest): Promise<void> {
+    const sentSession = this.#sessionId;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await this.#post(request, pending.controller.signal);
+    } catch (err) {
+      if (!this.#isLive(pending)) return;
+      const error = networkFailure(this.description, err);
+      this.#fail(pending, error.code, error.message);
+      return;
+    }
+    try {
+      if (request.method === 'initialize') this.#takeSessionId(res.headers['mcp-session-id']);
+      const status = res.statusCode;
+      if (status < 200 || status >= 300) {
+        const failure = await this.#httpFailure(res, sentSession);
+        this.#fail(pending, failure.error.code, failure.error.message, failure.error.data);
+        if (failure.sessionExpired) this.#expire();
+        return;
+      }
+      const type = mediaTypeOf(res.headers['content-type']);
+      if (type === 'text/event-stream') {
+        await this.#consumeRequestStream(res.body, pending);
+      } else if (type === 'application/json') {
+        await this.#consumeJson(res.body, pending);
+      } else {
+        const excerpt = await readBodyExcerpt(res.body);
+        this.#fail(
+          pending,
+          'SWB_ERR_UPSTREAM_PROTOCOL',
+          `${this.description}: HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request${excerpt === '' ? '' : `: ${excerpt}`}`,
+          { status },
+        );
+      }
+    } catch (err) {
+      if (!this.#isLive(pending)) return;
+      const error = networkFailure(this.description, err);
+      this.#fail(pending, error.code, error.message);
+    }
+  }
+
+  #takeSessionId(header: string | string[] | undefined): void {
+    const value = firstHeader(header);
+    if (value === undefined) return;
+    if (!SESSION_ID_RE.test(value)) {
+      this.#logger.warn('upstream sent an Mcp-Session-Id with characters outside 0x21-0x7E; ignored');
+      return;
+    }
+    this.#sessionId = value;
+    this.#logger.debug({ sessionId: value }, 'upstream session established');
+  }
+
+  /** Turns a non-2xx response into a GatewayError, detecting a lost session (404, see options). */
+  async #httpFailure(res: Dispatcher.ResponseData, sentSession: string | undefined): Promise<HttpFailure> {
+    const status = res.statusCode;
+    const excerpt = await readBodyExcerpt(res.body);
+    const upstreamError = upstreamErrorOf(excerpt);
+    const shown = excerpt.length > 200 ? `${excerpt.slice(0, 200)}…` : excerpt;
+    const data: Record<string, unknown> = { status };
+    if (upstreamError !== undefined) data.upstreamError = upstreamError;
+    const sessionExpired =
+      sentSession !== undefined &&
+      (status === 404 || (status === 400 && this.#sessionExpiredOn400 && /session/i.test(excerpt)));
+    if (sessionExpired) {
+      return {
+        sessionExpired,
+        error: new GatewayError(
+          'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
+          `${this.description}: upstream no longer knows session (HTTP ${status})${shown === '' ? '' : `: ${shown}`}`,
+          { data },
+        ),
+      };
+    }
+    return {
+      sessionExpired,
+      error: new GatewayError(
+        'SWB_ERR_UPSTREAM_HTTP',
+        `${this.description}: HTTP ${status}${shown === '' ? '' : `: ${shown}`}`,
+        { data },
+      ),
+    };
+  }
+
+  // -- incoming ----------------------------------------------------------------------------------
+
+  async #consumeJson(body: ResponseBody, pending: PendingRequest): Promise<void> {
+    const text = await readBodyText(body, this.#maxMessageBytes, this.#requestTimeoutMs);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: response body is not JSON`);
+      return;
+    }
+    for (const item of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) this.#deliverValue(item, pending);
+    if (!pending.responded) {
+      this.#fail(
+        pending,
+        'SWB_ERR_UPSTREAM_PROTOCOL',
+        `${this.description}: JSON body did not contain the response to request ${JSON.stringify(pending.id)}`,
+      );
+    }
+  }
+
+  /** Reads a request's SSE stream; resumes it if it ends before the response arrived. */
+  async #consumeRequestStream(body: ResponseBody, pending: PendingRequest): Promise<void> {
+    let failure: unknown;
+    let progressed = false;
+    try {
+      await readSseStream(
+        body,
+        {
+          onId: (id) => {
+            pending.lastEventId = id;
+            progressed = true;
+          },
+          onRetry: (ms) => (pending.retryMs = ms),
+          onEvent: (event) => {
+            progressed = true;
+            this.#onEvent(event, pending);
+          },
+        },
+        { maxBufferSize: this.#maxMessageBytes },
+      );
+    } catch (err) {
+      failure = err;
+    }
+    if (!this.#isLive(pending)) return;
+    if (progressed) pending.backoff?.reset();
+    if (pending.lastEventId !== undefined) {
+      // MCP 2025-11-25: the server may close a stream early (after a priming event) and expects
+      // the client to poll it back with GET + Last-Event-ID. A disconnect is not a cancellation.
+      this.#logger.debug({ requestId: pending.id, lastEventId: pending.lastEventId }, 'resuming request stream');
+      void this.#resume(pending);
+      return;
+    }
+    if (failure !== undefined) {
+      const error = networkFailure(this.description, failure);
+      this.#fail(pending, error.code, `${error.message} (response stream broke before the response)`);
+    } else {
+      this.#fail(
+        pending,
+        'SWB_ERR_UPSTREAM_PROTOCOL',
+        `${this.description}: response stream ended before the response to request ${JSON.stringify(pending.id)} (no event id to resume from)`,
+      );
+    }
+  }
+
+  async #resume(pending: PendingRequest): Promise<void> {
+    pending.backoff ??= createBackoff({ initialDelayMs: this.#reconnectInitialMs, maxDelayMs: this.#reconnectMaxMs });
+    const backoffDelay = pending.backoff.next();
+    await this.#sleep(pending.retryMs ?? backoffDelay);
+    if (!this.#isLive(pending)) return;
+    const sentSession = this.#sessionId;
+    let error: GatewayError;
+    try {
+      const res = await this.#get(pending.lastEventId, pending.controller.signal);
+      if (!this.#isLive(pending)) {
+        res.body.destroy();
+        return;
+      }
+      const type = mediaTypeOf(res.headers['content-type']);
+      if (res.statusCode >= 200 && res.statusCode < 300 && type === 'text/event-stream') {
+        pending.failedResumes = 0;
+        await this.#consumeRequestStream(res.body, pending);
+        return;
+      }
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        res.body.destroy();
+        this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: resumption answered ${type || 'no body type'}`);
+        return;
+      }
+      const failure = await this.#httpFailure(res, sentSession);
+      if (failure.sessionExpired) {
+        this.#fail(pending, failure.error.code, failure.error.message, failure.error.data);
+        this.#expire();
+        return;
+      }
+      if (res.statusCode === 405) {
+        // The server offers no GET: the stream cannot be resumed at all.
+        this.#fail(pending, 'SWB_ERR_UPSTREAM_UNAVAILABLE', `${failure.error.message} (cannot resume the response stream)`, {
+          status: 405,
+        });
+        return;
+      }
+      error = failure.error;
+    } catch (err) {
+      if (!this.#isLive(pending)) return;
+      error = networkFailure(this.description, err);
+    }
+    pending.failedResumes++;
+    if (pending.failedResumes < this.#maxResumeAttempts) {
+      this.#logger.debug({ err: error, requestId: pending.id, attempt: pending.failedResumes }, 'resumption failed');
+      void this.#resume(pending);
+      return;
+    }
+    this.#fail(
+      pending,
+      error.code,
+      `${error.message} (gave up resuming the response stream after ${pending.failedResumes} attempts)`,
+      error.data,
+    );
+  }
+
+  /** The standalone GET stream (server-initiated requests and notifications), kept open with backoff. */
+  async #runGetStream(): Promise<void> {
+    const backoff = createBackoff({ initialDelayMs: this.#reconnectInitialMs, maxDelayMs: this.#reconnectMaxMs });
+    let lastEventId: string | undefined;
+    let retryMs: number | undefined;
+    while (!this.#closed) {
+      const sentSession = this.#sessionId;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await this.#get(lastEventId, this.#abort.signal);
+      } catch (err) {
+        if (this.#closed) return;
+        this.#logger.debug({ err: networkFailure(this.description, err) }, 'standalone SSE stream: connect failed');
+        await this.#sleep(retryMs ?? backoff.next());
+        continue;
+      }
+      if (this.#closed) {
+        res.body.destroy();
+        return;
+      }
+      const status = res.statusCode;
+      if (status === 405) {
+        await res.body.dump().catch(() => undefined);
+        this.#logger.debug('upstream offers no standalone SSE stream (405)');
+        return;
+      }
+      if (status < 200 || status >= 300) {
+        const failure = await this.#httpFailure(res, sentSession);
+        if (failure.sessionExpired) {
+          this.#expire();
+          return;
+        }
+        if (status < 500 && !TRANSIENT_4XX.has(status)) {
+          this.#logger.warn({ err: failure.error }, 'standalone SSE stream refused; not retrying');
+          return;
+        }
+        this.#logger.debug({ err: failure.error }, 'standalone SSE stream refused; retrying');
+        await this.#sleep(retryMs ?? backoff.next());
+        continue;
+      }
+      if (mediaTypeOf(res.headers['content-type']) !== 'text/event-stream') {
+        res.body.destroy();
+        this.#logger.warn('standalone GET answered without text/event-stream; not retrying');
+        return;
+      }
+      try {
+        await readSseStream(
+          res.body,
+          {
+            onId: (id) => {
+              lastEventId = id;
+              backoff.reset();
+            },
+            onRetry: (ms) => (retryMs = ms),
+            onEvent: (event) => {
+              backoff.reset();
+              this.#onEvent(event, undefined);
+            },
+          },
+          { maxBufferSize: this.#maxMessageBytes },
+        );
+      } catch (err) {
+        if (this.#closed) return;
+        this.#logger.debug({ err }, 'standalone SSE stream broke');
+      }
+      if (this.#closed) return;
+      await this.#sleep(retryMs ?? backoff.next());
+    }
+  }
+
+  #onEvent(event: EventSourceMessage, pending: PendingRequest | undefined): void {
+    if (event.data.length === 0) return; // priming event / keep-alive: only its id matters
+    if (event.event !== undefined && event.event !== 'message') {
+      this.#logger.debug({ event: event.event }, 'ignoring SSE event of unknown type');
+      return;
+    }
+    let value: unknown;
+    try {
+      value = JSON.parse(event.data);
+    } catch {
+      this.#reportProtocolError('SSE event data is not JSON', event.data);
+      return;
+    }
+    this.#deliverValue(value, pending);
+  }
+
+  #deliverValue(value: unknown, pending: PendingRequest | undefined): void {
+    const checked = validateMessage(value);
+    if (!checked.ok) {
+      this.#reportProtocolError(`invalid JSON-RPC message: ${checked.reason}`, JSON.stringify(value));
+      return;
+    }
+    const message = checked.message;
+    if (isResponse(message) && message.id !== null) {
+      const target = pending !== undefined && pending.id === message.id ? pending : this.#pending.get(message.id);
+      if (target !== undefined && !target.responded) {
+        target.responded = true;
+        this.#pending.delete(target.id);
+        if (target.method === 'initialize' && 'result' in message) this.#onInitializeResult(message.result);
+      }
+    }
+    this.#emit(message, pending === undefined ? NO_INFO : { relatedRequestId: pending.id });
+  }
+
+  #onInitializeResult(result: Record<string, unknown>): void {
+    if (typeof result.protocolVersion !== 'string') return;
+    // The negotiated version goes on every later request (the connection confirms it through
+    // setProtocolVersion); the GET stream opened right below needs it already.
+    this.#protocolVersion ??= result.protocolVersion;
+    if (!this.#getStreamStarted) {
+      this.#getStreamStarted = true;
+      void this.#runGetStream();
+    }
+  }
+
+  #reportProtocolError(reason: string, data: string): void {
+    const excerpt = data.length > 200 ? `${data.slice(0, 200)}…` : data;
+    this.#logger.warn({ excerpt }, reason);
+    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: ${reason}: ${excerpt}`));
+  }
+
+  #emit(message: JsonRpcMessage, info: IncomingMessageInfo): void {
+    if (this.#closed) return;
+    try {
+      this.onmessage?.(message, info);
+    } catch (err) {
+      this.#logger.error({ err }, 'onmessage handler threw');
+    }
+  }
+
+  /** Delivers the synthetic error response of a request that cannot be answered any more. */
+  #fail(pending: PendingRequest, code: ErrorCode, message: string, data?: Record<string, unknown>): void {
+    if (pending.responded) return;
+    pending.responded = true;
+    this.#pending.delete(pending.id);
+    this.#logger.debug({ requestId: pending.id, code, message }, 'upstream request failed');
+    this.#emit(upstreamErrorResponse(pending.id, code, message, data), { relatedRequestId: pending.id });
+  }
+
+  #isLive(pending: PendingRequest): boolean {
+    return !this.#closed && !pending.responded && !pending.controller.signal.aborted;
+  }
+
+  // -- lifecycle ---------------------------------------------------------------------------------
+
+  /** Waits `ms`, or less when the transport closes meanwhile. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const entry = {
+        timer: setTimeout(() => {
+          this.#timers.delete(entry);
+          resolve();
+        }, ms),
+        resolve,
+      };
+      entry.timer.unref();
+      this.#timers.add(entry);
+    });
+  }
+
+  /** The upstream lost our session: the connection must re-initialize on a new transport. */
+  #expire(): void {
+    if (this.#closePromise !== undefined) return;
+    this.#logger.warn({ sessionId: this.#sessionId }, 'upstream session expired');
+    this.#closePromise = this.#shutdown({ sessionExpired: true }, false);
+  }
+
+  async #shutdown(info: TransportCloseInfo, sendDelete: boolean): Promise<void> {
+    this.#closed = true;
+    this.#abort.abort();
+    for (const pending of this.#pending.values()) pending.controller.abort();
+    this.#pending.clear();
+    for (const entry of this.#timers) {
+      clearTimeout(entry.timer);
+      entry.resolve();
+    }
+    this.#timers.clear();
+    const dispatcher = this.#dispatcher;
+    if (sendDelete && dispatcher !== undefined && this.#sessionId !== undefined) {
+      // MCP: clients that no longer need a session SHOULD end it; 405 = the server does not allow it.
+      try {
+        const res = await dispatcher.request({
+          origin: this.#origin,
+          path: this.#path,
+          method: 'DELETE',
+          headers: this.#headers('application/json, text/event-stream'),
+          signal: AbortSignal.timeout(DELETE_TIMEOUT_MS),
+          headersTimeout: DELETE_TIMEOUT_MS,
+          bodyTimeout: DELETE_TIMEOUT_MS,
+        });
+        await res.body.dump().catch(() => undefined);
+        if (res.statusCode >= 300 && res.statusCode !== 404 && res.statusCode !== 405) {
+          this.#logger.debug({ status: res.statusCode }, 'upstream refused session DELETE');
+        }
+      } catch (err) {
+        this.#logger.debug({ err }, 'session DELETE failed');
+      }
+    }
+    if (this.#ownsDispatcher && dispatcher !== undefined) {
+      await dispatcher.destroy().catch(() => undefined);
+    }
+    if (this.#closeFired) return;
+    this.#closeFired = true;
+    try {
+      this.onclose?.(info);
+    } catch (err) {
+      this.#logger.error({ err }, 'onclose handler threw');
+    }
+  }
+
+  #closedError(): GatewayError {
+    return new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport closed`);
+  }
+}
+
+/**
+ * Creates a Streamable HTTP transport (MCP 2025-03-26 … 2025-11-25, basic/transports §Streamable
+ * HTTP, client side).
+ *
+ * - Each `send()` is one POST (`Accept: application/json, text/event-stream`) with the static
+ *   headers, `Mcp-Session-Id` once the initialize response carried one, and
+ *   `MCP-Protocol-Version` once known (set by `setProtocolVersion()`, or taken from the
+ *   initialize result).
+ * - A request's answer — `application/json` (one message or an array) or `text/event-stream`
+ *   (every `message` event) — is delivered with `relatedRequestId` = the request's id. A stream
+ *   that ends before the response is resumed with GET + `Last-Event-ID`, after the server's
+ *   `retry:` or a backoff (§Resumability and Redelivery); `maxResumeAttempts` consecutive failed
+ *   attempts fail the request.
+ * - Failures of a request's exchange (4xx/5xx, network error, timeout, broken stream) are
+ *   delivered as an error response for its id: `error.data.code` is `SWB_ERR_UPSTREAM_HTTP`,
+ *   `…_UNAVAILABLE`, `…_TIMEOUT`, `…_PROTOCOL` or `…_SESSION_EXPIRED`, `error.data.status` the
+ *   HTTP status when there was one, and the message quotes the start of the body.
+ * - 404 to a request carrying our session id (§Session Management) means the upstream lost the
+ *   session: the request gets `SWB_ERR_UPSTREAM_SESSION_EXPIRED`, then the transport closes with
+ *   `onclose({ sessionExpired: true })` (see `sessionExpiredOn400` for SDK v1 servers).
+ * - After the initialize response, the standalone GET stream is opened (§Listening for Messages
+ *   from the Server); 405 means there is none. It is reopened with backoff and `Last-Event-ID`
+ *   when it drops. Its messages carry no `relatedRequestId`.
+ * - `send()` of a request resolves at once; `send()` of a notification or response resolves on
+ *   the 2xx and rejects with the GatewayError otherwise. After `notifications/cancelled` for a
+ *   request, that request's stream is dropped.
+ * - `close()` aborts every stream, sends `DELETE` with the session id (404/405 ignored), closes
+ *   the default pool and fires `onclose({})`. In-flight requests get no synthetic response on
+ *   close: `onclose` tells the caller.
+ *
+ * @throws GatewayError `SWB_ERR_UPSTREAM_UNAVAILABLE` when the URL is not http(s)
+ */
+export function createStreamableHttpTransport(options: StreamableHttpTransportOptions): StreamableHttpTransport {
+  return new StreamableHttpTransportImpl(options);
+}

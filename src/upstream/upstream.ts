@@ -1,0 +1,550 @@
+/**
+ * One configured upstream server: its connections (by isolation mode), supervision with
+ * backoff, the cached InitializeResult and catalog (tools, prompts, resources, templates), and
+ * resource subscriptions.
+ *
+ * Isolation (PRODUCT §4.7):
+ * - `shared`: one connection for everyone (stdio child multiplexed with id remapping);
+ * - `session`: one stdio child per client session;
+ * - `user`: one stdio child per principal.
+ * Remote (HTTP/SSE) upstreams keep one upstream session per principal, independent of client
+ * sessions, re-initialised transparently when the upstream answers 404.
+ *
+ * @module
+ */
+import type { RemoteServer, ServerConfig, StdioServer } from '../config/schema.js';
+import { isStdioServer, remoteTransport } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { Logger } from '../observability/logger.js';
+import { createBackoff } from './backoff.js';
+import type { Caller } from './connection.js';
+import { UpstreamConnection } from './connection.js';
+import { createSseTransport } from './sse-transport.js';
+import { createStdioTransport } from './stdio-transport.js';
+import { createStreamableHttpTransport } from './streamable-http-transport.js';
+import type { MessageTransport, TransportCloseInfo } from './transport.js';
+import { ANONYMOUS } from '../auth/principal.js';
+
+/** Who a request is for: picks the connection under `session`/`user` isolation. */
+export interface SlotContext {
+  sessionId: string;
+  principalId: string;
+}
+
+/** The lists an upstream serves, cached at start and refreshed on `list_changed`. */
+export interface Catalog {
+  tools: JsonObject[];
+  prompts: JsonObject[];
+  resources: JsonObject[];
+  resourceTemplates: JsonObject[];
+}
+
+/** Lifecycle state reported by `/readyz` and the admin API. */
+export type UpstreamState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+
+/** Which client sessions an unrelated upstream notification is for. */
+export type Audience = { kind: 'all' } | { kind: 'session'; id: string } | { kind: 'principal'; id: string };
+
+/** Events an upstream emits to the gateway. */
+export type UpstreamEvent =
+  | { type: 'catalog'; upstream: Upstream; changed: ReadonlyArray<keyof Catalog> }
+  | { type: 'notification'; upstream: Upstream; notification: JsonRpcNotification; audience: Audience }
+  | { type: 'state'; upstream: Upstream; state: UpstreamState; error?: string };
+
+/** A request in flight on behalf of a client call. */
+export interface UpstreamCall {
+  /** Always resolves: the upstream response, or a synthetic JSON-RPC error. */
+  readonly response: Promise<JsonRpcResponse>;
+  /** Cancels the call upstream (notifications/cancelled). */
+  cancel(reason?: string): void;
+}
+
+/** Options for {@link Upstream}. */
+export interface UpstreamOptions {
+  name: string;
+  config: ServerConfig;
+  logger: Logger;
+  gatewayVersion: string;
+  /** Bounded admission wait for bidi-capable calls on a shared stdio child (ms). */
+  attributionWaitMs: number;
+  /** Clock (ms) for idle reaping; injectable for tests. Default `Date.now`. */
+  now?: () => number;
+  /** Factory override (tests, tunnels): builds the transport for a new connection. */
+  createTransport?: (logger: Logger) => MessageTransport;
+  onEvent: (event: UpstreamEvent) => void;
+}
+
+interface Slot {
+  readonly key: string;
+  connection: UpstreamConnection | undefined;
+  starting: Promise<UpstreamConnection> | undefined;
+  readonly sessions: Set<string>;
+  lastUsed: number;
+  /** uri → sessions subscribed through this slot. */
+  readonly subscriptions: Map<string, Set<string>>;
+  readonly backoff: ReturnType<typeof createBackoff>;
+  /** Earliest time a restart may be attempted (after a crash). */
+  notBefore: number;
+  readonly audience: Audience;
+}
+
+const SHARED_KEY = '*';
+const LIST_METHODS: Record<keyof Catalog, { method: string; field: string; capability: string }> = {
+  tools: { method: 'tools/list', field: 'tools', capability: 'tools' },
+  prompts: { method: 'prompts/list', field: 'prompts', capability: 'prompts' },
+  resources: { method: 'resources/list', field: 'resources', capability: 'resources' },
+  resourceTemplates: { method: 'resources/templates/list', field: 'resourceTemplates', capability: 'resources' },
+};
+const LIST_CHANGED: Record<string, Array<keyof Catalog>> = {
+  'notifications/tools/list_changed': ['tools'],
+  'notifications/prompts/list_changed': ['prompts'],
+  'notifications/resources/list_changed': ['resources', 'resourceTemplates'],
+};
+
+/**
+ * A configured upstream server. `start()` connects (for `shared`/remote) or probes (for
+ * `session`/`user`: one child is started to learn capabilities and the catalog, then stopped).
+ */
+export class Upstream {
+  readonly name: string;
+  readonly config: ServerConfig;
+  readonly isolation: 'shared' | 'session' | 'user' | 'principal';
+  #logger: Logger;
+  #options: UpstreamOptions;
+  #slots = new Map<string, Slot>();
+  #state: UpstreamState = 'starting';
+  #lastError: string | undefined;
+  #initializeResult: JsonObject | undefined;
+  #catalog: Catalog = { tools: [], prompts: [], resources: [], resourceTemplates: [] };
+  #catalogVersion = 0;
+  #now: () => number;
+  #stopped = false;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restarts = 0;
+
+  constructor(options: UpstreamOptions) {
+    this.name = options.name;
+    this.config = options.config;
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#now = options.now ?? Date.now;
+    this.isolation = isStdioServer(options.config) ? options.config.isolation : 'principal';
+  }
+
+  /** Current lifecycle state. */
+  get state(): UpstreamState {
+    return this.#state;
+  }
+
+  /** Last start/crash error message, if any. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Restarts since start (crash recoveries of shared children). */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** The cached InitializeResult of the upstream. */
+  get initializeResult(): JsonObject | undefined {
+    return this.#initializeResult;
+  }
+
+  /** Server capabilities (from the cached InitializeResult). */
+  get capabilities(): JsonObject {
+    return (this.#initializeResult?.capabilities as JsonObject | undefined) ?? {};
+  }
+
+  /** The cached catalog. */
+  get catalog(): Readonly<Catalog> {
+    return this.#catalog;
+  }
+
+  /** Increments whenever the catalog changes. */
+  get catalogVersion(): number {
+    return this.#catalogVersion;
+  }
+
+  /** Number of live connections (children for stdio). */
+  get connectionCount(): number {
+    let n = 0;
+    for (const s of this.#slots.values()) if (s.connection && !s.connection.closed) n++;
+    return n;
+  }
+
+  /**
+   * Connects and loads the catalog. Resolves when ready; on failure the state becomes `failed`
+   * (shared stdio children keep retrying with backoff) and the error is rethrown.
+   */
+  async start(): Promise<void> {
+    this.#setState('starting');
+    try {
+      const ctx: SlotContext = { sessionId: '__probe__', principalId: ANONYMOUS.id };
+      const slot = this.#slotFor(ctx, true);
+      const conn = await this.#connect(slot);
+      await this.#loadCatalog(conn, undefined);
+      if (this.isolation === 'session' || this.isolation === 'user') {
+        // The probe child only taught us capabilities and the catalog.
+        this.#slots.delete(slot.key);
+        await conn.close();
+      }
+      this.#setState('ready');
+    } catch (err) {
+      this.#lastError = err instanceof Error ? err.message : String(err);
+      this.#setState('failed', this.#lastError);
+      if (this.isolation === 'shared' && !this.#stopped) this.#scheduleRestart(this.#slots.get(SHARED_KEY));
+      throw err;
+    }
+  }
+
+  /** Stops every connection; no restarts afterwards. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    const closing = [...this.#slots.values()].map((s) => s.connection?.close());
+    this.#slots.clear();
+    await Promise.allSettled(closing);
+    this.#setState('stopped');
+  }
+
+  /**
+   * Sends a request for a client call. Retries once on a fresh upstream session when the
+   * upstream answered 404 (session lost) — MCP transports §Session Management.
+   */
+  call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
+    let cancelled = false;
+    let current: { conn: UpstreamConnection; id: number } | undefined;
+    // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
+    const meta = params?._meta as JsonObject | undefined;
+    const progressToken = meta?.progressToken;
+    const run = async (attempt: number): Promise<JsonRpcResponse> => {
+      let conn: UpstreamConnection;
+      try {
+        conn = await this.acquire(ctx);
+      } catch (err) {
+        const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
+        return { jsonrpc: '2.0', id: 0, error: { code: ge.jsonRpcCode, message: ge.message, data: { code: ge.code } } };
+      }
+      if (cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
+      if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
+      const inflight = conn.request(method, params, { caller });
+      current = { conn, id: inflight.upstreamId };
+      const response = await inflight.response;
+      const code = 'error' in response ? (response.error.data as { code?: string } | undefined)?.code : undefined;
+      if (code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' && attempt === 0 && !cancelled) {
+        this.#logger.info('upstream session expired; re-initialising and retrying once');
+        return run(1);
+      }
+      return response;
+    };
+    const response = run(0);
+    return {
+      response,
+      cancel: (reason) => {
+        cancelled = true;
+        if (current) current.conn.cancel(current.id, reason);
+      },
+    };
+  }
+
+  /**
+   * Returns the connection for a caller, starting it when needed.
+   *
+   * @throws GatewayError `SWB_ERR_UPSTREAM_PROCESS_LIMIT` when `maxProcesses` children are busy,
+   *   `SWB_ERR_UPSTREAM_UNAVAILABLE` when it cannot start
+   */
+  async acquire(ctx: SlotContext): Promise<UpstreamConnection> {
+    if (this.#stopped) throw new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `upstream "${this.name}" is stopped`);
+    const slot = this.#slotFor(ctx, true);
+    slot.lastUsed = this.#now();
+    if (this.isolation === 'session' || this.isolation === 'user') slot.sessions.add(ctx.sessionId);
+    const conn = slot.connection;
+    if (conn && !conn.closed) return conn;
+    return slot.starting ?? this.#connect(slot);
+  }
+
+  /** Tells the upstream a client session ended: session-isolated children become idle, subscriptions drop. */
+  releaseSession(sessionId: string, principalId: string): void {
+    for (const slot of this.#slots.values()) {
+      if (!slot.sessions.delete(sessionId)) continue;
+      slot.lastUsed = this.#now();
+      for (const [uri, subs] of slot.subscriptions) {
+        if (subs.delete(sessionId) && subs.size === 0) {
+          slot.subscriptions.delete(uri);
+          if (slot.connection) void slot.connection.request('resources/unsubscribe', { uri }).response;
+        }
+      }
+    }
+    if (this.isolation === 'session') {
+      const slot = this.#slots.get(sessionId);
+      if (slot) this.#closeSlot(slot, 'session closed');
+    }
+    void principalId;
+  }
+
+  /** Subscribes a client session to a resource URI (refcounted per connection). */
+  async subscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    const slot = this.#slotFor(ctx, true);
+    let subs = slot.subscriptions.get(uri);
+    if (!subs) {
+      const response = await this.call(ctx, 'resources/subscribe', { uri }, caller).response;
+      if ('error' in response) return response;
+      subs = new Set();
+      slot.subscriptions.set(uri, subs);
+    }
+    subs.add(ctx.sessionId);
+    return { jsonrpc: '2.0', id: 0, result: {} };
+  }
+
+  /** Removes a client session's subscription; unsubscribes upstream when it was the last. */
+  async unsubscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    const slot = this.#slotFor(ctx, false);
+    const subs = slot?.subscriptions.get(uri);
+    if (slot && subs?.delete(ctx.sessionId) && subs.size === 0) {
+      slot.subscriptions.delete(uri);
+      return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
+    }
+    return { jsonrpc: '2.0', id: 0, result: {} };
+  }
+
+  /** Client sessions subscribed to `uri` through any connection. */
+  subscribersOf(uri: string): Set<string> {
+    const out = new Set<string>();
+    for (const slot of this.#slots.values()) for (const s of slot.subscriptions.get(uri) ?? []) out.add(s);
+    return out;
+  }
+
+  /**
+   * Stops idle connections of `session`/`user` isolation: no session attached, no request in
+   * flight, unused for `idleTimeout`. Called periodically by the gateway; returns how many were reaped.
+   */
+  reapIdle(): number {
+    if (!isStdioServer(this.config) || this.isolation === 'shared') return 0;
+    const idleMs = this.config.idleTimeout;
+    const now = this.#now();
+    let reaped = 0;
+    for (const slot of [...this.#slots.values()]) {
+      const conn = slot.connection;
+      const busy = conn !== undefined && conn.inFlight > 0;
+      const attached = slot.sessions.size > 0;
+      if (!busy && !attached && now - slot.lastUsed >= idleMs) {
+        this.#closeSlot(slot, 'idle');
+        reaped++;
+      }
+    }
+    return reaped;
+  }
+
+  #slotFor(ctx: SlotContext, create: true): Slot;
+  #slotFor(ctx: SlotContext, create: false): Slot | undefined;
+  #slotFor(ctx: SlotContext, create: boolean): Slot | undefined {
+    const key =
+      this.isolation === 'session' ? ctx.sessionId : this.isolation === 'shared' ? SHARED_KEY : ctx.principalId;
+    let slot = this.#slots.get(key);
+    if (slot || !create) return slot;
+    if ((this.isolation === 'session' || this.isolation === 'user') && isStdioServer(this.config)) {
+      const max = this.config.maxProcesses;
+      if (this.#slots.size >= max) {
+        this.reapIdle();
+        if (this.#slots.size >= max) {
+          throw new GatewayError(
+            'SWB_ERR_UPSTREAM_PROCESS_LIMIT',
+            `upstream "${this.name}" already runs maxProcesses=${max} children (isolation: ${this.isolation}); try again later or raise maxProcesses`,
+          );
+        }
+      }
+    }
+    const restart = isStdioServer(this.config) ? this.config.restart : { initialDelay: 250, maxDelay: 30_000 };
+    slot = {
+      key,
+      connection: undefined,
+      starting: undefined,
+      sessions: new Set(),
+      lastUsed: this.#now(),
+      subscriptions: new Map(),
+      backoff: createBackoff({ initialDelayMs: restart.initialDelay, maxDelayMs: restart.maxDelay }),
+      notBefore: 0,
+      audience:
+        this.isolation === 'session'
+          ? { kind: 'session', id: key }
+          : this.isolation === 'shared'
+            ? { kind: 'all' }
+            : this.isolation === 'user'
+              ? { kind: 'principal', id: key }
+              : { kind: 'all' },
+    };
+    this.#slots.set(key, slot);
+    return slot;
+  }
+
+  #connect(slot: Slot): Promise<UpstreamConnection> {
+    const p = this.#doConnect(slot).finally(() => {
+      if (slot.starting === p) slot.starting = undefined;
+    });
+    slot.starting = p;
+    return p;
+  }
+
+  async #doConnect(slot: Slot): Promise<UpstreamConnection> {
+    const wait = slot.notBefore - this.#now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const logger = this.#logger.child({ slot: slot.key });
+    const transport = this.#options.createTransport?.(logger) ?? this.#createTransport(logger);
+    const conn: UpstreamConnection = new UpstreamConnection(transport, {
+      name: this.name,
+      logger,
+      requestTimeoutMs: this.config.timeout ?? 60_000,
+      exclusiveAttribution: isStdioServer(this.config) || (!isStdioServer(this.config) && remoteTransport(this.config) === 'sse'),
+      attributionWaitMs: this.#options.attributionWaitMs,
+      gatewayVersion: this.#options.gatewayVersion,
+      onNotification: (n) => this.#onNotification(slot, conn, n),
+      onClose: (info) => this.#onClose(slot, conn, info),
+    });
+    try {
+      await conn.initialize();
+    } catch (err) {
+      slot.notBefore = this.#now() + slot.backoff.next();
+      await conn.close().catch(() => undefined);
+      throw err instanceof GatewayError
+        ? err
+        : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `upstream "${this.name}": ${String(err)}`, { cause: err });
+    }
+    slot.connection = conn;
+    slot.backoff.reset();
+    this.#initializeResult ??= conn.initializeResult;
+    logger.info({ transport: transport.description }, 'upstream connected');
+    // Re-establish subscriptions after a reconnect.
+    for (const uri of slot.subscriptions.keys()) void conn.request('resources/subscribe', { uri }).response;
+    return conn;
+  }
+
+  #createTransport(logger: Logger): MessageTransport {
+    const cfg = this.config;
+    if (isStdioServer(cfg)) {
+      const s: StdioServer = cfg;
+      return createStdioTransport({
+        command: s.command,
+        args: s.args,
+        env: s.env,
+        ...(s.cwd === undefined ? {} : { cwd: s.cwd }),
+        stderrLines: s.stderrLines,
+        logger,
+      });
+    }
+    const r: RemoteServer = cfg;
+    if (remoteTransport(r) === 'sse') return createSseTransport({ url: r.url, headers: r.headers, logger });
+    return createStreamableHttpTransport({ url: r.url, headers: r.headers, logger });
+  }
+
+  async #loadCatalog(conn: UpstreamConnection, only: ReadonlyArray<keyof Catalog> | undefined): Promise<void> {
+    const caps = conn.capabilities;
+    const kinds = only ?? (Object.keys(LIST_METHODS) as Array<keyof Catalog>);
+    const changed: Array<keyof Catalog> = [];
+    await Promise.all(
+      kinds.map(async (kind) => {
+        const spec = LIST_METHODS[kind];
+        if (caps[spec.capability] === undefined) return;
+        const items: JsonObject[] = [];
+        const before = JSON.stringify(this.#catalog[kind]);
+        let cursor: unknown;
+        for (let page = 0; page < 1000; page++) {
+          const params: JsonObject | undefined = cursor === undefined ? undefined : { cursor };
+          const response = await conn.request(spec.method, params).response;
+          if ('error' in response) {
+            if (response.error.code !== -32601) {
+              this.#logger.warn({ method: spec.method, error: response.error }, 'listing failed');
+            }
+            return;
+          }
+          const list = response.result[spec.field];
+          if (Array.isArray(list)) items.push(...(list as JsonObject[]));
+          cursor = response.result.nextCursor;
+          if (typeof cursor !== 'string' || cursor === '') break;
+        }
+        if (JSON.stringify(items) === before) return;
+        this.#catalog = { ...this.#catalog, [kind]: items };
+        changed.push(kind);
+      }),
+    );
+    if (changed.length > 0) {
+      this.#catalogVersion++;
+      this.#options.onEvent({ type: 'catalog', upstream: this, changed });
+    }
+  }
+
+  #onNotification(slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification): void {
+    const kinds = LIST_CHANGED[n.method];
+    if (kinds) {
+      this.#loadCatalog(conn, kinds).catch((err: unknown) => this.#logger.warn({ err }, 'catalog refresh failed'));
+      return;
+    }
+    this.#options.onEvent({ type: 'notification', upstream: this, notification: n, audience: slot.audience });
+  }
+
+  #onClose(slot: Slot, conn: UpstreamConnection, info: TransportCloseInfo): void {
+    if (slot.connection === conn) slot.connection = undefined;
+    if (this.#stopped || this.#slots.get(slot.key) !== slot) return;
+    if (info.sessionExpired) {
+      this.#logger.info('upstream session expired; the next request re-initialises');
+      return;
+    }
+    const why = info.error?.message ?? (info.signal ? `signal ${info.signal}` : `exit code ${info.exitCode ?? '?'}`);
+    this.#logger.warn({ exitCode: info.exitCode, signal: info.signal, err: info.error }, 'upstream connection closed');
+    slot.notBefore = this.#now() + slot.backoff.next();
+    if (slot.key === SHARED_KEY && this.isolation === 'shared') {
+      this.#lastError = why;
+      this.#setState('restarting', why);
+      this.#scheduleRestart(slot);
+    }
+  }
+
+  #scheduleRestart(slot: Slot | undefined): void {
+    if (this.#stopped || this.#restartTimer) return;
+    const s = slot ?? this.#slotFor({ sessionId: SHARED_KEY, principalId: SHARED_KEY }, true);
+    const maxRetries = isStdioServer(this.config) ? this.config.restart.maxRetries : 0;
+    if (maxRetries > 0 && s.backoff.attempts > maxRetries) {
+      this.#setState('failed', `gave up after ${maxRetries} restarts`);
+      return;
+    }
+    const delay = Math.max(0, s.notBefore - this.#now());
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#stopped) return;
+      const live = s.connection && !s.connection.closed ? s.connection : undefined;
+      const p = live ? Promise.resolve(live) : (s.starting ?? this.#connect(s));
+      p.then(
+        async (conn) => {
+          this.#restarts++;
+          await this.#loadCatalog(conn, undefined);
+          this.#setState('ready');
+        },
+        (err: unknown) => {
+          this.#lastError = err instanceof Error ? err.message : String(err);
+          this.#logger.warn({ err }, 'upstream restart failed');
+          this.#scheduleRestart(s);
+        },
+      );
+    }, delay);
+    this.#restartTimer.unref();
+  }
+
+  #closeSlot(slot: Slot, why: string): void {
+    this.#slots.delete(slot.key);
+    const conn = slot.connection;
+    slot.connection = undefined;
+    if (conn) {
+      this.#logger.info({ slot: slot.key, why }, 'stopping upstream connection');
+      conn.close().catch((err: unknown) => this.#logger.warn({ err }, 'close failed'));
+    }
+  }
+
+  #setState(state: UpstreamState, error?: string): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#options.onEvent(
+      error === undefined ? { type: 'state', upstream: this, state } : { type: 'state', upstream: this, state, error },
+    );
+  }
+}
