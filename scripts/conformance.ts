@@ -21,8 +21,9 @@
  * per-server route `/servers/{name}/mcp`; with the fixture, every scenario passes through;
  * `dns-rebinding-protection` passes at Switchboard (per-server route and aggregate `/mcp`) whatever
  * the upstream does. A scenario passes when none of its checks is `FAILURE` (the suite's own
- * rule); one that passes with more `WARNING` checks than directly is reported as degraded, and
- * `--strict` turns that into a failure too. Exit 2 means the run itself could not happen (bad
+ * rule); one that passes through Switchboard with more `WARNING` checks, or without some checks
+ * that succeeded directly (e.g. SSE checks skipped because the answer came as JSON), is reported as
+ * degraded, and `--strict` turns that into a failure too. Exit 2 means the run itself could not happen (bad
  * flags, an upstream or Switchboard that did not start).
  *
  * Switchboard is started as `<cmd> serve --config <temp yaml>`, where `<cmd>` is `SWITCHBOARD_CMD`
@@ -465,8 +466,13 @@ export interface ComparisonRow {
   via: Verdict | 'not run';
   /** Passed directly, fails (or is missing) through Switchboard. */
   regression: boolean;
-  /** Passes both ways but with more WARNING checks through Switchboard. */
+  /**
+   * Passes both ways, but through Switchboard with more WARNING checks or without some checks that
+   * succeeded directly (the suite verified less).
+   */
   degraded: boolean;
+  /** Ids of checks that succeeded directly and did not succeed (or did not run) through Switchboard. */
+  lostChecks: string[];
   /** Failed directly, passes through Switchboard (e.g. DNS-rebinding protection added by the gateway). */
   improved: boolean;
   /** FAILURE/WARNING details through Switchboard, when they differ from the direct run. */
@@ -485,7 +491,11 @@ export function compareRuns(
     const dPass = isPassing(d?.verdict);
     const vPass = isPassing(v?.verdict);
     const regression = via !== undefined && d !== undefined && dPass && !vPass;
-    const degraded = dPass && vPass && (v?.warnings ?? 0) > (d?.warnings ?? 0);
+    const succeeded = (o: ScenarioOutcome | undefined) =>
+      new Set((o?.checks ?? []).filter((c) => c.status === 'SUCCESS').map((c) => c.id));
+    const viaSucceeded = succeeded(v);
+    const lostChecks = [...succeeded(d)].filter((id) => !viaSucceeded.has(id));
+    const degraded = dPass && vPass && ((v?.warnings ?? 0) > (d?.warnings ?? 0) || lostChecks.length > 0);
     const directProblems = new Set(d?.problems ?? []);
     return {
       scenario,
@@ -493,6 +503,7 @@ export function compareRuns(
       via: v?.verdict ?? 'not run',
       regression,
       degraded,
+      lostChecks,
       improved: d !== undefined && v !== undefined && !dPass && vPass,
       details: (v?.problems ?? []).filter((p) => !directProblems.has(p)),
     };
@@ -542,7 +553,7 @@ export interface RunConformanceOptions {
   suite?: Suite;
   /** Default: a fresh directory under the OS temp dir. */
   outDir?: string;
-  /** Count degraded scenarios (more WARNINGs through Switchboard) as failures. Default false. */
+  /** Count degraded scenarios (new WARNINGs or lost checks through Switchboard) as failures. Default false. */
   strict?: boolean;
   /** Only run the direct half (and check the fixture passes everything directly). Default false. */
   directOnly?: boolean;
@@ -681,7 +692,7 @@ function gateProblems(report: UpstreamReport, opts: { strict: boolean; directOnl
   for (const row of report.rows) {
     if (row.regression) problems.push(`regression: ${row.scenario} passes directly, ${row.via} through Switchboard`);
     if (row.degraded && opts.strict)
-      problems.push(`degraded (strict): ${row.scenario} has new warnings through Switchboard`);
+      problems.push(`degraded (strict): ${row.scenario} has new warnings or lost checks through Switchboard`);
     if (isFixture && !row.regression && !isPassing(row.via) && row.scenario !== DNS_SCENARIO) {
       problems.push(`${row.scenario} does not pass through Switchboard (${row.via})`);
     }
@@ -749,9 +760,9 @@ export function formatReport(report: ConformanceReport): string {
         const note = r.regression
           ? 'REGRESSION'
           : r.improved
-            ? 'fixed by switchboard'
+            ? 'passes only through switchboard'
             : r.degraded
-              ? 'degraded (new warnings)'
+              ? `degraded${r.lostChecks.length > 0 ? ` (lost: ${r.lostChecks.join(', ')})` : ' (new warnings)'}`
               : '';
         out.push(
           `${r.scenario.padEnd(w)}  ${VERDICT_LABEL[r.direct].padEnd(12)}  ${VERDICT_LABEL[r.via].padEnd(15)}  ${note}`,

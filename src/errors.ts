@@ -47,7 +47,7 @@ export const ERROR_CODES = {
   SWB_ERR_SESSION_NOT_INITIALIZED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_STREAM_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_LIMIT: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR, expose: true },
-  SWB_ERR_SESSION_EVENT_EXPIRED: { status: 404, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_SESSION_EVENT_EXPIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Routing
   SWB_ERR_ROUTE_UNKNOWN_TOOL: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_PROMPT: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },

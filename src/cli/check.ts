@@ -47,9 +47,7 @@ export async function runCheck(options: CheckOptions = {}, output: CliOutput = p
     const config = await loadConfigFile(file, { env, onWarning: (w) => output.err(`warning: ${w}`) });
     const servers = Object.keys(config.servers).length;
     const virtualServers = Object.keys(config.virtualServers).length;
-    output.out(
-      `ok: ${plural(servers, 'server')}, ${plural(virtualServers, 'virtual server')} in ${file}`,
-    );
+    output.out(`ok: ${plural(servers, 'server')}, ${plural(virtualServers, 'virtual server')} in ${file}`);
     return 0;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

@@ -70,7 +70,11 @@ export async function main(argv: readonly string[] = process.argv): Promise<void
   try {
     await createProgram().parseAsync([...argv]);
   } catch (e) {
-    const message = isGatewayError(e) ? `${e.code}: ${e.message}` : e instanceof Error ? (e.stack ?? e.message) : String(e);
+    const message = isGatewayError(e)
+      ? `${e.code}: ${e.message}`
+      : e instanceof Error
+        ? (e.stack ?? e.message)
+        : String(e);
     process.stderr.write(`error: ${message}\n`);
     process.exitCode = 1;
   }

@@ -117,7 +117,10 @@ export function importClientConfig(text: string, options: ImportOptions = {}): I
  * @throws {@link ConfigError} with code `SWB_ERR_CONFIG_READ` if the file cannot be read, or as
  *   {@link importClientConfig} does.
  */
-export async function importClientConfigFile(path: string, options: Omit<ImportOptions, 'path'> = {}): Promise<ImportResult> {
+export async function importClientConfigFile(
+  path: string,
+  options: Omit<ImportOptions, 'path'> = {},
+): Promise<ImportResult> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -159,11 +162,13 @@ function convertEntry(
   if (isRemote) {
     out.url = strings(url, [...path, entry.url === undefined ? 'serverUrl' : 'url'], warn);
     if (type === 'sse') out.transport = 'sse';
-    else if (type === 'http' || type === 'streamable-http' || type === 'streamableHttp') out.transport = 'streamable-http';
+    else if (type === 'http' || type === 'streamable-http' || type === 'streamableHttp')
+      out.transport = 'streamable-http';
     else if (type === undefined && typeof url === 'string' && /\/sse\/?(\?.*)?$/.test(url)) {
       out.transport = 'sse';
       warn(path, 'transport set to "sse" because the URL ends in /sse; change it if the server speaks Streamable HTTP');
-    } else if (type !== undefined) warn([...path, 'type'], `unknown type ${JSON.stringify(type)}; using Streamable HTTP`);
+    } else if (type !== undefined)
+      warn([...path, 'type'], `unknown type ${JSON.stringify(type)}; using Streamable HTTP`);
     for (const key of REMOTE_KEYS) {
       copied.add(key);
       if (key !== 'url' && entry[key] !== undefined) out[key] = strings(entry[key], [...path, key], warn);
@@ -237,7 +242,11 @@ function uniqueName(name: string, taken: Record<string, unknown>): string {
   }
 }
 
-function renderYaml(servers: Record<string, ImportedServer>, file: string | undefined, shape: ClientConfigShape): string {
+function renderYaml(
+  servers: Record<string, ImportedServer>,
+  file: string | undefined,
+  shape: ClientConfigShape,
+): string {
   const doc = new Document({ servers });
   const from = shape === 'vscode' ? 'VS Code' : 'Claude Desktop / Cursor';
   doc.commentBefore = [

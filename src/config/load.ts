@@ -218,7 +218,12 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const raw = parseConfigSyntax(text, { ...options, format }) ?? {};
   if (!isPlainObject(raw)) {
     throw new ConfigError([
-      { file, path: '', kind: 'schema', message: `expected an object of settings at the top level, got ${describe(raw)}` },
+      {
+        file,
+        path: '',
+        kind: 'schema',
+        message: `expected an object of settings at the top level, got ${describe(raw)}`,
+      },
     ]);
   }
 
@@ -243,27 +248,32 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const doc = interpolated.value;
   for (const path of interpolated.substitutedPaths) coerceScalar(doc, path);
 
-  const issues: ConfigIssue[] = interpolated.issues.map((i) => ({
-    file,
-    path: formatPath(i.path),
-    message: i.message,
+  const found: (RawIssue & { kind: ConfigIssueKind })[] = interpolated.issues.map((i) => ({
+    ...i,
     kind: 'interpolation',
   }));
 
   const result = SwitchboardConfigInput.safeParse(doc);
   if (!result.success) {
-    const found: RawIssue[] = [];
-    for (const issue of result.error.issues) flattenZodIssue(issue, [], SwitchboardConfigInput, doc, found);
-    for (const r of found) {
+    const schemaIssues: RawIssue[] = [];
+    for (const issue of result.error.issues) flattenZodIssue(issue, [], SwitchboardConfigInput, doc, schemaIssues);
+    for (const r of schemaIssues) {
       // A value whose interpolation failed is already reported; its schema error would be noise.
       if (interpolated.issues.some((i) => isPrefix(i.path, r.path))) continue;
-      issues.push({ file, path: formatPath(r.path), message: r.message, kind: 'schema' });
+      found.push({ ...r, kind: 'schema' });
     }
   }
 
   const refs = checkReferences(doc);
-  for (const r of refs.issues) issues.push({ file, path: formatPath(r.path), message: r.message, kind: 'reference' });
+  for (const r of refs.issues) found.push({ ...r, kind: 'reference' });
   for (const w of refs.warnings) warn(w.path, w.message);
+
+  // Report in the order of the file, whichever stage found the problem.
+  const order = documentOrder(doc);
+  const issues: ConfigIssue[] = found
+    .map((r, i) => ({ r, i, at: orderOf(order, r.path) }))
+    .sort((a, b) => a.at - b.at || a.i - b.i)
+    .map(({ r }) => ({ file, path: formatPath(r.path), message: r.message, kind: r.kind }));
 
   if (!result.success && issues.length === 0) {
     issues.push({ file, path: '', kind: 'schema', message: result.error.message });
@@ -438,6 +448,27 @@ export function formatPath(path: readonly PathSegment[]): string {
     else out += `[${JSON.stringify(seg)}]`;
   }
   return out;
+}
+
+/** Position of every node of the tree in document (depth-first) order, by formatted path. */
+function documentOrder(tree: unknown): Map<string, number> {
+  const order = new Map<string, number>();
+  const walk = (node: unknown, path: PathSegment[]): void => {
+    order.set(formatPath(path), order.size);
+    if (Array.isArray(node)) node.forEach((item, i) => walk(item, [...path, i]));
+    else if (isPlainObject(node)) for (const [k, v] of Object.entries(node)) walk(v, [...path, k]);
+  };
+  walk(tree, []);
+  return order;
+}
+
+/** Document position of `path`, or of its deepest existing ancestor for a missing key. */
+function orderOf(order: Map<string, number>, path: readonly PathSegment[]): number {
+  for (let n = path.length; n >= 0; n--) {
+    const at = order.get(formatPath(path.slice(0, n)));
+    if (at !== undefined) return at;
+  }
+  return 0;
 }
 
 function isPrefix(prefix: readonly PathSegment[], path: readonly PathSegment[]): boolean {
@@ -626,7 +657,8 @@ function flattenZodIssue(
       const expected = EXPECTED[issue.expected] ?? issue.expected;
       out.push({
         path,
-        message: value === undefined ? `missing (expected ${expected})` : `expected ${expected}, got ${describe(value)}`,
+        message:
+          value === undefined ? `missing (expected ${expected})` : `expected ${expected}, got ${describe(value)}`,
       });
       return;
     }
@@ -645,11 +677,14 @@ function flattenZodIssue(
     case 'too_small':
     case 'too_big': {
       const small = issue.code === 'too_small';
-      const limit = small ? (issue as { minimum: number | bigint }).minimum : (issue as { maximum: number | bigint }).maximum;
+      const limit = small
+        ? (issue as { minimum: number | bigint }).minimum
+        : (issue as { maximum: number | bigint }).maximum;
       const inclusive = issue.inclusive !== false;
       let expected: string;
       if (issue.origin === 'string')
-        expected = small && Number(limit) === 1 ? 'a non-empty string' : `${small ? 'at least' : 'at most'} ${limit} characters`;
+        expected =
+          small && Number(limit) === 1 ? 'a non-empty string' : `${small ? 'at least' : 'at most'} ${limit} characters`;
       else if (issue.origin === 'array') expected = `${small ? 'at least' : 'at most'} ${limit} items`;
       else expected = `a number ${small ? '>' : '<'}${inclusive ? '=' : ''} ${limit}`;
       out.push({ path, message: `expected ${expected}, got ${show(value)}` });
@@ -676,7 +711,10 @@ function unionIssue(
   const peeled = schema === undefined ? undefined : peel(schema);
 
   if (peeled === Duration || peeled === Size) {
-    const what = peeled === Duration ? 'a duration such as 30s, 5m or a number of milliseconds' : 'a size such as 512kb, 4mb or a number of bytes';
+    const what =
+      peeled === Duration
+        ? 'a duration such as 30s, 5m or a number of milliseconds'
+        : 'a size such as 512kb, 4mb or a number of bytes';
     out.push({ path, message: `expected ${what}, got ${show(value)}` });
     return;
   }
@@ -690,13 +728,16 @@ function unionIssue(
   }
 
   // number | string | … all failing on the type itself: one message naming the accepted types.
-  const rootTypes = branches.map((b) => (b.length === 1 && b[0]?.code === 'invalid_type' && b[0].path.length === 0 ? b[0] : undefined));
+  const rootTypes = branches.map((b) =>
+    b.length === 1 && b[0]?.code === 'invalid_type' && b[0].path.length === 0 ? b[0] : undefined,
+  );
   if (rootTypes.every((t) => t !== undefined)) {
     const expected = rootTypes.map((t) => t.expected);
-    const text = expected.includes('string')
-      ? 'a string'
-      : expected.map((e) => EXPECTED[e] ?? e).join(' or ');
-    out.push({ path, message: value === undefined ? `missing (expected ${text})` : `expected ${text}, got ${describe(value)}` });
+    const text = expected.includes('string') ? 'a string' : expected.map((e) => EXPECTED[e] ?? e).join(' or ');
+    out.push({
+      path,
+      message: value === undefined ? `missing (expected ${text})` : `expected ${text}, got ${describe(value)}`,
+    });
     return;
   }
 
@@ -747,6 +788,23 @@ function serverUnionIssue(
     const known = [...new Set(options.flatMap((o) => knownKeys(o)))];
     for (const key of Object.keys(value)) {
       if (!known.includes(key)) out.push({ path: [...path, key], message: unknownKeyMessage(key, known) });
+    }
+    // Still check the other fields, against the member the entry looks most like (remote-only
+    // keys make it remote), without repeating the missing key or the unknown keys.
+    const remoteOnly = knownKeys(options[1]).filter((k) => !knownKeys(options[0]).includes(k));
+    const index = Object.keys(value).some((k) => remoteOnly.includes(k)) ? 1 : 0;
+    const option = options[index];
+    for (const inner of branches[index] ?? []) {
+      if (inner.code === 'unrecognized_keys') continue;
+      if (
+        inner.code === 'invalid_type' &&
+        inner.path.length === 1 &&
+        valueAt(value, toSegments(inner.path)) === undefined
+      ) {
+        continue;
+      }
+      if (option === undefined) out.push({ path, message: inner.message });
+      else flattenZodIssue(inner, path, option, doc, out);
     }
     return;
   }
@@ -855,7 +913,10 @@ function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
           message: `unknown server ${JSON.stringify(member)}${guess === undefined ? '' : ` (did you mean "${guess}"?)`}${known}`,
         });
       } else if (isDisabled(all[member])) {
-        warnings.push({ path, message: `server ${JSON.stringify(member)} is disabled; left out of this virtual server` });
+        warnings.push({
+          path,
+          message: `server ${JSON.stringify(member)} is disabled; left out of this virtual server`,
+        });
       }
     }
   }

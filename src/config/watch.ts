@@ -112,7 +112,10 @@ export function watchConfig(path: string, options: WatchConfigOptions): ConfigWa
     } catch (err) {
       if (closed) return;
       if (err instanceof ConfigError) {
-        logger.warn({ problems: err.issues.length }, 'configuration file is invalid; keeping the running configuration');
+        logger.warn(
+          { problems: err.issues.length },
+          'configuration file is invalid; keeping the running configuration',
+        );
         safely('onError', () => options.onError(err));
         return;
       }
@@ -236,6 +239,9 @@ export function changedSections(before: SwitchboardConfig, after: SwitchboardCon
   return [...keys].filter(
     (k) =>
       !skip.has(k) &&
-      !isDeepStrictEqual((before as unknown as Record<string, unknown>)[k], (after as unknown as Record<string, unknown>)[k]),
+      !isDeepStrictEqual(
+        (before as unknown as Record<string, unknown>)[k],
+        (after as unknown as Record<string, unknown>)[k],
+      ),
   );
 }

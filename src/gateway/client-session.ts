@@ -40,6 +40,8 @@ export interface OutboundChannel {
   end?(): void;
   /** True once the client can no longer be reached through it. */
   readonly closed: boolean;
+  /** When true, messages sent while closed are kept for redelivery (resumable streams). */
+  readonly retains?: boolean;
 }
 
 /** Services the gateway gives its sessions. */
@@ -116,9 +118,9 @@ export class ClientSession {
   /** Sends an unrelated message (list_changed, resources/updated, logging) on the standalone channel; false if none. */
   sendUnrelated(message: JsonRpcMessage): boolean {
     const ch = this.#standalone;
-    if (!ch || ch.closed) return false;
+    if (!ch || (ch.closed && ch.retains !== true)) return false;
     ch.send(message);
-    return true;
+    return !ch.closed;
   }
 
   /** Delivers an upstream's unrelated notification, applying this session's log level. */

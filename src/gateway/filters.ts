@@ -28,7 +28,8 @@ export function compileFilter(filter: NameFilter | undefined): CompiledFilter {
   return (name) => {
     if (allow && !allow(name)) return undefined;
     if (deny?.(name)) return undefined;
-    return rename?.[name] ?? name;
+    // Own keys only: a tool named `toString` or `constructor` must not pick up Object.prototype members.
+    return (rename && Object.hasOwn(rename, name) ? rename[name] : undefined) ?? name;
   };
 }
 

@@ -36,6 +36,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       if (!accepts(req, 'text/event-stream')) throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Accept must list text/event-stream');
       const session = gateway.createSession(view, ANONYMOUS, 'sse');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive' });
+      res.flushHeaders();
       res.write(`event: endpoint\ndata: ${messagePath}?sessionId=${session.id}\n\n`);
       let open = true;
       const channel: OutboundChannel = {

@@ -103,6 +103,7 @@ export function createStreamableHandler(options: StreamableOptions) {
 
   function openSse(res: ServerResponse, session: ClientSession, e: EdgeState, stream: StreamState, headers: Record<string, string> = {}): void {
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
+    res.flushHeaders();
     // 2025-11-25: a priming event with an id lets the client resume before the first message.
     if (storeSize > 0 && session.protocolVersion === '2025-11-25') {
       res.write(`id: ${stream.id}.${e.nextSeq - 1}\ndata: \n\n`);
@@ -261,9 +262,12 @@ export function createStreamableHandler(options: StreamableOptions) {
     keepAlive.unref();
     res.on('close', () => {
       clearInterval(keepAlive);
-      if (stream.res === undefined || stream.res === res) session.attachStandalone(undefined);
+      // With an event store the channel stays attached while disconnected: events are kept for
+      // a GET with Last-Event-ID (transports §Resumability and Redelivery).
+      if (storeSize === 0 && (stream.res === undefined || stream.res === res)) session.attachStandalone(undefined);
     });
     session.attachStandalone({
+      retains: storeSize > 0,
       get closed() {
         return stream.res === undefined;
       },
@@ -290,6 +294,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
     }
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id });
+    res.flushHeaders();
     for (const ev of replay) res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
     if (live && !live.done) {
       if (live.res && live.res !== res) live.res.end();

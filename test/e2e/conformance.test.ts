@@ -137,6 +137,11 @@ describe('conformance comparison rules', () => {
     const [row] = compareRuns(runOf(outcome('a', 'SUCCESS', 'SUCCESS')), runOf(outcome('a', 'SUCCESS', 'WARNING')));
     expect(row).toMatchObject({ direct: 'pass', via: 'warn', regression: false, degraded: true });
   });
+
+  it('reports as degraded a scenario that passes through the gateway with fewer successful checks', () => {
+    const [row] = compareRuns(runOf(outcome('a', 'SUCCESS', 'SUCCESS')), runOf(outcome('a', 'SUCCESS', 'INFO')));
+    expect(row).toMatchObject({ via: 'pass', regression: false, degraded: true, lostChecks: ['a-1'] });
+  });
 });
 
 describe('conformance fixture over stdio', () => {

@@ -1,0 +1,119 @@
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../../src/errors.js';
+import { createOriginGuard, isLoopbackHost, type OriginGuardOptions } from '../../../src/http/guards.js';
+
+/** A request as the guard sees it: only headers matter. */
+function request(headers: Record<string, string>): IncomingMessage {
+  return { headers } as IncomingMessage;
+}
+
+function guardError(options: Partial<OriginGuardOptions>, headers: Record<string, string>): unknown {
+  const guard = createOriginGuard({ bindHost: '127.0.0.1', allowedHosts: [], allowedOrigins: [], ...options });
+  try {
+    guard(request(headers));
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
+
+const FORBIDDEN_HOST = { code: 'SWB_ERR_HTTP_FORBIDDEN_HOST', status: 403 };
+const FORBIDDEN_ORIGIN = { code: 'SWB_ERR_HTTP_FORBIDDEN_ORIGIN', status: 403 };
+
+describe('isLoopbackHost', () => {
+  it.each(['localhost', '127.0.0.1', '127.1.2.3', '::1', '[::1]', 'app.localhost'])('treats %s as loopback', (h) => {
+    expect(isLoopbackHost(h)).toBe(true);
+  });
+
+  it.each(['evil.example', '10.0.0.1', '0.0.0.0', 'localhost.evil.example', '127.0.0.1.evil.example'])(
+    'does not treat %s as loopback',
+    (h) => {
+      expect(isLoopbackHost(h)).toBe(false);
+    },
+  );
+});
+
+describe('origin guard: Host header (DNS rebinding)', () => {
+  it.each(['127.0.0.1:8080', 'localhost:8080', 'localhost', '[::1]:8080', '127.0.0.1'])('accepts loopback Host %s', (host) => {
+    expect(guardError({}, { host })).toBeUndefined();
+  });
+
+  it('refuses a foreign Host with 403 SWB_ERR_HTTP_FORBIDDEN_HOST', () => {
+    const err = guardError({}, { host: 'evil.example' });
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err).toMatchObject(FORBIDDEN_HOST);
+    expect(guardError({}, { host: 'evil.example:8080' })).toMatchObject(FORBIDDEN_HOST);
+  });
+
+  it('refuses a request without a Host header', () => {
+    expect(guardError({}, {})).toMatchObject(FORBIDDEN_HOST);
+  });
+
+  it('accepts the bind host itself', () => {
+    expect(guardError({ bindHost: '192.168.1.10' }, { host: '192.168.1.10:8080' })).toBeUndefined();
+    expect(guardError({ bindHost: '192.168.1.10' }, { host: '192.168.1.11:8080' })).toMatchObject(FORBIDDEN_HOST);
+  });
+
+  it.each(['0.0.0.0', '::'])('accepts any Host when bound to wildcard %s with no allowedHosts', (bindHost) => {
+    expect(guardError({ bindHost }, { host: 'evil.example' })).toBeUndefined();
+    expect(guardError({ bindHost }, { host: 'gateway.internal:8080' })).toBeUndefined();
+  });
+
+  it('checks Host against allowedHosts when bound to a wildcard with allowedHosts set', () => {
+    const options = { bindHost: '0.0.0.0', allowedHosts: ['gateway.internal'] };
+    expect(guardError(options, { host: 'gateway.internal:8080' })).toBeUndefined();
+    expect(guardError(options, { host: 'localhost:8080' })).toBeUndefined();
+    expect(guardError(options, { host: 'evil.example' })).toMatchObject(FORBIDDEN_HOST);
+  });
+
+  it('accepts a hostname in allowedHosts on any port, and a hostname:port entry only on that port', () => {
+    const options = { allowedHosts: ['mcp.example.com', 'Other.Example:9000'] };
+    expect(guardError(options, { host: 'mcp.example.com' })).toBeUndefined();
+    expect(guardError(options, { host: 'MCP.example.com:443' })).toBeUndefined();
+    expect(guardError(options, { host: 'other.example:9000' })).toBeUndefined();
+    expect(guardError(options, { host: 'other.example:9001' })).toMatchObject(FORBIDDEN_HOST);
+  });
+});
+
+describe('origin guard: Origin header', () => {
+  const host = '127.0.0.1:8080';
+
+  it('accepts a request without Origin (non-browser clients)', () => {
+    expect(guardError({}, { host })).toBeUndefined();
+  });
+
+  it.each(['http://localhost:3000', 'http://127.0.0.1:5173', 'http://[::1]:8080', 'https://localhost'])(
+    'accepts loopback Origin %s',
+    (origin) => {
+      expect(guardError({}, { host, origin })).toBeUndefined();
+    },
+  );
+
+  it('refuses a foreign Origin with 403 SWB_ERR_HTTP_FORBIDDEN_ORIGIN', () => {
+    const err = guardError({}, { host, origin: 'http://evil.example' });
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(err).toMatchObject(FORBIDDEN_ORIGIN);
+  });
+
+  it('refuses Origin "null" (sandboxed iframes, file: pages)', () => {
+    expect(guardError({}, { host, origin: 'null' })).toMatchObject(FORBIDDEN_ORIGIN);
+  });
+
+  it('refuses an Origin that is not a URL', () => {
+    expect(guardError({}, { host, origin: 'not a url' })).toMatchObject(FORBIDDEN_ORIGIN);
+  });
+
+  it('accepts an Origin listed in allowedOrigins, ignoring case and a trailing slash in the config', () => {
+    const options = { allowedOrigins: ['https://App.Example.com/'] };
+    expect(guardError(options, { host, origin: 'https://app.example.com' })).toBeUndefined();
+    expect(guardError(options, { host, origin: 'https://app.example.com:8443' })).toMatchObject(FORBIDDEN_ORIGIN);
+    expect(guardError(options, { host, origin: 'http://app.example.com' })).toMatchObject(FORBIDDEN_ORIGIN);
+  });
+
+  it('checks Origin even when any Host is accepted', () => {
+    expect(guardError({ bindHost: '0.0.0.0' }, { host: 'gateway.internal', origin: 'http://evil.example' })).toMatchObject(
+      FORBIDDEN_ORIGIN,
+    );
+  });
+});
