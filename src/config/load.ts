@@ -230,6 +230,8 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   // Client-only top-level keys are removed before interpolation: they are not ours to interpret.
   const top: Record<string, unknown> = { ...raw };
   delete top.$schema;
+  // `servers:` with every entry commented out parses as null: treat an empty section as absent.
+  for (const [key, value] of Object.entries(top)) if (value === null) delete top[key];
   if ('inputs' in top) {
     warn(['inputs'], 'ignored: VS Code input prompts are not supported; use ${VAR} environment variables instead');
     delete top.inputs;

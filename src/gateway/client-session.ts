@@ -221,7 +221,8 @@ export class ClientSession {
         return;
       case 'tools/call': {
         const name = params?.name;
-        const hit = typeof name === 'string' ? this.view.resolveTool(name) : undefined;
+        const hit =
+          typeof name === 'string' ? (this.view.resolveTool(name) ?? this.#passThrough(name, 'tools')) : undefined;
         if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
         (params as JsonObject).name = hit.name;
         this.#forward(req, out, hit.member.upstream, params);
@@ -229,7 +230,8 @@ export class ClientSession {
       }
       case 'prompts/get': {
         const name = params?.name;
-        const hit = typeof name === 'string' ? this.view.resolvePrompt(name) : undefined;
+        const hit =
+          typeof name === 'string' ? (this.view.resolvePrompt(name) ?? this.#passThrough(name, 'prompts')) : undefined;
         if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
         (params as JsonObject).name = hit.name;
         this.#forward(req, out, hit.member.upstream, params);
@@ -265,6 +267,17 @@ export class ClientSession {
         out.send(errorResponse(req.id, JSONRPC_METHOD_NOT_FOUND, `Method not found: ${req.method}`));
       }
     }
+  }
+
+  /**
+   * On a single-server view, a name missing from the cached catalog is forwarded unchanged so the
+   * upstream answers it (faithful pass-through) — unless the server's filters hide that name
+   * (denied, or renamed away).
+   */
+  #passThrough(name: string, kind: 'tools' | 'prompts'): { member: ViewMember; name: string } | undefined {
+    if (this.view.kind !== 'single') return undefined;
+    const member = this.view.members[0];
+    return member && member[kind](name) === name ? { member, name } : undefined;
   }
 
   #initialize(params: JsonObject): JsonObject {

@@ -79,7 +79,10 @@ class SseTransportImpl implements SseTransport {
   constructor(options: SseTransportOptions) {
     const url = new URL(options.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `unsupported URL scheme "${url.protocol}" (want http/https)`);
+      throw new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `unsupported URL scheme "${url.protocol}" (want http/https)`,
+      );
     }
     this.#url = url;
     this.#static = staticHeaders(options.headers);
@@ -224,7 +227,8 @@ class SseTransportImpl implements SseTransport {
     if (this.#closed) return;
     if (this.#onEndpoint !== undefined) {
       this.#onEndpoint(
-        error ?? new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: stream ended before the endpoint event`),
+        error ??
+          new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: stream ended before the endpoint event`),
       );
       return;
     }

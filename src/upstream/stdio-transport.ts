@@ -484,14 +484,11 @@ class StdioTransportImpl implements StdioTransport {
     else this.#resolveGroupGone();
     // Normally 'close' follows once stdout/stderr are drained; a grandchild still holding the
     // pipes must not delay onclose beyond the kill deadline.
-    this.#pipeTimer = setTimeout(
-      () => {
-        this.#child?.stdout?.destroy();
-        this.#child?.stderr?.destroy();
-        this.#finish();
-      },
-      this.#killGraceMs + PIPE_CLOSE_SLACK_MS,
-    );
+    this.#pipeTimer = setTimeout(() => {
+      this.#child?.stdout?.destroy();
+      this.#child?.stderr?.destroy();
+      this.#finish();
+    }, this.#killGraceMs + PIPE_CLOSE_SLACK_MS);
     this.#pipeTimer.unref();
   }
 

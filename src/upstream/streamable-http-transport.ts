@@ -188,7 +188,9 @@ export async function readBodyText(body: ResponseBody, maxBytes: number, timeout
     timeoutMs > 0
       ? setTimeout(
           () =>
-            body.destroy(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`)),
+            body.destroy(
+              new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`),
+            ),
           timeoutMs,
         )
       : undefined;
@@ -312,7 +314,10 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   constructor(options: StreamableHttpTransportOptions) {
     const url = new URL(options.url);
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `unsupported URL scheme "${url.protocol}" (want http/https)`);
+      throw new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `unsupported URL scheme "${url.protocol}" (want http/https)`,
+      );
     }
     this.#url = url;
     this.#origin = url.origin;
@@ -624,7 +629,11 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       }
       if (res.statusCode >= 200 && res.statusCode < 300) {
         res.body.destroy();
-        this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: resumption answered ${type || 'no body type'}`);
+        this.#fail(
+          pending,
+          'SWB_ERR_UPSTREAM_PROTOCOL',
+          `${this.description}: resumption answered ${type || 'no body type'}`,
+        );
         return;
       }
       const failure = await this.#httpFailure(res, sentSession);
@@ -635,9 +644,14 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       }
       if (res.statusCode === 405) {
         // The server offers no GET: the stream cannot be resumed at all.
-        this.#fail(pending, 'SWB_ERR_UPSTREAM_UNAVAILABLE', `${failure.error.message} (cannot resume the response stream)`, {
-          status: 405,
-        });
+        this.#fail(
+          pending,
+          'SWB_ERR_UPSTREAM_UNAVAILABLE',
+          `${failure.error.message} (cannot resume the response stream)`,
+          {
+            status: 405,
+          },
+        );
         return;
       }
       error = failure.error;

@@ -121,11 +121,15 @@ export function attachInbox(transport: MessageTransport): Inbox {
 }
 
 /** A pino logger that keeps its records in memory. */
-export function memoryLogger(bindings: Record<string, unknown> = {}): { logger: Logger; records: Record<string, unknown>[] } {
+export function memoryLogger(bindings: Record<string, unknown> = {}): {
+  logger: Logger;
+  records: Record<string, unknown>[];
+} {
   const records: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
+      for (const line of chunk.toString().split('\n'))
+        if (line !== '') records.push(JSON.parse(line) as Record<string, unknown>);
       cb();
     },
   });

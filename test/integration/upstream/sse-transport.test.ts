@@ -3,8 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { JsonRpcMessage } from '../../../src/protocol/jsonrpc.js';
-import { createSseTransport, type SseTransport, type SseTransportOptions } from '../../../src/upstream/sse-transport.js';
-import { attachInbox, initializeRequest, PROTOCOL_VERSION, startEverythingHttp, type EverythingHttp } from './helpers.js';
+import {
+  createSseTransport,
+  type SseTransport,
+  type SseTransportOptions,
+} from '../../../src/upstream/sse-transport.js';
+import {
+  attachInbox,
+  initializeRequest,
+  PROTOCOL_VERSION,
+  startEverythingHttp,
+  type EverythingHttp,
+} from './helpers.js';
 
 const request = (id: number, method: string, params?: Record<string, unknown>): JsonRpcMessage =>
   params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };

@@ -190,7 +190,9 @@ describe('stdio transport', () => {
     const inbox = attachInbox(t);
     const err: unknown = await t.start().catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'SWB_ERR_UPSTREAM_UNAVAILABLE' });
-    expect((err as Error).message).toBe('failed to start "swb-no-such-command-xyz": spawn swb-no-such-command-xyz ENOENT');
+    expect((err as Error).message).toBe(
+      'failed to start "swb-no-such-command-xyz": spawn swb-no-such-command-xyz ENOENT',
+    );
     await expect(t.send(request(1, 'echo'))).rejects.toMatchObject({ code: 'SWB_ERR_UPSTREAM_CLOSED' });
     await t.close();
     expect(inbox.closes).toEqual([]);

@@ -127,9 +127,13 @@ describe('streamable HTTP transport', () => {
         (d) => 'method' in d.message && d.message.method === 'notifications/progress',
       );
       expect(progress.map((p) => p.info)).toEqual(Array(4).fill({ relatedRequestId: 7 }));
-      expect(progress.map((p) => (p.message as { params: { progress: number } }).params.progress)).toEqual([1, 2, 3, 4]);
+      expect(progress.map((p) => (p.message as { params: { progress: number } }).params.progress)).toEqual([
+        1, 2, 3, 4,
+      ]);
       // All progress arrived before the response.
-      expect(inbox.deliveries.indexOf(progress[3]!)).toBeLessThan(inbox.deliveries.findIndex((d) => d.message === done.response));
+      expect(inbox.deliveries.indexOf(progress[3]!)).toBeLessThan(
+        inbox.deliveries.findIndex((d) => d.message === done.response),
+      );
     });
 
     it('reports a server-side deleted session as SWB_ERR_UPSTREAM_SESSION_EXPIRED and closes with sessionExpired', async () => {
@@ -188,7 +192,9 @@ describe('streamable HTTP transport', () => {
       const { response, info } = await inbox.response(9);
       expect(info).toEqual({ relatedRequestId: 9 });
       expect(response).toMatchObject({ result: { content: [{ type: 'text', text: 'done after 3 steps' }] } });
-      const progress = inbox.deliveries.filter((d) => 'method' in d.message && d.message.method === 'notifications/progress');
+      const progress = inbox.deliveries.filter(
+        (d) => 'method' in d.message && d.message.method === 'notifications/progress',
+      );
       expect(progress.map((p) => (p.message as { params: { progress: number } }).params.progress)).toEqual([1, 2, 3]);
       expect(progress.every((p) => p.info.relatedRequestId === 9)).toBe(true);
       const resumes = fixture.requests.filter((r) => r.method === 'GET' && r.lastEventId !== undefined);
@@ -297,7 +303,9 @@ describe('streamable HTTP transport', () => {
       const raw = await startRawServer((_req, body, res) => {
         const id = (JSON.parse(body) as { id: number }).id;
         res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.end(`event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":${id},"progress":1}}\n\n`);
+        res.end(
+          `event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":${id},"progress":1}}\n\n`,
+        );
       });
       cleanups.push(raw.close);
       const t = transport({ url: raw.url });
@@ -325,7 +333,9 @@ describe('streamable HTTP transport', () => {
           res.writeHead(202).end();
         } else if (msg.method === 'initialize') {
           res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 'sess-1' });
-          res.end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-06-18', capabilities: {} } }));
+          res.end(
+            JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-06-18', capabilities: {} } }),
+          );
         } else {
           res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'mcp-session-id': 'other' });
           res.end(
@@ -337,7 +347,10 @@ describe('streamable HTTP transport', () => {
         }
       });
       cleanups.push(raw.close);
-      const t = transport({ url: raw.url, headers: { Authorization: 'Bearer cfg-token', Accept: 'text/html', 'X-Team': 'a' } });
+      const t = transport({
+        url: raw.url,
+        headers: { Authorization: 'Bearer cfg-token', Accept: 'text/html', 'X-Team': 'a' },
+      });
       const inbox = attachInbox(t);
       await t.start();
       await t.send(initializeRequest(1));
@@ -353,7 +366,11 @@ describe('streamable HTTP transport', () => {
       expect(t.sessionId).toBe('sess-1');
 
       const posts = seen.filter((h) => h['content-type'] === 'application/json');
-      expect(posts[0]).toMatchObject({ accept: 'application/json, text/event-stream', authorization: 'Bearer cfg-token', 'x-team': 'a' });
+      expect(posts[0]).toMatchObject({
+        accept: 'application/json, text/event-stream',
+        authorization: 'Bearer cfg-token',
+        'x-team': 'a',
+      });
       expect(posts[0]!['mcp-session-id']).toBeUndefined();
       expect(posts[0]!['mcp-protocol-version']).toBeUndefined();
       expect(posts.at(-1)).toMatchObject({ 'mcp-session-id': 'sess-1', 'mcp-protocol-version': '2025-06-18' });

@@ -168,7 +168,7 @@ describe('parseConfigText', () => {
     const e = configError(() =>
       parseConfigText('sessions: { idleTimeout: soon }\nhttp: { maxBodyBytes: true }\n', { path: 'c.yaml' }),
     );
-    expect(paths(e)).toEqual(['http.maxBodyBytes', 'sessions.idleTimeout']);
+    expect(paths(e)).toEqual(['sessions.idleTimeout', 'http.maxBodyBytes']);
     expect(e.issues.find((i) => i.path === 'sessions.idleTimeout')?.message).toContain('expected a duration');
   });
 
@@ -240,8 +240,11 @@ servers:
     command: 42
   remote:
     url: not-a-url
+    headers:
+      Authorization: Bearer \${UNSET_TOKEN}
   typo:
     comand: npx
+    timeout: soon
 virtualServers:
   demo:
     servers: [everything, nope]
@@ -250,16 +253,17 @@ virtualServers:
   it('throws one ConfigError listing every problem with file and path', () => {
     const e = configError(() => parseConfigText(BAD, { path: 'examples/bad.yaml', env: {} }));
     expect(e.code).toBe('SWB_ERR_CONFIG_INVALID');
-    expect(paths(e).sort()).toEqual(
-      [
-        'listen.port',
-        'servers.everything.command',
-        'servers.remote.url',
-        'servers.typo',
-        'servers.typo.comand',
-        'virtualServers.demo.servers[1]',
-      ].sort(),
-    );
+    // In file order, whichever stage (interpolation, schema, references) found the problem.
+    expect(paths(e)).toEqual([
+      'listen.port',
+      'servers.everything.command',
+      'servers.remote.url',
+      'servers.remote.headers.Authorization',
+      'servers.typo',
+      'servers.typo.comand',
+      'servers.typo.timeout',
+      'virtualServers.demo.servers[1]',
+    ]);
     const lines = e.format().split('\n');
     expect(lines).toHaveLength(e.issues.length);
     for (const line of lines) expect(line.startsWith('examples/bad.yaml: ')).toBe(true);

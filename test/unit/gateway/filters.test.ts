@@ -15,7 +15,13 @@ describe('compileFilter', () => {
   });
 
   it('exposes only names matching an allow glob', () => {
-    expect(exposed(compileFilter({ allow: ['*_file'] }))).toEqual(['read_file', 'write_file', 'delete_file', undefined, undefined]);
+    expect(exposed(compileFilter({ allow: ['*_file'] }))).toEqual([
+      'read_file',
+      'write_file',
+      'delete_file',
+      undefined,
+      undefined,
+    ]);
   });
 
   it('exposes nothing with an empty allow list', () => {
@@ -23,7 +29,13 @@ describe('compileFilter', () => {
   });
 
   it('hides names matching a deny glob and keeps the rest', () => {
-    expect(exposed(compileFilter({ deny: ['delete_*', 'admin.*'] }))).toEqual(['read_file', 'write_file', undefined, 'search', undefined]);
+    expect(exposed(compileFilter({ deny: ['delete_*', 'admin.*'] }))).toEqual([
+      'read_file',
+      'write_file',
+      undefined,
+      'search',
+      undefined,
+    ]);
   });
 
   it('applies deny after allow, so deny wins over an overlapping allow', () => {

@@ -35,9 +35,12 @@ describe('isLoopbackHost', () => {
 });
 
 describe('origin guard: Host header (DNS rebinding)', () => {
-  it.each(['127.0.0.1:8080', 'localhost:8080', 'localhost', '[::1]:8080', '127.0.0.1'])('accepts loopback Host %s', (host) => {
-    expect(guardError({}, { host })).toBeUndefined();
-  });
+  it.each(['127.0.0.1:8080', 'localhost:8080', 'localhost', '[::1]:8080', '127.0.0.1'])(
+    'accepts loopback Host %s',
+    (host) => {
+      expect(guardError({}, { host })).toBeUndefined();
+    },
+  );
 
   it('refuses a foreign Host with 403 SWB_ERR_HTTP_FORBIDDEN_HOST', () => {
     const err = guardError({}, { host: 'evil.example' });
@@ -112,8 +115,8 @@ describe('origin guard: Origin header', () => {
   });
 
   it('checks Origin even when any Host is accepted', () => {
-    expect(guardError({ bindHost: '0.0.0.0' }, { host: 'gateway.internal', origin: 'http://evil.example' })).toMatchObject(
-      FORBIDDEN_ORIGIN,
-    );
+    expect(
+      guardError({ bindHost: '0.0.0.0' }, { host: 'gateway.internal', origin: 'http://evil.example' }),
+    ).toMatchObject(FORBIDDEN_ORIGIN);
   });
 });
