@@ -105,7 +105,7 @@ export function importClientConfig(text: string, options: ImportOptions = {}): I
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     for (const issue of e.issues) {
-      warnings.push(formatIssue({ file: 'output', path: issue.path, message: issue.message }));
+      warnings.push(formatIssue({ file: 'imported config', path: issue.path, message: issue.message }));
     }
   }
   return { yaml, servers, shape, warnings };
@@ -160,7 +160,7 @@ function convertEntry(
   const copied = new Set<string>(['type', 'serverUrl', 'url']);
 
   if (isRemote) {
-    out.url = strings(url, [...path, entry.url === undefined ? 'serverUrl' : 'url'], warn);
+    out.url = strings(url);
     if (type === 'sse') out.transport = 'sse';
     else if (type === 'http' || type === 'streamable-http' || type === 'streamableHttp')
       out.transport = 'streamable-http';
@@ -171,7 +171,7 @@ function convertEntry(
       warn([...path, 'type'], `unknown type ${JSON.stringify(type)}; using Streamable HTTP`);
     for (const key of REMOTE_KEYS) {
       copied.add(key);
-      if (key !== 'url' && entry[key] !== undefined) out[key] = strings(entry[key], [...path, key], warn);
+      if (key !== 'url' && entry[key] !== undefined) out[key] = strings(entry[key]);
     }
   } else if (entry.command !== undefined) {
     if (type !== undefined && type !== 'stdio') {
@@ -179,7 +179,7 @@ function convertEntry(
     }
     for (const key of STDIO_KEYS) {
       copied.add(key);
-      if (entry[key] !== undefined) out[key] = strings(entry[key], [...path, key], warn);
+      if (entry[key] !== undefined) out[key] = strings(entry[key]);
     }
   } else {
     warn(path, 'skipped: neither "command" (stdio) nor "url" (remote)');
@@ -201,26 +201,14 @@ function convertEntry(
   return out;
 }
 
-/** Copies a JSON value, rewriting VS Code `${env:X}` to `${X}` and warning about `${input:…}` etc. */
-function strings(
-  value: unknown,
-  path: (string | number)[],
-  warn: (path: (string | number)[], message: string) => void,
-): unknown {
-  if (typeof value === 'string') {
-    const rewritten = value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, '${$1}');
-    for (const m of rewritten.matchAll(/\$\{([^}]*)\}/g)) {
-      const body = m[1] ?? '';
-      if (!/^[A-Za-z_][A-Za-z0-9_]*(:-.*)?$/.test(body)) {
-        warn(path, `${m[0]} is a client-side variable Switchboard cannot resolve; replace it with \${SOME_ENV_VAR}`);
-      }
-    }
-    return rewritten;
-  }
-  if (Array.isArray(value)) return value.map((v, i) => strings(v, [...path, i], warn));
-  if (isObject(value)) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strings(v, [...path, k], warn)]));
-  }
+/**
+ * Copies a JSON value, rewriting VS Code `${env:X}` to `${X}` (same meaning). Other references are
+ * kept verbatim; the ones Switchboard cannot resolve are reported by the check of the result.
+ */
+function strings(value: unknown): unknown {
+  if (typeof value === 'string') return value.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, '${$1}');
+  if (Array.isArray(value)) return value.map((v) => strings(v));
+  if (isObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, strings(v)]));
   return value;
 }
 

@@ -97,6 +97,13 @@ export function interpolateString(text: string, env: EnvSource = process.env): I
     const body = s.slice(bodyStart, close);
     const sep = body.indexOf(':-');
     const name = sep < 0 ? body : body.slice(0, sep);
+    if (!NAME_RE.test(name) && /^(input|env|config|command):/.test(body)) {
+      problems.push(
+        `${JSON.stringify(s.slice(at, close + 1))} is a client-side (VS Code) variable that Switchboard cannot resolve; ` +
+          'use an environment variable instead, e.g. ${GITHUB_TOKEN}',
+      );
+      return { out: '', end: close + 1 };
+    }
     if (!NAME_RE.test(name)) {
       problems.push(
         `malformed reference ${JSON.stringify(s.slice(at, close + 1))}: expected \${NAME} or \${NAME:-default} ` +

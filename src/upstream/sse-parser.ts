@@ -11,14 +11,14 @@ export type { EventSourceMessage };
 /** Callbacks of {@link readSseStream}. They must not throw: a throw aborts the read. */
 export interface SseHandlers {
   /** One dispatched event (an event block with at least one `data:` line). */
-  onEvent(event: EventSourceMessage): void;
+  onEvent: (event: EventSourceMessage) => void;
   /**
    * The `id:` of every event block, including blocks without data (the MCP 2025-11-25
    * "priming" event is `id: X` + empty data). Called before `onEvent` for the same block.
    */
-  onId?(id: string): void;
+  onId?: (id: string) => void;
   /** A `retry:` field: the server's reconnection delay in milliseconds. */
-  onRetry?(retryMs: number): void;
+  onRetry?: (retryMs: number) => void;
 }
 
 /** Options of {@link readSseStream}. */

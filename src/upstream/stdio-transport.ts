@@ -101,12 +101,12 @@ export interface LineSplitterOptions {
   /** Longest line delivered whole, in bytes (excluding the newline). */
   maxLineBytes: number;
   /** A complete line, without `\n` or `\r\n`, decoded as UTF-8. Empty lines are delivered too. */
-  onLine(line: string): void;
+  onLine: (line: string) => void;
   /**
    * A line longer than `maxLineBytes`: called once with its first `maxLineBytes` bytes (decoded);
    * the rest of the line, up to the next newline, is discarded.
    */
-  onOverflow(prefix: string): void;
+  onOverflow: (prefix: string) => void;
 }
 
 /** A push-based splitter of a byte stream into lines. */
@@ -322,7 +322,7 @@ class StdioTransportImpl implements StdioTransport {
     try {
       line = JSON.stringify(message) + '\n';
     } catch (err) {
-      return Promise.reject(err as Error);
+      return Promise.reject(err);
     }
     // While the pipe is full, later messages queue behind the one that filled it: order is kept
     // and callers awaiting send() are held back until the child reads.

@@ -14,6 +14,7 @@ import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import {
+  isRequest,
   isResponse,
   validateMessage,
   type JsonRpcErrorResponse,
@@ -78,6 +79,8 @@ export interface StreamableHttpTransport extends MessageTransport {
   readonly sessionId: string | undefined;
   /** The `MCP-Protocol-Version` sent on requests (negotiated version), if known yet. */
   readonly protocolVersion: string | undefined;
+  /** Sets the `MCP-Protocol-Version` sent from now on (always implemented here). */
+  setProtocolVersion(version: string): void;
 }
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 60_000;
@@ -281,7 +284,6 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   onerror?: (error: Error) => void;
 
   readonly description: string;
-  readonly #url: URL;
   readonly #origin: string;
   readonly #path: string;
   readonly #static: Record<string, string>;
@@ -319,7 +321,6 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
         `unsupported URL scheme "${url.protocol}" (want http/https)`,
       );
     }
-    this.#url = url;
     this.#origin = url.origin;
     this.#path = `${url.pathname}${url.search}`;
     this.#static = staticHeaders(options.headers);
@@ -364,8 +365,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (this.#dispatcher === undefined) {
       return Promise.reject(new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport not started`));
     }
-    if ('method' in message && 'id' in message && message.id !== undefined) {
-      const request = message as JsonRpcRequest;
+    if (isRequest(message)) {
+      const request = message;
       const pending: PendingRequest = {
         id: request.id,
         method: request.method,

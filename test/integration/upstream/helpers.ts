@@ -41,6 +41,18 @@ export function initializeRequest(id: JsonRpcId = 0): JsonRpcMessage {
   };
 }
 
+/** The `result` of a success response (fails the test on an error response). */
+export function resultOf<T>(response: JsonRpcMessage): T {
+  if (!('result' in response)) throw new Error(`expected a result, got ${JSON.stringify(response)}`);
+  return response.result as T;
+}
+
+/** The `params` of a request or notification. */
+export function paramsOf<T>(message: JsonRpcMessage): T {
+  if (!('method' in message)) throw new Error(`expected a request or notification, got ${JSON.stringify(message)}`);
+  return message.params as T;
+}
+
 /** One delivery of `onmessage`. */
 export interface Delivery {
   message: JsonRpcMessage;
@@ -107,7 +119,7 @@ export function attachInbox(transport: MessageTransport): Inbox {
     waitFor: (predicate, timeoutMs = 10_000) => until(() => deliveries.find(predicate), timeoutMs, 'a delivery'),
     response: async (id, timeoutMs = 10_000) => {
       const d = await until(
-        () => deliveries.find((x) => !('method' in x.message) && (x.message as JsonRpcResponse).id === id),
+        () => deliveries.find((x) => !('method' in x.message) && x.message.id === id),
         timeoutMs,
         `the response to ${JSON.stringify(id)}`,
       );

@@ -22,7 +22,7 @@ const request = (id: number, method: string, params?: Record<string, unknown>): 
 /** A plain node:http server for wire situations server-everything does not produce. */
 async function startRawServer(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
-): Promise<{ base: string; close(): Promise<void> }> {
+): Promise<{ base: string; close: () => Promise<void> }> {
   const server: Server = createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

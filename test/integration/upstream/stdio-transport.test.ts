@@ -13,7 +13,15 @@ import {
   type StdioTransport,
   type StdioTransportOptions,
 } from '../../../src/upstream/stdio-transport.js';
-import { attachInbox, EVERYTHING_ENTRY, eventually, initializeRequest, memoryLogger } from './helpers.js';
+import {
+  attachInbox,
+  EVERYTHING_ENTRY,
+  eventually,
+  initializeRequest,
+  memoryLogger,
+  paramsOf,
+  resultOf,
+} from './helpers.js';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/stdio-echo-crash.mjs', import.meta.url));
 
@@ -78,7 +86,7 @@ describe('stdio transport', () => {
     await t.send(request(2, 'tools/list'));
     const list = await inbox.response(2);
     expect('result' in list.response).toBe(true);
-    const tools = (list.response as { result: { tools: { name: string }[] } }).result.tools.map((x) => x.name);
+    const tools = resultOf<{ tools: { name: string }[] }>(list.response).tools.map((x) => x.name);
     expect(tools).toContain('echo');
     expect(tools).toContain('trigger-long-running-operation');
     expect(inbox.errors).toEqual([]);
@@ -90,10 +98,10 @@ describe('stdio transport', () => {
     await t.start();
     await t.send(request(1, 'env', { name: 'SWB_TEST_VALUE' }));
     await t.send(request(2, 'env', { name: 'PATH' }));
-    const own = (await inbox.response(1)).response as { result: { value: string; cwd: string } };
-    const inherited = (await inbox.response(2)).response as { result: { value: string } };
-    expect(own.result).toEqual({ value: 'from-config', cwd: tmpdir() });
-    expect(inherited.result.value).toBe(process.env.PATH);
+    const own = resultOf<{ value: string; cwd: string }>((await inbox.response(1)).response);
+    const inherited = resultOf<{ value: string }>((await inbox.response(2)).response);
+    expect(own).toEqual({ value: 'from-config', cwd: tmpdir() });
+    expect(inherited.value).toBe(process.env.PATH);
   });
 
   it('skips garbage lines, reports them to onerror, and keeps delivering valid messages', async () => {
@@ -122,13 +130,13 @@ describe('stdio transport', () => {
     await t.send(request(1, 'big', { size: 300_000 }));
     await t.send(request(2, 'crlf'));
     await t.send(request(3, 'notify-then-answer', { count: 50 }));
-    const big = (await inbox.response(1)).response as { result: { data: string } };
-    expect(big.result.data).toHaveLength(300_000);
+    const big = resultOf<{ data: string }>((await inbox.response(1)).response);
+    expect(big.data).toHaveLength(300_000);
     expect((await inbox.response(2)).response).toEqual({ jsonrpc: '2.0', id: 2, result: { crlf: true } });
     await inbox.response(3);
     const notes = inbox.deliveries.filter((d) => 'method' in d.message).map((d) => d.message);
     expect(notes).toHaveLength(50);
-    expect(notes.map((n) => (n as { params: { i: number } }).params.i)).toEqual([...Array(50).keys()]);
+    expect(notes.map((n) => paramsOf<{ i: number }>(n).i)).toEqual([...Array(50).keys()]);
     expect(inbox.errors).toEqual([]);
   });
 
@@ -206,8 +214,8 @@ describe('stdio transport', () => {
     await inbox.response(1);
     await t.send(request(2, 'spawn-grandchild', { ignoreTerm: true }));
     await t.send(request(3, 'spawn-grandchild', { ignoreTerm: false }));
-    const stubborn = ((await inbox.response(2)).response as { result: { pid: number } }).result.pid;
-    const polite = ((await inbox.response(3)).response as { result: { pid: number } }).result.pid;
+    const stubborn = resultOf<{ pid: number }>((await inbox.response(2)).response).pid;
+    const polite = resultOf<{ pid: number }>((await inbox.response(3)).response).pid;
     extraPids.push(stubborn, polite);
     const pid = t.pid!;
     expect(isAlive(pid) && isAlive(stubborn) && isAlive(polite)).toBe(true);
@@ -236,7 +244,7 @@ describe('stdio transport', () => {
     const inbox = attachInbox(t);
     await t.start();
     await t.send(request(1, 'spawn-grandchild', { ignoreTerm: true }));
-    const orphan = ((await inbox.response(1)).response as { result: { pid: number } }).result.pid;
+    const orphan = resultOf<{ pid: number }>((await inbox.response(1)).response).pid;
     extraPids.push(orphan);
     await t.send(request(2, 'exit', { code: 1 }));
     expect(await inbox.closed()).toMatchObject({ exitCode: 1 });
@@ -262,7 +270,7 @@ describe('stdio transport', () => {
     const order = inbox.deliveries
       .map((d) => d.message)
       .filter((m) => !('method' in m) && typeof m.id === 'number' && m.id > 0)
-      .map((m) => (m as { result: { i: number } }).result.i);
+      .map((m) => resultOf<{ i: number }>(m).i);
     expect(order).toEqual([...Array(100).keys()].map((i) => i + 1));
   });
 

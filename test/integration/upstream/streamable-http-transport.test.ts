@@ -20,20 +20,22 @@ import {
   type EverythingHttp,
   type FixtureServer,
   type Inbox,
+  paramsOf,
+  resultOf,
 } from './helpers.js';
 
 const request = (id: number, method: string, params?: Record<string, unknown>): JsonRpcMessage =>
   params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
 
 function errorData(response: JsonRpcResponse): Record<string, unknown> {
-  expect('error' in response).toBe(true);
-  return (response as { error: { data: Record<string, unknown> } }).error.data;
+  if (!('error' in response)) throw new Error(`expected an error, got ${JSON.stringify(response)}`);
+  return response.error.data as Record<string, unknown>;
 }
 
 /** A plain node:http server for wire situations no MCP server produces on demand. */
 async function startRawServer(
   handler: (req: IncomingMessage, body: string, res: ServerResponse) => void,
-): Promise<{ url: string; close(): Promise<void> }> {
+): Promise<{ url: string; close: () => Promise<void> }> {
   const server: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
@@ -69,7 +71,7 @@ describe('streamable HTTP transport', () => {
     await t.send(initializeRequest(0));
     const { response } = await inbox.response(0);
     expect('result' in response).toBe(true);
-    t.setProtocolVersion((response as { result: { protocolVersion: string } }).result.protocolVersion);
+    t.setProtocolVersion(resultOf<{ protocolVersion: string }>(response).protocolVersion);
     await t.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
   }
 
@@ -127,9 +129,7 @@ describe('streamable HTTP transport', () => {
         (d) => 'method' in d.message && d.message.method === 'notifications/progress',
       );
       expect(progress.map((p) => p.info)).toEqual(Array(4).fill({ relatedRequestId: 7 }));
-      expect(progress.map((p) => (p.message as { params: { progress: number } }).params.progress)).toEqual([
-        1, 2, 3, 4,
-      ]);
+      expect(progress.map((p) => paramsOf<{ progress: number }>(p.message).progress)).toEqual([1, 2, 3, 4]);
       // All progress arrived before the response.
       expect(inbox.deliveries.indexOf(progress[3]!)).toBeLessThan(
         inbox.deliveries.findIndex((d) => d.message === done.response),
@@ -175,7 +175,7 @@ describe('streamable HTTP transport', () => {
       await t.send(request(5, 'tools/call', { name: 'echo', arguments: { message: 'x' } }));
       const { response } = await inbox.response(5);
       expect(response.id).toBe(5);
-      expect((response as { error: { code: number } }).error.code).toBe(-32025);
+      expect('error' in response && response.error.code).toBe(-32025);
       expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED', status: 404 });
       expect(await inbox.closed()).toEqual({ sessionExpired: true });
       expect(inbox.closes).toHaveLength(1);
@@ -195,7 +195,7 @@ describe('streamable HTTP transport', () => {
       const progress = inbox.deliveries.filter(
         (d) => 'method' in d.message && d.message.method === 'notifications/progress',
       );
-      expect(progress.map((p) => (p.message as { params: { progress: number } }).params.progress)).toEqual([1, 2, 3]);
+      expect(progress.map((p) => paramsOf<{ progress: number }>(p.message).progress)).toEqual([1, 2, 3]);
       expect(progress.every((p) => p.info.relatedRequestId === 9)).toBe(true);
       const resumes = fixture.requests.filter((r) => r.method === 'GET' && r.lastEventId !== undefined);
       expect(resumes.length).toBeGreaterThanOrEqual(1);
@@ -265,7 +265,7 @@ describe('streamable HTTP transport', () => {
       const { response, info } = await inbox.response(1);
       expect(info).toEqual({ relatedRequestId: 1 });
       expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_UNAVAILABLE' });
-      expect((response as { error: { message: string } }).error.message).toContain('ECONNREFUSED');
+      expect('error' in response && response.error.message).toContain('ECONNREFUSED');
       await expect(t.send({ jsonrpc: '2.0', method: 'notifications/initialized' })).rejects.toMatchObject({
         code: 'SWB_ERR_UPSTREAM_UNAVAILABLE',
       });
@@ -283,7 +283,7 @@ describe('streamable HTTP transport', () => {
       await t.send(request(1, 'tools/list'));
       const { response } = await inbox.response(1);
       expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_HTTP', status: 503 });
-      expect((response as { error: { message: string } }).error.message).toContain('upstream overloaded');
+      expect('error' in response && response.error.message).toContain('upstream overloaded');
     });
 
     it('answers a request whose headers do not arrive in time with SWB_ERR_UPSTREAM_TIMEOUT', async () => {

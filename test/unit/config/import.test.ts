@@ -74,7 +74,9 @@ describe('importClientConfig', () => {
     );
     expect(Object.keys(r.servers)).toEqual(['my-server']);
     expect(r.warnings.join('\n')).toContain('renamed to "my-server"');
-    expect(r.warnings.join('\n')).toContain('${input:key} is a client-side variable');
+    expect(r.warnings.join('\n')).toContain(
+      'imported config: servers.my-server.headers.A: "${input:key}" is a client-side (VS Code) variable',
+    );
   });
 
   it('reports problems the result would have when loaded, such as unset variables', () => {

@@ -43,8 +43,13 @@ describe('interpolateString', () => {
     expect(r.value).not.toContain('${');
   });
 
+  it("explains that VS Code's ${input:…} and ${env:…} are not environment references", () => {
+    expect(interpolateString('Bearer ${input:token}', env).problems[0]).toContain('client-side (VS Code) variable');
+  });
+
   it('reports malformed and unterminated references', () => {
-    expect(interpolateString('${input:token}', env).problems[0]).toContain('malformed reference');
+    expect(interpolateString('${1ABC}', env).problems[0]).toContain('malformed reference');
+    expect(interpolateString('${A B}', env).problems[0]).toContain('malformed reference');
     expect(interpolateString('${}', env).problems[0]).toContain('malformed reference');
     expect(interpolateString('abc ${HOME', env).problems[0]).toContain('unterminated');
   });

@@ -1,0 +1,70 @@
+/**
+ * Acceptance 1 as a user runs it: `switchboard serve` with the bundled example config, then the
+ * official inspector CLI lists `everything__*` tools at /mcp and calls `everything__echo`;
+ * SIGTERM shuts down cleanly.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = existsSync(`${ROOT}dist/cli/main.js`) ? [`${ROOT}dist/cli/main.js`] : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
+const INSPECTOR = `${ROOT}node_modules/@modelcontextprotocol/inspector-cli/build/cli.js`;
+const run = promisify(execFile);
+
+describe('switchboard serve with the bundled example', () => {
+  let child: ChildProcess;
+  let url: string;
+  let log = '';
+
+  beforeAll(async () => {
+    child = spawn(process.execPath, [...CLI, 'serve', '--port', '0'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
+      child.stderr!.on('data', (d: Buffer) => {
+        log += d.toString();
+        const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}:\n${log}`)));
+    });
+  });
+
+  afterAll(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+
+  // The inspector CLI (1.0.3) finds its package.json relative to the working directory's parent.
+  const inspector = (...args: string[]) => run(process.execPath, [INSPECTOR, '--cli', `${url}/mcp`, '--transport', 'http', ...args], { cwd: `${ROOT}docs` });
+
+  it('lets the official inspector CLI list everything__* tools at /mcp', async () => {
+    const { stdout } = await inspector('--method', 'tools/list');
+    const names = (JSON.parse(stdout) as { tools: Array<{ name: string }> }).tools.map((t) => t.name);
+    expect(names).toContain('everything__echo');
+    expect(names.every((n) => n.startsWith('everything__'))).toBe(true);
+  });
+
+  it('lets the official inspector CLI call everything__echo', async () => {
+    const { stdout } = await inspector('--method', 'tools/call', '--tool-name', 'everything__echo', '--tool-arg', 'message=hello');
+    expect(JSON.parse(stdout)).toEqual({ content: [{ type: 'text', text: 'Echo: hello' }] });
+  });
+
+  it('shuts down cleanly on SIGTERM', async () => {
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(log).toContain('shutting down');
+  });
+});
+
+describe('switchboard check', () => {
+  it('accepts the bundled example and exits 0', async () => {
+    const { stdout } = await run(process.execPath, [...CLI, 'check', '--config', `${ROOT}examples/switchboard.yaml`], { cwd: ROOT });
+    expect(stdout).toMatch(/ok/i);
+  });
+});
