@@ -85,7 +85,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost}:${addr.port}`;
-  logger.info({ url, mcp: `${url}/mcp`, startupMs: Date.now() - started, servers: gateway.upstreams.size }, 'listening');
+  logger.info(
+    { url, mcp: `${url}/mcp`, startupMs: Date.now() - started, servers: gateway.upstreams.size },
+    'listening',
+  );
   return {
     gateway,
     server,
@@ -100,4 +103,3 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     },
   };
 }
-

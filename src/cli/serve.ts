@@ -58,7 +58,11 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     onChange: (next) => {
       running.gateway.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
     },
-    onError: (err) => logger.error({ problems: err.issues.map((i) => `${i.path}: ${i.message}`) }, `invalid configuration, keeping the running one:\n${err.format()}`),
+    onError: (err) =>
+      logger.error(
+        { problems: err.issues.map((i) => `${i.path}: ${i.message}`) },
+        `invalid configuration, keeping the running one:\n${err.format()}`,
+      ),
   });
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -203,7 +203,8 @@ export async function loadConfigFile(path: string, options: LoadConfigOptions = 
  *
  * Top-level keys that are not Switchboard settings are errors, except in a client file (one with
  * `mcpServers`, as Claude Desktop and Cursor write it), where they are ignored with a warning.
- * VS Code's `inputs` is always ignored with a warning, `$schema` silently.
+ * VS Code's `inputs` is always ignored with a warning; `$schema`, `x-…` extension keys (a home for
+ * YAML anchors) and empty sections (`servers:` with nothing under it) silently.
  *
  * @returns the validated config with `servers` merged from `servers` and `mcpServers`, disabled
  *   servers (`disabled: true` or `enabled: false`) removed, and `source` set when `path` is given.
@@ -231,7 +232,8 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
   const top: Record<string, unknown> = { ...raw };
   delete top.$schema;
   // `servers:` with every entry commented out parses as null: treat an empty section as absent.
-  for (const [key, value] of Object.entries(top)) if (value === null) delete top[key];
+  // `x-…` keys are extension fields (as in Docker Compose), a home for YAML anchors: ignored.
+  for (const [key, value] of Object.entries(top)) if (value === null || key.startsWith('x-')) delete top[key];
   if ('inputs' in top) {
     warn(['inputs'], 'ignored: VS Code input prompts are not supported; use ${VAR} environment variables instead');
     delete top.inputs;

@@ -85,7 +85,13 @@ export class ClientSession {
   #minLogLevel = -1;
   #closed = false;
 
-  constructor(id: string, view: View, principal: Principal, transportKind: 'streamable-http' | 'sse', host: SessionHost) {
+  constructor(
+    id: string,
+    view: View,
+    principal: Principal,
+    transportKind: 'streamable-http' | 'sse',
+    host: SessionHost,
+  ) {
     this.id = id;
     this.view = view;
     this.principal = principal;
@@ -248,7 +254,10 @@ export class ClientSession {
         const hit = this.#resource(params);
         const up = hit.member.upstream;
         const caller = this.#caller(out);
-        const p = req.method === 'resources/subscribe' ? up.subscribe(this.#slot, hit.name, caller) : up.unsubscribe(this.#slot, hit.name, caller);
+        const p =
+          req.method === 'resources/subscribe'
+            ? up.subscribe(this.#slot, hit.name, caller)
+            : up.unsubscribe(this.#slot, hit.name, caller);
         void p.then((r) => this.#respond(req.id, r, out));
         return;
       }
@@ -305,7 +314,8 @@ export class ClientSession {
   #resource(params: JsonObject | undefined): { member: ViewMember; name: string } {
     const uri = params?.uri;
     const hit = typeof uri === 'string' ? this.view.resolveResource(uri) : undefined;
-    if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
+    if (!hit)
+      throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
     return hit;
   }
 

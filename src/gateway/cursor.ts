@@ -24,7 +24,9 @@ export function decodeCursor(cursor: unknown): number {
   if (typeof cursor !== 'string') throw new GatewayError('SWB_ERR_ROUTE_INVALID_CURSOR', 'cursor must be a string');
   const text = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!text.startsWith(PREFIX)) throw new GatewayError('SWB_ERR_ROUTE_INVALID_CURSOR', 'invalid cursor');
-  const offset = parseInt(text.slice(PREFIX.length), 36);
-  if (!Number.isSafeInteger(offset) || offset < 0) throw new GatewayError('SWB_ERR_ROUTE_INVALID_CURSOR', 'invalid cursor');
+  const digits = text.slice(PREFIX.length);
+  const offset = /^[0-9a-z]{1,11}$/.test(digits) ? parseInt(digits, 36) : NaN;
+  if (!Number.isSafeInteger(offset) || offset < 0)
+    throw new GatewayError('SWB_ERR_ROUTE_INVALID_CURSOR', 'invalid cursor');
   return offset;
 }

@@ -90,7 +90,8 @@ export class Gateway implements SessionHost {
 
   /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
   async start(): Promise<void> {
-    for (const [name, cfg] of Object.entries(this.#config.servers)) this.#upstreams.set(name, this.#createUpstream(name, cfg));
+    for (const [name, cfg] of Object.entries(this.#config.servers))
+      this.#upstreams.set(name, this.#createUpstream(name, cfg));
     this.#rebuildViews();
     await Promise.all([...this.#upstreams.values()].map((u) => this.#startUpstream(u)));
     if (this.#sweepIntervalMs > 0) {
@@ -130,7 +131,10 @@ export class Gateway implements SessionHost {
     if (this.#sessions.size >= this.#config.sessions.maxSessions) {
       this.sweep();
       if (this.#sessions.size >= this.#config.sessions.maxSessions) {
-        throw new GatewayError('SWB_ERR_SESSION_LIMIT', `too many sessions (sessions.maxSessions=${this.#config.sessions.maxSessions})`);
+        throw new GatewayError(
+          'SWB_ERR_SESSION_LIMIT',
+          `too many sessions (sessions.maxSessions=${this.#config.sessions.maxSessions})`,
+        );
       }
     }
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
@@ -190,7 +194,8 @@ export class Gateway implements SessionHost {
       if (!u) continue;
       this.#upstreams.delete(name);
       // Sessions bound to this one server end: their next request gets 404 and re-initialises.
-      for (const s of [...this.#sessions.values()]) if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server removed');
+      for (const s of [...this.#sessions.values()])
+        if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server removed');
       stopping.push(u.stop());
     }
     await Promise.allSettled(stopping);
@@ -230,7 +235,12 @@ export class Gateway implements SessionHost {
     try {
       await u.start();
       this.logger.info(
-        { server: u.name, tools: u.catalog.tools.length, prompts: u.catalog.prompts.length, resources: u.catalog.resources.length },
+        {
+          server: u.name,
+          tools: u.catalog.tools.length,
+          prompts: u.catalog.prompts.length,
+          resources: u.catalog.resources.length,
+        },
         'upstream ready',
       );
     } catch (err) {
@@ -251,7 +261,10 @@ export class Gateway implements SessionHost {
         resources: composeFilters(compileFilter(sc.resources), compileFilter(m?.resources)),
       };
     };
-    this.#aggregate.setMembers([...this.#upstreams.values()].map((u) => member(u)), sep);
+    this.#aggregate.setMembers(
+      [...this.#upstreams.values()].map((u) => member(u)),
+      sep,
+    );
     // Single-server views: keep the object for unchanged upstreams so sessions stay valid.
     for (const [name, view] of this.#singles) {
       const u = this.#upstreams.get(name);
@@ -262,7 +275,10 @@ export class Gateway implements SessionHost {
         this.#singles.get(u.name)?.setMembers([member(u)], sep);
         continue;
       }
-      this.#singles.set(u.name, new View({ name: u.name, kind: 'single', members: [member(u)], separator: sep, gatewayVersion: this.version }));
+      this.#singles.set(
+        u.name,
+        new View({ name: u.name, kind: 'single', members: [member(u)], separator: sep, gatewayVersion: this.version }),
+      );
     }
     const seen = new Set<string>();
     for (const [name, vs] of Object.entries(cfg.virtualServers)) {
@@ -276,7 +292,10 @@ export class Gateway implements SessionHost {
       if (existing) existing.setMembers(members, sep);
       else {
         const opts = { name, kind: 'virtual' as const, members, separator: sep, gatewayVersion: this.version };
-        this.#virtuals.set(name, new View(vs.description === undefined ? opts : { ...opts, description: vs.description }));
+        this.#virtuals.set(
+          name,
+          new View(vs.description === undefined ? opts : { ...opts, description: vs.description }),
+        );
       }
     }
     for (const [name, view] of this.#virtuals) {

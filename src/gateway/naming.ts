@@ -27,7 +27,12 @@ const HASH_LENGTH = 8;
  * @param maxLength - default 64
  * @returns `server + separator + name` when valid and short enough, else a deterministic shortening
  */
-export function namespacedName(server: string, name: string, separator: string, maxLength = MAX_EXPOSED_NAME_LENGTH): string {
+export function namespacedName(
+  server: string,
+  name: string,
+  separator: string,
+  maxLength = MAX_EXPOSED_NAME_LENGTH,
+): string {
   const full = server + separator + name;
   if (full.length <= maxLength && VALID.test(full)) return full;
   const hash = createHash('sha256').update(full).digest('hex').slice(0, HASH_LENGTH);

@@ -182,9 +182,11 @@ export class View {
         if (member) return { member, name: decodeURIComponent(rest.slice(slash + 1)) };
       }
     }
-    for (const t of c.templateRoutes) if (t.pattern.test(uri) && t.member.resources(uri) !== undefined) return { member: t.member, name: uri };
+    for (const t of c.templateRoutes)
+      if (t.pattern.test(uri) && t.member.resources(uri) !== undefined) return { member: t.member, name: uri };
     const withResources = this.#members.filter((m) => m.upstream.capabilities.resources !== undefined);
-    if (withResources.length === 1 && withResources[0]!.resources(uri) !== undefined) return { member: withResources[0]!, name: uri };
+    if (withResources.length === 1 && withResources[0]!.resources(uri) !== undefined)
+      return { member: withResources[0]!, name: uri };
     return undefined;
   }
 
@@ -232,7 +234,10 @@ export class View {
     caps.tools ??= { listChanged: true };
     const out: JsonObject = {
       capabilities: caps,
-      serverInfo: { name: this.kind === 'aggregate' ? 'switchboard' : `switchboard/${this.name}`, version: this.#gatewayVersion },
+      serverInfo: {
+        name: this.kind === 'aggregate' ? 'switchboard' : `switchboard/${this.name}`,
+        version: this.#gatewayVersion,
+      },
     };
     if (instructions.length > 0) out.instructions = instructions.join('\n\n');
     return out;
@@ -287,7 +292,17 @@ export class View {
         templateRoutes.push({ member, uriTemplate, pattern: templateToRegExp(uriTemplate) });
       }
     }
-    this.#compiled = { stamp, tools, toolIndex, prompts, promptIndex, resources, resourceIndex, resourceTemplates, templateRoutes };
+    this.#compiled = {
+      stamp,
+      tools,
+      toolIndex,
+      prompts,
+      promptIndex,
+      resources,
+      resourceIndex,
+      resourceTemplates,
+      templateRoutes,
+    };
     return this.#compiled;
   }
 }

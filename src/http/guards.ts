@@ -51,7 +51,10 @@ export function createOriginGuard(options: OriginGuardOptions): (req: IncomingMe
     if (!anyHost) {
       const name = hostnameOf(host);
       if (!(isLoopbackHost(name) || name === bind || allowedHosts.has(host) || allowedHosts.has(name))) {
-        throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_HOST', `Host "${host}" is not allowed (configure http.allowedHosts)`);
+        throw new GatewayError(
+          'SWB_ERR_HTTP_FORBIDDEN_HOST',
+          `Host "${host}" is not allowed (configure http.allowedHosts)`,
+        );
       }
     }
     const origin = req.headers.origin;
@@ -68,7 +71,10 @@ export function createOriginGuard(options: OriginGuardOptions): (req: IncomingMe
       throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', `Origin "${origin}" is not a valid origin`);
     }
     if (!isLoopbackHost(hostname)) {
-      throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', `Origin "${origin}" is not allowed (configure http.allowedOrigins)`);
+      throw new GatewayError(
+        'SWB_ERR_HTTP_FORBIDDEN_ORIGIN',
+        `Origin "${origin}" is not allowed (configure http.allowedOrigins)`,
+      );
     }
   };
 }

@@ -32,10 +32,16 @@ export function createLegacySseHandler(options: LegacySseOptions) {
   /** `GET …/sse`: opens a session and its stream; `messagePath` is announced to the client. */
   function stream(req: IncomingMessage, res: ServerResponse, view: View, messagePath: string): void {
     try {
-      if (req.method !== 'GET') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET to open the SSE stream');
-      if (!accepts(req, 'text/event-stream')) throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Accept must list text/event-stream');
+      if (req.method !== 'GET')
+        throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET to open the SSE stream');
+      if (!accepts(req, 'text/event-stream'))
+        throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Accept must list text/event-stream');
       const session = gateway.createSession(view, ANONYMOUS, 'sse');
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache, no-transform', connection: 'keep-alive' });
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache, no-transform',
+        connection: 'keep-alive',
+      });
       res.flushHeaders();
       res.write(`event: endpoint\ndata: ${messagePath}?sessionId=${session.id}\n\n`);
       let open = true;
@@ -50,7 +56,13 @@ export function createLegacySseHandler(options: LegacySseOptions) {
         end() {},
       };
       channels.set(session.id, channel);
-      session.attachStandalone({ get closed() { return !open; }, send: (m) => channel.send(m), end: () => res.end() });
+      session.attachStandalone({
+        get closed() {
+          return !open;
+        },
+        send: (m) => channel.send(m),
+        end: () => res.end(),
+      });
       const keepAlive = setInterval(() => res.write(': keepalive\n\n'), keepAliveMs);
       keepAlive.unref();
       res.on('close', () => {
@@ -60,7 +72,10 @@ export function createLegacySseHandler(options: LegacySseOptions) {
         session.close('SSE stream closed');
       });
     } catch (err) {
-      sendHttpError(res, isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }));
+      sendHttpError(
+        res,
+        isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }),
+      );
     }
   }
 
@@ -71,20 +86,29 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       const id = query.get('sessionId') ?? '';
       const session = id === '' ? undefined : gateway.getSession(id);
       const channel = channels.get(id);
-      if (!session || !channel || session.view !== view) throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
+      if (!session || !channel || session.view !== view)
+        throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
       const text = await readBody(req, options.maxBodyBytes);
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);
       } catch {
         res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })));
+        res.end(
+          JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })),
+        );
         return;
       }
       const v = validateMessage(parsed);
       if (!v.ok) {
         res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(JSON.stringify(errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+        res.end(
+          JSON.stringify(
+            errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, {
+              code: 'SWB_ERR_HTTP_INVALID_REQUEST',
+            }),
+          ),
+        );
         return;
       }
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
@@ -93,7 +117,10 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel);
       else session.handleNotification(m);
     } catch (err) {
-      sendHttpError(res, isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }));
+      sendHttpError(
+        res,
+        isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }),
+      );
     }
   }
 

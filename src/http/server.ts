@@ -31,8 +31,16 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export function createHttpServer(options: HttpServerOptions): Server {
   const { gateway } = options;
   const cfg = gateway.config;
-  const guard = createOriginGuard({ bindHost: options.bindHost, allowedHosts: cfg.http.allowedHosts, allowedOrigins: cfg.http.allowedOrigins });
-  const streamable = createStreamableHandler({ gateway, maxBodyBytes: cfg.http.maxBodyBytes, eventStoreSize: cfg.sessions.eventStoreSize });
+  const guard = createOriginGuard({
+    bindHost: options.bindHost,
+    allowedHosts: cfg.http.allowedHosts,
+    allowedOrigins: cfg.http.allowedOrigins,
+  });
+  const streamable = createStreamableHandler({
+    gateway,
+    maxBodyBytes: cfg.http.maxBodyBytes,
+    eventStoreSize: cfg.sessions.eventStoreSize,
+  });
   const legacy = createLegacySseHandler({ gateway, maxBodyBytes: cfg.http.maxBodyBytes });
 
   function notFound(what: string): never {
@@ -45,7 +53,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
     const path = q < 0 ? url : url.slice(0, q);
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') {
-      const upstreams = [...gateway.upstreams.values()].map((u) => ({ name: u.name, state: u.state, error: u.lastError }));
+      const upstreams = [...gateway.upstreams.values()].map((u) => ({
+        name: u.name,
+        state: u.state,
+        error: u.lastError,
+      }));
       const ready = upstreams.every((u) => u.state === 'ready');
       return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams });
     }

@@ -59,12 +59,19 @@ interface EdgeState {
 }
 
 /** Writes an HTTP error with a JSON-RPC error body (id null) — transports §Sending Messages to the Server. */
-export function sendHttpError(res: ServerResponse, err: GatewayError, id: JsonRpcId | null = null, headers: Record<string, string> = {}): void {
+export function sendHttpError(
+  res: ServerResponse,
+  err: GatewayError,
+  id: JsonRpcId | null = null,
+  headers: Record<string, string> = {},
+): void {
   if (res.headersSent) {
     res.end();
     return;
   }
-  const body = JSON.stringify(errorResponse(id, err.jsonRpcCode, err.expose ? err.message : 'Internal error', { code: err.code }));
+  const body = JSON.stringify(
+    errorResponse(id, err.jsonRpcCode, err.expose ? err.message : 'Internal error', { code: err.code }),
+  );
   res.writeHead(err.status, { 'content-type': 'application/json', ...headers });
   res.end(body);
 }
@@ -101,7 +108,13 @@ export function createStreamableHandler(options: StreamableOptions) {
     if (res && !res.writableEnded) res.write(`${idLine}event: message\ndata: ${data}\n\n`);
   }
 
-  function openSse(res: ServerResponse, session: ClientSession, e: EdgeState, stream: StreamState, headers: Record<string, string> = {}): void {
+  function openSse(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    stream: StreamState,
+    headers: Record<string, string> = {},
+  ): void {
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
     res.flushHeaders();
     // 2025-11-25: a priming event with an id lets the client resume before the first message.
@@ -170,13 +183,17 @@ export function createStreamableHandler(options: StreamableOptions) {
   function checkProtocolVersion(req: IncomingMessage): void {
     const v = req.headers['mcp-protocol-version'];
     if (v !== undefined && !SUPPORTED.has(v as string)) {
-      throw new GatewayError('SWB_ERR_HTTP_BAD_PROTOCOL_VERSION', `Unsupported MCP-Protocol-Version: ${String(v)} (supported: ${[...SUPPORTED].join(', ')})`);
+      throw new GatewayError(
+        'SWB_ERR_HTTP_BAD_PROTOCOL_VERSION',
+        `Unsupported MCP-Protocol-Version: ${String(v)} (supported: ${[...SUPPORTED].join(', ')})`,
+      );
     }
   }
 
   function sessionFor(req: IncomingMessage, view: View): ClientSession {
     const id = req.headers['mcp-session-id'];
-    if (typeof id !== 'string' || id === '') throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
+    if (typeof id !== 'string' || id === '')
+      throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = gateway.getSession(id);
     // A session is bound to its endpoint (view) and principal; anything else looks unknown.
     if (!session || session.view !== view || session.principal.id !== ANONYMOUS.id) {
@@ -187,11 +204,17 @@ export function createStreamableHandler(options: StreamableOptions) {
 
   async function post(req: IncomingMessage, res: ServerResponse, view: View): Promise<void> {
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
-      throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Not Acceptable: Accept must list application/json and text/event-stream');
+      throw new GatewayError(
+        'SWB_ERR_HTTP_NOT_ACCEPTABLE',
+        'Not Acceptable: Accept must list application/json and text/event-stream',
+      );
     }
     const ct = req.headers['content-type'];
     if (ct === undefined || !ct.includes('application/json')) {
-      throw new GatewayError('SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'Unsupported Media Type: Content-Type must be application/json');
+      throw new GatewayError(
+        'SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
+        'Unsupported Media Type: Content-Type must be application/json',
+      );
     }
     const text = await readBody(req, options.maxBodyBytes);
     let parsed: unknown;
@@ -204,19 +227,34 @@ export function createStreamableHandler(options: StreamableOptions) {
     }
     if (Array.isArray(parsed)) {
       res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(errorResponse(null, JSONRPC_INVALID_REQUEST, 'Invalid Request: JSON-RPC batches are not supported', { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+      res.end(
+        JSON.stringify(
+          errorResponse(null, JSONRPC_INVALID_REQUEST, 'Invalid Request: JSON-RPC batches are not supported', {
+            code: 'SWB_ERR_HTTP_INVALID_REQUEST',
+          }),
+        ),
+      );
       return;
     }
     const v = validateMessage(parsed);
     if (!v.ok) {
       res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, { code: 'SWB_ERR_HTTP_INVALID_REQUEST' })));
+      res.end(
+        JSON.stringify(
+          errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, {
+            code: 'SWB_ERR_HTTP_INVALID_REQUEST',
+          }),
+        ),
+      );
       return;
     }
     const message = v.message;
     if ('method' in message && message.method === 'initialize' && 'id' in message) {
       if (req.headers['mcp-session-id'] !== undefined) {
-        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request: initialize must not carry Mcp-Session-Id');
+        throw new GatewayError(
+          'SWB_ERR_HTTP_INVALID_REQUEST',
+          'Invalid Request: initialize must not carry Mcp-Session-Id',
+        );
       }
       const session = gateway.createSession(view, ANONYMOUS, 'streamable-http');
       session.handleRequest(message, postChannel(res, session, message.id));

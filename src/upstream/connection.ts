@@ -43,7 +43,9 @@ export const SERVER_REQUEST_CAPABILITY: Readonly<Record<string, 'sampling' | 'el
 
 /** True when a client declared any capability that lets a server send it requests. */
 export function declaresServerRequests(caps: ClientCapabilities | undefined): boolean {
-  return caps !== undefined && (caps.sampling !== undefined || caps.elicitation !== undefined || caps.roots !== undefined);
+  return (
+    caps !== undefined && (caps.sampling !== undefined || caps.elicitation !== undefined || caps.roots !== undefined)
+  );
 }
 
 /**
@@ -260,7 +262,9 @@ export class UpstreamConnection {
       method,
     };
     const message: JsonRpcRequest =
-      params === undefined ? { jsonrpc: '2.0', id: upstreamId, method } : { jsonrpc: '2.0', id: upstreamId, method, params };
+      params === undefined
+        ? { jsonrpc: '2.0', id: upstreamId, method }
+        : { jsonrpc: '2.0', id: upstreamId, method, params };
     const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
     const dispatch = () => {
       this.#pending.set(upstreamId, pending);
@@ -287,7 +291,8 @@ export class UpstreamConnection {
   /** Sends a notification upstream (fire and forget; failures are logged). */
   notify(method: string, params?: JsonObject): void {
     if (this.#closed) return;
-    const message: JsonRpcNotification = params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params };
+    const message: JsonRpcNotification =
+      params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params };
     this.transport.send(message).catch((err: unknown) => this.#logger.debug({ err }, 'notification not delivered'));
   }
 
@@ -357,9 +362,14 @@ export class UpstreamConnection {
     if (!pending) return;
     this.#settle(
       pending,
-      errorResponse(upstreamId, GatewayErrorCodes.timeout.jsonRpcCode, `upstream "${this.name}" did not answer ${pending.method} within ${ms} ms`, {
-        code: 'SWB_ERR_UPSTREAM_TIMEOUT',
-      }),
+      errorResponse(
+        upstreamId,
+        GatewayErrorCodes.timeout.jsonRpcCode,
+        `upstream "${this.name}" did not answer ${pending.method} within ${ms} ms`,
+        {
+          code: 'SWB_ERR_UPSTREAM_TIMEOUT',
+        },
+      ),
     );
     this.notify('notifications/cancelled', { requestId: upstreamId, reason: 'timeout' });
   }
@@ -367,25 +377,39 @@ export class UpstreamConnection {
   #fail(upstreamId: number, err: unknown): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
-    const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err), { cause: err });
-    this.#settle(pending, errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, { code: ge.code }));
+    const ge =
+      err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err), { cause: err });
+    this.#settle(
+      pending,
+      errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, { code: ge.code }),
+    );
   }
 
   #closedError(upstreamId: number): JsonRpcResponse {
     const info = this.#closeInfo;
     if (info?.sessionExpired) {
-      return errorResponse(upstreamId, GatewayErrorCodes.sessionExpired.jsonRpcCode, `upstream "${this.name}" lost its session`, {
-        code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
-      });
+      return errorResponse(
+        upstreamId,
+        GatewayErrorCodes.sessionExpired.jsonRpcCode,
+        `upstream "${this.name}" lost its session`,
+        {
+          code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
+        },
+      );
     }
     const why =
       info?.error?.message ??
       (info?.exitCode !== undefined || info?.signal
         ? `exited with ${info.signal ? `signal ${info.signal}` : `code ${info.exitCode}`}`
         : 'connection closed');
-    return errorResponse(upstreamId, GatewayErrorCodes.closed.jsonRpcCode, `upstream "${this.name}" is unavailable: ${why}`, {
-      code: 'SWB_ERR_UPSTREAM_CLOSED',
-    });
+    return errorResponse(
+      upstreamId,
+      GatewayErrorCodes.closed.jsonRpcCode,
+      `upstream "${this.name}" is unavailable: ${why}`,
+      {
+        code: 'SWB_ERR_UPSTREAM_CLOSED',
+      },
+    );
   }
 
   #handleClose(info: TransportCloseInfo): void {
@@ -469,7 +493,10 @@ export class UpstreamConnection {
     const capability = SERVER_REQUEST_CAPABILITY[req.method];
     const caller = this.#callerFor(info, true);
     if (!caller) {
-      this.#logger.info({ method: req.method }, 'server-to-client request with no client call in flight to attribute it to');
+      this.#logger.info(
+        { method: req.method },
+        'server-to-client request with no client call in flight to attribute it to',
+      );
       this.#reply(req.id, {
         error: {
           code: GatewayErrorCodes.noCaller.jsonRpcCode,
@@ -516,7 +543,9 @@ export class UpstreamConnection {
       answer.error !== undefined
         ? { jsonrpc: '2.0', id, error: answer.error }
         : { jsonrpc: '2.0', id, result: answer.result ?? {} };
-    this.transport.send(message).catch((err: unknown) => this.#logger.debug({ err }, 'response to upstream not delivered'));
+    this.transport
+      .send(message)
+      .catch((err: unknown) => this.#logger.debug({ err }, 'response to upstream not delivered'));
   }
 }
 

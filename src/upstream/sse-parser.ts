@@ -6,6 +6,7 @@
  */
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
+/** One parsed SSE event (`event`, `id`, `data`), as produced by `eventsource-parser`. */
 export type { EventSourceMessage };
 
 /** Callbacks of {@link readSseStream}. They must not throw: a throw aborts the read. */

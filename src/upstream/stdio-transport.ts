@@ -322,7 +322,10 @@ class StdioTransportImpl implements StdioTransport {
     try {
       line = JSON.stringify(message) + '\n';
     } catch (err) {
-      return Promise.reject(err);
+      // BigInt or a cycle in the message: a caller bug, reported as such.
+      return Promise.reject(
+        new GatewayError('SWB_ERR_INTERNAL', `message not serialisable: ${String(err)}`, { cause: err }),
+      );
     }
     // While the pipe is full, later messages queue behind the one that filled it: order is kept
     // and callers awaiting send() are held back until the child reads.

@@ -203,7 +203,7 @@ export class Upstream {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
-    const closing = [...this.#slots.values()].map((s) => s.connection?.close());
+    const closing = [...this.#slots.values()].flatMap((s) => (s.connection ? [s.connection.close()] : []));
     this.#slots.clear();
     await Promise.allSettled(closing);
     this.#setState('stopped');
@@ -396,7 +396,8 @@ export class Upstream {
       name: this.name,
       logger,
       requestTimeoutMs: this.config.timeout ?? 60_000,
-      exclusiveAttribution: isStdioServer(this.config) || (!isStdioServer(this.config) && remoteTransport(this.config) === 'sse'),
+      exclusiveAttribution:
+        isStdioServer(this.config) || (!isStdioServer(this.config) && remoteTransport(this.config) === 'sse'),
       attributionWaitMs: this.#options.attributionWaitMs,
       gatewayVersion: this.#options.gatewayVersion,
       onNotification: (n) => this.#onNotification(slot, conn, n),

@@ -10,7 +10,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = existsSync(`${ROOT}dist/cli/main.js`) ? [`${ROOT}dist/cli/main.js`] : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
+const CLI = existsSync(`${ROOT}dist/cli/main.js`)
+  ? [`${ROOT}dist/cli/main.js`]
+  : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
 const INSPECTOR = `${ROOT}node_modules/@modelcontextprotocol/inspector-cli/build/cli.js`;
 const run = promisify(execFile);
 
@@ -40,7 +42,8 @@ describe('switchboard serve with the bundled example', () => {
   });
 
   // The inspector CLI (1.0.3) finds its package.json relative to the working directory's parent.
-  const inspector = (...args: string[]) => run(process.execPath, [INSPECTOR, '--cli', `${url}/mcp`, '--transport', 'http', ...args], { cwd: `${ROOT}docs` });
+  const inspector = (...args: string[]) =>
+    run(process.execPath, [INSPECTOR, '--cli', `${url}/mcp`, '--transport', 'http', ...args], { cwd: `${ROOT}docs` });
 
   it('lets the official inspector CLI list everything__* tools at /mcp', async () => {
     const { stdout } = await inspector('--method', 'tools/list');
@@ -50,7 +53,14 @@ describe('switchboard serve with the bundled example', () => {
   });
 
   it('lets the official inspector CLI call everything__echo', async () => {
-    const { stdout } = await inspector('--method', 'tools/call', '--tool-name', 'everything__echo', '--tool-arg', 'message=hello');
+    const { stdout } = await inspector(
+      '--method',
+      'tools/call',
+      '--tool-name',
+      'everything__echo',
+      '--tool-arg',
+      'message=hello',
+    );
     expect(JSON.parse(stdout)).toEqual({ content: [{ type: 'text', text: 'Echo: hello' }] });
   });
 
@@ -64,7 +74,9 @@ describe('switchboard serve with the bundled example', () => {
 
 describe('switchboard check', () => {
   it('accepts the bundled example and exits 0', async () => {
-    const { stdout } = await run(process.execPath, [...CLI, 'check', '--config', `${ROOT}examples/switchboard.yaml`], { cwd: ROOT });
+    const { stdout } = await run(process.execPath, [...CLI, 'check', '--config', `${ROOT}examples/switchboard.yaml`], {
+      cwd: ROOT,
+    });
     expect(stdout).toMatch(/ok/i);
   });
 });

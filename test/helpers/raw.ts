@@ -17,7 +17,11 @@ export async function post(url: string, body: unknown, headers: Record<string, s
 }
 
 /** Initializes a session and returns its id (after sending notifications/initialized). */
-export async function initSession(url: string, capabilities: Record<string, unknown> = {}, protocolVersion = '2025-06-18'): Promise<string> {
+export async function initSession(
+  url: string,
+  capabilities: Record<string, unknown> = {},
+  protocolVersion = '2025-06-18',
+): Promise<string> {
   const res = await post(url, {
     jsonrpc: '2.0',
     id: 1,

@@ -46,9 +46,15 @@ describe('Streamable HTTP edge', () => {
   });
 
   it('answers an unknown session with 404 so the client re-initialises', async () => {
-    const res = await post(mcp, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { 'mcp-session-id': 'no-such-session' });
+    const res = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 1, method: 'tools/list' },
+      { 'mcp-session-id': 'no-such-session' },
+    );
     expect(res.status).toBe(404);
-    expect(((await res.json()) as { error: { data: { code: string } } }).error.data.code).toBe('SWB_ERR_SESSION_NOT_FOUND');
+    expect(((await res.json()) as { error: { data: { code: string } } }).error.data.code).toBe(
+      'SWB_ERR_SESSION_NOT_FOUND',
+    );
   });
 
   it('answers a request without a session id with 400', async () => {
@@ -84,13 +90,21 @@ describe('Streamable HTTP edge', () => {
 
   it('answers an unsupported MCP-Protocol-Version with 400', async () => {
     const sid = await initSession(mcp);
-    const res = await post(mcp, { jsonrpc: '2.0', id: 2, method: 'ping' }, { 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' });
+    const res = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 2, method: 'ping' },
+      { 'mcp-session-id': sid, 'mcp-protocol-version': '1999-01-01' },
+    );
     expect(res.status).toBe(400);
   });
 
   it('answers notifications and responses with 202', async () => {
     const sid = await initSession(mcp);
-    const res = await post(mcp, { jsonrpc: '2.0', method: 'notifications/roots/list_changed' }, { 'mcp-session-id': sid });
+    const res = await post(
+      mcp,
+      { jsonrpc: '2.0', method: 'notifications/roots/list_changed' },
+      { 'mcp-session-id': sid },
+    );
     expect(res.status).toBe(202);
     const res2 = await post(mcp, { jsonrpc: '2.0', id: 99, result: {} }, { 'mcp-session-id': sid });
     expect(res2.status).toBe(202);
@@ -98,7 +112,11 @@ describe('Streamable HTTP edge', () => {
 
   it('answers an unknown tool with a JSON-RPC error, not an HTTP error', async () => {
     const sid = await initSession(mcp);
-    const res = await post(mcp, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'nope__x', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'nope__x', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     expect(res.status).toBe(200);
     const [m] = await messages(res);
     expect((m?.error as { code: number }).code).toBe(-32602);
@@ -115,7 +133,10 @@ describe('Streamable HTTP edge', () => {
   it('refuses a second GET stream on one session with 409', async () => {
     const sid = await initSession(mcp);
     const ac = new AbortController();
-    const first = await fetch(mcp, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid }, signal: ac.signal });
+    const first = await fetch(mcp, {
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sid },
+      signal: ac.signal,
+    });
     expect(first.status).toBe(200);
     const second = await fetch(mcp, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid } });
     expect(second.status).toBe(409);
@@ -161,7 +182,10 @@ describe('Streamable HTTP edge', () => {
   it('replays stored events of the standalone stream after a reconnect', async () => {
     const sid = await initSession(mcp, {}, '2025-11-25');
     const ac = new AbortController();
-    const stream = await fetch(mcp, { headers: { accept: 'text/event-stream', 'mcp-session-id': sid }, signal: ac.signal });
+    const stream = await fetch(mcp, {
+      headers: { accept: 'text/event-stream', 'mcp-session-id': sid },
+      signal: ac.signal,
+    });
     expect(stream.status).toBe(200);
     const reader = stream.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
@@ -170,7 +194,11 @@ describe('Streamable HTTP edge', () => {
     ac.abort();
     // While no GET stream is open, the upstream adds a tool: list_changed is stored for the session.
     await new Promise((r) => setTimeout(r, 50));
-    const call = await post(mcp, { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'odd__add-tool', arguments: {} } }, { 'mcp-session-id': sid });
+    const call = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'odd__add-tool', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     await call.text();
     await new Promise((r) => setTimeout(r, 200));
     const ac2 = new AbortController();

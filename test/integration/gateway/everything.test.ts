@@ -12,7 +12,14 @@ import {
   LoggingMessageNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { RunningGateway } from '../../../src/app.js';
-import { BIDI_CAPABILITIES, connectClient, connectSseClient, everythingStdio, startTestGateway, waitFor } from '../../helpers/gateway.js';
+import {
+  BIDI_CAPABILITIES,
+  connectClient,
+  connectSseClient,
+  everythingStdio,
+  startTestGateway,
+  waitFor,
+} from '../../helpers/gateway.js';
 import { startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 
 type Kind = 'stdio' | 'streamable-http' | 'sse';
@@ -43,7 +50,11 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
     await upstream?.stop();
   });
 
-  async function client(path = '/mcp', caps: Record<string, unknown> = BIDI_CAPABILITIES, name = 'test-client'): Promise<Client> {
+  async function client(
+    path = '/mcp',
+    caps: Record<string, unknown> = BIDI_CAPABILITIES,
+    name = 'test-client',
+  ): Promise<Client> {
     const { client: c } = await connectClient(gw.url + path, caps, name);
     clients.push(c);
     return c;
@@ -71,7 +82,10 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
 
   it('passes structuredContent through unchanged', async () => {
     const c = await client();
-    const result = await c.callTool({ name: 'everything__get-structured-content', arguments: { location: 'New York' } });
+    const result = await c.callTool({
+      name: 'everything__get-structured-content',
+      arguments: { location: 'New York' },
+    });
     expect(result.structuredContent).toBeDefined();
     expect(typeof result.structuredContent).toBe('object');
   });
@@ -125,7 +139,11 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
       { signal: ac.signal },
     );
     const up = gw.gateway.upstreams.get('everything')!;
-    const session = await waitFor(() => [...gw.gateway.sessions.values()].find((s) => s.inFlight > 0), 5000, 'call in flight');
+    const session = await waitFor(
+      () => [...gw.gateway.sessions.values()].find((s) => s.inFlight > 0),
+      5000,
+      'call in flight',
+    );
     ac.abort('user cancelled');
     await expect(call).rejects.toThrow();
     await waitFor(() => session!.inFlight === 0, 5000, 'gateway to drop the cancelled call');
@@ -163,8 +181,13 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
       content: { type: 'text', text: 'sampled-by-bidi' },
     }));
     c.setRequestHandler(ElicitRequestSchema, async () => ({ action: 'accept', content: { name: 'Ada', check: true } }));
-    c.setRequestHandler(ListRootsRequestSchema, async () => ({ roots: [{ uri: 'file:///work/project', name: 'project' }] }));
-    const sampled = await c.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'hi', maxTokens: 5 } });
+    c.setRequestHandler(ListRootsRequestSchema, async () => ({
+      roots: [{ uri: 'file:///work/project', name: 'project' }],
+    }));
+    const sampled = await c.callTool({
+      name: 'everything__trigger-sampling-request',
+      arguments: { prompt: 'hi', maxTokens: 5 },
+    });
     expect(text(sampled)).toContain('sampled-by-bidi');
     const elicited = await c.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
     expect(text(elicited)).toContain('Ada');
@@ -197,7 +220,9 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
 
   it('passes an unknown method to the upstream and returns its -32601', async () => {
     const c = await client('/servers/everything/mcp');
-    await expect(c.request({ method: 'no/such-method', params: {} }, ResourceUpdatedNotificationSchema as never)).rejects.toMatchObject({
+    await expect(
+      c.request({ method: 'no/such-method', params: {} }, ResourceUpdatedNotificationSchema as never),
+    ).rejects.toMatchObject({
       code: -32601,
     });
   });

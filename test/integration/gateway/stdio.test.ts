@@ -60,7 +60,10 @@ describe('stdio upstream supervision', () => {
 
   it('reports a server that cannot start as failed on /readyz while the gateway keeps serving', async () => {
     gw = await startTestGateway({
-      servers: { broken: odd({ env: { CRASH_ON_START: '1' }, restart: { initialDelay: 1000, maxDelay: 5000 } }), ok: odd() },
+      servers: {
+        broken: odd({ env: { CRASH_ON_START: '1' }, restart: { initialDelay: 1000, maxDelay: 5000 } }),
+        ok: odd(),
+      },
     });
     const res = await fetch(`${gw.url}/readyz`);
     expect(res.status).toBe(503);
@@ -77,7 +80,9 @@ describe('protocol faithfulness over stdio', () => {
     gw = await startTestGateway({ servers: { odd: odd() } });
     const url = `${gw.url}/servers/odd/mcp`;
     const sid = await initSession(url);
-    const [m] = await messages(await post(url, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { 'mcp-session-id': sid }));
+    const [m] = await messages(
+      await post(url, { jsonrpc: '2.0', id: 1, method: 'tools/list' }, { 'mcp-session-id': sid }),
+    );
     const tools = (m?.result as { tools: Array<Record<string, unknown>> }).tools;
     expect(tools.map((t) => t.name)).toEqual(['pid', 'crash', 'slow', 'odd', 'add-tool', 'fail']);
     expect(tools.find((t) => t.name === 'odd')?.['x-vendor']).toEqual({ keep: true });
@@ -87,7 +92,11 @@ describe('protocol faithfulness over stdio', () => {
     gw = await startTestGateway({ servers: { odd: odd() } });
     const url = `${gw.url}/mcp`;
     const sid = await initSession(url);
-    const res = await post(url, { jsonrpc: '2.0', id: 'abc', method: 'tools/call', params: { name: 'odd__odd', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      url,
+      { jsonrpc: '2.0', id: 'abc', method: 'tools/call', params: { name: 'odd__odd', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     const [m] = await messages(res);
     expect(m).toEqual({
       jsonrpc: '2.0',
@@ -106,9 +115,17 @@ describe('protocol faithfulness over stdio', () => {
     gw = await startTestGateway({ servers: { odd: odd() } });
     const url = `${gw.url}/servers/odd/mcp`;
     const sid = await initSession(url);
-    const res = await post(url, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'fail', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      url,
+      { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'fail', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     const [m] = await messages(res);
-    expect(m).toEqual({ jsonrpc: '2.0', id: 4, error: { code: -32042, message: 'odd failure', data: { odd: true, list: [1] } } });
+    expect(m).toEqual({
+      jsonrpc: '2.0',
+      id: 4,
+      error: { code: -32042, message: 'odd failure', data: { odd: true, list: [1] } },
+    });
   });
 
   it('sends tools/list_changed to sessions that see the upstream, and lists the new tool', async () => {
@@ -147,7 +164,11 @@ describe('isolation', () => {
     await a.callTool({ name: 'odd__pid', arguments: {} });
     const url = `${gw.url}/mcp`;
     const sid = await initSession(url);
-    const res = await post(url, { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      url,
+      { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     const [m] = await messages(res);
     const error = m?.error as { message: string; data: { code: string } };
     expect(error.data.code).toBe('SWB_ERR_UPSTREAM_PROCESS_LIMIT');
@@ -159,7 +180,11 @@ describe('isolation', () => {
     gw = await startTestGateway({ servers: { odd: odd({ isolation: 'session' }) } });
     const url = `${gw.url}/mcp`;
     const sid = await initSession(url);
-    const res = await post(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      url,
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     const pid = Number(((await messages(res))[0]?.result as { content: Array<{ text: string }> }).content[0]!.text);
     expect(alive(pid)).toBe(true);
     await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
@@ -168,10 +193,17 @@ describe('isolation', () => {
 
   it('reaps an idle user child after idleTimeout on the injected clock', async () => {
     let now = 1_000_000;
-    gw = await startTestGateway({ servers: { odd: odd({ isolation: 'user', idleTimeout: '5m' }) } }, { now: () => now });
+    gw = await startTestGateway(
+      { servers: { odd: odd({ isolation: 'user', idleTimeout: '5m' }) } },
+      { now: () => now },
+    );
     const url = `${gw.url}/mcp`;
     const sid = await initSession(url);
-    const res = await post(url, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } }, { 'mcp-session-id': sid });
+    const res = await post(
+      url,
+      { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'odd__pid', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
     const pid = Number(((await messages(res))[0]?.result as { content: Array<{ text: string }> }).content[0]!.text);
     await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
     expect(gw.gateway.sweep().children).toBe(0); // not idle long enough yet

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { request as undiciRequest } from 'undici';
+import { Agent, request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../../src/protocol/jsonrpc.js';
@@ -377,6 +377,42 @@ describe('streamable HTTP transport', () => {
       // The standalone GET was tried once and 405 accepted.
       await eventually(() => seen.some((h) => h.accept === 'text/event-stream'), 5000, 'the standalone GET');
       expect(seen.filter((h) => h.accept === 'text/event-stream')).toHaveLength(1);
+    });
+
+    it('does not time out an SSE response that stays quiet longer than requestTimeoutMs', async () => {
+      const raw = await startRawServer((_req, body, res) => {
+        const id = (JSON.parse(body) as { id: number }).id;
+        res.writeHead(200, { 'content-type': 'text/event-stream' });
+        res.write(': accepted\n\n');
+        setTimeout(() => res.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id, result: { late: true } })}\n\n`), 600);
+      });
+      cleanups.push(raw.close);
+      const t = transport({ url: raw.url, requestTimeoutMs: 200 });
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(1, 'tools/call'));
+      const { response } = await inbox.response(1, 5000);
+      expect(response).toEqual({ jsonrpc: '2.0', id: 1, result: { late: true } });
+    });
+
+    it('sends through a caller-provided dispatcher and leaves it open on close()', async () => {
+      const raw = await startRawServer((_req, body, res) => {
+        const id = (JSON.parse(body) as { id: number }).id;
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ jsonrpc: '2.0', id, result: {} }));
+      });
+      cleanups.push(raw.close);
+      const agent = new Agent();
+      cleanups.push(() => agent.close());
+      const t = transport({ url: raw.url, dispatcher: agent });
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(1, 'ping'));
+      expect((await inbox.response(1)).response).toEqual({ jsonrpc: '2.0', id: 1, result: {} });
+      await t.close();
+      expect(agent.closed).toBe(false);
+      expect(agent.destroyed).toBe(false);
     });
 
     it('drops the stream of a request after notifications/cancelled for it', async () => {

@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -140,6 +140,18 @@ describe('parseConfigText', () => {
       'shared',
       32,
     ]);
+  });
+
+  it('supports YAML anchors and merge keys, with x- top-level keys ignored', () => {
+    const c = parseConfigText(
+      'x-base: &base { command: node, idleTimeout: 5m }\nservers:\n  a: { <<: *base, args: [a.js] }\n  b: { <<: *base, args: [b.js] }\n',
+    );
+    expect(c.servers.a).toMatchObject({ command: 'node', idleTimeout: 300_000, args: ['a.js'] });
+    expect(c.servers.b).toMatchObject({ command: 'node', args: ['b.js'] });
+  });
+
+  it('treats an empty section as absent', () => {
+    expect(parseConfigText('servers:\n  # a: { command: x }\nvirtualServers:\n').servers).toEqual({});
   });
 
   it('treats an empty file as an empty configuration', () => {
@@ -411,5 +423,27 @@ describe('files and paths', () => {
     expect(c.listen).toEqual({ host: '127.0.0.1', port: 8080 });
     const everything = c.servers.everything;
     expect(everything && isStdioServer(everything) ? everything.cwd : undefined).toBe(resolve('.'));
+  });
+
+  it("keeps the bundled example's commented-out examples valid when uncommented", async () => {
+    const text = await readFile(defaultConfigPath(), 'utf8');
+    // Uncomments YAML lines (`# key:` / `# - item`) between two markers, leaving prose comments.
+    const uncomment = (from: string, to?: string): string =>
+      text
+        .slice(text.indexOf(from), to === undefined ? undefined : text.indexOf(to))
+        .split('\n')
+        .flatMap((l) => {
+          const m = /^(\s*)# (\s*(?:[A-Za-z][\w-]*:|- ).*)$/.exec(l);
+          return m ? [`${m[1]}${m[2]}`] : [];
+        })
+        .join('\n');
+    const remote = uncomment('  # github:', '# A virtual server');
+    const virtual = uncomment('# virtualServers:');
+    const c = parseConfigText(`${text}\n${remote}\n${virtual}\n`, {
+      path: defaultConfigPath(),
+      env: { GITHUB_TOKEN: 't' },
+    });
+    expect(Object.keys(c.servers)).toEqual(['everything', 'github']);
+    expect(c.virtualServers.demo?.servers).toEqual({ everything: { tools: { allow: ['echo', 'get-sum'] } } });
   });
 });
