@@ -55,7 +55,12 @@ export async function runServe(opts: ServeOptions): Promise<number> {
   logger.info({ config: path }, 'configuration loaded');
   const watcher = watchConfig(path, {
     logger,
+    initial: config,
     onChange: (next) => {
+      if (process.env.SWITCHBOARD_LOG_LEVEL === undefined) logger.level = next.logging.level;
+      if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) {
+        logger.warn('listen.host/listen.port changed: restart Switchboard to apply them');
+      }
       running.gateway.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
     },
     onError: (err) =>

@@ -88,7 +88,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       const channel = channels.get(id);
       if (!session || !channel || session.view !== view)
         throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
-      const text = await readBody(req, options.maxBodyBytes);
+      const text = await readBody(req, gateway.config.http.maxBodyBytes);
       let parsed: unknown;
       try {
         parsed = JSON.parse(text);

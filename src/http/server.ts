@@ -31,11 +31,16 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 export function createHttpServer(options: HttpServerOptions): Server {
   const { gateway } = options;
   const cfg = gateway.config;
-  const guard = createOriginGuard({
-    bindHost: options.bindHost,
-    allowedHosts: cfg.http.allowedHosts,
-    allowedOrigins: cfg.http.allowedOrigins,
-  });
+  // The guard is rebuilt when a hot reload replaced the configuration object.
+  let guardFor = cfg;
+  let guard = buildGuard();
+  function buildGuard() {
+    return createOriginGuard({
+      bindHost: options.bindHost,
+      allowedHosts: gateway.config.http.allowedHosts,
+      allowedOrigins: gateway.config.http.allowedOrigins,
+    });
+  }
   const streamable = createStreamableHandler({
     gateway,
     maxBodyBytes: cfg.http.maxBodyBytes,
@@ -60,6 +65,10 @@ export function createHttpServer(options: HttpServerOptions): Server {
       }));
       const ready = upstreams.every((u) => u.state === 'ready');
       return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams });
+    }
+    if (gateway.config !== guardFor) {
+      guardFor = gateway.config;
+      guard = buildGuard();
     }
     guard(req);
     if (path === '/mcp') return streamable(req, res, gateway.aggregate);

@@ -84,7 +84,8 @@ export function createStreamableHandler(options: StreamableOptions) {
   const { gateway } = options;
   const edge = new WeakMap<ClientSession, EdgeState>();
   const keepAliveMs = options.keepAliveMs ?? 25_000;
-  const storeSize = options.eventStoreSize;
+  // Read per use so a hot reload of `sessions.eventStoreSize` / `http.maxBodyBytes` applies at once.
+  const storeSizeOf = () => gateway.config.sessions.eventStoreSize;
 
   function edgeOf(session: ClientSession): EdgeState {
     let e = edge.get(session);
@@ -98,10 +99,10 @@ export function createStreamableHandler(options: StreamableOptions) {
   /** Writes one SSE event, recording it for resumption. */
   function writeEvent(e: EdgeState, stream: StreamState, data: string): void {
     let idLine = '';
-    if (storeSize > 0) {
+    if (storeSizeOf() > 0) {
       const seq = e.nextSeq++;
       e.events.push({ stream: stream.id, seq, data });
-      if (e.events.length > storeSize) e.events.shift();
+      if (e.events.length > storeSizeOf()) e.events.shift();
       idLine = `id: ${stream.id}.${seq}\n`;
     }
     const res = stream.res;
@@ -118,7 +119,7 @@ export function createStreamableHandler(options: StreamableOptions) {
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
     res.flushHeaders();
     // 2025-11-25: a priming event with an id lets the client resume before the first message.
-    if (storeSize > 0 && session.protocolVersion === '2025-11-25') {
+    if (storeSizeOf() > 0 && session.protocolVersion === '2025-11-25') {
       res.write(`id: ${stream.id}.${e.nextSeq - 1}\ndata: \n\n`);
     }
     res.on('close', () => {
@@ -216,7 +217,7 @@ export function createStreamableHandler(options: StreamableOptions) {
         'Unsupported Media Type: Content-Type must be application/json',
       );
     }
-    const text = await readBody(req, options.maxBodyBytes);
+    const text = await readBody(req, gateway.config.http.maxBodyBytes);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -302,10 +303,10 @@ export function createStreamableHandler(options: StreamableOptions) {
       clearInterval(keepAlive);
       // With an event store the channel stays attached while disconnected: events are kept for
       // a GET with Last-Event-ID (transports §Resumability and Redelivery).
-      if (storeSize === 0 && (stream.res === undefined || stream.res === res)) session.attachStandalone(undefined);
+      if (storeSizeOf() === 0 && (stream.res === undefined || stream.res === res)) session.attachStandalone(undefined);
     });
     session.attachStandalone({
-      retains: storeSize > 0,
+      retains: storeSizeOf() > 0,
       get closed() {
         return stream.res === undefined;
       },
