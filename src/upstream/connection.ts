@@ -374,6 +374,7 @@ export class UpstreamConnection {
     this.notify('notifications/cancelled', { requestId: upstreamId, reason: 'timeout' });
   }
 
+  /** The transport refused to send a request: it never reached the upstream, so a retry is safe. */
   #fail(upstreamId: number, err: unknown): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
@@ -381,8 +382,13 @@ export class UpstreamConnection {
       err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err), { cause: err });
     this.#settle(
       pending,
-      errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, { code: ge.code }),
+      errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, {
+        code: ge.code,
+        notSent: true,
+      }),
     );
+    // A transport that refuses sends is closing; do not hand this connection out again.
+    if (ge.code === 'SWB_ERR_UPSTREAM_CLOSED') this.#handleClose({ error: ge });
   }
 
   #closedError(upstreamId: number): JsonRpcResponse {

@@ -232,9 +232,17 @@ export class Upstream {
       const inflight = conn.request(method, params, { caller });
       current = { conn, id: inflight.upstreamId };
       const response = await inflight.response;
-      const code = 'error' in response ? (response.error.data as { code?: string } | undefined)?.code : undefined;
-      if (code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' && attempt === 0 && !cancelled) {
-        this.#logger.info('upstream session expired; re-initialising and retrying once');
+      const data =
+        'error' in response ? (response.error.data as { code?: string; notSent?: boolean } | undefined) : undefined;
+      // Retry once on a fresh connection when the upstream lost our session (transports §Session
+      // Management) or when the request never left the gateway (the transport was closing).
+      if (
+        attempt === 0 &&
+        !cancelled &&
+        (data?.code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' || data?.notSent === true)
+      ) {
+        this.#logger.info({ reason: data.code }, 'upstream connection lost; reconnecting and retrying once');
+        this.#forget(conn);
         return run(1);
       }
       return response;
@@ -529,6 +537,12 @@ export class Upstream {
       );
     }, delay);
     this.#restartTimer.unref();
+  }
+
+  /** Stops handing out a connection that is closing (its transport may not have said so yet). */
+  #forget(conn: UpstreamConnection): void {
+    for (const slot of this.#slots.values()) if (slot.connection === conn) slot.connection = undefined;
+    conn.close().catch((err: unknown) => this.#logger.debug({ err }, 'close failed'));
   }
 
   #closeSlot(slot: Slot, why: string): void {

@@ -28,8 +28,8 @@ export interface EverythingHttp {
  * Starts server-everything in `streamableHttp` (URL `…/mcp`) or `sse` (URL `…/sse`) mode and
  * waits until it prints that it listens.
  */
-export async function startEverythingHttp(mode: 'streamableHttp' | 'sse'): Promise<EverythingHttp> {
-  const port = await freePort();
+export async function startEverythingHttp(mode: 'streamableHttp' | 'sse', fixedPort?: number): Promise<EverythingHttp> {
+  const port = fixedPort ?? (await freePort());
   const child = spawn(process.execPath, [EVERYTHING_ENTRY, mode], {
     env: { ...process.env, PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
