@@ -80,3 +80,51 @@ describe('switchboard check', () => {
     expect(stdout).toMatch(/ok/i);
   });
 });
+
+describe('switchboard serve hot reload', () => {
+  it('applies an edited config file and keeps running on an invalid one', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/swb-reload-`);
+    const file = `${dir}/sb.yaml`;
+    const odd = `${ROOT}test/fixtures/odd-server.mjs`;
+    const server = (name: string) =>
+      `  ${name}:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(odd)}]\n`;
+    writeFileSync(file, `listen: { port: 0 }\nservers:\n${server('one')}`);
+    const child = spawn(process.execPath, [...CLI, 'serve', '--config', file], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
+        child.stderr!.on('data', (d: Buffer) => {
+          log += d.toString();
+          const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+      });
+      const names = async () =>
+        ((await (await fetch(`${url}/readyz`)).json()) as { upstreams: Array<{ name: string }> }).upstreams.map(
+          (u) => u.name,
+        );
+      expect(await names()).toEqual(['one']);
+      writeFileSync(file, `listen: { port: 0 }\nservers:\n${server('one')}${server('two')}`);
+      const deadline = Date.now() + 10_000;
+      while ((await names()).length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await names()).toEqual(['one', 'two']);
+      writeFileSync(file, `listen: { port: 0 }\nservers:\n  one:\n    command: 42\n`);
+      const deadline2 = Date.now() + 10_000;
+      while (!log.includes('keeping the running') && Date.now() < deadline2)
+        await new Promise((r) => setTimeout(r, 50));
+      expect(log).toContain('servers.one.command');
+      expect(await names()).toEqual(['one', 'two']);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
