@@ -27,13 +27,26 @@ export const REDACT_PATHS = [
   '*.password',
 ];
 
-/** Creates the root logger. */
+/**
+ * Creates the root logger: JSON lines on stderr, or human-readable lines (pino-pretty) when
+ * stderr is a terminal and `SWITCHBOARD_LOG_FORMAT` is not `json`. `SWITCHBOARD_LOG_FORMAT=pretty`
+ * forces the readable form.
+ */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.SWITCHBOARD_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
-  return pino(
-    { level, base: { name: 'switchboard' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } },
-    options.destination ?? pino.destination({ fd: 2, sync: false }),
-  );
+  const opts = { level, base: { name: 'switchboard' }, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  if (options.destination) return pino(opts, options.destination);
+  const format = process.env.SWITCHBOARD_LOG_FORMAT;
+  if (format === 'pretty' || (format !== 'json' && process.stderr.isTTY)) {
+    return pino(
+      opts,
+      pino.transport({
+        target: 'pino-pretty',
+        options: { destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: true },
+      }),
+    );
+  }
+  return pino(opts, pino.destination({ fd: 2, sync: false }));
 }
 
 /** A logger that discards everything (tests, library use). */
