@@ -139,6 +139,36 @@ export const StdioServer = z
   .strict();
 export type StdioServer = z.infer<typeof StdioServer>;
 
+/** HTTP header names: RFC 9110 tokens restricted to letters, digits and `-` (seed 001). */
+export const HEADER_NAME_RE = /^[A-Za-z0-9-]+$/;
+const HeaderName = z.string().regex(HEADER_NAME_RE, 'expected a header name of letters, digits and "-"');
+
+/**
+ * How Switchboard authenticates to a remote upstream (issue "Identity" §G). A configured
+ * credential is never replaced by a client header (PRODUCT §4.4).
+ */
+export const UpstreamAuth = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('none') }).strict(),
+  z.object({ type: z.literal('bearer'), token: z.string().min(1) }).strict(),
+  z.object({ type: z.literal('basic'), username: z.string(), password: z.string() }).strict(),
+  z
+    .object({
+      type: z.literal('oauth2-client-credentials'),
+      /** RFC 6749 §4.4 token endpoint. */
+      tokenUrl: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
+      clientId: z.string().min(1),
+      clientSecret: z.string().min(1),
+      scope: z.string().optional(),
+      /** RFC 8707 resource indicator sent with the token request. */
+      resource: z.string().optional(),
+      audience: z.string().optional(),
+    })
+    .strict(),
+  /** Passes the caller's own bearer token to the upstream; must be chosen explicitly. */
+  z.object({ type: z.literal('forward') }).strict(),
+]);
+export type UpstreamAuth = z.infer<typeof UpstreamAuth>;
+
 /** A remote MCP server reached over Streamable HTTP (default) or legacy HTTP+SSE. */
 export const RemoteServer = z
   .object({
@@ -147,6 +177,12 @@ export const RemoteServer = z
     url: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }),
     transport: z.enum(['streamable-http', 'sse']).optional(),
     headers: z.record(z.string(), StringLike).default({}),
+    /** Outbound credential. Default `{type: none}`. */
+    auth: UpstreamAuth.optional(),
+    /** Client headers forwarded to this upstream; overrides the global allowlist (seed 001). */
+    passthroughHeaders: z.array(HeaderName).optional(),
+    /** Send the caller's identity headers and a signed assertion (issue "Identity" §G). Default false. */
+    identityHeaders: z.boolean().default(false),
     ...CommonServerFields,
   })
   .strict();
@@ -173,8 +209,72 @@ export const VirtualServer = z
   .strict();
 export type VirtualServer = z.infer<typeof VirtualServer>;
 
+/** `resource.action` permission strings, `*` wildcards per segment (issue "Identity" §E). */
+export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
+const Permission = z.string().regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
+
+/** Inbound authentication and authorization (issue "Identity" §B–§F). */
+export const AuthConfig = z
+  .object({
+    /** none: anonymous (loopback only unless --insecure); tokens: Switchboard API tokens; oauth: OAuth 2.1 resource server; tokens+oauth: either. */
+    mode: z.enum(['none', 'tokens', 'oauth', 'tokens+oauth']).default('none'),
+    oauth: z
+      .object({
+        /** Authorization server issuer (RFC 8414 / OIDC discovery base). */
+        issuer: z.url(),
+        /** Accepted `aud` value(s); the check fails closed. Default: the public MCP URL. */
+        audience: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
+        /** jwt: verify locally with JWKS; introspection: RFC 7662; both: JWT first, introspection fallback. */
+        validation: z.enum(['jwt', 'introspection', 'both']).default('jwt'),
+        clientId: z.string().optional(),
+        clientSecret: z.string().optional(),
+        requiredScopes: z.array(z.string()).default([]),
+        jwksUri: z.url().optional(),
+        introspectionEndpoint: z.url().optional(),
+        /** Claim holding role names mapped through `roles`. Default `roles`. */
+        rolesClaim: z.string().default('roles'),
+        /** OAuth scope → role name (e.g. `mcp:admin: admin`). */
+        scopeRoles: z.record(z.string(), z.string()).default({}),
+        /** Role given to every valid OAuth principal. Default `user`. */
+        defaultRole: z.string().default('user'),
+      })
+      .strict()
+      .optional(),
+    /** Identity taken from a header set by a trusted reverse proxy, only from these networks (§D). */
+    trustedProxy: z
+      .object({
+        header: HeaderName.default('X-Authenticated-User'),
+        /** CIDRs (IPv4/IPv6) the proxy connects from; the header is stripped from anyone else. */
+        cidrs: z.array(z.string()).min(1),
+        /** Role given to principals authenticated this way. Default `user`. */
+        role: z.string().default('user'),
+      })
+      .strict()
+      .optional(),
+    /** Role name → permissions. Built-ins (`admin`, `user`) may be overridden. */
+    roles: z.record(z.string(), z.array(Permission)).default({}),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if ((a.mode === 'oauth' || a.mode === 'tokens+oauth') && !a.oauth) {
+      ctx.addIssue({ code: 'custom', path: ['oauth'], message: `auth.mode ${a.mode} needs an auth.oauth section (issuer, audience)` });
+    }
+  });
+export type AuthConfig = z.infer<typeof AuthConfig>;
+
 export const SwitchboardConfigInput = z
   .object({
+    auth: AuthConfig.default({ mode: 'none', roles: {} }),
+    /** Global header passthrough (seed 001): where the allowlist comes from and whether it may override base headers. */
+    headers: z
+      .object({
+        /** env: SWITCHBOARD_PASSTHROUGH_HEADERS; db: stored global config; merge: both. Default env. */
+        source: z.enum(['env', 'db', 'merge']).default('env'),
+        /** Let passed-through client headers replace the upstream's configured (non-auth) headers. Default false. */
+        overwriteBase: z.boolean().default(false),
+      })
+      .strict()
+      .default({ source: 'env', overwriteBase: false }),
     listen: z
       .object({
         host: z.string().default('127.0.0.1'),
