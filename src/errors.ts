@@ -70,6 +70,19 @@ export const ERROR_CODES = {
   SWB_ERR_CONFIG_READ: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_CONFIG_INTERPOLATION: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_STARTUP_INSECURE_BIND: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  // Identity
+  SWB_ERR_AUTH_FORBIDDEN: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 30, expose: true },
+  SWB_ERR_AUTH_MISSING_TOKEN: { status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 31, expose: true },
+  SWB_ERR_AUTH_INVALID_TOKEN: { status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 32, expose: true },
+  SWB_ERR_AUTH_REVOKED_TOKEN: { status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 33, expose: true },
+  SWB_ERR_AUTH_EXPIRED_TOKEN: { status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 34, expose: true },
+  SWB_ERR_AUTH_INSUFFICIENT_SCOPE: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 35, expose: true },
+  SWB_ERR_AUTH_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 36, expose: true },
+  SWB_ERR_AUTH_OUT_OF_SCOPE: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 37, expose: true },
+  // Storage (the database behind tokens, runtime servers and settings)
+  SWB_ERR_STORE_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
+  SWB_ERR_STORE_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },
+  SWB_ERR_STORE_MIGRATION: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   // Catch-all
   SWB_ERR_INTERNAL: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
 } as const satisfies Record<string, ErrorSpec>;

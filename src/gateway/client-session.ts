@@ -10,6 +10,7 @@
  * @module
  */
 import type { Principal } from '../auth/principal.js';
+import { requirePermission, scopeOf, type Scope } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type {
   JsonObject,
@@ -139,10 +140,10 @@ export class ClientSession {
    * Handles one client request; the response (and any related messages) go to `out`.
    * Never throws: every failure becomes a JSON-RPC error response.
    */
-  handleRequest(req: JsonRpcRequest, out: OutboundChannel): void {
+  handleRequest(req: JsonRpcRequest, out: OutboundChannel, principal: Principal = this.principal): void {
     this.lastActivity = this.#host.now();
     try {
-      this.#dispatch(req, out);
+      this.#dispatch(req, out, principal);
     } catch (err) {
       out.send(this.#errorFor(req.id, err));
     }
@@ -200,8 +201,9 @@ export class ClientSession {
     this.#host.onSessionClosed(this, reason);
   }
 
-  #dispatch(req: JsonRpcRequest, out: OutboundChannel): void {
+  #dispatch(req: JsonRpcRequest, out: OutboundChannel, principal: Principal): void {
     const params = req.params;
+    const scope = scopeOf(principal);
     switch (req.method) {
       case 'initialize':
         out.send({ jsonrpc: '2.0', id: req.id, result: this.#initialize(params ?? {}) });
@@ -210,26 +212,38 @@ export class ClientSession {
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
       case 'tools/list':
-        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.tools, 'tools', params) });
+        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.listsFor(scope).tools, 'tools', params) });
         return;
       case 'prompts/list':
-        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.prompts, 'prompts', params) });
+        out.send({
+          jsonrpc: '2.0',
+          id: req.id,
+          result: this.#page(this.view.listsFor(scope).prompts, 'prompts', params),
+        });
         return;
       case 'resources/list':
-        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.resources, 'resources', params) });
+        out.send({
+          jsonrpc: '2.0',
+          id: req.id,
+          result: this.#page(this.view.listsFor(scope).resources, 'resources', params),
+        });
         return;
       case 'resources/templates/list':
         out.send({
           jsonrpc: '2.0',
           id: req.id,
-          result: this.#page(this.view.resourceTemplates, 'resourceTemplates', params),
+          result: this.#page(this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params),
         });
         return;
       case 'tools/call': {
         const name = params?.name;
         const hit =
           typeof name === 'string' ? (this.view.resolveTool(name) ?? this.#passThrough(name, 'tools')) : undefined;
-        if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
+        // Out-of-scope tools are absent from lists, so they are unknown here too.
+        if (!hit || !scope.tool(hit.member.upstream.name, hit.name)) {
+          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
+        }
+        requirePermission(principal, 'tools.execute');
         (params as JsonObject).name = hit.name;
         this.#forward(req, out, hit.member.upstream, params);
         return;
@@ -238,20 +252,22 @@ export class ClientSession {
         const name = params?.name;
         const hit =
           typeof name === 'string' ? (this.view.resolvePrompt(name) ?? this.#passThrough(name, 'prompts')) : undefined;
-        if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
+        if (!hit || !scope.server(hit.member.upstream.name)) {
+          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
+        }
         (params as JsonObject).name = hit.name;
         this.#forward(req, out, hit.member.upstream, params);
         return;
       }
       case 'resources/read': {
-        const hit = this.#resource(params);
+        const hit = this.#resource(params, scope);
         (params as JsonObject).uri = hit.name;
         this.#forward(req, out, hit.member.upstream, params);
         return;
       }
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
-        const hit = this.#resource(params);
+        const hit = this.#resource(params, scope);
         const up = hit.member.upstream;
         const caller = this.#caller(out);
         const p =
@@ -262,14 +278,14 @@ export class ClientSession {
         return;
       }
       case 'completion/complete':
-        this.#complete(req, out, params ?? {});
+        this.#complete(req, out, params ?? {}, scope);
         return;
       case 'logging/setLevel':
         this.#setLevel(req, out, params ?? {});
         return;
       default: {
         const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
-        if (only) {
+        if (only && scope.server(only.upstream.name)) {
           this.#forward(req, out, only.upstream, params);
           return;
         }
@@ -311,26 +327,28 @@ export class ClientSession {
     return result;
   }
 
-  #resource(params: JsonObject | undefined): { member: ViewMember; name: string } {
+  #resource(params: JsonObject | undefined, scope: Scope): { member: ViewMember; name: string } {
     const uri = params?.uri;
     const hit = typeof uri === 'string' ? this.view.resolveResource(uri) : undefined;
-    if (!hit)
+    if (!hit || !scope.server(hit.member.upstream.name))
       throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
     return hit;
   }
 
-  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject): void {
+  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope): void {
     const ref = params.ref as JsonObject | undefined;
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const hit = this.view.resolvePrompt(ref.name);
-      if (!hit) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
+      if (!hit || !scope.server(hit.member.upstream.name))
+        throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
       ref.name = hit.name;
       this.#forward(req, out, hit.member.upstream, params);
       return;
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const member = this.view.resolveTemplate(ref.uri);
-      if (!member) throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
+      if (!member || !scope.server(member.upstream.name))
+        throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
       this.#forward(req, out, member.upstream, params);
       return;
     }

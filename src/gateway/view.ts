@@ -34,6 +34,11 @@ interface TemplateRoute {
 
 interface Compiled {
   readonly stamp: number;
+  /** owners[i] is the member/upstream name of tools[i] (same for the other lists). */
+  readonly toolOwners: Resolved[];
+  readonly promptOwners: Resolved[];
+  readonly resourceOwners: Resolved[];
+  readonly templateOwners: Resolved[];
   readonly tools: JsonObject[];
   readonly toolIndex: Map<string, Resolved>;
   readonly prompts: JsonObject[];
@@ -42,6 +47,21 @@ interface Compiled {
   readonly resourceIndex: Map<string, Resolved>;
   readonly resourceTemplates: JsonObject[];
   readonly templateRoutes: TemplateRoute[];
+}
+
+/** The part of an RBAC scope that list filtering needs (see `auth/rbac.ts`). */
+export interface ListScope {
+  readonly unrestricted: boolean;
+  server(name: string): boolean;
+  tool(server: string, name: string): boolean;
+}
+
+/** The four lists of a view, possibly filtered for one principal. */
+export interface ScopedLists {
+  readonly tools: JsonObject[];
+  readonly prompts: JsonObject[];
+  readonly resources: JsonObject[];
+  readonly resourceTemplates: JsonObject[];
 }
 
 /** Scheme used for resource URIs that collide between members of one view. */
@@ -95,6 +115,7 @@ export class View {
   #gatewayVersion: string;
   #compiled: Compiled | undefined;
   #membersVersion = 0;
+  #scoped = new WeakMap<ListScope, ScopedLists & { stamp: number }>();
 
   constructor(options: ViewOptions) {
     this.name = options.name;
@@ -152,6 +173,30 @@ export class View {
   }
   get resourceTemplates(): JsonObject[] {
     return this.#compile().resourceTemplates;
+  }
+
+  /**
+   * The lists as seen by a restricted principal: items of servers outside its scope, and tools
+   * whose upstream name it may not call, are absent. Cached per scope and catalog change.
+   */
+  listsFor(scope: ListScope): ScopedLists {
+    const c = this.#compile();
+    if (scope.unrestricted) return c;
+    const hit = this.#scoped.get(scope);
+    if (hit && hit.stamp === c.stamp) return hit;
+    const keep = (owners: Resolved[], tool: boolean) => (_: unknown, i: number) => {
+      const o = owners[i]!;
+      return tool ? scope.tool(o.member.upstream.name, o.name) : scope.server(o.member.upstream.name);
+    };
+    const lists = {
+      stamp: c.stamp,
+      tools: c.tools.filter(keep(c.toolOwners, true)),
+      prompts: c.prompts.filter(keep(c.promptOwners, false)),
+      resources: c.resources.filter(keep(c.resourceOwners, false)),
+      resourceTemplates: c.resourceTemplates.filter(keep(c.templateOwners, false)),
+    };
+    this.#scoped.set(scope, lists);
+    return lists;
   }
 
   /** Exposed tool name → member and upstream name. */
@@ -256,6 +301,10 @@ export class View {
     const resourceIndex = new Map<string, Resolved>();
     const resourceTemplates: JsonObject[] = [];
     const templateRoutes: TemplateRoute[] = [];
+    const toolOwners: Resolved[] = [];
+    const promptOwners: Resolved[] = [];
+    const resourceOwners: Resolved[] = [];
+    const templateOwners: Resolved[] = [];
     for (const member of this.#members) {
       const up = member.upstream;
       const catalog = up.catalog;
@@ -265,7 +314,9 @@ export class View {
         if (renamed === undefined) continue;
         const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
         if (toolIndex.has(exposed)) continue;
-        toolIndex.set(exposed, { member, name: original });
+        const owner = { member, name: original };
+        toolIndex.set(exposed, owner);
+        toolOwners.push(owner);
         tools.push(exposed === original ? tool : { ...tool, name: exposed });
       }
       for (const prompt of catalog.prompts) {
@@ -274,7 +325,9 @@ export class View {
         if (renamed === undefined) continue;
         const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
         if (promptIndex.has(exposed)) continue;
-        promptIndex.set(exposed, { member, name: original });
+        const owner = { member, name: original };
+        promptIndex.set(exposed, owner);
+        promptOwners.push(owner);
         prompts.push(exposed === original ? prompt : { ...prompt, name: exposed });
       }
       for (const resource of catalog.resources) {
@@ -282,18 +335,25 @@ export class View {
         if (member.resources(uri) === undefined) continue;
         let exposed = uri;
         if (resourceIndex.has(uri)) exposed = `${COLLISION_SCHEME}://${up.name}/${encodeURIComponent(uri)}`;
-        resourceIndex.set(exposed, { member, name: uri });
+        const owner = { member, name: uri };
+        resourceIndex.set(exposed, owner);
+        resourceOwners.push(owner);
         resources.push(exposed === uri ? resource : { ...resource, uri: exposed });
       }
       for (const template of catalog.resourceTemplates) {
         const uriTemplate = template.uriTemplate as string;
         if (member.resources(uriTemplate) === undefined) continue;
         resourceTemplates.push(template);
+        templateOwners.push({ member, name: uriTemplate });
         templateRoutes.push({ member, uriTemplate, pattern: templateToRegExp(uriTemplate) });
       }
     }
     this.#compiled = {
       stamp,
+      toolOwners,
+      promptOwners,
+      resourceOwners,
+      templateOwners,
       tools,
       toolIndex,
       prompts,

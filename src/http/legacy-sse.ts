@@ -6,7 +6,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ANONYMOUS } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { OutboundChannel } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -30,13 +30,19 @@ export function createLegacySseHandler(options: LegacySseOptions) {
   const keepAliveMs = options.keepAliveMs ?? 25_000;
 
   /** `GET …/sse`: opens a session and its stream; `messagePath` is announced to the client. */
-  function stream(req: IncomingMessage, res: ServerResponse, view: View, messagePath: string): void {
+  function stream(
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    messagePath: string,
+    principal: Principal,
+  ): void {
     try {
       if (req.method !== 'GET')
         throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET to open the SSE stream');
       if (!accepts(req, 'text/event-stream'))
         throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Accept must list text/event-stream');
-      const session = gateway.createSession(view, ANONYMOUS, 'sse');
+      const session = gateway.createSession(view, principal, 'sse');
       res.writeHead(200, {
         'content-type': 'text/event-stream',
         'cache-control': 'no-cache, no-transform',
@@ -80,13 +86,19 @@ export function createLegacySseHandler(options: LegacySseOptions) {
   }
 
   /** `POST …/message?sessionId=…`: one JSON-RPC message; answers 202, replies go to the stream. */
-  async function message(req: IncomingMessage, res: ServerResponse, view: View, query: URLSearchParams): Promise<void> {
+  async function message(
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    query: URLSearchParams,
+    principal: Principal,
+  ): Promise<void> {
     try {
       if (req.method !== 'POST') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST to send messages');
       const id = query.get('sessionId') ?? '';
       const session = id === '' ? undefined : gateway.getSession(id);
       const channel = channels.get(id);
-      if (!session || !channel || session.view !== view)
+      if (!session || !channel || session.view !== view || session.principal.id !== principal.id)
         throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
       const text = await readBody(req, gateway.config.http.maxBodyBytes);
       let parsed: unknown;
@@ -114,7 +126,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
       const m = v.message;
       if (!('method' in m)) session.handleResponse(m);
-      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel);
+      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, principal);
       else session.handleNotification(m);
     } catch (err) {
       sendHttpError(

@@ -1,13 +1,17 @@
 /**
- * The HTTP edge: one `node:http` server, a small route table, and the DNS-rebinding guard in
- * front of every MCP route.
+ * The HTTP edge: one `node:http` server, a small route table, the DNS-rebinding guard and
+ * authentication in front of every MCP route.
  *
  * Routes (PRODUCT §3): `/mcp`, `/mcp/{virtual}`, `/servers/{name}/mcp`, legacy `/sse` +
- * `/message` twins of each, `/healthz`, `/readyz`.
+ * `/message` twins of each, `/healthz`, `/readyz`, plus whatever {@link HttpServerOptions.routes}
+ * adds (admin API, well-known documents).
  *
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Authenticate } from '../auth/authenticator.js';
+import { ANONYMOUS, type Principal } from '../auth/principal.js';
+import { requirePermission, scopeOf } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
@@ -15,11 +19,28 @@ import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
 import { createStreamableHandler, sendHttpError } from './streamable.js';
 
+/** An extra route handler: returns true when it handled the request. */
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  query: string,
+) => Promise<boolean> | boolean;
+
 /** Options for {@link createHttpServer}. */
 export interface HttpServerOptions {
   gateway: Gateway;
   /** The host the server binds to (for the Host check). */
   bindHost: string;
+  /** Authenticates MCP requests. Default: everyone is {@link ANONYMOUS}. */
+  authenticate?: Authenticate;
+  /**
+   * The `WWW-Authenticate` value for a 401/403 on an MCP path (RFC 6750 §3, RFC 9728 §5.1).
+   * Default `Bearer realm="switchboard"` plus the error attributes.
+   */
+  challenge?: (path: string, err: GatewayError) => string;
+  /** Extra routes tried before the MCP routes (after the Host/Origin guard). */
+  routes?: RouteHandler[];
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -27,10 +48,22 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
+/** The default RFC 6750 challenge. */
+export function defaultChallenge(_path: string, err: GatewayError): string {
+  const error =
+    err.code === 'SWB_ERR_AUTH_MISSING_TOKEN' ? undefined : err.status === 403 ? 'insufficient_scope' : 'invalid_token';
+  return error === undefined ? 'Bearer realm="switchboard"' : `Bearer realm="switchboard", error="${error}"`;
+}
+
+type Target = { kind: 'mcp' | 'sse' | 'message'; view: View; prefix: string };
+
 /** Creates (but does not start) the gateway's HTTP server. */
 export function createHttpServer(options: HttpServerOptions): Server {
   const { gateway } = options;
   const cfg = gateway.config;
+  const authenticate: Authenticate = options.authenticate ?? (async () => ANONYMOUS);
+  const challenge = options.challenge ?? defaultChallenge;
+  const routes = options.routes ?? [];
   // The guard is rebuilt when a hot reload replaced the configuration object.
   let guardFor = cfg;
   let guard = buildGuard();
@@ -52,6 +85,39 @@ export function createHttpServer(options: HttpServerOptions): Server {
     throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${what}`);
   }
 
+  /** Maps a path to an MCP endpoint, or undefined. */
+  function target(path: string): Target | undefined {
+    if (path === '/mcp') return { kind: 'mcp', view: gateway.aggregate, prefix: '' };
+    if (path === '/sse' || path === '/message')
+      return { kind: path === '/sse' ? 'sse' : 'message', view: gateway.aggregate, prefix: '' };
+    const parts = path.split('/'); // ['', 'mcp', v, tail?] | ['', 'servers', name, tail]
+    if (parts[1] === 'mcp' && (parts.length === 3 || parts.length === 4)) {
+      const tail = parts[3] ?? 'mcp';
+      if (tail !== 'mcp' && tail !== 'sse' && tail !== 'message') return undefined;
+      const view = gateway.virtualView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`virtual server "${parts[2]}"`);
+      return { kind: tail, view, prefix: `/mcp/${parts[2]}` };
+    }
+    if (parts[1] === 'servers' && parts.length === 4) {
+      const tail = parts[3];
+      if (tail !== 'mcp' && tail !== 'sse' && tail !== 'message') return undefined;
+      const view = gateway.serverView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`server "${parts[2]}"`);
+      return { kind: tail, view, prefix: `/servers/${parts[2]}` };
+    }
+    return undefined;
+  }
+
+  async function authorize(req: IncomingMessage, t: Target): Promise<Principal> {
+    const principal = await authenticate(req);
+    requirePermission(principal, 'servers.use');
+    if (t.view.kind === 'single') {
+      const name = t.view.members[0]?.upstream.name ?? t.view.name;
+      if (!scopeOf(principal).server(name)) {
+        throw new GatewayError('SWB_ERR_AUTH_OUT_OF_SCOPE', `this credential does not reach server "${name}"`);
+      }
+    }
+    return principal;
+  }
+
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
@@ -71,30 +137,25 @@ export function createHttpServer(options: HttpServerOptions): Server {
       guard = buildGuard();
     }
     guard(req);
-    if (path === '/mcp') return streamable(req, res, gateway.aggregate);
-    const parts = path.split('/'); // ['', 'mcp', name] | ['', 'servers', name, 'mcp']
-    let view: View | undefined;
-    let tail: string | undefined;
-    let prefix = '';
-    if (parts[1] === 'mcp' && parts.length >= 3) {
-      view = gateway.virtualView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`virtual server "${parts[2]}"`);
-      tail = parts[3];
-      prefix = `/mcp/${parts[2]}`;
-      if (parts.length === 3) return streamable(req, res, view);
-    } else if (parts[1] === 'servers' && parts.length === 4) {
-      view = gateway.serverView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`server "${parts[2]}"`);
-      tail = parts[3];
-      prefix = `/servers/${parts[2]}`;
-      if (tail === 'mcp') return streamable(req, res, view);
-    } else if (parts.length === 2 && (parts[1] === 'sse' || parts[1] === 'message')) {
-      view = gateway.aggregate;
-      tail = parts[1];
+    const t = target(path);
+    if (!t) {
+      const query = q < 0 ? '' : url.slice(q + 1);
+      for (const handler of routes) if (await handler(req, res, path, query)) return;
+      notFound(path);
     }
-    if (view && parts.length <= 4) {
-      if (tail === 'sse') return legacy.stream(req, res, view, `${prefix}/message`);
-      if (tail === 'message') return legacy.message(req, res, view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)));
+    let principal: Principal;
+    try {
+      principal = await authorize(req, t);
+    } catch (err) {
+      if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
+        sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
+        return;
+      }
+      throw err;
     }
-    notFound(path);
+    if (t.kind === 'mcp') return streamable(req, res, t.view, principal);
+    if (t.kind === 'sse') return legacy.stream(req, res, t.view, `${t.prefix}/message`, principal);
+    return legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), principal);
   }
 
   return createServer({ keepAliveTimeout: 65_000 }, (req, res) => {

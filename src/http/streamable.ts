@@ -7,7 +7,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ANONYMOUS } from '../auth/principal.js';
+import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
@@ -191,19 +191,20 @@ export function createStreamableHandler(options: StreamableOptions) {
     }
   }
 
-  function sessionFor(req: IncomingMessage, view: View): ClientSession {
+  function sessionFor(req: IncomingMessage, view: View, principal: Principal): ClientSession {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = gateway.getSession(id);
-    // A session is bound to its endpoint (view) and principal; anything else looks unknown.
-    if (!session || session.view !== view || session.principal.id !== ANONYMOUS.id) {
+    // A session is bound to its endpoint (view) and principal; presented by anyone else, or on
+    // another endpoint, it does not exist (PRODUCT §4.3: a session id is never a credential).
+    if (!session || session.view !== view || session.principal.id !== principal.id) {
       throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
     }
     return session;
   }
 
-  async function post(req: IncomingMessage, res: ServerResponse, view: View): Promise<void> {
+  async function post(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): Promise<void> {
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
       throw new GatewayError(
         'SWB_ERR_HTTP_NOT_ACCEPTABLE',
@@ -257,11 +258,11 @@ export function createStreamableHandler(options: StreamableOptions) {
           'Invalid Request: initialize must not carry Mcp-Session-Id',
         );
       }
-      const session = gateway.createSession(view, ANONYMOUS, 'streamable-http');
-      session.handleRequest(message, postChannel(res, session, message.id));
+      const session = gateway.createSession(view, principal, 'streamable-http');
+      session.handleRequest(message, postChannel(res, session, message.id), principal);
       return;
     }
-    const session = sessionFor(req, view);
+    const session = sessionFor(req, view, principal);
     checkProtocolVersion(req);
     if (!('method' in message)) {
       session.handleResponse(message);
@@ -270,15 +271,15 @@ export function createStreamableHandler(options: StreamableOptions) {
       session.handleNotification(message);
       res.writeHead(202).end();
     } else {
-      session.handleRequest(message, postChannel(res, session, message.id));
+      session.handleRequest(message, postChannel(res, session, message.id), principal);
     }
   }
 
-  function get(req: IncomingMessage, res: ServerResponse, view: View): void {
+  function get(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): void {
     if (!accepts(req, 'text/event-stream')) {
       throw new GatewayError('SWB_ERR_HTTP_NOT_ACCEPTABLE', 'Not Acceptable: Accept must list text/event-stream');
     }
-    const session = sessionFor(req, view);
+    const session = sessionFor(req, view, principal);
     checkProtocolVersion(req);
     const e = edgeOf(session);
     const lastEventId = req.headers['last-event-id'];
@@ -347,24 +348,29 @@ export function createStreamableHandler(options: StreamableOptions) {
     res.end();
   }
 
-  function del(req: IncomingMessage, res: ServerResponse, view: View): void {
-    const session = sessionFor(req, view);
+  function del(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): void {
+    const session = sessionFor(req, view, principal);
     session.close('deleted by client');
     res.writeHead(200).end();
   }
 
   /** Serves one request on an MCP endpoint. */
-  return async function handle(req: IncomingMessage, res: ServerResponse, view: View): Promise<void> {
+  return async function handle(
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    principal: Principal,
+  ): Promise<void> {
     try {
       switch (req.method) {
         case 'POST':
-          await post(req, res, view);
+          await post(req, res, view, principal);
           return;
         case 'GET':
-          get(req, res, view);
+          get(req, res, view, principal);
           return;
         case 'DELETE':
-          del(req, res, view);
+          del(req, res, view, principal);
           return;
         default:
           throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', `Method ${req.method ?? '?'} not allowed`);

@@ -1,0 +1,105 @@
+/**
+ * Schema migrations, kept in code (no migration files to ship) and written with Kysely's schema
+ * builder so the same steps run on SQLite and PostgreSQL: text columns for ids and JSON, `bigint`
+ * for epoch-millisecond times (INTEGER affinity on SQLite, int8 on PostgreSQL).
+ *
+ * Migrations are append-only: a released migration is never edited; later issues add new entries
+ * (e.g. the usage log) with a higher number. Kysely records applied names in `kysely_migration`
+ * and serialises concurrent runs with a lock (an advisory lock on PostgreSQL), so several replicas
+ * starting at once migrate exactly once.
+ *
+ * @module
+ */
+import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import { GatewayError } from '../errors.js';
+
+/**
+ * Every migration by name, applied in name order. Names are `NNNN_what`; never rename or edit an
+ * entry once released, add a new one.
+ */
+export const MIGRATIONS: Readonly<Record<string, Migration>> = {
+  '0001_tokens_servers_settings': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('jti', 'text', (c) => c.notNull().unique())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('token_hash', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('permissions', 'text', (c) => c.notNull())
+        .addColumn('servers', 'text', (c) => c.notNull())
+        .addColumn('tools', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('expires_at', 'bigint')
+        .addColumn('revoked_at', 'bigint')
+        .addColumn('last_used_at', 'bigint')
+        .addColumn('created_by', 'text')
+        .execute();
+      // Serves `list({ subject })` including its newest-first order.
+      await db.schema.createIndex('tokens_subject_created_at_idx').on('tokens').columns(['subject', 'created_at']).execute();
+
+      await db.schema
+        .createTable('servers')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('config', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('created_by', 'text')
+        .execute();
+
+      await db.schema
+        .createTable('settings')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('settings').execute();
+      await db.schema.dropTable('servers').execute();
+      await db.schema.dropTable('tokens').execute();
+    },
+  },
+};
+
+/** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */
+export const migrationProvider: MigrationProvider = {
+  getMigrations: () => Promise.resolve({ ...MIGRATIONS }),
+};
+
+/** Options for {@link migrateToLatest}. */
+export interface MigrateToLatestOptions {
+  /**
+   * PostgreSQL schema holding Kysely's bookkeeping tables. Required on PostgreSQL whenever other
+   * schemas of the same database may hold their own `kysely_migration` table: Kysely looks for
+   * that table across all schemas unless told which one. Omit on SQLite.
+   */
+  schema?: string;
+}
+
+/**
+ * Applies every pending migration of {@link MIGRATIONS}, in order.
+ *
+ * @returns the names applied by this call, in order; empty when the database was up to date.
+ * @throws {@link GatewayError} `SWB_ERR_STORE_MIGRATION` naming the migration that failed (the
+ *   driver error as `cause`); migrations applied before it stay applied.
+ */
+export async function migrateToLatest(db: Kysely<unknown>, options: MigrateToLatestOptions = {}): Promise<string[]> {
+  const migrator = new Migrator({
+    db,
+    provider: migrationProvider,
+    ...(options.schema === undefined ? {} : { migrationTableSchema: options.schema }),
+  });
+  const { error, results = [] } = await migrator.migrateToLatest();
+  if (error !== undefined) {
+    const failed = results.find((r) => r.status === 'Error')?.migrationName;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new GatewayError(
+      'SWB_ERR_STORE_MIGRATION',
+      failed === undefined ? `database migration failed: ${reason}` : `database migration ${failed} failed: ${reason}`,
+      { cause: error },
+    );
+  }
+  return results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
