@@ -31,9 +31,10 @@ export function freePort() {
 }
 
 /** Resolves once a TCP connect to 127.0.0.1:port succeeds (polling). */
-export async function waitForPort(port, timeoutMs = 20_000) {
+export async function waitForPort(port, timeoutMs = 20_000, cancelled = () => false) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    if (cancelled()) throw new Error('cancelled');
     const ok = await new Promise((resolve) => {
       const sock = connect(port, '127.0.0.1');
       sock.once('connect', () => {
@@ -49,10 +50,16 @@ export async function waitForPort(port, timeoutMs = 20_000) {
 }
 
 /**
- * Starts a server process in its own process group. `ready(line)` is called for every stdout and
- * stderr line and returns a value (e.g. the URL) once the process is ready.
+ * Starts a server process in its own process group. Readiness: `ready(line)` is called for every
+ * stdout and stderr line and returns a value (e.g. the URL) once the process is ready; or
+ * `probe()` (e.g. a TCP connect poll) resolves with that value. `readyMs` is spawn → ready.
  */
-export function startProcess(name, command, args, { env = {}, ready, timeoutMs = 30_000, cwd = ROOT } = {}) {
+export function startProcess(
+  name,
+  command,
+  args,
+  { env = {}, ready = () => undefined, probe, timeoutMs = 30_000, cwd = ROOT } = {},
+) {
   const t0 = performance.now();
   const child = spawn(command, args, {
     cwd,
@@ -104,6 +111,27 @@ export function startProcess(name, command, args, { env = {}, ready, timeoutMs =
       handle.stop();
       reject(new Error(`${name} not ready within ${timeoutMs} ms; output:\n${tail.join('\n')}`));
     }, timeoutMs);
+    const markReady = (v, line) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      handle.readyValue = v;
+      handle.readyLine = line;
+      handle.readyMs = performance.now() - t0;
+      resolve(handle);
+    };
+    if (probe) {
+      probe(() => done).then(
+        (v) => markReady(v ?? true, undefined),
+        (err) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          handle.stop();
+          reject(new Error(`${name}: ${err.message}; output:\n${tail.join('\n')}`));
+        },
+      );
+    }
     const onLine = (line) => {
       tail.push(line);
       if (tail.length > 50) tail.shift();
@@ -114,14 +142,7 @@ export function startProcess(name, command, args, { env = {}, ready, timeoutMs =
       } catch {
         v = undefined;
       }
-      if (v !== undefined) {
-        done = true;
-        clearTimeout(timer);
-        handle.readyValue = v;
-        handle.readyLine = line;
-        handle.readyMs = performance.now() - t0;
-        resolve(handle);
-      }
+      if (v !== undefined) markReady(v, line);
     };
     for (const stream of [child.stdout, child.stderr]) {
       let buf = '';

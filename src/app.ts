@@ -7,17 +7,24 @@
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { createAuthenticator } from './auth/authenticator.js';
+import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
-import { createHttpServer } from './http/server.js';
+import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
+import { createHttpServer, defaultChallenge, type RouteHandler } from './http/server.js';
 import { isLoopbackHost } from './http/guards.js';
 import type { Logger } from './observability/logger.js';
+import { openDatabase, resolveDataDir } from './store/database.js';
+import type { Database } from './store/types.js';
 
 /** A running gateway (used by `serve` and by tests that embed Switchboard). */
 export interface RunningGateway {
   readonly gateway: Gateway;
   readonly server: Server;
+  readonly database: Database;
+  readonly tokens: TokenService;
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
   /** Graceful stop: closes the listener, sessions and upstreams. */
@@ -47,6 +54,10 @@ export interface StartGatewayOptions {
   sweepIntervalMs?: number;
   /** Items per page for aggregated lists (0 = one page). */
   pageSize?: number;
+  /** An open database to use (tests); default: open `SWITCHBOARD_DATABASE_URL` or the SQLite file in the data directory. */
+  database?: Database;
+  /** Data directory; default from the config (`dataDir`, else `.switchboard` next to the config file). */
+  dataDir?: string;
 }
 
 /**
@@ -58,12 +69,20 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const { config, logger } = options;
   const host = options.host ?? config.listen.host;
   const port = options.port ?? config.listen.port;
-  if (!isLoopbackHost(host) && !options.insecure) {
+  const authenticated = config.auth.mode !== 'none' || config.auth.trustedProxy !== undefined;
+  if (!isLoopbackHost(host) && !authenticated && !options.insecure) {
     throw new GatewayError(
       'SWB_ERR_STARTUP_INSECURE_BIND',
-      `refusing to bind ${host} without inbound authentication; bind 127.0.0.1 or pass --insecure`,
+      `refusing to bind ${host} without inbound authentication; set auth.mode, bind 127.0.0.1, or pass --insecure`,
     );
   }
+  const database =
+    options.database ?? (await openDatabase({ dataDir: options.dataDir ?? resolveDataDir(config), logger: logger.child({ component: 'store' }) }));
+  const applied = await database.migrate();
+  if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+  const tokens = await createTokenService({ store: database.tokens, settings: database.settings, logger });
+  const authenticate = createAuthenticator({ config: config.auth, tokens, logger });
+  const challenge = defaultChallenge;
   const gateway = new Gateway({
     config,
     logger,
@@ -74,7 +93,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   });
   const started = Date.now();
   await gateway.start();
-  const server = createHttpServer({ gateway, bindHost: host });
+  await loadRuntimeServers(gateway, database.servers);
+  const routes: RouteHandler[] = [createAdminApi({ gateway, authenticate, tokens, servers: database.servers, challenge })];
+  const server = createHttpServer({ gateway, bindHost: host, authenticate, challenge, routes });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -92,6 +113,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   return {
     gateway,
     server,
+    database,
+    tokens,
     url,
     async close() {
       await new Promise<void>((resolve) => {
@@ -100,6 +123,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await gateway.stop();
+      if (!options.database) await database.close();
     },
   };
 }

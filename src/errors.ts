@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   SWB_ERR_HTTP_FORBIDDEN_ORIGIN: { status: 403, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_HTTP_FORBIDDEN_HOST: { status: 403, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_HTTP_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  SWB_ERR_HTTP_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_HTTP_BAD_PROTOCOL_VERSION: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Sessions
   SWB_ERR_SESSION_REQUIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
@@ -65,6 +66,8 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_PROCESS_LIMIT: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 24, expose: true },
   SWB_ERR_UPSTREAM_SESSION_EXPIRED: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 25, expose: true },
   SWB_ERR_UPSTREAM_HTTP: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 26, expose: true },
+  /** Switchboard could not obtain its own credential for an upstream (e.g. an RFC 6749 §4.4 token request failed). */
+  SWB_ERR_UPSTREAM_AUTH: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 27, expose: true },
   // Config / startup (printed, never sent)
   SWB_ERR_CONFIG_INVALID: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_CONFIG_READ: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },

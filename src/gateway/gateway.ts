@@ -44,6 +44,9 @@ export class Gateway implements SessionHost {
   readonly pageSize: number;
   readonly clientRequestTimeoutMs = 600_000;
   #config: SwitchboardConfig;
+  /** The configuration file's content; `#config` is it plus the runtime servers. */
+  #fileConfig: SwitchboardConfig;
+  #runtimeServers: Record<string, ServerConfig> = {};
   #upstreams = new Map<string, Upstream>();
   #aggregate: View;
   #virtuals = new Map<string, View>();
@@ -57,6 +60,7 @@ export class Gateway implements SessionHost {
     this.logger = options.logger;
     this.version = options.version;
     this.#config = options.config;
+    this.#fileConfig = options.config;
     this.#now = options.now ?? Date.now;
     this.pageSize = options.pageSize ?? 0;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
@@ -178,6 +182,35 @@ export class Gateway implements SessionHost {
    * sessions on unaffected servers are untouched, views and virtual servers are rebuilt.
    */
   async reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    this.#fileConfig = next;
+    return this.#apply(this.#effective());
+  }
+
+  /**
+   * Replaces the servers added at run time (admin API, tunnels). File-declared servers keep
+   * precedence; callers refuse clashing names before calling this.
+   */
+  async setRuntimeServers(servers: Record<string, ServerConfig>): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+    this.#runtimeServers = { ...servers };
+    return this.#apply(this.#effective());
+  }
+
+  /** True when `name` is declared in the configuration file (read-only through the admin API). */
+  isFileServer(name: string): boolean {
+    return Object.hasOwn(this.#fileConfig.servers, name);
+  }
+
+  /** Servers added at run time. */
+  get runtimeServers(): Readonly<Record<string, ServerConfig>> {
+    return this.#runtimeServers;
+  }
+
+  #effective(): SwitchboardConfig {
+    if (Object.keys(this.#runtimeServers).length === 0) return this.#fileConfig;
+    return { ...this.#fileConfig, servers: { ...this.#runtimeServers, ...this.#fileConfig.servers } };
+  }
+
+  async #apply(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     const prev = this.#config.servers;
     const added: string[] = [];
     const removed: string[] = [];

@@ -10,7 +10,8 @@
  *
  * @module
  */
-import { Migrator, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Kysely } from 'kysely';
+import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import { GatewayError } from '../errors.js';
 
 /**
@@ -82,8 +83,11 @@ export interface MigrateToLatestOptions {
  * Applies every pending migration of {@link MIGRATIONS}, in order.
  *
  * @returns the names applied by this call, in order; empty when the database was up to date.
+ * Run it inside a transaction on SQLite (Kysely does not open one there); on PostgreSQL Kysely
+ * runs the whole batch in one transaction under an advisory lock.
+ *
  * @throws {@link GatewayError} `SWB_ERR_STORE_MIGRATION` naming the migration that failed (the
- *   driver error as `cause`); migrations applied before it stay applied.
+ *   driver error as `cause`).
  */
 export async function migrateToLatest(db: Kysely<unknown>, options: MigrateToLatestOptions = {}): Promise<string[]> {
   const migrator = new Migrator({

@@ -8,6 +8,8 @@ import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { SwitchboardConfigInput, type SwitchboardConfig } from '../../src/config/schema.js';
 import { startGateway, type RunningGateway, type StartGatewayOptions } from '../../src/app.js';
 import { createLogger, silentLogger } from '../../src/observability/logger.js';
+import { openDatabase } from '../../src/store/database.js';
+import type { Database } from '../../src/store/types.js';
 
 const require = createRequire(import.meta.url);
 
@@ -26,13 +28,34 @@ export function buildConfig(input: Record<string, unknown>): SwitchboardConfig {
   return { ...rest, servers: { ...servers, ...mcpServers } };
 }
 
-/** Starts a gateway on an ephemeral port; remember to `close()` it. */
+/**
+ * Starts a gateway on an ephemeral port with its own in-memory SQLite database (unless
+ * `options.database` is given); remember to `close()` it.
+ */
 export async function startTestGateway(
   input: Record<string, unknown>,
   options: Partial<Omit<StartGatewayOptions, 'config' | 'logger'>> = {},
 ): Promise<RunningGateway> {
   const logger = process.env.SWITCHBOARD_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
-  return startGateway({ config: buildConfig(input), logger, sweepIntervalMs: 0, ...options });
+  const own: Database | undefined = options.database
+    ? undefined
+    : await openDatabase({ url: ':memory:', dataDir: '.', logger });
+  const running = await startGateway({
+    config: buildConfig(input),
+    logger,
+    sweepIntervalMs: 0,
+    ...(own ? { database: own } : {}),
+    ...options,
+  });
+  if (!own) return running;
+  return {
+    ...running,
+    gateway: running.gateway,
+    close: async () => {
+      await running.close();
+      await own.close();
+    },
+  };
 }
 
 /** Client capabilities an SDK client declares to receive sampling, elicitation and roots. */
@@ -43,9 +66,10 @@ export async function connectClient(
   url: string,
   capabilities: Record<string, unknown> = {},
   name = 'test-client',
+  headers: Record<string, string> = {},
 ): Promise<{ client: Client; transport: StreamableHTTPClientTransport }> {
   const client = new Client({ name, version: '1.0.0' }, { capabilities });
-  const transport = new StreamableHTTPClientTransport(new URL(url));
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
   await client.connect(transport);
   return { client, transport };
 }

@@ -1,0 +1,784 @@
+#!/usr/bin/env node
+// Switchboard benchmark harness (`npm run bench`). See docs/benchmarks.md.
+//
+//   node bench/run.mjs [--quick] [--only 1,4] [--duration S] [--warmup S] [--repeat R]
+//                      [--client undici|http] [--idle-sessions N] [--json FILE] [--cpu-prof DIR]
+//
+// Every scenario runs its contenders side by side in this one invocation (same machine, same
+// fixture upstream, same load), one after another, each load run in its own process. Progress goes
+// to stderr; the result tables (Markdown) go to stdout.
+import { mkdtempSync, writeFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join, dirname, resolve as resolvePath } from 'node:path';
+import { parseArgs } from 'node:util';
+import {
+  FIXTURE_HTTP,
+  FIXTURE_STDIO,
+  GATEWAY_CLI,
+  NODE,
+  RELAY,
+  freePort,
+  jsonListening,
+  median,
+  rssKiB,
+  runLoadProcess,
+  sleep,
+  startProcess,
+  treeRssKiB,
+  waitForPort,
+} from './lib.mjs';
+
+const { values: argv } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    repeat: { type: 'string' },
+    client: { type: 'string', default: 'undici' },
+    'idle-sessions': { type: 'string' },
+    json: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (argv.help) {
+  process.stdout.write(
+    'usage: node bench/run.mjs [--quick] [--only 1,4] [--duration S] [--warmup S] [--repeat R]\n' +
+      '                          [--client undici|http] [--idle-sessions N] [--json FILE] [--cpu-prof DIR]\n' +
+      'Scenarios: 1 stdio tools/call, 2 Streamable HTTP tools/call, 3 features (default only),\n' +
+      '           4 tools/list of a 1,000-tool aggregate, 5 idle sessions RSS, 6 session setup rate,\n' +
+      '           7 cold start.\n',
+  );
+  process.exit(0);
+}
+
+const QUICK = argv.quick;
+const CFG = {
+  duration: Number(argv.duration ?? (QUICK ? 0.5 : 5)),
+  warmup: Number(argv.warmup ?? (QUICK ? 0.2 : 1)),
+  repeat: Math.max(1, Number(argv.repeat ?? 1)),
+  client: argv.client,
+  concurrency: QUICK ? [1, 16] : [1, 16, 64],
+  sessions: 4,
+  idleSessions: Number(argv['idle-sessions'] ?? (QUICK ? 500 : 10_000)),
+  startRepeats: QUICK ? 1 : 5,
+  sgSessionCap: QUICK ? 4 : 20,
+};
+const ONLY = argv.only ? new Set(argv.only.split(',').map((s) => Number(s.trim()))) : undefined;
+const CPU_PROF = argv['cpu-prof'] ? resolvePath(argv['cpu-prof']) : undefined;
+const TMP = mkdtempSync(join(tmpdir(), 'swb-bench-'));
+const require = createRequire(import.meta.url);
+
+const running = new Set();
+async function stopAll() {
+  await Promise.all([...running].map((h) => h.stop()));
+  running.clear();
+}
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, () => {
+    stopAll().finally(() => process.exit(130));
+  });
+}
+
+function log(msg) {
+  process.stderr.write(`${msg}\n`);
+}
+const f1 = (x) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
+const f2 = (x) => (Number.isFinite(x) ? x.toFixed(2) : 'n/a');
+const f3 = (x) => (Number.isFinite(x) ? x.toFixed(3) : 'n/a');
+const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : 'n/a');
+
+// ─── contenders ────────────────────────────────────────────────────────────────────────────────
+
+function binOf(pkg) {
+  try {
+    const pj = require.resolve(`${pkg}/package.json`);
+    const meta = require(pj);
+    const bin = typeof meta.bin === 'string' ? meta.bin : Object.values(meta.bin ?? {})[0];
+    return { path: join(dirname(pj), bin), version: meta.version };
+  } catch {
+    return undefined;
+  }
+}
+const SUPERGATEWAY = binOf('supergateway');
+const MCP_PROXY = binOf('mcp-proxy');
+
+async function track(promise) {
+  const h = await promise;
+  running.add(h);
+  const stop = h.stop.bind(h);
+  h.stop = async () => {
+    running.delete(h);
+    return stop();
+  };
+  return h;
+}
+
+function startStdioFixture() {
+  return [NODE, FIXTURE_STDIO];
+}
+
+async function startRelay(env = {}) {
+  const h = await track(
+    startProcess('relay', NODE, [RELAY, '--', ...startStdioFixture()], { ready: jsonListening, env }),
+  );
+  h.url = h.readyValue;
+  return h;
+}
+
+async function startHttpFixture(env = {}) {
+  const h = await track(startProcess('http-fixture', NODE, [FIXTURE_HTTP], { ready: jsonListening, env }));
+  h.url = h.readyValue;
+  return h;
+}
+
+let configCount = 0;
+/** Starts `switchboard serve` with `servers` (JSON is valid YAML). Resolves with url, startupMs. */
+async function startSwitchboard(servers, { profile = false } = {}) {
+  if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
+  const file = join(TMP, `switchboard-${++configCount}.yaml`);
+  writeFileSync(
+    file,
+    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers }, null, 2),
+  );
+  const nodeArgs = [];
+  if (profile && CPU_PROF) {
+    mkdirSync(CPU_PROF, { recursive: true });
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF);
+  }
+  const h = await track(
+    startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', '0'], {
+      env: { SWITCHBOARD_LOG_FORMAT: 'json' },
+      ready: (line) => {
+        if (!line.startsWith('{')) return undefined;
+        const o = JSON.parse(line);
+        return o.msg === 'listening' ? o : undefined;
+      },
+    }),
+  );
+  h.url = `${h.readyValue.url}/mcp`;
+  h.startupMs = h.readyValue.startupMs;
+  return h;
+}
+
+const stdioEcho = () => ({ echo: { command: NODE, args: [FIXTURE_STDIO] } });
+
+/** Starts supergateway (`--stateful`) or mcp-proxy on a free port over the stdio fixture. */
+async function startPeer(kind) {
+  const pkg = kind === 'supergateway' ? SUPERGATEWAY : MCP_PROXY;
+  if (!pkg) throw new Error(`${kind} is not installed (npm install -D ${kind})`);
+  const port = await freePort();
+  // supergateway: --logLevel none, because at its default (info) it logs every message, which
+  // would make it look slower than it can be; we measure the peers at their best.
+  const args =
+    kind === 'supergateway'
+      ? [
+          pkg.path,
+          '--stdio',
+          `${NODE} ${FIXTURE_STDIO}`,
+          '--outputTransport',
+          'streamableHttp',
+          '--stateful',
+          '--port',
+          String(port),
+          '--logLevel',
+          'none',
+        ]
+      : [pkg.path, '--port', String(port), '--host', '127.0.0.1', '--server', 'stream', '--', NODE, FIXTURE_STDIO];
+  const h = await track(
+    startProcess(kind, NODE, args, { probe: (cancelled) => waitForPort(port, 30_000, cancelled), timeoutMs: 40_000 }),
+  );
+  h.url = `http://127.0.0.1:${port}/mcp`;
+  h.version = pkg.version;
+  return h;
+}
+
+// ─── measuring ─────────────────────────────────────────────────────────────────────────────────
+
+/** One load run (repeated `CFG.repeat` times; the run with the median req/s is kept). */
+async function measure(label, opts) {
+  const runs = [];
+  for (let i = 0; i < CFG.repeat; i++) {
+    runs.push(
+      await runLoadProcess({
+        client: CFG.client,
+        duration: CFG.duration,
+        warmup: CFG.warmup,
+        sessions: CFG.sessions,
+        ...opts,
+      }),
+    );
+  }
+  runs.sort((a, b) => a.rps - b.rps);
+  const r = runs[(runs.length - 1) >> 1];
+  if (CFG.repeat > 1) r.allRps = runs.map((x) => x.rps);
+  log(
+    `  ${label.padEnd(44)} ${String(r.rps).padStart(7)} req/s  p50 ${f3(r.p50)}  p90 ${f3(r.p90)}  p99 ${f3(r.p99)} ms` +
+      (r.errors ? `  errors ${r.errors} (${r.firstError})` : ''),
+  );
+  return r;
+}
+
+/** Starts a contender, runs `fn(handle)`, always stops it. Start failures become `{ error }`. */
+async function withContender(label, start, fn) {
+  let h;
+  try {
+    h = await start();
+  } catch (err) {
+    const msg = String(err?.message ?? err).split('\n')[0];
+    log(`  ${label}: could not start: ${msg}`);
+    return { error: msg };
+  }
+  try {
+    if (CPU_PROF && h.name === 'switchboard') log(`  (profiling switchboard pid ${h.pid} → ${CPU_PROF})`);
+    return await fn(h);
+  } catch (err) {
+    const msg = String(err?.message ?? err).split('\n')[0];
+    log(`  ${label}: failed: ${msg}`);
+    return { error: msg };
+  } finally {
+    await h.stop();
+  }
+}
+
+/** initialize + initialized + tools/list (following nextCursor): the number of tools exposed. */
+async function countTools(url) {
+  const { extractResponse, PROTOCOL_VERSION } = await import('./load.mjs');
+  const base = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+  let id = 0;
+  async function rpc(headers, method, params, notification) {
+    const body = { jsonrpc: '2.0', method, ...(params ? { params } : {}) };
+    if (!notification) body.id = ++id;
+    const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
+    const text = await r.text();
+    if (notification) return { r };
+    return { r, msg: extractResponse(r.headers.get('content-type'), text, body.id) };
+  }
+  const init = await rpc(base, 'initialize', {
+    protocolVersion: PROTOCOL_VERSION,
+    capabilities: {},
+    clientInfo: { name: 'bench-check', version: '1' },
+  });
+  const sid = init.r.headers.get('mcp-session-id');
+  const h = { ...base, 'mcp-protocol-version': PROTOCOL_VERSION, ...(sid ? { 'mcp-session-id': sid } : {}) };
+  await rpc(h, 'notifications/initialized', undefined, true);
+  let n = 0;
+  let pages = 0;
+  let cursor;
+  do {
+    const { msg } = await rpc(h, 'tools/list', cursor ? { cursor } : {});
+    n += msg.result.tools.length;
+    pages++;
+    cursor = msg.result.nextCursor;
+  } while (cursor);
+  return { tools: n, pages };
+}
+
+const results = {
+  meta: {
+    date: new Date().toISOString(),
+    command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    node: process.version,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    config: CFG,
+    peers: {
+      supergateway: SUPERGATEWAY?.version ?? 'not installed',
+      'mcp-proxy': MCP_PROXY?.version ?? 'not installed',
+    },
+  },
+};
+const out = [];
+const print = (s = '') => out.push(s);
+function table(headers, rows) {
+  print(`| ${headers.join(' | ')} |`);
+  print(`| ${headers.map((h, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`);
+  for (const r of rows) print(`| ${r.join(' | ')} |`);
+  print();
+}
+const want = (n) => !ONLY || ONLY.has(n);
+
+// ─── scenario 1 / 2: tools/call echo ───────────────────────────────────────────────────────────
+
+async function callScenario(contenders) {
+  const rows = {};
+  for (const c of contenders) {
+    log(`- ${c.label}`);
+    rows[c.key] = await withContender(c.label, c.start, async (h) => {
+      const byC = {};
+      for (const conc of CFG.concurrency) {
+        byC[conc] = await measure(`${c.label} c=${conc}`, {
+          url: c.url ? c.url(h) : h.url,
+          op: 'call',
+          tool: c.tool,
+          concurrency: conc,
+        });
+      }
+      return byC;
+    });
+  }
+  return rows;
+}
+
+function printCallTable(title, contenders, rows, floorKey, peerKeys) {
+  print(`### ${title}`);
+  print();
+  const t = [];
+  for (const c of contenders) {
+    const r = rows[c.key];
+    if (r?.error) {
+      t.push([c.label, '—', `not run: ${r.error}`, '', '', '', '']);
+      continue;
+    }
+    for (const conc of CFG.concurrency) {
+      const x = r[conc];
+      t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), x.errors]);
+    }
+  }
+  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors'], t);
+  const sb = rows.switchboard;
+  const floor = rows[floorKey];
+  const ratios = [];
+  for (const conc of CFG.concurrency) {
+    const s = sb?.[conc];
+    const fl = floor?.[conc];
+    let best;
+    for (const k of peerKeys) {
+      const p = rows[k]?.[conc];
+      if (p && (!best || p.rps > best.r.rps)) best = { k, r: p };
+    }
+    ratios.push([
+      conc,
+      s && fl ? f2(s.rps / fl.rps) : 'n/a',
+      s && best ? `${f2(s.rps / best.r.rps)} (${best.k})` : peerKeys.length ? 'n/a' : '— (no peer)',
+      s && fl ? f3(s.p50 - fl.p50) : 'n/a',
+      s && fl ? f3(s.p99 - fl.p99) : 'n/a',
+    ]);
+  }
+  table(
+    [
+      'concurrency',
+      `Switchboard ÷ ${floorKey === 'relay' ? 'bare relay' : 'direct'} (req/s)`,
+      'Switchboard ÷ best peer (req/s)',
+      `added p50 ms (Switchboard − ${floorKey === 'relay' ? 'relay' : 'direct'})`,
+      'added p99 ms',
+    ],
+    ratios,
+  );
+}
+
+const S1 = [
+  { key: 'relay', label: 'bare relay (floor)', start: () => startRelay(), tool: 'echo' },
+  {
+    key: 'switchboard',
+    label: 'Switchboard /mcp',
+    start: () => startSwitchboard(stdioEcho(), { profile: true }),
+    tool: 'echo__echo',
+  },
+  {
+    key: 'supergateway',
+    label: `supergateway ${SUPERGATEWAY?.version ?? ''} --stateful`.replace('  ', ' '),
+    start: () => startPeer('supergateway'),
+    tool: 'echo',
+  },
+  { key: 'mcp-proxy', label: `mcp-proxy ${MCP_PROXY?.version ?? ''}`.trim(), start: () => startPeer('mcp-proxy'), tool: 'echo' },
+];
+
+async function scenario1() {
+  log(`\n[1] tools/call echo via a stdio upstream, ${CFG.sessions} sessions, c=${CFG.concurrency.join('/')}`);
+  const rows = await callScenario(S1);
+  results.s1 = rows;
+}
+
+let httpFixture;
+async function scenario2() {
+  log(`\n[2] tools/call echo via a Streamable HTTP upstream, ${CFG.sessions} sessions, c=${CFG.concurrency.join('/')}`);
+  httpFixture = await startHttpFixture();
+  const contenders = [
+    { key: 'direct', label: 'direct to upstream (floor)', start: async () => ({ url: httpFixture.url, stop: async () => {} }), tool: 'echo' },
+    {
+      key: 'switchboard',
+      label: 'Switchboard /mcp',
+      start: () => startSwitchboard({ echo: { url: httpFixture.url } }, { profile: true }),
+      tool: 'echo__echo',
+    },
+  ];
+  results.s2 = await callScenario(contenders);
+  results.s2.contenders = contenders.map(({ key, label }) => ({ key, label }));
+  await httpFixture.stop();
+}
+
+// ─── scenario 4: tools/list of a 1,000-tool aggregate ──────────────────────────────────────────
+
+async function scenario4() {
+  log('\n[4] tools/list of a 1,000-tool aggregate (20 stdio upstreams × 50 tools), c=1, 1 session');
+  const servers = {};
+  for (let i = 1; i <= 20; i++) {
+    servers[`s${String(i).padStart(2, '0')}`] = { command: NODE, args: [FIXTURE_STDIO], env: { TOOLS: '50' } };
+  }
+  const r = {};
+  log('- bare relay, one upstream with 1,000 tools (floor: same list size, fetched from the child each time)');
+  r.relay = await withContender('relay', () => startRelay({ TOOLS: '1000' }), async (h) => {
+    const check = await countTools(h.url);
+    const m = await measure('bare relay tools/list (1,000 tools)', { url: h.url, op: 'list', sessions: 1, concurrency: 1 });
+    return { ...m, ...check };
+  });
+  log('- Switchboard /mcp, 20 upstreams × 50 tools');
+  r.switchboard = await withContender('switchboard', () => startSwitchboard(servers, { profile: true }), async (h) => {
+    const check = await countTools(h.url);
+    log(`  aggregate exposes ${check.tools} tools in ${check.pages} page(s)`);
+    const m = await measure('Switchboard tools/list (1,000 tools)', { url: h.url, op: 'list', sessions: 1, concurrency: 1 });
+    return { ...m, ...check };
+  });
+  results.s4 = r;
+}
+
+// ─── scenario 5: idle sessions ─────────────────────────────────────────────────────────────────
+
+async function openIdle(h, n, { tree = false } = {}) {
+  const rss = () => (tree ? treeRssKiB(h.pid).kib : rssKiB(h.pid));
+  await sleep(1000);
+  const before = rss();
+  const load = await runLoadProcess({
+    url: h.url,
+    op: 'setup',
+    concurrency: 16,
+    maxOps: n,
+    client: CFG.client,
+    timeout: 300,
+  });
+  await sleep(2000);
+  const after = rss();
+  const procs = tree ? treeRssKiB(h.pid).processes : 1;
+  const res = {
+    sessions: load.ok,
+    errors: load.errors,
+    firstError: load.firstError,
+    openRate: load.rps,
+    rssBeforeMiB: before / 1024,
+    rssAfterMiB: after / 1024,
+    perSessionKiB: (after - before) / Math.max(1, load.ok),
+    processes: procs,
+  };
+  log(
+    `  ${h.name}: ${load.ok} sessions (${load.errors} errors) at ${load.rps}/s; RSS ${f1(res.rssBeforeMiB)} → ${f1(res.rssAfterMiB)} MiB` +
+      ` (${f1(res.perSessionKiB)} KiB/session${tree ? `, ${procs} processes` : ''})`,
+  );
+  return res;
+}
+
+async function scenario5() {
+  const N = CFG.idleSessions;
+  log(`\n[5] ${N.toLocaleString('en-US')} concurrent idle sessions (initialize + initialized, no GET stream): RSS`);
+  const r = {};
+  r.switchboard = await withContender('switchboard', () => startSwitchboard(stdioEcho()), (h) => openIdle(h, N));
+  r['mcp-proxy'] = await withContender('mcp-proxy', () => startPeer('mcp-proxy'), (h) => openIdle(h, N));
+  log(`  supergateway --stateful spawns a child per session: capped at ${CFG.sgSessionCap} sessions, RSS of the process tree`);
+  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), (h) =>
+    openIdle(h, CFG.sgSessionCap, { tree: true }),
+  );
+  results.s5 = { target: N, ...r };
+}
+
+// ─── scenario 6: session setup rate ────────────────────────────────────────────────────────────
+
+async function scenario6() {
+  log('\n[6] session setup rate (initialize + notifications/initialized), c=16');
+  const r = {};
+  const run = (label) => (h) => measure(label, { url: h.url, op: 'setup', concurrency: 16 });
+  r.relay = await withContender('relay', () => startRelay(), run('bare relay (floor)'));
+  r.switchboard = await withContender('switchboard', () => startSwitchboard(stdioEcho(), { profile: true }), run('Switchboard /mcp'));
+  r['mcp-proxy'] = await withContender('mcp-proxy', () => startPeer('mcp-proxy'), run('mcp-proxy'));
+  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), (h) =>
+    measure(`supergateway (capped at ${CFG.sgSessionCap} sessions)`, {
+      url: h.url,
+      op: 'setup',
+      concurrency: 16,
+      maxOps: CFG.sgSessionCap,
+      timeout: 120,
+    }),
+  );
+  results.s6 = r;
+}
+
+// ─── scenario 7: cold start ────────────────────────────────────────────────────────────────────
+
+async function scenario7() {
+  log(`\n[7] cold start to ready (${CFG.startRepeats} starts each)`);
+  const r = {};
+  const collect = async (key, label, start, extra) => {
+    const walls = [];
+    const own = [];
+    let error;
+    for (let i = 0; i < CFG.startRepeats; i++) {
+      try {
+        const h = await start();
+        walls.push(h.readyMs);
+        if (h.startupMs !== undefined) own.push(h.startupMs);
+        await h.stop();
+      } catch (err) {
+        error = String(err?.message ?? err).split('\n')[0];
+        break;
+      }
+    }
+    r[key] = { label, wallMs: median(walls), startupMs: own.length ? median(own) : undefined, runs: walls, error, ...extra };
+    log(
+      `  ${label.padEnd(58)} spawn→ready ${f1(r[key].wallMs)} ms` +
+        (own.length ? `, startupMs ${f1(r[key].startupMs)}` : '') +
+        (error ? ` (${error})` : ''),
+    );
+  };
+  await collect('node', 'bare node http.createServer().listen (floor)', () =>
+    track(
+      startProcess(
+        'node',
+        NODE,
+        ['-e', "require('node:http').createServer().listen(0,'127.0.0.1',()=>console.log('{\"listening\":\"x\"}'))"],
+        { ready: jsonListening },
+      ),
+    ),
+  );
+  const fixture = await startHttpFixture();
+  await collect('switchboardHttp', 'Switchboard, 1 Streamable HTTP upstream (already running)', () =>
+    startSwitchboard({ echo: { url: fixture.url } }),
+  );
+  await fixture.stop();
+  await collect('switchboardStdio', 'Switchboard, 1 stdio upstream (includes its spawn)', () =>
+    startSwitchboard(stdioEcho()),
+  );
+  await collect('mcp-proxy', 'mcp-proxy (until its port accepts)', () => startPeer('mcp-proxy'));
+  await collect('supergateway', 'supergateway --stateful (until its port accepts)', () => startPeer('supergateway'));
+  results.s7 = r;
+}
+
+// ─── report ────────────────────────────────────────────────────────────────────────────────────
+
+function report() {
+  const m = results.meta;
+  print('## Switchboard benchmark results');
+  print();
+  print(
+    `${m.date} · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Node ${m.node} · load generator on the same machine ` +
+      `(separate process, ${CFG.client} keep-alive client) · warm-up ${CFG.warmup} s + ${CFG.duration} s per point` +
+      (CFG.repeat > 1 ? ` · median of ${CFG.repeat} runs` : '') +
+      ` · peers: supergateway ${m.peers.supergateway}, mcp-proxy ${m.peers['mcp-proxy']}`,
+  );
+  print();
+  print(`Command: \`${m.command}\``);
+  print();
+  if (results.s1) {
+    printCallTable(
+      `1. tools/call echo through a stdio upstream (${CFG.sessions} sessions; features: default — see 3)`,
+      S1,
+      results.s1,
+      'relay',
+      ['supergateway', 'mcp-proxy'],
+    );
+  }
+  if (results.s2) {
+    printCallTable(
+      `2. tools/call echo through a Streamable HTTP upstream (${CFG.sessions} sessions; floor = calling the upstream directly)`,
+      results.s2.contenders,
+      results.s2,
+      'direct',
+      [],
+    );
+  }
+  if (want(3)) {
+    print('### 3. Features on the hot path');
+    print();
+    table(
+      ['configuration', 'status'],
+      [
+        ['default features (Host/Origin guard, sessions, JSON-RPC validation, namespacing, id remap, info logging)', 'measured in 1 and 2'],
+        ['+ inbound auth, rate limit, metrics, usage log', 'not measured: these features do not exist yet in Switchboard'],
+      ],
+    );
+  }
+  if (results.s4) {
+    const r = results.s4;
+    print('### 4. tools/list of a 1,000-tool aggregate (20 stdio upstreams × 50 tools), concurrency 1');
+    print();
+    const row = (label, x) =>
+      x?.error ? [label, 'n/a', 'n/a', 'n/a', `not run: ${x.error}`] : [label, x.tools, f3(x.p50), f3(x.p99), int(x.rps)];
+    table(
+      ['contender', 'tools', 'p50 ms', 'p99 ms', 'req/s'],
+      [
+        row('bare relay, 1 upstream with 1,000 tools (floor)', r.relay),
+        row('Switchboard /mcp (catalogue cache)', r.switchboard),
+      ],
+    );
+    if (r.switchboard && !r.switchboard.error && r.relay && !r.relay.error)
+      print(`Switchboard ÷ floor p50: ${f2(r.switchboard.p50 / r.relay.p50)} (lower is better).`), print();
+  }
+  if (results.s5) {
+    const r = results.s5;
+    print(`### 5. ${r.target.toLocaleString('en-US')} concurrent idle sessions: resident memory`);
+    print();
+    const row = (label, x) =>
+      x?.error
+        ? [label, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', `not run: ${x.error}`]
+        : [label, int(x.sessions), f1(x.rssBeforeMiB), f1(x.rssAfterMiB), f1(x.rssAfterMiB - x.rssBeforeMiB), f1(x.perSessionKiB), x.errors];
+    table(
+      ['contender', 'sessions', 'RSS before MiB', 'RSS after MiB', 'Δ MiB', 'KiB / session', 'errors'],
+      [
+        row('Switchboard (gateway process)', r.switchboard),
+        row('mcp-proxy (process)', r['mcp-proxy']),
+        row(`supergateway --stateful (process tree, ${CFG.sgSessionCap} sessions only)`, r.supergateway),
+      ],
+    );
+    const sb = r.switchboard;
+    const mp = r['mcp-proxy'];
+    const sg = r.supergateway;
+    if (sb && !sb.error) {
+      const parts = [];
+      if (mp && !mp.error) parts.push(`mcp-proxy ÷ Switchboard per session: ${f1(mp.perSessionKiB / sb.perSessionKiB)}×`);
+      if (sg && !sg.error)
+        parts.push(
+          `supergateway at ${r.target.toLocaleString('en-US')} sessions would need ≈ ${f1((sg.perSessionKiB * r.target) / 2 ** 20)} GiB (extrapolated, one child process per session)`,
+        );
+      if (parts.length) print(`${parts.join('; ')}.`), print();
+    }
+  }
+  if (results.s6) {
+    const r = results.s6;
+    print('### 6. Session setup rate (initialize + notifications/initialized), concurrency 16');
+    print();
+    const row = (label, x) =>
+      x?.error ? [label, 'n/a', 'n/a', 'n/a', `not run: ${x.error}`] : [label, int(x.rps), f3(x.p50), f3(x.p99), x.errors];
+    table(
+      ['contender', 'sessions/s', 'p50 ms', 'p99 ms', 'errors'],
+      [
+        row('bare relay (floor; forwards initialize to the child)', r.relay),
+        row('Switchboard /mcp', r.switchboard),
+        row('mcp-proxy', r['mcp-proxy']),
+        row(`supergateway --stateful (${CFG.sgSessionCap} sessions only: a child per session)`, r.supergateway),
+      ],
+    );
+    const sb = r.switchboard;
+    if (sb && !sb.error) {
+      const parts = [];
+      if (r.relay && !r.relay.error) parts.push(`Switchboard ÷ floor: ${f2(sb.rps / r.relay.rps)}`);
+      const peers = [r['mcp-proxy'], r.supergateway].filter((x) => x && !x.error);
+      if (peers.length) parts.push(`Switchboard ÷ best peer: ${f2(sb.rps / Math.max(...peers.map((x) => x.rps)))}`);
+      if (parts.length) print(`${parts.join('; ')}.`), print();
+    }
+  }
+  if (results.s7) {
+    const r = results.s7;
+    print('### 7. Cold start to ready');
+    print();
+    table(
+      ['process', 'spawn → ready ms (median)', 'startupMs logged by Switchboard (median)', 'runs (ms)'],
+      Object.values(r).map((x) => [
+        x.label,
+        x.error ? `n/a: ${x.error}` : f1(x.wallMs),
+        x.startupMs === undefined ? '—' : f1(x.startupMs),
+        x.runs.map((v) => Math.round(v)).join(', '),
+      ]),
+    );
+    print(
+      '`startupMs` is measured inside the gateway from before its upstreams start to the listening socket ' +
+        '(so with a stdio upstream it includes that child’s spawn and initialize); spawn → ready is the wall time ' +
+        'from spawning the process to its listening line (Node boot and module loading included).',
+    );
+    print();
+  }
+  printTargets();
+}
+
+function printTargets() {
+  const rows = [];
+  const status = (ok) => (ok === undefined ? 'not measured' : ok ? 'met' : '**MISSED**');
+  const s1 = results.s1;
+  const highC = CFG.concurrency.filter((c) => c > 1);
+  if (s1?.switchboard && !s1.switchboard.error) {
+    const sb = s1.switchboard;
+    if (s1.relay && !s1.relay.error) {
+      const ratios = highC.map((c) => sb[c].rps / s1.relay[c].rps);
+      rows.push([
+        'Throughput ≥ 80 % of a bare relay (with auth + rate limit + metrics + usage log)',
+        highC.map((c, i) => `c=${c}: ${f2(ratios[i])}`).join(', ') + ' — default features only',
+        `${status(ratios.every((x) => x >= 0.8))} (default features; full-feature run pending)`,
+      ]);
+    }
+    const peers = ['supergateway', 'mcp-proxy'].filter((k) => s1[k] && !s1[k].error);
+    if (peers.length) {
+      const ratios = highC.map((c) => sb[c].rps / Math.max(...peers.map((k) => s1[k][c].rps)));
+      rows.push([
+        'Throughput ≥ 4× the TypeScript peers',
+        highC.map((c, i) => `c=${c}: ${f2(ratios[i])}×`).join(', '),
+        `${status(ratios.every((x) => x >= 4))} (default features)`,
+      ]);
+    }
+    if (s1.relay && !s1.relay.error) {
+      const d = sb[1].p50 - s1.relay[1].p50;
+      rows.push(['Added p50 at concurrency 1 ≤ 0.1 ms (stdio; direct = bare relay)', `${f3(d)} ms`, status(d <= 0.1)]);
+    }
+  }
+  const s2 = results.s2;
+  if (s2?.switchboard && !s2.switchboard.error && s2.direct && !s2.direct.error) {
+    const d = s2.switchboard[1].p50 - s2.direct[1].p50;
+    rows.push(['Added p50 at concurrency 1 ≤ 0.1 ms (Streamable HTTP; direct = upstream)', `${f3(d)} ms`, status(d <= 0.1)]);
+  }
+  const s5 = results.s5?.switchboard;
+  if (s5 && !s5.error) {
+    const full = s5.sessions >= 10_000;
+    rows.push([
+      '10,000 concurrent idle sessions in ≤ 256 MB RSS',
+      `${f1(s5.rssAfterMiB)} MiB with ${int(s5.sessions)} sessions (${f1(s5.perSessionKiB)} KiB/session)`,
+      full ? status(s5.rssAfterMiB * 1.048576 <= 256) : `not measured at 10,000 (${status(s5.rssAfterMiB * 1.048576 <= 256)} at this count)`,
+    ]);
+  }
+  const s4 = results.s4?.switchboard;
+  if (s4 && !s4.error) {
+    rows.push(['tools/list of a 1,000-tool aggregate ≤ 2 ms p50', `${f3(s4.p50)} ms (${s4.tools} tools)`, status(s4.p50 <= 2 && s4.tools >= 1000)]);
+  }
+  const s7 = results.s7?.switchboardHttp;
+  if (s7 && !s7.error) {
+    rows.push([
+      'Startup to ready (excluding upstream spawn) ≤ 500 ms',
+      `${f1(s7.wallMs)} ms spawn → listening (startupMs ${f1(s7.startupMs)})`,
+      status(s7.wallMs <= 500),
+    ]);
+  }
+  if (rows.length) {
+    print('### Targets (PRODUCT §6)');
+    print();
+    table(['target', 'measured', 'status'], rows);
+  }
+}
+
+// ─── main ──────────────────────────────────────────────────────────────────────────────────────
+
+async function main() {
+  const t0 = Date.now();
+  log(
+    `Switchboard bench: ${QUICK ? 'quick smoke, ' : ''}duration ${CFG.duration}s + warm-up ${CFG.warmup}s per point, ` +
+      `client ${CFG.client}, ${cpus().length} CPUs (load generator on the same machine)`,
+  );
+  if (want(1)) await scenario1();
+  if (want(2)) await scenario2();
+  if (want(4)) await scenario4();
+  if (want(5)) await scenario5();
+  if (want(6)) await scenario6();
+  if (want(7)) await scenario7();
+  results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);
+  log(`\ndone in ${results.meta.elapsedS} s\n`);
+  report();
+  process.stdout.write(`${out.join('\n')}\n`);
+  if (argv.json) writeFileSync(argv.json, `${JSON.stringify(results, null, 2)}\n`);
+}
+
+main()
+  .catch(async (err) => {
+    process.stderr.write(`bench failed: ${err?.stack ?? err}\n`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAll();
+    rmSync(TMP, { recursive: true, force: true });
+  });

@@ -1,0 +1,312 @@
+/**
+ * The admin REST API under `/api/v1` (PRODUCT §3): API tokens and runtime servers.
+ *
+ * Every request is authenticated like an MCP request. Permissions (issue "Identity" §E):
+ * - tokens: `tokens.manage` — a principal sees and revokes its own tokens; `admin.*` all of
+ *   them. A token never gets a permission its creator does not hold.
+ * - servers: reading needs `servers.use`; writing needs `servers.manage`. Servers declared in the
+ *   configuration file are read-only here (409).
+ *
+ * Errors are JSON `{ "error": { "code": "SWB_ERR_…", "message": "…" } }` with the code's status.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Authenticate } from '../auth/authenticator.js';
+import type { Principal } from '../auth/principal.js';
+import { isAdmin, permissionMatches, requirePermission } from '../auth/rbac.js';
+import type { TokenService } from '../auth/tokens.js';
+import { NAME_RE, PERMISSION_RE, parseDuration, ServerConfig } from '../config/schema.js';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { ServerStore, TokenRecord } from '../store/types.js';
+import { readBody } from './guards.js';
+import type { RouteHandler } from './server.js';
+
+/** Options for {@link createAdminApi}. */
+export interface AdminApiOptions {
+  gateway: Gateway;
+  authenticate: Authenticate;
+  tokens: TokenService;
+  servers: ServerStore;
+  /** `WWW-Authenticate` for 401/403. */
+  challenge: (path: string, err: GatewayError) => string;
+  clock?: () => number;
+}
+
+const PREFIX = '/api/v1/';
+const MAX_BODY = 1024 * 1024;
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
+  res.writeHead(err.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(
+    JSON.stringify({ error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } }),
+  );
+}
+
+async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const text = await readBody(req, MAX_BODY);
+  let v: unknown;
+  try {
+    v = text === '' ? {} : JSON.parse(text);
+  } catch {
+    throw new GatewayError('SWB_ERR_HTTP_PARSE', 'request body is not valid JSON');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'request body must be a JSON object');
+  return v as Record<string, unknown>;
+}
+
+function stringList(v: unknown, field: string): string[] | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v === 'string')
+    return v
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `${field} must be a list of strings`);
+}
+
+/** The public view of a token record (never the hash). */
+export function tokenView(r: TokenRecord): Record<string, unknown> {
+  const iso = (t: number | undefined) => (t === undefined ? null : new Date(t).toISOString());
+  return {
+    id: r.id,
+    name: r.name,
+    subject: r.subject,
+    jti: r.jti,
+    permissions: r.permissions,
+    servers: r.servers,
+    tools: r.tools,
+    createdAt: iso(r.createdAt),
+    expiresAt: iso(r.expiresAt),
+    revokedAt: iso(r.revokedAt),
+    lastUsedAt: iso(r.lastUsedAt),
+    createdBy: r.createdBy ?? null,
+  };
+}
+
+/**
+ * Validates a token request against its creator: a principal can only hand out permissions it
+ * holds, and only an admin may create tokens for another subject.
+ */
+export function checkTokenRequest(creator: Principal, permissions: string[], subject: string): void {
+  for (const p of permissions) {
+    if (!PERMISSION_RE.test(p)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `invalid permission "${p}"`);
+    if (!creator.permissions.some((g) => permissionMatches(g, p)) && !isAdmin(creator)) {
+      throw new GatewayError('SWB_ERR_AUTH_FORBIDDEN', `cannot grant ${p}: the creating credential does not hold it`);
+    }
+  }
+  if (subject !== creator.subject && !isAdmin(creator)) {
+    throw new GatewayError('SWB_ERR_AUTH_FORBIDDEN', 'only an admin may create tokens for another subject');
+  }
+}
+
+/** Creates the `/api/v1` route handler. */
+export function createAdminApi(options: AdminApiOptions): RouteHandler {
+  const { gateway, tokens, servers } = options;
+  const clock = options.clock ?? Date.now;
+
+  async function tokensRoute(req: IncomingMessage, res: ServerResponse, principal: Principal, id: string | undefined) {
+    requirePermission(principal, 'tokens.manage');
+    const admin = isAdmin(principal);
+    if (id === undefined && req.method === 'GET') {
+      const list = await tokens.list(admin ? {} : { subject: principal.subject });
+      return send(res, 200, { tokens: list.map(tokenView) });
+    }
+    if (id === undefined && req.method === 'POST') {
+      const body = await jsonBody(req);
+      const name = body.name;
+      if (typeof name !== 'string' || name.trim() === '')
+        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name is required');
+      const subject = typeof body.subject === 'string' && body.subject !== '' ? body.subject : principal.subject;
+      const permissions = stringList(body.permissions, 'permissions') ?? ['servers.use', 'tools.execute'];
+      checkTokenRequest(principal, permissions, subject);
+      const serverScope = stringList(body.servers, 'servers') ?? [];
+      for (const s of serverScope)
+        if (!NAME_RE.test(s)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `invalid server name "${s}"`);
+      let expiresInMs: number | undefined;
+      if (body.expires !== undefined && body.expires !== null) {
+        expiresInMs = parseDuration(body.expires as string | number);
+        if (expiresInMs === undefined || expiresInMs <= 0)
+          throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'expires must be a duration such as 30d');
+      }
+      const created = await tokens.create({
+        name: name.trim(),
+        subject,
+        permissions,
+        servers: serverScope,
+        tools: stringList(body.tools, 'tools') ?? [],
+        ...(expiresInMs === undefined ? {} : { expiresInMs }),
+        createdBy: principal.id,
+      });
+      return send(res, 201, created);
+    }
+    if (id === undefined) throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or POST');
+    const record = await tokens.get(id);
+    if (!record || (!admin && record.subject !== principal.subject))
+      throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', 'token not found');
+    if (req.method === 'GET') return send(res, 200, tokenView(record));
+    if (req.method === 'DELETE') {
+      await tokens.revoke(id);
+      const after = await tokens.get(id);
+      return send(res, 200, after ? tokenView(after) : { id, revoked: true });
+    }
+    throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or DELETE');
+  }
+
+  function serverView(name: string) {
+    const u = gateway.upstreams.get(name);
+    const cfg = gateway.config.servers[name];
+    return {
+      name,
+      source: gateway.isFileServer(name) ? 'file' : 'api',
+      readOnly: gateway.isFileServer(name),
+      transport:
+        cfg && 'command' in cfg
+          ? 'stdio'
+          : cfg && 'url' in cfg
+            ? (cfg.transport ?? (cfg.type === 'sse' ? 'sse' : 'streamable-http'))
+            : null,
+      state: u?.state ?? 'stopped',
+      error: u?.lastError ?? null,
+      restarts: u?.restarts ?? 0,
+      tools: u?.catalog.tools.length ?? 0,
+      prompts: u?.catalog.prompts.length ?? 0,
+      resources: u?.catalog.resources.length ?? 0,
+      serverInfo: u?.initializeResult?.serverInfo ?? null,
+      description: cfg?.description ?? null,
+    };
+  }
+
+  async function applyRuntime(): Promise<void> {
+    const stored = await servers.list();
+    const map: Record<string, ServerConfig> = {};
+    for (const s of stored) map[s.name] = ServerConfig.parse(s.config);
+    await gateway.setRuntimeServers(map);
+  }
+
+  async function serversRoute(
+    req: IncomingMessage,
+    res: ServerResponse,
+    principal: Principal,
+    name: string | undefined,
+  ) {
+    if (req.method === 'GET') {
+      requirePermission(principal, 'servers.use');
+      if (name === undefined) return send(res, 200, { servers: Object.keys(gateway.config.servers).map(serverView) });
+      if (!gateway.config.servers[name]) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+      return send(res, 200, serverView(name));
+    }
+    requirePermission(principal, 'servers.manage');
+    if (req.method === 'POST' && name === undefined) {
+      const body = await jsonBody(req);
+      const n = body.name;
+      if (typeof n !== 'string' || !NAME_RE.test(n))
+        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name must be 1-64 characters from [A-Za-z0-9_.-]');
+      if (gateway.config.servers[n]) throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `server "${n}" already exists`);
+      const { name: _n, ...entry } = body;
+      return putServer(res, n, entry, principal, 201);
+    }
+    if (name === undefined) throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or POST');
+    if (gateway.isFileServer(name))
+      throw new GatewayError(
+        'SWB_ERR_HTTP_CONFLICT',
+        `server "${name}" is declared in the configuration file and is read-only here`,
+      );
+    if (req.method === 'PUT') {
+      const { name: _n, ...entry } = await jsonBody(req);
+      return putServer(res, name, entry, principal, (await servers.get(name)) ? 200 : 201);
+    }
+    if (req.method === 'DELETE') {
+      if (!(await servers.delete(name))) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+      await applyRuntime();
+      return send(res, 200, { name, deleted: true });
+    }
+    throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET, PUT or DELETE');
+  }
+
+  async function putServer(
+    res: ServerResponse,
+    name: string,
+    entry: Record<string, unknown>,
+    principal: Principal,
+    status: number,
+  ) {
+    const parsed = ServerConfig.safeParse(entry);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));
+      throw new GatewayError(
+        'SWB_ERR_HTTP_INVALID_REQUEST',
+        `invalid server entry: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
+        { data: { issues } },
+      );
+    }
+    const now = clock();
+    const existing = await servers.get(name);
+    await servers.put({
+      name,
+      config: entry,
+      createdAt: existing?.createdAt ?? now,
+      updatedAt: now,
+      createdBy: existing?.createdBy ?? principal.id,
+    });
+    await applyRuntime();
+    return send(res, status, serverView(name));
+  }
+
+  return async function adminApi(req, res, path) {
+    if (!path.startsWith(PREFIX)) return false;
+    const [collection, id, extra] = path.slice(PREFIX.length).split('/').map(decodeURIComponent);
+    try {
+      if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
+      let principal: Principal;
+      try {
+        principal = await options.authenticate(req);
+      } catch (err) {
+        if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
+          sendError(res, err, { 'www-authenticate': options.challenge(path, err) });
+          return true;
+        }
+        throw err;
+      }
+      const key = id === '' ? undefined : id;
+      if (collection === 'tokens') await tokensRoute(req, res, principal, key);
+      else if (collection === 'servers') await serversRoute(req, res, principal, key);
+      else throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
+    } catch (err) {
+      const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+      if (!isGatewayError(err)) gateway.logger.error({ err }, 'admin API error');
+      sendError(res, ge);
+    }
+    return true;
+  };
+}
+
+/** Loads runtime servers from the store into the gateway at startup. */
+export async function loadRuntimeServers(gateway: Gateway, store: ServerStore): Promise<void> {
+  const map: Record<string, ServerConfig> = {};
+  for (const s of await store.list()) {
+    if (gateway.isFileServer(s.name)) {
+      gateway.logger.warn(
+        { server: s.name },
+        'a runtime server has the same name as a file-declared one; the file wins',
+      );
+      continue;
+    }
+    const parsed = ServerConfig.safeParse(s.config);
+    if (parsed.success) map[s.name] = parsed.data;
+    else
+      gateway.logger.error(
+        { server: s.name, issues: parsed.error.issues },
+        'stored runtime server is invalid; skipped',
+      );
+  }
+  if (Object.keys(map).length > 0) await gateway.setRuntimeServers(map);
+}

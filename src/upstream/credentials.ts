@@ -1,0 +1,282 @@
+/**
+ * Outbound credentials: the `Authorization` header Switchboard sends to a remote upstream
+ * (issue "Identity" §G), one object per server built at startup from its `auth` config.
+ *
+ * - `none` (or no `auth`): nothing;
+ * - `bearer`: `Authorization: Bearer <token>` (RFC 6750 §2.1);
+ * - `basic`: `Authorization: Basic base64(user:password)` (RFC 7617, UTF-8);
+ * - `oauth2-client-credentials`: a token obtained with the client credentials grant
+ *   (RFC 6749 §4.4), client authentication `client_secret_basic` (§2.3.1), optional `scope`,
+ *   RFC 8707 `resource` and `audience`; cached until shortly before `expires_in`, refreshed by a
+ *   single request however many callers are waiting;
+ * - `forward`: the caller's own bearer token (`Principal.bearer`); nothing when the caller
+ *   authenticated without one (e.g. a trusted proxy header).
+ *
+ * The operator's credential is never replaced by a client header (PRODUCT §4.4): the header
+ * passthrough policy (`src/policy/passthrough.ts`) refuses client `Authorization` headers for
+ * every credentialed type. Header names are lower-case, like the transports' static headers.
+ *
+ * @module
+ */
+import { request, type Dispatcher } from 'undici';
+import type { Principal } from '../auth/principal.js';
+import type { UpstreamAuth } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+
+/** Options for {@link createUpstreamCredentials}. */
+export interface UpstreamCredentialsOptions {
+  /** The server's name, for logs and error messages. */
+  serverName: string;
+  logger: Logger;
+  /** undici dispatcher for token requests. Default: undici's global dispatcher. */
+  dispatcher?: Dispatcher;
+  /** Epoch milliseconds. Default `Date.now`. */
+  clock?: () => number;
+  /** A token is refreshed this long before it expires (capped at half its lifetime). Default 30 000 ms. */
+  expirySkewMs?: number;
+  /** Lifetime assumed when the token response has no `expires_in` (RFC 6749 §5.1 makes it optional). Default 300 s. */
+  defaultLifetimeSeconds?: number;
+  /** Time allowed for the token endpoint's response headers, and for its body. Default 10 000 ms. */
+  tokenTimeoutMs?: number;
+}
+
+/** The credential of one upstream. */
+export interface UpstreamCredentials {
+  /** The configured `auth.type` (`none` when the server has no `auth`). */
+  readonly type: UpstreamAuth['type'];
+  /**
+   * Headers to add to every request sent for `principal` (lower-case names; do not mutate).
+   * Synchronous for `none`, `bearer`, `basic`, `forward` and for a cached client-credentials
+   * token; a promise only while a token is being fetched.
+   *
+   * @throws GatewayError `SWB_ERR_UPSTREAM_AUTH` (502) when a client-credentials token cannot be
+   *   obtained; the next call tries again. The message never contains the client secret.
+   */
+  headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
+  /**
+   * Forgets a cached token so the next call fetches a new one (call it when the upstream answers
+   * 401 to a client-credentials token). A no-op for the other types.
+   */
+  invalidate(): void;
+}
+
+const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
+// Visible ASCII only: a credential with CR/LF or controls would be refused by undici on every request.
+const TOKEN_CHARS_RE = /^[\x21-\x7e]+$/;
+// RFC 6749 §5.2 `error` values: NQSCHAR (%x20-21 / %x23-5B / %x5D-7E).
+const OAUTH_ERROR_RE = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/;
+const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
+
+/** A credential that does not depend on the caller: one frozen object, returned synchronously. */
+class StaticCredentials implements UpstreamCredentials {
+  readonly type: UpstreamAuth['type'];
+  readonly #headers: Readonly<Record<string, string>>;
+
+  constructor(type: UpstreamAuth['type'], headers: Readonly<Record<string, string>>) {
+    this.type = type;
+    this.#headers = headers;
+  }
+
+  headersFor(): Readonly<Record<string, string>> {
+    return this.#headers;
+  }
+
+  invalidate(): void {}
+}
+
+/** `forward`: the caller's own bearer token (RFC 6750 §2.1), chosen explicitly by the operator. */
+class ForwardCredentials implements UpstreamCredentials {
+  readonly type = 'forward' as const;
+
+  headersFor(principal: Principal): Readonly<Record<string, string>> {
+    const bearer = principal.bearer;
+    return bearer === undefined || bearer === '' ? EMPTY : { authorization: `Bearer ${bearer}` };
+  }
+
+  invalidate(): void {}
+}
+
+type ClientCredentialsAuth = Extract<UpstreamAuth, { type: 'oauth2-client-credentials' }>;
+
+/** RFC 6749 §2.3.1: client id and secret are form-urlencoded before the Basic encoding. */
+function formEncode(v: string): string {
+  return new URLSearchParams({ v }).toString().slice(2);
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function parseJson(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const v: unknown = JSON.parse(text);
+    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 6749 §4.4 client credentials grant with a cached, single-flight token. */
+class ClientCredentials implements UpstreamCredentials {
+  readonly type = 'oauth2-client-credentials' as const;
+  readonly #auth: ClientCredentialsAuth;
+  readonly #server: string;
+  readonly #logger: Logger;
+  readonly #dispatcher: Dispatcher | undefined;
+  readonly #clock: () => number;
+  readonly #skewMs: number;
+  readonly #defaultLifetimeMs: number;
+  readonly #timeoutMs: number;
+  readonly #clientAuthorization: string;
+  #cached: { headers: Readonly<Record<string, string>>; refreshAt: number } | undefined;
+  #inflight: Promise<Readonly<Record<string, string>>> | undefined;
+
+  constructor(auth: ClientCredentialsAuth, options: UpstreamCredentialsOptions) {
+    this.#auth = auth;
+    this.#server = options.serverName;
+    this.#logger = options.logger;
+    this.#dispatcher = options.dispatcher;
+    this.#clock = options.clock ?? Date.now;
+    this.#skewMs = options.expirySkewMs ?? 30_000;
+    this.#defaultLifetimeMs = (options.defaultLifetimeSeconds ?? 300) * 1000;
+    this.#timeoutMs = options.tokenTimeoutMs ?? 10_000;
+    const pair = `${formEncode(auth.clientId)}:${formEncode(auth.clientSecret)}`;
+    this.#clientAuthorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+  }
+
+  headersFor(): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>> {
+    const cached = this.#cached;
+    if (cached !== undefined && this.#clock() < cached.refreshAt) return cached.headers;
+    if (this.#inflight === undefined) {
+      const flight = this.#fetchToken().finally(() => {
+        if (this.#inflight === flight) this.#inflight = undefined;
+      });
+      this.#inflight = flight;
+    }
+    return this.#inflight;
+  }
+
+  invalidate(): void {
+    this.#cached = undefined;
+    this.#inflight = undefined;
+  }
+
+  #fail(detail: string, cause?: unknown): GatewayError {
+    this.#logger.warn({ server: this.#server, tokenUrl: this.#auth.tokenUrl, detail }, 'upstream token request failed');
+    return new GatewayError('SWB_ERR_UPSTREAM_AUTH', `upstream "${this.#server}": could not obtain an access token: ${detail}`, {
+      cause,
+      data: { server: this.#server },
+    });
+  }
+
+  async #fetchToken(): Promise<Readonly<Record<string, string>>> {
+    const form = new URLSearchParams({ grant_type: 'client_credentials' });
+    if (this.#auth.scope !== undefined) form.set('scope', this.#auth.scope);
+    if (this.#auth.resource !== undefined) form.set('resource', this.#auth.resource);
+    if (this.#auth.audience !== undefined) form.set('audience', this.#auth.audience);
+    const startedAt = this.#clock();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.#auth.tokenUrl, {
+        method: 'POST',
+        headers: {
+          authorization: this.#clientAuthorization,
+          'content-type': 'application/x-www-form-urlencoded',
+          accept: 'application/json',
+        },
+        body: form.toString(),
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        ...(this.#dispatcher === undefined ? {} : { dispatcher: this.#dispatcher }),
+      });
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      throw this.#fail(`token endpoint unreachable${typeof code === 'string' ? ` (${code})` : ''}`, err);
+    }
+    let text: string | undefined;
+    try {
+      text = await readCapped(res.body, MAX_TOKEN_RESPONSE_BYTES);
+    } catch (err) {
+      throw this.#fail('token response could not be read', err);
+    }
+    const json = parseJson(text);
+    if (res.statusCode !== 200) {
+      // RFC 6749 §5.2: only the registered `error` code is repeated, never `error_description`.
+      const error = json?.error;
+      const suffix = typeof error === 'string' && OAUTH_ERROR_RE.test(error) ? ` (${error})` : '';
+      throw this.#fail(`token endpoint answered HTTP ${res.statusCode}${suffix}`);
+    }
+    if (json === undefined) throw this.#fail('token response is not a JSON object');
+    const token = json.access_token;
+    if (typeof token !== 'string' || !TOKEN_CHARS_RE.test(token)) {
+      throw this.#fail('token response has no usable access_token');
+    }
+    const tokenType = json.token_type;
+    if (tokenType !== undefined && (typeof tokenType !== 'string' || tokenType.toLowerCase() !== 'bearer')) {
+      throw this.#fail(`token_type ${JSON.stringify(tokenType)} is not supported (expected Bearer)`);
+    }
+    const expiresIn = Number(json.expires_in);
+    const lifetimeMs =
+      json.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : this.#defaultLifetimeMs;
+    const skew = Math.min(this.#skewMs, lifetimeMs / 2);
+    const headers = Object.freeze({ authorization: `Bearer ${token}` });
+    // Measured from when the request was sent, so a slow endpoint cannot make us overshoot.
+    this.#cached = { headers, refreshAt: startedAt + lifetimeMs - skew };
+    this.#logger.debug({ server: this.#server, expiresInSeconds: lifetimeMs / 1000 }, 'upstream token obtained');
+    return headers;
+  }
+}
+
+function configError(serverName: string, detail: string): GatewayError {
+  return new GatewayError('SWB_ERR_CONFIG_INVALID', `servers.${serverName}.auth: ${detail}`);
+}
+
+/**
+ * Builds the outbound credential of one upstream from its `auth` config (issue "Identity" §G).
+ * Call once per server at startup/reload; `headersFor` is the hot path.
+ *
+ * @param auth - the server's `auth`; `undefined` means `{type: none}`.
+ * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when a bearer token or basic credential contains
+ *   characters that cannot appear in a header (CR, LF, controls…), or a basic username contains
+ *   `:` (RFC 7617 §2). The message never contains the secret.
+ */
+export function createUpstreamCredentials(
+  auth: UpstreamAuth | undefined,
+  options: UpstreamCredentialsOptions,
+): UpstreamCredentials {
+  if (auth === undefined) return new StaticCredentials('none', EMPTY);
+  switch (auth.type) {
+    case 'none':
+      return new StaticCredentials('none', EMPTY);
+    case 'bearer':
+      if (!TOKEN_CHARS_RE.test(auth.token)) {
+        throw configError(options.serverName, 'the bearer token contains spaces, line breaks or control characters');
+      }
+      return new StaticCredentials('bearer', Object.freeze({ authorization: `Bearer ${auth.token}` }));
+    case 'basic': {
+      if (auth.username.includes(':')) throw configError(options.serverName, 'a basic-auth username cannot contain ":"');
+      // eslint-disable-next-line no-control-regex
+      if (/[\x00-\x1f\x7f]/.test(auth.username + auth.password)) {
+        throw configError(options.serverName, 'the basic-auth credential contains control characters');
+      }
+      const encoded = Buffer.from(`${auth.username}:${auth.password}`, 'utf8').toString('base64');
+      return new StaticCredentials('basic', Object.freeze({ authorization: `Basic ${encoded}` }));
+    }
+    case 'oauth2-client-credentials':
+      return new ClientCredentials(auth, options);
+    case 'forward':
+      return new ForwardCredentials();
+  }
+}
