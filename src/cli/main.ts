@@ -12,6 +12,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { isGatewayError } from '../errors.js';
 import { runCheck } from './check.js';
 import { runImport } from './import.js';
+import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 
 /** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
 function packageVersion(): string {
@@ -60,6 +61,38 @@ export function createProgram(): Command {
     .option('-f, --force', 'overwrite --output if it exists')
     .action(async (file: string, opts: { output?: string; force?: boolean }) => {
       process.exitCode = await runImport({ file, ...opts });
+    });
+
+  const token = program.command('token').description('manage API tokens in the configured database');
+  token
+    .command('create')
+    .description('create an API token and print it once')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .requiredOption('--name <name>', 'label of the token')
+    .option('--subject <subject>', 'principal the token acts as (default: the name)')
+    .option('--servers <list>', 'comma-separated server names it may reach (default: all)')
+    .option('--tools <globs>', 'comma-separated tool-name globs it may call (default: all)')
+    .option('--permissions <list>', 'comma-separated permissions (default servers.use,tools.execute; e.g. admin.*)')
+    .option('--expires <duration>', 'lifetime such as 12h or 30d (default: never)')
+    .option('--json', 'print {"id","token","jti","expiresAt"} as JSON')
+    .action(async (opts: TokenCreateOptions) => {
+      process.exitCode = await runTokenCreate(opts);
+    });
+  token
+    .command('list')
+    .description('list API tokens (never the token strings)')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      process.exitCode = await runTokenList(opts);
+    });
+  token
+    .command('revoke')
+    .description('revoke an API token by id (takes effect at once)')
+    .argument('<id>', 'token id')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .action(async (id: string, opts: { config?: string }) => {
+      process.exitCode = await runTokenRevoke({ ...opts, id });
     });
 
   return program;

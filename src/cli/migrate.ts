@@ -46,8 +46,7 @@ export async function runMigrate(options: MigrateOptions = {}, output: CliOutput
     return 1;
   }
 
-  const logger =
-    options.logger ?? createLogger(env.SWITCHBOARD_LOG_LEVEL === undefined ? { level: 'warn' } : {});
+  const logger = options.logger ?? createLogger(env.SWITCHBOARD_LOG_LEVEL === undefined ? { level: 'warn' } : {});
   let db: Database | undefined;
   try {
     db = await openDatabase({

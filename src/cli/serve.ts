@@ -9,6 +9,7 @@ import type { SwitchboardConfig } from '../config/schema.js';
 import { watchConfig } from '../config/watch.js';
 import { startGateway, type RunningGateway } from '../app.js';
 import { createLogger } from '../observability/logger.js';
+import { dataDirFor } from './token.js';
 
 /** Options of `switchboard serve`. */
 export interface ServeOptions {
@@ -44,6 +45,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     running = await startGateway({
       config,
       logger,
+      dataDir: dataDirFor(config),
       ...(opts.host === undefined ? {} : { host: opts.host }),
       ...(opts.port === undefined ? {} : { port: opts.port }),
       ...(opts.insecure === undefined ? {} : { insecure: opts.insecure }),

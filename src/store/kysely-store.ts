@@ -183,10 +183,10 @@ export class KyselyDatabase implements Database {
    * connection, so every statement of the migrator runs inside this transaction.
    */
   async #migrateSqlite(): Promise<string[]> {
-    //NOLOCK
+    await sql`begin immediate`.execute(this.#db);
     try {
       const applied = await migrateToLatest(this.#db as Kysely<unknown>);
-      //NOCOMMIT
+      await sql`commit`.execute(this.#db);
       return applied;
     } catch (err) {
       await sql`rollback`.execute(this.#db).catch(() => undefined);

@@ -2,13 +2,13 @@
  * The storage ports against real databases: a SQLite file and the shared PostgreSQL (one schema
  * per run, dropped afterwards). Every test runs on both.
  */
-import { execFile } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { once } from 'node:events';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase, type OpenDatabaseOptions } from '../../../src/store/database.js';
@@ -16,7 +16,6 @@ import { MIGRATIONS } from '../../../src/store/migrations.js';
 import type { Database, TokenRecord } from '../../../src/store/types.js';
 import { dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../../helpers/postgres.js';
 
-const execFileAsync = promisify(execFile);
 const postgresUp = await postgresGate('store tests');
 const tmp = await mkdtemp(join(tmpdir(), 'swb-store-'));
 const schemas: string[] = [];
@@ -67,10 +66,39 @@ const targets: Target[] = [
 
 const CHILD = fileURLToPath(new URL('./migrate-child.ts', import.meta.url));
 
-/** Runs `migrate-child.ts` in a new Node process; resolves to the migration names it applied. */
-async function migrateInChild(args: string[]): Promise<string[]> {
-  const { stdout } = await execFileAsync(process.execPath, ['--import', 'tsx', CHILD, ...args], { timeout: 20_000 });
-  return JSON.parse(stdout) as string[];
+/**
+ * Starts one `migrate-child.ts` process per entry of `count`, releases them together once all
+ * have opened the database, and resolves to the migration names each applied.
+ */
+async function migrateInChildren(count: number, args: string[]): Promise<string[][]> {
+  const children = Array.from({ length: count }, () =>
+    spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { stdio: ['pipe', 'pipe', 'inherit'] }),
+  );
+  const outputs = children.map((child) => {
+    let text = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+    const ready = new Promise<void>((resolve) => {
+      const check = (): void => {
+        if (text.startsWith('ready\n')) {
+          child.stdout.off('data', check);
+          resolve();
+        }
+      };
+      child.stdout.on('data', check);
+    });
+    const exited = once(child, 'exit').then(([code]) => {
+      if (code !== 0) throw new Error(`migrate-child exited with ${String(code)}: ${text}`);
+      return JSON.parse(text.slice('ready\n'.length)) as string[];
+    });
+    return { ready, exited };
+  });
+  try {
+    await Promise.race([Promise.all(outputs.map((o) => o.ready)), Promise.all(outputs.map((o) => o.exited))]);
+    for (const child of children) child.stdin.end('go\n');
+    return await Promise.all(outputs.map((o) => o.exited));
+  } finally {
+    for (const child of children) if (child.exitCode === null) child.kill();
+  }
 }
 
 afterAll(async () => {
@@ -132,7 +160,7 @@ describe.each(targets)('stores on $name', (target) => {
 
       it('applies each migration exactly once when three processes migrate the same database at once', async () => {
         const location = target.fresh();
-        const results = await Promise.all([1, 2, 3].map(() => migrateInChild(location.args)));
+        const results = await migrateInChildren(3, location.args);
         expect(results.flat()).toEqual(MIGRATION_NAMES);
         const check = await location.open();
         try {

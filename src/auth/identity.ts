@@ -1,0 +1,327 @@
+/**
+ * Identity propagation to upstreams (issue "Identity" §G, opt-in per server with
+ * `identityHeaders: true`).
+ *
+ * Switchboard tells an upstream who is calling with plain headers — principal id, token id,
+ * session id, trace id — and with a short-lived JWT assertion (RFC 7519) signed with ES256
+ * (RFC 7518 §3.4) whose audience is the server's name, so the upstream can verify the plain
+ * headers instead of trusting the network. The public key is published as a JWKS (RFC 7517 §5)
+ * that the HTTP edge serves at `/.well-known/jwks.json`.
+ *
+ * The signing key is generated once and kept in the settings store ({@link IDENTITY_KEY_SETTING}),
+ * so every restart and every replica sharing the database signs with the same key.
+ *
+ * Inbound copies of these headers are always dropped at the edge ({@link stripIdentityHeaders},
+ * PRODUCT §4.4): a client can never pose as Switchboard towards an upstream.
+ *
+ * Unlike seed 002, which cached an identity per session id and let a bare session id stand in for
+ * a credential, every assertion here is made for a request that was itself authenticated
+ * (PRODUCT §4.3); the cache only saves the signature.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import {
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  SignJWT,
+  type CryptoKey,
+  type JSONWebKeySet,
+  type JWK,
+} from 'jose';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { SettingsStore } from '../store/types.js';
+import type { Principal } from './principal.js';
+
+/** Prefix of every identity header Switchboard sends (lower-case). */
+export const IDENTITY_HEADER_PREFIX = 'x-switchboard-';
+
+/** The identity headers, lower-case (HTTP names are case-insensitive, RFC 9110 §5.1). */
+export const IDENTITY_HEADERS = Object.freeze({
+  /** `Principal.id`, e.g. `token:alice`, `oauth:https://issuer#sub`. */
+  principal: 'x-switchboard-principal',
+  /** The API token's id, when the caller used a Switchboard token. */
+  tokenId: 'x-switchboard-token-id',
+  /** The client's session with Switchboard (`Mcp-Session-Id`), when there is one. */
+  sessionId: 'x-switchboard-session-id',
+  /** A trace id for correlating logs, when the caller has one. Not covered by the assertion. */
+  traceId: 'x-switchboard-trace-id',
+  /** The signed JWT assertion. */
+  assertion: 'x-switchboard-assertion',
+});
+
+/** Settings key holding the private signing key (a JWK with `kid`). */
+export const IDENTITY_KEY_SETTING = 'identity.signingKey';
+
+/** JWS `typ` of the assertion (explicit typing, RFC 8725 §3.11): upstreams should check it. */
+export const IDENTITY_ASSERTION_TYPE = 'switchboard-identity+jwt';
+
+const ALG = 'ES256';
+
+/** Claims of the assertion, beyond the registered ones (`iss`, `sub`, `aud`, `iat`, `exp`, `jti`). */
+export interface IdentityAssertionClaims {
+  /** The client's session id with Switchboard, when there is one. */
+  sid?: string;
+  /** How the principal was established: `anonymous`, `token`, `oauth`, `proxy-header`. */
+  kind: Principal['kind'];
+  /** The API token's id, when the caller used a Switchboard token. */
+  token_id?: string;
+}
+
+/** What an assertion is made for. */
+export interface IdentityContext {
+  /** The upstream's name: the assertion's `aud`. */
+  serverName: string;
+  principal: Principal;
+  /** The client's session id with Switchboard; absent for stateless requests. */
+  sessionId?: string | undefined;
+  /** Trace id for this request; sent as a plain header only. */
+  traceId?: string | undefined;
+}
+
+/** Options for {@link createIdentityPropagator}. */
+export interface IdentityPropagatorOptions {
+  /** Switchboard's public base URL (`SWITCHBOARD_PUBLIC_URL`): the assertion's `iss`. */
+  issuer: string;
+  /** Where the signing key is kept ({@link IDENTITY_KEY_SETTING}). */
+  keyStore: SettingsStore;
+  /** Epoch milliseconds. Default `Date.now`. */
+  clock?: () => number;
+  /** Assertion lifetime in seconds. Default 60. */
+  ttlSeconds?: number;
+  /** Signed assertions kept for reuse (one per server × principal × token × session). Default 10 000. */
+  cacheSize?: number;
+  logger?: Logger;
+}
+
+/** Produces identity headers for upstream requests. */
+export interface IdentityPropagator {
+  /** The signing key's id (RFC 7638 SHA-256 thumbprint), the assertion's `kid`. */
+  readonly kid: string;
+  /**
+   * The identity headers for one upstream request (lower-case names; do not mutate):
+   * {@link IDENTITY_HEADERS}. Values outside visible ASCII, and `%`, are percent-encoded
+   * (UTF-8, RFC 3986 §2.1); the assertion carries the exact values.
+   *
+   * The signed assertion is reused for the same server, principal, token and session until
+   * shortly before it expires (a quarter of the lifetime, at most 10 s), so its `jti` names the
+   * assertion, not the request.
+   */
+  headersFor(ctx: IdentityContext): Promise<Readonly<Record<string, string>>>;
+  /** The public JWKS document (one ES256 key, `use: sig`) to serve at `/.well-known/jwks.json`. */
+  jwks(): JSONWebKeySet;
+}
+
+const IDENTITY_HEADER_RE = /^x-switchboard-/i;
+const SAFE_HEADER_VALUE_RE = /^[\x21\x22\x23\x24\x26-\x7e]*$/;
+
+/** Percent-encodes (UTF-8) every character outside visible ASCII, and `%`. */
+function headerSafe(v: string): string {
+  if (SAFE_HEADER_VALUE_RE.test(v)) return v;
+  let out = '';
+  for (const ch of v) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (code >= 0x21 && code <= 0x7e && code !== 0x25) {
+      out += ch;
+    } else {
+      for (const byte of Buffer.from(ch, 'utf8')) out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+    }
+  }
+  return out;
+}
+
+/**
+ * Deletes every inbound `X-Switchboard-*` header (any case) from `headers`, in place, so a client
+ * can never forge the identity Switchboard vouches for (PRODUCT §4.4). Call at the edge, before
+ * anything reads the headers. Cheap when there is nothing to delete.
+ *
+ * @returns the same object.
+ */
+export function stripIdentityHeaders<T extends Record<string, unknown>>(headers: T): T {
+  for (const name of Object.keys(headers)) {
+    if (IDENTITY_HEADER_RE.test(name)) delete headers[name];
+  }
+  return headers;
+}
+
+interface StoredKey extends JWK {
+  kty: 'EC';
+  crv: 'P-256';
+  x: string;
+  y: string;
+  d: string;
+  kid: string;
+}
+
+function isStoredKey(v: unknown): v is StoredKey {
+  if (typeof v !== 'object' || v === null) return false;
+  const k = v as Record<string, unknown>;
+  return (
+    k.kty === 'EC' &&
+    k.crv === 'P-256' &&
+    typeof k.x === 'string' &&
+    typeof k.y === 'string' &&
+    typeof k.d === 'string' &&
+    typeof k.kid === 'string'
+  );
+}
+
+async function generateStoredKey(): Promise<StoredKey> {
+  const { privateKey } = await generateKeyPair(ALG, { extractable: true });
+  const jwk = await exportJWK(privateKey);
+  const { x, y, d } = jwk;
+  if (x === undefined || y === undefined || d === undefined) throw new Error('generated EC key has no x/y/d');
+  const kid = await calculateJwkThumbprint({ kty: 'EC', crv: 'P-256', x, y }, 'sha256');
+  return { kty: 'EC', crv: 'P-256', x, y, d, kid, alg: ALG };
+}
+
+/** Loads the signing key, generating and storing it on first use. */
+async function loadSigningKey(store: SettingsStore, logger: Logger | undefined): Promise<StoredKey> {
+  const stored = await store.get<unknown>(IDENTITY_KEY_SETTING);
+  if (stored !== undefined) {
+    if (!isStoredKey(stored)) {
+      // Regenerating would silently break every upstream (and replica) that trusts the old key.
+      throw new GatewayError(
+        'SWB_ERR_INTERNAL',
+        `the stored identity signing key (settings "${IDENTITY_KEY_SETTING}") is not a P-256 private JWK; delete it to generate a new one`,
+      );
+    }
+    return stored;
+  }
+  const created = await generateStoredKey();
+  await store.set(IDENTITY_KEY_SETTING, created);
+  // Another replica may have stored its key at the same moment: use whatever the store now holds.
+  const settled = await store.get<unknown>(IDENTITY_KEY_SETTING);
+  const key = isStoredKey(settled) ? settled : created;
+  logger?.info({ kid: key.kid }, 'identity signing key generated');
+  return key;
+}
+
+interface CacheEntry {
+  headers: Promise<Readonly<Record<string, string>>>;
+  refreshAt: number;
+}
+
+class Propagator implements IdentityPropagator {
+  readonly kid: string;
+  readonly #issuer: string;
+  readonly #key: CryptoKey;
+  readonly #jwks: JSONWebKeySet;
+  readonly #clock: () => number;
+  readonly #ttlSeconds: number;
+  readonly #marginMs: number;
+  readonly #cacheSize: number;
+  readonly #cache = new Map<string, CacheEntry>();
+
+  constructor(options: {
+    issuer: string;
+    kid: string;
+    key: CryptoKey;
+    publicJwk: JWK;
+    clock: () => number;
+    ttlSeconds: number;
+    cacheSize: number;
+  }) {
+    this.kid = options.kid;
+    this.#issuer = options.issuer;
+    this.#key = options.key;
+    this.#jwks = Object.freeze({ keys: Object.freeze([Object.freeze(options.publicJwk)]) }) as JSONWebKeySet;
+    this.#clock = options.clock;
+    this.#ttlSeconds = options.ttlSeconds;
+    this.#marginMs = Math.min(10_000, (options.ttlSeconds * 1000) / 4);
+    this.#cacheSize = options.cacheSize;
+  }
+
+  jwks(): JSONWebKeySet {
+    return this.#jwks;
+  }
+
+  async headersFor(ctx: IdentityContext): Promise<Readonly<Record<string, string>>> {
+    const { serverName, principal, sessionId } = ctx;
+    const key = JSON.stringify([serverName, principal.id, principal.tokenId ?? null, sessionId ?? null]);
+    const now = this.#clock();
+    let entry = this.#cache.get(key);
+    if (entry === undefined || now >= entry.refreshAt) {
+      if (entry !== undefined) this.#cache.delete(key);
+      const iat = Math.floor(now / 1000);
+      const created: CacheEntry = {
+        headers: this.#sign(ctx, iat),
+        refreshAt: (iat + this.#ttlSeconds) * 1000 - this.#marginMs,
+      };
+      created.headers.catch(() => {
+        if (this.#cache.get(key) === created) this.#cache.delete(key);
+      });
+      if (this.#cache.size >= this.#cacheSize) this.#evict(now);
+      this.#cache.set(key, created);
+      entry = created;
+    }
+    const headers = await entry.headers;
+    if (ctx.traceId === undefined || ctx.traceId === '') return headers;
+    return { ...headers, [IDENTITY_HEADERS.traceId]: headerSafe(ctx.traceId) };
+  }
+
+  /** Drops stale entries; when none are stale, the oldest (Map order is insertion order). */
+  #evict(now: number): void {
+    for (const [k, e] of this.#cache) if (now >= e.refreshAt) this.#cache.delete(k);
+    if (this.#cache.size < this.#cacheSize) return;
+    const oldest = this.#cache.keys().next();
+    if (oldest.done !== true) this.#cache.delete(oldest.value);
+  }
+
+  async #sign(ctx: IdentityContext, iat: number): Promise<Readonly<Record<string, string>>> {
+    const { principal, sessionId, serverName } = ctx;
+    const claims: IdentityAssertionClaims = { kind: principal.kind };
+    if (sessionId !== undefined && sessionId !== '') claims.sid = sessionId;
+    if (principal.tokenId !== undefined) claims.token_id = principal.tokenId;
+    const jwt = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: ALG, kid: this.kid, typ: IDENTITY_ASSERTION_TYPE })
+      .setIssuer(this.#issuer)
+      .setSubject(principal.id)
+      .setAudience(serverName)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + this.#ttlSeconds)
+      .setJti(randomUUID())
+      .sign(this.#key);
+    const headers: Record<string, string> = { [IDENTITY_HEADERS.principal]: headerSafe(principal.id) };
+    if (principal.tokenId !== undefined) headers[IDENTITY_HEADERS.tokenId] = headerSafe(principal.tokenId);
+    if (claims.sid !== undefined) headers[IDENTITY_HEADERS.sessionId] = headerSafe(claims.sid);
+    headers[IDENTITY_HEADERS.assertion] = jwt;
+    return Object.freeze(headers);
+  }
+}
+
+/**
+ * Creates the identity propagator: loads (or generates and stores) the ES256 signing key and
+ * returns an object that makes identity headers and the public JWKS.
+ *
+ * Assertion (JWS compact, header `{alg: ES256, kid, typ: switchboard-identity+jwt}`): `iss` =
+ * `issuer`, `sub` = principal id, `aud` = server name, `iat`, `exp` = `iat + ttlSeconds`, `jti`,
+ * `kind`, and `sid` / `token_id` when known ({@link IdentityAssertionClaims}).
+ *
+ * @throws GatewayError `SWB_ERR_INTERNAL` when the stored key is not a P-256 private JWK (it is
+ *   never silently replaced: upstreams trust it); `SWB_ERR_CONFIG_INVALID` when `issuer` is
+ *   empty or `ttlSeconds` is not a positive integer.
+ */
+export async function createIdentityPropagator(options: IdentityPropagatorOptions): Promise<IdentityPropagator> {
+  const ttlSeconds = options.ttlSeconds ?? 60;
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
+    throw new GatewayError('SWB_ERR_CONFIG_INVALID', `identity assertion ttlSeconds must be a positive integer, got ${ttlSeconds}`);
+  }
+  if (options.issuer === '') throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'identity assertion issuer must not be empty');
+  const stored = await loadSigningKey(options.keyStore, options.logger);
+  const key = await importJWK(stored, ALG);
+  if (key instanceof Uint8Array) throw new GatewayError('SWB_ERR_INTERNAL', 'identity signing key imported as a secret key');
+  const { kty, crv, x, y, kid } = stored;
+  return new Propagator({
+    issuer: options.issuer,
+    kid,
+    key,
+    publicJwk: { kty, crv, x, y, kid, alg: ALG, use: 'sig' },
+    clock: options.clock ?? Date.now,
+    ttlSeconds,
+    cacheSize: Math.max(1, options.cacheSize ?? 10_000),
+  });
+}

@@ -1,0 +1,177 @@
+/**
+ * `switchboard token create|list|revoke` (issue "Identity" §B): manages API tokens directly in
+ * the configured database (`SWITCHBOARD_DATABASE_URL`, else the SQLite file in the data
+ * directory of the configuration), the same one `switchboard serve` uses.
+ *
+ * @module
+ */
+import { resolve } from 'node:path';
+import { createTokenService, type TokenService } from '../auth/tokens.js';
+import { PERMISSION_RE, parseDuration, type SwitchboardConfig } from '../config/schema.js';
+import { defaultConfigPath, isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
+import { silentLogger } from '../observability/logger.js';
+import { openDatabase, resolveDataDir } from '../store/database.js';
+import type { Database, TokenRecord } from '../store/types.js';
+import { processOutput, type CliOutput } from './check.js';
+
+/**
+ * The data directory for a loaded configuration. The bundled example lives inside the installed
+ * package, which may be read-only, so its data goes to `.switchboard` in the working directory.
+ */
+export function dataDirFor(config: SwitchboardConfig): string {
+  if (
+    config.dataDir === undefined &&
+    config.source !== undefined &&
+    resolve(config.source) === resolve(defaultConfigPath())
+  ) {
+    return resolve('.switchboard');
+  }
+  return resolveDataDir(config);
+}
+
+/** Loads the config, opens and migrates its database, and runs `fn` with the token service. */
+async function withTokens<T>(
+  configPath: string | undefined,
+  output: CliOutput,
+  fn: (tokens: TokenService, db: Database) => Promise<T>,
+): Promise<T | number> {
+  let config: SwitchboardConfig;
+  try {
+    config = await loadConfigFile(resolveConfigPath(configPath));
+  } catch (e) {
+    if (isConfigError(e)) {
+      for (const line of e.format().split('\n')) output.err(line);
+      return 1;
+    }
+    throw e;
+  }
+  const logger = silentLogger();
+  const db = await openDatabase({ dataDir: dataDirFor(config), logger });
+  try {
+    await db.migrate();
+    const tokens = await createTokenService({ store: db.tokens, settings: db.settings, logger });
+    return await fn(tokens, db);
+  } finally {
+    await db.close();
+  }
+}
+
+function list(v: string | undefined): string[] {
+  return v === undefined
+    ? []
+    : v
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+}
+
+/** Options of `switchboard token create`. */
+export interface TokenCreateOptions {
+  config?: string;
+  name: string;
+  /** Owner the token acts as. Default: the name. */
+  subject?: string;
+  servers?: string;
+  tools?: string;
+  /** Comma-separated `resource.action` permissions. Default `servers.use,tools.execute`. */
+  permissions?: string;
+  /** Lifetime such as `30d`; default: no expiry. */
+  expires?: string;
+  json?: boolean;
+}
+
+/**
+ * Creates a token and prints it once (with `--json`: `{"id","token","jti","expiresAt"}`).
+ *
+ * @returns exit code 0, or 1 on invalid input
+ */
+export async function runTokenCreate(opts: TokenCreateOptions, output: CliOutput = processOutput): Promise<number> {
+  const permissions = opts.permissions === undefined ? ['servers.use', 'tools.execute'] : list(opts.permissions);
+  const bad = permissions.filter((p) => !PERMISSION_RE.test(p));
+  if (bad.length > 0) {
+    output.err(
+      `invalid permission(s): ${bad.join(', ')} (expected resource.action, e.g. servers.use, tools.execute, tokens.manage, servers.manage, admin.*)`,
+    );
+    return 1;
+  }
+  let expiresInMs: number | undefined;
+  if (opts.expires !== undefined) {
+    expiresInMs = parseDuration(opts.expires);
+    if (expiresInMs === undefined || expiresInMs <= 0) {
+      output.err(`invalid --expires "${opts.expires}" (expected a duration such as 12h, 30d)`);
+      return 1;
+    }
+  }
+  return withTokens(opts.config, output, async (tokens) => {
+    const created = await tokens.create({
+      name: opts.name,
+      subject: opts.subject ?? opts.name,
+      permissions,
+      servers: list(opts.servers),
+      tools: list(opts.tools),
+      ...(expiresInMs === undefined ? {} : { expiresInMs }),
+      createdBy: 'cli',
+    });
+    if (opts.json) output.out(JSON.stringify(created));
+    else {
+      output.out(
+        `created token ${created.id} (${opts.name}), permissions: ${permissions.join(', ')}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}`,
+      );
+      output.out('store it now; it is not shown again:');
+      output.out(created.token);
+    }
+    return 0;
+  });
+}
+
+function row(r: TokenRecord): string {
+  const state =
+    r.revokedAt !== undefined
+      ? 'revoked'
+      : r.expiresAt !== undefined && r.expiresAt <= Date.now()
+        ? 'expired'
+        : 'active';
+  const iso = (t: number | undefined) => (t === undefined ? '-' : new Date(t).toISOString());
+  return [
+    r.id,
+    r.name,
+    r.subject,
+    state,
+    r.permissions.join(','),
+    r.servers.join(',') || '*',
+    iso(r.expiresAt),
+    iso(r.lastUsedAt),
+  ].join('\t');
+}
+
+/** Lists tokens (tab-separated, or JSON with `--json`). */
+export async function runTokenList(
+  opts: { config?: string; json?: boolean },
+  output: CliOutput = processOutput,
+): Promise<number> {
+  return withTokens(opts.config, output, async (tokens) => {
+    const all = await tokens.list();
+    if (opts.json) {
+      output.out(JSON.stringify(all.map(({ tokenHash: _h, ...r }) => r)));
+      return 0;
+    }
+    output.out(['ID', 'NAME', 'SUBJECT', 'STATE', 'PERMISSIONS', 'SERVERS', 'EXPIRES', 'LAST USED'].join('\t'));
+    for (const r of all) output.out(row(r));
+    return 0;
+  });
+}
+
+/** Revokes a token by id; exit 1 when unknown. */
+export async function runTokenRevoke(
+  opts: { config?: string; id: string },
+  output: CliOutput = processOutput,
+): Promise<number> {
+  return withTokens(opts.config, output, async (tokens) => {
+    if (!(await tokens.revoke(opts.id))) {
+      output.err(`no token with id ${opts.id}`);
+      return 1;
+    }
+    output.out(`revoked ${opts.id}`);
+    return 0;
+  });
+}
