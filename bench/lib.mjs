@@ -1,7 +1,8 @@
 // Process helpers for the bench harness: start servers in their own process group, wait for
 // readiness, read RSS from /proc, run the load generator as a separate process, stop cleanly.
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createServer, connect } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -250,4 +251,152 @@ export function median(xs) {
   if (s.length === 0) return NaN;
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const CLK_TCK = 100; // USER_HZ on Linux
+
+function procTimes(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields after ")": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
+  return { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]) };
+}
+
+/**
+ * CPU accounting snapshot: busy ticks of the whole machine and of this process's tree (this
+ * process, every live descendant, and — through cutime/cstime — every reaped one).
+ */
+export function cpuSnapshot(rootPid = process.pid) {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal
+  const busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] ?? 0);
+  const kids = new Map();
+  const times = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const t = procTimes(d);
+      times.set(Number(d), t.ticks);
+      if (!kids.has(t.ppid)) kids.set(t.ppid, []);
+      kids.get(t.ppid).push(Number(d));
+    } catch {
+      /* raced */
+    }
+  }
+  let ours = 0;
+  const stack = [rootPid];
+  while (stack.length) {
+    const p = stack.pop();
+    ours += times.get(p) ?? 0;
+    for (const c of kids.get(p) ?? []) stack.push(c);
+  }
+  return { t: performance.now(), busy, ours };
+}
+
+/** CPU used by processes outside this harness between two snapshots, in % of one core. */
+export function foreignCpuPercent(a, b) {
+  const secs = (b.t - a.t) / 1000;
+  if (secs <= 0) return 0;
+  const foreign = b.busy - a.busy - (b.ours - a.ours);
+  return Math.max(0, (foreign / CLK_TCK / secs) * 100);
+}
+
+// ─── contenders ────────────────────────────────────────────────────────────────────────────────
+
+const require = createRequire(import.meta.url);
+
+/** The CLI entry and version of an installed npm package, or undefined. */
+export function peerBin(pkg) {
+  try {
+    const pj = require.resolve(`${pkg}/package.json`);
+    const meta = require(pj);
+    const bin = typeof meta.bin === 'string' ? meta.bin : Object.values(meta.bin ?? {})[0];
+    return { path: join(dirname(pj), bin), version: meta.version };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Switchboard `servers` entry for the stdio echo fixture. */
+export const stdioEcho = (env) => ({ echo: { command: NODE, args: [FIXTURE_STDIO], ...(env ? { env } : {}) } });
+
+/** The bare relay over the stdio fixture (env reaches the fixture, e.g. TOOLS), or over `upstream` (HTTP). */
+export async function startRelay(env = {}, { upstream, nodeArgs = [] } = {}) {
+  const args = upstream ? ['--upstream', upstream] : ['--', NODE, FIXTURE_STDIO];
+  const h = await startProcess('relay', NODE, [...nodeArgs, RELAY, ...args], { ready: jsonListening, env });
+  h.url = h.readyValue;
+  return h;
+}
+
+/** The Streamable HTTP fixture on a free port. */
+export async function startHttpFixture(env = {}) {
+  const h = await startProcess('http-fixture', NODE, [FIXTURE_HTTP], { ready: jsonListening, env });
+  h.url = h.readyValue;
+  return h;
+}
+
+let configCount = 0;
+/**
+ * Starts `switchboard serve` (dist/) with these `servers` (the config is written as JSON, which is
+ * valid YAML). `cpuProfDir` runs it under `node --cpu-prof`. Resolves with url (…/mcp), startupMs.
+ */
+export async function startSwitchboard(servers, { tmpDir, cpuProfDir, extraConfig = {} } = {}) {
+  if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
+  const file = join(tmpDir, `switchboard-${process.pid}-${++configCount}.yaml`);
+  writeFileSync(
+    file,
+    JSON.stringify(
+      { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers, ...extraConfig },
+      null,
+      2,
+    ),
+  );
+  const nodeArgs = [];
+  if (cpuProfDir) {
+    mkdirSync(cpuProfDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir);
+  }
+  const h = await startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', '0'], {
+    env: { SWITCHBOARD_LOG_FORMAT: 'json' },
+    ready: (line) => {
+      if (!line.startsWith('{')) return undefined;
+      const o = JSON.parse(line);
+      return o.msg === 'listening' ? o : undefined;
+    },
+  });
+  h.url = `${h.readyValue.url}/mcp`;
+  h.startupMs = h.readyValue.startupMs;
+  return h;
+}
+
+/** Starts supergateway (`--stateful`) or mcp-proxy on a free port over the stdio fixture. */
+export async function startPeer(kind) {
+  const pkg = peerBin(kind);
+  if (!pkg) throw new Error(`${kind} is not installed (npm install -D ${kind})`);
+  const port = await freePort();
+  // supergateway: --logLevel none, because at its default (info) it logs every message, which
+  // would make it look slower than it can be; the peers are measured at their best.
+  const args =
+    kind === 'supergateway'
+      ? [
+          pkg.path,
+          '--stdio',
+          `${NODE} ${FIXTURE_STDIO}`,
+          '--outputTransport',
+          'streamableHttp',
+          '--stateful',
+          '--port',
+          String(port),
+          '--logLevel',
+          'none',
+        ]
+      : [pkg.path, '--port', String(port), '--host', '127.0.0.1', '--server', 'stream', '--', NODE, FIXTURE_STDIO];
+  const h = await startProcess(kind, NODE, args, {
+    probe: (cancelled) => waitForPort(port, 30_000, cancelled),
+    timeoutMs: 40_000,
+  });
+  h.url = `http://127.0.0.1:${port}/mcp`;
+  h.version = pkg.version;
+  return h;
 }

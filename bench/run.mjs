@@ -7,26 +7,24 @@
 // Every scenario runs its contenders side by side in this one invocation (same machine, same
 // fixture upstream, same load), one after another, each load run in its own process. Progress goes
 // to stderr; the result tables (Markdown) go to stdout.
-import { mkdtempSync, writeFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
-import { join, dirname, resolve as resolvePath } from 'node:path';
+import { join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
+import * as lib from './lib.mjs';
 import {
-  FIXTURE_HTTP,
-  FIXTURE_STDIO,
-  GATEWAY_CLI,
+  cpuSnapshot,
+  foreignCpuPercent,
   NODE,
-  RELAY,
-  freePort,
   jsonListening,
   median,
+  peerBin,
   rssKiB,
   runLoadProcess,
   sleep,
   startProcess,
+  stdioEcho,
   treeRssKiB,
-  waitForPort,
 } from './lib.mjs';
 
 const { values: argv } = parseArgs({
@@ -56,9 +54,9 @@ if (argv.help) {
 
 const QUICK = argv.quick;
 const CFG = {
-  duration: Number(argv.duration ?? (QUICK ? 0.5 : 5)),
+  duration: Number(argv.duration ?? (QUICK ? 0.5 : 3)),
   warmup: Number(argv.warmup ?? (QUICK ? 0.2 : 1)),
-  repeat: Math.max(1, Number(argv.repeat ?? 1)),
+  repeat: Math.max(1, Number(argv.repeat ?? (QUICK ? 1 : 3))),
   client: argv.client,
   concurrency: QUICK ? [1, 16] : [1, 16, 64],
   sessions: 4,
@@ -69,7 +67,6 @@ const CFG = {
 const ONLY = argv.only ? new Set(argv.only.split(',').map((s) => Number(s.trim()))) : undefined;
 const CPU_PROF = argv['cpu-prof'] ? resolvePath(argv['cpu-prof']) : undefined;
 const TMP = mkdtempSync(join(tmpdir(), 'swb-bench-'));
-const require = createRequire(import.meta.url);
 
 const running = new Set();
 async function stopAll() {
@@ -92,18 +89,8 @@ const int = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') :
 
 // ─── contenders ────────────────────────────────────────────────────────────────────────────────
 
-function binOf(pkg) {
-  try {
-    const pj = require.resolve(`${pkg}/package.json`);
-    const meta = require(pj);
-    const bin = typeof meta.bin === 'string' ? meta.bin : Object.values(meta.bin ?? {})[0];
-    return { path: join(dirname(pj), bin), version: meta.version };
-  } catch {
-    return undefined;
-  }
-}
-const SUPERGATEWAY = binOf('supergateway');
-const MCP_PROXY = binOf('mcp-proxy');
+const SUPERGATEWAY = peerBin('supergateway');
+const MCP_PROXY = peerBin('mcp-proxy');
 
 async function track(promise) {
   const h = await promise;
@@ -116,112 +103,118 @@ async function track(promise) {
   return h;
 }
 
-function startStdioFixture() {
-  return [NODE, FIXTURE_STDIO];
-}
-
-async function startRelay(env = {}) {
-  const h = await track(
-    startProcess('relay', NODE, [RELAY, '--', ...startStdioFixture()], { ready: jsonListening, env }),
-  );
-  h.url = h.readyValue;
-  return h;
-}
-
-async function startHttpFixture(env = {}) {
-  const h = await track(startProcess('http-fixture', NODE, [FIXTURE_HTTP], { ready: jsonListening, env }));
-  h.url = h.readyValue;
-  return h;
-}
-
-let configCount = 0;
-/** Starts `switchboard serve` with `servers` (JSON is valid YAML). Resolves with url, startupMs. */
-async function startSwitchboard(servers, { profile = false } = {}) {
-  if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
-  const file = join(TMP, `switchboard-${++configCount}.yaml`);
-  writeFileSync(
-    file,
-    JSON.stringify({ listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers }, null, 2),
-  );
-  const nodeArgs = [];
-  if (profile && CPU_PROF) {
-    mkdirSync(CPU_PROF, { recursive: true });
-    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', CPU_PROF);
-  }
-  const h = await track(
-    startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', '0'], {
-      env: { SWITCHBOARD_LOG_FORMAT: 'json' },
-      ready: (line) => {
-        if (!line.startsWith('{')) return undefined;
-        const o = JSON.parse(line);
-        return o.msg === 'listening' ? o : undefined;
-      },
-    }),
-  );
-  h.url = `${h.readyValue.url}/mcp`;
-  h.startupMs = h.readyValue.startupMs;
-  return h;
-}
-
-const stdioEcho = () => ({ echo: { command: NODE, args: [FIXTURE_STDIO] } });
-
-/** Starts supergateway (`--stateful`) or mcp-proxy on a free port over the stdio fixture. */
-async function startPeer(kind) {
-  const pkg = kind === 'supergateway' ? SUPERGATEWAY : MCP_PROXY;
-  if (!pkg) throw new Error(`${kind} is not installed (npm install -D ${kind})`);
-  const port = await freePort();
-  // supergateway: --logLevel none, because at its default (info) it logs every message, which
-  // would make it look slower than it can be; we measure the peers at their best.
-  const args =
-    kind === 'supergateway'
-      ? [
-          pkg.path,
-          '--stdio',
-          `${NODE} ${FIXTURE_STDIO}`,
-          '--outputTransport',
-          'streamableHttp',
-          '--stateful',
-          '--port',
-          String(port),
-          '--logLevel',
-          'none',
-        ]
-      : [pkg.path, '--port', String(port), '--host', '127.0.0.1', '--server', 'stream', '--', NODE, FIXTURE_STDIO];
-  const h = await track(
-    startProcess(kind, NODE, args, { probe: (cancelled) => waitForPort(port, 30_000, cancelled), timeoutMs: 40_000 }),
-  );
-  h.url = `http://127.0.0.1:${port}/mcp`;
-  h.version = pkg.version;
-  return h;
-}
+const startRelay = (env, o) => track(lib.startRelay(env, o));
+const startHttpFixture = (env) => track(lib.startHttpFixture(env));
+const startPeer = (kind) => track(lib.startPeer(kind));
+const startSwitchboard = (servers, { profile = false } = {}) =>
+  track(lib.startSwitchboard(servers, { tmpDir: TMP, cpuProfDir: profile ? CPU_PROF : undefined }));
 
 // ─── measuring ─────────────────────────────────────────────────────────────────────────────────
 
-/** One load run (repeated `CFG.repeat` times; the run with the median req/s is kept). */
-async function measure(label, opts) {
-  const runs = [];
-  for (let i = 0; i < CFG.repeat; i++) {
-    runs.push(
-      await runLoadProcess({
-        client: CFG.client,
-        duration: CFG.duration,
-        warmup: CFG.warmup,
-        sessions: CFG.sessions,
-        ...opts,
-      }),
-    );
+let quietBudgetMs = QUICK ? 0 : 120_000; // total time we may spend waiting for other load to pass
+
+/** Waits (bounded) until processes outside the harness use < 25 % of a core. */
+async function waitQuiet() {
+  while (quietBudgetMs > 0) {
+    const a = cpuSnapshot();
+    await sleep(250);
+    const b = cpuSnapshot();
+    const foreign = foreignCpuPercent(a, b);
+    if (foreign < 25) return;
+    log(`    (other processes use ${Math.round(foreign)} % of a core; waiting for a quieter machine)`);
+    const w = Math.min(quietBudgetMs, 2000);
+    quietBudgetMs -= w + 250;
+    await sleep(w);
   }
-  runs.sort((a, b) => a.rps - b.rps);
-  const r = runs[(runs.length - 1) >> 1];
-  if (CFG.repeat > 1) r.allRps = runs.map((x) => x.rps);
-  log(
-    `  ${label.padEnd(44)} ${String(r.rps).padStart(7)} req/s  p50 ${f3(r.p50)}  p90 ${f3(r.p90)}  p99 ${f3(r.p99)} ms` +
-      (r.errors ? `  errors ${r.errors} (${r.firstError})` : ''),
-  );
+}
+
+/** One load run in its own process, with the CPU used meanwhile by processes outside the harness. */
+async function loadOnce(opts) {
+  await waitQuiet();
+  const a = cpuSnapshot();
+  const r = await runLoadProcess({
+    client: CFG.client,
+    duration: CFG.duration,
+    warmup: CFG.warmup,
+    sessions: CFG.sessions,
+    ...opts,
+  });
+  r.foreignCpu = Math.round(foreignCpuPercent(a, cpuSnapshot()));
   return r;
 }
 
-/** Starts a contender, runs `fn(handle)`, always stops it. Start failures become `{ error }`. */
+function fmtRun(label, r) {
+  return (
+    `  ${label.padEnd(48)} ${String(r.rps).padStart(7)} req/s  p50 ${f3(r.p50)}  p90 ${f3(r.p90)}  p99 ${f3(r.p99)} ms` +
+    (r.foreignCpu >= 10 ? `  [other load ${r.foreignCpu} %]` : '') +
+    (r.errors ? `  errors ${r.errors} (${r.firstError})` : '')
+  );
+}
+
+/** Per-metric medians over repeated runs. */
+function combine(runs) {
+  const med = (k) => median(runs.map((r) => r[k]));
+  return {
+    rps: med('rps'),
+    p50: med('p50'),
+    p90: med('p90'),
+    p99: med('p99'),
+    mean: med('mean'),
+    ok: runs.reduce((s, r) => s + r.ok, 0),
+    errors: runs.reduce((s, r) => s + r.errors, 0),
+    firstError: runs.find((r) => r.firstError)?.firstError,
+    foreignCpu: Math.max(...runs.map((r) => r.foreignCpu)),
+    runs: runs.map((r) => ({ rps: r.rps, p50: r.p50, p99: r.p99, foreignCpu: r.foreignCpu })),
+  };
+}
+
+/**
+ * Starts every contender, then measures each point for each contender in rounds
+ * (contender A, B, C, A, B, C, …) so that background noise hits all of them alike, and keeps
+ * per-metric medians. `points`: [{ id, label, opts(contender) }]. Returns rows[key][pointId].
+ */
+async function compare(contenders, points, { rounds = CFG.repeat } = {}) {
+  const handles = {};
+  const rows = {};
+  try {
+    for (const c of contenders) {
+      try {
+        handles[c.key] = await c.start();
+        if (CPU_PROF && handles[c.key].name === 'switchboard')
+          log(`  (profiling ${c.label}: switchboard pid ${handles[c.key].pid} → ${CPU_PROF})`);
+      } catch (err) {
+        const msg = String(err?.message ?? err).split('\n')[0];
+        log(`  ${c.label}: could not start: ${msg}`);
+        rows[c.key] = { error: msg };
+      }
+    }
+    for (const p of points) {
+      const runs = {};
+      for (let r = 0; r < rounds; r++) {
+        for (const c of contenders) {
+          const h = handles[c.key];
+          if (!h || rows[c.key]?.error) continue;
+          const label = `${c.label} ${p.label}${rounds > 1 ? ` #${r + 1}` : ''}`;
+          try {
+            const res = await loadOnce({ url: h.url, ...p.opts(c) });
+            log(fmtRun(label, res));
+            (runs[c.key] ??= []).push(res);
+          } catch (err) {
+            const msg = String(err?.message ?? err).split('\n')[0];
+            log(`  ${label}: failed: ${msg}`);
+            rows[c.key] = { error: msg };
+          }
+        }
+      }
+      for (const [k, rs] of Object.entries(runs)) if (!rows[k]?.error) (rows[k] ??= {})[p.id] = combine(rs);
+    }
+  } finally {
+    await Promise.all(Object.values(handles).map((h) => h.stop()));
+  }
+  return rows;
+}
+
+/** Starts one contender, runs `fn(handle)`, always stops it. Failures become `{ error }`. */
 async function withContender(label, start, fn) {
   let h;
   try {
@@ -232,7 +225,6 @@ async function withContender(label, start, fn) {
     return { error: msg };
   }
   try {
-    if (CPU_PROF && h.name === 'switchboard') log(`  (profiling switchboard pid ${h.pid} → ${CPU_PROF})`);
     return await fn(h);
   } catch (err) {
     const msg = String(err?.message ?? err).split('\n')[0];
@@ -303,68 +295,60 @@ const want = (n) => !ONLY || ONLY.has(n);
 
 // ─── scenario 1 / 2: tools/call echo ───────────────────────────────────────────────────────────
 
-async function callScenario(contenders) {
-  const rows = {};
-  for (const c of contenders) {
-    log(`- ${c.label}`);
-    rows[c.key] = await withContender(c.label, c.start, async (h) => {
-      const byC = {};
-      for (const conc of CFG.concurrency) {
-        byC[conc] = await measure(`${c.label} c=${conc}`, {
-          url: c.url ? c.url(h) : h.url,
-          op: 'call',
-          tool: c.tool,
-          concurrency: conc,
-        });
-      }
-      return byC;
-    });
-  }
-  return rows;
+function callScenario(contenders) {
+  return compare(
+    contenders,
+    CFG.concurrency.map((conc) => ({
+      id: conc,
+      label: `c=${conc}`,
+      opts: (c) => ({ op: 'call', tool: c.tool, concurrency: conc }),
+    })),
+  );
 }
 
-function printCallTable(title, contenders, rows, floorKey, peerKeys) {
+function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
   print(`### ${title}`);
   print();
   const t = [];
   for (const c of contenders) {
     const r = rows[c.key];
-    if (r?.error) {
-      t.push([c.label, '—', `not run: ${r.error}`, '', '', '', '']);
+    if (!r || r.error) {
+      t.push([c.label, '—', `not run: ${r?.error ?? 'no result'}`, '', '', '', '', '']);
       continue;
     }
     for (const conc of CFG.concurrency) {
       const x = r[conc];
-      t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), x.errors]);
+      if (!x) continue;
+      t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), x.errors, x.foreignCpu]);
     }
   }
-  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors'], t);
-  const sb = rows.switchboard;
-  const floor = rows[floorKey];
+  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'other load %'], t);
+  const get = (k, conc) => (rows[k] && !rows[k].error ? rows[k][conc] : undefined);
+  const refs = [floorKey, ...(refKey ? [refKey] : [])];
+  const name = { relay: floorKey === 'relay' ? 'bare relay' : 'bare HTTP relay', direct: 'direct' };
   const ratios = [];
   for (const conc of CFG.concurrency) {
-    const s = sb?.[conc];
-    const fl = floor?.[conc];
+    const s = get('switchboard', conc);
     let best;
     for (const k of peerKeys) {
-      const p = rows[k]?.[conc];
+      const p = get(k, conc);
       if (p && (!best || p.rps > best.r.rps)) best = { k, r: p };
     }
-    ratios.push([
-      conc,
-      s && fl ? f2(s.rps / fl.rps) : 'n/a',
-      s && best ? `${f2(s.rps / best.r.rps)} (${best.k})` : peerKeys.length ? 'n/a' : '— (no peer)',
-      s && fl ? f3(s.p50 - fl.p50) : 'n/a',
-      s && fl ? f3(s.p99 - fl.p99) : 'n/a',
-    ]);
+    const row = [conc];
+    for (const k of refs) row.push(s && get(k, conc) ? f2(s.rps / get(k, conc).rps) : 'n/a');
+    if (peerKeys.length) row.push(s && best ? `${f2(s.rps / best.r.rps)} (${best.k})` : 'n/a');
+    for (const k of refs) {
+      const fl = get(k, conc);
+      row.push(s && fl ? `${f3(s.p50 - fl.p50)} / ${f3(s.p99 - fl.p99)}` : 'n/a');
+    }
+    ratios.push(row);
   }
   table(
     [
       'concurrency',
-      `Switchboard ÷ ${floorKey === 'relay' ? 'bare relay' : 'direct'} (req/s)`,
-      'Switchboard ÷ best peer (req/s)',
-      `added p50 ms (Switchboard − ${floorKey === 'relay' ? 'relay' : 'direct'})`,
-      'added p99 ms',
+      ...refs.map((k) => `Switchboard ÷ ${name[k]} (req/s)`),
+      ...(peerKeys.length ? ['Switchboard ÷ best peer (req/s)'] : []),
+      ...refs.map((k) => `added p50 / p99 ms vs ${name[k]}`),
     ],
     ratios,
   );
@@ -400,6 +384,12 @@ async function scenario2() {
   const contenders = [
     { key: 'direct', label: 'direct to upstream (floor)', start: async () => ({ url: httpFixture.url, stop: async () => {} }), tool: 'echo' },
     {
+      key: 'relay',
+      label: 'bare HTTP→HTTP relay (one hop, no features)',
+      start: () => startRelay({}, { upstream: httpFixture.url }),
+      tool: 'echo',
+    },
+    {
       key: 'switchboard',
       label: 'Switchboard /mcp',
       start: () => startSwitchboard({ echo: { url: httpFixture.url } }, { profile: true }),
@@ -419,20 +409,41 @@ async function scenario4() {
   for (let i = 1; i <= 20; i++) {
     servers[`s${String(i).padStart(2, '0')}`] = { command: NODE, args: [FIXTURE_STDIO], env: { TOOLS: '50' } };
   }
+  const contenders = [
+    {
+      key: 'relay',
+      label: 'bare relay, 1 upstream × 1,000 tools',
+      start: async () => {
+        const h = await startRelay({ TOOLS: '1000' });
+        h.check = await countTools(h.url);
+        return h;
+      },
+    },
+    {
+      key: 'switchboard',
+      label: 'Switchboard /mcp, 20 × 50 tools',
+      start: async () => {
+        const h = await startSwitchboard(servers, { profile: true });
+        h.check = await countTools(h.url);
+        log(`  Switchboard aggregate exposes ${h.check.tools} tools in ${h.check.pages} page(s)`);
+        return h;
+      },
+    },
+  ];
+  const checks = {};
+  for (const c of contenders) {
+    const start = c.start;
+    c.start = async () => {
+      const h = await start();
+      checks[c.key] = h.check;
+      return h;
+    };
+  }
+  const rows = await compare(contenders, [
+    { id: 'list', label: 'tools/list c=1', opts: () => ({ op: 'list', sessions: 1, concurrency: 1 }) },
+  ]);
   const r = {};
-  log('- bare relay, one upstream with 1,000 tools (floor: same list size, fetched from the child each time)');
-  r.relay = await withContender('relay', () => startRelay({ TOOLS: '1000' }), async (h) => {
-    const check = await countTools(h.url);
-    const m = await measure('bare relay tools/list (1,000 tools)', { url: h.url, op: 'list', sessions: 1, concurrency: 1 });
-    return { ...m, ...check };
-  });
-  log('- Switchboard /mcp, 20 upstreams × 50 tools');
-  r.switchboard = await withContender('switchboard', () => startSwitchboard(servers, { profile: true }), async (h) => {
-    const check = await countTools(h.url);
-    log(`  aggregate exposes ${check.tools} tools in ${check.pages} page(s)`);
-    const m = await measure('Switchboard tools/list (1,000 tools)', { url: h.url, op: 'list', sessions: 1, concurrency: 1 });
-    return { ...m, ...check };
-  });
+  for (const c of contenders) r[c.key] = rows[c.key]?.error ? rows[c.key] : { ...rows[c.key].list, ...checks[c.key] };
   results.s4 = r;
 }
 
@@ -441,6 +452,7 @@ async function scenario4() {
 async function openIdle(h, n, { tree = false } = {}) {
   const rss = () => (tree ? treeRssKiB(h.pid).kib : rssKiB(h.pid));
   await sleep(1000);
+  await waitQuiet();
   const before = rss();
   const load = await runLoadProcess({
     url: h.url,
@@ -487,20 +499,22 @@ async function scenario5() {
 
 async function scenario6() {
   log('\n[6] session setup rate (initialize + notifications/initialized), c=16');
+  const contenders = [
+    { key: 'relay', label: 'bare relay (floor)', start: () => startRelay() },
+    { key: 'switchboard', label: 'Switchboard /mcp', start: () => startSwitchboard(stdioEcho(), { profile: true }) },
+    { key: 'mcp-proxy', label: `mcp-proxy ${MCP_PROXY?.version ?? ''}`.trim(), start: () => startPeer('mcp-proxy') },
+  ];
+  const rows = await compare(contenders, [
+    { id: 'setup', label: 'setup c=16', opts: () => ({ op: 'setup', concurrency: 16 }) },
+  ]);
   const r = {};
-  const run = (label) => (h) => measure(label, { url: h.url, op: 'setup', concurrency: 16 });
-  r.relay = await withContender('relay', () => startRelay(), run('bare relay (floor)'));
-  r.switchboard = await withContender('switchboard', () => startSwitchboard(stdioEcho(), { profile: true }), run('Switchboard /mcp'));
-  r['mcp-proxy'] = await withContender('mcp-proxy', () => startPeer('mcp-proxy'), run('mcp-proxy'));
-  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), (h) =>
-    measure(`supergateway (capped at ${CFG.sgSessionCap} sessions)`, {
-      url: h.url,
-      op: 'setup',
-      concurrency: 16,
-      maxOps: CFG.sgSessionCap,
-      timeout: 120,
-    }),
-  );
+  for (const c of contenders) r[c.key] = rows[c.key]?.error ? rows[c.key] : rows[c.key].setup;
+  log(`- supergateway --stateful: a child process per session, so capped at ${CFG.sgSessionCap} sessions`);
+  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), async (h) => {
+    const res = await loadOnce({ url: h.url, op: 'setup', concurrency: 16, maxOps: CFG.sgSessionCap, timeout: 120 });
+    log(fmtRun('supergateway setup c=16', res));
+    return res;
+  });
   results.s6 = r;
 }
 
@@ -585,6 +599,7 @@ function report() {
       results.s2,
       'direct',
       [],
+      'relay',
     );
   }
   if (want(3)) {

@@ -6,14 +6,23 @@
  */
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createIdentityPropagator } from './auth/identity.js';
+import { createOAuthVerifier } from './auth/oauth.js';
+import {
+  challengeForError,
+  metadataUrlFor,
+  PROTECTED_RESOURCE_WELL_KNOWN,
+  protectedResourceMetadata,
+} from './auth/resource-metadata.js';
+import { loadGlobalAllowlist } from './policy/passthrough.js';
 import { createAuthenticator } from './auth/authenticator.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
-import { createHttpServer, defaultChallenge, type RouteHandler } from './http/server.js';
+import { createRequestHandler, defaultChallenge, type RouteHandler } from './http/server.js';
 import { isLoopbackHost } from './http/guards.js';
 import type { Logger } from './observability/logger.js';
 import { openDatabase, resolveDataDir } from './store/database.js';
@@ -27,6 +36,8 @@ export interface RunningGateway {
   readonly tokens: TokenService;
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
+  /** The external base URL (`SWITCHBOARD_PUBLIC_URL`, else `url`) used in absolute URLs. */
+  readonly publicUrl: string;
   /** Graceful stop: closes the listener, sessions and upstreams. */
   close(): Promise<void>;
 }
@@ -58,6 +69,8 @@ export interface StartGatewayOptions {
   database?: Database;
   /** Data directory; default from the config (`dataDir`, else `.switchboard` next to the config file). */
   dataDir?: string;
+  /** External base URL; default `SWITCHBOARD_PUBLIC_URL`, else the bound address. */
+  publicUrl?: string;
 }
 
 /**
@@ -76,13 +89,16 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       `refusing to bind ${host} without inbound authentication; set auth.mode, bind 127.0.0.1, or pass --insecure`,
     );
   }
+  const started = Date.now();
   const database =
-    options.database ?? (await openDatabase({ dataDir: options.dataDir ?? resolveDataDir(config), logger: logger.child({ component: 'store' }) }));
+    options.database ??
+    (await openDatabase({
+      dataDir: options.dataDir ?? resolveDataDir(config),
+      logger: logger.child({ component: 'store' }),
+    }));
   const applied = await database.migrate();
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
   const tokens = await createTokenService({ store: database.tokens, settings: database.settings, logger });
-  const authenticate = createAuthenticator({ config: config.auth, tokens, logger });
-  const challenge = defaultChallenge;
   const gateway = new Gateway({
     config,
     logger,
@@ -91,11 +107,15 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     ...(options.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: options.sweepIntervalMs }),
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
   });
-  const started = Date.now();
-  await gateway.start();
-  await loadRuntimeServers(gateway, database.servers);
-  const routes: RouteHandler[] = [createAdminApi({ gateway, authenticate, tokens, servers: database.servers, challenge })];
-  const server = createHttpServer({ gateway, bindHost: host, authenticate, challenge, routes });
+
+  // Listen first: absolute URLs (RFC 9728 metadata, identity assertions) need the public URL,
+  // which defaults to the bound address. Upstreams start right after; /readyz tells when ready.
+  let handler: (req: IncomingMessage, res: ServerResponse) => void = (req, res) => {
+    const live = req.url === '/healthz';
+    res.writeHead(live ? 200 : 503, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(live ? '{"status":"ok"}' : '{"status":"starting"}');
+  };
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => handler(req, res));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -106,6 +126,85 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const addr = server.address() as AddressInfo;
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost}:${addr.port}`;
+  const publicUrl = (options.publicUrl ?? process.env.SWITCHBOARD_PUBLIC_URL ?? url).replace(/\/+$/, '');
+
+  try {
+    const oauthCfg = config.auth.oauth;
+    const oauthOn = config.auth.mode === 'oauth' || config.auth.mode === 'tokens+oauth';
+    const mcpPaths = () => [
+      '/mcp',
+      ...Object.keys(gateway.config.virtualServers).map((v) => `/mcp/${v}`),
+      ...Object.keys(gateway.config.servers).map((n) => `/servers/${n}/mcp`),
+    ];
+    const oauth =
+      oauthOn && oauthCfg
+        ? createOAuthVerifier({
+            issuer: oauthCfg.issuer,
+            audience: oauthCfg.audience ?? [publicUrl, ...mcpPaths().map((p) => publicUrl + p)],
+            validation: oauthCfg.validation,
+            requiredScopes: oauthCfg.requiredScopes,
+            ...(oauthCfg.clientId === undefined ? {} : { clientId: oauthCfg.clientId }),
+            ...(oauthCfg.clientSecret === undefined ? {} : { clientSecret: oauthCfg.clientSecret }),
+            ...(oauthCfg.jwksUri === undefined ? {} : { jwksUri: oauthCfg.jwksUri }),
+            ...(oauthCfg.introspectionEndpoint === undefined
+              ? {}
+              : { introspectionEndpoint: oauthCfg.introspectionEndpoint }),
+            logger: logger.child({ component: 'oauth' }),
+          })
+        : undefined;
+    const authenticate = createAuthenticator({ config: config.auth, tokens, ...(oauth ? { oauth } : {}), logger });
+    const challenge = (path: string, err: GatewayError): string => {
+      if (!oauthOn || !oauthCfg) return defaultChallenge(path, err);
+      const location = metadataUrlFor(publicUrl, path.startsWith('/api/') ? '/' : path);
+      return (
+        challengeForError(err, { resourceMetadataUrl: location.url, scope: oauthCfg.requiredScopes }) ??
+        defaultChallenge(path, err)
+      );
+    };
+    const identity = await createIdentityPropagator({
+      issuer: publicUrl,
+      keyStore: database.settings,
+      logger: logger.child({ component: 'identity' }),
+    });
+    gateway.setOutbound({
+      globalAllowlist: await loadGlobalAllowlist({ source: config.headers.source, settings: database.settings }),
+      overwriteBase: config.headers.overwriteBase,
+      reservedHeaders: config.auth.trustedProxy ? [config.auth.trustedProxy.header] : [],
+      identity,
+    });
+    const wellKnown: RouteHandler = (req, res, path) => {
+      if (path === '/.well-known/jwks.json') {
+        res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=300' });
+        res.end(JSON.stringify(identity.jwks()));
+        return true;
+      }
+      if (!path.startsWith(PROTECTED_RESOURCE_WELL_KNOWN) || !oauthOn || !oauthCfg) return false;
+      const rest = path.slice(PROTECTED_RESOURCE_WELL_KNOWN.length);
+      if (rest !== '' && !mcpPaths().includes(rest)) return false;
+      const body = protectedResourceMetadata({
+        resource: publicUrl + rest,
+        authorizationServers: [oauthCfg.issuer],
+        scopesSupported: oauthCfg.requiredScopes,
+        resourceName: 'Switchboard MCP gateway',
+      });
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300' });
+      res.end(JSON.stringify(body));
+      void req;
+      return true;
+    };
+    const routes: RouteHandler[] = [
+      wellKnown,
+      createAdminApi({ gateway, authenticate, tokens, servers: database.servers, challenge }),
+    ];
+    const serve = createRequestHandler({ gateway, bindHost: host, authenticate, challenge, routes });
+    await gateway.start();
+    await loadRuntimeServers(gateway, database.servers);
+    handler = serve;
+  } catch (err) {
+    server.close();
+    if (!options.database) await database.close();
+    throw err;
+  }
   logger.info(
     { url, mcp: `${url}/mcp`, startupMs: Date.now() - started, servers: gateway.upstreams.size },
     'listening',
@@ -116,6 +215,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     database,
     tokens,
     url,
+    publicUrl,
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

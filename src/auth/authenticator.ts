@@ -67,7 +67,7 @@ export function addressInCidrs(address: string | undefined, cidrs: readonly Cidr
     return false;
   }
   for (const [range, bits] of cidrs) {
-    if (addr.kind() === range.kind() && addr.match(range as never, bits)) return true;
+    if (addr.kind() === range.kind() && addr.match(range, bits)) return true;
   }
   return false;
 }

@@ -254,7 +254,7 @@ class Propagator implements IdentityPropagator {
       created.headers.catch(() => {
         if (this.#cache.get(key) === created) this.#cache.delete(key);
       });
-      if (this.#cache.size >= this.#cacheSize) this.#evict(now);
+      if (this.#cache.size >= this.#cacheSize) this.#evictOldest();
       this.#cache.set(key, created);
       entry = created;
     }
@@ -263,10 +263,11 @@ class Propagator implements IdentityPropagator {
     return { ...headers, [IDENTITY_HEADERS.traceId]: headerSafe(ctx.traceId) };
   }
 
-  /** Drops stale entries; when none are stale, the oldest (Map order is insertion order). */
-  #evict(now: number): void {
-    for (const [k, e] of this.#cache) if (now >= e.refreshAt) this.#cache.delete(k);
-    if (this.#cache.size < this.#cacheSize) return;
+  /**
+   * Drops the oldest entry. Every entry lives the same time and a refreshed entry is re-inserted
+   * at the end, so Map order (insertion order) is expiry order: the first entry expires first.
+   */
+  #evictOldest(): void {
     const oldest = this.#cache.keys().next();
     if (oldest.done !== true) this.#cache.delete(oldest.value);
   }
@@ -308,12 +309,17 @@ class Propagator implements IdentityPropagator {
 export async function createIdentityPropagator(options: IdentityPropagatorOptions): Promise<IdentityPropagator> {
   const ttlSeconds = options.ttlSeconds ?? 60;
   if (!Number.isInteger(ttlSeconds) || ttlSeconds <= 0) {
-    throw new GatewayError('SWB_ERR_CONFIG_INVALID', `identity assertion ttlSeconds must be a positive integer, got ${ttlSeconds}`);
+    throw new GatewayError(
+      'SWB_ERR_CONFIG_INVALID',
+      `identity assertion ttlSeconds must be a positive integer, got ${ttlSeconds}`,
+    );
   }
-  if (options.issuer === '') throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'identity assertion issuer must not be empty');
+  if (options.issuer === '')
+    throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'identity assertion issuer must not be empty');
   const stored = await loadSigningKey(options.keyStore, options.logger);
   const key = await importJWK(stored, ALG);
-  if (key instanceof Uint8Array) throw new GatewayError('SWB_ERR_INTERNAL', 'identity signing key imported as a secret key');
+  if (key instanceof Uint8Array)
+    throw new GatewayError('SWB_ERR_INTERNAL', 'identity signing key imported as a secret key');
   const { kty, crv, x, y, kid } = stored;
   return new Propagator({
     issuer: options.issuer,

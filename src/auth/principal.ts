@@ -38,5 +38,5 @@ export const ANONYMOUS: Principal = Object.freeze({
   id: 'anonymous',
   kind: 'anonymous',
   subject: 'anonymous',
-  permissions: Object.freeze(['*']) as readonly string[],
+  permissions: Object.freeze<string[]>(['*']),
 });

@@ -12,6 +12,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { isGatewayError } from '../errors.js';
 import { runCheck } from './check.js';
 import { runImport } from './import.js';
+import { runMigrate } from './migrate.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 
 /** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
@@ -61,6 +62,15 @@ export function createProgram(): Command {
     .option('-f, --force', 'overwrite --output if it exists')
     .action(async (file: string, opts: { output?: string; force?: boolean }) => {
       process.exitCode = await runImport({ file, ...opts });
+    });
+
+  program
+    .command('migrate')
+    .description('apply pending database migrations (serve also does this on start)')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--database-url <url>', 'database to migrate (default SWITCHBOARD_DATABASE_URL, else the data directory)')
+    .action(async (opts: { config?: string; databaseUrl?: string }) => {
+      process.exitCode = await runMigrate(opts);
     });
 
   const token = program.command('token').description('manage API tokens in the configured database');

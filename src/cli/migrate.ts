@@ -9,9 +9,10 @@ import type { EnvSource } from '../config/interpolate.js';
 import { isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { openDatabase, resolveDataDir } from '../store/database.js';
+import { openDatabase } from '../store/database.js';
 import type { Database } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
+import { dataDirFor } from './token.js';
 
 /** Options of `switchboard migrate`. */
 export interface MigrateOptions {
@@ -39,7 +40,8 @@ export async function runMigrate(options: MigrateOptions = {}, output: CliOutput
   let dataDir: string;
   try {
     const config = await loadConfigFile(path, { env, onWarning: (w) => output.err(`warning: ${w}`) });
-    dataDir = resolveDataDir(config);
+    // The same data directory as `switchboard serve` and `switchboard token`.
+    dataDir = dataDirFor(config);
   } catch (err) {
     if (!isConfigError(err)) throw err;
     for (const line of err.format().split('\n')) output.err(line);

@@ -211,7 +211,9 @@ export type VirtualServer = z.infer<typeof VirtualServer>;
 
 /** `resource.action` permission strings, `*` wildcards per segment (issue "Identity" §E). */
 export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
-const Permission = z.string().regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
+const Permission = z
+  .string()
+  .regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
 
 /** Inbound authentication and authorization (issue "Identity" §B–§F). */
 export const AuthConfig = z
@@ -257,7 +259,11 @@ export const AuthConfig = z
   .strict()
   .superRefine((a, ctx) => {
     if ((a.mode === 'oauth' || a.mode === 'tokens+oauth') && !a.oauth) {
-      ctx.addIssue({ code: 'custom', path: ['oauth'], message: `auth.mode ${a.mode} needs an auth.oauth section (issuer, audience)` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['oauth'],
+        message: `auth.mode ${a.mode} needs an auth.oauth section (issuer, audience)`,
+      });
     }
   });
 export type AuthConfig = z.infer<typeof AuthConfig>;

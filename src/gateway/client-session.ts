@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { requirePermission, scopeOf, type Scope } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -140,10 +141,15 @@ export class ClientSession {
    * Handles one client request; the response (and any related messages) go to `out`.
    * Never throws: every failure becomes a JSON-RPC error response.
    */
-  handleRequest(req: JsonRpcRequest, out: OutboundChannel, principal: Principal = this.principal): void {
+  handleRequest(
+    req: JsonRpcRequest,
+    out: OutboundChannel,
+    principal: Principal = this.principal,
+    httpHeaders?: IncomingHttpHeaders,
+  ): void {
     this.lastActivity = this.#host.now();
     try {
-      this.#dispatch(req, out, principal);
+      this.#dispatch(req, out, principal, httpHeaders);
     } catch (err) {
       out.send(this.#errorFor(req.id, err));
     }
@@ -201,9 +207,19 @@ export class ClientSession {
     this.#host.onSessionClosed(this, reason);
   }
 
-  #dispatch(req: JsonRpcRequest, out: OutboundChannel, principal: Principal): void {
+  #dispatch(
+    req: JsonRpcRequest,
+    out: OutboundChannel,
+    principal: Principal,
+    httpHeaders: IncomingHttpHeaders | undefined,
+  ): void {
     const params = req.params;
     const scope = scopeOf(principal);
+    // Who this request is for: picks the upstream connection and carries what outbound headers need.
+    const ctx: SlotContext =
+      httpHeaders === undefined && principal === this.principal
+        ? this.#slot
+        : { sessionId: this.id, principalId: principal.id, principal, httpHeaders };
     switch (req.method) {
       case 'initialize':
         out.send({ jsonrpc: '2.0', id: req.id, result: this.#initialize(params ?? {}) });
@@ -245,7 +261,7 @@ export class ClientSession {
         }
         requirePermission(principal, 'tools.execute');
         (params as JsonObject).name = hit.name;
-        this.#forward(req, out, hit.member.upstream, params);
+        this.#forward(req, out, hit.member.upstream, params, ctx);
         return;
       }
       case 'prompts/get': {
@@ -256,13 +272,13 @@ export class ClientSession {
           throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
         }
         (params as JsonObject).name = hit.name;
-        this.#forward(req, out, hit.member.upstream, params);
+        this.#forward(req, out, hit.member.upstream, params, ctx);
         return;
       }
       case 'resources/read': {
         const hit = this.#resource(params, scope);
         (params as JsonObject).uri = hit.name;
-        this.#forward(req, out, hit.member.upstream, params);
+        this.#forward(req, out, hit.member.upstream, params, ctx);
         return;
       }
       case 'resources/subscribe':
@@ -272,21 +288,21 @@ export class ClientSession {
         const caller = this.#caller(out);
         const p =
           req.method === 'resources/subscribe'
-            ? up.subscribe(this.#slot, hit.name, caller)
-            : up.unsubscribe(this.#slot, hit.name, caller);
+            ? up.subscribe(ctx, hit.name, caller)
+            : up.unsubscribe(ctx, hit.name, caller);
         void p.then((r) => this.#respond(req.id, r, out));
         return;
       }
       case 'completion/complete':
-        this.#complete(req, out, params ?? {}, scope);
+        this.#complete(req, out, params ?? {}, scope, ctx);
         return;
       case 'logging/setLevel':
-        this.#setLevel(req, out, params ?? {});
+        this.#setLevel(req, out, params ?? {}, ctx);
         return;
       default: {
         const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
         if (only && scope.server(only.upstream.name)) {
-          this.#forward(req, out, only.upstream, params);
+          this.#forward(req, out, only.upstream, params, ctx);
           return;
         }
         out.send(errorResponse(req.id, JSONRPC_METHOD_NOT_FOUND, `Method not found: ${req.method}`));
@@ -335,27 +351,27 @@ export class ClientSession {
     return hit;
   }
 
-  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope): void {
+  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope, ctx: SlotContext): void {
     const ref = params.ref as JsonObject | undefined;
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const hit = this.view.resolvePrompt(ref.name);
       if (!hit || !scope.server(hit.member.upstream.name))
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
       ref.name = hit.name;
-      this.#forward(req, out, hit.member.upstream, params);
+      this.#forward(req, out, hit.member.upstream, params, ctx);
       return;
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const member = this.view.resolveTemplate(ref.uri);
       if (!member || !scope.server(member.upstream.name))
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
-      this.#forward(req, out, member.upstream, params);
+      this.#forward(req, out, member.upstream, params, ctx);
       return;
     }
     throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'completion/complete needs ref/prompt or ref/resource');
   }
 
-  #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject): void {
+  #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, ctx: SlotContext): void {
     const level = params.level;
     const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
     if (index < 0) {
@@ -365,13 +381,13 @@ export class ClientSession {
     this.#minLogLevel = index;
     const targets = this.view.members.filter((m) => m.upstream.capabilities.logging !== undefined);
     const caller = this.#caller(out);
-    void Promise.all(
-      targets.map((m) => m.upstream.call(this.#slot, 'logging/setLevel', { level }, caller).response),
-    ).then((responses) => {
-      const only = this.view.kind === 'single' ? responses[0] : undefined;
-      if (only && 'error' in only) this.#respond(req.id, only, out);
-      else out.send({ jsonrpc: '2.0', id: req.id, result: {} });
-    });
+    void Promise.all(targets.map((m) => m.upstream.call(ctx, 'logging/setLevel', { level }, caller).response)).then(
+      (responses) => {
+        const only = this.view.kind === 'single' ? responses[0] : undefined;
+        if (only && 'error' in only) this.#respond(req.id, only, out);
+        else out.send({ jsonrpc: '2.0', id: req.id, result: {} });
+      },
+    );
   }
 
   #logLevelAllows(n: JsonRpcNotification): boolean {
@@ -380,8 +396,14 @@ export class ClientSession {
     return typeof level !== 'string' || LOG_LEVELS.indexOf(level) >= this.#minLogLevel;
   }
 
-  #forward(req: JsonRpcRequest, out: OutboundChannel, upstream: Upstream, params: JsonObject | undefined): void {
-    const call = upstream.call(this.#slot, req.method, params, this.#caller(out));
+  #forward(
+    req: JsonRpcRequest,
+    out: OutboundChannel,
+    upstream: Upstream,
+    params: JsonObject | undefined,
+    ctx: SlotContext,
+  ): void {
+    const call = upstream.call(ctx, req.method, params, this.#caller(out));
     const id = req.id;
     this.#inflight.set(id, call);
     void call.response.then((response) => {

@@ -10,7 +10,7 @@ import type { ServerConfig, SwitchboardConfig, VirtualServer } from '../config/s
 import { GatewayError } from '../errors.js';
 import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import type { Audience, UpstreamEvent } from '../upstream/upstream.js';
+import type { Audience, OutboundOptions, UpstreamEvent } from '../upstream/upstream.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { compileFilter, composeFilters } from './filters.js';
@@ -54,6 +54,7 @@ export class Gateway implements SessionHost {
   #sessions = new Map<string, ClientSession>();
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
+  #outbound: OutboundOptions | undefined;
   #sweepIntervalMs: number;
 
   constructor(options: GatewayOptions) {
@@ -90,6 +91,11 @@ export class Gateway implements SessionHost {
 
   now(): number {
     return this.#now();
+  }
+
+  /** Sets the outbound identity settings used by upstreams created from now on (call before `start`). */
+  setOutbound(outbound: OutboundOptions): void {
+    this.#outbound = outbound;
   }
 
   /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
@@ -190,7 +196,9 @@ export class Gateway implements SessionHost {
    * Replaces the servers added at run time (admin API, tunnels). File-declared servers keep
    * precedence; callers refuse clashing names before calling this.
    */
-  async setRuntimeServers(servers: Record<string, ServerConfig>): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+  async setRuntimeServers(
+    servers: Record<string, ServerConfig>,
+  ): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     this.#runtimeServers = { ...servers };
     return this.#apply(this.#effective());
   }
@@ -259,6 +267,7 @@ export class Gateway implements SessionHost {
       logger: this.logger.child({ server: name }),
       gatewayVersion: this.version,
       attributionWaitMs: this.#config.sessions.attributionWait,
+      ...(this.#outbound ? { outbound: this.#outbound } : {}),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });

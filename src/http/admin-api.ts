@@ -69,7 +69,7 @@ function stringList(v: unknown, field: string): string[] | undefined {
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean);
-  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v as string[];
+  if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
   throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `${field} must be a list of strings`);
 }
 

@@ -126,7 +126,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
       const m = v.message;
       if (!('method' in m)) session.handleResponse(m);
-      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, principal);
+      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, principal, req.headers);
       else session.handleNotification(m);
     } catch (err) {
       sendHttpError(

@@ -10,6 +10,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Authenticate } from '../auth/authenticator.js';
+import { stripIdentityHeaders } from '../auth/identity.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
 import { requirePermission, scopeOf } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -59,6 +60,11 @@ type Target = { kind: 'mcp' | 'sse' | 'message'; view: View; prefix: string };
 
 /** Creates (but does not start) the gateway's HTTP server. */
 export function createHttpServer(options: HttpServerOptions): Server {
+  return createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(options));
+}
+
+/** The gateway's `node:http` request listener (for a server the caller owns). */
+export function createRequestHandler(options: HttpServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { gateway } = options;
   const cfg = gateway.config;
   const authenticate: Authenticate = options.authenticate ?? (async () => ANONYMOUS);
@@ -137,6 +143,8 @@ export function createHttpServer(options: HttpServerOptions): Server {
       guard = buildGuard();
     }
     guard(req);
+    // Inbound copies of Switchboard's own identity headers are never trusted (PRODUCT §4.4).
+    stripIdentityHeaders(req.headers);
     const t = target(path);
     if (!t) {
       const query = q < 0 ? '' : url.slice(q + 1);
@@ -158,11 +166,11 @@ export function createHttpServer(options: HttpServerOptions): Server {
     return legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), principal);
   }
 
-  return createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  return (req, res) => {
     route(req, res).catch((err: unknown) => {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
       if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error');
       sendHttpError(res, ge);
     });
-  });
+  };
 }

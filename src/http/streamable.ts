@@ -259,7 +259,7 @@ export function createStreamableHandler(options: StreamableOptions) {
         );
       }
       const session = gateway.createSession(view, principal, 'streamable-http');
-      session.handleRequest(message, postChannel(res, session, message.id), principal);
+      session.handleRequest(message, postChannel(res, session, message.id), principal, req.headers);
       return;
     }
     const session = sessionFor(req, view, principal);
@@ -271,7 +271,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       session.handleNotification(message);
       res.writeHead(202).end();
     } else {
-      session.handleRequest(message, postChannel(res, session, message.id), principal);
+      session.handleRequest(message, postChannel(res, session, message.id), principal, req.headers);
     }
   }
 

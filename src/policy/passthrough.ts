@@ -101,8 +101,11 @@ export function isNeverForwarded(lowerName: string): boolean {
 
 // C0 controls except HTAB, and DEL. Bytes 0x80-0xFF stay: in a node:http header string (latin1)
 // they are the bytes of UTF-8 sequences (RFC 9110 §5.5 obs-text), not C1 controls.
+
 const CONTROL_RE = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 const CONTROL_RE_G = /[\x00-\x08\x0a-\x1f\x7f]/g;
+
 const WIDE_RE = /[^\x00-\xff]/;
 
 function isOws(code: number): boolean {
@@ -244,7 +247,9 @@ export async function loadGlobalAllowlist(options: {
 }): Promise<string[]> {
   const env = parseAllowlistEnv('envValue' in options ? options.envValue : process.env[PASSTHROUGH_ENV_VAR]);
   const db =
-    options.source === 'env' || options.settings === undefined ? undefined : await readStoredAllowlist(options.settings);
+    options.source === 'env' || options.settings === undefined
+      ? undefined
+      : await readStoredAllowlist(options.settings);
   return mergeAllowlists(options.source, env, db);
 }
 
@@ -365,7 +370,9 @@ export function createPassthroughPolicy(options: PassthroughPolicyOptions): Pass
     if (seen.has(lower)) continue;
     seen.add(lower);
     if (isNeverForwarded(lower) || reserved.has(lower)) {
-      warn(`passthrough header "${name}" ignored${where}: it is never forwarded (hop-by-hop, transport, session or identity header)`);
+      warn(
+        `passthrough header "${name}" ignored${where}: it is never forwarded (hop-by-hop, transport, session or identity header)`,
+      );
       continue;
     }
     if (lower === UPSTREAM_AUTHORIZATION_HEADER) {
@@ -376,7 +383,9 @@ export function createPassthroughPolicy(options: PassthroughPolicyOptions): Pass
     }
     if (lower === 'authorization') {
       if (CREDENTIALED.has(authType)) {
-        warn(`passthrough header "${name}" ignored${where}: the upstream's ${authType} credential is never replaced by a client header`);
+        warn(
+          `passthrough header "${name}" ignored${where}: the upstream's ${authType} credential is never replaced by a client header`,
+        );
         continue;
       }
       if (authType === 'forward') {
@@ -384,14 +393,18 @@ export function createPassthroughPolicy(options: PassthroughPolicyOptions): Pass
         continue;
       }
       if (baseHasAuthorization) {
-        warn(`passthrough header "${name}" ignored${where}: the configured Authorization header is never replaced by a client header`);
+        warn(
+          `passthrough header "${name}" ignored${where}: the configured Authorization header is never replaced by a client header`,
+        );
         continue;
       }
       warn(
         `passthrough header "${name}"${where}: the caller's Authorization (its credential to Switchboard) will be sent to this upstream; prefer auth type forward`,
       );
     } else if (base.has(lower) && !options.overwriteBase) {
-      warn(`passthrough header "${name}" ignored${where}: the server configures it (set headers.overwriteBase to let clients replace it)`);
+      warn(
+        `passthrough header "${name}" ignored${where}: the server configures it (set headers.overwriteBase to let clients replace it)`,
+      );
       continue;
     }
     allowed.push(lower);

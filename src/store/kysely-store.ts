@@ -14,14 +14,7 @@ import { sql, type ColumnType, type Kysely, type Selectable } from 'kysely';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { migrateToLatest } from './migrations.js';
-import type {
-  Database,
-  ServerStore,
-  SettingsStore,
-  StoredServer,
-  TokenRecord,
-  TokenStore,
-} from './types.js';
+import type { Database, ServerStore, SettingsStore, StoredServer, TokenRecord, TokenStore } from './types.js';
 
 /** An epoch-millisecond `bigint` column: pg reads int8 as a string, better-sqlite3 as a number. */
 type Millis = ColumnType<number | string, number, number>;

@@ -38,7 +38,11 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
         .addColumn('created_by', 'text')
         .execute();
       // Serves `list({ subject })` including its newest-first order.
-      await db.schema.createIndex('tokens_subject_created_at_idx').on('tokens').columns(['subject', 'created_at']).execute();
+      await db.schema
+        .createIndex('tokens_subject_created_at_idx')
+        .on('tokens')
+        .columns(['subject', 'created_at'])
+        .execute();
 
       await db.schema
         .createTable('servers')
@@ -98,7 +102,7 @@ export async function migrateToLatest(db: Kysely<unknown>, options: MigrateToLat
   const { error, results = [] } = await migrator.migrateToLatest();
   if (error !== undefined) {
     const failed = results.find((r) => r.status === 'Error')?.migrationName;
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = error instanceof Error ? error.message : JSON.stringify(error);
     throw new GatewayError(
       'SWB_ERR_STORE_MIGRATION',
       failed === undefined ? `database migration failed: ${reason}` : `database migration ${failed} failed: ${reason}`,

@@ -113,6 +113,8 @@ export interface RequestOptions {
   caller?: Caller;
   /** Overrides the connection's request timeout (ms). */
   timeoutMs?: number;
+  /** Extra HTTP headers for this request (remote upstreams). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Handle of an in-flight request, used to cancel it. */
@@ -269,7 +271,11 @@ export class UpstreamConnection {
     const dispatch = () => {
       this.#pending.set(upstreamId, pending);
       if (timeoutMs > 0) pending.timer = setTimeout(() => this.#timeout(upstreamId, timeoutMs), timeoutMs);
-      this.transport.send(message).catch((err: unknown) => this.#fail(upstreamId, err));
+      const sent =
+        options.headers === undefined
+          ? this.transport.send(message)
+          : this.transport.send(message, { headers: options.headers });
+      sent.catch((err: unknown) => this.#fail(upstreamId, err));
     };
     if (bidi) this.#admitBidi(caller.sessionId, dispatch, upstreamId, resolve);
     else dispatch();

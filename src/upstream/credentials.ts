@@ -175,10 +175,14 @@ class ClientCredentials implements UpstreamCredentials {
 
   #fail(detail: string, cause?: unknown): GatewayError {
     this.#logger.warn({ server: this.#server, tokenUrl: this.#auth.tokenUrl, detail }, 'upstream token request failed');
-    return new GatewayError('SWB_ERR_UPSTREAM_AUTH', `upstream "${this.#server}": could not obtain an access token: ${detail}`, {
-      cause,
-      data: { server: this.#server },
-    });
+    return new GatewayError(
+      'SWB_ERR_UPSTREAM_AUTH',
+      `upstream "${this.#server}": could not obtain an access token: ${detail}`,
+      {
+        cause,
+        data: { server: this.#server },
+      },
+    );
   }
 
   async #fetchToken(): Promise<Readonly<Record<string, string>>> {
@@ -229,7 +233,9 @@ class ClientCredentials implements UpstreamCredentials {
     }
     const expiresIn = Number(json.expires_in);
     const lifetimeMs =
-      json.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0 ? expiresIn * 1000 : this.#defaultLifetimeMs;
+      json.expires_in !== undefined && Number.isFinite(expiresIn) && expiresIn > 0
+        ? expiresIn * 1000
+        : this.#defaultLifetimeMs;
     const skew = Math.min(this.#skewMs, lifetimeMs / 2);
     const headers = Object.freeze({ authorization: `Bearer ${token}` });
     // Measured from when the request was sent, so a slow endpoint cannot make us overshoot.
@@ -266,8 +272,9 @@ export function createUpstreamCredentials(
       }
       return new StaticCredentials('bearer', Object.freeze({ authorization: `Bearer ${auth.token}` }));
     case 'basic': {
-      if (auth.username.includes(':')) throw configError(options.serverName, 'a basic-auth username cannot contain ":"');
-      // eslint-disable-next-line no-control-regex
+      if (auth.username.includes(':'))
+        throw configError(options.serverName, 'a basic-auth username cannot contain ":"');
+
       if (/[\x00-\x1f\x7f]/.test(auth.username + auth.password)) {
         throw configError(options.serverName, 'the basic-auth credential contains control characters');
       }

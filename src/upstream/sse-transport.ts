@@ -21,7 +21,7 @@ import {
   upstreamErrorResponse,
   type ResponseBody,
 } from './streamable-http-transport.js';
-import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
 
 /** Options for {@link createSseTransport}. */
 export interface SseTransportOptions {
@@ -29,6 +29,8 @@ export interface SseTransportOptions {
   url: string | URL;
   /** Static headers sent on the GET and on every POST (from config). Default none. */
   headers?: Readonly<Record<string, string>>;
+  /** Headers computed at send time for every request (e.g. a refreshed OAuth token). */
+  dynamicHeaders?: () => Readonly<Record<string, string>>;
   /** Logger, already bound to the server's name. */
   logger: Logger;
   /** undici dispatcher to use; not closed by `close()`. Default: an owned keep-alive `Pool` for the origin. */
@@ -60,6 +62,7 @@ class SseTransportImpl implements SseTransport {
   readonly description: string;
   readonly #url: URL;
   readonly #static: Record<string, string>;
+  readonly #dynamic: (() => Readonly<Record<string, string>>) | undefined;
   readonly #logger: Logger;
   readonly #startTimeoutMs: number;
   readonly #requestTimeoutMs: number;
@@ -86,6 +89,7 @@ class SseTransportImpl implements SseTransport {
     }
     this.#url = url;
     this.#static = staticHeaders(options.headers);
+    this.#dynamic = options.dynamicHeaders;
     this.#logger = options.logger;
     this.#startTimeoutMs = options.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
@@ -145,7 +149,7 @@ class SseTransportImpl implements SseTransport {
         origin: this.#url.origin,
         path: `${this.#url.pathname}${this.#url.search}`,
         method: 'GET',
-        headers: { ...this.#static, accept: 'text/event-stream' },
+        headers: { ...this.#static, ...this.#dynamic?.(), accept: 'text/event-stream' },
         signal: this.#abort.signal,
         headersTimeout: this.#startTimeoutMs,
         bodyTimeout: 0,
@@ -173,7 +177,7 @@ class SseTransportImpl implements SseTransport {
     await endpointReady;
   }
 
-  async send(message: JsonRpcMessage): Promise<void> {
+  async send(message: JsonRpcMessage, options?: SendOptions): Promise<void> {
     if (this.#closed) throw this.#closedError();
     if (this.#endpoint === undefined || this.#dispatcher === undefined) {
       throw new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport not started`);
@@ -184,7 +188,7 @@ class SseTransportImpl implements SseTransport {
         origin: this.#endpoint.origin,
         path: this.#endpointPath,
         method: 'POST',
-        headers: { ...this.#static, 'content-type': 'application/json' },
+        headers: { ...options?.headers, ...this.#static, ...this.#dynamic?.(), 'content-type': 'application/json' },
         body: JSON.stringify(message),
         signal: this.#abort.signal,
         headersTimeout: this.#requestTimeoutMs,

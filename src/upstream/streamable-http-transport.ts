@@ -24,7 +24,7 @@ import {
 } from '../protocol/jsonrpc.js';
 import { createBackoff, type Backoff } from './backoff.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
-import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
 
 /** Options for {@link createStreamableHttpTransport}. */
 export interface StreamableHttpTransportOptions {
@@ -36,6 +36,11 @@ export interface StreamableHttpTransportOptions {
    * `Last-Event-ID`, hop-by-hop headers) are ignored here. Default none.
    */
   headers?: Readonly<Record<string, string>>;
+  /**
+   * Headers computed at send time and added to every request, the standalone GET stream
+   * included (e.g. a refreshed OAuth client-credentials token). Called synchronously.
+   */
+  dynamicHeaders?: () => Readonly<Record<string, string>>;
   /** Logger, already bound to the server's name. */
   logger: Logger;
   /**
@@ -260,6 +265,8 @@ function firstHeader(value: string | string[] | undefined): string | undefined {
 interface PendingRequest {
   readonly id: JsonRpcId;
   readonly method: string;
+  /** Per-request extra headers (passthrough, identity). */
+  readonly extraHeaders: Readonly<Record<string, string>> | undefined;
   /** Aborts the POST (or resumption GET) stream of this request. */
   readonly controller: AbortController;
   /** Last SSE event id seen on this request's stream: the resumption cursor. */
@@ -287,6 +294,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   readonly #origin: string;
   readonly #path: string;
   readonly #static: Record<string, string>;
+  readonly #dynamic: (() => Readonly<Record<string, string>>) | undefined;
   readonly #logger: Logger;
   readonly #requestTimeoutMs: number;
   readonly #maxResumeAttempts: number;
@@ -324,6 +332,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     this.#origin = url.origin;
     this.#path = `${url.pathname}${url.search}`;
     this.#static = staticHeaders(options.headers);
+    this.#dynamic = options.dynamicHeaders;
     this.#logger = options.logger;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#maxResumeAttempts = options.maxResumeAttempts ?? DEFAULT_MAX_RESUME_ATTEMPTS;
@@ -360,7 +369,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     }
   }
 
-  send(message: JsonRpcMessage): Promise<void> {
+  send(message: JsonRpcMessage, options?: SendOptions): Promise<void> {
     if (this.#closed) return Promise.reject(this.#closedError());
     if (this.#dispatcher === undefined) {
       return Promise.reject(new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport not started`));
@@ -370,6 +379,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       const pending: PendingRequest = {
         id: request.id,
         method: request.method,
+        extraHeaders: options?.headers,
         controller: new AbortController(),
         lastEventId: undefined,
         retryMs: undefined,
@@ -382,7 +392,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       void this.#runRequest(request, pending);
       return Promise.resolve();
     }
-    return this.#postOther(message);
+    return this.#postOther(message, options?.headers);
   }
 
   close(): Promise<void> {
@@ -392,16 +402,23 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   // -- outgoing ----------------------------------------------------------------------------------
 
-  #headers(accept: string, lastEventId?: string): Record<string, string> {
-    const headers: Record<string, string> = { ...this.#static, accept };
+  #headers(accept: string, lastEventId?: string, extra?: Readonly<Record<string, string>>): Record<string, string> {
+    const headers: Record<string, string> =
+      this.#dynamic === undefined && extra === undefined
+        ? { ...this.#static, accept }
+        : { ...extra, ...this.#static, ...this.#dynamic?.(), accept };
     if (this.#sessionId !== undefined) headers['mcp-session-id'] = this.#sessionId;
     if (this.#protocolVersion !== undefined) headers['mcp-protocol-version'] = this.#protocolVersion;
     if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
     return headers;
   }
 
-  #post(message: JsonRpcMessage, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
-    const headers = this.#headers('application/json, text/event-stream');
+  #post(
+    message: JsonRpcMessage,
+    signal: AbortSignal,
+    extra?: Readonly<Record<string, string>>,
+  ): Promise<Dispatcher.ResponseData> {
+    const headers = this.#headers('application/json, text/event-stream', undefined, extra);
     headers['content-type'] = 'application/json';
     return this.#dispatcher!.request({
       origin: this.#origin,
@@ -428,11 +445,11 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   }
 
   /** POSTs a notification or a response: 202 expected; failures reject send(). */
-  async #postOther(message: JsonRpcMessage): Promise<void> {
+  async #postOther(message: JsonRpcMessage, extra?: Readonly<Record<string, string>>): Promise<void> {
     const sentSession = this.#sessionId;
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#post(message, this.#abort.signal);
+      res = await this.#post(message, this.#abort.signal, extra);
     } catch (err) {
       if (this.#closed) throw this.#closedError();
       throw networkFailure(this.description, err);
@@ -465,7 +482,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     const sentSession = this.#sessionId;
     let res: Dispatcher.ResponseData;
     try {
-      res = await this.#post(request, pending.controller.signal);
+      res = await this.#post(request, pending.controller.signal, pending.extraHeaders);
     } catch (err) {
       if (!this.#isLive(pending)) return;
       const error = networkFailure(this.description, err);

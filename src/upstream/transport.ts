@@ -28,6 +28,16 @@ export interface TransportCloseInfo {
   sessionExpired?: boolean;
 }
 
+/** Per-message options of {@link MessageTransport.send}. */
+export interface SendOptions {
+  /**
+   * Extra HTTP headers for this message's request (header passthrough, identity propagation).
+   * Ignored by stdio. They never replace the headers the transport owns (session, version,
+   * content negotiation).
+   */
+  headers?: Readonly<Record<string, string>>;
+}
+
 /**
  * One bidirectional JSON-RPC message channel to one upstream server instance.
  *
@@ -44,7 +54,7 @@ export interface MessageTransport {
    * reported as an error response for that request id, produced by the transport itself
    * (`error.data.code` = the GatewayError code), so the caller never hangs.
    */
-  send(message: JsonRpcMessage): Promise<void>;
+  send(message: JsonRpcMessage, options?: SendOptions): Promise<void>;
   /** Closes the channel; for stdio, terminates the child's process group (SIGTERM, then SIGKILL after a grace period). */
   close(): Promise<void>;
   /** Incoming messages. Set before `start()`. */

@@ -24,12 +24,32 @@ import { createSseTransport } from './sse-transport.js';
 import { createStdioTransport } from './stdio-transport.js';
 import { createStreamableHttpTransport } from './streamable-http-transport.js';
 import type { MessageTransport, TransportCloseInfo } from './transport.js';
-import { ANONYMOUS } from '../auth/principal.js';
+import { ANONYMOUS, type Principal } from '../auth/principal.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { IdentityPropagator } from '../auth/identity.js';
+import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
+import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
 
 /** Who a request is for: picks the connection under `session`/`user` isolation. */
 export interface SlotContext {
   sessionId: string;
   principalId: string;
+  /** The caller (credentials for `forward`, identity headers); default: the slot's last one. */
+  principal?: Principal;
+  /** The client's HTTP request headers (header passthrough). */
+  httpHeaders?: IncomingHttpHeaders;
+}
+
+/** Gateway-wide settings for outbound requests to remote upstreams (issue "Identity" §G, §H). */
+export interface OutboundOptions {
+  /** The resolved global passthrough allowlist (env / stored / merged). */
+  globalAllowlist: readonly string[];
+  /** `headers.overwriteBase`. */
+  overwriteBase: boolean;
+  /** Header names never forwarded (the trusted-proxy identity header). */
+  reservedHeaders: readonly string[];
+  /** Signs identity assertions for servers with `identityHeaders: true`. */
+  identity?: IdentityPropagator;
 }
 
 /** The lists an upstream serves, cached at start and refreshed on `list_changed`. */
@@ -70,6 +90,8 @@ export interface UpstreamOptions {
   attributionWaitMs: number;
   /** Clock (ms) for idle reaping; injectable for tests. Default `Date.now`. */
   now?: () => number;
+  /** Outbound identity settings (remote upstreams only). */
+  outbound?: OutboundOptions;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;
@@ -86,10 +108,15 @@ interface Slot {
   readonly backoff: ReturnType<typeof createBackoff>;
   /** Earliest time a restart may be attempted (after a crash). */
   notBefore: number;
+  /** Latest credential headers for this slot (used by the GET stream and initialize). */
+  authHeaders: Readonly<Record<string, string>>;
+  /** The principal the slot's connection was last used for. */
+  principal: Principal;
   readonly audience: Audience;
 }
 
 const SHARED_KEY = '*';
+const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const LIST_METHODS: Record<keyof Catalog, { method: string; field: string; capability: string }> = {
   tools: { method: 'tools/list', field: 'tools', capability: 'tools' },
   prompts: { method: 'prompts/list', field: 'prompts', capability: 'prompts' },
@@ -121,6 +148,9 @@ export class Upstream {
   #now: () => number;
   #stopped = false;
   #restartTimer: NodeJS.Timeout | undefined;
+  #credentials: UpstreamCredentials | undefined;
+  #passthrough: PassthroughPolicy | undefined;
+  #identity: IdentityPropagator | undefined;
   #restarts = 0;
 
   constructor(options: UpstreamOptions) {
@@ -130,6 +160,43 @@ export class Upstream {
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
     this.isolation = isStdioServer(options.config) ? options.config.isolation : 'principal';
+    const cfg = options.config;
+    if (!isStdioServer(cfg)) {
+      this.#credentials = createUpstreamCredentials(cfg.auth, { serverName: this.name, logger: this.#logger });
+      const out = options.outbound;
+      this.#passthrough = createPassthroughPolicy({
+        globalAllowlist: out?.globalAllowlist ?? [],
+        serverAllowlist: cfg.passthroughHeaders,
+        upstreamAuthType: cfg.auth?.type ?? 'none',
+        baseHeaders: cfg.headers,
+        overwriteBase: out?.overwriteBase ?? false,
+        reservedHeaders: out?.reservedHeaders ?? [],
+        serverName: this.name,
+        logger: this.#logger,
+      });
+      this.#identity = cfg.identityHeaders ? out?.identity : undefined;
+    }
+  }
+
+  /**
+   * Headers for one request to a remote upstream: credentials, then passed-through client
+   * headers, then identity headers (the documented merge order of `policy/passthrough.ts`).
+   * `undefined` for stdio upstreams.
+   */
+  async #outboundHeaders(ctx: SlotContext, slot: Slot | undefined): Promise<Record<string, string> | undefined> {
+    const creds = this.#credentials;
+    if (!creds) return undefined;
+    const principal = ctx.principal ?? slot?.principal ?? ANONYMOUS;
+    const auth = await creds.headersFor(principal);
+    if (slot) {
+      slot.authHeaders = auth;
+      slot.principal = principal;
+    }
+    const passed = ctx.httpHeaders && this.#passthrough ? this.#passthrough(ctx.httpHeaders) : EMPTY_HEADERS;
+    const identity = this.#identity
+      ? await this.#identity.headersFor({ serverName: this.name, principal, sessionId: ctx.sessionId })
+      : EMPTY_HEADERS;
+    return { ...auth, ...passed, ...identity };
   }
 
   /** Current lifecycle state. */
@@ -229,7 +296,14 @@ export class Upstream {
       }
       if (cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
       if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
-      const inflight = conn.request(method, params, { caller });
+      let headers: Record<string, string> | undefined;
+      try {
+        headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
+      } catch (err) {
+        const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
+        return { jsonrpc: '2.0', id: 0, error: { code: ge.jsonRpcCode, message: ge.message, data: { code: ge.code } } };
+      }
+      const inflight = conn.request(method, params, headers === undefined ? { caller } : { caller, headers });
       current = { conn, id: inflight.upstreamId };
       const response = await inflight.response;
       const data =
@@ -374,6 +448,8 @@ export class Upstream {
       subscriptions: new Map(),
       backoff: createBackoff({ initialDelayMs: restart.initialDelay, maxDelayMs: restart.maxDelay }),
       notBefore: 0,
+      authHeaders: EMPTY_HEADERS,
+      principal: ctx.principal ?? ANONYMOUS,
       audience:
         this.isolation === 'session'
           ? { kind: 'session', id: key }
@@ -399,7 +475,11 @@ export class Upstream {
     const wait = slot.notBefore - this.#now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const logger = this.#logger.child({ slot: slot.key });
-    const transport = this.#options.createTransport?.(logger) ?? this.#createTransport(logger);
+    if (this.#credentials) {
+      // The connection is made for the slot's principal; initialize and the GET stream carry its credential.
+      slot.authHeaders = await this.#credentials.headersFor(slot.principal);
+    }
+    const transport = this.#options.createTransport?.(logger) ?? this.#createTransport(logger, slot);
     const conn: UpstreamConnection = new UpstreamConnection(transport, {
       name: this.name,
       logger,
@@ -429,7 +509,7 @@ export class Upstream {
     return conn;
   }
 
-  #createTransport(logger: Logger): MessageTransport {
+  #createTransport(logger: Logger, slot: Slot): MessageTransport {
     const cfg = this.config;
     if (isStdioServer(cfg)) {
       const s: StdioServer = cfg;
@@ -443,8 +523,10 @@ export class Upstream {
       });
     }
     const r: RemoteServer = cfg;
-    if (remoteTransport(r) === 'sse') return createSseTransport({ url: r.url, headers: r.headers, logger });
-    return createStreamableHttpTransport({ url: r.url, headers: r.headers, logger });
+    const dynamicHeaders = () => slot.authHeaders;
+    if (remoteTransport(r) === 'sse')
+      return createSseTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
+    return createStreamableHttpTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
   }
 
   async #loadCatalog(conn: UpstreamConnection, only: ReadonlyArray<keyof Catalog> | undefined): Promise<void> {

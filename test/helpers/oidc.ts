@@ -14,6 +14,7 @@
  * `http://127.0.0.1:port/tenant-a`, for RFC 8414 §3.1 path insertion).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, type JWK } from 'jose';
 
@@ -65,6 +66,11 @@ export interface RunningAuthorizationServer {
   revokeToken(token: string): Promise<void>;
   /** Paths of every request received, in order (query strings removed). */
   readonly requests: string[];
+  /**
+   * Simulates an outage: while false, every connection is reset before an answer (the listener
+   * stays bound, so the issuer URL stays the same).
+   */
+  setAvailable(up: boolean): void;
   /** Stops the listener and drops open connections. Idempotent. */
   stop(): Promise<void>;
 }
@@ -88,12 +94,21 @@ export async function startAuthorizationServer(
   const scopes = options.scopes ?? ['mcp:read', 'mcp:write', 'mcp:admin'];
   const requests: string[] = [];
 
-  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+  // The provider needs its issuer (hence the port) before it exists: attached after listen().
+  const app: { handler?: (req: IncomingMessage, res: ServerResponse) => void } = {};
+  let available = true;
   const server: Server = createServer((req, res) => {
+    if (!available) {
+      req.socket.destroy();
+      return;
+    }
     const url = req.url ?? '/';
     const path = url.split('?')[0] ?? '/';
     requests.push(path);
-    if (path.startsWith('/.well-known/oauth-authorization-server') || path.endsWith('/.well-known/oauth-authorization-server')) {
+    if (
+      path.startsWith('/.well-known/oauth-authorization-server') ||
+      path.endsWith('/.well-known/oauth-authorization-server')
+    ) {
       if (!rfc8414) return notFound(res);
       // RFC 8414 §3.1: for an issuer with a path, the well-known segment is inserted before it.
       // oidc-provider serves it appended to its mount path, so translate.
@@ -110,8 +125,8 @@ export async function startAuthorizationServer(
       (req as IncomingMessage & { originalUrl?: string }).originalUrl = target;
       req.url = target.slice(mountPath.length) || '/';
     }
-    if (!handler) return notFound(res);
-    handler(req, res);
+    if (!app.handler) return notFound(res);
+    app.handler(req, res);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
@@ -119,7 +134,12 @@ export async function startAuthorizationServer(
   const issuer = `${origin}${mountPath}`;
 
   const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const signingKey: JWK = { ...(await exportJWK(privateKey)), kid: 'test-rs256', alg: 'RS256', use: 'sig' };
+  const signingKey: JWK = {
+    ...(await exportJWK(privateKey)),
+    kid: `key-${randomUUID().slice(0, 8)}`,
+    alg: 'RS256',
+    use: 'sig',
+  };
 
   const client = { clientId: 'mcp-client', clientSecret: 'mcp-client-secret-0123456789abcdef' };
   const introspectionClient = { clientId: 'switchboard', clientSecret: 'switchboard-secret-0123456789abcdef' };
@@ -184,7 +204,7 @@ export async function startAuthorizationServer(
       },
     },
   });
-  handler = provider.callback();
+  app.handler = provider.callback();
 
   const basic = (c: { clientId: string; clientSecret: string }): string =>
     `Basic ${Buffer.from(`${encodeURIComponent(c.clientId)}:${encodeURIComponent(c.clientSecret)}`).toString('base64')}`;
@@ -217,6 +237,9 @@ export async function startAuthorizationServer(
     client,
     introspectionClient,
     requests,
+    setAvailable(up) {
+      available = up;
+    },
     async issueJwtAccessToken(params) {
       if (opaque.has(params.resource)) throw new Error(`${params.resource} is configured for opaque tokens`);
       return tokenRequest(params);

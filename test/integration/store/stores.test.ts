@@ -25,7 +25,7 @@ type Extra = Partial<Pick<OpenDatabaseOptions, 'touchFlushInterval' | 'clock'>>;
 
 /** A new, empty database location: how to open it here, and how to name it to a child process. */
 interface Location {
-  open(extra?: Extra): Promise<Database>;
+  open: (extra?: Extra) => Promise<Database>;
   /** Arguments of `migrate-child.ts`. */
   args: string[];
 }
@@ -126,7 +126,7 @@ function token(overrides: Partial<TokenRecord> = {}): TokenRecord {
 
 /** The store's batched-touch flush, which `openDatabase()` always provides. */
 async function flush(db: Database): Promise<void> {
-  expect(db.tokens.flush).toBeTypeOf('function');
+  expect(typeof db.tokens.flush).toBe('function');
   await db.tokens.flush?.();
 }
 
@@ -303,7 +303,12 @@ describe.each(targets)('stores on $name', (target) => {
 
         const replaced = { command: 'npx', args: ['-y', '@modelcontextprotocol/server-everything'] };
         await db.servers.put({ name, config: replaced, createdAt: 1_000, updatedAt: 2_000 });
-        expect(await db.servers.get(name)).toStrictEqual({ name, config: replaced, createdAt: 1_000, updatedAt: 2_000 });
+        expect(await db.servers.get(name)).toStrictEqual({
+          name,
+          config: replaced,
+          createdAt: 1_000,
+          updatedAt: 2_000,
+        });
         expect((await db.servers.list()).filter((s) => s.name === name)).toHaveLength(1);
 
         expect(await db.servers.delete(name)).toBe(true);
@@ -314,7 +319,12 @@ describe.each(targets)('stores on $name', (target) => {
       it('lists servers by name', async () => {
         const prefix = `list-${randomUUID().slice(0, 8)}`;
         for (const n of ['c', 'a', 'b']) {
-          await db.servers.put({ name: `${prefix}-${n}`, config: { url: `http://${n}.test/mcp` }, createdAt: 1, updatedAt: 1 });
+          await db.servers.put({
+            name: `${prefix}-${n}`,
+            config: { url: `http://${n}.test/mcp` },
+            createdAt: 1,
+            updatedAt: 1,
+          });
         }
         const names = (await db.servers.list()).map((s) => s.name).filter((n) => n.startsWith(prefix));
         expect(names).toEqual([`${prefix}-a`, `${prefix}-b`, `${prefix}-c`]);

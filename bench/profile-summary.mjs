@@ -1,0 +1,102 @@
+#!/usr/bin/env node
+// Summarises a V8 .cpuprofile (from `node --cpu-prof`): top functions by self time, top functions
+// by inclusive ("total") time, and self time per file. Percentages are of the non-idle time.
+//
+//   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--filter substring]
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { relative } from 'node:path';
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { top: { type: 'string', default: '25' }, filter: { type: 'string' } },
+});
+if (positionals.length === 0) {
+  process.stderr.write('usage: profile-summary.mjs FILE.cpuprofile [--top N]\n');
+  process.exit(2);
+}
+const TOP = Number(values.top);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function shortUrl(url) {
+  if (!url) return '';
+  let p = url.startsWith('file://') ? fileURLToPath(url) : url;
+  if (p.startsWith(ROOT)) p = relative(ROOT, p);
+  return p.replace(/^node_modules\//, 'nm/');
+}
+
+export function summarize(profile) {
+  const byId = new Map();
+  for (const n of profile.nodes) byId.set(n.id, n);
+  const parent = new Map();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  // Self time per node from the sample stream (timeDeltas[i+1] is the time spent in samples[i]).
+  const self = new Map();
+  const { samples, timeDeltas } = profile;
+  for (let i = 0; i < samples.length; i++) {
+    const dt = i + 1 < timeDeltas.length ? timeDeltas[i + 1] : 0;
+    self.set(samples[i], (self.get(samples[i]) ?? 0) + dt);
+  }
+  const keyOf = (n) => {
+    const cf = n.callFrame;
+    const name = cf.functionName || '(anonymous)';
+    const url = shortUrl(cf.url);
+    return url ? `${name}  ${url}:${cf.lineNumber + 1}` : name;
+  };
+  let total = 0;
+  let idle = 0;
+  const selfByKey = new Map();
+  const selfByFile = new Map();
+  for (const [id, us] of self) {
+    const n = byId.get(id);
+    total += us;
+    const name = n.callFrame.functionName;
+    if (name === '(idle)') {
+      idle += us;
+      continue;
+    }
+    const k = keyOf(n);
+    selfByKey.set(k, (selfByKey.get(k) ?? 0) + us);
+    const file = shortUrl(n.callFrame.url) || name || '(native)';
+    selfByFile.set(file, (selfByFile.get(file) ?? 0) + us);
+  }
+  // Inclusive time: walk each node's ancestors once per sample bucket, counting a function once
+  // per stack even when it recurses.
+  const inclByKey = new Map();
+  for (const [id, us] of self) {
+    if (byId.get(id).callFrame.functionName === '(idle)') continue;
+    const seen = new Set();
+    for (let cur = id; cur !== undefined; cur = parent.get(cur)) {
+      const k = keyOf(byId.get(cur));
+      if (seen.has(k)) continue;
+      seen.add(k);
+      inclByKey.set(k, (inclByKey.get(k) ?? 0) + us);
+    }
+  }
+  const busy = total - idle;
+  const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
+  return { totalMs: total / 1000, busyMs: busy / 1000, idleMs: idle / 1000, self: sorted(selfByKey), files: sorted(selfByFile), incl: sorted(inclByKey) };
+}
+
+function main() {
+  for (const file of positionals) {
+    const s = summarize(JSON.parse(readFileSync(file, 'utf8')));
+    const pct = (us) => ((100 * us) / (s.busyMs * 1000)).toFixed(1).padStart(5);
+    const ms = (us) => (us / 1000).toFixed(0).padStart(6);
+    const filt = (rows) => (values.filter ? rows.filter(([k]) => k.includes(values.filter)) : rows);
+    process.stdout.write(
+      `${file}\n  profiled ${s.totalMs.toFixed(0)} ms, busy ${s.busyMs.toFixed(0)} ms, idle ${s.idleMs.toFixed(0)} ms (percentages are of busy time)\n`,
+    );
+    process.stdout.write(`\n  Top self time\n`);
+    for (const [k, us] of filt(s.self).slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)} ms  ${k}\n`);
+    process.stdout.write(`\n  Self time by file\n`);
+    for (const [k, us] of s.files.slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)} ms  ${k}\n`);
+    process.stdout.write(`\n  Top inclusive time (functions in src/ = dist/)\n`);
+    const mine = s.incl.filter(([k]) => k.includes('dist/'));
+    for (const [k, us] of filt(mine).slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)} ms  ${k}\n`);
+    process.stdout.write('\n');
+  }
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) main();
