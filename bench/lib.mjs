@@ -341,7 +341,7 @@ let configCount = 0;
  * Starts `switchboard serve` (dist/) with these `servers` (the config is written as JSON, which is
  * valid YAML). `cpuProfDir` runs it under `node --cpu-prof`. Resolves with url (…/mcp), startupMs.
  */
-export async function startSwitchboard(servers, { tmpDir, cpuProfDir, extraConfig = {} } = {}) {
+export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: extraNodeArgs = [], env = {}, extraConfig = {} } = {}) {
   if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
   const file = join(tmpDir, `switchboard-${process.pid}-${++configCount}.yaml`);
   writeFileSync(
@@ -352,13 +352,13 @@ export async function startSwitchboard(servers, { tmpDir, cpuProfDir, extraConfi
       2,
     ),
   );
-  const nodeArgs = [];
+  const nodeArgs = [...extraNodeArgs];
   if (cpuProfDir) {
     mkdirSync(cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir);
   }
   const h = await startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', '0'], {
-    env: { SWITCHBOARD_LOG_FORMAT: 'json' },
+    env: { SWITCHBOARD_LOG_FORMAT: 'json', ...env },
     ready: (line) => {
       if (!line.startsWith('{')) return undefined;
       const o = JSON.parse(line);

@@ -4,7 +4,9 @@
 // functions). The load generator runs in its own process, as in `npm run bench`.
 //
 //   node bench/profile.mjs [--case stdio|http|list|setup|startup] [--target switchboard|relay]
-//                          [-c 16] [-d 5] [--top 25] [--out DIR]
+//                          [-c 16] [-d 5] [--top 25] [--out DIR] [--heap]
+//
+// --heap records allocations (including short-lived garbage) instead of CPU time.
 //
 // Cases: stdio  tools/call echo__echo through a stdio upstream (4 sessions)
 //        http   tools/call echo__echo through a Streamable HTTP upstream (4 sessions)
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     duration: { type: 'string', short: 'd', default: '5' },
     top: { type: 'string', default: '25' },
     target: { type: 'string', default: 'switchboard' },
+    heap: { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -57,16 +60,22 @@ if (kase === 'http') {
 }
 const before = new Set(readdirSync(out, { withFileTypes: false }));
 let sb;
+const heapFile = join(out, `heap-${kase}-${values.target}-${Date.now()}.heapprofile`);
+const profArgs = values.heap
+  ? ['--import', join(BENCH_DIR, 'heap-sampler.mjs')]
+  : ['--cpu-prof', '--cpu-prof-dir', out];
+const profEnv = values.heap ? { SWB_HEAP_PROFILE: heapFile } : {};
 if (values.target === 'relay') {
   // The bare relay under the same load, for comparison (stdio, list with TOOLS=1000, setup, http).
-  sb = await startRelay(kase === 'list' ? { TOOLS: '1000' } : {}, {
+  sb = await startRelay(kase === 'list' ? { TOOLS: '1000', ...profEnv } : profEnv, {
     upstream: kase === 'http' ? fixture.url : undefined,
-    nodeArgs: ['--cpu-prof', '--cpu-prof-dir', out],
+    nodeArgs: profArgs,
   });
 } else {
-  sb = await startSwitchboard(servers, { tmpDir: tmp, cpuProfDir: out });
+  sb = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs: profArgs, env: profEnv });
 }
 process.stderr.write(`${sb.name} pid ${sb.pid} ready in ${sb.readyMs.toFixed(0)} ms (startupMs ${sb.startupMs})\n`);
+let served = 0;
 try {
   if (kase !== 'startup') {
     const op = kase === 'list' ? 'list' : kase === 'setup' ? 'setup' : 'call';
@@ -80,10 +89,18 @@ try {
       warmup: 1,
     });
     process.stderr.write(`load: ${JSON.stringify(r)}\n`);
+    served = r.ok;
   }
 } finally {
   await sb.stop();
   await fixture?.stop();
+}
+if (values.heap) {
+  process.stderr.write(`heap profile: ${heapFile}\n`);
+  spawnSync(NODE, [join(BENCH_DIR, 'profile-summary.mjs'), heapFile, '--top', values.top, ...(served ? ['--requests', String(served)] : [])], {
+    stdio: 'inherit',
+  });
+  process.exit(0);
 }
 const files = readdirSync(out)
   .filter((f) => f.endsWith('.cpuprofile') && !before.has(f))
@@ -94,4 +111,18 @@ if (files.length === 0) {
   process.exit(1);
 }
 process.stderr.write(`profile: ${files[0]}\n`);
-spawnSync(NODE, [join(BENCH_DIR, 'profile-summary.mjs'), files[0], '--top', values.top], { stdio: 'inherit' });
+// Skip startup and the load generator's warm-up; per-request figures use the measured requests.
+const skip = kase === 'startup' ? 0 : Math.round(sb.readyMs + 1000);
+spawnSync(
+  NODE,
+  [
+    join(BENCH_DIR, 'profile-summary.mjs'),
+    files[0],
+    '--top',
+    values.top,
+    '--skip-ms',
+    String(skip),
+    ...(served ? ['--requests', String(served)] : []),
+  ],
+  { stdio: 'inherit' },
+);

@@ -339,6 +339,8 @@ class OAuthResourceServer implements OAuthVerifier {
   #discoveryRetryAt = 0;
   readonly #discoveryBackoff: Backoff = createBackoff({ initialDelayMs: 1000, maxDelayMs: 60_000 });
 
+  /** Metadata fields already reported missing (logged once, not per request). */
+  readonly #reportedMissing = new Set<string>();
   /** Key resolver over the issuer's JWKS, created on first use. */
   #jwks: JWTVerifyGetKey | undefined;
 
@@ -450,6 +452,11 @@ class OAuthResourceServer implements OAuthVerifier {
     const now = this.#clock();
     const until = Math.min(now + this.#cacheTtlMs, v.expiresAt ?? Number.POSITIVE_INFINITY);
     if (until <= now) return v;
+    // One object is handed to every request bearing this token: make it read-only.
+    Object.freeze(v.audience);
+    Object.freeze(v.scopes);
+    Object.freeze(v.claims);
+    Object.freeze(v);
     this.#cache.set(key, { value: v, until });
     while (this.#cache.size > this.#cacheMax) {
       const oldest = this.#cache.keys().next();
@@ -543,10 +550,13 @@ class OAuthResourceServer implements OAuthVerifier {
     const value = m[field];
     if (typeof value !== 'string' || !URL.canParse(value)) {
       const option = field === 'jwks_uri' ? 'jwksUri' : 'introspectionEndpoint';
-      this.#logger.error(
-        { issuer: this.#issuer, field },
-        `authorization server metadata has no ${field}; set auth.oauth.${option}`,
-      );
+      if (!this.#reportedMissing.has(field)) {
+        this.#reportedMissing.add(field);
+        this.#logger.error(
+          { issuer: this.#issuer, field },
+          `authorization server metadata has no ${field}; set auth.oauth.${option}`,
+        );
+      }
       throw unavailable(new Error(`metadata has no ${field}`));
     }
     return value;
