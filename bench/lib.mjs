@@ -294,6 +294,13 @@ export function cpuSnapshot(rootPid = process.pid) {
   return { t: performance.now(), busy, ours };
 }
 
+/** CPU time (user + system, ms) consumed so far by one process itself (not its children). */
+export function processCpuMs(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+}
+
 /** CPU used by processes outside this harness between two snapshots, in % of one core. */
 export function foreignCpuPercent(a, b) {
   const secs = (b.t - a.t) / 1000;

@@ -228,6 +228,7 @@ export async function runLoad(o) {
   let errors = 0;
   let firstError;
   let started = 0;
+  let completed = 0; // including warm-up
   const t0 = performance.now();
   const bounded = opts.maxOps > 0;
   const measureFrom = bounded ? t0 : t0 + opts.warmup * 1000;
@@ -242,6 +243,7 @@ export async function runLoad(o) {
       started++;
       try {
         await oneOp(w);
+        completed++;
         const end = performance.now();
         if (start >= measureFrom) {
           samples.push(end - start);
@@ -257,7 +259,7 @@ export async function runLoad(o) {
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, (_, w) => worker(w)));
   const seconds = bounded ? (lastEnd - t0) / 1000 : opts.duration;
   await client.close();
-  return { ...summarize(samples, seconds, errors, firstError), sessions: sessions.length };
+  return { ...summarize(samples, seconds, errors, firstError), total: completed, sessions: sessions.length };
 }
 
 async function main() {

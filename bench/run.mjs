@@ -16,6 +16,7 @@ import {
   cpuSnapshot,
   foreignCpuPercent,
   NODE,
+  processCpuMs,
   jsonListening,
   median,
   peerBin,
@@ -128,9 +129,13 @@ async function waitQuiet() {
   }
 }
 
-/** One load run in its own process, with the CPU used meanwhile by processes outside the harness. */
-async function loadOnce(opts) {
+/**
+ * One load run in its own process, with the CPU used meanwhile by processes outside the harness
+ * and — when `pid` is given — the CPU time the server process itself spent per request.
+ */
+async function loadOnce(opts, pid) {
   await waitQuiet();
+  const cpu0 = pid ? safeCpu(pid) : NaN;
   const a = cpuSnapshot();
   const r = await runLoadProcess({
     client: CFG.client,
@@ -140,12 +145,22 @@ async function loadOnce(opts) {
     ...opts,
   });
   r.foreignCpu = Math.round(foreignCpuPercent(a, cpuSnapshot()));
+  if (pid) r.cpuUsPerReq = ((safeCpu(pid) - cpu0) * 1000) / Math.max(1, r.total + (opts.op === 'setup' ? 0 : 2 * (r.sessions ?? 0)));
   return r;
+}
+
+function safeCpu(pid) {
+  try {
+    return processCpuMs(pid);
+  } catch {
+    return NaN;
+  }
 }
 
 function fmtRun(label, r) {
   return (
     `  ${label.padEnd(48)} ${String(r.rps).padStart(7)} req/s  p50 ${f3(r.p50)}  p90 ${f3(r.p90)}  p99 ${f3(r.p99)} ms` +
+    (Number.isFinite(r.cpuUsPerReq) ? `  cpu ${f1(r.cpuUsPerReq)} µs/req` : '') +
     (r.foreignCpu >= 10 ? `  [other load ${r.foreignCpu} %]` : '') +
     (r.errors ? `  errors ${r.errors} (${r.firstError})` : '')
   );
@@ -160,6 +175,7 @@ function combine(runs) {
     p90: med('p90'),
     p99: med('p99'),
     mean: med('mean'),
+    cpuUsPerReq: med('cpuUsPerReq'),
     ok: runs.reduce((s, r) => s + r.ok, 0),
     errors: runs.reduce((s, r) => s + r.errors, 0),
     firstError: runs.find((r) => r.firstError)?.firstError,
@@ -196,7 +212,7 @@ async function compare(contenders, points, { rounds = CFG.repeat } = {}) {
           if (!h || rows[c.key]?.error) continue;
           const label = `${c.label} ${p.label}${rounds > 1 ? ` #${r + 1}` : ''}`;
           try {
-            const res = await loadOnce({ url: h.url, ...p.opts(c) });
+            const res = await loadOnce({ url: h.url, ...p.opts(c) }, h.pid);
             log(fmtRun(label, res));
             (runs[c.key] ??= []).push(res);
           } catch (err) {
@@ -313,16 +329,16 @@ function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
   for (const c of contenders) {
     const r = rows[c.key];
     if (!r || r.error) {
-      t.push([c.label, '—', `not run: ${r?.error ?? 'no result'}`, '', '', '', '', '']);
+      t.push([c.label, '—', `not run: ${r?.error ?? 'no result'}`, '', '', '', '', '', '']);
       continue;
     }
     for (const conc of CFG.concurrency) {
       const x = r[conc];
       if (!x) continue;
-      t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), x.errors, x.foreignCpu]);
+      t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), f1(x.cpuUsPerReq), x.errors, x.foreignCpu]);
     }
   }
-  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'errors', 'other load %'], t);
+  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/req', 'errors', 'other load %'], t);
   const get = (k, conc) => (rows[k] && !rows[k].error ? rows[k][conc] : undefined);
   const refs = [floorKey, ...(refKey ? [refKey] : [])];
   const name = { relay: floorKey === 'relay' ? 'bare relay' : 'bare HTTP relay', direct: 'direct' };
@@ -341,6 +357,8 @@ function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
       const fl = get(k, conc);
       row.push(s && fl ? `${f3(s.p50 - fl.p50)} / ${f3(s.p99 - fl.p99)}` : 'n/a');
     }
+    const cpuRef = get(refKey ?? floorKey, conc);
+    row.push(s && cpuRef && Number.isFinite(cpuRef.cpuUsPerReq) ? f2(s.cpuUsPerReq / cpuRef.cpuUsPerReq) : 'n/a');
     ratios.push(row);
   }
   table(
@@ -349,6 +367,7 @@ function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
       ...refs.map((k) => `Switchboard ÷ ${name[k]} (req/s)`),
       ...(peerKeys.length ? ['Switchboard ÷ best peer (req/s)'] : []),
       ...refs.map((k) => `added p50 / p99 ms vs ${name[k]}`),
+      `server CPU per request ÷ ${name[refKey ?? floorKey]}`,
     ],
     ratios,
   );

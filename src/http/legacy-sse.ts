@@ -11,8 +11,8 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { OutboundChannel } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
-import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
-import { accepts, readBody } from './guards.js';
+import { accepts } from './guards.js';
+import { readJsonRpcMessage } from './jsonrpc-body.js';
 import { sendHttpError } from './streamable.js';
 
 /** Options for {@link createLegacySseHandler}. */
@@ -100,31 +100,9 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       const channel = channels.get(id);
       if (!session || !channel || session.view !== view || session.principal.id !== principal.id)
         throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
-      const text = await readBody(req, gateway.config.http.maxBodyBytes);
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })),
-        );
-        return;
-      }
-      const v = validateMessage(parsed);
-      if (!v.ok) {
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end(
-          JSON.stringify(
-            errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, {
-              code: 'SWB_ERR_HTTP_INVALID_REQUEST',
-            }),
-          ),
-        );
-        return;
-      }
+      const m = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
+      if (!m) return;
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
-      const m = v.message;
       if (!('method' in m)) session.handleResponse(m);
       else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, principal, req.headers);
       else session.handleNotification(m);

@@ -14,8 +14,9 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
-import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
-import { accepts, readBody } from './guards.js';
+import { errorResponse } from '../protocol/jsonrpc.js';
+import { accepts } from './guards.js';
+import { readJsonRpcMessage } from './jsonrpc-body.js';
 
 /** Options for {@link createStreamableHandler}. */
 export interface StreamableOptions {
@@ -218,39 +219,8 @@ export function createStreamableHandler(options: StreamableOptions) {
         'Unsupported Media Type: Content-Type must be application/json',
       );
     }
-    const text = await readBody(req, gateway.config.http.maxBodyBytes);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(errorResponse(null, JSONRPC_PARSE_ERROR, 'Parse error', { code: 'SWB_ERR_HTTP_PARSE' })));
-      return;
-    }
-    if (Array.isArray(parsed)) {
-      res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify(
-          errorResponse(null, JSONRPC_INVALID_REQUEST, 'Invalid Request: JSON-RPC batches are not supported', {
-            code: 'SWB_ERR_HTTP_INVALID_REQUEST',
-          }),
-        ),
-      );
-      return;
-    }
-    const v = validateMessage(parsed);
-    if (!v.ok) {
-      res.writeHead(400, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify(
-          errorResponse(v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, {
-            code: 'SWB_ERR_HTTP_INVALID_REQUEST',
-          }),
-        ),
-      );
-      return;
-    }
-    const message = v.message;
+    const message = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
+    if (!message) return;
     if ('method' in message && message.method === 'initialize' && 'id' in message) {
       if (req.headers['mcp-session-id'] !== undefined) {
         throw new GatewayError(

@@ -1,0 +1,48 @@
+/**
+ * Reads one JSON-RPC message from an HTTP request body, answering bad input itself: malformed
+ * JSON → 400 with -32700, a batch or a structurally invalid message → 400 with -32600 (JSON-RPC
+ * 2.0 §5.1; batches are not part of MCP since 2025-06-18). Shared by both front doors.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
+import { readBody } from './guards.js';
+
+function reject(res: ServerResponse, id: JsonRpcId | null, code: number, message: string, swb: string): undefined {
+  res.writeHead(400, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(errorResponse(id, code, message, { code: swb })));
+  return undefined;
+}
+
+/**
+ * @returns the message, or `undefined` after a 400 was sent
+ * @throws GatewayError `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) from the body limit
+ */
+export async function readJsonRpcMessage(
+  req: IncomingMessage,
+  res: ServerResponse,
+  maxBytes: number,
+): Promise<JsonRpcMessage | undefined> {
+  const text = await readBody(req, maxBytes);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return reject(res, null, JSONRPC_PARSE_ERROR, 'Parse error', 'SWB_ERR_HTTP_PARSE');
+  }
+  if (Array.isArray(parsed)) {
+    return reject(
+      res,
+      null,
+      JSONRPC_INVALID_REQUEST,
+      'Invalid Request: JSON-RPC batches are not supported',
+      'SWB_ERR_HTTP_INVALID_REQUEST',
+    );
+  }
+  const v = validateMessage(parsed);
+  if (!v.ok)
+    return reject(res, v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, 'SWB_ERR_HTTP_INVALID_REQUEST');
+  return v.message;
+}
