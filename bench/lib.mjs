@@ -225,6 +225,7 @@ export function runLoadProcess(opts) {
     timeout: '--timeout',
   };
   for (const [k, flag] of Object.entries(map)) if (opts[k] !== undefined) args.push(flag, String(opts[k]));
+  for (const h of opts.headers ?? []) args.push('--header', h);
   return new Promise((resolve, reject) => {
     const child = spawn(NODE, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -343,6 +344,15 @@ export async function startHttpFixture(env = {}) {
   return h;
 }
 
+/** Plain-object deep merge (b wins); arrays and scalars are replaced. */
+export function deepMerge(a, b) {
+  if (typeof a !== 'object' || a === null || Array.isArray(a)) return b === undefined ? a : b;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) return b === undefined ? a : b;
+  const out = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = k in a ? deepMerge(a[k], v) : v;
+  return out;
+}
+
 let configCount = 0;
 /**
  * Starts `switchboard serve` (dist/) with these `servers` (the config is written as JSON, which is
@@ -354,7 +364,7 @@ export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: 
   writeFileSync(
     file,
     JSON.stringify(
-      { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers, ...extraConfig },
+      deepMerge({ listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers }, extraConfig),
       null,
       2,
     ),

@@ -12,6 +12,7 @@
 //   node bench/load.mjs --url http://127.0.0.1:8080/mcp --op call --tool echo__echo \
 //        --sessions 4 --concurrency 16 --duration 5 --warmup 1 [--client undici|http]
 //
+// `--header 'Name: value'` (repeatable) adds a header to every request (e.g. Authorization).
 // Ops: call (tools/call TOOL {text}), list (tools/list), ping, setup (initialize +
 // notifications/initialized as one operation; new session each time; never closed).
 // Prints one JSON object on stdout (see `summarize`). `--max-ops K` stops after K operations.
@@ -149,7 +150,8 @@ export async function runLoad(o) {
   };
   const client = makeClient(opts.client, opts.url, Math.max(1, opts.concurrency));
   let nextId = 1;
-  const baseHeaders = { 'content-type': 'application/json', accept: ACCEPT };
+  // Extra headers (e.g. `authorization`) go on every request.
+  const baseHeaders = { 'content-type': 'application/json', accept: ACCEPT, ...(opts.headers ?? {}) };
 
   async function rpc(sessionId, method, params, notification = false) {
     const headers = sessionId
@@ -276,6 +278,7 @@ async function main() {
       client: { type: 'string', default: 'undici' },
       text: { type: 'string', default: 'hello' },
       timeout: { type: 'string', default: '120' },
+      header: { type: 'string', multiple: true, default: [] },
     },
   });
   if (!values.url) {
@@ -294,6 +297,12 @@ async function main() {
     client: values.client,
     text: values.text,
     timeout: Number(values.timeout),
+    headers: Object.fromEntries(
+      values.header.map((h) => {
+        const i = h.indexOf(':');
+        return [h.slice(0, i).trim().toLowerCase(), h.slice(i + 1).trim()];
+      }),
+    ),
   });
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -3,6 +3,10 @@
 //
 //   node bench/run.mjs [--quick] [--only 1,4] [--duration S] [--warmup S] [--repeat R]
 //                      [--client undici|http] [--idle-sessions N] [--json FILE] [--cpu-prof DIR]
+//                      [--features FILE.yaml [--header 'Authorization: Bearer …']]
+//
+// --features: a config fragment (YAML/JSON) merged into Switchboard's config for scenario 3
+// (e.g. auth, rate limits, metrics, usage log); --header adds headers to that contender's requests.
 //
 // Every scenario runs its contenders side by side in this one invocation (same machine, same
 // fixture upstream, same load), one after another, each load run in its own process. Progress goes
@@ -39,6 +43,8 @@ const { values: argv } = parseArgs({
     'idle-sessions': { type: 'string' },
     json: { type: 'string' },
     'cpu-prof': { type: 'string' },
+    features: { type: 'string' },
+    header: { type: 'string', multiple: true, default: [] },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -46,6 +52,7 @@ if (argv.help) {
   process.stdout.write(
     'usage: node bench/run.mjs [--quick] [--only 1,4] [--duration S] [--warmup S] [--repeat R]\n' +
       '                          [--client undici|http] [--idle-sessions N] [--json FILE] [--cpu-prof DIR]\n' +
+      '                          [--features FILE.yaml [--header "Authorization: Bearer …"]]\n' +
       'Scenarios: 1 stdio tools/call, 2 Streamable HTTP tools/call, 3 features (default only),\n' +
       '           4 tools/list of a 1,000-tool aggregate, 5 idle sessions RSS, 6 session setup rate,\n' +
       '           7 cold start.\n',
@@ -322,7 +329,7 @@ function callScenario(contenders) {
   );
 }
 
-function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
+function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey, peerTitle = 'best peer') {
   print(`### ${title}`);
   print();
   const t = [];
@@ -365,7 +372,7 @@ function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey) {
     [
       'concurrency',
       ...refs.map((k) => `Switchboard ÷ ${name[k]} (req/s)`),
-      ...(peerKeys.length ? ['Switchboard ÷ best peer (req/s)'] : []),
+      ...(peerKeys.length ? [`Switchboard ÷ ${peerTitle} (req/s)`] : []),
       ...refs.map((k) => `added p50 / p99 ms vs ${name[k]}`),
       `server CPU per request ÷ ${name[refKey ?? floorKey]}`,
     ],
@@ -418,6 +425,39 @@ async function scenario2() {
   results.s2 = await callScenario(contenders);
   results.s2.contenders = contenders.map(({ key, label }) => ({ key, label }));
   await httpFixture.stop();
+}
+
+// ─── scenario 3: features on ───────────────────────────────────────────────────────────────────
+
+async function scenario3() {
+  if (!argv.features) {
+    log('\n[3] features on the hot path: no --features file given; default features are measured in 1 and 2');
+    return;
+  }
+  const { parse } = await import('yaml');
+  const { readFileSync } = await import('node:fs');
+  const fragment = parse(readFileSync(argv.features, 'utf8'));
+  log(`\n[3] tools/call echo via stdio with the features in ${argv.features}, ${CFG.sessions} sessions`);
+  const contenders = [
+    { key: 'relay', label: 'bare relay (floor)', start: () => startRelay(), tool: 'echo' },
+    { key: 'default', label: 'Switchboard, default features', start: () => startSwitchboard(stdioEcho()), tool: 'echo__echo' },
+    {
+      key: 'switchboard',
+      label: `Switchboard + ${argv.features}`,
+      start: () => track(lib.startSwitchboard(stdioEcho(), { tmpDir: TMP, extraConfig: fragment })),
+      tool: 'echo__echo',
+      headers: argv.header,
+    },
+  ];
+  const rows = await compare(
+    contenders,
+    CFG.concurrency.map((conc) => ({
+      id: conc,
+      label: `c=${conc}`,
+      opts: (c) => ({ op: 'call', tool: c.tool, concurrency: conc, headers: c.headers }),
+    })),
+  );
+  results.s3 = { ...rows, contenders: contenders.map(({ key, label }) => ({ key, label })), features: argv.features };
 }
 
 // ─── scenario 4: tools/list of a 1,000-tool aggregate ──────────────────────────────────────────
@@ -621,14 +661,27 @@ function report() {
       'relay',
     );
   }
-  if (want(3)) {
+  if (results.s3) {
+    printCallTable(
+      `3. Features on the hot path: ${results.s3.features} (stdio upstream, ${CFG.sessions} sessions)`,
+      results.s3.contenders,
+      results.s3,
+      'relay',
+      ['default'],
+      undefined,
+      'Switchboard with default features',
+    );
+  } else if (want(3)) {
     print('### 3. Features on the hot path');
     print();
     table(
       ['configuration', 'status'],
       [
         ['default features (Host/Origin guard, sessions, JSON-RPC validation, namespacing, id remap, info logging)', 'measured in 1 and 2'],
-        ['+ inbound auth, rate limit, metrics, usage log', 'not measured: these features do not exist yet in Switchboard'],
+        [
+          '+ inbound auth, rate limit, metrics, usage log',
+          'not measured: not available in Switchboard yet (run with --features FILE once they are)',
+        ],
       ],
     );
   }
@@ -729,6 +782,15 @@ function printTargets() {
   const status = (ok) => (ok === undefined ? 'not measured' : ok ? 'met' : '**MISSED**');
   const s1 = results.s1;
   const highC = CFG.concurrency.filter((c) => c > 1);
+  const s3 = results.s3;
+  if (s3?.switchboard && !s3.switchboard.error && s3.relay && !s3.relay.error) {
+    const ratios = highC.map((c) => s3.switchboard[c].rps / s3.relay[c].rps);
+    rows.push([
+      `Throughput ≥ 80 % of a bare relay with the features in ${s3.features}`,
+      highC.map((c, i) => `c=${c}: ${f2(ratios[i])}`).join(', '),
+      status(ratios.every((x) => x >= 0.8)),
+    ]);
+  }
   if (s1?.switchboard && !s1.switchboard.error) {
     const sb = s1.switchboard;
     if (s1.relay && !s1.relay.error) {
@@ -796,6 +858,7 @@ async function main() {
   );
   if (want(1)) await scenario1();
   if (want(2)) await scenario2();
+  if (want(3)) await scenario3();
   if (want(4)) await scenario4();
   if (want(5)) await scenario5();
   if (want(6)) await scenario6();

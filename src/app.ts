@@ -16,7 +16,7 @@ import {
   protectedResourceMetadata,
 } from './auth/resource-metadata.js';
 import { loadGlobalAllowlist } from './policy/passthrough.js';
-import { createAuthenticator } from './auth/authenticator.js';
+import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
@@ -38,6 +38,11 @@ export interface RunningGateway {
   readonly url: string;
   /** The external base URL (`SWITCHBOARD_PUBLIC_URL`, else `url`) used in absolute URLs. */
   readonly publicUrl: string;
+  /**
+   * Applies a new configuration: `auth` and `headers` are rebuilt, then the gateway reloads
+   * (servers added/removed/changed; remote servers restart when outbound settings changed).
+   */
+  reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }>;
   /** Graceful stop: closes the listener, sessions and upstreams. */
   close(): Promise<void>;
 }
@@ -128,16 +133,18 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const url = `http://${urlHost}:${addr.port}`;
   const publicUrl = (options.publicUrl ?? process.env.SWITCHBOARD_PUBLIC_URL ?? url).replace(/\/+$/, '');
 
+  let reloadAuth: (next: SwitchboardConfig) => Promise<void> = async () => undefined;
   try {
-    const oauthCfg = config.auth.oauth;
-    const oauthOn = config.auth.mode === 'oauth' || config.auth.mode === 'tokens+oauth';
     const mcpPaths = () => [
       '/mcp',
       ...Object.keys(gateway.config.virtualServers).map((v) => `/mcp/${v}`),
       ...Object.keys(gateway.config.servers).map((n) => `/servers/${n}/mcp`),
     ];
-    const oauth =
-      oauthOn && oauthCfg
+    // Everything built from `auth` is rebuilt when a reload changes that section.
+    const buildAuth = (auth: SwitchboardConfig['auth']) => {
+      const oauthCfg = auth.oauth;
+      const oauthOn = (auth.mode === 'oauth' || auth.mode === 'tokens+oauth') && oauthCfg !== undefined;
+      const oauth = oauthOn
         ? createOAuthVerifier({
             issuer: oauthCfg.issuer,
             audience: oauthCfg.audience ?? [publicUrl, ...mcpPaths().map((p) => publicUrl + p)],
@@ -152,9 +159,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
             logger: logger.child({ component: 'oauth' }),
           })
         : undefined;
-    const authenticate = createAuthenticator({ config: config.auth, tokens, ...(oauth ? { oauth } : {}), logger });
+      return {
+        source: JSON.stringify(auth),
+        oauthCfg: oauthOn ? oauthCfg : undefined,
+        authenticate: createAuthenticator({ config: auth, tokens, ...(oauth ? { oauth } : {}), logger }),
+      };
+    };
+    let auth = buildAuth(config.auth);
+    const authenticate: Authenticate = (req) => auth.authenticate(req);
     const challenge = (path: string, err: GatewayError): string => {
-      if (!oauthOn || !oauthCfg) return defaultChallenge(path, err);
+      const oauthCfg = auth.oauthCfg;
+      if (!oauthCfg) return defaultChallenge(path, err);
       const location = metadataUrlFor(publicUrl, path.startsWith('/api/') ? '/' : path);
       return (
         challengeForError(err, { resourceMetadataUrl: location.url, scope: oauthCfg.requiredScopes }) ??
@@ -166,19 +181,28 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       keyStore: database.settings,
       logger: logger.child({ component: 'identity' }),
     });
-    gateway.setOutbound({
-      globalAllowlist: await loadGlobalAllowlist({ source: config.headers.source, settings: database.settings }),
-      overwriteBase: config.headers.overwriteBase,
-      reservedHeaders: config.auth.trustedProxy ? [config.auth.trustedProxy.header] : [],
+    const outboundFor = async (c: SwitchboardConfig) => ({
+      globalAllowlist: await loadGlobalAllowlist({ source: c.headers.source, settings: database.settings }),
+      overwriteBase: c.headers.overwriteBase,
+      reservedHeaders: c.auth.trustedProxy ? [c.auth.trustedProxy.header] : [],
       identity,
     });
+    gateway.setOutbound(await outboundFor(config));
+    reloadAuth = async (next) => {
+      if (JSON.stringify(next.auth) !== auth.source) {
+        auth = buildAuth(next.auth);
+        logger.info({ mode: next.auth.mode }, 'authentication settings reloaded');
+      }
+      gateway.setOutbound(await outboundFor(next));
+    };
     const wellKnown: RouteHandler = (req, res, path) => {
       if (path === '/.well-known/jwks.json') {
         res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=300' });
         res.end(JSON.stringify(identity.jwks()));
         return true;
       }
-      if (!path.startsWith(PROTECTED_RESOURCE_WELL_KNOWN) || !oauthOn || !oauthCfg) return false;
+      const oauthCfg = auth.oauthCfg;
+      if (!path.startsWith(PROTECTED_RESOURCE_WELL_KNOWN) || !oauthCfg) return false;
       const rest = path.slice(PROTECTED_RESOURCE_WELL_KNOWN.length);
       if (rest !== '' && !mcpPaths().includes(rest)) return false;
       const body = protectedResourceMetadata({
@@ -216,6 +240,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     tokens,
     url,
     publicUrl,
+    async reload(next) {
+      await reloadAuth(next);
+      return gateway.reload(next);
+    },
     async close() {
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -63,7 +63,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) {
         logger.warn('listen.host/listen.port changed: restart Switchboard to apply them');
       }
-      running.gateway.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
+      running.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
     },
     onError: (err) =>
       logger.error(

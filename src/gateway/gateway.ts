@@ -55,6 +55,9 @@ export class Gateway implements SessionHost {
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
   #outbound: OutboundOptions | undefined;
+  /** Bumped when outbound settings change: remote upstreams built before are restarted on apply. */
+  #outboundVersion = 0;
+  #upstreamOutbound = new WeakMap<Upstream, number>();
   #sweepIntervalMs: number;
 
   constructor(options: GatewayOptions) {
@@ -95,7 +98,16 @@ export class Gateway implements SessionHost {
 
   /** Sets the outbound identity settings used by upstreams created from now on (call before `start`). */
   setOutbound(outbound: OutboundOptions): void {
+    const before = this.#outbound;
     this.#outbound = outbound;
+    if (
+      before &&
+      (JSON.stringify(before.globalAllowlist) !== JSON.stringify(outbound.globalAllowlist) ||
+        before.overwriteBase !== outbound.overwriteBase ||
+        JSON.stringify(before.reservedHeaders) !== JSON.stringify(outbound.reservedHeaders))
+    ) {
+      this.#outboundVersion++;
+    }
   }
 
   /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
@@ -227,6 +239,10 @@ export class Gateway implements SessionHost {
     for (const [name, cfg] of Object.entries(next.servers)) {
       if (!(name in prev)) added.push(name);
       else if (JSON.stringify(prev[name]) !== JSON.stringify(cfg)) changed.push(name);
+      else if (!('command' in cfg)) {
+        const u = this.#upstreams.get(name);
+        if (u && this.#upstreamOutbound.get(u) !== this.#outboundVersion) changed.push(name);
+      }
     }
     this.#config = next;
     const stopping: Array<Promise<void>> = [];
@@ -261,6 +277,12 @@ export class Gateway implements SessionHost {
   }
 
   #createUpstream(name: string, cfg: ServerConfig): Upstream {
+    const u = this.#newUpstream(name, cfg);
+    this.#upstreamOutbound.set(u, this.#outboundVersion);
+    return u;
+  }
+
+  #newUpstream(name: string, cfg: ServerConfig): Upstream {
     return new Upstream({
       name,
       config: cfg,
