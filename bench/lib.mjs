@@ -374,15 +374,31 @@ export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: 
     mkdirSync(cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir);
   }
-  const h = await startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', '0'], {
+  // Ready on the `listening` log line; /healthz polling covers configs that raise the log level.
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const h = await startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', String(port)], {
     env: { SWITCHBOARD_LOG_FORMAT: 'json', ...env },
     ready: (line) => {
       if (!line.startsWith('{')) return undefined;
       const o = JSON.parse(line);
       return o.msg === 'listening' ? o : undefined;
     },
+    probe: async (cancelled) => {
+      for (;;) {
+        if (cancelled()) throw new Error('cancelled');
+        try {
+          const r = await fetch(`${base}/healthz`);
+          await r.arrayBuffer();
+          if (r.ok) return { url: base };
+        } catch {
+          /* not yet */
+        }
+        await sleep(50);
+      }
+    },
   });
-  h.url = `${h.readyValue.url}/mcp`;
+  h.url = `${h.readyValue.url ?? base}/mcp`;
   h.startupMs = h.readyValue.startupMs;
   return h;
 }

@@ -128,3 +128,64 @@ describe('switchboard serve hot reload', () => {
     }
   });
 });
+
+describe('switchboard token create with serve', () => {
+  it('creates a token with --json that the served gateway then accepts', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(`${tmpdir()}/swb-token-`);
+    const file = `${dir}/sb.yaml`;
+    const odd = `${ROOT}test/fixtures/odd-server.mjs`;
+    writeFileSync(
+      file,
+      `auth: { mode: tokens }\nlisten: { port: 0 }\nservers:\n  odd:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(odd)}]\n`,
+    );
+    const created = await run(
+      process.execPath,
+      [...CLI, 'token', 'create', '--config', file, '--name', 'admin', '--permissions', 'admin.*', '--json'],
+      {
+        cwd: dir,
+      },
+    );
+    const token = JSON.parse(created.stdout) as { id: string; token: string; jti: string; expiresAt: string | null };
+    expect(Object.keys(token).sort()).toEqual(['expiresAt', 'id', 'jti', 'token']);
+    const listed = await run(process.execPath, [...CLI, 'token', 'list', '--config', file], { cwd: dir });
+    expect(listed.stdout).toContain(token.id);
+    expect(listed.stdout).not.toContain(token.token);
+    const child = spawn(process.execPath, [...CLI, 'serve', '--config', file], {
+      cwd: dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let log = '';
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
+        child.stderr!.on('data', (d: Buffer) => {
+          log += d.toString();
+          const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
+          if (m) {
+            clearTimeout(timer);
+            resolve(m[1]!);
+          }
+        });
+      });
+      const init = JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+      });
+      const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+      expect((await fetch(`${url}/mcp`, { method: 'POST', headers, body: init })).status).toBe(401);
+      const ok = await fetch(`${url}/mcp`, {
+        method: 'POST',
+        headers: { ...headers, authorization: `Bearer ${token.token}` },
+        body: init,
+      });
+      expect(ok.status).toBe(200);
+      await ok.text();
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+});
