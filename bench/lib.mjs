@@ -398,8 +398,24 @@ export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: 
       }
     },
   });
-  h.url = `${h.readyValue.url ?? base}/mcp`;
-  h.startupMs = h.readyValue.startupMs;
+  if (h.readyValue.startupMs === undefined) {
+    // Ready by probe first (pino writes asynchronously): give the listening line a moment.
+    for (let i = 0; i < 20 && h.startupMs === undefined; i++) {
+      for (const line of h.lines) {
+        if (line.includes('"listening"')) {
+          try {
+            h.startupMs = JSON.parse(line).startupMs;
+          } catch {
+            /* partial */
+          }
+        }
+      }
+      if (h.startupMs === undefined) await sleep(25);
+    }
+  } else {
+    h.startupMs = h.readyValue.startupMs;
+  }
+  h.url = `${base}/mcp`;
   return h;
 }
 

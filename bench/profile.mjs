@@ -23,6 +23,7 @@ import {
   FIXTURE_STDIO,
   NODE,
   runLoadProcess,
+  sleep,
   startHttpFixture,
   startRelay,
   startSwitchboard,
@@ -77,6 +78,7 @@ if (values.target === 'relay') {
 process.stderr.write(`${sb.name} pid ${sb.pid} ready in ${sb.readyMs.toFixed(0)} ms (startupMs ${sb.startupMs})\n`);
 let served = 0;
 try {
+  if (kase === 'startup') await sleep(500); // let it install its signal handlers
   if (kase !== 'startup') {
     const op = kase === 'list' ? 'list' : kase === 'setup' ? 'setup' : 'call';
     const r = await runLoadProcess({

@@ -40,13 +40,19 @@ export async function startTestGateway(
   const own: Database | undefined = options.database
     ? undefined
     : await openDatabase({ url: ':memory:', dataDir: '.', logger });
-  const running = await startGateway({
-    config: buildConfig(input),
-    logger,
-    sweepIntervalMs: 0,
-    ...(own ? { database: own } : {}),
-    ...options,
-  });
+  let running: RunningGateway;
+  try {
+    running = await startGateway({
+      config: buildConfig(input),
+      logger,
+      sweepIntervalMs: 0,
+      ...(own ? { database: own } : {}),
+      ...options,
+    });
+  } catch (err) {
+    await own?.close();
+    throw err;
+  }
   if (!own) return running;
   return {
     ...running,

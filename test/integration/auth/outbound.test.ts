@@ -7,6 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import type { RunningGateway } from '../../../src/app.js';
 import { startTestGateway } from '../../helpers/gateway.js';
+import { parseConfigText } from '../../../src/config/load.js';
+import { startGateway } from '../../../src/app.js';
+import { openDatabase } from '../../../src/store/database.js';
+import { silentLogger } from '../../../src/observability/logger.js';
 import { messages, post } from '../../helpers/raw.js';
 import { startHeaderCaptureServer, type HeaderCaptureServer } from '../../fixtures/header-capture-server.js';
 
@@ -20,13 +24,14 @@ beforeAll(async () => {
   credentialed = await startHeaderCaptureServer({ requireBearer: 'operator-secret' });
   open = await startHeaderCaptureServer();
   forwarded = await startHeaderCaptureServer();
-  process.env.HDR_TOKEN = 'operator-secret';
-  gw = await startTestGateway({
+  // The issue's shape, as written (JSON with ${HDR_TOKEN}), plus a `forward` server.
+  const text = JSON.stringify({
     auth: { mode: 'tokens' },
+    listen: { port: 0 },
     mcpServers: {
       hdr: {
         url: credentialed.url,
-        auth: { type: 'bearer', token: 'operator-secret' },
+        auth: { type: 'bearer', token: '${HDR_TOKEN}' },
         passthroughHeaders: ['X-Tenant-Id', 'Authorization'],
         identityHeaders: true,
       },
@@ -34,6 +39,10 @@ beforeAll(async () => {
       fwd: { url: forwarded.url, auth: { type: 'forward' } },
     },
   });
+  const config = parseConfigText(text, { format: 'json', env: { HDR_TOKEN: 'operator-secret' } });
+  const database = await openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger() });
+  const running = await startGateway({ config, logger: silentLogger(), database, sweepIntervalMs: 0 });
+  gw = { ...running, close: async () => (await running.close(), await database.close()) };
   token = (await gw.tokens.create({ name: 't', subject: 'alice', permissions: ['servers.use', 'tools.execute'] }))
     .token;
 });
@@ -113,5 +122,13 @@ describe('outbound credentials and headers', () => {
   it('sends no identity headers to servers without identityHeaders', async () => {
     const seen = await whoami('open');
     expect(Object.keys(seen).filter((h) => h.startsWith('x-switchboard-'))).toEqual([]);
+  });
+});
+
+describe('binding beyond loopback', () => {
+  it('refuses to start without inbound auth unless --insecure', async () => {
+    await expect(startTestGateway({ servers: {} }, { host: '0.0.0.0' })).rejects.toMatchObject({
+      code: 'SWB_ERR_STARTUP_INSECURE_BIND',
+    });
   });
 });
