@@ -223,6 +223,7 @@ export function runLoadProcess(opts) {
     maxOps: '--max-ops',
     client: '--client',
     timeout: '--timeout',
+    verify: '--verify',
   };
   for (const [k, flag] of Object.entries(map)) if (opts[k] !== undefined) args.push(flag, String(opts[k]));
   for (const h of opts.headers ?? []) args.push('--header', h);

@@ -89,6 +89,7 @@ try {
       concurrency: conc,
       duration: Number(values.duration),
       warmup: 1,
+      verify: kase === 'list' ? 'light' : 'full',
     });
     process.stderr.write(`load: ${JSON.stringify(r)}\n`);
     served = r.ok;

@@ -115,6 +115,12 @@ const CommonServerFields = {
   tools: NameFilter.optional(),
   prompts: NameFilter.optional(),
   resources: NameFilter.optional(),
+  /** Most requests in flight to this upstream at once; more wait in a bounded queue. Default unlimited. */
+  maxInFlight: z.number().int().min(1).optional(),
+  /** Requests that may wait for a slot when `maxInFlight` is reached; more are refused (503). Default 100. */
+  maxQueue: z.number().int().min(0).default(100),
+  /** Longest wait in that queue. Default 30s. */
+  queueTimeout: Duration.default(30_000),
 };
 
 /** A local MCP server run as a child process speaking newline-delimited JSON on stdio. */
@@ -268,8 +274,79 @@ export const AuthConfig = z
   });
 export type AuthConfig = z.infer<typeof AuthConfig>;
 
+/**
+ * One rate-limit rule (issue "Traffic control" §A). A rule applies to a request when every
+ * field of `match` matches (globs); requests are counted per `key`.
+ */
+export const RateLimitRule = z
+  .object({
+    match: z
+      .object({
+        /** Principal id glob, e.g. `token:alice`, `oauth:*`. */
+        principal: z.string().optional(),
+        /** API token id. */
+        token: z.string().optional(),
+        /** Server name glob. */
+        server: z.string().optional(),
+        /** The upstream's own tool name glob (tools/call only). */
+        tool: z.string().optional(),
+        /** MCP method glob, e.g. `tools/call`, `resources/*`. */
+        method: z.string().optional(),
+        /** Client IP or CIDR. */
+        ip: z.string().optional(),
+      })
+      .strict()
+      .default({}),
+    /** What is counted: per principal (IP when anonymous), per IP, per token, or one global bucket. Default principal. */
+    key: z.enum(['principal', 'ip', 'token', 'global']).default('principal'),
+    limit: z.number().int().min(1),
+    window: Duration,
+    /** Extra requests allowed in a burst on top of `limit` (token bucket). Default 0. */
+    burst: z.number().int().min(0).default(0),
+    /** Optional label for logs and metrics. */
+    name: z.string().optional(),
+  })
+  .strict();
+export type RateLimitRule = z.infer<typeof RateLimitRule>;
+
 export const SwitchboardConfigInput = z
   .object({
+    rateLimits: z.array(RateLimitRule).default([]),
+    rateLimiting: z
+      .object({
+        /** auto: Redis when SWITCHBOARD_REDIS_URL is set, else memory. */
+        store: z.enum(['auto', 'memory', 'redis']).default('auto'),
+        /** When Redis fails: true lets requests through (logged, counted); false refuses them (503). Default true. */
+        failOpen: z.boolean().default(true),
+        /** Redis key prefix. Default `swb:rl`. */
+        keyPrefix: z.string().default('swb:rl'),
+      })
+      .strict()
+      .default({ store: 'auto', failOpen: true, keyPrefix: 'swb:rl' }),
+    usage: z
+      .object({
+        /** Record requests made with API tokens (seed 004). Default true. */
+        enabled: z.boolean().default(true),
+        /** Rows per batched write. Default 500. */
+        batchSize: z.number().int().min(1).default(500),
+        /** Longest time a row waits before it is written. Default 1s. */
+        flushInterval: Duration.default(1000),
+        /** Rows held in memory at most; beyond, rows are dropped and counted. Default 50000. */
+        maxQueue: z.number().int().min(1).default(50_000),
+        /** Rows older than this are deleted. Default 30d. */
+        retention: Duration.default(30 * 86_400_000),
+      })
+      .strict()
+      .default({ enabled: true, batchSize: 500, flushInterval: 1000, maxQueue: 50_000, retention: 30 * 86_400_000 }),
+    metrics: z
+      .object({
+        /** Serve Prometheus metrics. Default true. */
+        enabled: z.boolean().default(true),
+        /** Require `admin.*`/`metrics.read` to scrape. Default false (protect it at the network instead). */
+        protected: z.boolean().default(false),
+      })
+      .strict()
+      .default({ enabled: true, protected: false }),
     auth: AuthConfig.default({ mode: 'none', roles: {} }),
     /** Global header passthrough (seed 001): where the allowlist comes from and whether it may override base headers. */
     headers: z
