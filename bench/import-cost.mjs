@@ -38,25 +38,26 @@ function walk(dir) {
   return out;
 }
 
+/** @type {Array<[string, {ms?: number, error?: string}]>} */
 const rows = [];
 const nodeBase = timeImport('node:http');
-rows.push(['node:http (baseline)', nodeBase]);
 for (const dep of Object.keys(pkg.dependencies ?? {})) {
   if (dep.startsWith('@modelcontextprotocol/server-')) continue; // a fixture, not imported by the gateway
   rows.push([dep, timeImport(dep)]);
 }
 const dist = walk(join(ROOT, 'dist')).filter((p) => !p.endsWith('.d.ts'));
+/** @type {Array<[string, {ms?: number, error?: string}]>} */
 const own = [];
 for (const f of dist) {
   const r = timeImport(pathToFileURL(f).href);
   if (r.ms !== undefined) own.push([relative(ROOT, f), r]);
 }
-own.sort((a, b) => b[1].ms - a[1].ms);
+own.sort((a, b) => (b[1].ms ?? 0) - (a[1].ms ?? 0));
 const base = nodeBase.ms ?? 0;
 const fmt = (r) => (r.ms === undefined ? '    n/a' : (r.ms - base).toFixed(1).padStart(7));
 process.stdout.write(
   `Import time in a fresh process, median of ${RUNS} runs, minus the node:http baseline (${base.toFixed(1)} ms)\n\n`,
 );
-for (const [name, r] of rows.slice(1)) process.stdout.write(`  ${fmt(r)} ms  ${name}${r.error ? `  (${r.error})` : ''}\n`);
+for (const [name, r] of rows) process.stdout.write(`  ${fmt(r)} ms  ${name}${r.error ? `  (${r.error})` : ''}\n`);
 process.stdout.write(`\nSwitchboard modules, each with its transitive imports (top 15)\n\n`);
 for (const [name, r] of own.slice(0, 15)) process.stdout.write(`  ${fmt(r)} ms  ${name}\n`);

@@ -70,7 +70,9 @@ export function startProcess(
   });
   const tail = [];
   let exited = null;
-  const exitPromise = new Promise((resolve) => child.once('exit', (code, signal) => resolve((exited = { code, signal }))));
+  const exitPromise = new Promise((resolve) =>
+    child.once('exit', (code, signal) => resolve((exited = { code, signal }))),
+  );
   const handle = {
     name,
     pid: child.pid,
@@ -81,14 +83,15 @@ export function startProcess(
     readyMs: NaN,
     async stop() {
       if (exited) return exited;
+      const pid = /** @type {number} */ (child.pid);
       try {
-        process.kill(-child.pid, 'SIGTERM');
+        process.kill(-pid, 'SIGTERM');
       } catch {
         /* gone */
       }
       const timer = setTimeout(() => {
         try {
-          process.kill(-child.pid, 'SIGKILL');
+          process.kill(-pid, 'SIGKILL');
         } catch {
           /* gone */
         }
@@ -97,7 +100,7 @@ export function startProcess(
       clearTimeout(timer);
       // Anything left in the group (e.g. a shell's grandchildren) goes too.
       try {
-        process.kill(-child.pid, 'SIGKILL');
+        process.kill(-pid, 'SIGKILL');
       } catch {
         /* gone */
       }
@@ -109,7 +112,7 @@ export function startProcess(
     const timer = setTimeout(() => {
       if (done) return;
       done = true;
-      handle.stop();
+      void handle.stop();
       reject(new Error(`${name} not ready within ${timeoutMs} ms; output:\n${tail.join('\n')}`));
     }, timeoutMs);
     const markReady = (v, line) => {
@@ -128,7 +131,7 @@ export function startProcess(
           if (done) return;
           done = true;
           clearTimeout(timer);
-          handle.stop();
+          void handle.stop();
           reject(new Error(`${name}: ${err.message}; output:\n${tail.join('\n')}`));
         },
       );
@@ -157,7 +160,7 @@ export function startProcess(
         }
       });
     }
-    exitPromise.then((e) => {
+    void exitPromise.then((e) => {
       if (done) return;
       done = true;
       clearTimeout(timer);
@@ -359,7 +362,10 @@ let configCount = 0;
  * Starts `switchboard serve` (dist/) with these `servers` (the config is written as JSON, which is
  * valid YAML). `cpuProfDir` runs it under `node --cpu-prof`. Resolves with url (…/mcp), startupMs.
  */
-export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: extraNodeArgs = [], env = {}, extraConfig = {} } = {}) {
+export async function startSwitchboard(
+  servers,
+  { tmpDir, cpuProfDir, nodeArgs: extraNodeArgs = [], env = {}, extraConfig = {} } = {},
+) {
   if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
   const file = join(tmpDir, `switchboard-${process.pid}-${++configCount}.yaml`);
   writeFileSync(
@@ -378,27 +384,32 @@ export async function startSwitchboard(servers, { tmpDir, cpuProfDir, nodeArgs: 
   // Ready on the `listening` log line; /healthz polling covers configs that raise the log level.
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const h = await startProcess('switchboard', NODE, [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', String(port)], {
-    env: { SWITCHBOARD_LOG_FORMAT: 'json', ...env },
-    ready: (line) => {
-      if (!line.startsWith('{')) return undefined;
-      const o = JSON.parse(line);
-      return o.msg === 'listening' ? o : undefined;
-    },
-    probe: async (cancelled) => {
-      for (;;) {
-        if (cancelled()) throw new Error('cancelled');
-        try {
-          const r = await fetch(`${base}/healthz`);
-          await r.arrayBuffer();
-          if (r.ok) return { url: base };
-        } catch {
-          /* not yet */
+  const h = await startProcess(
+    'switchboard',
+    NODE,
+    [...nodeArgs, GATEWAY_CLI, 'serve', '--config', file, '--port', String(port)],
+    {
+      env: { SWITCHBOARD_LOG_FORMAT: 'json', ...env },
+      ready: (line) => {
+        if (!line.startsWith('{')) return undefined;
+        const o = JSON.parse(line);
+        return o.msg === 'listening' ? o : undefined;
+      },
+      probe: async (cancelled) => {
+        for (;;) {
+          if (cancelled()) throw new Error('cancelled');
+          try {
+            const r = await fetch(`${base}/healthz`);
+            await r.arrayBuffer();
+            if (r.ok) return { url: base };
+          } catch {
+            /* not yet */
+          }
+          await sleep(50);
         }
-        await sleep(50);
-      }
+      },
     },
-  });
+  );
   if (h.readyValue.startupMs === undefined) {
     // Ready by probe first (pino writes asynchronously): give the listening line a moment.
     for (let i = 0; i < 20 && h.startupMs === undefined; i++) {

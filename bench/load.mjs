@@ -295,7 +295,9 @@ async function main() {
     },
   });
   if (!values.url) {
-    process.stderr.write('usage: load.mjs --url URL [--op call|list|ping|setup] [--tool NAME] [--sessions N] [-c C] [-d S] [--warmup S] [--max-ops K] [--client undici|http]\n');
+    process.stderr.write(
+      'usage: load.mjs --url URL [--op call|list|ping|setup] [--tool NAME] [--sessions N] [-c C] [-d S] [--warmup S] [--max-ops K] [--client undici|http]\n',
+    );
     process.exit(2);
   }
   const result = await runLoad({

@@ -87,7 +87,14 @@ export function summarize(profile, skipUs = 0) {
   }
   const busy = total - idle;
   const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
-  return { totalMs: total / 1000, busyMs: busy / 1000, idleMs: idle / 1000, self: sorted(selfByKey), files: sorted(selfByFile), incl: sorted(inclByKey) };
+  return {
+    totalMs: total / 1000,
+    busyMs: busy / 1000,
+    idleMs: idle / 1000,
+    self: sorted(selfByKey),
+    files: sorted(selfByFile),
+    incl: sorted(inclByKey),
+  };
 }
 
 /** Allocation summary of a sampling heap profile (bytes by function, by file, inclusive). */
@@ -121,7 +128,8 @@ function mainHeap(file, profile) {
   const s = summarizeHeap(profile);
   const reqs = values.requests ? Number(values.requests) : 0;
   const pct = (b) => ((100 * b) / s.total).toFixed(1).padStart(5);
-  const mb = (b) => `${(b / 2 ** 20).toFixed(1).padStart(8)} MiB` + (reqs ? ` ${(b / reqs).toFixed(0).padStart(7)} B/req` : '');
+  const mb = (b) =>
+    `${(b / 2 ** 20).toFixed(1).padStart(8)} MiB` + (reqs ? ` ${(b / reqs).toFixed(0).padStart(7)} B/req` : '');
   process.stdout.write(
     `${file}\n  allocated (sampled estimate) ${(s.total / 2 ** 20).toFixed(1)} MiB` +
       (reqs ? `; ${reqs} requests → ${(s.total / reqs).toFixed(0)} B per request (incl. startup)` : '') +

@@ -100,9 +100,19 @@ try {
 }
 if (values.heap) {
   process.stderr.write(`heap profile: ${heapFile}\n`);
-  spawnSync(NODE, [join(BENCH_DIR, 'profile-summary.mjs'), heapFile, '--top', values.top, ...(served ? ['--requests', String(served)] : [])], {
-    stdio: 'inherit',
-  });
+  spawnSync(
+    NODE,
+    [
+      join(BENCH_DIR, 'profile-summary.mjs'),
+      heapFile,
+      '--top',
+      values.top,
+      ...(served ? ['--requests', String(served)] : []),
+    ],
+    {
+      stdio: 'inherit',
+    },
+  );
   process.exit(0);
 }
 const files = readdirSync(out)

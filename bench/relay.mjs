@@ -50,7 +50,7 @@ if (upstream) {
       if (sid) headers['mcp-session-id'] = sid;
       const pv = req.headers['mcp-protocol-version'];
       if (pv) headers['mcp-protocol-version'] = pv;
-      pool.request({ path, method: req.method, headers, body }).then(
+      void pool.request({ path, method: req.method, headers, body }).then(
         async (r) => {
           const out = Buffer.from(await r.body.arrayBuffer());
           const h = { 'content-length': out.length };
@@ -63,7 +63,7 @@ if (upstream) {
       );
     });
   };
-  onStop = () => pool.destroy();
+  onStop = () => void pool.destroy();
 } else {
   const child = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   child.on('exit', (code) => {

@@ -15,6 +15,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import * as lib from './lib.mjs';
 import {
   cpuSnapshot,
@@ -84,7 +85,7 @@ async function stopAll() {
 }
 for (const sig of ['SIGINT', 'SIGTERM']) {
   process.on(sig, () => {
-    stopAll().finally(() => process.exit(130));
+    void stopAll().finally(() => process.exit(130));
   });
 }
 
@@ -120,7 +121,7 @@ const startSwitchboard = (servers, { profile = false } = {}) =>
 
 // ─── measuring ─────────────────────────────────────────────────────────────────────────────────
 
-let quietBudgetMs = QUICK ? 0 : 120_000; // total time we may spend waiting for other load to pass
+let quietBudgetMs = QUICK ? 0 : 60_000; // total time we may spend waiting for other load to pass
 
 /** Waits (bounded) until processes outside the harness use < 25 % of a core. */
 async function waitQuiet() {
@@ -153,7 +154,9 @@ async function loadOnce(opts, pid) {
     ...opts,
   });
   r.foreignCpu = Math.round(foreignCpuPercent(a, cpuSnapshot()));
-  if (pid) r.cpuUsPerReq = ((safeCpu(pid) - cpu0) * 1000) / Math.max(1, r.total + (opts.op === 'setup' ? 0 : 2 * (r.sessions ?? 0)));
+  if (pid)
+    r.cpuUsPerReq =
+      ((safeCpu(pid) - cpu0) * 1000) / Math.max(1, r.total + (opts.op === 'setup' ? 0 : 2 * (r.sessions ?? 0)));
   return r;
 }
 
@@ -292,6 +295,14 @@ async function countTools(url) {
   return { tools: n, pages };
 }
 
+/** Read-only: the commit and how many files differ from it (dist/ is what is measured). */
+function gitInfo() {
+  const git = (...a) => spawnSync('git', a, { cwd: lib.ROOT, encoding: 'utf8' }).stdout?.trim() ?? '';
+  const head = git('rev-parse', '--short', 'HEAD');
+  const dirty = git('status', '--porcelain').split('\n').filter(Boolean).length;
+  return head ? `${head}${dirty ? ` + ${dirty} changed files` : ''}` : 'unknown';
+}
+
 const results = {
   meta: {
     date: new Date().toISOString(),
@@ -301,6 +312,7 @@ const results = {
     cpuModel: cpus()[0]?.model,
     memGiB: Math.round(totalmem() / 2 ** 30),
     config: CFG,
+    git: gitInfo(),
     peers: {
       supergateway: SUPERGATEWAY?.version ?? 'not installed',
       'mcp-proxy': MCP_PROXY?.version ?? 'not installed',
@@ -346,7 +358,10 @@ function printCallTable(title, contenders, rows, floorKey, peerKeys, refKey, pee
       t.push([c.label, conc, int(x.rps), f3(x.p50), f3(x.p90), f3(x.p99), f1(x.cpuUsPerReq), x.errors, x.foreignCpu]);
     }
   }
-  table(['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/req', 'errors', 'other load %'], t);
+  table(
+    ['contender', 'concurrency', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'server CPU µs/req', 'errors', 'other load %'],
+    t,
+  );
   const get = (k, conc) => (rows[k] && !rows[k].error ? rows[k][conc] : undefined);
   const refs = [floorKey, ...(refKey ? [refKey] : [])];
   const name = { relay: floorKey === 'relay' ? 'bare relay' : 'bare HTTP relay', direct: 'direct' };
@@ -395,7 +410,12 @@ const S1 = [
     start: () => startPeer('supergateway'),
     tool: 'echo',
   },
-  { key: 'mcp-proxy', label: `mcp-proxy ${MCP_PROXY?.version ?? ''}`.trim(), start: () => startPeer('mcp-proxy'), tool: 'echo' },
+  {
+    key: 'mcp-proxy',
+    label: `mcp-proxy ${MCP_PROXY?.version ?? ''}`.trim(),
+    start: () => startPeer('mcp-proxy'),
+    tool: 'echo',
+  },
 ];
 
 async function scenario1() {
@@ -409,7 +429,12 @@ async function scenario2() {
   log(`\n[2] tools/call echo via a Streamable HTTP upstream, ${CFG.sessions} sessions, c=${CFG.concurrency.join('/')}`);
   httpFixture = await startHttpFixture();
   const contenders = [
-    { key: 'direct', label: 'direct to upstream (floor)', start: async () => ({ url: httpFixture.url, stop: async () => {} }), tool: 'echo' },
+    {
+      key: 'direct',
+      label: 'direct to upstream (floor)',
+      start: async () => ({ url: httpFixture.url, stop: async () => {} }),
+      tool: 'echo',
+    },
     {
       key: 'relay',
       label: 'bare HTTP→HTTP relay (one hop, no features)',
@@ -441,7 +466,12 @@ async function scenario3() {
   log(`\n[3] tools/call echo via stdio with the features in ${argv.features}, ${CFG.sessions} sessions`);
   const contenders = [
     { key: 'relay', label: 'bare relay (floor)', start: () => startRelay(), tool: 'echo' },
-    { key: 'default', label: 'Switchboard, default features', start: () => startSwitchboard(stdioEcho()), tool: 'echo__echo' },
+    {
+      key: 'default',
+      label: 'Switchboard, default features',
+      start: () => startSwitchboard(stdioEcho()),
+      tool: 'echo__echo',
+    },
     {
       key: 'switchboard',
       label: `Switchboard + ${argv.features}`,
@@ -547,11 +577,23 @@ async function scenario5() {
   const N = CFG.idleSessions;
   log(`\n[5] ${N.toLocaleString('en-US')} concurrent idle sessions (initialize + initialized, no GET stream): RSS`);
   const r = {};
-  r.switchboard = await withContender('switchboard', () => startSwitchboard(stdioEcho()), (h) => openIdle(h, N));
-  r['mcp-proxy'] = await withContender('mcp-proxy', () => startPeer('mcp-proxy'), (h) => openIdle(h, N));
-  log(`  supergateway --stateful spawns a child per session: capped at ${CFG.sgSessionCap} sessions, RSS of the process tree`);
-  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), (h) =>
-    openIdle(h, CFG.sgSessionCap, { tree: true }),
+  r.switchboard = await withContender(
+    'switchboard',
+    () => startSwitchboard(stdioEcho()),
+    (h) => openIdle(h, N),
+  );
+  r['mcp-proxy'] = await withContender(
+    'mcp-proxy',
+    () => startPeer('mcp-proxy'),
+    (h) => openIdle(h, N),
+  );
+  log(
+    `  supergateway --stateful spawns a child per session: capped at ${CFG.sgSessionCap} sessions, RSS of the process tree`,
+  );
+  r.supergateway = await withContender(
+    'supergateway',
+    () => startPeer('supergateway'),
+    (h) => openIdle(h, CFG.sgSessionCap, { tree: true }),
   );
   results.s5 = { target: N, ...r };
 }
@@ -571,11 +613,18 @@ async function scenario6() {
   const r = {};
   for (const c of contenders) r[c.key] = rows[c.key]?.error ? rows[c.key] : rows[c.key].setup;
   log(`- supergateway --stateful: a child process per session, so capped at ${CFG.sgSessionCap} sessions`);
-  r.supergateway = await withContender('supergateway', () => startPeer('supergateway'), async (h) => {
-    const res = await loadOnce({ url: h.url, op: 'setup', concurrency: 16, maxOps: CFG.sgSessionCap, timeout: 120 });
-    log(fmtRun('supergateway setup c=16', res));
-    return res;
-  });
+  r.supergateway = await withContender(
+    'supergateway',
+    () => startPeer('supergateway'),
+    async (h) => {
+      const res = await loadOnce(
+      { url: h.url, op: 'setup', concurrency: 16, maxOps: CFG.sgSessionCap, timeout: 120 },
+      h.pid,
+    );
+      log(fmtRun('supergateway setup c=16', res));
+      return res;
+    },
+  );
   results.s6 = r;
 }
 
@@ -599,7 +648,14 @@ async function scenario7() {
         break;
       }
     }
-    r[key] = { label, wallMs: median(walls), startupMs: own.length ? median(own) : undefined, runs: walls, error, ...extra };
+    r[key] = {
+      label,
+      wallMs: median(walls),
+      startupMs: own.length ? median(own) : undefined,
+      runs: walls,
+      error,
+      ...extra,
+    };
     log(
       `  ${label.padEnd(58)} spawn→ready ${f1(r[key].wallMs)} ms` +
         (own.length ? `, startupMs ${f1(r[key].startupMs)}` : '') +
@@ -639,7 +695,8 @@ function report() {
     `${m.date} · ${m.cpus} × ${m.cpuModel} · ${m.memGiB} GiB · Node ${m.node} · load generator on the same machine ` +
       `(separate process, ${CFG.client} keep-alive client) · warm-up ${CFG.warmup} s + ${CFG.duration} s per point` +
       (CFG.repeat > 1 ? ` · median of ${CFG.repeat} runs` : '') +
-      ` · peers: supergateway ${m.peers.supergateway}, mcp-proxy ${m.peers['mcp-proxy']}`,
+      ` · peers: supergateway ${m.peers.supergateway}, mcp-proxy ${m.peers['mcp-proxy']}` +
+      ` · tree ${m.git} (dist/ as built)`,
   );
   print();
   print(`Command: \`${m.command}\``);
@@ -679,7 +736,10 @@ function report() {
     table(
       ['configuration', 'status'],
       [
-        ['default features (Host/Origin guard, sessions, JSON-RPC validation, namespacing, id remap, info logging)', 'measured in 1 and 2'],
+        [
+          'default features (Host/Origin guard, sessions, JSON-RPC validation, namespacing, id remap, info logging)',
+          'measured in 1 and 2',
+        ],
         [
           '+ inbound auth, rate limit, metrics, usage log',
           'not measured: not available in Switchboard yet (run with --features FILE once they are)',
@@ -692,16 +752,20 @@ function report() {
     print('### 4. tools/list of a 1,000-tool aggregate (20 stdio upstreams × 50 tools), concurrency 1');
     print();
     const row = (label, x) =>
-      x?.error ? [label, 'n/a', 'n/a', 'n/a', `not run: ${x.error}`] : [label, x.tools, f3(x.p50), f3(x.p99), int(x.rps)];
+      x?.error
+        ? [label, 'n/a', 'n/a', 'n/a', `not run: ${x.error}`, '']
+        : [label, x.tools, f3(x.p50), f3(x.p99), int(x.rps), f1(x.cpuUsPerReq)];
     table(
-      ['contender', 'tools', 'p50 ms', 'p99 ms', 'req/s'],
+      ['contender', 'tools', 'p50 ms', 'p99 ms', 'req/s', 'server CPU µs/req'],
       [
         row('bare relay, 1 upstream with 1,000 tools (floor)', r.relay),
         row('Switchboard /mcp (catalogue cache)', r.switchboard),
       ],
     );
-    if (r.switchboard && !r.switchboard.error && r.relay && !r.relay.error)
-      print(`Switchboard ÷ floor p50: ${f2(r.switchboard.p50 / r.relay.p50)} (lower is better).`), print();
+    if (r.switchboard && !r.switchboard.error && r.relay && !r.relay.error) {
+      print(`Switchboard ÷ floor p50: ${f2(r.switchboard.p50 / r.relay.p50)} (lower is better).`);
+      print();
+    }
   }
   if (results.s5) {
     const r = results.s5;
@@ -710,7 +774,15 @@ function report() {
     const row = (label, x) =>
       x?.error
         ? [label, 'n/a', 'n/a', 'n/a', 'n/a', 'n/a', `not run: ${x.error}`]
-        : [label, int(x.sessions), f1(x.rssBeforeMiB), f1(x.rssAfterMiB), f1(x.rssAfterMiB - x.rssBeforeMiB), f1(x.perSessionKiB), x.errors];
+        : [
+            label,
+            int(x.sessions),
+            f1(x.rssBeforeMiB),
+            f1(x.rssAfterMiB),
+            f1(x.rssAfterMiB - x.rssBeforeMiB),
+            f1(x.perSessionKiB),
+            x.errors,
+          ];
     table(
       ['contender', 'sessions', 'RSS before MiB', 'RSS after MiB', 'Δ MiB', 'KiB / session', 'errors'],
       [
@@ -724,12 +796,16 @@ function report() {
     const sg = r.supergateway;
     if (sb && !sb.error) {
       const parts = [];
-      if (mp && !mp.error) parts.push(`mcp-proxy ÷ Switchboard per session: ${f1(mp.perSessionKiB / sb.perSessionKiB)}×`);
+      if (mp && !mp.error)
+        parts.push(`mcp-proxy ÷ Switchboard per session: ${f1(mp.perSessionKiB / sb.perSessionKiB)}×`);
       if (sg && !sg.error)
         parts.push(
           `supergateway at ${r.target.toLocaleString('en-US')} sessions would need ≈ ${f1((sg.perSessionKiB * r.target) / 2 ** 20)} GiB (extrapolated, one child process per session)`,
         );
-      if (parts.length) print(`${parts.join('; ')}.`), print();
+      if (parts.length) {
+        print(`${parts.join('; ')}.`);
+        print();
+      }
     }
   }
   if (results.s6) {
@@ -737,9 +813,11 @@ function report() {
     print('### 6. Session setup rate (initialize + notifications/initialized), concurrency 16');
     print();
     const row = (label, x) =>
-      x?.error ? [label, 'n/a', 'n/a', 'n/a', `not run: ${x.error}`] : [label, int(x.rps), f3(x.p50), f3(x.p99), x.errors];
+      x?.error
+        ? [label, 'n/a', 'n/a', 'n/a', 'n/a', `not run: ${x.error}`]
+        : [label, int(x.rps), f3(x.p50), f3(x.p99), f1(x.cpuUsPerReq), x.errors];
     table(
-      ['contender', 'sessions/s', 'p50 ms', 'p99 ms', 'errors'],
+      ['contender', 'sessions/s', 'p50 ms', 'p99 ms', 'server CPU µs/session', 'errors'],
       [
         row('bare relay (floor; forwards initialize to the child)', r.relay),
         row('Switchboard /mcp', r.switchboard),
@@ -753,7 +831,10 @@ function report() {
       if (r.relay && !r.relay.error) parts.push(`Switchboard ÷ floor: ${f2(sb.rps / r.relay.rps)}`);
       const peers = [r['mcp-proxy'], r.supergateway].filter((x) => x && !x.error);
       if (peers.length) parts.push(`Switchboard ÷ best peer: ${f2(sb.rps / Math.max(...peers.map((x) => x.rps)))}`);
-      if (parts.length) print(`${parts.join('; ')}.`), print();
+      if (parts.length) {
+        print(`${parts.join('; ')}.`);
+        print();
+      }
     }
   }
   if (results.s7) {
@@ -820,7 +901,11 @@ function printTargets() {
   const s2 = results.s2;
   if (s2?.switchboard && !s2.switchboard.error && s2.direct && !s2.direct.error) {
     const d = s2.switchboard[1].p50 - s2.direct[1].p50;
-    rows.push(['Added p50 at concurrency 1 ≤ 0.1 ms (Streamable HTTP; direct = upstream)', `${f3(d)} ms`, status(d <= 0.1)]);
+    rows.push([
+      'Added p50 at concurrency 1 ≤ 0.1 ms (Streamable HTTP; direct = upstream)',
+      `${f3(d)} ms`,
+      status(d <= 0.1),
+    ]);
   }
   const s5 = results.s5?.switchboard;
   if (s5 && !s5.error) {
@@ -828,12 +913,18 @@ function printTargets() {
     rows.push([
       '10,000 concurrent idle sessions in ≤ 256 MB RSS',
       `${f1(s5.rssAfterMiB)} MiB with ${int(s5.sessions)} sessions (${f1(s5.perSessionKiB)} KiB/session)`,
-      full ? status(s5.rssAfterMiB * 1.048576 <= 256) : `not measured at 10,000 (${status(s5.rssAfterMiB * 1.048576 <= 256)} at this count)`,
+      full
+        ? status(s5.rssAfterMiB * 1.048576 <= 256)
+        : `not measured at 10,000 (${status(s5.rssAfterMiB * 1.048576 <= 256)} at this count)`,
     ]);
   }
   const s4 = results.s4?.switchboard;
   if (s4 && !s4.error) {
-    rows.push(['tools/list of a 1,000-tool aggregate ≤ 2 ms p50', `${f3(s4.p50)} ms (${s4.tools} tools)`, status(s4.p50 <= 2 && s4.tools >= 1000)]);
+    rows.push([
+      'tools/list of a 1,000-tool aggregate ≤ 2 ms p50',
+      `${f3(s4.p50)} ms (${s4.tools} tools)`,
+      status(s4.p50 <= 2 && s4.tools >= 1000),
+    ]);
   }
   const s7 = results.s7?.switchboardHttp;
   if (s7 && !s7.error) {

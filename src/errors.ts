@@ -68,6 +68,13 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_HTTP: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 26, expose: true },
   /** Switchboard could not obtain its own credential for an upstream (e.g. an RFC 6749 §4.4 token request failed). */
   SWB_ERR_UPSTREAM_AUTH: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 27, expose: true },
+  /** The upstream's `maxInFlight` slots are taken and its wait queue is full, or the wait exceeded `queueTimeout`. */
+  SWB_ERR_UPSTREAM_BUSY: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 28, expose: true },
+  // Traffic control (rate limits)
+  /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
+  SWB_ERR_RATE_LIMITED: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },
+  /** The shared rate-limit store (Redis) failed and `rateLimiting.failOpen` is false. */
+  SWB_ERR_RATE_LIMIT_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 51, expose: true },
   // Config / startup (printed, never sent)
   SWB_ERR_CONFIG_INVALID: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_CONFIG_READ: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },

@@ -40,14 +40,49 @@ export interface OutboundChannel {
   send(message: JsonRpcMessage): void;
   /** Ends a request's channel without a response (after cancellation). */
   end?(): void;
+  /**
+   * Answers a request with a gateway error: as an HTTP error (e.g. 429 with `Retry-After`) when
+   * the HTTP response has not started, otherwise as a JSON-RPC error on the channel.
+   */
+  fail?(error: GatewayError, id: JsonRpcId): void;
   /** True once the client can no longer be reached through it. */
   readonly closed: boolean;
   /** When true, messages sent while closed are kept for redelivery (resumable streams). */
   readonly retains?: boolean;
 }
 
+/** What the edge knows about one HTTP request carrying a JSON-RPC request. */
+export interface RequestMeta {
+  readonly principal: Principal;
+  /** The client's HTTP headers (header passthrough). */
+  readonly httpHeaders?: IncomingHttpHeaders;
+  /** The client's IP address (rate limits, usage log). */
+  readonly ip?: string | undefined;
+  /** Opaque tracing parent (a span), passed to upstream calls. */
+  readonly trace?: unknown;
+  /** Set by the session: the target server, when one is known. */
+  server?: string | undefined;
+  /** Set by the session: the upstream's own tool name, for `tools/call`. */
+  tool?: string | undefined;
+}
+
+/** What rate limiting sees of a request. */
+export interface AdmissionContext {
+  principal: Principal;
+  ip: string | undefined;
+  server: string | undefined;
+  tool: string | undefined;
+  method: string;
+}
+
 /** Services the gateway gives its sessions. */
 export interface SessionHost {
+  /**
+   * Rate limiting: returns `undefined` (synchronously) when the request may proceed at once, a
+   * promise when the decision needs a store round trip; throws/rejects with
+   * `SWB_ERR_RATE_LIMITED` (and `data.retryAfterMs`) when over a limit. Absent: no limits.
+   */
+  readonly admit?: ((ctx: AdmissionContext) => Promise<void> | undefined) | undefined;
   readonly logger: Logger;
   /** Items per page of list methods results (0 = no pagination). */
   readonly pageSize: number;
@@ -139,19 +174,85 @@ export class ClientSession {
 
   /**
    * Handles one client request; the response (and any related messages) go to `out`.
-   * Never throws: every failure becomes a JSON-RPC error response.
+   * Never throws: every failure becomes a JSON-RPC error response (or, for a rate limit before
+   * the response started, an HTTP 429 through `out.fail`).
+   *
+   * `meta` describes the HTTP request (principal, headers, client IP); the session fills in the
+   * target `server` and upstream `tool` for logs, metrics and the usage log.
    */
-  handleRequest(
-    req: JsonRpcRequest,
-    out: OutboundChannel,
-    principal: Principal = this.principal,
-    httpHeaders?: IncomingHttpHeaders,
-  ): void {
+  handleRequest(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta = { principal: this.principal }): void {
     this.lastActivity = this.#host.now();
+    const admit = this.#host.admit;
+    this.#target(req, meta);
+    if (admit) {
+      let pending: Promise<void> | undefined;
+      try {
+        pending = admit({
+          principal: meta.principal,
+          ip: meta.ip,
+          server: meta.server,
+          tool: meta.tool,
+          method: req.method,
+        });
+      } catch (err) {
+        this.#refuse(req, out, err);
+        return;
+      }
+      if (pending !== undefined) {
+        pending.then(
+          () => this.#run(req, out, meta),
+          (err: unknown) => this.#refuse(req, out, err),
+        );
+        return;
+      }
+    }
+    this.#run(req, out, meta);
+  }
+
+  #run(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta): void {
     try {
-      this.#dispatch(req, out, principal, httpHeaders);
+      this.#dispatch(req, out, meta);
     } catch (err) {
       out.send(this.#errorFor(req.id, err));
+    }
+  }
+
+  /** An admission refusal (rate limit): HTTP 429 + Retry-After when the response has not started. */
+  #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown): void {
+    if (isGatewayError(err) && out.fail) out.fail(err, req.id);
+    else out.send(this.#errorFor(req.id, err));
+  }
+
+  /** Which server (and upstream tool) a request targets, for policy, metrics and the usage log. */
+  #target(req: JsonRpcRequest, meta: RequestMeta): void {
+    const params = req.params;
+    const view = this.view;
+    if (view.kind === 'single') meta.server = view.members[0]?.upstream.name;
+    switch (req.method) {
+      case 'tools/call': {
+        const name = params?.name;
+        const hit = typeof name === 'string' ? view.resolveTool(name) : undefined;
+        if (hit) {
+          meta.server = hit.member.upstream.name;
+          meta.tool = hit.name;
+        } else if (typeof name === 'string' && view.kind === 'single') meta.tool = name;
+        return;
+      }
+      case 'prompts/get': {
+        const name = params?.name;
+        const hit = typeof name === 'string' ? view.resolvePrompt(name) : undefined;
+        if (hit) meta.server = hit.member.upstream.name;
+        return;
+      }
+      case 'resources/read':
+      case 'resources/subscribe':
+      case 'resources/unsubscribe': {
+        const uri = params?.uri;
+        const hit = typeof uri === 'string' ? view.resolveResource(uri) : undefined;
+        if (hit) meta.server = hit.member.upstream.name;
+        return;
+      }
+      default:
     }
   }
 
@@ -207,19 +308,21 @@ export class ClientSession {
     this.#host.onSessionClosed(this, reason);
   }
 
-  #dispatch(
-    req: JsonRpcRequest,
-    out: OutboundChannel,
-    principal: Principal,
-    httpHeaders: IncomingHttpHeaders | undefined,
-  ): void {
+  #dispatch(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta): void {
     const params = req.params;
+    const principal = meta.principal;
     const scope = scopeOf(principal);
     // Who this request is for: picks the upstream connection and carries what outbound headers need.
     const ctx: SlotContext =
-      httpHeaders === undefined && principal === this.principal
+      meta.httpHeaders === undefined && principal === this.principal && meta.trace === undefined
         ? this.#slot
-        : { sessionId: this.id, principalId: principal.id, principal, httpHeaders };
+        : {
+            sessionId: this.id,
+            principalId: principal.id,
+            principal,
+            ...(meta.httpHeaders === undefined ? {} : { httpHeaders: meta.httpHeaders }),
+            ...(meta.trace === undefined ? {} : { trace: meta.trace }),
+          };
     switch (req.method) {
       case 'initialize':
         out.send({ jsonrpc: '2.0', id: req.id, result: this.#initialize(params ?? {}) });

@@ -104,7 +104,8 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       if (!m) return;
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
       if (!('method' in m)) session.handleResponse(m);
-      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, principal, req.headers);
+      else if ('id' in m && m.id !== undefined)
+        session.handleRequest(m, channel, { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress });
       else session.handleNotification(m);
     } catch (err) {
       sendHttpError(

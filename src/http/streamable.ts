@@ -14,7 +14,6 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
-import { errorResponse } from '../protocol/jsonrpc.js';
 import { accepts } from './guards.js';
 import { readJsonRpcMessage } from './jsonrpc-body.js';
 
@@ -70,9 +69,7 @@ export function sendHttpError(
     res.end();
     return;
   }
-  const body = JSON.stringify(
-    errorResponse(id, err.jsonRpcCode, err.expose ? err.message : 'Internal error', { code: err.code }),
-  );
+  const body = JSON.stringify({ jsonrpc: '2.0', id, error: err.toJsonRpcError() });
   res.writeHead(err.status, { 'content-type': 'application/json', ...headers });
   res.end(body);
 }
@@ -167,6 +164,19 @@ export function createStreamableHandler(options: StreamableOptions) {
           sse.res?.end();
         }
       },
+      fail(error: GatewayError, id: JsonRpcId) {
+        if (done) return;
+        if (!sse && !clientGone) {
+          done = true;
+          const retryAfterMs = (error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+          const headers: Record<string, string> = { 'mcp-session-id': session.id };
+          if (typeof retryAfterMs === 'number')
+            headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+          sendHttpError(res, error, id, headers);
+          return;
+        }
+        this.send({ jsonrpc: '2.0', id, error: error.toJsonRpcError() });
+      },
       end() {
         if (done) return;
         done = true;
@@ -229,7 +239,11 @@ export function createStreamableHandler(options: StreamableOptions) {
         );
       }
       const session = gateway.createSession(view, principal, 'streamable-http');
-      session.handleRequest(message, postChannel(res, session, message.id), principal, req.headers);
+      session.handleRequest(message, postChannel(res, session, message.id), {
+        principal,
+        httpHeaders: req.headers,
+        ip: req.socket.remoteAddress,
+      });
       return;
     }
     const session = sessionFor(req, view, principal);
@@ -241,7 +255,11 @@ export function createStreamableHandler(options: StreamableOptions) {
       session.handleNotification(message);
       res.writeHead(202).end();
     } else {
-      session.handleRequest(message, postChannel(res, session, message.id), principal, req.headers);
+      session.handleRequest(message, postChannel(res, session, message.id), {
+        principal,
+        httpHeaders: req.headers,
+        ip: req.socket.remoteAddress,
+      });
     }
   }
 

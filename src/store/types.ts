@@ -82,9 +82,160 @@ export interface Database {
   readonly tokens: TokenStore;
   readonly servers: ServerStore;
   readonly settings: SettingsStore;
+  /** The usage log (present on every SQL database; optional for other implementations). */
+  readonly usage?: UsageStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when a trivial query succeeds (for /readyz). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/**
+ * One request recorded in the usage log (issue 5 §B, seed 004), a row of the `usage_log` table.
+ * Only requests made with a Switchboard API token are recorded, so the token fields are always
+ * set. Optional fields are stored as `NULL` when absent.
+ */
+export interface UsageRow {
+  /** When the request arrived, epoch ms. */
+  ts: number;
+  /** The API token's public id ({@link TokenRecord.id}). */
+  tokenId: string;
+  /** The token's JWT ID (RFC 7519 §4.1.7). */
+  jti: string;
+  /** The token's stored owner ({@link TokenRecord.subject}), never an unverified claim. */
+  subject: string;
+  /** The request path without its query, e.g. `/mcp` or `/servers/echo/mcp`. */
+  endpoint: string;
+  /** The HTTP method (`POST`, `GET`, `DELETE`). */
+  httpMethod: string;
+  /** The JSON-RPC method of the request body (`tools/call`, `initialize`, …), when there was one. */
+  mcpMethod?: string | undefined;
+  /** The upstream server the request reached (its configured name), when one was resolved. */
+  server?: string | undefined;
+  /** The upstream's own tool name for `tools/call`. */
+  tool?: string | undefined;
+  /** The HTTP status of the response. */
+  httpStatus: number;
+  /** The JSON-RPC `error.code` of the response, when it was an error response. */
+  jsonrpcError?: number | undefined;
+  /** Time from arrival to the end of the response, ms (fractions allowed). */
+  latencyMs: number;
+  /** Request body bytes. */
+  bytesIn: number;
+  /** Response body bytes. */
+  bytesOut: number;
+  /** The client address (socket peer). */
+  ip?: string | undefined;
+  /** The `User-Agent` header; stored cut to 512 characters. */
+  userAgent?: string | undefined;
+  /** True when the gateway refused the request (seed 004: 4xx denials, revoked/expired tokens). */
+  blocked: boolean;
+  /** Why it was blocked: a `SWB_ERR_…` code, or `http_<status>` when no code is known. */
+  blockReason?: string | undefined;
+}
+
+/** Options of {@link UsageStore.tokenUsage}. */
+export interface TokenUsageQuery {
+  /** The window: the last `days` days up to `now` (fractions allowed). */
+  days: number;
+  /** End of the window, epoch ms. Default: the store's clock. */
+  now?: number;
+  /** Entries per top list. Default 10. */
+  top?: number;
+}
+
+/** One entry of a top list: a name and how many requests it had. */
+export interface UsageCount {
+  /** The endpoint path, the server name, or the tool name. */
+  name: string;
+  /** For tools: the server the tool belongs to. */
+  server?: string;
+  count: number;
+}
+
+/**
+ * A token's usage over a window (`GET /api/v1/tokens/{id}/usage`). Every request is exactly one
+ * of `success` (not blocked, HTTP status < 400, no JSON-RPC error), `blocked`, or `errors`.
+ */
+export interface TokenUsage {
+  tokenId: string;
+  /** Window start and end, epoch ms, both inclusive. */
+  from: number;
+  to: number;
+  total: number;
+  success: number;
+  blocked: number;
+  errors: number;
+  /** `success / total` in [0, 1]; `null` when there were no requests. */
+  successRate: number | null;
+  /**
+   * Latency of the requests that were not blocked, ms. Percentiles are nearest-rank (the value at
+   * rank ⌈p·n⌉ of the sorted latencies, as PostgreSQL's `percentile_disc`); `null` with no such requests.
+   */
+  latencyMs: { p50: number | null; p95: number | null; avg: number | null };
+  bytesIn: number;
+  bytesOut: number;
+  /** Most requested endpoints, most first (ties by name). */
+  topEndpoints: UsageCount[];
+  /** Most requested servers (requests that reached one), most first. */
+  topServers: UsageCount[];
+  /** Most called tools, most first; `server` says whose tool. */
+  topTools: UsageCount[];
+}
+
+/** Time-series grouping of {@link UsageStore.usageSeries}. */
+export type UsageGroupBy = 'token' | 'server' | 'tool';
+
+/** Time-series bucket width of {@link UsageStore.usageSeries}: UTC minutes, hours or days. */
+export type UsageBucket = 'minute' | 'hour' | 'day';
+
+/** Options of {@link UsageStore.usageSeries}. */
+export interface UsageSeriesQuery {
+  groupBy: UsageGroupBy;
+  /** Window start (inclusive) and end (exclusive), epoch ms. */
+  from: number;
+  to: number;
+  bucket: UsageBucket;
+  /** Only this token's requests. */
+  tokenId?: string;
+}
+
+/** One point of a usage time series: the requests of one group in one bucket. */
+export interface UsageSeriesRow {
+  /** Bucket start, epoch ms (UTC-aligned). */
+  bucket: number;
+  /** The token id, server name or tool name; `null` for requests that reached no server/tool. */
+  key: string | null;
+  /** `groupBy: 'tool'`: the tool's server. */
+  server?: string | null;
+  /** `groupBy: 'token'`: the token's owner. */
+  subject?: string;
+  count: number;
+  success: number;
+  blocked: number;
+  errors: number;
+  /** Mean latency of the requests that were not blocked, ms; `null` when all were blocked. */
+  avgLatencyMs: number | null;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/**
+ * Usage-log persistence (issue 5 §B–§C). Writes come in batches from the usage-log writer
+ * (`src/observability/usage-log.ts`), never one per request.
+ */
+export interface UsageStore {
+  /**
+   * Stores rows with multi-row `INSERT`s, all or nothing (one transaction).
+   *
+   * @throws GatewayError `SWB_ERR_STORE_UNAVAILABLE` when the write fails (nothing was stored).
+   */
+  insert(rows: readonly UsageRow[]): Promise<void>;
+  /** Deletes rows older than `before` (epoch ms, exclusive); returns how many. */
+  purge(before: number): Promise<number>;
+  /** A token's totals, latency percentiles and top lists over the last `days` days. */
+  tokenUsage(tokenId: string, query: TokenUsageQuery): Promise<TokenUsage>;
+  /** Requests per bucket and group, ordered by bucket, then key (nulls first). */
+  usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]>;
 }

@@ -38,6 +38,8 @@ export interface SlotContext {
   principal?: Principal;
   /** The client's HTTP request headers (header passthrough). */
   httpHeaders?: IncomingHttpHeaders;
+  /** Opaque tracing parent of the client request (see observability/tracing). */
+  trace?: unknown;
 }
 
 /** Gateway-wide settings for outbound requests to remote upstreams (issue "Identity" §G, §H). */
