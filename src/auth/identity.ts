@@ -141,8 +141,10 @@ function headerSafe(v: string): string {
  * @returns the same object.
  */
 export function stripIdentityHeaders<T extends Record<string, unknown>>(headers: T): T {
-  for (const name of Object.keys(headers)) {
-    if (IDENTITY_HEADER_RE.test(name)) delete headers[name];
+  // Hot path: no allocation; only names starting with x/X are tested further.
+  for (const name in headers) {
+    const c = name.charCodeAt(0);
+    if ((c === 0x78 || c === 0x58) && IDENTITY_HEADER_RE.test(name)) delete headers[name];
   }
   return headers;
 }

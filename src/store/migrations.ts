@@ -10,7 +10,7 @@
  *
  * @module
  */
-import type { Kysely } from 'kysely';
+import { PostgresAdapter, type Kysely } from 'kysely';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import { GatewayError } from '../errors.js';
 
@@ -64,6 +64,47 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('settings').execute();
       await db.schema.dropTable('servers').execute();
       await db.schema.dropTable('tokens').execute();
+    },
+  },
+  /**
+   * The usage log (issue 5 §B, docs/usage.md). Booleans are stored as integers 0/1 and latencies
+   * as `double precision` (REAL affinity on SQLite) so both databases hold the same values.
+   */
+  '0002_usage': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      // The only dialect-specific column: SQLite's AUTOINCREMENT is not PostgreSQL syntax.
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      await db.schema
+        .createTable('usage_log')
+        .addColumn('id', postgres ? 'bigserial' : 'integer', (c) =>
+          postgres ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('ts', 'bigint', (c) => c.notNull())
+        .addColumn('token_id', 'text', (c) => c.notNull())
+        .addColumn('jti', 'text', (c) => c.notNull())
+        .addColumn('subject', 'text', (c) => c.notNull())
+        .addColumn('endpoint', 'text', (c) => c.notNull())
+        .addColumn('http_method', 'text', (c) => c.notNull())
+        .addColumn('mcp_method', 'text')
+        .addColumn('server', 'text')
+        .addColumn('tool', 'text')
+        .addColumn('http_status', 'integer', (c) => c.notNull())
+        .addColumn('jsonrpc_error', 'integer')
+        .addColumn('latency_ms', 'double precision', (c) => c.notNull())
+        .addColumn('bytes_in', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('bytes_out', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('blocked', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('block_reason', 'text')
+        .execute();
+      // Per-token analytics, retention purges and time series, per-server time series.
+      await db.schema.createIndex('usage_log_token_id_ts_idx').on('usage_log').columns(['token_id', 'ts']).execute();
+      await db.schema.createIndex('usage_log_ts_idx').on('usage_log').column('ts').execute();
+      await db.schema.createIndex('usage_log_server_ts_idx').on('usage_log').columns(['server', 'ts']).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('usage_log').execute();
     },
   },
 };

@@ -300,7 +300,8 @@ export class Upstream {
       if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
       let headers: Record<string, string> | undefined;
       try {
-        headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
+        // stdio upstreams have no outbound headers: no await, no extra promise on the hot path.
+        if (this.#credentials) headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
       } catch (err) {
         const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
         return { jsonrpc: '2.0', id: 0, error: { code: ge.jsonRpcCode, message: ge.message, data: { code: ge.code } } };

@@ -1,0 +1,486 @@
+/**
+ * Rate limits (issue "Traffic control" §A, PRODUCT §4.3 "principal in every key").
+ *
+ * `rateLimits` rules are compiled once by {@link createRateLimiter}: globs with picomatch, CIDRs
+ * with ipaddr.js, and one `rate-limiter-flexible` limiter per rule (`RateLimiterMemory`, or
+ * `RateLimiterRedis` shared by every replica). The returned {@link RateLimiter.check} is on the
+ * hot path: when no rule matches a request it returns `undefined` synchronously, without
+ * allocating a promise.
+ *
+ * Counting: each rule is a fixed window of `window` ms holding `limit + burst` points per key; a
+ * request that matches the rule consumes one point, and the window starts with the key's first
+ * request. The key (Redis key or memory entry) is `${keyPrefix}:${rule}:${value}` where `rule` is
+ * the rule's `name` or, unnamed, its position in `rateLimits` (0-based), and `value` is
+ * (per `key`):
+ * - `principal`: the principal id (`token:alice`, `oauth:<iss>#<sub>`, …), or `ip:<address>` for
+ *   the anonymous principal — anonymous callers never share one bucket;
+ * - `ip`: `ip:<address>` (IPv4-mapped IPv6 addresses are counted as their IPv4 address);
+ * - `token`: the API token id (`principal.tokenId`), or the `principal` value for principals
+ *   that did not authenticate with an API token;
+ * - `global`: `global`, one bucket for every caller.
+ *
+ * Windows are whole seconds, at least 1 s: `rate-limiter-flexible` counts durations in seconds
+ * and its Redis store would lose the expiry of a shorter window (see {@link rateLimitRuleProblems}).
+ *
+ * @module
+ */
+import ipaddr from 'ipaddr.js';
+import type { Redis } from 'ioredis';
+import picomatch from 'picomatch';
+import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { Principal } from '../auth/principal.js';
+import type { RateLimitRule } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+
+/** Smallest supported `window`, in milliseconds (1 s). */
+export const MIN_WINDOW_MS = 1000;
+
+/** A store failure is logged at most once per this many milliseconds (10 s); the rest are counted. */
+export const STORE_ERROR_LOG_INTERVAL_MS = 10_000;
+
+/** What a rate-limit check sees of a request. Structurally the gateway's `AdmissionContext`. */
+export interface RateLimitContext {
+  /** The authenticated (or anonymous) caller. */
+  principal: Principal;
+  /** The client's IP address as the socket reports it (`::ffff:` prefixes allowed); may be unknown. */
+  ip: string | undefined;
+  /** The target server's name, when the request is routed to one. */
+  server: string | undefined;
+  /** The upstream's own tool name (not the namespaced one), for `tools/call`. */
+  tool: string | undefined;
+  /** The JSON-RPC method, e.g. `tools/call`. */
+  method: string;
+}
+
+/** Reported through {@link RateLimiterOptions.onEvent} (the metrics hook). */
+export interface RateLimitEvent {
+  /** `limited`: a request was refused by a rule; `store_error`: the store failed for a rule. */
+  type: 'limited' | 'store_error';
+  /** The rule: its `name`, or its 0-based position in `rateLimits` when unnamed. */
+  rule: string;
+}
+
+/** Options for {@link createRateLimiter}. */
+export interface RateLimiterOptions {
+  /** The `rateLimits` rules as parsed by the config schema (`window` in ms). */
+  rules: readonly RateLimitRule[];
+  /** Where counters live: this process (`memory`) or Redis shared by every replica (`redis`). */
+  store: 'memory' | 'redis';
+  /**
+   * The Redis client for `store: 'redis'` (see `createRedisClient` in `src/store/redis.ts`:
+   * offline queue off, so a command fails at once while Redis is down). Not closed by
+   * {@link RateLimiter.close}: the caller owns it.
+   */
+  redis?: Redis | undefined;
+  /**
+   * When the store fails: `true` lets the request through (warning logged at most once per
+   * {@link STORE_ERROR_LOG_INTERVAL_MS}, `store_error` reported); `false` refuses it with
+   * `SWB_ERR_RATE_LIMIT_UNAVAILABLE` (503).
+   */
+  failOpen: boolean;
+  /** Prefix of every key, e.g. `swb:rl` (config `rateLimiting.keyPrefix`). */
+  keyPrefix: string;
+  /** Where store failures (throttled) and recoveries are logged. */
+  logger: Logger;
+  /** Metrics hook, called once per refused request and once per store failure per rule. */
+  onEvent?: ((event: RateLimitEvent) => void) | undefined;
+  /**
+   * Milliseconds clock for the log throttle. Default `Date.now`. (Windows of the memory store
+   * follow `Date.now` inside `rate-limiter-flexible`; tests move them with fake timers.)
+   */
+  clock?: (() => number) | undefined;
+}
+
+/** A compiled set of rate-limit rules. */
+export interface RateLimiter {
+  /**
+   * Counts one request against every rule that matches it.
+   *
+   * @returns `undefined`, synchronously, when no rule matches (the hot path); otherwise a promise
+   *   that resolves when every matching rule admits the request.
+   * @throws (rejects with) `GatewayError` `SWB_ERR_RATE_LIMITED` (429) when a rule is over its
+   *   limit, with `data.retryAfterMs` (the longest wait among the refusing rules, ms) and
+   *   `data.rule`; `SWB_ERR_RATE_LIMIT_UNAVAILABLE` (503) when the store failed and `failOpen` is
+   *   false.
+   */
+  check(ctx: RateLimitContext): Promise<void> | undefined;
+  /** Number of compiled rules (0: `check` never does anything). */
+  readonly ruleCount: number;
+  /** Stops using the store. Idempotent; does not close the Redis client, which the caller owns. */
+  close(): Promise<void>;
+}
+
+/** One problem found in `rateLimits`; `path` starts at the rule's index. */
+export interface RateLimitRuleProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/**
+ * Picks the store for `rateLimiting.store`: `auto` means Redis when a Redis URL is configured
+ * (`SWITCHBOARD_REDIS_URL`), memory otherwise.
+ *
+ * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when `redis` is asked for without a URL.
+ */
+export function resolveRateLimitStore(
+  store: 'auto' | 'memory' | 'redis',
+  redisUrl: string | undefined,
+): 'memory' | 'redis' {
+  const hasUrl = redisUrl !== undefined && redisUrl !== '';
+  if (store === 'auto') return hasUrl ? 'redis' : 'memory';
+  if (store === 'redis' && !hasUrl) {
+    throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'rateLimiting.store is redis but SWITCHBOARD_REDIS_URL is not set');
+  }
+  return store;
+}
+
+/**
+ * The `Retry-After` header value (RFC 9110 §10.2.3, delay-seconds) for a wait in milliseconds:
+ * whole seconds rounded up, so a client that honours it does not come back too early.
+ */
+export function retryAfterSeconds(retryAfterMs: number): string {
+  return String(Math.max(0, Math.ceil(retryAfterMs / 1000)));
+}
+
+/**
+ * Checks what the schema cannot: windows the stores support, `match.ip` syntax, glob syntax and
+ * unique rule ids (a rule's `name`, or its index when unnamed; ids are part of the keys). Used by
+ * {@link createRateLimiter}; `switchboard check` can call it to print every problem.
+ *
+ * @returns the problems, empty when the rules are usable; paths are relative to `rateLimits`.
+ */
+export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimitRuleProblem[] {
+  const problems: RateLimitRuleProblem[] = [];
+  const ids = new Map<string, number>();
+  rules.forEach((rule, i) => {
+    if (!Number.isFinite(rule.window) || rule.window < MIN_WINDOW_MS) {
+      problems.push({
+        path: [i, 'window'],
+        message: `window must be at least 1s (got ${rule.window}ms): rate-limiter-flexible counts windows in whole seconds`,
+      });
+    } else if (rule.window % 1000 !== 0) {
+      problems.push({
+        path: [i, 'window'],
+        message: `window must be a whole number of seconds (got ${rule.window}ms): rate-limiter-flexible counts windows in whole seconds`,
+      });
+    }
+    const { ip, ...globs } = rule.match;
+    if (ip !== undefined && parseCidr(ip) === undefined) {
+      problems.push({ path: [i, 'match', 'ip'], message: `expected an IP address or CIDR, got ${JSON.stringify(ip)}` });
+    }
+    for (const [field, glob] of Object.entries(globs)) {
+      if (glob === undefined) continue;
+      if (glob === '') {
+        problems.push({ path: [i, 'match', field], message: 'an empty pattern matches nothing; remove the field to match everything' });
+        continue;
+      }
+      try {
+        compileGlob(glob);
+      } catch (e) {
+        problems.push({ path: [i, 'match', field], message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}` });
+      }
+    }
+    const id = ruleId(rule, i);
+    const other = ids.get(id);
+    if (other !== undefined) {
+      problems.push({
+        path: [i, 'name'],
+        message: `rule id "${id}" is also used by rateLimits[${other}]; rule names must be unique and must not equal the position of an unnamed rule`,
+      });
+    } else {
+      ids.set(id, i);
+    }
+  });
+  return problems;
+}
+
+/**
+ * Compiles `rateLimits` into a {@link RateLimiter} (once, at startup or reload).
+ *
+ * @throws GatewayError `SWB_ERR_CONFIG_INVALID` listing every problem of
+ *   {@link rateLimitRuleProblems}, or when `store` is `redis` without a `redis` client.
+ */
+export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
+  const problems = rateLimitRuleProblems(options.rules);
+  if (problems.length > 0) {
+    const lines = problems.map((p) => `rateLimits[${p.path[0]}]${p.path.slice(1).map((s) => `.${s}`).join('')}: ${p.message}`);
+    throw new GatewayError('SWB_ERR_CONFIG_INVALID', `invalid rate-limit rules:\n${lines.join('\n')}`);
+  }
+  if (options.store === 'redis' && options.redis === undefined) {
+    throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'rate-limit store redis needs a Redis client');
+  }
+  return new RuleSetLimiter(options);
+}
+
+type Limiter = RateLimiterMemory | RateLimiterRedis;
+
+interface CompiledRule {
+  readonly id: string;
+  /** `limit + burst`: requests admitted per window and key. */
+  readonly points: number;
+  readonly windowMs: number;
+  readonly matches: (ctx: RateLimitContext) => boolean;
+  readonly keyOf: (ctx: RateLimitContext) => string;
+  readonly limiter: Limiter;
+}
+
+/** A settled check of one rule: nothing (admitted), or the error it would raise. */
+type Outcome = GatewayError | undefined;
+
+const NOTHING = (): undefined => undefined;
+
+class RuleSetLimiter implements RateLimiter {
+  // A property, not a method: the gateway passes `limiter.check` around unbound.
+  readonly check: (ctx: RateLimitContext) => Promise<void> | undefined;
+  readonly ruleCount: number;
+  readonly #rules: readonly CompiledRule[];
+  readonly #failOpen: boolean;
+  readonly #logger: Logger;
+  readonly #onEvent: ((event: RateLimitEvent) => void) | undefined;
+  readonly #clock: () => number;
+  #lastStoreLog = Number.NEGATIVE_INFINITY;
+  #suppressed = 0;
+  #degraded = false;
+  #closed = false;
+
+  constructor(options: RateLimiterOptions) {
+    this.#failOpen = options.failOpen;
+    this.#logger = options.logger;
+    this.#onEvent = options.onEvent;
+    this.#clock = options.clock ?? Date.now;
+    this.#rules = options.rules.map((rule, i) => compileRule(rule, i, options));
+    this.ruleCount = this.#rules.length;
+    this.check = this.ruleCount === 0 ? NOTHING : (ctx) => this.#check(ctx);
+  }
+
+  #check(ctx: RateLimitContext): Promise<void> | undefined {
+    if (this.#closed) return undefined;
+    const rules = this.#rules;
+    let first: CompiledRule | undefined;
+    let more: CompiledRule[] | undefined;
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (!rule.matches(ctx)) continue;
+      if (first === undefined) first = rule;
+      else (more ??= [first]).push(rule);
+    }
+    if (first === undefined) return undefined;
+    if (more === undefined) {
+      return this.#consume(first, ctx).then((outcome) => {
+        if (outcome !== undefined) throw outcome;
+      });
+    }
+    return Promise.all(more.map((rule) => this.#consume(rule, ctx))).then(worstOutcome);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+  }
+
+  /** Consumes one point of `rule`; never rejects. */
+  #consume(rule: CompiledRule, ctx: RateLimitContext): Promise<Outcome> {
+    return rule.limiter.consume(rule.keyOf(ctx)).then(
+      () => {
+        if (this.#degraded) this.#recovered();
+        return undefined;
+      },
+      (rejection: unknown) => this.#refusal(rule, rejection),
+    );
+  }
+
+  #refusal(rule: CompiledRule, rejection: unknown): Outcome {
+    if (rejection instanceof RateLimiterRes) {
+      this.#onEvent?.({ type: 'limited', rule: rule.id });
+      const retryAfterMs = Math.max(0, Math.ceil(rejection.msBeforeNext));
+      return new GatewayError(
+        'SWB_ERR_RATE_LIMITED',
+        `rate limit exceeded (rule ${rule.id}: ${rule.points} requests per ${rule.windowMs / 1000}s); retry in ${retryAfterSeconds(retryAfterMs)}s`,
+        { data: { retryAfterMs, rule: rule.id } },
+      );
+    }
+    this.#onEvent?.({ type: 'store_error', rule: rule.id });
+    this.#logStoreError(rule, rejection);
+    if (this.#failOpen) return undefined;
+    return new GatewayError('SWB_ERR_RATE_LIMIT_UNAVAILABLE', 'rate limiting is temporarily unavailable', {
+      cause: rejection,
+      data: { rule: rule.id },
+    });
+  }
+
+  #logStoreError(rule: CompiledRule, err: unknown): void {
+    this.#degraded = true;
+    const now = this.#clock();
+    if (now - this.#lastStoreLog < STORE_ERROR_LOG_INTERVAL_MS) {
+      this.#suppressed++;
+      return;
+    }
+    this.#lastStoreLog = now;
+    const suppressed = this.#suppressed;
+    this.#suppressed = 0;
+    this.#logger.warn(
+      { err, rule: rule.id, failOpen: this.#failOpen, suppressed },
+      this.#failOpen
+        ? 'rate-limit store failed: requests are let through unlimited (rateLimiting.failOpen)'
+        : 'rate-limit store failed: requests under rate limits are refused (rateLimiting.failOpen is false)',
+    );
+  }
+
+  #recovered(): void {
+    this.#degraded = false;
+    this.#logger.info({ suppressed: this.#suppressed }, 'rate-limit store recovered: limits apply again');
+    this.#suppressed = 0;
+    this.#lastStoreLog = Number.NEGATIVE_INFINITY;
+  }
+}
+
+/** Of several rules' outcomes: a 429 with the longest wait, else a store failure, else nothing. */
+function worstOutcome(outcomes: readonly Outcome[]): void {
+  let limited: GatewayError | undefined;
+  let failed: GatewayError | undefined;
+  for (const o of outcomes) {
+    if (o === undefined) continue;
+    if (o.code !== 'SWB_ERR_RATE_LIMITED') failed ??= o;
+    else if (limited === undefined || retryAfter(o) > retryAfter(limited)) limited = o;
+  }
+  const worst = limited ?? failed;
+  if (worst !== undefined) throw worst;
+}
+
+function retryAfter(e: GatewayError): number {
+  const v = e.data?.retryAfterMs;
+  return typeof v === 'number' ? v : 0;
+}
+
+function ruleId(rule: RateLimitRule, index: number): string {
+  return rule.name ?? String(index);
+}
+
+function compileRule(rule: RateLimitRule, index: number, options: RateLimiterOptions): CompiledRule {
+  const id = ruleId(rule, index);
+  const points = rule.limit + rule.burst;
+  const duration = rule.window / 1000;
+  const keyPrefix = `${options.keyPrefix}:${id}`;
+  const limiter: Limiter =
+    options.store === 'redis'
+      ? new RateLimiterRedis({
+          storeClient: options.redis,
+          points,
+          duration,
+          keyPrefix,
+          // Fail at once while the connection is down instead of waiting on a dead socket.
+          rejectIfRedisNotReady: true,
+          // A key over its limit stays over it until its window ends (fixed window): remember that
+          // here and stop asking Redis for it, which spares Redis the traffic of abusive callers.
+          inMemoryBlockOnConsumed: points + 1,
+        })
+      : new RateLimiterMemory({ points, duration, keyPrefix });
+  return {
+    id,
+    points,
+    windowMs: rule.window,
+    matches: compileMatch(rule.match),
+    keyOf: compileKey(rule.key),
+    limiter,
+  };
+}
+
+type Predicate = (ctx: RateLimitContext) => boolean;
+
+const ALWAYS: Predicate = () => true;
+
+/**
+ * Picomatch with `bash: true`: `*` also crosses `/`, so `oauth:*` matches
+ * `oauth:https://issuer/#sub` and `*` matches `tools/call`. Literal patterns compare as strings.
+ */
+function compileGlob(pattern: string): (value: string) => boolean {
+  if (!picomatch.scan(pattern).isGlob) return (value) => value === pattern;
+  return picomatch(pattern, { dot: true, bash: true });
+}
+
+function compileMatch(match: RateLimitRule['match']): Predicate {
+  const tests: Predicate[] = [];
+  // Cheapest and most selective first.
+  if (match.server !== undefined) {
+    const m = compileGlob(match.server);
+    tests.push((c) => c.server !== undefined && m(c.server));
+  }
+  if (match.tool !== undefined) {
+    const m = compileGlob(match.tool);
+    tests.push((c) => c.tool !== undefined && m(c.tool));
+  }
+  if (match.method !== undefined) {
+    const m = compileGlob(match.method);
+    tests.push((c) => m(c.method));
+  }
+  if (match.principal !== undefined) {
+    const m = compileGlob(match.principal);
+    tests.push((c) => m(c.principal.id));
+  }
+  if (match.token !== undefined) {
+    const m = compileGlob(match.token);
+    tests.push((c) => c.principal.tokenId !== undefined && m(c.principal.tokenId));
+  }
+  if (match.ip !== undefined) {
+    const [range, bits] = parseCidr(match.ip)!;
+    tests.push((c) => {
+      const addr = parseAddress(c.ip);
+      return addr !== undefined && addr.kind() === range.kind() && addr.match(range, bits);
+    });
+  }
+  if (tests.length === 0) return ALWAYS;
+  if (tests.length === 1) return tests[0]!;
+  return (c) => {
+    for (let i = 0; i < tests.length; i++) if (!tests[i]!(c)) return false;
+    return true;
+  };
+}
+
+function compileKey(key: RateLimitRule['key']): (ctx: RateLimitContext) => string {
+  switch (key) {
+    case 'principal':
+      return principalKey;
+    case 'ip':
+      return (c) => ipKey(c.ip);
+    case 'token':
+      return (c) => c.principal.tokenId ?? principalKey(c);
+    case 'global':
+      return () => 'global';
+  }
+}
+
+function principalKey(c: RateLimitContext): string {
+  return c.principal.kind === 'anonymous' ? ipKey(c.ip) : c.principal.id;
+}
+
+/** `ip:<address>`, IPv4-mapped IPv6 as IPv4 and IPv6 in its canonical form; `ip:unknown` without one. */
+function ipKey(ip: string | undefined): string {
+  const addr = parseAddress(ip);
+  if (addr !== undefined) return `ip:${addr.toString()}`;
+  return ip === undefined || ip === '' ? 'ip:unknown' : `ip:${ip}`;
+}
+
+type Address = ipaddr.IPv4 | ipaddr.IPv6;
+
+function parseAddress(ip: string | undefined): Address | undefined {
+  if (ip === undefined || !ipaddr.isValid(ip)) return undefined;
+  return ipaddr.process(ip);
+}
+
+function parseCidr(text: string): [Address, number] | undefined {
+  try {
+    if (text.includes('/')) {
+      const [range, bits] = ipaddr.parseCIDR(text);
+      // `::ffff:10.0.0.0/104` is an IPv4 range: compare it with IPv4 (processed) addresses.
+      if (range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
+        return [(range as ipaddr.IPv6).toIPv4Address(), bits - 96];
+      }
+      return [range, bits];
+    }
+    if (!ipaddr.isValid(text)) return undefined;
+    const addr = ipaddr.process(text);
+    return [addr, addr.kind() === 'ipv4' ? 32 : 128];
+  } catch {
+    return undefined;
+  }
+}
