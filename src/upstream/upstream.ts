@@ -29,6 +29,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityPropagator } from '../auth/identity.js';
 import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
 import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
+import { createConcurrencyLimiter, type ConcurrencyLimiter, type Release } from '../policy/concurrency.js';
 
 /** Who a request is for: picks the connection under `session`/`user` isolation. */
 export interface SlotContext {
@@ -94,6 +95,8 @@ export interface UpstreamOptions {
   now?: () => number;
   /** Outbound identity settings (remote upstreams only). */
   outbound?: OutboundOptions;
+  /** Called when a client call finishes: MCP method, duration in ms, whether it was an error (metrics). */
+  observe?: (method: string, durationMs: number, error: boolean) => void;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;
@@ -118,6 +121,12 @@ interface Slot {
 }
 
 const SHARED_KEY = '*';
+
+/** A JSON-RPC error response (id 0; the caller restores the client's id) for a thrown error. */
+function errorResponseOf(err: unknown): JsonRpcResponse {
+  const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
+  return { jsonrpc: '2.0', id: 0, error: ge.toJsonRpcError() };
+}
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 const LIST_METHODS: Record<keyof Catalog, { method: string; field: string; capability: string }> = {
   tools: { method: 'tools/list', field: 'tools', capability: 'tools' },
@@ -151,6 +160,7 @@ export class Upstream {
   #stopped = false;
   #restartTimer: NodeJS.Timeout | undefined;
   #credentials: UpstreamCredentials | undefined;
+  #concurrency: ConcurrencyLimiter | undefined;
   #passthrough: PassthroughPolicy | undefined;
   #identity: IdentityPropagator | undefined;
   #restarts = 0;
@@ -163,6 +173,14 @@ export class Upstream {
     this.#now = options.now ?? Date.now;
     this.isolation = isStdioServer(options.config) ? options.config.isolation : 'principal';
     const cfg = options.config;
+    if (cfg.maxInFlight !== undefined) {
+      this.#concurrency = createConcurrencyLimiter({
+        maxInFlight: cfg.maxInFlight,
+        maxQueue: cfg.maxQueue,
+        queueTimeoutMs: cfg.queueTimeout,
+        name: this.name,
+      });
+    }
     if (!isStdioServer(cfg)) {
       this.#credentials = createUpstreamCredentials(cfg.auth, { serverName: this.name, logger: this.#logger });
       const out = options.outbound;
@@ -293,8 +311,7 @@ export class Upstream {
       try {
         conn = await this.acquire(ctx);
       } catch (err) {
-        const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
-        return { jsonrpc: '2.0', id: 0, error: { code: ge.jsonRpcCode, message: ge.message, data: { code: ge.code } } };
+        return errorResponseOf(err);
       }
       if (cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
       if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
@@ -303,8 +320,7 @@ export class Upstream {
         // stdio upstreams have no outbound headers: no await, no extra promise on the hot path.
         if (this.#credentials) headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
       } catch (err) {
-        const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
-        return { jsonrpc: '2.0', id: 0, error: { code: ge.jsonRpcCode, message: ge.message, data: { code: ge.code } } };
+        return errorResponseOf(err);
       }
       const inflight = conn.request(method, params, headers === undefined ? { caller } : { caller, headers });
       current = { conn, id: inflight.upstreamId };
@@ -324,7 +340,33 @@ export class Upstream {
       }
       return response;
     };
-    const response = run(0);
+    const limiter = this.#concurrency;
+    let response: Promise<JsonRpcResponse>;
+    if (limiter === undefined) response = run(0);
+    else {
+      // Per-upstream max in-flight with a bounded FIFO queue (issue "Traffic control" §A).
+      let slot: Promise<Release> | Release;
+      try {
+        slot = limiter.acquire();
+      } catch (err) {
+        slot = Promise.reject(err as Error);
+      }
+      response =
+        typeof slot === 'function'
+          ? run(0).finally(slot)
+          : slot.then(
+              (release) => run(0).finally(release),
+              (err: unknown) => errorResponseOf(err),
+            );
+    }
+    const observe = this.#options.observe;
+    if (observe) {
+      const started = performance.now();
+      response = response.then((r) => {
+        observe(method, performance.now() - started, 'error' in r);
+        return r;
+      });
+    }
     return {
       response,
       cancel: (reason) => {

@@ -248,3 +248,22 @@ describe('hot reload', () => {
     expect(text(await single.callTool({ name: 'pid', arguments: {} }))).toBe(before);
   });
 });
+
+describe('per-upstream concurrency', () => {
+  it('refuses a call beyond maxInFlight + maxQueue with SWB_ERR_UPSTREAM_BUSY and serves the queued one', async () => {
+    gw = await startTestGateway({ servers: { odd: odd({ maxInFlight: 1, maxQueue: 1 }) } });
+    const url = `${gw.url}/mcp`;
+    const sid = await initSession(url);
+    const call = (id: number) =>
+      post(
+        url,
+        { jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'odd__slow', arguments: { ms: 300 } } },
+        { 'mcp-session-id': sid },
+      ).then(messages);
+    const [a, b, c] = await Promise.all([call(1), call(2), call(3)]);
+    const outcomes = [a, b, c].map(
+      (m) => (m[0]?.error as { data?: { code?: string } } | undefined)?.data?.code ?? 'ok',
+    );
+    expect(outcomes.sort()).toEqual(['SWB_ERR_UPSTREAM_BUSY', 'ok', 'ok']);
+  });
+});
