@@ -132,7 +132,10 @@ function mainHeap(file, profile) {
     `${(b / 2 ** 20).toFixed(1).padStart(8)} MiB` + (reqs ? ` ${(b / reqs).toFixed(0).padStart(7)} B/req` : '');
   process.stdout.write(
     `${file}\n  allocated (sampled estimate) ${(s.total / 2 ** 20).toFixed(1)} MiB` +
-      (reqs ? `; ${reqs} requests → ${(s.total / reqs).toFixed(0)} B per request (incl. startup)` : '') +
+      (reqs
+        ? `; ${reqs} requests (incl. warm-up) → ${(s.total / reqs).toFixed(0)} B per request` +
+          ' (startup allocations included: profile --case startup --heap to subtract them)'
+        : '') +
       '\n\n  Top allocating functions (self)\n',
   );
   for (const [k, b] of s.self.slice(0, TOP)) process.stdout.write(`  ${pct(b)} % ${mb(b)}  ${k}\n`);

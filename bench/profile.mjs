@@ -77,6 +77,7 @@ if (values.target === 'relay') {
 }
 process.stderr.write(`${sb.name} pid ${sb.pid} ready in ${sb.readyMs.toFixed(0)} ms (startupMs ${sb.startupMs})\n`);
 let served = 0;
+let servedAll = 0;
 try {
   if (kase === 'startup') await sleep(500); // let it install its signal handlers
   if (kase !== 'startup') {
@@ -93,6 +94,7 @@ try {
     });
     process.stderr.write(`load: ${JSON.stringify(r)}\n`);
     served = r.ok;
+    servedAll = r.total; // including warm-up and session setup: what a heap profile covers
   }
 } finally {
   await sb.stop();
@@ -107,7 +109,7 @@ if (values.heap) {
       heapFile,
       '--top',
       values.top,
-      ...(served ? ['--requests', String(served)] : []),
+      ...(servedAll ? ['--requests', String(servedAll)] : []),
     ],
     {
       stdio: 'inherit',

@@ -16,6 +16,9 @@ import {
   protectedResourceMetadata,
 } from './auth/resource-metadata.js';
 import { loadGlobalAllowlist } from './policy/passthrough.js';
+import { createRateLimiter, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
+import { connectRedis, createRedisClient } from './store/redis.js';
+import type { Redis } from 'ioredis';
 import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
@@ -76,6 +79,10 @@ export interface StartGatewayOptions {
   dataDir?: string;
   /** External base URL; default `SWITCHBOARD_PUBLIC_URL`, else the bound address. */
   publicUrl?: string;
+  /** Redis URL for shared state; default `SWITCHBOARD_REDIS_URL`. */
+  redisUrl?: string;
+  /** Rate-limit events (metrics). */
+  onRateLimitEvent?: (event: { type: 'limited' | 'store_error'; rule: string }) => void;
 }
 
 /**
@@ -134,6 +141,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const publicUrl = (options.publicUrl ?? process.env.SWITCHBOARD_PUBLIC_URL ?? url).replace(/\/+$/, '');
 
   let reloadAuth: (next: SwitchboardConfig) => Promise<void> = async () => undefined;
+  let redis: Redis | undefined;
+  let limiter: RateLimiter | undefined;
   try {
     const mcpPaths = () => [
       '/mcp',
@@ -188,12 +197,43 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       identity,
     });
     gateway.setOutbound(await outboundFor(config));
+
+    // Rate limits: memory, or Redis shared by every replica when SWITCHBOARD_REDIS_URL is set.
+    const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
+    const buildLimiter = async (c: SwitchboardConfig): Promise<RateLimiter | undefined> => {
+      if (c.rateLimits.length === 0) return undefined;
+      const store = resolveRateLimitStore(c.rateLimiting.store, redisUrl);
+      if (store === 'redis' && redis === undefined && redisUrl) {
+        redis = createRedisClient(redisUrl, logger.child({ component: 'redis' }));
+        await connectRedis(redis, logger);
+      }
+      return createRateLimiter({
+        rules: c.rateLimits,
+        store,
+        ...(store === 'redis' && redis ? { redis } : {}),
+        failOpen: c.rateLimiting.failOpen,
+        keyPrefix: c.rateLimiting.keyPrefix,
+        logger: logger.child({ component: 'rate-limit' }),
+        ...(options.onRateLimitEvent ? { onEvent: options.onRateLimitEvent } : {}),
+      });
+    };
+    limiter = await buildLimiter(config);
+    gateway.admit = limiter?.check;
     reloadAuth = async (next) => {
       if (JSON.stringify(next.auth) !== auth.source) {
         auth = buildAuth(next.auth);
         logger.info({ mode: next.auth.mode }, 'authentication settings reloaded');
       }
       gateway.setOutbound(await outboundFor(next));
+      if (
+        JSON.stringify([next.rateLimits, next.rateLimiting]) !==
+        JSON.stringify([gateway.config.rateLimits, gateway.config.rateLimiting])
+      ) {
+        const old = limiter;
+        limiter = await buildLimiter(next);
+        gateway.admit = limiter?.check;
+        await old?.close();
+      }
     };
     const wellKnown: RouteHandler = (req, res, path) => {
       if (path === '/.well-known/jwks.json') {
@@ -251,6 +291,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await gateway.stop();
+      await limiter?.close();
+      if (redis) await redis.quit().catch(() => undefined);
       if (!options.database) await database.close();
     },
   };

@@ -43,6 +43,8 @@ export class Gateway implements SessionHost {
   readonly version: string;
   readonly pageSize: number;
   readonly clientRequestTimeoutMs = 600_000;
+  /** Rate limiting (SessionHost.admit); undefined when no rule is configured. */
+  admit: SessionHost['admit'] = undefined;
   #config: SwitchboardConfig;
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;

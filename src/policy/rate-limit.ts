@@ -103,8 +103,10 @@ export interface RateLimiter {
    *   limit, with `data.retryAfterMs` (the longest wait among the refusing rules, ms) and
    *   `data.rule`; `SWB_ERR_RATE_LIMIT_UNAVAILABLE` (503) when the store failed and `failOpen` is
    *   false.
+   *
+   * A bound function: `admit: limiter.check` is fine.
    */
-  check(ctx: RateLimitContext): Promise<void> | undefined;
+  readonly check: (ctx: RateLimitContext) => Promise<void> | undefined;
   /** Number of compiled rules (0: `check` never does anything). */
   readonly ruleCount: number;
   /** Stops using the store. Idempotent; does not close the Redis client, which the caller owns. */
@@ -130,17 +132,21 @@ export function resolveRateLimitStore(
   const hasUrl = redisUrl !== undefined && redisUrl !== '';
   if (store === 'auto') return hasUrl ? 'redis' : 'memory';
   if (store === 'redis' && !hasUrl) {
-    throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'rateLimiting.store is redis but SWITCHBOARD_REDIS_URL is not set');
+    throw new GatewayError(
+      'SWB_ERR_CONFIG_INVALID',
+      'rateLimiting.store is redis but SWITCHBOARD_REDIS_URL is not set',
+    );
   }
   return store;
 }
 
 /**
  * The `Retry-After` header value (RFC 9110 §10.2.3, delay-seconds) for a wait in milliseconds:
- * whole seconds rounded up, so a client that honours it does not come back too early.
+ * whole seconds rounded up, at least 1, so a client that honours it neither comes back too early
+ * nor retries in a tight loop.
  */
 export function retryAfterSeconds(retryAfterMs: number): string {
-  return String(Math.max(0, Math.ceil(retryAfterMs / 1000)));
+  return String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
 }
 
 /**
@@ -172,13 +178,19 @@ export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimi
     for (const [field, glob] of Object.entries(globs)) {
       if (glob === undefined) continue;
       if (glob === '') {
-        problems.push({ path: [i, 'match', field], message: 'an empty pattern matches nothing; remove the field to match everything' });
+        problems.push({
+          path: [i, 'match', field],
+          message: 'an empty pattern matches nothing; remove the field to match everything',
+        });
         continue;
       }
       try {
         compileGlob(glob);
       } catch (e) {
-        problems.push({ path: [i, 'match', field], message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}` });
+        problems.push({
+          path: [i, 'match', field],
+          message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`,
+        });
       }
     }
     const id = ruleId(rule, i);
@@ -204,7 +216,13 @@ export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimi
 export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   const problems = rateLimitRuleProblems(options.rules);
   if (problems.length > 0) {
-    const lines = problems.map((p) => `rateLimits[${p.path[0]}]${p.path.slice(1).map((s) => `.${s}`).join('')}: ${p.message}`);
+    const lines = problems.map(
+      (p) =>
+        `rateLimits[${p.path[0]}]${p.path
+          .slice(1)
+          .map((s) => `.${s}`)
+          .join('')}: ${p.message}`,
+    );
     throw new GatewayError('SWB_ERR_CONFIG_INVALID', `invalid rate-limit rules:\n${lines.join('\n')}`);
   }
   if (options.store === 'redis' && options.redis === undefined) {

@@ -15,6 +15,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database, ServerStore, SettingsStore, StoredServer, TokenRecord, TokenStore } from './types.js';
+import { KyselyUsageStore, type UsageTables } from './usage-store.js';
 
 /** An epoch-millisecond `bigint` column: pg reads int8 as a string, better-sqlite3 as a number. */
 type Millis = ColumnType<number | string, number, number>;
@@ -98,6 +99,7 @@ export class KyselyDatabase implements Database {
   readonly tokens: KyselyTokenStore;
   readonly servers: KyselyServerStore;
   readonly settings: KyselySettingsStore;
+  readonly usage: KyselyUsageStore;
   #db: Kysely<StoreTables>;
   #schema: string | undefined;
   #pingTimeout: number;
@@ -117,6 +119,7 @@ export class KyselyDatabase implements Database {
     });
     this.servers = new KyselyServerStore(options.db);
     this.settings = new KyselySettingsStore(options.db, clock);
+    this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), { dialect: options.dialect, clock });
   }
 
   /**

@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { sql, type ColumnType, type Generated, type Kysely, type Transaction } from 'kysely';
+import { CompiledQuery, sql, type ColumnType, type Generated, type Kysely, type Transaction } from 'kysely';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type {
   TokenUsage,
@@ -53,10 +53,10 @@ export interface UsageLogTable {
   block_reason: string | null;
 }
 
-/** The tables this store reads and writes, as Kysely sees them. */
-export interface UsageTables {
+/** The tables this store reads and writes, as Kysely sees them (a type alias: `withTables` needs one). */
+export type UsageTables = {
   usage_log: UsageLogTable;
-}
+};
 
 /** Rows per `INSERT` statement: 18 parameters each stays far below SQLite's and PostgreSQL's caps. */
 export const MAX_ROWS_PER_INSERT = 1_000;
@@ -90,6 +90,8 @@ export class KyselyUsageStore implements UsageStore {
   #db: Kysely<UsageTables>;
   #postgres: boolean;
   #clock: () => number;
+  /** `INSERT` texts by row count (a few sizes recur: full batches, 1000-row chunks). */
+  #insertTexts = new Map<number, string>();
 
   /**
    * @param db - a Kysely instance whose database has migration `0002_usage` applied (the store
@@ -109,18 +111,14 @@ export class KyselyUsageStore implements UsageStore {
    */
   async insert(rows: readonly UsageRow[]): Promise<void> {
     if (rows.length === 0) return;
-    const values = rows.map(toColumns);
     await guard('recording usage', async () => {
-      if (values.length <= MAX_ROWS_PER_INSERT) {
-        await this.#db.insertInto('usage_log').values(values).execute();
+      if (rows.length <= MAX_ROWS_PER_INSERT) {
+        await this.#db.executeQuery(this.#insertQuery(rows));
         return;
       }
       await this.#db.transaction().execute(async (trx) => {
-        for (let i = 0; i < values.length; i += MAX_ROWS_PER_INSERT) {
-          await trx
-            .insertInto('usage_log')
-            .values(values.slice(i, i + MAX_ROWS_PER_INSERT))
-            .execute();
+        for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
+          await trx.executeQuery(this.#insertQuery(rows.slice(i, i + MAX_ROWS_PER_INSERT)));
         }
       });
     });
@@ -182,7 +180,12 @@ export class KyselyUsageStore implements UsageStore {
           } else {
             const at = async (p: number): Promise<number | null> => {
               const offset = Math.max(0, Math.ceil(p * (success + errors)) - 1);
-              const row = await served.select('latency_ms').orderBy('latency_ms').limit(1).offset(offset).executeTakeFirst();
+              const row = await served
+                .select('latency_ms')
+                .orderBy('latency_ms')
+                .limit(1)
+                .offset(offset)
+                .executeTakeFirst();
               return row === undefined ? null : Number(row.latency_ms);
             };
             p50 = await at(0.5);
@@ -256,32 +259,36 @@ export class KyselyUsageStore implements UsageStore {
       sql<number | string | null>`sum(bytes_in)`.as('bytes_in'),
       sql<number | string | null>`sum(bytes_out)`.as('bytes_out'),
     ] as const;
-    const rows = await guard('reading the usage series', async () => {
-      let base = this.#db
-        .selectFrom('usage_log')
-        .where('ts', '>=', Math.floor(query.from))
-        .where('ts', '<', Math.ceil(query.to));
-      if (query.tokenId !== undefined) base = base.where('token_id', '=', query.tokenId);
-      // `nulls first` is PostgreSQL's default for descending order only; SQLite sorts NULL first.
-      const nullsFirst = (column: 'server' | 'tool') => sql`${sql.ref(column)} is not null`;
+    let base = this.#db
+      .selectFrom('usage_log')
+      .where('ts', '>=', Math.floor(query.from))
+      .where('ts', '<', Math.ceil(query.to));
+    if (query.tokenId !== undefined) base = base.where('token_id', '=', query.tokenId);
+    // SQLite sorts NULL first in ascending order, PostgreSQL last: order by `x is not null` first.
+    const nullsFirst = (column: 'server' | 'tool') => sql`${sql.ref(column)} is not null`;
+    return guard('reading the usage series', async () => {
       switch (query.groupBy) {
-        case 'token':
-          return base
+        case 'token': {
+          const rows = await base
             .select([...metrics, sql<string>`token_id`.as('key'), sql<string>`max(subject)`.as('subject')])
             .groupBy([bucket, 'token_id'])
             .orderBy('bucket')
             .orderBy('token_id')
             .execute();
-        case 'server':
-          return base
+          return rows.map((r) => ({ ...seriesRow(r), subject: r.subject }));
+        }
+        case 'server': {
+          const rows = await base
             .select([...metrics, sql<string | null>`server`.as('key')])
             .groupBy([bucket, 'server'])
             .orderBy('bucket')
             .orderBy(nullsFirst('server'))
             .orderBy('server')
             .execute();
-        case 'tool':
-          return base
+          return rows.map(seriesRow);
+        }
+        case 'tool': {
+          const rows = await base
             .select([...metrics, sql<string | null>`tool`.as('key'), 'server'])
             .groupBy([bucket, 'server', 'tool'])
             .orderBy('bucket')
@@ -290,24 +297,32 @@ export class KyselyUsageStore implements UsageStore {
             .orderBy(nullsFirst('server'))
             .orderBy('server')
             .execute();
+          return rows.map((r) => ({ ...seriesRow(r), server: r.server }));
+        }
       }
     });
-    return rows.map((r) => {
-      const row: UsageSeriesRow = {
-        bucket: Number(r.bucket),
-        key: r.key,
-        count: Number(r.count),
-        success: num(r.success),
-        blocked: num(r.blocked),
-        errors: num(r.errors),
-        avgLatencyMs: nullableNum(r.avg_latency),
-        bytesIn: num(r.bytes_in),
-        bytesOut: num(r.bytes_out),
-      };
-      if ('subject' in r) row.subject = r.subject;
-      if ('server' in r) row.server = r.server;
-      return row;
-    });
+  }
+
+  /**
+   * One multi-row `INSERT` with bound parameters. Built by hand rather than with the query
+   * builder: compiling 500 rows × 18 values through Kysely costs ~6 µs per row of event-loop
+   * time, which at the gateway's peak rate would be a measurable share of the main thread; this
+   * text is cached per row count and only the parameters change.
+   */
+  #insertQuery(rows: readonly UsageRow[]): CompiledQuery {
+    const params: unknown[] = [];
+    for (const row of rows) pushColumns(params, row);
+    return CompiledQuery.raw(this.#insertText(rows.length), params);
+  }
+
+  #insertText(count: number): string {
+    let text = this.#insertTexts.get(count);
+    if (text === undefined) {
+      text = insertText(this.#postgres, count);
+      if (this.#insertTexts.size >= 4) this.#insertTexts.delete(this.#insertTexts.keys().next().value as number);
+      this.#insertTexts.set(count, text);
+    }
+    return text;
   }
 
   /** Runs the reads of one summary in one transaction, repeatable read on PostgreSQL. */
@@ -322,35 +337,102 @@ const SUCCESS = sql`case when blocked = 0 and http_status < 400 and jsonrpc_erro
 /** A served request that failed: not blocked, and an HTTP status ≥ 400 or a JSON-RPC error. */
 const ERROR = sql`case when blocked = 0 and (http_status >= 400 or jsonrpc_error is not null) then 1 else 0 end`;
 
-function toColumns(row: UsageRow) {
+/** The aggregate columns of one series query row. */
+interface SeriesColumns {
+  bucket: number | string;
+  key: string | null;
+  count: number | string;
+  success: number | string | null;
+  blocked: number | string | null;
+  errors: number | string | null;
+  avg_latency: number | string | null;
+  bytes_in: number | string | null;
+  bytes_out: number | string | null;
+}
+
+function seriesRow(r: SeriesColumns): UsageSeriesRow {
   return {
-    ts: Math.floor(row.ts),
-    token_id: row.tokenId,
-    jti: row.jti,
-    subject: cut(row.subject, MAX_TEXT_LENGTH),
-    endpoint: cut(row.endpoint, MAX_TEXT_LENGTH),
-    http_method: cut(row.httpMethod, 16),
-    mcp_method: optional(row.mcpMethod, MAX_TEXT_LENGTH),
-    server: optional(row.server, MAX_TEXT_LENGTH),
-    tool: optional(row.tool, MAX_TEXT_LENGTH),
-    http_status: Math.trunc(row.httpStatus),
-    jsonrpc_error: row.jsonrpcError === undefined ? null : Math.trunc(row.jsonrpcError),
-    latency_ms: Number.isFinite(row.latencyMs) ? Math.max(0, row.latencyMs) : 0,
-    bytes_in: count(row.bytesIn),
-    bytes_out: count(row.bytesOut),
-    ip: optional(row.ip, 64),
-    user_agent: optional(row.userAgent, MAX_USER_AGENT_LENGTH),
-    blocked: row.blocked ? 1 : 0,
-    block_reason: optional(row.blockReason, 256),
+    bucket: Number(r.bucket),
+    key: r.key,
+    count: Number(r.count),
+    success: num(r.success),
+    blocked: num(r.blocked),
+    errors: num(r.errors),
+    avgLatencyMs: nullableNum(r.avg_latency),
+    bytesIn: num(r.bytes_in),
+    bytesOut: num(r.bytes_out),
   };
 }
 
-function cut(text: string, max: number): string {
-  return text.length > max ? text.slice(0, max) : text;
+/** The columns of `usage_log` an insert sets, in {@link pushColumns} order. */
+const INSERT_COLUMNS = [
+  'ts',
+  'token_id',
+  'jti',
+  'subject',
+  'endpoint',
+  'http_method',
+  'mcp_method',
+  'server',
+  'tool',
+  'http_status',
+  'jsonrpc_error',
+  'latency_ms',
+  'bytes_in',
+  'bytes_out',
+  'ip',
+  'user_agent',
+  'blocked',
+  'block_reason',
+] as const satisfies ReadonlyArray<keyof UsageLogTable>;
+
+/** `insert into "usage_log" (…) values (…), …` for `count` rows: `?` on SQLite, `$n` on PostgreSQL. */
+function insertText(postgres: boolean, count: number): string {
+  const width = INSERT_COLUMNS.length;
+  const tuples: string[] = [];
+  for (let r = 0; r < count; r++) {
+    const marks: string[] = [];
+    for (let c = 1; c <= width; c++) marks.push(postgres ? `$${r * width + c}` : '?');
+    tuples.push(`(${marks.join(', ')})`);
+  }
+  const columns = INSERT_COLUMNS.map((c) => `"${c}"`).join(', ');
+  return `insert into "usage_log" (${columns}) values ${tuples.join(', ')}`;
 }
 
-function optional(text: string | undefined, max: number): string | null {
-  return text === undefined ? null : cut(text, max);
+/**
+ * Appends one row's values in {@link INSERT_COLUMNS} order, cut to size. Optional fields also
+ * accept `null`, and numbers are made finite, so one sloppy row cannot make a whole batch fail.
+ */
+function pushColumns(params: unknown[], row: UsageRow): void {
+  params.push(
+    Number.isFinite(row.ts) ? Math.floor(row.ts) : Date.now(),
+    row.tokenId,
+    row.jti,
+    cut(row.subject, MAX_TEXT_LENGTH),
+    cut(row.endpoint, MAX_TEXT_LENGTH),
+    cut(row.httpMethod, 16),
+    optional(row.mcpMethod, MAX_TEXT_LENGTH),
+    optional(row.server, MAX_TEXT_LENGTH),
+    optional(row.tool, MAX_TEXT_LENGTH),
+    Number.isFinite(row.httpStatus) ? Math.trunc(row.httpStatus) : 0,
+    typeof row.jsonrpcError === 'number' && Number.isFinite(row.jsonrpcError) ? Math.trunc(row.jsonrpcError) : null,
+    Number.isFinite(row.latencyMs) ? Math.max(0, row.latencyMs) : 0,
+    count(row.bytesIn),
+    count(row.bytesOut),
+    optional(row.ip, 64),
+    optional(row.userAgent, MAX_USER_AGENT_LENGTH),
+    row.blocked ? 1 : 0,
+    optional(row.blockReason, 256),
+  );
+}
+
+function cut(text: string, max: number): string {
+  const value = typeof text === 'string' ? text : String(text);
+  return value.length > max ? value.slice(0, max) : value;
+}
+
+function optional(text: string | null | undefined, max: number): string | null {
+  return text === undefined || text === null ? null : cut(text, max);
 }
 
 function count(n: number): number {

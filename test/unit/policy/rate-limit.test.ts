@@ -1,0 +1,464 @@
+import { Writable } from 'node:stream';
+import { pino, type Logger } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Principal } from '../../../src/auth/principal.js';
+import { ANONYMOUS } from '../../../src/auth/principal.js';
+import { parseConfigText } from '../../../src/config/load.js';
+import { RateLimitRule } from '../../../src/config/schema.js';
+import { GatewayError, isGatewayError } from '../../../src/errors.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import {
+  STORE_ERROR_LOG_INTERVAL_MS,
+  createRateLimiter,
+  rateLimitRuleProblems,
+  resolveRateLimitStore,
+  retryAfterSeconds,
+  type RateLimitContext,
+  type RateLimitEvent,
+  type RateLimiter,
+  type RateLimiterOptions,
+} from '../../../src/policy/rate-limit.js';
+import { createRedisClient, type Redis } from '../../../src/store/redis.js';
+import { freePort } from '../../helpers/redis.js';
+
+function principal(id: string, extra: Partial<Principal> = {}): Principal {
+  return { id, kind: 'token', subject: id, permissions: ['*'], ...extra };
+}
+
+const alice = principal('token:alice', { tokenId: 'tok-a1' });
+const bob = principal('token:bob', { tokenId: 'tok-b1' });
+
+function ctx(over: Partial<RateLimitContext> = {}): RateLimitContext {
+  return { principal: alice, ip: '203.0.113.7', server: 'echo', tool: 'echo', method: 'tools/call', ...over };
+}
+
+/** Rules in the config's input shape, validated by the real schema (`window: "60s"` → 60000). */
+function rules(...input: Record<string, unknown>[]): RateLimitRule[] {
+  return input.map((r) => RateLimitRule.parse(r));
+}
+
+const limiters: RateLimiter[] = [];
+
+function limiter(options: Partial<RateLimiterOptions> & Pick<RateLimiterOptions, 'rules'>): RateLimiter {
+  const l = createRateLimiter({
+    store: 'memory',
+    failOpen: true,
+    keyPrefix: 'swb:rl',
+    logger: silentLogger(),
+    ...options,
+  });
+  limiters.push(l);
+  return l;
+}
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(limiters.splice(0).map((l) => l.close()));
+});
+
+/** Runs a check to completion: `'sync'` when it returned undefined, `'ok'`, or the error it threw/rejected with. */
+async function outcome(l: RateLimiter, c: RateLimitContext): Promise<'sync' | 'ok' | GatewayError> {
+  let r: Promise<void> | undefined;
+  try {
+    r = l.check(c);
+  } catch (e) {
+    if (isGatewayError(e)) return e;
+    throw e;
+  }
+  if (r === undefined) return 'sync';
+  try {
+    await r;
+    return 'ok';
+  } catch (e) {
+    if (isGatewayError(e)) return e;
+    throw e;
+  }
+}
+
+async function admittedCount(l: RateLimiter, c: RateLimitContext, attempts: number): Promise<number> {
+  let ok = 0;
+  for (let i = 0; i < attempts; i++) if ((await outcome(l, c)) === 'ok') ok++;
+  return ok;
+}
+
+function expectLimited(o: 'sync' | 'ok' | GatewayError): GatewayError {
+  expect(o).toBeInstanceOf(GatewayError);
+  const e = o as GatewayError;
+  expect(e.code).toBe('SWB_ERR_RATE_LIMITED');
+  expect(e.status).toBe(429);
+  return e;
+}
+
+describe('createRateLimiter: hot path', () => {
+  it('returns undefined synchronously when there are no rules', () => {
+    const l = limiter({ rules: [] });
+    expect(l.ruleCount).toBe(0);
+    expect(l.check(ctx())).toBeUndefined();
+  });
+
+  it('returns undefined synchronously (no promise) when no rule matches the request', () => {
+    const l = limiter({ rules: rules({ match: { server: 'other' }, limit: 1, window: '1m' }) });
+    for (let i = 0; i < 10; i++) expect(l.check(ctx())).toBeUndefined();
+  });
+
+  it('returns a promise when a rule matches', async () => {
+    const l = limiter({ rules: rules({ match: { server: 'echo' }, limit: 1, window: '1m' }) });
+    const r = l.check(ctx());
+    expect(r).toBeInstanceOf(Promise);
+    await expect(r).resolves.toBeUndefined();
+  });
+
+  it('keeps check usable when passed around unbound', async () => {
+    const { check } = limiter({ rules: rules({ limit: 1, window: '1m' }) });
+    await expect(check(ctx())).resolves.toBeUndefined();
+    await expect(check(ctx())).rejects.toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
+  });
+});
+
+describe("createRateLimiter: the issue's rule shape, as written", () => {
+  const json = JSON.stringify({
+    rateLimits: [{ match: { server: 'echo', tool: 'echo' }, key: 'principal', limit: 5, window: '60s' }],
+  });
+
+  it('admits 5 echo calls per principal per minute and refuses the 6th with 429 and retryAfterMs', async () => {
+    const config = parseConfigText(json, { format: 'json' });
+    const events: RateLimitEvent[] = [];
+    const l = limiter({ rules: config.rateLimits, onEvent: (e) => events.push(e) });
+
+    expect(await admittedCount(l, ctx(), 5)).toBe(5);
+    const e = expectLimited(await outcome(l, ctx()));
+    expect(e.jsonRpcCode).toBe(-32050);
+    expect(e.data?.rule).toBe('0');
+    const retryAfterMs = e.data?.retryAfterMs as number;
+    expect(retryAfterMs).toBeGreaterThan(55_000);
+    expect(retryAfterMs).toBeLessThanOrEqual(60_000);
+    expect(e.toJsonRpcError()).toMatchObject({
+      code: -32050,
+      data: { code: 'SWB_ERR_RATE_LIMITED', retryAfterMs, rule: '0' },
+    });
+    expect(events).toEqual([{ type: 'limited', rule: '0' }]);
+  });
+
+  it('counts each principal separately (principal in every key)', async () => {
+    const l = limiter({ rules: parseConfigText(json, { format: 'json' }).rateLimits });
+    expect(await admittedCount(l, ctx(), 6)).toBe(5);
+    expect(await admittedCount(l, ctx({ principal: bob }), 6)).toBe(5);
+  });
+
+  it('leaves other tools of the server and other servers alone, synchronously', async () => {
+    const l = limiter({ rules: parseConfigText(json, { format: 'json' }).rateLimits });
+    await admittedCount(l, ctx(), 6);
+    expect(l.check(ctx({ tool: 'add' }))).toBeUndefined();
+    expect(l.check(ctx({ server: 'everything' }))).toBeUndefined();
+    expect(l.check(ctx({ method: 'tools/list', tool: undefined }))).toBeUndefined();
+  });
+
+  it('starts counting again when the window has passed', async () => {
+    vi.useFakeTimers({ now: new Date('2026-01-01T00:00:00Z') });
+    const l = limiter({ rules: parseConfigText(json, { format: 'json' }).rateLimits });
+    expect(await admittedCount(l, ctx(), 6)).toBe(5);
+    vi.advanceTimersByTime(59_000);
+    expectLimited(await outcome(l, ctx()));
+    vi.advanceTimersByTime(1_001);
+    expect(await admittedCount(l, ctx(), 6)).toBe(5);
+  });
+});
+
+describe('createRateLimiter: counting', () => {
+  it('admits limit + burst requests per window', async () => {
+    const l = limiter({ rules: rules({ limit: 2, burst: 3, window: '10s' }) });
+    expect(await admittedCount(l, ctx(), 10)).toBe(5);
+  });
+
+  it('names the rule in data.rule and the message when the rule has a name', async () => {
+    const l = limiter({ rules: rules({ name: 'echo-calls', limit: 1, window: '10s' }) });
+    await outcome(l, ctx());
+    const e = expectLimited(await outcome(l, ctx()));
+    expect(e.data).toMatchObject({ rule: 'echo-calls' });
+    expect(e.data?.retryAfterMs).toBeLessThanOrEqual(10_000);
+    expect(e.message).toContain('echo-calls');
+  });
+
+  it('applies every matching rule: the tightest refuses, with the longest wait among refusals', async () => {
+    const l = limiter({
+      rules: rules(
+        { name: 'wide', match: { server: 'echo' }, limit: 100, window: '1m' },
+        { name: 'short', match: { tool: 'echo' }, limit: 2, window: '10s' },
+        { name: 'long', match: { method: 'tools/call' }, limit: 2, window: '1h' },
+      ),
+    });
+    expect(await admittedCount(l, ctx(), 2)).toBe(2);
+    const e = expectLimited(await outcome(l, ctx()));
+    expect(e.data?.rule).toBe('long');
+    expect(e.data?.retryAfterMs).toBeGreaterThan(3_500_000);
+  });
+
+  it('refuses without consuming further from a rule that matched only other requests', async () => {
+    const l = limiter({
+      rules: rules(
+        { name: 'echo', match: { tool: 'echo' }, limit: 1, window: '1m' },
+        { name: 'add', match: { tool: 'add' }, limit: 1, window: '1m' },
+      ),
+    });
+    expect(await outcome(l, ctx())).toBe('ok');
+    expectLimited(await outcome(l, ctx()));
+    expect(await outcome(l, ctx({ tool: 'add' }))).toBe('ok');
+  });
+
+  it('stops limiting after close()', async () => {
+    const l = limiter({ rules: rules({ limit: 1, window: '1m' }) });
+    await outcome(l, ctx());
+    await l.close();
+    expect(l.check(ctx())).toBeUndefined();
+  });
+});
+
+describe('createRateLimiter: match', () => {
+  async function matches(match: Record<string, unknown>, c: RateLimitContext): Promise<boolean> {
+    const l = limiter({ rules: rules({ match, limit: 1, window: '1m' }) });
+    const r = l.check(c);
+    await r;
+    return r !== undefined;
+  }
+
+  it('matches every request with an empty match', async () => {
+    expect(await matches({}, ctx({ method: 'ping', server: undefined, tool: undefined }))).toBe(true);
+  });
+
+  it('matches principal ids with globs whose * crosses / and #', async () => {
+    const oauth = principal('oauth:https://issuer.example/realms/x#user-1', { kind: 'oauth' });
+    expect(await matches({ principal: 'oauth:*' }, ctx({ principal: oauth }))).toBe(true);
+    expect(await matches({ principal: 'oauth:https://issuer.example/*' }, ctx({ principal: oauth }))).toBe(true);
+    expect(await matches({ principal: 'token:*' }, ctx({ principal: oauth }))).toBe(false);
+    expect(await matches({ principal: 'token:alice' }, ctx())).toBe(true);
+    expect(await matches({ principal: 'token:al' }, ctx())).toBe(false);
+    expect(await matches({ principal: 'anonymous' }, ctx({ principal: ANONYMOUS }))).toBe(true);
+  });
+
+  it('matches the API token id, and never a principal without one', async () => {
+    expect(await matches({ token: 'tok-a1' }, ctx())).toBe(true);
+    expect(await matches({ token: 'tok-*' }, ctx({ principal: bob }))).toBe(true);
+    expect(await matches({ token: 'tok-a1' }, ctx({ principal: bob }))).toBe(false);
+    expect(await matches({ token: '*' }, ctx({ principal: ANONYMOUS }))).toBe(false);
+  });
+
+  it('matches server and tool globs, and never a request without a server or tool', async () => {
+    expect(await matches({ server: 'ec*' }, ctx())).toBe(true);
+    expect(await matches({ server: 'echo' }, ctx({ server: undefined }))).toBe(false);
+    expect(await matches({ server: '*' }, ctx({ server: undefined }))).toBe(false);
+    expect(await matches({ tool: 'get_*' }, ctx({ tool: 'get_weather' }))).toBe(true);
+    expect(await matches({ tool: 'get_*' }, ctx({ tool: 'set_weather' }))).toBe(false);
+    expect(await matches({ tool: '*' }, ctx({ method: 'resources/read', tool: undefined }))).toBe(false);
+    expect(await matches({ tool: 'Echo' }, ctx())).toBe(false);
+  });
+
+  it('matches MCP method globs', async () => {
+    expect(await matches({ method: 'resources/*' }, ctx({ method: 'resources/read' }))).toBe(true);
+    expect(await matches({ method: 'resources/*' }, ctx({ method: 'tools/call' }))).toBe(false);
+    expect(await matches({ method: '*' }, ctx({ method: 'tools/call' }))).toBe(true);
+    expect(await matches({ method: 'tools/{call,list}' }, ctx({ method: 'tools/list' }))).toBe(true);
+  });
+
+  it('matches client IPs against a CIDR or a single address, IPv4-mapped IPv6 included', async () => {
+    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '10.1.2.3' }))).toBe(true);
+    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '::ffff:10.1.2.3' }))).toBe(true);
+    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '11.0.0.1' }))).toBe(false);
+    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: undefined }))).toBe(false);
+    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: 'not-an-ip' }))).toBe(false);
+    expect(await matches({ ip: '::ffff:10.0.0.0/104' }, ctx({ ip: '10.9.9.9' }))).toBe(true);
+    expect(await matches({ ip: '2001:db8::/32' }, ctx({ ip: '2001:db8:1::5' }))).toBe(true);
+    expect(await matches({ ip: '2001:db8::/32' }, ctx({ ip: '10.1.2.3' }))).toBe(false);
+    expect(await matches({ ip: '203.0.113.7' }, ctx())).toBe(true);
+    expect(await matches({ ip: '203.0.113.8' }, ctx())).toBe(false);
+  });
+
+  it('requires every field of match', async () => {
+    const m = { server: 'echo', tool: 'echo', method: 'tools/call', principal: 'token:*', ip: '203.0.113.0/24' };
+    expect(await matches(m, ctx())).toBe(true);
+    expect(await matches(m, ctx({ ip: '198.51.100.1' }))).toBe(false);
+    expect(await matches(m, ctx({ principal: ANONYMOUS }))).toBe(false);
+  });
+});
+
+describe('createRateLimiter: keys', () => {
+  it('keys anonymous callers by IP under key principal, the IPv4-mapped form counted as IPv4', async () => {
+    const l = limiter({ rules: rules({ key: 'principal', limit: 2, window: '1m' }) });
+    const anonA = ctx({ principal: ANONYMOUS, ip: '198.51.100.1' });
+    const anonAMapped = ctx({ principal: ANONYMOUS, ip: '::ffff:198.51.100.1' });
+    const anonB = ctx({ principal: ANONYMOUS, ip: '198.51.100.2' });
+    expect(await admittedCount(l, anonA, 1)).toBe(1);
+    expect(await admittedCount(l, anonAMapped, 2)).toBe(1);
+    expect(await admittedCount(l, anonB, 3)).toBe(2);
+  });
+
+  it('keys authenticated callers by principal, wherever they call from', async () => {
+    const l = limiter({ rules: rules({ key: 'principal', limit: 2, window: '1m' }) });
+    expect(await admittedCount(l, ctx({ ip: '198.51.100.1' }), 1)).toBe(1);
+    expect(await admittedCount(l, ctx({ ip: '198.51.100.2' }), 2)).toBe(1);
+  });
+
+  it('key ip: callers from one address share a bucket', async () => {
+    const l = limiter({ rules: rules({ key: 'ip', limit: 2, window: '1m' }) });
+    expect(await admittedCount(l, ctx(), 1)).toBe(1);
+    expect(await admittedCount(l, ctx({ principal: bob }), 2)).toBe(1);
+    expect(await admittedCount(l, ctx({ ip: '198.51.100.9' }), 2)).toBe(2);
+  });
+
+  it('key token: per API token; principals without a token fall back to the principal key', async () => {
+    const l = limiter({ rules: rules({ key: 'token', limit: 1, window: '1m' }) });
+    const aliceOtherToken = principal('token:alice', { tokenId: 'tok-a2' });
+    expect(await admittedCount(l, ctx(), 2)).toBe(1);
+    expect(await admittedCount(l, ctx({ principal: aliceOtherToken }), 2)).toBe(1);
+    const oauth = principal('oauth:https://issuer.example#u', { kind: 'oauth' });
+    expect(await admittedCount(l, ctx({ principal: oauth }), 2)).toBe(1);
+  });
+
+  it('key global: everyone shares one bucket', async () => {
+    const l = limiter({ rules: rules({ key: 'global', limit: 3, window: '1m' }) });
+    let ok = 0;
+    for (const p of [alice, bob, ANONYMOUS, alice]) if ((await outcome(l, ctx({ principal: p }))) === 'ok') ok++;
+    expect(ok).toBe(3);
+  });
+});
+
+describe('createRateLimiter: configuration problems', () => {
+  it('rejects windows shorter than 1s or not in whole seconds, at compile time', () => {
+    for (const window of ['500ms', '1500ms', 0]) {
+      let err: unknown;
+      try {
+        limiter({ rules: rules({ limit: 1, window }) });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(GatewayError);
+      expect((err as GatewayError).code).toBe('SWB_ERR_CONFIG_INVALID');
+      expect((err as GatewayError).message).toContain('rateLimits[0].window');
+    }
+    expect(() => limiter({ rules: rules({ limit: 1, window: '1s' }) })).not.toThrow();
+    expect(() => limiter({ rules: rules({ limit: 1, window: '1.5m' }) })).not.toThrow();
+  });
+
+  it('reports every problem with its path', () => {
+    const problems = rateLimitRuleProblems(
+      rules(
+        { name: 'a', limit: 1, window: '1m', match: { ip: '10.0.0.0/33' } },
+        { name: 'a', limit: 1, window: '100ms' },
+        { limit: 1, window: '1m', match: { ip: 'example.com', tool: '' } },
+        { name: '1', limit: 1, window: '1m' },
+      ),
+    );
+    expect(problems.map((p) => p.path)).toEqual([
+      [0, 'match', 'ip'],
+      [1, 'window'],
+      [1, 'name'],
+      [2, 'match', 'ip'],
+      [2, 'match', 'tool'],
+    ]);
+    expect(
+      rateLimitRuleProblems(
+        rules({ name: '2', limit: 1, window: '1m' }, { limit: 1, window: '1m' }, { limit: 1, window: '1m' }),
+      ),
+    ).toEqual([{ path: [2, 'name'], message: expect.stringContaining('rateLimits[0]') }]);
+  });
+
+  it('needs a Redis client for the redis store', () => {
+    expect(() =>
+      createRateLimiter({ rules: [], store: 'redis', failOpen: true, keyPrefix: 'x', logger: silentLogger() }),
+    ).toThrow(expect.objectContaining({ code: 'SWB_ERR_CONFIG_INVALID' }));
+  });
+});
+
+describe('createRateLimiter: store failures (a real client with no Redis behind it)', () => {
+  let redis: Redis | undefined;
+  afterEach(() => {
+    redis?.disconnect();
+    redis = undefined;
+  });
+
+  async function deadRedis(): Promise<Redis> {
+    redis = createRedisClient(`redis://127.0.0.1:${await freePort()}`, silentLogger());
+    return redis;
+  }
+
+  function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
+    const lines: Record<string, unknown>[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        cb();
+      },
+    });
+    return { logger: pino({ level: 'info' }, sink), lines };
+  }
+
+  it('failOpen: lets requests through, reports store_error, warns at most once per 10s', async () => {
+    const events: RateLimitEvent[] = [];
+    const { logger, lines } = captureLogger();
+    let now = 1_000_000;
+    const l = limiter({
+      rules: rules({ name: 'r', limit: 1, window: '1m' }),
+      store: 'redis',
+      redis: await deadRedis(),
+      failOpen: true,
+      logger,
+      onEvent: (e) => events.push(e),
+      clock: () => now,
+    });
+    expect(await admittedCount(l, ctx(), 5)).toBe(5);
+    expect(events).toEqual(Array.from({ length: 5 }, () => ({ type: 'store_error', rule: 'r' })));
+    const warnings = () => lines.filter((l) => l.level === 40);
+    expect(warnings()).toHaveLength(1);
+    expect(warnings()[0]).toMatchObject({ rule: 'r', failOpen: true, suppressed: 0 });
+
+    now += STORE_ERROR_LOG_INTERVAL_MS;
+    expect(await outcome(l, ctx())).toBe('ok');
+    expect(warnings()).toHaveLength(2);
+    expect(warnings()[1]).toMatchObject({ suppressed: 4 });
+  });
+
+  it('failOpen false: refuses with SWB_ERR_RATE_LIMIT_UNAVAILABLE (503)', async () => {
+    const events: RateLimitEvent[] = [];
+    const l = limiter({
+      rules: rules({ limit: 1, window: '1m' }),
+      store: 'redis',
+      redis: await deadRedis(),
+      failOpen: false,
+      onEvent: (e) => events.push(e),
+    });
+    const o = await outcome(l, ctx());
+    expect(o).toBeInstanceOf(GatewayError);
+    expect((o as GatewayError).code).toBe('SWB_ERR_RATE_LIMIT_UNAVAILABLE');
+    expect((o as GatewayError).status).toBe(503);
+    expect(events).toEqual([{ type: 'store_error', rule: '0' }]);
+  });
+
+  it('still answers synchronously for requests no rule matches, whatever the store', async () => {
+    const l = limiter({
+      rules: rules({ match: { server: 'other' }, limit: 1, window: '1m' }),
+      store: 'redis',
+      redis: await deadRedis(),
+      failOpen: false,
+    });
+    expect(l.check(ctx())).toBeUndefined();
+  });
+});
+
+describe('helpers', () => {
+  it('retryAfterSeconds rounds up to whole seconds, at least 1 (RFC 9110 delay-seconds)', () => {
+    expect(retryAfterSeconds(0)).toBe('1');
+    expect(retryAfterSeconds(1)).toBe('1');
+    expect(retryAfterSeconds(1000)).toBe('1');
+    expect(retryAfterSeconds(1001)).toBe('2');
+    expect(retryAfterSeconds(59_999)).toBe('60');
+  });
+
+  it('resolveRateLimitStore: auto picks redis only when a URL is set', () => {
+    expect(resolveRateLimitStore('auto', undefined)).toBe('memory');
+    expect(resolveRateLimitStore('auto', '')).toBe('memory');
+    expect(resolveRateLimitStore('auto', 'redis://127.0.0.1:6379')).toBe('redis');
+    expect(resolveRateLimitStore('memory', 'redis://127.0.0.1:6379')).toBe('memory');
+    expect(() => resolveRateLimitStore('redis', undefined)).toThrow(
+      expect.objectContaining({ code: 'SWB_ERR_CONFIG_INVALID' }),
+    );
+  });
+});
