@@ -328,8 +328,8 @@ export interface Metrics {
    */
   recordRateLimited(rule: string): void;
   /**
-   * Counts one failed rate-limit store operation for `rule` (e.g. Redis down; the rule's fail
-   * mode was applied) in `switchboard_rate_limit_store_errors_total{rule}`.
+   * Counts one failed rate-limit store operation for `rule` (e.g. Redis down; the `failOpen`
+   * setting was applied) in `switchboard_rate_limit_store_errors_total{rule}`.
    */
   recordRateLimitStoreError(rule: string): void;
   /**
@@ -382,7 +382,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   );
   const storeErrors = new CounterFamily(
     `${METRIC_PREFIX}rate_limit_store_errors_total`,
-    "Failed rate-limit store operations, by rule (the rule's fail mode was applied).",
+    'Failed rate-limit store operations, by rule (the failOpen setting was applied).',
   );
   for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors]) register(f);
   const limitedCells = new Map<string, CounterCell>();

@@ -349,7 +349,7 @@ export class Upstream {
       try {
         slot = limiter.acquire();
       } catch (err) {
-        slot = Promise.reject(err as Error);
+        slot = Promise.reject(err);
       }
       response =
         typeof slot === 'function'
