@@ -349,7 +349,7 @@ export class Upstream {
       try {
         slot = limiter.acquire();
       } catch (err) {
-        slot = Promise.reject(err);
+        slot = Promise.reject(err instanceof Error ? err : new Error(String(err)));
       }
       response =
         typeof slot === 'function'
