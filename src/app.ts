@@ -18,6 +18,11 @@ import {
 import { loadGlobalAllowlist } from './policy/passthrough.js';
 import { createRateLimiter, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
 import { connectRedis, createRedisClient } from './store/redis.js';
+import { createMetrics, requestStatus, type Metrics } from './observability/metrics.js';
+import { createTracing, type Tracing } from './observability/tracing.js';
+import { blockedRowFor, createUsageLog, requestFacts, usageRowFor, type UsageLog } from './observability/usage-log.js';
+import { createUsageApi } from './http/usage-api.js';
+import type { Span } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
 import { createTokenService, type TokenService } from './auth/tokens.js';
@@ -25,7 +30,7 @@ import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
-import { createRequestHandler, defaultChallenge, type RouteHandler } from './http/server.js';
+import { createRequestHandler, defaultChallenge, type ExchangeObserver, type RouteHandler } from './http/server.js';
 import { isLoopbackHost } from './http/guards.js';
 import type { Logger } from './observability/logger.js';
 import { openDatabase, resolveDataDir } from './store/database.js';
@@ -81,6 +86,8 @@ export interface StartGatewayOptions {
   publicUrl?: string;
   /** Redis URL for shared state; default `SWITCHBOARD_REDIS_URL`. */
   redisUrl?: string;
+  /** A metrics registry to use (tests); default a new one per gateway. */
+  metrics?: Metrics;
   /** Rate-limit events (metrics). */
   onRateLimitEvent?: (event: { type: 'limited' | 'store_error'; rule: string }) => void;
 }
@@ -111,6 +118,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const applied = await database.migrate();
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
   const tokens = await createTokenService({ store: database.tokens, settings: database.settings, logger });
+  const metrics: Metrics = options.metrics ?? createMetrics();
+  const tracing: Tracing = createTracing({
+    logger: logger.child({ component: 'tracing' }),
+    serviceVersion: packageVersion(),
+  });
+  const usageLog: UsageLog | undefined =
+    config.usage.enabled && database.usage
+      ? createUsageLog({
+          store: database.usage,
+          batchSize: config.usage.batchSize,
+          flushIntervalMs: config.usage.flushInterval,
+          maxQueue: config.usage.maxQueue,
+          retentionMs: config.usage.retention,
+          logger: logger.child({ component: 'usage' }),
+        })
+      : undefined;
+  if (usageLog) metrics.setUsageLogSource(usageLog);
   const gateway = new Gateway({
     config,
     logger,
@@ -118,7 +142,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     ...(options.now ? { now: options.now } : {}),
     ...(options.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: options.sweepIntervalMs }),
     ...(options.pageSize === undefined ? {} : { pageSize: options.pageSize }),
+    tracing,
+    observeUpstream: {
+      call: (server, ms) => metrics.recordUpstreamCall(server, ms / 1000),
+      state: (server, state) => metrics.setUpstreamUp(server, state === 'ready'),
+      restart: (server) => metrics.recordUpstreamRestart(server),
+    },
   });
+  metrics.setActiveSessionsSource(() => gateway.sessions.size);
 
   // Listen first: absolute URLs (RFC 9728 metadata, identity assertions) need the public URL,
   // which defaults to the bound address. Upstreams start right after; /readyz tells when ready.
@@ -214,7 +245,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         failOpen: c.rateLimiting.failOpen,
         keyPrefix: c.rateLimiting.keyPrefix,
         logger: logger.child({ component: 'rate-limit' }),
-        ...(options.onRateLimitEvent ? { onEvent: options.onRateLimitEvent } : {}),
+        onEvent: (e) => {
+          if (e.type === 'limited') metrics.recordRateLimited(e.rule);
+          else metrics.recordRateLimitStoreError(e.rule);
+          options.onRateLimitEvent?.(e);
+        },
       });
     };
     limiter = await buildLimiter(config);
@@ -256,11 +291,87 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       void req;
       return true;
     };
+    const metricsRoute: RouteHandler = async (_req, res, path) => {
+      if (path !== '/metrics' || !gateway.config.metrics.enabled) return false;
+      res.writeHead(200, { 'content-type': metrics.contentType });
+      res.end(await metrics.metricsText());
+      return true;
+    };
     const routes: RouteHandler[] = [
+      metricsRoute,
       wellKnown,
-      createAdminApi({ gateway, authenticate, tokens, servers: database.servers, challenge }),
+      createAdminApi({
+        gateway,
+        authenticate,
+        tokens,
+        servers: database.servers,
+        challenge,
+        ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
+        onRefused: (req, path, err) => {
+          const row = usageLog
+            ? blockedRowFor(err, { ...requestFacts(req, path, Date.now()), httpStatus: err.status })
+            : undefined;
+          if (row) usageLog?.record(row);
+        },
+      }),
     ];
-    const serve = createRequestHandler({ gateway, bindHost: host, authenticate, challenge, routes });
+    // Metrics, usage log (seed 004) and the server span of every MCP exchange.
+    const observer: ExchangeObserver = {
+      start: tracing.enabled
+        ? (req, path) =>
+            tracing.startServerSpan(
+              `${req.method ?? 'POST'} ${path}`,
+              { 'http.request.method': req.method ?? 'POST' },
+              req.headers.traceparent as string | undefined,
+            )
+        : undefined,
+      finished(e, trace) {
+        const meta = e.meta;
+        const latencyMs = performance.now() - e.t0;
+        const status = e.res.statusCode;
+        metrics.recordRequest(
+          meta?.server ?? e.endpoint,
+          meta?.method ?? e.req.method ?? 'POST',
+          requestStatus(status, meta?.rpcError),
+          latencyMs / 1000,
+        );
+        if (usageLog) {
+          const facts = { ...requestFacts(e.req, e.path, e.startedAt, latencyMs), bytesOut: e.bytesOut };
+          const row = e.refusal
+            ? blockedRowFor(e.refusal, { ...facts, httpStatus: status })
+            : meta
+              ? usageRowFor(meta.principal, {
+                  ...facts,
+                  mcpMethod: meta.method,
+                  server: meta.server,
+                  tool: meta.tool,
+                  httpStatus: status,
+                  jsonrpcError: meta.rpcError,
+                })
+              : undefined;
+          if (row) usageLog.record(row);
+        }
+        if (trace !== undefined)
+          tracing.end(trace as Span, {
+            statusCode: status,
+            ...(meta?.rpcError === undefined ? {} : { jsonRpcErrorCode: meta.rpcError }),
+          });
+      },
+    };
+    const readiness = async () => {
+      const checks = [{ name: 'database', ok: await database.ping().catch(() => false) }];
+      if (redis) checks.push({ name: 'redis', ok: redis.status === 'ready' });
+      return checks;
+    };
+    const serve = createRequestHandler({
+      gateway,
+      bindHost: host,
+      authenticate,
+      challenge,
+      routes,
+      observer,
+      readiness,
+    });
     await gateway.start();
     await loadRuntimeServers(gateway, database.servers);
     handler = serve;
@@ -291,6 +402,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await gateway.stop();
+      await usageLog?.close();
+      await tracing.shutdown();
       await limiter?.close();
       if (redis) await redis.quit().catch(() => undefined);
       if (!options.database) await database.close();

@@ -73,6 +73,20 @@ export function createProgram(): Command {
       process.exitCode = await runMigrate(opts);
     });
 
+  program
+    .command('usage')
+    .description('print API-token usage: a summary for one token, or a time series')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--token <id>', 'one token: its summary (or filter the series with --group-by)')
+    .option('--days <n>', 'look back this many days (default 7)')
+    .option('--group-by <what>', 'server, tool or token')
+    .option('--bucket <size>', 'minute, hour or day')
+    .option('--json', 'print JSON')
+    .action(async (opts: Record<string, string | boolean | undefined>) => {
+      const { runUsage } = await import('./usage.js');
+      process.exitCode = await runUsage(opts as Parameters<typeof runUsage>[0]);
+    });
+
   const token = program.command('token').description('manage API tokens in the configured database');
   token
     .command('create')

@@ -64,6 +64,10 @@ export interface RequestMeta {
   server?: string | undefined;
   /** Set by the session: the upstream's own tool name, for `tools/call`. */
   tool?: string | undefined;
+  /** Set by the edge: the JSON-RPC method of the request. */
+  method?: string | undefined;
+  /** Set by the edge: the JSON-RPC error code of the response, when it was an error. */
+  rpcError?: number | undefined;
 }
 
 /** What rate limiting sees of a request. */

@@ -10,7 +10,8 @@ import type { ServerConfig, SwitchboardConfig, VirtualServer } from '../config/s
 import { GatewayError } from '../errors.js';
 import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import type { Audience, OutboundOptions, UpstreamEvent } from '../upstream/upstream.js';
+import type { Audience, OutboundOptions, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
+import type { Tracing } from '../observability/tracing.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { compileFilter, composeFilters } from './filters.js';
@@ -28,6 +29,14 @@ export interface GatewayOptions {
   pageSize?: number;
   /** Interval of the idle sweeper (ms); 0 disables the timer (tests call `sweep()`). Default 10 000. */
   sweepIntervalMs?: number;
+  /** Tracing: client spans for upstream calls, `traceparent` to HTTP upstreams. */
+  tracing?: Tracing;
+  /** Upstream observations for metrics. */
+  observeUpstream?: {
+    call(server: string, durationMs: number, error: boolean): void;
+    state(server: string, state: UpstreamState): void;
+    restart(server: string): void;
+  };
 }
 
 const LIST_CHANGED_METHOD = {
@@ -61,6 +70,9 @@ export class Gateway implements SessionHost {
   #outboundVersion = 0;
   #upstreamOutbound = new WeakMap<Upstream, number>();
   #sweepIntervalMs: number;
+  #tracing: Tracing | undefined;
+  #observe: GatewayOptions['observeUpstream'];
+  #restartsSeen = new WeakMap<Upstream, number>();
 
   constructor(options: GatewayOptions) {
     this.logger = options.logger;
@@ -70,6 +82,8 @@ export class Gateway implements SessionHost {
     this.#now = options.now ?? Date.now;
     this.pageSize = options.pageSize ?? 0;
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
+    this.#tracing = options.tracing;
+    this.#observe = options.observeUpstream;
     this.#aggregate = new View({
       name: 'default',
       kind: 'aggregate',
@@ -291,6 +305,10 @@ export class Gateway implements SessionHost {
       logger: this.logger.child({ server: name }),
       gatewayVersion: this.version,
       attributionWaitMs: this.#config.sessions.attributionWait,
+      ...(this.#tracing?.enabled ? { tracing: this.#tracing } : {}),
+      ...(this.#observe
+        ? { observe: (_method: string, ms: number, error: boolean) => this.#observe?.call(name, ms, error) }
+        : {}),
       ...(this.#outbound ? { outbound: this.#outbound } : {}),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
@@ -373,9 +391,16 @@ export class Gateway implements SessionHost {
 
   #onUpstreamEvent(e: UpstreamEvent): void {
     switch (e.type) {
-      case 'state':
+      case 'state': {
         this.logger.info({ server: e.upstream.name, state: e.state, error: e.error }, 'upstream state');
+        this.#observe?.state(e.upstream.name, e.state);
+        const seen = this.#restartsSeen.get(e.upstream) ?? 0;
+        if (e.upstream.restarts > seen) {
+          this.#restartsSeen.set(e.upstream, e.upstream.restarts);
+          this.#observe?.restart(e.upstream.name);
+        }
         return;
+      }
       case 'catalog': {
         const methods = new Set(e.changed.map((k) => LIST_CHANGED_METHOD[k]));
         for (const s of this.#sessions.values()) {

@@ -22,6 +22,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
 import { readBody } from './guards.js';
 import type { RouteHandler } from './server.js';
+import type { UsageRoute } from './usage-api.js';
 
 /** Options for {@link createAdminApi}. */
 export interface AdminApiOptions {
@@ -31,6 +32,10 @@ export interface AdminApiOptions {
   servers: ServerStore;
   /** `WWW-Authenticate` for 401/403. */
   challenge: (path: string, err: GatewayError) => string;
+  /** Usage analytics (`/api/v1/tokens/{id}/usage`, `/api/v1/usage`). */
+  usageRoute?: UsageRoute;
+  /** Records refused credentials in the usage log (seed 004). */
+  onRefused?: (req: IncomingMessage, path: string, err: GatewayError) => void;
   clock?: () => number;
 }
 
@@ -261,21 +266,23 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     return send(res, status, serverView(name));
   }
 
-  return async function adminApi(req, res, path) {
+  return async function adminApi(req, res, path, query) {
     if (!path.startsWith(PREFIX)) return false;
     const [collection, id, extra] = path.slice(PREFIX.length).split('/').map(decodeURIComponent);
     try {
-      if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
       let principal: Principal;
       try {
         principal = await options.authenticate(req);
       } catch (err) {
         if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
+          options.onRefused?.(req, path, err);
           sendError(res, err, { 'www-authenticate': options.challenge(path, err) });
           return true;
         }
         throw err;
       }
+      if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal))) return true;
+      if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
       const key = id === '' ? undefined : id;
       if (collection === 'tokens') await tokensRoute(req, res, principal, key);
       else if (collection === 'servers') await serversRoute(req, res, principal, key);

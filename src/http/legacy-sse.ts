@@ -8,7 +8,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { OutboundChannel } from '../gateway/client-session.js';
+import type { OutboundChannel, RequestMeta } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import { accepts } from './guards.js';
@@ -91,8 +91,9 @@ export function createLegacySseHandler(options: LegacySseOptions) {
     res: ServerResponse,
     view: View,
     query: URLSearchParams,
-    principal: Principal,
+    meta: RequestMeta,
   ): Promise<void> {
+    const principal = meta.principal;
     try {
       if (req.method !== 'POST') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST to send messages');
       const id = query.get('sessionId') ?? '';
@@ -103,9 +104,9 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       const m = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
       if (!m) return;
       res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
+      meta.method = 'method' in m ? m.method : 'response';
       if (!('method' in m)) session.handleResponse(m);
-      else if ('id' in m && m.id !== undefined)
-        session.handleRequest(m, channel, { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress });
+      else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, meta);
       else session.handleNotification(m);
     } catch (err) {
       sendHttpError(

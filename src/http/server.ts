@@ -16,6 +16,8 @@ import { requirePermission, scopeOf } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
+import type { RequestMeta } from '../gateway/client-session.js';
+import { nextRequestId, runWithRequestContext } from '../observability/request-context.js';
 import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
 import { createStreamableHandler, sendHttpError } from './streamable.js';
@@ -42,6 +44,34 @@ export interface HttpServerOptions {
   challenge?: (path: string, err: GatewayError) => string;
   /** Extra routes tried before the MCP routes (after the Host/Origin guard). */
   routes?: RouteHandler[];
+  /** Observes every MCP exchange (metrics, usage log, traces). */
+  observer?: ExchangeObserver;
+  /** Extra readiness checks for `/readyz` (database, Redis). */
+  readiness?: () => Promise<Array<{ name: string; ok: boolean; error?: string }>>;
+}
+
+/** One MCP HTTP exchange, as the observer sees it when the response is done. */
+export interface Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly path: string;
+  /** The endpoint's label for metrics: `mcp`, the virtual server's or the server's name. */
+  readonly endpoint: string;
+  readonly meta: RequestMeta | undefined;
+  /** `Date.now()` and `performance.now()` when the request arrived. */
+  readonly startedAt: number;
+  readonly t0: number;
+  /** Bytes written to the socket for this exchange (headers included). */
+  readonly bytesOut: number;
+  /** An authentication/authorization refusal, when that is how the exchange ended. */
+  readonly refusal?: GatewayError | undefined;
+}
+
+/** Receives finished MCP exchanges. Must not throw. */
+export interface ExchangeObserver {
+  /** Called at request start; returns an opaque trace parent passed to upstream calls. */
+  start?(req: IncomingMessage, path: string): unknown;
+  finished(exchange: Exchange, trace: unknown): void;
 }
 
 function json(res: ServerResponse, status: number, body: unknown): void {
@@ -135,8 +165,9 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
         state: u.state,
         error: u.lastError,
       }));
-      const ready = upstreams.every((u) => u.state === 'ready');
-      return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams });
+      const stores = options.readiness ? await options.readiness() : [];
+      const ready = upstreams.every((u) => u.state === 'ready') && stores.every((c) => c.ok);
+      return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams, stores });
     }
     if (gateway.config !== guardFor) {
       guardFor = gateway.config;
@@ -151,26 +182,49 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       for (const handler of routes) if (await handler(req, res, path, query)) return;
       notFound(path);
     }
+    const observer = options.observer;
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    const written = req.socket.bytesWritten;
+    const trace = observer?.start?.(req, path);
+    const endpoint = t.view.kind === 'aggregate' ? 'mcp' : t.view.name;
+    let meta: RequestMeta | undefined;
+    let refusal: GatewayError | undefined;
+    if (observer) {
+      res.once('close', () =>
+        observer.finished(
+          { req, res, path, endpoint, meta, startedAt, t0, bytesOut: req.socket.bytesWritten - written, refusal },
+          trace,
+        ),
+      );
+    }
     let principal: Principal;
     try {
       principal = await authorize(req, t);
     } catch (err) {
       if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
+        refusal = err;
         sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
         return;
       }
       throw err;
     }
-    if (t.kind === 'mcp') return streamable(req, res, t.view, principal);
+    meta =
+      trace === undefined
+        ? { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
+        : { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };
+    if (t.kind === 'mcp') return streamable(req, res, t.view, meta);
     if (t.kind === 'sse') return legacy.stream(req, res, t.view, `${t.prefix}/message`, principal);
-    return legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), principal);
+    return legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), meta);
   }
 
+  const onError = (res: ServerResponse) => (err: unknown) => {
+    const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+    if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error');
+    sendHttpError(res, ge);
+  };
+  // Every log line written while handling a request carries its reqId (observability/request-context).
   return (req, res) => {
-    route(req, res).catch((err: unknown) => {
-      const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error');
-      sendHttpError(res, ge);
-    });
+    runWithRequestContext({ reqId: nextRequestId() }, () => route(req, res).catch(onError(res)));
   };
 }

@@ -9,7 +9,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import type { ClientSession, OutboundChannel, RequestMeta } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
@@ -125,7 +125,12 @@ export function createStreamableHandler(options: StreamableOptions) {
     });
   }
 
-  function postChannel(res: ServerResponse, session: ClientSession, requestId: JsonRpcId): OutboundChannel {
+  function postChannel(
+    res: ServerResponse,
+    session: ClientSession,
+    requestId: JsonRpcId,
+    meta: RequestMeta,
+  ): OutboundChannel {
     let sse: StreamState | undefined;
     let done = false;
     let clientGone = false;
@@ -139,6 +144,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       send(message: JsonRpcMessage) {
         if (done) return;
         const isFinal = !('method' in message) && message.id === requestId;
+        if (isFinal && 'error' in message) meta.rpcError = message.error.code;
         const data = JSON.stringify(message);
         if (!sse) {
           if (isFinal) {
@@ -215,7 +221,8 @@ export function createStreamableHandler(options: StreamableOptions) {
     return session;
   }
 
-  async function post(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): Promise<void> {
+  async function post(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): Promise<void> {
+    const principal = meta.principal;
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
       throw new GatewayError(
         'SWB_ERR_HTTP_NOT_ACCEPTABLE',
@@ -239,27 +246,23 @@ export function createStreamableHandler(options: StreamableOptions) {
         );
       }
       const session = gateway.createSession(view, principal, 'streamable-http');
-      session.handleRequest(message, postChannel(res, session, message.id), {
-        principal,
-        httpHeaders: req.headers,
-        ip: req.socket.remoteAddress,
-      });
+      meta.method = 'initialize';
+      session.handleRequest(message, postChannel(res, session, message.id, meta), meta);
       return;
     }
     const session = sessionFor(req, view, principal);
     checkProtocolVersion(req);
     if (!('method' in message)) {
+      meta.method = 'response';
       session.handleResponse(message);
       res.writeHead(202).end();
     } else if (!('id' in message) || message.id === undefined) {
+      meta.method = message.method;
       session.handleNotification(message);
       res.writeHead(202).end();
     } else {
-      session.handleRequest(message, postChannel(res, session, message.id), {
-        principal,
-        httpHeaders: req.headers,
-        ip: req.socket.remoteAddress,
-      });
+      meta.method = message.method;
+      session.handleRequest(message, postChannel(res, session, message.id, meta), meta);
     }
   }
 
@@ -347,18 +350,18 @@ export function createStreamableHandler(options: StreamableOptions) {
     req: IncomingMessage,
     res: ServerResponse,
     view: View,
-    principal: Principal,
+    meta: RequestMeta,
   ): Promise<void> {
     try {
       switch (req.method) {
         case 'POST':
-          await post(req, res, view, principal);
+          await post(req, res, view, meta);
           return;
         case 'GET':
-          get(req, res, view, principal);
+          get(req, res, view, meta.principal);
           return;
         case 'DELETE':
-          del(req, res, view, principal);
+          del(req, res, view, meta.principal);
           return;
         default:
           throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', `Method ${req.method ?? '?'} not allowed`);

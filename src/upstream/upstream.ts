@@ -27,6 +27,8 @@ import type { MessageTransport, TransportCloseInfo } from './transport.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityPropagator } from '../auth/identity.js';
+import type { Tracing } from '../observability/tracing.js';
+import type { Span } from '@opentelemetry/api';
 import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
 import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
 import { createConcurrencyLimiter, type ConcurrencyLimiter, type Release } from '../policy/concurrency.js';
@@ -95,6 +97,8 @@ export interface UpstreamOptions {
   now?: () => number;
   /** Outbound identity settings (remote upstreams only). */
   outbound?: OutboundOptions;
+  /** Tracing (only passed when enabled): a client span per upstream call. */
+  tracing?: Tracing;
   /** Called when a client call finishes: MCP method, duration in ms, whether it was an error (metrics). */
   observe?: (method: string, durationMs: number, error: boolean) => void;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
@@ -322,9 +326,20 @@ export class Upstream {
       } catch (err) {
         return errorResponseOf(err);
       }
+      const tracing = this.#options.tracing;
+      let span: Span | undefined;
+      if (tracing && ctx.trace !== undefined) {
+        span = tracing.startClientSpan(method, ctx.trace as Span, {
+          'mcp.method.name': method,
+          'switchboard.server.name': this.name,
+        });
+        const traceparent = this.#credentials ? tracing.traceparentOf(span) : undefined;
+        if (traceparent !== undefined) headers = { ...headers, traceparent };
+      }
       const inflight = conn.request(method, params, headers === undefined ? { caller } : { caller, headers });
       current = { conn, id: inflight.upstreamId };
       const response = await inflight.response;
+      if (span && tracing) tracing.end(span, 'error' in response ? { jsonRpcErrorCode: response.error.code } : {});
       const data =
         'error' in response ? (response.error.data as { code?: string; notSent?: boolean } | undefined) : undefined;
       // Retry once on a fresh connection when the upstream lost our session (transports §Session

@@ -25,11 +25,11 @@ describe('migrations', () => {
     expect(names).toEqual([...names].sort());
   });
 
-  it('create the tokens, servers and settings tables with the documented columns, and no usage table yet', async () => {
+  it('create the tokens, servers, settings and usage_log tables with the documented columns', async () => {
     expect(await migrateToLatest(db)).toEqual(Object.keys(MIGRATIONS));
     const tables = await db.introspection.getTables();
     const columns = Object.fromEntries(tables.map((t) => [t.name, t.columns.map((c) => c.name)]));
-    expect(Object.keys(columns).sort()).toEqual(['servers', 'settings', 'tokens']);
+    expect(Object.keys(columns).sort()).toEqual(['servers', 'settings', 'tokens', 'usage_log']);
     expect(columns.tokens).toEqual([
       'id',
       'jti',
