@@ -97,11 +97,13 @@ describe('traces', () => {
       string
     >;
     expect(seen.traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
-    const client = await waitFor(
+    const found = await waitFor(
       () => receiver.spans.find((s) => s.kind === OTLP_SPAN_KIND.CLIENT && s.name === 'tools/call'),
       10_000,
       'client span',
     );
+    if (!found) throw new Error('no client span');
+    const client = found;
     const server = receiver.spans.find((s) => s.kind === OTLP_SPAN_KIND.SERVER && s.spanId === client.parentSpanId);
     expect(server).toBeDefined();
     expect(client.traceId).toBe(server!.traceId);
