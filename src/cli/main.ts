@@ -84,7 +84,7 @@ export function createProgram(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const { runUsage } = await import('./usage.js');
-      process.exitCode = await runUsage(opts as Parameters<typeof runUsage>[0]);
+      process.exitCode = await runUsage(opts);
     });
 
   const token = program.command('token').description('manage API tokens in the configured database');

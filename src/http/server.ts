@@ -188,12 +188,22 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     const written = req.socket.bytesWritten;
     const trace = observer?.start?.(req, path);
     const endpoint = t.view.kind === 'aggregate' ? 'mcp' : t.view.name;
-    let meta: RequestMeta | undefined;
-    let refusal: GatewayError | undefined;
+    // Filled in below; read by the observer when the response is done.
+    const outcome: { meta?: RequestMeta; refusal?: GatewayError } = {};
     if (observer) {
       res.once('close', () =>
         observer.finished(
-          { req, res, path, endpoint, meta, startedAt, t0, bytesOut: req.socket.bytesWritten - written, refusal },
+          {
+            req,
+            res,
+            path,
+            endpoint,
+            meta: outcome.meta,
+            startedAt,
+            t0,
+            bytesOut: req.socket.bytesWritten - written,
+            refusal: outcome.refusal,
+          },
           trace,
         ),
       );
@@ -203,16 +213,17 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       principal = await authorize(req, t);
     } catch (err) {
       if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
-        refusal = err;
+        outcome.refusal = err;
         sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
         return;
       }
       throw err;
     }
-    meta =
+    const meta: RequestMeta =
       trace === undefined
         ? { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
         : { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };
+    outcome.meta = meta;
     if (t.kind === 'mcp') return streamable(req, res, t.view, meta);
     if (t.kind === 'sse') return legacy.stream(req, res, t.view, `${t.prefix}/message`, principal);
     return legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), meta);
@@ -225,6 +236,6 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
   };
   // Every log line written while handling a request carries its reqId (observability/request-context).
   return (req, res) => {
-    runWithRequestContext({ reqId: nextRequestId() }, () => route(req, res).catch(onError(res)));
+    runWithRequestContext({ reqId: nextRequestId() }, () => void route(req, res).catch(onError(res)));
   };
 }

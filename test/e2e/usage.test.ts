@@ -65,7 +65,7 @@ describe.each(pgOk ? ['sqlite', 'postgres'] : ['sqlite'])('usage log on %s', (di
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const url = await new Promise<string>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
-      child.stderr!.on('data', (d: Buffer) => {
+      child.stderr.on('data', (d: Buffer) => {
         log += d.toString();
         const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
         if (m) {
