@@ -1,6 +1,6 @@
 // Process helpers for the bench harness: start servers in their own process group, wait for
 // readiness, read RSS from /proc, run the load generator as a separate process, stop cleanly.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer, connect } from 'node:net';
@@ -358,24 +358,43 @@ export function deepMerge(a, b) {
 }
 
 let configCount = 0;
+
+/**
+ * Writes a Switchboard config (JSON, which is valid YAML) in a directory of its own, so each
+ * instance gets its own `dataDir` (`.switchboard` next to the file: its SQLite database).
+ */
+export function writeSwitchboardConfig(servers, { tmpDir, extraConfig = {} }) {
+  const dir = join(tmpDir, `switchboard-${process.pid}-${++configCount}`);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, 'switchboard.yaml');
+  const config = deepMerge(
+    { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers },
+    extraConfig,
+  );
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  return file;
+}
+
+/** `switchboard token create --json` against a config's database; returns the bearer token. */
+export function createToken(configFile, name = 'bench') {
+  const r = spawnSync(NODE, [GATEWAY_CLI, 'token', 'create', '--config', configFile, '--name', name, '--json'], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
+  if (r.status !== 0) throw new Error(`token create failed (${r.status}): ${r.stderr || r.stdout}`);
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  return JSON.parse(line).token;
+}
 /**
  * Starts `switchboard serve` (dist/) with these `servers` (the config is written as JSON, which is
  * valid YAML). `cpuProfDir` runs it under `node --cpu-prof`. Resolves with url (…/mcp), startupMs.
  */
 export async function startSwitchboard(
   servers,
-  { tmpDir, cpuProfDir, nodeArgs: extraNodeArgs = [], env = {}, extraConfig = {} } = {},
+  { tmpDir, cpuProfDir, nodeArgs: extraNodeArgs = [], env = {}, extraConfig = {}, configFile } = {},
 ) {
   if (!existsSync(GATEWAY_CLI)) throw new Error(`${GATEWAY_CLI} missing: run \`npm run build\` first`);
-  const file = join(tmpDir, `switchboard-${process.pid}-${++configCount}.yaml`);
-  writeFileSync(
-    file,
-    JSON.stringify(
-      deepMerge({ listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers }, extraConfig),
-      null,
-      2,
-    ),
-  );
+  const file = configFile ?? writeSwitchboardConfig(servers, { tmpDir, extraConfig });
   const nodeArgs = [...extraNodeArgs];
   if (cpuProfDir) {
     mkdirSync(cpuProfDir, { recursive: true });
