@@ -66,7 +66,7 @@ const QUICK = argv.quick;
 const CFG = {
   duration: Number(argv.duration ?? (QUICK ? 0.5 : 2)),
   warmup: Number(argv.warmup ?? (QUICK ? 0.2 : 0.5)),
-  repeat: Math.max(1, Number(argv.repeat ?? (QUICK ? 1 : 5))),
+  repeat: Math.max(1, Number(argv.repeat ?? (QUICK ? 1 : 4))),
   client: argv.client,
   concurrency: QUICK ? [1, 16] : [1, 16, 64],
   sessions: 4,
@@ -487,7 +487,10 @@ async function scenario1and3() {
       switchboard: rows.features,
       supergateway: rows.supergateway,
       'mcp-proxy': rows['mcp-proxy'],
-      contenders: contenders.map(({ key, label }) => ({ key: key === 'switchboard' ? 'default' : key === 'features' ? 'switchboard' : key, label })),
+      contenders: contenders.map(({ key, label }) => ({
+        key: key === 'switchboard' ? 'default' : key === 'features' ? 'switchboard' : key,
+        label,
+      })),
       features: feat.file,
       fragment: feat.fragment,
     };
@@ -1032,7 +1035,6 @@ async function main() {
   );
   if (want(1) || want(3)) await scenario1and3();
   if (want(2)) await scenario2();
-  }
   if (want(4)) await scenario4();
   if (want(5)) await scenario5();
   if (want(6)) await scenario6();

@@ -386,6 +386,8 @@ export const SwitchboardConfigInput = z
         maxSessions: z.number().int().min(1).default(10_000),
         /** How long a call from a client declaring sampling/elicitation/roots may wait for a shared stdio child. Default 30s. */
         attributionWait: Duration.default(30_000),
+        /** Concurrent sessions one principal may hold; more gets 503. Default: `maxSessions`. */
+        maxPerPrincipal: z.number().int().min(1).optional(),
       })
       .strict()
       .default({ idleTimeout: 1_800_000, eventStoreSize: 1000, maxSessions: 10_000, attributionWait: 30_000 }),

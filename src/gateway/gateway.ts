@@ -63,6 +63,8 @@ export class Gateway implements SessionHost {
   #virtuals = new Map<string, View>();
   #singles = new Map<string, View>();
   #sessions = new Map<string, ClientSession>();
+  /** Open sessions per principal id (sessions.maxPerPrincipal). */
+  #perPrincipal = new Map<string, number>();
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
   #outbound: OutboundOptions | undefined;
@@ -175,8 +177,17 @@ export class Gateway implements SessionHost {
         );
       }
     }
+    const perPrincipal = this.#config.sessions.maxPerPrincipal;
+    const held = this.#perPrincipal.get(principal.id) ?? 0;
+    if (perPrincipal !== undefined && held >= perPrincipal) {
+      throw new GatewayError(
+        'SWB_ERR_SESSION_LIMIT',
+        `this principal already holds ${held} sessions (sessions.maxPerPrincipal=${perPrincipal}); close some (DELETE) or let them expire`,
+      );
+    }
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
     this.#sessions.set(session.id, session);
+    this.#perPrincipal.set(principal.id, held + 1);
     return session;
   }
 
@@ -193,7 +204,10 @@ export class Gateway implements SessionHost {
 
   /** SessionHost: forget a closed session. */
   onSessionClosed(session: ClientSession, reason: string): void {
-    this.#sessions.delete(session.id);
+    if (!this.#sessions.delete(session.id)) return;
+    const held = (this.#perPrincipal.get(session.principal.id) ?? 1) - 1;
+    if (held > 0) this.#perPrincipal.set(session.principal.id, held);
+    else this.#perPrincipal.delete(session.principal.id);
     this.logger.debug({ session: session.id, reason }, 'session closed');
   }
 
