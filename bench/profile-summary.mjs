@@ -4,6 +4,8 @@
 //
 //   node bench/profile-summary.mjs FILE.cpuprofile [--top 25] [--filter substring] [--skip-ms N]
 //                                  [--requests N]
+// --callers NAME lists the call paths (--depth frames up) leading to functions named NAME, by
+// the time spent in and under them.
 // --skip-ms ignores the first N ms of the profile (process startup, warm-up); --requests adds a
 // µs-per-request column (CPU time ÷ N requests served in the kept window).
 import { readFileSync } from 'node:fs';
@@ -18,6 +20,8 @@ const { values, positionals } = parseArgs({
     filter: { type: 'string' },
     'skip-ms': { type: 'string', default: '0' },
     requests: { type: 'string' },
+    callers: { type: 'string' },
+    depth: { type: 'string', default: '4' },
   },
 });
 if (positionals.length === 0) {
@@ -86,6 +90,24 @@ export function summarize(profile, skipUs = 0) {
     }
   }
   const busy = total - idle;
+  // Call paths into functions named `callers` (time in and under them, by the path above).
+  const pathTime = new Map();
+  if (values.callers) {
+    const depth = Number(values.depth);
+    for (const [id, us] of self) {
+      if (byId.get(id).callFrame.functionName === '(idle)') continue;
+      // The outermost frame on this stack named `callers` (so recursion counts once).
+      let hit;
+      for (let cur = id; cur !== undefined; cur = parent.get(cur))
+        if (byId.get(cur).callFrame.functionName === values.callers) hit = cur;
+      if (hit === undefined) continue;
+      const chain = [];
+      for (let cur = hit; cur !== undefined && chain.length <= depth; cur = parent.get(cur))
+        chain.push(keyOf(byId.get(cur)));
+      const k = chain.join('\n      ← ');
+      pathTime.set(k, (pathTime.get(k) ?? 0) + us);
+    }
+  }
   const sorted = (m) => [...m.entries()].sort((a, b) => b[1] - a[1]);
   return {
     totalMs: total / 1000,
@@ -94,6 +116,7 @@ export function summarize(profile, skipUs = 0) {
     self: sorted(selfByKey),
     files: sorted(selfByFile),
     incl: sorted(inclByKey),
+    paths: sorted(pathTime),
   };
 }
 
@@ -170,6 +193,10 @@ function main() {
     for (const [k, us] of filt(s.self).slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)}  ${k}\n`);
     process.stdout.write(`\n  Self time by file\n`);
     for (const [k, us] of s.files.slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)}  ${k}\n`);
+    if (values.callers) {
+      process.stdout.write(`\n  Call paths into ${values.callers} (time in and under it)\n`);
+      for (const [k, us] of s.paths.slice(0, 10)) process.stdout.write(`  ${pct(us)} % ${ms(us)}  ${k}\n`);
+    }
     process.stdout.write(`\n  Top inclusive time (functions in src/ = dist/)\n`);
     const mine = s.incl.filter(([k]) => k.includes('dist/'));
     for (const [k, us] of filt(mine).slice(0, TOP)) process.stdout.write(`  ${pct(us)} % ${ms(us)}  ${k}\n`);

@@ -4,22 +4,25 @@
 // functions). The load generator runs in its own process, as in `npm run bench`.
 //
 //   node bench/profile.mjs [--case stdio|http|list|setup|startup] [--target switchboard|relay]
-//                          [-c 16] [-d 5] [--top 25] [--out DIR] [--heap]
+//                          [-c 16] [-d 5] [--top 25] [--out DIR] [--heap] [--features FILE]
 //
 // --heap records allocations (including short-lived garbage) instead of CPU time.
+// --features merges a config fragment (e.g. bench/features.yaml) into Switchboard's config and,
+// with auth.mode tokens, creates an API token and sends it on every request.
 //
 // Cases: stdio  tools/call echo__echo through a stdio upstream (4 sessions)
 //        http   tools/call echo__echo through a Streamable HTTP upstream (4 sessions)
 //        list   tools/list of a 1,000-tool aggregate (20 stdio upstreams × 50 tools), c=1
 //        setup  initialize + notifications/initialized (new sessions)
 //        startup  spawn → listening, then stop (module loading and startup)
-import { mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import {
   BENCH_DIR,
+  createToken,
   FIXTURE_STDIO,
   NODE,
   runLoadProcess,
@@ -28,6 +31,7 @@ import {
   startRelay,
   startSwitchboard,
   stdioEcho,
+  writeSwitchboardConfig,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -38,6 +42,7 @@ const { values } = parseArgs({
     top: { type: 'string', default: '25' },
     target: { type: 'string', default: 'switchboard' },
     heap: { type: 'boolean', default: false },
+    features: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -61,6 +66,7 @@ if (kase === 'http') {
 }
 const before = new Set(readdirSync(out, { withFileTypes: false }));
 let sb;
+const headers = [];
 const heapFile = join(out, `heap-${kase}-${values.target}-${Date.now()}.heapprofile`);
 const profArgs = values.heap
   ? ['--import', join(BENCH_DIR, 'heap-sampler.mjs')]
@@ -73,7 +79,15 @@ if (values.target === 'relay') {
     nodeArgs: profArgs,
   });
 } else {
-  sb = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs: profArgs, env: profEnv });
+  let configFile;
+  if (values.features) {
+    const { parse } = await import('yaml');
+    const fragment = parse(readFileSync(values.features, 'utf8')) ?? {};
+    configFile = writeSwitchboardConfig(servers, { tmpDir: tmp, extraConfig: fragment });
+    if (String(fragment.auth?.mode ?? '').includes('tokens'))
+      headers.push(`Authorization: Bearer ${createToken(configFile)}`);
+  }
+  sb = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs: profArgs, env: profEnv, configFile });
 }
 process.stderr.write(`${sb.name} pid ${sb.pid} ready in ${sb.readyMs.toFixed(0)} ms (startupMs ${sb.startupMs})\n`);
 let served = 0;
@@ -91,6 +105,7 @@ try {
       duration: Number(values.duration),
       warmup: 1,
       verify: kase === 'list' ? 'light' : 'full',
+      headers,
     });
     process.stderr.write(`load: ${JSON.stringify(r)}\n`);
     served = r.ok;

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The floor: the smallest Node relay in front of an MCP server, with no features.
 //
-//   node bench/relay.mjs [--port P] -- <command> [args...]     HTTP → stdio
+//   node bench/relay.mjs [--port P] [--detach-child] -- <command> [args...]     HTTP → stdio
 //   node bench/relay.mjs [--port P] --upstream URL               HTTP → HTTP
 //
 // HTTP → stdio: one child, id remap with a counter and a Map, answers application/json, adds an
@@ -65,7 +65,12 @@ if (upstream) {
   };
   onStop = () => void pool.destroy();
 } else {
-  const child = spawn(cmd[0], cmd.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
+  // --detach-child: the child in its own session/process group, as Switchboard spawns stdio
+  // upstreams (with Linux autogroup scheduling this changes how CPU is shared).
+  const child = spawn(cmd[0], cmd.slice(1), {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    detached: opts.includes('--detach-child'),
+  });
   child.on('exit', (code) => {
     process.stderr.write(`relay: upstream exited (${code})\n`);
     process.exit(1);

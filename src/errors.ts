@@ -93,6 +93,21 @@ export const ERROR_CODES = {
   SWB_ERR_STORE_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
   SWB_ERR_STORE_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },
   SWB_ERR_STORE_MIGRATION: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
+  // Reverse tunnel (src/tunnel)
+  /** A tunnel frame that is not JSON, too large, of an unknown type or of the wrong shape; answered with an `error` frame. */
+  SWB_ERR_TUNNEL_INVALID_MESSAGE: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** `register` refused: invalid server name, a name clash, or a second `register` on one session. */
+  SWB_ERR_TUNNEL_REGISTER_REFUSED: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** A JSON-RPC message or operator request on a tunnel session that has not registered yet. */
+  SWB_ERR_TUNNEL_NOT_REGISTERED: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 60, expose: true },
+  /** No tunnel session with that id (operator endpoints). */
+  SWB_ERR_TUNNEL_SESSION_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_SERVER_ERROR - 61, expose: true },
+  /** The tunnel session closed (dropped, unregistered, evicted, disconnected) before the answer came. */
+  SWB_ERR_TUNNEL_CLOSED: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 62, expose: true },
+  /** An operator request through a tunnel got no response in time. */
+  SWB_ERR_TUNNEL_TIMEOUT: { status: 504, jsonRpcCode: JSONRPC_SERVER_ERROR - 63, expose: true },
+  /** The tunnel client could not connect or was refused by the gateway (CLI; printed, never sent). */
+  SWB_ERR_TUNNEL_CONNECT: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 64, expose: true },
   // Catch-all
   SWB_ERR_INTERNAL: { status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -4,21 +4,17 @@
  * token's attempts recorded as blocked with the stored owner; a forged-jti attempt not recorded.
  * On SQLite (a file) and PostgreSQL (its own schema), each through `SWITCHBOARD_DATABASE_URL`.
  */
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SignJWT } from 'jose';
 import { openDatabase } from '../../src/store/database.js';
 import { silentLogger } from '../../src/observability/logger.js';
 import { createSchema, dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../helpers/postgres.js';
+import { CLI, ROOT, startServe } from '../helpers/serve.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = existsSync(`${ROOT}dist/cli/main.js`)
-  ? [`${ROOT}dist/cli/main.js`]
-  : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
 const run = promisify(execFile);
 const N = 12;
 
@@ -56,24 +52,8 @@ describe.each(pgOk ? ['sqlite', 'postgres'] : ['sqlite'])('usage log on %s', (di
     };
     await cli('token', 'revoke', revoked.id);
 
-    const child = spawn(process.execPath, [...CLI, 'serve', '--config', file], {
-      cwd: dir,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
-      child.stderr.on('data', (d: Buffer) => {
-        log += d.toString();
-        const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-    });
+    const serve = await startServe(['--config', file], { cwd: dir, env });
+    const url = serve.url;
     const headers = (t: string) => ({
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -122,8 +102,8 @@ describe.each(pgOk ? ['sqlite', 'postgres'] : ['sqlite'])('usage log on %s', (di
     expect(f.status).toBe(401);
     await f.text();
 
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
 
     const db = await openDatabase({ url: dbUrl, dataDir: dir, logger: silentLogger() });
     try {
