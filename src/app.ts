@@ -22,6 +22,9 @@ import { createMetrics, requestStatus, type Metrics } from './observability/metr
 import { createTracing, type Tracing } from './observability/tracing.js';
 import { blockedRowFor, createUsageLog, requestFacts, usageRowFor, type UsageLog } from './observability/usage-log.js';
 import { createUsageApi } from './http/usage-api.js';
+import { createTunnelApi, createTunnelUpgrade, tunnelRegistration } from './http/tunnel-api.js';
+import { createOriginGuard, isLoopbackHost } from './http/guards.js';
+import { createTunnelHub, type TunnelHub } from './tunnel/hub.js';
 import type { Span } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
@@ -31,7 +34,7 @@ import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
 import { createRequestHandler, defaultChallenge, type ExchangeObserver, type RouteHandler } from './http/server.js';
-import { isLoopbackHost } from './http/guards.js';
+
 import type { Logger } from './observability/logger.js';
 import { openDatabase, resolveDataDir } from './store/database.js';
 import type { Database } from './store/types.js';
@@ -173,6 +176,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
 
   let reloadAuth: (next: SwitchboardConfig) => Promise<void> = async () => undefined;
   let redis: Redis | undefined;
+  let hub: TunnelHub | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
   let limiter: RateLimiter | undefined;
   try {
     const mcpPaths = () => [
@@ -297,8 +302,34 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       res.end(await metrics.metricsText());
       return true;
     };
+    // Reverse tunnel (seed 000 finished): servers behind NAT dial in and become ordinary servers.
+    const tunnels = createTunnelHub({
+      heartbeatTimeoutMs: config.tunnels.heartbeatTimeout,
+      maxBufferPerSubscriber: config.tunnels.feedBuffer,
+      logger: logger.child({ component: 'tunnel' }),
+      ...tunnelRegistration(gateway),
+    });
+    hub = tunnels;
+    sweeper = setInterval(() => tunnels.sweep(), Math.max(1000, Math.floor(config.tunnels.heartbeatTimeout / 3)));
+    sweeper.unref();
+    const tunnelOptions = {
+      gateway,
+      hub: tunnels,
+      authenticate,
+      challenge,
+      guard: (req: IncomingMessage) =>
+        createOriginGuard({
+          bindHost: host,
+          allowedHosts: gateway.config.http.allowedHosts,
+          allowedOrigins: gateway.config.http.allowedOrigins,
+        })(req),
+      requestTimeoutMs: () => gateway.config.tunnels.requestTimeout,
+      logger: logger.child({ component: 'tunnel' }),
+    };
+    server.on('upgrade', createTunnelUpgrade(tunnelOptions));
     const routes: RouteHandler[] = [
       metricsRoute,
+      createTunnelApi(tunnelOptions),
       wellKnown,
       createAdminApi({
         gateway,
@@ -401,6 +432,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
+      if (sweeper) clearInterval(sweeper);
+      hub?.close();
       await gateway.stop();
       await usageLog?.close();
       await tracing.shutdown();

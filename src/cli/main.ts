@@ -13,6 +13,7 @@ import { isGatewayError } from '../errors.js';
 import { runCheck } from './check.js';
 import { runImport } from './import.js';
 import { runMigrate } from './migrate.js';
+import { registerTunnelCommand } from './tunnel.js';
 import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
 
 /** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
@@ -118,6 +119,8 @@ export function createProgram(): Command {
     .action(async (id: string, opts: { config?: string }) => {
       process.exitCode = await runTokenRevoke({ ...opts, id });
     });
+
+  registerTunnelCommand(program);
 
   return program;
 }

@@ -338,6 +338,19 @@ export const SwitchboardConfigInput = z
       })
       .strict()
       .default({ enabled: true, batchSize: 500, flushInterval: 1000, maxQueue: 50_000, retention: 30 * 86_400_000 }),
+    tunnels: z
+      .object({
+        /** Allow servers behind NAT to dial in at /reverse-proxy/ws. Default true. */
+        enabled: z.boolean().default(true),
+        /** A tunnel with no message for this long is evicted. Default 90s. */
+        heartbeatTimeout: Duration.default(90_000),
+        /** Timeout of POST /reverse-proxy/sessions/{id}/request. Default 30s. */
+        requestTimeout: Duration.default(30_000),
+        /** Events buffered per live-feed subscriber (GET /reverse-proxy/sse/{id}); oldest dropped beyond. Default 1000. */
+        feedBuffer: z.number().int().min(1).default(1000),
+      })
+      .strict()
+      .default({ enabled: true, heartbeatTimeout: 90_000, requestTimeout: 30_000, feedBuffer: 1000 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics. Default true. */

@@ -6,7 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
-import type { ServerConfig, SwitchboardConfig, VirtualServer } from '../config/schema.js';
+import { StdioServer, type ServerConfig, type SwitchboardConfig, type VirtualServer } from '../config/schema.js';
+import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
 import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
@@ -58,6 +59,8 @@ export class Gateway implements SessionHost {
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;
   #runtimeServers: Record<string, ServerConfig> = {};
+  /** Names of tunnelled servers (not in any configuration). */
+  #tunnels = new Set<string>();
   #upstreams = new Map<string, Upstream>();
   #aggregate: View;
   #virtuals = new Map<string, View>();
@@ -245,6 +248,46 @@ export class Gateway implements SessionHost {
     return this.#apply(this.#effective());
   }
 
+  /**
+   * Adds a tunnelled server (issue "Reverse tunnel" §B): an upstream backed by a transport over
+   * the tunnel session, started without waiting (its initialize travels through that session).
+   *
+   * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists
+   */
+  attachTunnel(name: string, description: string | undefined, createTransport: () => MessageTransport): Upstream {
+    if (this.#upstreams.has(name)) {
+      throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `a server named "${name}" already exists`);
+    }
+    const config = StdioServer.parse({
+      command: 'tunnel',
+      ...(description === undefined ? {} : { description }),
+      restart: { maxRetries: 1 },
+    });
+    const u = this.#newUpstream(name, config, createTransport);
+    this.#upstreams.set(name, u);
+    this.#tunnels.add(name);
+    this.#rebuildViews();
+    void this.#startUpstream(u);
+    return u;
+  }
+
+  /** Removes a tunnelled server (the tunnel went away); sessions that saw it get list_changed. */
+  async detachTunnel(name: string): Promise<void> {
+    const u = this.#upstreams.get(name);
+    if (!u || !this.#tunnels.delete(name)) return;
+    this.#upstreams.delete(name);
+    for (const s of [...this.#sessions.values()])
+      if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('tunnel closed');
+    this.#rebuildViews();
+    await u.stop();
+    this.#notifyAllListChanged();
+  }
+
+  /** True when `name` is a tunnelled server. */
+  isTunnel(name: string): boolean {
+    return this.#tunnels.has(name);
+  }
+
   /** True when `name` is declared in the configuration file (read-only through the admin API). */
   isFileServer(name: string): boolean {
     return Object.hasOwn(this.#fileConfig.servers, name);
@@ -267,6 +310,13 @@ export class Gateway implements SessionHost {
     const changed: string[] = [];
     for (const name of Object.keys(prev)) if (!(name in next.servers)) removed.push(name);
     for (const [name, cfg] of Object.entries(next.servers)) {
+      if (this.#tunnels.has(name)) {
+        this.logger.warn(
+          { server: name },
+          'a configured server has the name of a live tunnel; it starts when the tunnel goes away',
+        );
+        continue;
+      }
       if (!(name in prev)) added.push(name);
       else if (JSON.stringify(prev[name]) !== JSON.stringify(cfg)) changed.push(name);
       else if (!('command' in cfg)) {
@@ -312,8 +362,9 @@ export class Gateway implements SessionHost {
     return u;
   }
 
-  #newUpstream(name: string, cfg: ServerConfig): Upstream {
+  #newUpstream(name: string, cfg: ServerConfig, createTransport?: () => MessageTransport): Upstream {
     return new Upstream({
+      ...(createTransport ? { createTransport } : {}),
       name,
       config: cfg,
       logger: this.logger.child({ server: name }),

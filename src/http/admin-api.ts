@@ -171,8 +171,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     const cfg = gateway.config.servers[name];
     return {
       name,
-      source: gateway.isFileServer(name) ? 'file' : 'api',
-      readOnly: gateway.isFileServer(name),
+      source: gateway.isTunnel(name) ? 'tunnel' : gateway.isFileServer(name) ? 'file' : 'api',
+      readOnly: gateway.isFileServer(name) || gateway.isTunnel(name),
       transport:
         cfg && 'command' in cfg
           ? 'stdio'
@@ -205,8 +205,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
   ) {
     if (req.method === 'GET') {
       requirePermission(principal, 'servers.use');
-      if (name === undefined) return send(res, 200, { servers: Object.keys(gateway.config.servers).map(serverView) });
-      if (!gateway.config.servers[name]) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+      if (name === undefined) return send(res, 200, { servers: [...gateway.upstreams.keys()].map(serverView) });
+      if (!gateway.upstreams.has(name)) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
       return send(res, 200, serverView(name));
     }
     requirePermission(principal, 'servers.manage');
