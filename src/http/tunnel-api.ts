@@ -185,20 +185,22 @@ export function createTunnelApi(options: TunnelApiOptions): RouteHandler {
           connection: 'keep-alive',
         });
         res.flushHeaders();
-        let sub: TunnelSubscription | undefined;
+        // subscribe() may signal before it returns; the flush() below catches up.
+        const holder: { sub?: TunnelSubscription } = {};
         const flush = () => {
-          if (!sub) return; // subscribe() may signal before it returns; the flush() below catches up
+          const sub = holder.sub;
+          if (!sub) return;
           const { events, dropped } = sub.drain();
           if (dropped > 0) res.write(`event: dropped\ndata: ${JSON.stringify({ dropped })}\n\n`);
           for (const e of events) res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
           if (sub.closed) res.end();
         };
-        sub = hub.subscribe(id, flush);
+        holder.sub = hub.subscribe(id, flush);
         const keepAlive = setInterval(() => res.write(': keepalive\n\n'), 15_000);
         keepAlive.unref();
         res.on('close', () => {
           clearInterval(keepAlive);
-          sub?.close();
+          holder.sub?.close();
         });
         flush();
       } else {
