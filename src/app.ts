@@ -17,9 +17,9 @@ import {
 } from './auth/resource-metadata.js';
 import { loadGlobalAllowlist } from './policy/passthrough.js';
 import { createRateLimiter, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
-import { connectRedis, createRedisClient } from './store/redis.js';
 import { createMetrics, requestStatus, type Metrics } from './observability/metrics.js';
-import { createTracing, type Tracing } from './observability/tracing.js';
+import type { Tracing } from './observability/tracing.js';
+import { otelConfigured, TRACING_OFF } from './observability/tracing-off.js';
 import { blockedRowFor, createUsageLog, requestFacts, usageRowFor, type UsageLog } from './observability/usage-log.js';
 import { createUsageApi } from './http/usage-api.js';
 import { createTunnelApi, createTunnelUpgrade, tunnelRegistration } from './http/tunnel-api.js';
@@ -122,10 +122,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
   const tokens = await createTokenService({ store: database.tokens, settings: database.settings, logger });
   const metrics: Metrics = options.metrics ?? createMetrics();
-  const tracing: Tracing = createTracing({
-    logger: logger.child({ component: 'tracing' }),
-    serviceVersion: packageVersion(),
-  });
+  const tracing: Tracing = otelConfigured()
+    ? (await import('./observability/tracing.js')).createTracing({
+        logger: logger.child({ component: 'tracing' }),
+        serviceVersion: packageVersion(),
+      })
+    : TRACING_OFF;
   const usageLog: UsageLog | undefined =
     config.usage.enabled && database.usage
       ? createUsageLog({
@@ -240,6 +242,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       if (c.rateLimits.length === 0) return undefined;
       const store = resolveRateLimitStore(c.rateLimiting.store, redisUrl);
       if (store === 'redis' && redis === undefined && redisUrl) {
+        const { connectRedis, createRedisClient } = await import('./store/redis.js');
         redis = createRedisClient(redisUrl, logger.child({ component: 'redis' }));
         await connectRedis(redis, logger);
       }

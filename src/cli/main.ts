@@ -10,11 +10,9 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { isGatewayError } from '../errors.js';
-import { runCheck } from './check.js';
-import { runImport } from './import.js';
-import { runMigrate } from './migrate.js';
-import { registerTunnelCommand } from './tunnel.js';
-import { runTokenCreate, runTokenList, runTokenRevoke, type TokenCreateOptions } from './token.js';
+import type { TokenCreateOptions } from './token.js';
+// Command modules are imported when their command runs, so `serve` starts without loading the
+// others' dependencies (startup time is a target: PRODUCT §6).
 
 /** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
 function packageVersion(): string {
@@ -52,7 +50,7 @@ export function createProgram(): Command {
     .description('validate a configuration file and print every problem with its path; exit 1 on any')
     .option('-c, --config <file>', 'configuration file (default SWITCHBOARD_CONFIG, else the bundled example)')
     .action(async (opts: { config?: string }) => {
-      process.exitCode = await runCheck(opts);
+      process.exitCode = await (await import('./check.js')).runCheck(opts);
     });
 
   program
@@ -62,7 +60,7 @@ export function createProgram(): Command {
     .option('-o, --output <file>', 'write the YAML to this .yaml/.yml file instead of stdout')
     .option('-f, --force', 'overwrite --output if it exists')
     .action(async (file: string, opts: { output?: string; force?: boolean }) => {
-      process.exitCode = await runImport({ file, ...opts });
+      process.exitCode = await (await import('./import.js')).runImport({ file, ...opts });
     });
 
   program
@@ -71,7 +69,7 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .option('--database-url <url>', 'database to migrate (default SWITCHBOARD_DATABASE_URL, else the data directory)')
     .action(async (opts: { config?: string; databaseUrl?: string }) => {
-      process.exitCode = await runMigrate(opts);
+      process.exitCode = await (await import('./migrate.js')).runMigrate(opts);
     });
 
   program
@@ -101,7 +99,7 @@ export function createProgram(): Command {
     .option('--expires <duration>', 'lifetime such as 12h or 30d (default: never)')
     .option('--json', 'print {"id","token","jti","expiresAt"} as JSON')
     .action(async (opts: TokenCreateOptions) => {
-      process.exitCode = await runTokenCreate(opts);
+      process.exitCode = await (await import('./token.js')).runTokenCreate(opts);
     });
   token
     .command('list')
@@ -109,7 +107,7 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .option('--json', 'print JSON')
     .action(async (opts: { config?: string; json?: boolean }) => {
-      process.exitCode = await runTokenList(opts);
+      process.exitCode = await (await import('./token.js')).runTokenList(opts);
     });
   token
     .command('revoke')
@@ -117,10 +115,29 @@ export function createProgram(): Command {
     .argument('<id>', 'token id')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .action(async (id: string, opts: { config?: string }) => {
-      process.exitCode = await runTokenRevoke({ ...opts, id });
+      process.exitCode = await (await import('./token.js')).runTokenRevoke({ ...opts, id });
     });
 
-  registerTunnelCommand(program);
+  program
+    .command('tunnel')
+    .description('connect a local stdio MCP server to a gateway through a reverse tunnel (docs/tunnel.md)')
+    .requiredOption('--gateway <url>', 'gateway base URL, e.g. http://127.0.0.1:8080 (ws:// and wss:// also accepted)')
+    .option('--token <token>', 'API token with servers.manage (default SWITCHBOARD_TOKEN)')
+    .option('--name <name>', "server name in the gateway (default: the server's serverInfo.name)")
+    .option(
+      '--max-retries <n>',
+      'consecutive failed connection attempts before exiting (default unlimited)',
+      (v: string) => {
+        if (!/^\d+$/.test(v)) throw new InvalidArgumentError('expected a whole number');
+        return Number(v);
+      },
+    )
+    .argument('<command...>', 'the local MCP server and its arguments, after --')
+    .action(
+      async (command: string[], opts: { gateway: string; token?: string; name?: string; maxRetries?: number }) => {
+        process.exitCode = await (await import('./tunnel.js')).runTunnel({ ...opts, command });
+      },
+    );
 
   return program;
 }

@@ -9,7 +9,6 @@ import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { startTunnelClient } from '../tunnel/client.js';
 import { processOutput, type CliOutput } from './check.js';
 
 /** Options of {@link runTunnel}. */
@@ -65,6 +64,7 @@ export async function runTunnel(options: TunnelCommandOptions, output: CliOutput
   }
   let client;
   try {
+    const { startTunnelClient } = await import('../tunnel/client.js');
     client = startTunnelClient({
       gateway: options.gateway,
       token,

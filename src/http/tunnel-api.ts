@@ -9,7 +9,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from 'ws';
+import type { WebSocketServer } from 'ws';
 import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { hasPermission, isAdmin } from '../auth/rbac.js';
@@ -66,8 +66,22 @@ export interface TunnelApiOptions {
 export function createTunnelUpgrade(
   options: TunnelApiOptions,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxFrameBytes ?? 16 * 1024 * 1024 });
+  // `ws` is loaded on the first upgrade, not at startup.
+  let server: Promise<WebSocketServer> | undefined;
+  const wssOf = () =>
+    (server ??= import('ws').then(
+      ({ WebSocketServer: Wss }) => new Wss({ noServer: true, maxPayload: options.maxFrameBytes ?? 16 * 1024 * 1024 }),
+    ));
   return (req, socket, head) => {
+    wssOf().then(
+      (wss) => upgrade(wss, req, socket, head),
+      (err: unknown) => {
+        options.logger.error({ err }, 'cannot load the WebSocket server');
+        socket.destroy();
+      },
+    );
+  };
+  function upgrade(wss: WebSocketServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q < 0 ? url : url.slice(0, q);
@@ -102,7 +116,7 @@ export function createTunnelUpgrade(
       },
       (err: unknown) => refuse(isGatewayError(err) ? `${err.code}: ${err.message}` : 'authentication failed'),
     );
-  };
+  }
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
