@@ -165,11 +165,13 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
     },
 
     async verify(token) {
+      // Hot path: a recently verified token is found by its own string (this process's memory
+      // only), before any parsing or hashing.
+      const now = clock();
+      const hit = cache.get(token);
+      if (hit && hit.until > now && (hit.expiresAt === undefined || hit.expiresAt > now)) return hit.principal;
       if (!looksLikeSwitchboardToken(token)) return undefined;
       const hash = hashToken(token);
-      const now = clock();
-      const hit = cache.get(hash);
-      if (hit && hit.until > now && (hit.expiresAt === undefined || hit.expiresAt > now)) return hit.principal;
       let jti: string | undefined;
       try {
         const { payload } = await jwtVerify(token, key, {
@@ -205,7 +207,7 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
       }
       const principal = principalFromRecord(record, token);
       if (cache.size >= maxEntries) cache.delete(cache.keys().next().value as string);
-      cache.set(hash, { principal, until: now + ttl, expiresAt: record.expiresAt });
+      cache.set(token, { principal, until: now + ttl, expiresAt: record.expiresAt });
       store.touch(record.id, now).catch((err: unknown) => logger.debug({ err }, 'token last-used update failed'));
       return principal;
     },

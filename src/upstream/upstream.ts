@@ -311,11 +311,14 @@ export class Upstream {
     const meta = params?._meta as JsonObject | undefined;
     const progressToken = meta?.progressToken;
     const run = async (attempt: number): Promise<JsonRpcResponse> => {
-      let conn: UpstreamConnection;
-      try {
-        conn = await this.acquire(ctx);
-      } catch (err) {
-        return errorResponseOf(err);
+      // Hot path: a shared upstream's live connection needs no await.
+      let conn: UpstreamConnection | undefined = attempt === 0 ? this.#sharedLive() : undefined;
+      if (conn === undefined) {
+        try {
+          conn = await this.acquire(ctx);
+        } catch (err) {
+          return errorResponseOf(err);
+        }
       }
       if (cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
       if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
@@ -389,6 +392,13 @@ export class Upstream {
         if (current) current.conn.cancel(current.id, reason);
       },
     };
+  }
+
+  /** The live connection of a `shared` upstream, if any (no slot bookkeeping needed for it). */
+  #sharedLive(): UpstreamConnection | undefined {
+    if (this.isolation !== 'shared' || this.#stopped) return undefined;
+    const conn = this.#slots.get(SHARED_KEY)?.connection;
+    return conn !== undefined && !conn.closed ? conn : undefined;
   }
 
   /**
