@@ -430,13 +430,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       return gateway.reload(next);
     },
     async close() {
+      // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
+      if (sweeper) clearInterval(sweeper);
+      hub?.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
-      if (sweeper) clearInterval(sweeper);
-      hub?.close();
       await gateway.stop();
       await usageLog?.close();
       await tracing.shutdown();

@@ -218,3 +218,61 @@ describe('reverse tunnel', () => {
     }
   });
 });
+
+describe('tunnel client and a gateway restart', () => {
+  it('reconnects with backoff and registers again when the gateway comes back on the same address', async () => {
+    const { freePort } = await import('../helpers/everything.js');
+    const port = await freePort();
+    const { openDatabase } = await import('../../src/store/database.js');
+    const { silentLogger } = await import('../../src/observability/logger.js');
+    // One database for both gateway lifetimes, so the token survives the restart.
+    const db = await openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger() });
+    let first: RunningGateway | undefined = await startTestGateway(
+      { auth: { mode: 'tokens' }, servers: {} },
+      { port, database: db },
+    );
+    const token = (await first.tokens.create({ name: 'edge', subject: 'edge', permissions: ['servers.manage'] })).token;
+    const child = spawn(
+      process.execPath,
+      [
+        ...CLI,
+        'tunnel',
+        '--gateway',
+        first.url,
+        '--token',
+        token,
+        '--name',
+        'again',
+        '--',
+        process.execPath,
+        EVERYTHING_ENTRY,
+        'stdio',
+      ],
+      { stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let clientLog = '';
+    child.stderr?.on('data', (d: Buffer) => (clientLog += d.toString()));
+    children.push(child);
+    let second: RunningGateway | undefined;
+    try {
+      await waitFor(() => first?.gateway.upstreams.get('again')?.state === 'ready', 20_000, 'first registration');
+      await first.close();
+      first = undefined;
+      second = await startTestGateway({ auth: { mode: 'tokens' }, servers: {} }, { port, database: db });
+      const gw2 = second;
+      await waitFor(
+        () => gw2.gateway.upstreams.get('again')?.state === 'ready',
+        20_000,
+        'registration after restart',
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}\ntunnel client log:\n${clientLog.slice(-3000)}`);
+      });
+      expect(gw2.gateway.upstreams.get('again')!.catalog.tools.map((t) => t.name)).toContain('echo');
+    } finally {
+      child.kill('SIGTERM');
+      await first?.close();
+      await second?.close();
+      await db.close();
+    }
+  });
+});
