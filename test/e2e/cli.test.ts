@@ -7,6 +7,7 @@ import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { startServe } from '../helpers/serve.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -91,23 +92,10 @@ describe('switchboard serve hot reload', () => {
     const server = (name: string) =>
       `  ${name}:\n    command: ${JSON.stringify(process.execPath)}\n    args: [${JSON.stringify(odd)}]\n`;
     writeFileSync(file, `listen: { port: 0 }\nservers:\n${server('one')}`);
-    const child = spawn(process.execPath, [...CLI, 'serve', '--config', file], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
+    const serve = await startServe(['--config', file]);
+    const child = serve.child;
+    const url = serve.url;
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
-        child.stderr.on('data', (d: Buffer) => {
-          log += d.toString();
-          const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-      });
       const names = async () =>
         ((await (await fetch(`${url}/readyz`)).json()) as { upstreams: Array<{ name: string }> }).upstreams.map(
           (u) => u.name,
@@ -119,9 +107,9 @@ describe('switchboard serve hot reload', () => {
       expect(await names()).toEqual(['one', 'two']);
       writeFileSync(file, `listen: { port: 0 }\nservers:\n  one:\n    command: 42\n`);
       const deadline2 = Date.now() + 10_000;
-      while (!log.includes('keeping the running') && Date.now() < deadline2)
+      while (!serve.log().includes('keeping the running') && Date.now() < deadline2)
         await new Promise((r) => setTimeout(r, 50));
-      expect(log).toContain('servers.one.command');
+      expect(serve.log()).toContain('servers.one.command');
       expect(await names()).toEqual(['one', 'two']);
     } finally {
       child.kill('SIGTERM');
@@ -152,23 +140,10 @@ describe('switchboard token create with serve', () => {
     const listed = await run(process.execPath, [...CLI, 'token', 'list', '--config', file], { cwd: dir });
     expect(listed.stdout).toContain(token.id);
     expect(listed.stdout).not.toContain(token.token);
-    const child = spawn(process.execPath, [...CLI, 'serve', '--config', file], {
-      cwd: dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
+    const serve = await startServe(['--config', file], { cwd: dir });
+    const child = serve.child;
+    const url = serve.url;
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listening line:\n${log}`)), 20_000);
-        child.stderr.on('data', (d: Buffer) => {
-          log += d.toString();
-          const m = /"msg":"listening"/.test(log) ? /"url":"(http:\/\/[^"]+)"/.exec(log) : null;
-          if (m) {
-            clearTimeout(timer);
-            resolve(m[1]!);
-          }
-        });
-      });
       const init = JSON.stringify({
         jsonrpc: '2.0',
         id: 1,
