@@ -6,7 +6,6 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
 import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { processOutput, type CliOutput } from './check.js';
@@ -98,32 +97,4 @@ export async function runTunnel(options: TunnelCommandOptions, output: CliOutput
     }
     options.signal?.removeEventListener('abort', stop);
   }
-}
-
-function parseRetries(value: string): number {
-  if (!/^\d+$/.test(value)) throw new InvalidArgumentError('expected a whole number');
-  return Number(value);
-}
-
-/**
- * Adds the `tunnel` command to the program (`src/cli/main.ts` calls this in `createProgram`).
- */
-export function registerTunnelCommand(program: Command): void {
-  program
-    .command('tunnel')
-    .description('connect a local stdio MCP server to a gateway through a reverse tunnel (docs/tunnel.md)')
-    .requiredOption('--gateway <url>', 'gateway base URL, e.g. http://127.0.0.1:8080 (ws:// and wss:// also accepted)')
-    .option('--token <token>', 'API token with servers.manage (default SWITCHBOARD_TOKEN)')
-    .option('--name <name>', "server name in the gateway (default: the server's serverInfo.name)")
-    .option(
-      '--max-retries <n>',
-      'consecutive failed connection attempts before exiting (default unlimited)',
-      parseRetries,
-    )
-    .argument('<command...>', 'the local MCP server and its arguments, after --')
-    .action(
-      async (command: string[], opts: { gateway: string; token?: string; name?: string; maxRetries?: number }) => {
-        process.exitCode = await runTunnel({ ...opts, command });
-      },
-    );
 }
