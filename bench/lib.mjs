@@ -375,6 +375,21 @@ export function writeSwitchboardConfig(servers, { tmpDir, extraConfig = {} }) {
   return file;
 }
 
+/**
+ * Rows in the `usage_log` table of the SQLite database of a config written by
+ * {@link writeSwitchboardConfig} (`<config dir>/.switchboard/switchboard.db`). Call it after the
+ * gateway stopped: a graceful stop flushes the usage log.
+ */
+export async function countUsageRows(configFile) {
+  const { default: BetterSqlite3 } = await import('better-sqlite3');
+  const db = new BetterSqlite3(join(dirname(configFile), '.switchboard', 'switchboard.db'), { readonly: true });
+  try {
+    return db.prepare('select count(*) as n from usage_log').get().n;
+  } finally {
+    db.close();
+  }
+}
+
 /** `switchboard token create --json` against a config's database; returns the bearer token. */
 export function createToken(configFile, name = 'bench') {
   const r = spawnSync(NODE, [GATEWAY_CLI, 'token', 'create', '--config', configFile, '--name', name, '--json'], {

@@ -55,8 +55,25 @@ export function extractResponse(contentType, text, id) {
   return msg;
 }
 
-/** Minimal HTTP POST over a keep-alive client; resolves { status, headers, text }. */
+/**
+ * Minimal HTTP POST over a keep-alive client; resolves { status, headers, text }. `responses`
+ * counts the HTTP responses received (any status): the requests the server handled.
+ */
 function makeClient(kind, url, connections) {
+  const client = makeRawClient(kind, url, connections);
+  const counted = {
+    responses: 0,
+    async post(headers, body) {
+      const r = await client.post(headers, body);
+      counted.responses++;
+      return r;
+    },
+    close: () => client.close(),
+  };
+  return counted;
+}
+
+function makeRawClient(kind, url, connections) {
   const u = new URL(url);
   if (kind === 'undici') {
     const pool = new Pool(u.origin, {
@@ -273,7 +290,12 @@ export async function runLoad(o) {
   await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, (_, w) => worker(w)));
   const seconds = bounded ? (lastEnd - t0) / 1000 : opts.duration;
   await client.close();
-  return { ...summarize(samples, seconds, errors, firstError), total: completed, sessions: sessions.length };
+  return {
+    ...summarize(samples, seconds, errors, firstError),
+    total: completed,
+    sessions: sessions.length,
+    httpResponses: client.responses,
+  };
 }
 
 async function main() {

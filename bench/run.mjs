@@ -214,6 +214,8 @@ function combine(runs) {
 async function compare(contenders, points, { rounds = CFG.repeat } = {}) {
   const handles = {};
   const rows = {};
+  /** HTTP responses each contender gave, over all its load runs (warm-up and session setup included). */
+  const served = {};
   try {
     for (const c of contenders) {
       try {
@@ -235,6 +237,7 @@ async function compare(contenders, points, { rounds = CFG.repeat } = {}) {
           const label = `${c.label} ${p.label}${rounds > 1 ? ` #${r + 1}` : ''}`;
           try {
             const res = await loadOnce({ url: h.url, ...p.opts(c) }, h.pid);
+            served[c.key] = (served[c.key] ?? 0) + (res.httpResponses ?? 0);
             log(fmtRun(label, res));
             (runs[c.key] ??= []).push(res);
           } catch (err) {
@@ -248,6 +251,15 @@ async function compare(contenders, points, { rounds = CFG.repeat } = {}) {
     }
   } finally {
     await Promise.all(Object.values(handles).map((h) => h.stop()));
+  }
+  // After a graceful stop (SIGTERM): e.g. count what the contender stored while it ran.
+  for (const c of contenders) {
+    if (!c.afterStop || !handles[c.key] || rows[c.key]?.error) continue;
+    try {
+      (rows[c.key] ??= {}).afterStop = await c.afterStop({ served: served[c.key] ?? 0 });
+    } catch (err) {
+      (rows[c.key] ??= {}).afterStop = { error: String(err?.message ?? err).split('\n')[0] };
+    }
   }
   return rows;
 }
@@ -465,10 +477,11 @@ async function scenario1and3() {
   if (want(1)) contenders.push(...S1);
   else contenders.push(S1[0], S1[1]);
   let feat;
+  let featOff;
   if (want(3)) {
     try {
-      feat = await featureContender();
-      contenders.splice(2, 0, feat);
+      [feat, featOff] = await featureContenders();
+      contenders.splice(2, 0, ...(featOff ? [featOff, feat] : [feat]));
     } catch (err) {
       results.s3error = String(err?.message ?? err).split('\n')[0];
       log(`  scenario 3: ${results.s3error}`);
@@ -485,10 +498,18 @@ async function scenario1and3() {
       relay: rows.relay,
       default: rows.switchboard,
       switchboard: rows.features,
+      ...(featOff ? { 'usage-off': rows['features-off'] } : {}),
       supergateway: rows.supergateway,
       'mcp-proxy': rows['mcp-proxy'],
       contenders: contenders.map(({ key, label }) => ({
-        key: key === 'switchboard' ? 'default' : key === 'features' ? 'switchboard' : key,
+        key:
+          key === 'switchboard'
+            ? 'default'
+            : key === 'features'
+              ? 'switchboard'
+              : key === 'features-off'
+                ? 'usage-off'
+                : key,
         label,
       })),
       features: feat.file,
@@ -529,34 +550,62 @@ async function scenario2() {
 // ─── scenario 3: features on ───────────────────────────────────────────────────────────────────
 
 /**
- * Scenario 3's contender: Switchboard with the features file merged into its config (default
+ * Scenario 3's contenders: Switchboard with the features file merged into its config (default
  * bench/features.yaml: auth tokens + rate limit + metrics + usage log). With `auth.mode: tokens`
  * an API token is created with `switchboard token create` and sent on every request.
+ *
+ * When the fragment turns the usage log on, a second contender runs the same fragment with
+ * `usage.enabled: false` in the same rounds (issue "Traffic control": throughput with the log
+ * within 10 % of without it), and after the graceful stop the rows in the contender's SQLite
+ * database are counted against the HTTP responses the load generator received from it (every
+ * request carries the API token, so each must be one row). Returns [features, featuresOff?].
  */
-async function featureContender() {
+async function featureContenders() {
   const featuresFile = resolvePath(argv.features ?? join(lib.BENCH_DIR, 'features.yaml'));
   const { parse } = await import('yaml');
   const { readFileSync } = await import('node:fs');
   const fragment = parse(readFileSync(featuresFile, 'utf8')) ?? {};
   const label = relativeName(featuresFile);
-  const headers = [...argv.header];
-  return {
-    key: 'features',
-    label: `Switchboard + ${label}`,
-    tool: 'echo__echo',
-    headers,
-    fragment,
-    file: label,
-    start: async () => {
-      const configFile = lib.writeSwitchboardConfig(stdioEcho(), { tmpDir: TMP, extraConfig: fragment });
-      const mode = String(fragment.auth?.mode ?? 'none');
-      if (mode.includes('tokens') && !headers.some((h) => /^authorization:/i.test(h))) {
-        headers.push(`Authorization: Bearer ${lib.createToken(configFile)}`);
-        log('  (created an API token with `switchboard token create`; sent as Authorization: Bearer …)');
-      }
-      return track(lib.startSwitchboard(stdioEcho(), { tmpDir: TMP, configFile }));
-    },
+  const usageOn = fragment.usage?.enabled === true;
+  const make = (key, contenderLabel, frag, countRows) => {
+    const headers = [...argv.header];
+    let configFile;
+    return {
+      key,
+      label: contenderLabel,
+      tool: 'echo__echo',
+      headers,
+      fragment: frag,
+      file: label,
+      start: async () => {
+        configFile = lib.writeSwitchboardConfig(stdioEcho(), { tmpDir: TMP, extraConfig: frag });
+        const mode = String(frag.auth?.mode ?? 'none');
+        if (mode.includes('tokens') && !headers.some((h) => /^authorization:/i.test(h))) {
+          headers.push(`Authorization: Bearer ${lib.createToken(configFile)}`);
+          log('  (created an API token with `switchboard token create`; sent as Authorization: Bearer …)');
+        }
+        return track(lib.startSwitchboard(stdioEcho(), { tmpDir: TMP, configFile }));
+      },
+      ...(countRows
+        ? {
+            afterStop: async ({ served }) => {
+              const rows = await lib.countUsageRows(configFile);
+              log(`  usage log: ${int(rows)} rows stored for ${int(served)} requests served`);
+              return { usageRows: rows, served };
+            },
+          }
+        : {}),
+    };
   };
+  const on = make('features', `Switchboard + ${label}`, fragment, usageOn);
+  if (!usageOn) return [on];
+  const off = make(
+    'features-off',
+    `Switchboard + ${label}, usage log off`,
+    lib.deepMerge(fragment, { usage: { enabled: false } }),
+    false,
+  );
+  return [on, off];
 }
 
 function relativeName(file) {
@@ -807,6 +856,7 @@ function report() {
       ['supergateway', 'mcp-proxy'].filter((k) => results.s3[k]),
       'default',
     );
+    printUsageCost(results.s3);
   } else if (results.s3error) {
     print('### 3. Features on the hot path');
     print();
@@ -934,6 +984,48 @@ function report() {
   printTargets();
 }
 
+/** Scenario 3's usage-log check: throughput on ÷ off, and rows stored == requests served. */
+function usageCheck(s3) {
+  const on = s3?.switchboard;
+  const off = s3?.['usage-off'];
+  if (!on || on.error || !off || off.error) return undefined;
+  const points = CFG.concurrency.filter((c) => on[c] && off[c]);
+  return {
+    points: points.map((c) => ({
+      c,
+      on: on[c],
+      off: off[c],
+      ratio: on[c].rps / off[c].rps,
+    })),
+    rows: on.afterStop,
+  };
+}
+
+function printUsageCost(s3) {
+  const u = usageCheck(s3);
+  if (!u) return;
+  print('What the usage log costs (same rounds, same features, only `usage.enabled` differs):');
+  print();
+  table(
+    ['concurrency', 'req/s usage log on', 'req/s off', 'on ÷ off', 'server CPU µs/req on / off'],
+    u.points.map((p) => [
+      p.c,
+      int(p.on.rps),
+      int(p.off.rps),
+      f2(p.ratio),
+      `${f1(p.on.cpuUsPerReq)} / ${f1(p.off.cpuUsPerReq)}`,
+    ]),
+  );
+  if (u.rows?.error) print(`Rows check: could not count the rows: ${u.rows.error}`);
+  else if (u.rows)
+    print(
+      `Rows check: ${int(u.rows.usageRows)} rows in \`usage_log\` after the graceful stop, for ` +
+        `${int(u.rows.served)} HTTP responses the load generator received from that gateway (every run, ` +
+        `warm-up and session setup included) — ${u.rows.usageRows === u.rows.served ? 'equal' : '**NOT EQUAL**'}.`,
+    );
+  print();
+}
+
 function printTargets() {
   const rows = [];
   const status = (ok) => (ok === undefined ? 'not measured' : ok ? 'met' : '**MISSED**');
@@ -947,6 +1039,20 @@ function printTargets() {
       `Throughput ≥ 80 % of a bare relay with auth + rate limit + metrics + usage log (${s3.features}, scenario 3)`,
       highC.map((c, i) => `c=${c}: ${f2(ratios[i])}`).join(', '),
       status(ratios.every((x) => x >= 0.8)),
+    ]);
+  }
+  const u = usageCheck(s3);
+  if (u) {
+    const high = u.points;
+    rows.push([
+      'Usage log on: throughput within 10 % of off (scenario 3, every concurrency)',
+      high.map((p) => `c=${p.c}: ${f2(p.ratio)}`).join(', '),
+      status(high.every((p) => p.ratio >= 0.9)),
+    ]);
+    rows.push([
+      'Usage log on: rows stored == requests served (scenario 3, after SIGTERM)',
+      u.rows && !u.rows.error ? `${int(u.rows.usageRows)} rows / ${int(u.rows.served)} requests` : 'n/a',
+      status(u.rows && !u.rows.error ? u.rows.usageRows === u.rows.served : undefined),
     ]);
   }
   const s1peers = ['supergateway', 'mcp-proxy'].filter((k) => s1?.[k] && !s1[k].error);

@@ -370,12 +370,16 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           latencyMs / 1000,
         );
         if (usageLog) {
-          const facts = { ...requestFacts(e.req, e.path, e.startedAt, latencyMs), bytesOut: e.bytesOut };
           const row = e.refusal
-            ? blockedRowFor(e.refusal, { ...facts, httpStatus: status })
+            ? blockedRowFor(e.refusal, {
+                ...requestFacts(e.req, e.path, e.startedAt, latencyMs),
+                bytesOut: e.bytesOut,
+                httpStatus: status,
+              })
             : meta
               ? usageRowFor(meta.principal, {
-                  ...facts,
+                  ...requestFacts(e.req, e.path, e.startedAt, latencyMs),
+                  bytesOut: e.bytesOut,
                   mcpMethod: meta.method,
                   server: meta.server,
                   tool: meta.tool,

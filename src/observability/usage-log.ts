@@ -373,18 +373,29 @@ export function requestFacts(
  */
 export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageRow | undefined {
   if (principal.kind !== 'token' || principal.tokenId === undefined || principal.jti === undefined) return undefined;
-  const { error, ...rest } = outcome;
+  const error = outcome.error;
   const errorStatus = isGatewayError(error) ? error.status : undefined;
   const blocked = isClientError(outcome.httpStatus) || (errorStatus !== undefined && isClientError(errorStatus));
+  // One literal, no spreads: this runs once per request with the usage log on.
   return {
-    ...rest,
+    ts: outcome.ts,
     tokenId: principal.tokenId,
     jti: principal.jti,
     subject: principal.subject,
+    endpoint: outcome.endpoint,
+    httpMethod: outcome.httpMethod,
+    mcpMethod: outcome.mcpMethod,
+    server: outcome.server,
+    tool: outcome.tool,
+    httpStatus: outcome.httpStatus,
+    jsonrpcError: outcome.jsonrpcError,
+    latencyMs: outcome.latencyMs,
     bytesIn: outcome.bytesIn ?? 0,
     bytesOut: outcome.bytesOut ?? 0,
+    ip: outcome.ip,
+    userAgent: outcome.userAgent,
     blocked,
-    ...(blocked ? { blockReason: isGatewayError(error) ? error.code : `http_${outcome.httpStatus}` } : {}),
+    blockReason: blocked ? (isGatewayError(error) ? error.code : `http_${outcome.httpStatus}`) : undefined,
   };
 }
 

@@ -13,6 +13,7 @@ import { CompiledQuery, Kysely, PostgresDialect, SqliteDialect } from 'kysely';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { KyselyDatabase, type StoreTables } from './kysely-store.js';
+import { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import type { Database } from './types.js';
 
 /** File name of the embedded SQLite database inside the data directory. */
@@ -170,9 +171,20 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   };
   if (location.dialect === 'sqlite') {
-    const db = await openSqlite(location.path, location.isDefault, options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT);
+    const busyTimeout = options.busyTimeout ?? DEFAULT_BUSY_TIMEOUT;
+    const db = await openSqlite(location.path, location.isDefault, busyTimeout);
     options.logger.debug({ dialect: 'sqlite', path: location.path }, 'database opened');
-    return new KyselyDatabase({ ...common, db, dialect: 'sqlite', location: location.path });
+    // A file gets a second connection on its own thread for the usage log (never `:memory:`,
+    // whose second connection would be another, empty database).
+    const usageWriter =
+      location.path === ':memory:' ? undefined : new SqliteUsageWriter({ path: location.path, busyTimeout });
+    return new KyselyDatabase({
+      ...common,
+      db,
+      dialect: 'sqlite',
+      location: location.path,
+      ...(usageWriter === undefined ? {} : { usageWriter }),
+    });
   }
   const db = await openPostgres(location.url, options);
   const printable = redactUrl(location.url);

@@ -15,6 +15,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { migrateToLatest } from './migrations.js';
 import type { Database, ServerStore, SettingsStore, StoredServer, TokenRecord, TokenStore } from './types.js';
+import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import { KyselyUsageStore, type UsageTables } from './usage-store.js';
 
 /** An epoch-millisecond `bigint` column: pg reads int8 as a string, better-sqlite3 as a number. */
@@ -87,6 +88,11 @@ export interface KyselyDatabaseOptions {
   pingTimeout?: number;
   /** Clock for `updated_at` columns, epoch ms. Default `Date.now`. */
   clock?: () => number;
+  /**
+   * SQLite files: the thread the usage log's `INSERT`s run on (see `./sqlite-usage-writer.ts`);
+   * the database owns it and closes it on close. Default: usage rows are written through `db`.
+   */
+  usageWriter?: SqliteUsageWriter;
 }
 
 /**
@@ -104,6 +110,7 @@ export class KyselyDatabase implements Database {
   #schema: string | undefined;
   #pingTimeout: number;
   #closing: Promise<void> | undefined;
+  #usageWriter: SqliteUsageWriter | undefined;
 
   constructor(options: KyselyDatabaseOptions) {
     this.dialect = options.dialect;
@@ -119,7 +126,12 @@ export class KyselyDatabase implements Database {
     });
     this.servers = new KyselyServerStore(options.db);
     this.settings = new KyselySettingsStore(options.db, clock);
-    this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), { dialect: options.dialect, clock });
+    this.#usageWriter = options.usageWriter;
+    this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), {
+      dialect: options.dialect,
+      clock,
+      ...(options.usageWriter === undefined ? {} : { writer: options.usageWriter }),
+    });
   }
 
   /**
@@ -167,6 +179,7 @@ export class KyselyDatabase implements Database {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await this.tokens.close();
+      await this.#usageWriter?.close();
       await this.#db.destroy();
     })();
     return this.#closing;

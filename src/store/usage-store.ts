@@ -15,6 +15,7 @@
  */
 import { CompiledQuery, sql, type ColumnType, type Generated, type Kysely, type Transaction } from 'kysely';
 import { GatewayError, isGatewayError } from '../errors.js';
+import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import type {
   TokenUsage,
   TokenUsageQuery,
@@ -83,6 +84,11 @@ export interface KyselyUsageStoreOptions {
   dialect: 'sqlite' | 'postgres';
   /** Default end of {@link UsageStore.tokenUsage} windows, epoch ms. Default `Date.now`. */
   clock?: () => number;
+  /**
+   * SQLite only: runs the `INSERT`s on another thread (`./sqlite-usage-writer.ts`) instead of
+   * through `db`, so a batch never blocks the event loop. Default: write through `db`.
+   */
+  writer?: Pick<SqliteUsageWriter, 'run'>;
 }
 
 /** {@link UsageStore} over the `usage_log` table of either database. */
@@ -90,6 +96,7 @@ export class KyselyUsageStore implements UsageStore {
   #db: Kysely<UsageTables>;
   #postgres: boolean;
   #clock: () => number;
+  #writer: Pick<SqliteUsageWriter, 'run'> | undefined;
   /** `INSERT` texts by row count (a few sizes recur: full batches, 1000-row chunks). */
   #insertTexts = new Map<number, string>();
 
@@ -101,17 +108,28 @@ export class KyselyUsageStore implements UsageStore {
     this.#db = db;
     this.#postgres = options.dialect === 'postgres';
     this.#clock = options.clock ?? Date.now;
+    this.#writer = options.writer;
   }
 
   /**
    * Stores the rows: one multi-row `INSERT` per {@link MAX_ROWS_PER_INSERT} rows, all in one
-   * transaction when there are several (a single statement is atomic by itself).
+   * transaction when there are several (a single statement is atomic by itself). With a
+   * {@link KyselyUsageStoreOptions.writer} they run on its thread.
    *
    * @throws {@link GatewayError} `SWB_ERR_STORE_UNAVAILABLE` when the write fails; nothing is stored.
    */
   async insert(rows: readonly UsageRow[]): Promise<void> {
     if (rows.length === 0) return;
     await guard('recording usage', async () => {
+      if (this.#writer !== undefined) {
+        const statements = [];
+        for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
+          const { sql, parameters } = this.#insertQuery(rows.slice(i, i + MAX_ROWS_PER_INSERT));
+          statements.push({ sql, params: parameters as unknown[] });
+        }
+        await this.#writer.run(statements);
+        return;
+      }
       if (rows.length <= MAX_ROWS_PER_INSERT) {
         await this.#db.executeQuery(this.#insertQuery(rows));
         return;

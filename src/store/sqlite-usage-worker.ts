@@ -1,0 +1,83 @@
+/**
+ * The worker thread behind {@link SqliteUsageWriter} (`./sqlite-usage-writer.ts`): it owns a second
+ * better-sqlite3 connection to the gateway's SQLite file and runs the usage log's batched
+ * `INSERT`s there, so their CPU time (index upkeep dominates: ~9 µs per row) and any lock wait
+ * never block the gateway's event loop. SQLite's WAL journal lets this connection write while the
+ * main thread's connection reads; writers take turns through `busy_timeout`.
+ *
+ * Kept free of other Switchboard modules: Node loads it directly (as `.js` from `dist/`, or as
+ * `.ts` with type stripping when tests run from `src/`).
+ *
+ * Protocol (structured-clone messages over the worker port):
+ * - in: `{ id, statements: [{ sql, params }] }` → out: `{ id }` when all ran (in one transaction
+ *   when there are several), or `{ id, error }` with the SQLite message; nothing is stored then.
+ * - in: `{ close: true }` → closes the connection and lets the thread end.
+ *
+ * @module
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import BetterSqlite3 from 'better-sqlite3';
+
+/** `workerData` of the usage writer thread. */
+export interface SqliteUsageWorkerData {
+  /** The database file (never `:memory:`: a second connection would see another database). */
+  path: string;
+  /** `busy_timeout`, ms. */
+  busyTimeout: number;
+}
+
+/** One batch to run. */
+export interface SqliteUsageWorkerRequest {
+  id: number;
+  statements: { sql: string; params: unknown[] }[];
+}
+
+/** The reply to {@link SqliteUsageWorkerRequest}. */
+export interface SqliteUsageWorkerReply {
+  id: number;
+  /** Set when the batch failed (and was rolled back). */
+  error?: string;
+}
+
+/** Prepared statements kept by SQL text; a few batch sizes recur. */
+const MAX_CACHED_STATEMENTS = 4;
+
+if (parentPort !== null) {
+  const port = parentPort;
+  const data = workerData as SqliteUsageWorkerData;
+  const db = new BetterSqlite3(data.path);
+  db.pragma(`busy_timeout = ${Math.max(0, Math.floor(data.busyTimeout))}`);
+  const statements = new Map<string, BetterSqlite3.Statement>();
+
+  const prepare = (text: string): BetterSqlite3.Statement => {
+    let statement = statements.get(text);
+    if (statement === undefined) {
+      statement = db.prepare(text);
+      if (statements.size >= MAX_CACHED_STATEMENTS) statements.delete(statements.keys().next().value as string);
+      statements.set(text, statement);
+    }
+    return statement;
+  };
+  const runAll = db.transaction((batch: SqliteUsageWorkerRequest['statements']) => {
+    for (const { sql, params } of batch) prepare(sql).run(params);
+  });
+
+  port.on('message', (message: SqliteUsageWorkerRequest | { close: true }) => {
+    if ('close' in message) {
+      db.close();
+      port.close();
+      return;
+    }
+    try {
+      const [only, ...rest] = message.statements;
+      if (only !== undefined && rest.length === 0) prepare(only.sql).run(only.params);
+      else runAll(message.statements);
+      port.postMessage({ id: message.id } satisfies SqliteUsageWorkerReply);
+    } catch (err) {
+      port.postMessage({
+        id: message.id,
+        error: err instanceof Error ? err.message : String(err),
+      } satisfies SqliteUsageWorkerReply);
+    }
+  });
+}
