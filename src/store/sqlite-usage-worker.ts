@@ -9,7 +9,7 @@
  * `.ts` with type stripping when tests run from `src/`).
  *
  * Protocol (structured-clone messages over the worker port):
- * - in: `{ id, statements: [{ sql, params }] }` → out: `{ id }` when all ran (in one transaction
+ * - in: `{ id, statements: [{ sql, params } | { sql, encoded }] }` → out: `{ id }` when all ran (in one transaction
  *   when there are several), or `{ id, error }` with the SQLite message; nothing is stored then.
  * - in: `{ close: true }` → closes the connection and lets the thread end.
  *
@@ -26,10 +26,28 @@ export interface SqliteUsageWorkerData {
   busyTimeout: number;
 }
 
-/** One batch to run. */
+/** One batch to run (statements as `SqliteStatement` in `./sqlite-usage-writer.ts`). */
 export interface SqliteUsageWorkerRequest {
   id: number;
-  statements: { sql: string; params: unknown[] }[];
+  statements: (
+    | { sql: string; params: unknown[] }
+    | { sql: string; encoded: { values: Float64Array; strings: string[]; text: readonly boolean[] } }
+  )[];
+}
+
+type Statement = SqliteUsageWorkerRequest['statements'][number];
+
+/** The statement's parameters, unpacked when they came packed. */
+function paramsOf(statement: Statement): unknown[] {
+  if ('params' in statement) return statement.params;
+  const { values, strings, text } = statement.encoded;
+  const width = text.length;
+  const params = new Array<unknown>(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]!;
+    params[i] = text[i % width] ? (v < 0 ? null : strings[v]) : Number.isNaN(v) ? null : v;
+  }
+  return params;
 }
 
 /** The reply to {@link SqliteUsageWorkerRequest}. */
@@ -58,8 +76,8 @@ if (parentPort !== null) {
     }
     return statement;
   };
-  const runAll = db.transaction((batch: SqliteUsageWorkerRequest['statements']) => {
-    for (const { sql, params } of batch) prepare(sql).run(params);
+  const runAll = db.transaction((batch: Statement[]) => {
+    for (const statement of batch) prepare(statement.sql).run(paramsOf(statement));
   });
 
   port.on('message', (message: SqliteUsageWorkerRequest | { close: true }) => {
@@ -70,7 +88,7 @@ if (parentPort !== null) {
     }
     try {
       const [only, ...rest] = message.statements;
-      if (only !== undefined && rest.length === 0) prepare(only.sql).run(only.params);
+      if (only !== undefined && rest.length === 0) prepare(only.sql).run(paramsOf(only));
       else runAll(message.statements);
       port.postMessage({ id: message.id } satisfies SqliteUsageWorkerReply);
     } catch (err) {

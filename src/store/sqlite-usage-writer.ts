@@ -19,11 +19,22 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SqliteUsageWorkerData, SqliteUsageWorkerReply, SqliteUsageWorkerRequest } from './sqlite-usage-worker.js';
 
-/** One statement of a batch: SQL text with `?` placeholders and its parameters. */
-export interface SqliteStatement {
-  sql: string;
-  params: unknown[];
+/**
+ * Parameters packed for a cheap `postMessage` (the `values` buffer is transferred): `values`
+ * holds `text.length` cells per row, in placeholder order. A cell of a text column is an index
+ * into `strings`, or −1 for NULL; a cell of a number column is the value, or NaN for NULL.
+ */
+export interface EncodedParams {
+  values: Float64Array<ArrayBuffer>;
+  strings: string[];
+  text: readonly boolean[];
 }
+
+/**
+ * One statement of a batch: SQL text with `?` placeholders and its parameters, either as they
+ * are (`params`) or packed (`encoded`, see {@link EncodedParams}).
+ */
+export type SqliteStatement = { sql: string; params: unknown[] } | { sql: string; encoded: EncodedParams };
 
 /** Options of {@link SqliteUsageWriter}. */
 export interface SqliteUsageWriterOptions {
@@ -75,7 +86,8 @@ export class SqliteUsageWriter {
     const done = new Promise<void>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       if (this.#pending.size === 1) worker.ref();
-      worker.postMessage({ id, statements } satisfies SqliteUsageWorkerRequest);
+      const transfer = statements.flatMap((st) => ('encoded' in st ? [st.encoded.values.buffer] : []));
+      worker.postMessage({ id, statements } satisfies SqliteUsageWorkerRequest, transfer);
     });
     this.#inFlight.add(done);
     const forget = (): void => void this.#inFlight.delete(done);

@@ -15,7 +15,7 @@
  */
 import { CompiledQuery, sql, type ColumnType, type Generated, type Kysely, type Transaction } from 'kysely';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
+import type { EncodedParams, SqliteUsageWriter } from './sqlite-usage-writer.js';
 import type {
   TokenUsage,
   TokenUsageQuery,
@@ -124,8 +124,8 @@ export class KyselyUsageStore implements UsageStore {
       if (this.#writer !== undefined) {
         const statements = [];
         for (let i = 0; i < rows.length; i += MAX_ROWS_PER_INSERT) {
-          const { sql, parameters } = this.#insertQuery(rows.slice(i, i + MAX_ROWS_PER_INSERT));
-          statements.push({ sql, params: parameters as unknown[] });
+          const chunk = rows.length <= MAX_ROWS_PER_INSERT ? rows : rows.slice(i, i + MAX_ROWS_PER_INSERT);
+          statements.push({ sql: this.#insertText(chunk.length), encoded: encodeRows(chunk) });
         }
         await this.#writer.run(statements);
         return;
@@ -404,6 +404,20 @@ const INSERT_COLUMNS = [
   'block_reason',
 ] as const satisfies ReadonlyArray<keyof UsageLogTable>;
 
+const TEXT_COLUMN_NAMES: ReadonlySet<string> = new Set([
+  'token_id',
+  'jti',
+  'subject',
+  'endpoint',
+  'http_method',
+  'mcp_method',
+  'server',
+  'tool',
+  'ip',
+  'user_agent',
+  'block_reason',
+] satisfies ReadonlyArray<keyof UsageLogTable>);
+
 /** `insert into "usage_log" (…) values (…), …` for `count` rows: `?` on SQLite, `$n` on PostgreSQL. */
 function insertText(postgres: boolean, count: number): string {
   const width = INSERT_COLUMNS.length;
@@ -442,6 +456,41 @@ function pushColumns(params: unknown[], row: UsageRow): void {
     row.blocked ? 1 : 0,
     optional(row.blockReason, 256),
   );
+}
+
+/** Which {@link INSERT_COLUMNS} hold text (the rest hold numbers). */
+const TEXT_COLUMNS: readonly boolean[] = INSERT_COLUMNS.map((c) => TEXT_COLUMN_NAMES.has(c));
+
+/**
+ * The rows' parameters for the writer thread as one `Float64Array` (transferred, not copied) and a
+ * table of the distinct strings, which repeat from row to row (token, subject, endpoint, method,
+ * server, tool, address, user agent): posting that costs a fraction of cloning ~18 values per row.
+ * Text cells hold an index into `strings` (−1 for NULL); number cells the value (NaN for NULL).
+ */
+function encodeRows(rows: readonly UsageRow[]): EncodedParams {
+  const width = INSERT_COLUMNS.length;
+  const values = new Float64Array(rows.length * width);
+  const strings: string[] = [];
+  const index = new Map<string, number>();
+  const scratch: unknown[] = [];
+  let at = 0;
+  for (const row of rows) {
+    scratch.length = 0;
+    pushColumns(scratch, row);
+    for (let c = 0; c < width; c++) {
+      const v = scratch[c];
+      if (typeof v === 'number') values[at++] = v;
+      else if (typeof v === 'string') {
+        let i = index.get(v);
+        if (i === undefined) {
+          i = strings.push(v) - 1;
+          index.set(v, i);
+        }
+        values[at++] = i;
+      } else values[at++] = TEXT_COLUMNS[c] ? -1 : Number.NaN;
+    }
+  }
+  return { values, strings, text: TEXT_COLUMNS };
 }
 
 function cut(text: string, max: number): string {

@@ -251,6 +251,26 @@ describe('stdio transport', () => {
     await eventually(() => !isAlive(orphan), 5000, 'the orphaned grandchild to die');
   });
 
+  it('writes the messages sent in one event-loop turn to stdin together, in order', async () => {
+    const t = fixture();
+    const inbox = attachInbox(t);
+    await t.start();
+    await t.send(request(1, 'stdin-chunks'));
+    const before = resultOf<{ chunks: number }>((await inbox.response(1)).response).chunks;
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 20; i++) sends.push(t.send(request(100 + i, 'echo', { i })));
+    sends.push(t.send(request(2, 'stdin-chunks')));
+    await Promise.all(sends);
+    const after = resultOf<{ chunks: number }>((await inbox.response(2)).response).chunks;
+    // 21 lines, one write(2): the child read them in one chunk (a single small pipe write is atomic).
+    expect(after - before).toBe(1);
+    const order = inbox.deliveries
+      .map((d) => d.message)
+      .filter((m) => !('method' in m) && typeof m.id === 'number' && m.id >= 100)
+      .map((m) => resultOf<{ i: number }>(m).i);
+    expect(order).toEqual([...Array(20).keys()]);
+  });
+
   it('keeps message order under backpressure when the child stops reading', async () => {
     const t = fixture();
     const inbox = attachInbox(t);
