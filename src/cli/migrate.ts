@@ -6,13 +6,11 @@
  * @module
  */
 import type { EnvSource } from '../config/interpolate.js';
-import { isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
 import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import { openDatabase } from '../store/database.js';
 import type { Database } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-import { dataDirFor } from './token.js';
+import { openConfiguredDatabase } from './database.js';
 
 /** Options of `switchboard migrate`. */
 export interface MigrateOptions {
@@ -36,27 +34,15 @@ export interface MigrateOptions {
  */
 export async function runMigrate(options: MigrateOptions = {}, output: CliOutput = processOutput): Promise<number> {
   const env = options.env ?? process.env;
-  const path = resolveConfigPath(options.config, env);
-  let dataDir: string;
-  try {
-    const config = await loadConfigFile(path, { env, onWarning: (w) => output.err(`warning: ${w}`) });
-    // The same data directory as `switchboard serve` and `switchboard token`.
-    dataDir = dataDirFor(config);
-  } catch (err) {
-    if (!isConfigError(err)) throw err;
-    for (const line of err.format().split('\n')) output.err(line);
-    return 1;
-  }
-
   const logger = options.logger ?? createLogger(env.SWITCHBOARD_LOG_LEVEL === undefined ? { level: 'warn' } : {});
   let db: Database | undefined;
   try {
-    db = await openDatabase({
-      dataDir,
-      logger,
-      env,
-      ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
-    });
+    const opened = await openConfiguredDatabase(
+      { config: options.config, databaseUrl: options.databaseUrl, env, logger },
+      output,
+    );
+    if (opened === 1) return 1;
+    db = opened;
     const where = `${db.dialect} ${db.location ?? ''}`.trim();
     const applied = await db.migrate();
     if (applied.length === 0) {

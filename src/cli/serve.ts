@@ -9,7 +9,7 @@ import type { SwitchboardConfig } from '../config/schema.js';
 import { watchConfig } from '../config/watch.js';
 import { startGateway, type RunningGateway } from '../app.js';
 import { createLogger } from '../observability/logger.js';
-import { dataDirFor } from './token.js';
+import { dataDirFor } from './database.js';
 
 /** Options of `switchboard serve`. */
 export interface ServeOptions {

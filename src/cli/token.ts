@@ -5,29 +5,12 @@
  *
  * @module
  */
-import { resolve } from 'node:path';
 import { createTokenService, type TokenService } from '../auth/tokens.js';
-import { PERMISSION_RE, parseDuration, type SwitchboardConfig } from '../config/schema.js';
-import { defaultConfigPath, isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
+import { PERMISSION_RE, parseDuration } from '../config/schema.js';
 import { silentLogger } from '../observability/logger.js';
-import { openDatabase, resolveDataDir } from '../store/database.js';
 import type { Database, TokenRecord } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-
-/**
- * The data directory for a loaded configuration. The bundled example lives inside the installed
- * package, which may be read-only, so its data goes to `.switchboard` in the working directory.
- */
-export function dataDirFor(config: SwitchboardConfig): string {
-  if (
-    config.dataDir === undefined &&
-    config.source !== undefined &&
-    resolve(config.source) === resolve(defaultConfigPath())
-  ) {
-    return resolve('.switchboard');
-  }
-  return resolveDataDir(config);
-}
+import { openConfiguredDatabase } from './database.js';
 
 /** Loads the config, opens and migrates its database, and runs `fn` with the token service. */
 async function withTokens<T>(
@@ -35,18 +18,9 @@ async function withTokens<T>(
   output: CliOutput,
   fn: (tokens: TokenService, db: Database) => Promise<T>,
 ): Promise<T | number> {
-  let config: SwitchboardConfig;
-  try {
-    config = await loadConfigFile(resolveConfigPath(configPath));
-  } catch (e) {
-    if (isConfigError(e)) {
-      for (const line of e.format().split('\n')) output.err(line);
-      return 1;
-    }
-    throw e;
-  }
   const logger = silentLogger();
-  const db = await openDatabase({ dataDir: dataDirFor(config), logger });
+  const db = await openConfiguredDatabase({ config: configPath, logger }, output);
+  if (db === 1) return 1;
   try {
     await db.migrate();
     const tokens = await createTokenService({ store: db.tokens, settings: db.settings, logger });

@@ -13,14 +13,12 @@
  * @module
  */
 import type { EnvSource } from '../config/interpolate.js';
-import { isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { BUCKETS, GROUP_BYS, parseDays, tokenUsageView, usageSeriesView } from '../http/usage-api.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import { openDatabase } from '../store/database.js';
 import type { Database, TokenUsage, UsageBucket, UsageGroupBy, UsageSeriesRow } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-import { dataDirFor } from './token.js';
+import { openConfiguredDatabase } from './database.js';
 
 /** Options of `switchboard usage`. */
 export interface UsageOptions {
@@ -68,27 +66,14 @@ export async function runUsage(opts: UsageOptions = {}, output: CliOutput = proc
     return 1;
   }
 
-  let dataDir: string;
-  try {
-    const config = await loadConfigFile(resolveConfigPath(opts.config, env), {
-      env,
-      onWarning: (w) => output.err(`warning: ${w}`),
-    });
-    dataDir = dataDirFor(config);
-  } catch (err) {
-    if (!isConfigError(err)) throw err;
-    for (const line of err.format().split('\n')) output.err(line);
-    return 1;
-  }
-
   let db: Database | undefined;
   try {
-    db = await openDatabase({
-      dataDir,
-      logger: opts.logger ?? silentLogger(),
-      env,
-      ...(opts.databaseUrl === undefined ? {} : { url: opts.databaseUrl }),
-    });
+    const opened = await openConfiguredDatabase(
+      { config: opts.config, databaseUrl: opts.databaseUrl, env, logger: opts.logger ?? silentLogger() },
+      output,
+    );
+    if (opened === 1) return 1;
+    db = opened;
     await db.migrate();
     const usage = db.usage;
     if (usage === undefined) {

@@ -1,0 +1,72 @@
+/**
+ * The "load the configuration, then open its database" step shared by the commands that work on
+ * the database directly (`migrate`, `token`, `usage`): the same data directory and database URL
+ * rules as `switchboard serve`.
+ *
+ * @module
+ */
+import { resolve } from 'node:path';
+import type { EnvSource } from '../config/interpolate.js';
+import { defaultConfigPath, isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
+import type { SwitchboardConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import { openDatabase, resolveDataDir } from '../store/database.js';
+import type { Database } from '../store/types.js';
+import type { CliOutput } from './check.js';
+
+/**
+ * The data directory for a loaded configuration. The bundled example lives inside the installed
+ * package, which may be read-only, so its data goes to `.switchboard` in the working directory.
+ */
+export function dataDirFor(config: SwitchboardConfig): string {
+  if (
+    config.dataDir === undefined &&
+    config.source !== undefined &&
+    resolve(config.source) === resolve(defaultConfigPath())
+  ) {
+    return resolve('.switchboard');
+  }
+  return resolveDataDir(config);
+}
+
+/** Options of {@link openConfiguredDatabase}. */
+export interface ConfiguredDatabaseOptions {
+  /** Configuration file. Default `SWITCHBOARD_CONFIG`, else the bundled example. */
+  config?: string | undefined;
+  /** Database URL. Default `SWITCHBOARD_DATABASE_URL`, else the SQLite file in the data directory. */
+  databaseUrl?: string | undefined;
+  /** Environment for `${VAR}` interpolation and the variables above. Default `process.env`. */
+  env?: EnvSource | undefined;
+  logger: Logger;
+}
+
+/**
+ * Loads the configuration and opens its database (not migrated). A configuration error is
+ * printed to `output.err` (file, path, expectation; warnings too) and becomes exit code 1.
+ *
+ * @returns the open database (the caller closes it), or `1` after a configuration error.
+ * @throws {@link GatewayError} from `openDatabase` when the database cannot be opened.
+ */
+export async function openConfiguredDatabase(
+  options: ConfiguredDatabaseOptions,
+  output: CliOutput,
+): Promise<Database | 1> {
+  const env = options.env ?? process.env;
+  let config: SwitchboardConfig;
+  try {
+    config = await loadConfigFile(resolveConfigPath(options.config, env), {
+      env,
+      onWarning: (w) => output.err(`warning: ${w}`),
+    });
+  } catch (err) {
+    if (!isConfigError(err)) throw err;
+    for (const line of err.format().split('\n')) output.err(line);
+    return 1;
+  }
+  return openDatabase({
+    dataDir: dataDirFor(config),
+    logger: options.logger,
+    env,
+    ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
+  });
+}
