@@ -25,18 +25,22 @@ interface Point {
 type Rows = Record<string, { error?: string } & Record<string, Point>>;
 
 describe.skipIf(!BUILT)('bench harness (quick smoke; needs `npm run build`)', () => {
-  it('runs scenarios 1 and 4 end to end and reports every contender', { timeout: 90_000 }, async () => {
+  it('runs scenarios 1, 3 and 4 end to end and reports every contender', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'swb-bench-smoke-'));
     try {
       const json = join(dir, 'out.json');
-      const { stdout } = await run(process.execPath, ['bench/run.mjs', '--quick', '--only', '1,4', '--json', json], {
+      const { stdout } = await run(process.execPath, ['bench/run.mjs', '--quick', '--only', '1,3,4', '--json', json], {
         cwd: ROOT,
-        timeout: 85_000,
+        timeout: 115_000,
       });
       expect(stdout).toContain('### 1. tools/call echo through a stdio upstream');
       expect(stdout).toContain('### Targets (PRODUCT §6)');
       const results = JSON.parse(readFileSync(json, 'utf8')) as {
         s1: Rows;
+        s3: Record<
+          string,
+          { error?: string; afterStop?: { usageRows: number; served: number } } & Record<string, Point>
+        >;
         s4: Record<string, Point & { tools: number; error?: string }>;
       };
       for (const key of ['relay', 'switchboard', 'supergateway', 'mcp-proxy']) {
@@ -47,6 +51,16 @@ describe.skipIf(!BUILT)('bench harness (quick smoke; needs `npm run build`)', ()
           expect(row![c]!.rps, `${key} c=${c}`).toBeGreaterThan(0);
         }
       }
+      // Scenario 3: features with and without the usage log; every request served became one row.
+      for (const key of ['switchboard', 'usage-off']) {
+        const row = results.s3[key];
+        expect(row?.error, `${key}: ${row?.error}`).toBeUndefined();
+        expect(row!['16']!.errors, key).toBe(0);
+      }
+      const rows = results.s3.switchboard!.afterStop!;
+      expect(rows.served).toBeGreaterThan(0);
+      expect(rows.usageRows).toBe(rows.served);
+      expect(stdout).toContain('What the usage log costs');
       expect(results.s4.switchboard?.tools).toBe(1000);
       expect(results.s4.switchboard?.errors).toBe(0);
       expect(results.s4.relay?.tools).toBe(1000);
