@@ -13,14 +13,17 @@ import type { Logger } from '../observability/logger.js';
 import { isRequest, validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import {
+  closedTransportError,
   mediaTypeOf,
   networkFailure,
+  notifyClose,
+  protocolError,
   readBodyExcerpt,
   safeUrl,
   staticHeaders,
   upstreamErrorResponse,
   type ResponseBody,
-} from './streamable-http-transport.js';
+} from './http-common.js';
 import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
 
 /** Options for {@link createSseTransport}. */
@@ -293,9 +296,7 @@ class SseTransportImpl implements SseTransport {
   }
 
   #reportProtocolError(reason: string, data: string): void {
-    const excerpt = data.length > 200 ? `${data.slice(0, 200)}…` : data;
-    this.#logger.warn({ excerpt }, reason);
-    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: ${reason}: ${excerpt}`));
+    this.onerror?.(protocolError(this.#logger, this.description, reason, data));
   }
 
   #emit(message: JsonRpcMessage): void {
@@ -319,15 +320,11 @@ class SseTransportImpl implements SseTransport {
     this.#closed = true;
     await this.#teardown();
     if (!fire) return;
-    try {
-      this.onclose?.(info);
-    } catch (err) {
-      this.#logger.error({ err }, 'onclose handler threw');
-    }
+    notifyClose(this.#logger, this.onclose, info);
   }
 
   #closedError(): GatewayError {
-    return new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport closed`);
+    return closedTransportError(this.description);
   }
 }
 

@@ -17,12 +17,24 @@ import {
   isRequest,
   isResponse,
   validateMessage,
-  type JsonRpcErrorResponse,
   type JsonRpcId,
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../protocol/jsonrpc.js';
 import { createBackoff, type Backoff } from './backoff.js';
+import {
+  closedTransportError,
+  mediaTypeOf,
+  networkFailure,
+  notifyClose,
+  protocolError,
+  readBodyExcerpt,
+  readBodyText,
+  safeUrl,
+  staticHeaders,
+  upstreamErrorResponse,
+  type ResponseBody,
+} from './http-common.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
 
@@ -97,151 +109,11 @@ const DEFAULT_MAX_CONNECTIONS = 64;
 /** How long close() waits for the DELETE that ends the session. */
 const DELETE_TIMEOUT_MS = 5000;
 /** Bytes of an error body kept for messages and logs. */
-const EXCERPT_BYTES = 512;
 const NO_INFO: IncomingMessageInfo = Object.freeze({});
-/** Headers the transport sets itself; a static header of the same name is dropped. */
-const OWNED_HEADERS = new Set([
-  'accept',
-  'content-type',
-  'content-length',
-  'mcp-session-id',
-  'mcp-protocol-version',
-  'last-event-id',
-  'host',
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-]);
 /** 4xx statuses after which reopening the standalone stream may succeed later. */
 const TRANSIENT_4XX = new Set([408, 409, 425, 429]);
 /** Visible ASCII only (MCP: the session id MUST consist of 0x21–0x7E). */
 const SESSION_ID_RE = /^[\x21-\x7e]+$/;
-
-// ---------------------------------------------------------------------------------------------
-// Helpers shared with the legacy SSE transport.
-
-/** undici response body (a `Readable` with the body mixin). */
-export type ResponseBody = Dispatcher.ResponseData['body'];
-
-/**
- * Builds the synthetic JSON-RPC error response a transport delivers for a request whose HTTP
- * exchange failed: `error.code` is the JSON-RPC code of `code` in the error table,
- * `error.data.code` the {@link ErrorCode} itself, plus `data` (e.g. `status`).
- *
- * @internal shared by the HTTP transports
- */
-export function upstreamErrorResponse(
-  id: JsonRpcId,
-  code: ErrorCode,
-  message: string,
-  data?: Record<string, unknown>,
-): JsonRpcErrorResponse {
-  const error = new GatewayError(code, message, data === undefined ? undefined : { data });
-  return { jsonrpc: '2.0', id, error: error.toJsonRpcError() };
-}
-
-/**
- * Maps a network-level failure (undici or Node socket error) to a GatewayError:
- * `SWB_ERR_UPSTREAM_TIMEOUT` for header/body timeouts, `SWB_ERR_UPSTREAM_UNAVAILABLE` otherwise
- * (refused, reset, DNS …). The message names the target and the error code.
- *
- * @internal shared by the HTTP transports
- */
-export function networkFailure(target: string, err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err;
-  let e = err as (Error & { code?: string }) | undefined;
-  // Happy-eyeballs connects report an AggregateError whose own message is empty.
-  if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0] as Error & { code?: string };
-  const code = e?.code;
-  const detail = [code, e?.message].filter((s) => s !== undefined && s !== '').join(' ') || String(err);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `${target}: timed out (${detail})`, { cause: err });
-  }
-  return new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `${target}: ${detail}`, { cause: err });
-}
-
-/**
- * Reads at most `limit` bytes of a body as text and discards the rest (the connection is then
- * closed rather than drained). Never throws: a failing body yields what was read so far.
- *
- * @internal shared by the HTTP transports
- */
-export async function readBodyExcerpt(body: ResponseBody, limit = EXCERPT_BYTES): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      chunks.push(chunk);
-      size += chunk.length;
-      if (size >= limit) break;
-    }
-  } catch {
-    // keep what we have
-  }
-  if (!body.destroyed) body.destroy();
-  const text = Buffer.concat(chunks, size).toString('utf8', 0, Math.min(size, limit));
-  return size > limit ? `${text}…` : text;
-}
-
-/**
- * Reads a whole body as UTF-8, bounded in size and time.
- *
- * @throws GatewayError `SWB_ERR_UPSTREAM_PROTOCOL` when larger than `maxBytes`,
- *   `SWB_ERR_UPSTREAM_TIMEOUT` when not complete within `timeoutMs`; the body's own error otherwise
- * @internal shared by the HTTP transports
- */
-export async function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
-  const timer =
-    timeoutMs > 0
-      ? setTimeout(
-          () =>
-            body.destroy(
-              new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`),
-            ),
-          timeoutMs,
-        )
-      : undefined;
-  try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      size += chunk.length;
-      if (size > maxBytes) {
-        throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`);
-      }
-      chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, size).toString('utf8');
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    if (!body.destroyed) body.destroy();
-  }
-}
-
-/** The media type of a `Content-Type` header, lower-cased, without parameters (`''` if absent). */
-export function mediaTypeOf(header: string | string[] | undefined): string {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return '';
-  const semi = value.indexOf(';');
-  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
-}
-
-/** Normalises configured static headers: lower-case names, transport-owned names removed. */
-export function staticHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (headers === undefined) return out;
-  for (const [name, value] of Object.entries(headers)) {
-    const lower = name.toLowerCase();
-    if (!OWNED_HEADERS.has(lower)) out[lower] = value;
-  }
-  return out;
-}
-
-/** `origin + pathname` of a URL: what logs and descriptions show (no credentials, no query). */
-export function safeUrl(url: URL): string {
-  return `${url.origin}${url.pathname}`;
-}
 
 /** The JSON-RPC error object of a body excerpt, when the excerpt is a complete error response. */
 function upstreamErrorOf(excerpt: string): unknown {
@@ -807,9 +679,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   }
 
   #reportProtocolError(reason: string, data: string): void {
-    const excerpt = data.length > 200 ? `${data.slice(0, 200)}…` : data;
-    this.#logger.warn({ excerpt }, reason);
-    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: ${reason}: ${excerpt}`));
+    this.onerror?.(protocolError(this.#logger, this.description, reason, data));
   }
 
   #emit(message: JsonRpcMessage, info: IncomingMessageInfo): void {
@@ -895,15 +765,11 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     }
     if (this.#closeFired) return;
     this.#closeFired = true;
-    try {
-      this.onclose?.(info);
-    } catch (err) {
-      this.#logger.error({ err }, 'onclose handler threw');
-    }
+    notifyClose(this.#logger, this.onclose, info);
   }
 
   #closedError(): GatewayError {
-    return new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: transport closed`);
+    return closedTransportError(this.description);
   }
 }
 

@@ -19,7 +19,10 @@ export function freePort(): Promise<number> {
 
 /** A running server-everything HTTP process. */
 export interface EverythingHttp {
+  /** The MCP URL: `…/mcp` (streamableHttp) or `…/sse` (sse). */
   readonly url: string;
+  /** `http://127.0.0.1:PORT`. */
+  readonly baseUrl: string;
   readonly child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -50,13 +53,14 @@ export async function startEverythingHttp(mode: 'streamableHttp' | 'sse', fixedP
     });
   });
   child.stderr?.resume();
-  const url = `http://127.0.0.1:${port}/${mode === 'sse' ? 'sse' : 'mcp'}`;
+  const baseUrl = `http://127.0.0.1:${port}`;
   return {
-    url,
+    url: `${baseUrl}/${mode === 'sse' ? 'sse' : 'mcp'}`,
+    baseUrl,
     child,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),

@@ -3,7 +3,6 @@
  * real server-everything processes on free ports, and a spec-strict SDK fixture server
  * (404 for unknown sessions, resumable streams) for what server-everything does not do.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
@@ -160,51 +159,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** A running server-everything HTTP process. */
-export interface EverythingHttp {
-  readonly url: string;
-  readonly baseUrl: string;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts server-everything in `streamableHttp` (`/mcp`) or `sse` (`/sse` + `/message`) mode on a
- * free port (it binds the `PORT` env var on all interfaces) and waits for its "listening" line.
- */
-export async function startEverythingHttp(mode: 'streamableHttp' | 'sse'): Promise<EverythingHttp> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [EVERYTHING_ENTRY, mode], {
-    env: { ...process.env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`server-everything ${mode} did not start: ${buf}`)), 15_000);
-    child.stderr?.on('data', (d: Buffer) => {
-      buf += d.toString();
-      if (/listening on port|running on port/i.test(buf)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server-everything ${mode} exited with ${code}: ${buf}`));
-    });
-  });
-  child.stderr?.resume();
-  const baseUrl = `http://127.0.0.1:${port}`;
-  return {
-    baseUrl,
-    url: `${baseUrl}/${mode === 'sse' ? 'sse' : 'mcp'}`,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.signalCode !== null) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
-}
+// server-everything over HTTP: one helper for every suite (`test/helpers/everything.ts`).
+export { startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 
 /** An event store that replays only the asked stream (the one in server-everything replays all). */
 class StreamEventStore implements EventStore {

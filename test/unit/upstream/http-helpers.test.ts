@@ -5,7 +5,7 @@ import {
   safeUrl,
   staticHeaders,
   upstreamErrorResponse,
-} from '../../../src/upstream/streamable-http-transport.js';
+} from '../../../src/upstream/http-common.js';
 
 describe('HTTP transport helpers', () => {
   it('builds synthetic error responses from the error table', () => {

@@ -1,0 +1,175 @@
+/**
+ * Pieces shared by the HTTP upstream transports (`streamable-http-transport.ts` and the legacy
+ * `sse-transport.ts`): synthetic error responses, network-failure mapping, bounded body reads,
+ * header handling, and the protocol-error / close reporting both do the same way.
+ *
+ * @module
+ */
+import type { Dispatcher } from 'undici';
+import { GatewayError, type ErrorCode } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { JsonRpcErrorResponse, JsonRpcId } from '../protocol/jsonrpc.js';
+import type { TransportCloseInfo } from './transport.js';
+
+/** Longest body excerpt quoted in an error message, bytes. */
+const EXCERPT_BYTES = 512;
+/** Longest excerpt of an invalid message quoted in a protocol error, characters. */
+const PROTOCOL_EXCERPT_CHARS = 200;
+
+/** Headers the transport sets itself; a static header of the same name is dropped. */
+const OWNED_HEADERS = new Set([
+  'accept',
+  'content-type',
+  'content-length',
+  'mcp-session-id',
+  'mcp-protocol-version',
+  'last-event-id',
+  'host',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** undici response body (a `Readable` with the body mixin). */
+export type ResponseBody = Dispatcher.ResponseData['body'];
+
+/**
+ * Builds the synthetic JSON-RPC error response a transport delivers for a request whose HTTP
+ * exchange failed: `error.code` is the JSON-RPC code of `code` in the error table,
+ * `error.data.code` the {@link ErrorCode} itself, plus `data` (e.g. `status`).
+ */
+export function upstreamErrorResponse(
+  id: JsonRpcId,
+  code: ErrorCode,
+  message: string,
+  data?: Record<string, unknown>,
+): JsonRpcErrorResponse {
+  const error = new GatewayError(code, message, data === undefined ? undefined : { data });
+  return { jsonrpc: '2.0', id, error: error.toJsonRpcError() };
+}
+
+/**
+ * Maps a network-level failure (undici or Node socket error) to a GatewayError:
+ * `SWB_ERR_UPSTREAM_TIMEOUT` for header/body timeouts, `SWB_ERR_UPSTREAM_UNAVAILABLE` otherwise
+ * (refused, reset, DNS …). The message names the target and the error code.
+ */
+export function networkFailure(target: string, err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  let e = err as (Error & { code?: string }) | undefined;
+  // Happy-eyeballs connects report an AggregateError whose own message is empty.
+  if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0] as Error & { code?: string };
+  const code = e?.code;
+  const detail = [code, e?.message].filter((s) => s !== undefined && s !== '').join(' ') || String(err);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `${target}: timed out (${detail})`, { cause: err });
+  }
+  return new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `${target}: ${detail}`, { cause: err });
+}
+
+/**
+ * Reads at most `limit` bytes of a body as text and discards the rest (the connection is then
+ * closed rather than drained). Never throws: a failing body yields what was read so far.
+ */
+export async function readBodyExcerpt(body: ResponseBody, limit = EXCERPT_BYTES): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      size += chunk.length;
+      if (size >= limit) break;
+    }
+  } catch {
+    // keep what we have
+  }
+  if (!body.destroyed) body.destroy();
+  const text = Buffer.concat(chunks, size).toString('utf8', 0, Math.min(size, limit));
+  return size > limit ? `${text}…` : text;
+}
+
+/**
+ * Reads a whole body as UTF-8, bounded in size and time.
+ *
+ * @throws GatewayError `SWB_ERR_UPSTREAM_PROTOCOL` when larger than `maxBytes`,
+ *   `SWB_ERR_UPSTREAM_TIMEOUT` when not complete within `timeoutMs`; the body's own error otherwise
+ */
+export async function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
+  const timer =
+    timeoutMs > 0
+      ? setTimeout(
+          () =>
+            body.destroy(
+              new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`),
+            ),
+          timeoutMs,
+        )
+      : undefined;
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`);
+      }
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, size).toString('utf8');
+  } finally {
+    if (timer !== undefined) clearTimeout(timer);
+    if (!body.destroyed) body.destroy();
+  }
+}
+
+/** The media type of a `Content-Type` header, lower-cased, without parameters (`''` if absent). */
+export function mediaTypeOf(header: string | string[] | undefined): string {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined) return '';
+  const semi = value.indexOf(';');
+  return (semi === -1 ? value : value.slice(0, semi)).trim().toLowerCase();
+}
+
+/** Normalises configured static headers: lower-case names, transport-owned names removed. */
+export function staticHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (headers === undefined) return out;
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (!OWNED_HEADERS.has(lower)) out[lower] = value;
+  }
+  return out;
+}
+
+/** `origin + pathname` of a URL: what logs and descriptions show (no credentials, no query). */
+export function safeUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`;
+}
+
+/** `SWB_ERR_UPSTREAM_CLOSED` for a send on a transport that is closed. */
+export function closedTransportError(description: string): GatewayError {
+  return new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${description}: transport closed`);
+}
+
+/**
+ * Logs (warn) and returns the `SWB_ERR_UPSTREAM_PROTOCOL` error for data an upstream sent that is
+ * not a valid message, quoting its first 200 characters.
+ */
+export function protocolError(logger: Logger, description: string, reason: string, data: string): GatewayError {
+  const excerpt = data.length > PROTOCOL_EXCERPT_CHARS ? `${data.slice(0, PROTOCOL_EXCERPT_CHARS)}…` : data;
+  logger.warn({ excerpt }, reason);
+  return new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${description}: ${reason}: ${excerpt}`);
+}
+
+/** Calls a transport's `onclose` handler; a handler that throws is logged, never propagated. */
+export function notifyClose(
+  logger: Logger,
+  onclose: ((info: TransportCloseInfo) => void) | undefined,
+  info: TransportCloseInfo,
+): void {
+  try {
+    onclose?.(info);
+  } catch (err) {
+    logger.error({ err }, 'onclose handler threw');
+  }
+}
