@@ -15,7 +15,7 @@ export const FIXTURE_STDIO = join(BENCH_DIR, 'fixtures', 'stdio-server.mjs');
 export const FIXTURE_HTTP = join(BENCH_DIR, 'fixtures', 'http-server.mjs');
 export const RELAY = join(BENCH_DIR, 'relay.mjs');
 export const LOAD = join(BENCH_DIR, 'load.mjs');
-export const GATEWAY_CLI = join(ROOT, 'dist', 'cli', 'main.js');
+export const GATEWAY_CLI = join(ROOT, 'dist', 'bin', 'switchboard.js');
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

@@ -28,7 +28,7 @@
  *
  * Switchboard is started as `<cmd> serve --config <temp yaml>`, where `<cmd>` is `SWITCHBOARD_CMD`
  * (run through `sh -c`) or, by default, `node --import tsx src/cli/main.ts` when the sources exist,
- * else `node dist/cli/main.js`. It is ready when it logs a JSON line with `"msg":"listening"` and a
+ * else `node dist/bin/switchboard.js`. It is ready when it logs a JSON line with `"msg":"listening"` and a
  * `"url"`.
  *
  * Results: `<out>/<upstream>/{direct,switchboard,switchboard-aggregate}/server-<scenario>-<ts>/checks.json`
@@ -401,7 +401,7 @@ export function switchboardCommand(): string {
   const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
   const src = join(REPO_ROOT, 'src/cli/main.ts');
   if (existsSync(src)) return `${q(process.execPath)} --import ${q(TSX_LOADER)} ${q(src)}`;
-  return `${q(process.execPath)} ${q(join(REPO_ROOT, 'dist/cli/main.js'))}`;
+  return `${q(process.execPath)} ${q(join(REPO_ROOT, 'dist/bin/switchboard.js'))}`;
 }
 
 /** Extracts the base URL from a Switchboard `listening` log line (pino JSON). */
@@ -620,10 +620,10 @@ export async function runConformance(options: RunConformanceOptions = {}): Promi
           options.switchboardCommand === undefined &&
           !process.env['SWITCHBOARD_CMD']?.trim() &&
           !existsSync(join(REPO_ROOT, 'src/cli/main.ts')) &&
-          !existsSync(join(REPO_ROOT, 'dist/cli/main.js'))
+          !existsSync(join(REPO_ROOT, 'dist/bin/switchboard.js'))
         ) {
           throw new Error(
-            'Switchboard CLI not found: neither src/cli/main.ts nor dist/cli/main.js exists (set SWITCHBOARD_CMD, or use --direct-only)',
+            'Switchboard CLI not found: neither src/cli/main.ts nor dist/bin/switchboard.js exists (set SWITCHBOARD_CMD, or use --direct-only)',
           );
         }
         log(`${kind}: starting Switchboard (${command})`);

@@ -5,7 +5,6 @@
  * @module
  */
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createIdentityPropagator } from './auth/identity.js';
 import { createOAuthVerifier } from './auth/oauth.js';
@@ -38,6 +37,7 @@ import { createRequestHandler, defaultChallenge, type ExchangeObserver, type Rou
 import type { Logger } from './observability/logger.js';
 import { openDatabase, resolveDataDir } from './store/database.js';
 import type { Database } from './store/types.js';
+import { packageVersion } from './package-root.js';
 
 /** A running gateway (used by `serve` and by tests that embed Switchboard). */
 export interface RunningGateway {
@@ -56,16 +56,6 @@ export interface RunningGateway {
   reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }>;
   /** Graceful stop: closes the listener, sessions and upstreams. */
   close(): Promise<void>;
-}
-
-/** The package version (from package.json). */
-export function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
 }
 
 /** Options of {@link startGateway}. */

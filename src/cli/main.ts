@@ -7,18 +7,12 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError } from 'commander';
 import { isGatewayError } from '../errors.js';
 import type { TokenCreateOptions } from './token.js';
+import { packageVersion } from '../package-root.js';
 // Command modules are imported when their command runs, so `serve` starts without loading the
 // others' dependencies (startup time is a target: PRODUCT §6).
-
-/** The package version from `package.json` (works from `src/cli` and `dist/cli`). */
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-  return pkg.version ?? '0.0.0';
-}
 
 function parsePort(value: string): number {
   const port = Number(value);

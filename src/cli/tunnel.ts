@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { readFileSync } from 'node:fs';
 import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { processOutput, type CliOutput } from './check.js';
+import { packageVersion } from '../package-root.js';
 
 /** Options of {@link runTunnel}. */
 export interface TunnelCommandOptions {
@@ -31,17 +31,6 @@ export interface TunnelCommandOptions {
   handleSignals?: boolean;
   /** Default: the process logger on stderr. */
   logger?: Logger;
-}
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
 }
 
 /**

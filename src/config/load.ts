@@ -10,8 +10,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { dirname, extname, isAbsolute, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, extname, isAbsolute, join, resolve } from 'node:path';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
@@ -25,6 +24,7 @@ import {
   type SwitchboardConfig,
   type VirtualServer,
 } from './schema.js';
+import { packageRoot } from '../package-root.js';
 
 /** A configuration file format, chosen by file extension. */
 export type ConfigFormat = 'yaml' | 'json' | 'toml';
@@ -133,11 +133,10 @@ export function formatFromPath(path: string): ConfigFormat | undefined {
 
 /**
  * Absolute path of the bundled example configuration (`examples/switchboard.yaml` of the installed
- * package), served when neither `--config` nor `SWITCHBOARD_CONFIG` is given. Resolved relative to
- * this module, so it works from `src/config/load.ts` and from `dist/config/load.js` alike.
+ * package), served when neither `--config` nor `SWITCHBOARD_CONFIG` is given.
  */
 export function defaultConfigPath(): string {
-  return fileURLToPath(new URL('../../examples/switchboard.yaml', import.meta.url));
+  return join(packageRoot(), 'examples', 'switchboard.yaml');
 }
 
 /**

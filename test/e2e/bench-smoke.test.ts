@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const BUILT = existsSync(join(ROOT, 'dist/cli/main.js'));
+const BUILT = existsSync(join(ROOT, 'dist/bin/switchboard.js'));
 const run = promisify(execFile);
 
 interface Point {

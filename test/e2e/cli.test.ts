@@ -11,8 +11,8 @@ import { startServe } from '../helpers/serve.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = existsSync(`${ROOT}dist/cli/main.js`)
-  ? [`${ROOT}dist/cli/main.js`]
+const CLI = existsSync(`${ROOT}dist/bin/switchboard.js`)
+  ? [`${ROOT}dist/bin/switchboard.js`]
   : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
 const INSPECTOR = `${ROOT}node_modules/@modelcontextprotocol/inspector-cli/build/cli.js`;
 const run = promisify(execFile);

@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 /** The repository root (with a trailing slash). */
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** Node arguments that run the CLI. */
-export const CLI = existsSync(`${ROOT}dist/cli/main.js`)
-  ? [`${ROOT}dist/cli/main.js`]
+export const CLI = existsSync(`${ROOT}dist/bin/switchboard.js`)
+  ? [`${ROOT}dist/bin/switchboard.js`]
   : ['--import', 'tsx', `${ROOT}src/cli/main.ts`];
 
 /** A running `switchboard serve` process. */
