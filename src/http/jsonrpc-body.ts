@@ -11,8 +11,9 @@ import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMe
 import { readBody } from './guards.js';
 
 function reject(res: ServerResponse, id: JsonRpcId | null, code: number, message: string, swb: string): undefined {
-  res.writeHead(400, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(errorResponse(id, code, message, { code: swb })));
+  const body = JSON.stringify(errorResponse(id, code, message, { code: swb }));
+  res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
   return undefined;
 }
 

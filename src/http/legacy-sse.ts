@@ -103,7 +103,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
         throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
       const m = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
       if (!m) return;
-      res.writeHead(202, { 'content-type': 'text/plain' }).end('Accepted');
+      res.writeHead(202, { 'content-type': 'text/plain', 'content-length': 8 }).end('Accepted');
       meta.method = 'method' in m ? m.method : 'response';
       if (!('method' in m)) session.handleResponse(m);
       else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, meta);

@@ -70,7 +70,11 @@ export function sendHttpError(
     return;
   }
   const body = JSON.stringify({ jsonrpc: '2.0', id, error: err.toJsonRpcError() });
-  res.writeHead(err.status, { 'content-type': 'application/json', ...headers });
+  res.writeHead(err.status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...headers,
+  });
   res.end(body);
 }
 
@@ -150,7 +154,12 @@ export function createStreamableHandler(options: StreamableOptions) {
           if (isFinal) {
             done = true;
             if (!clientGone) {
-              res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': session.id });
+              // Content-Length, not chunked: headers and body leave in one write (PRODUCT §6).
+              res.writeHead(200, {
+                'content-type': 'application/json',
+                'content-length': Buffer.byteLength(data),
+                'mcp-session-id': session.id,
+              });
               res.end(data);
             }
             return;
@@ -191,7 +200,7 @@ export function createStreamableHandler(options: StreamableOptions) {
           edgeOf(session).streams.delete(sse.id);
           sse.res?.end();
         } else if (!clientGone) {
-          res.writeHead(202);
+          res.writeHead(202, { 'content-length': 0 });
           res.end();
         }
       },
@@ -255,11 +264,11 @@ export function createStreamableHandler(options: StreamableOptions) {
     if (!('method' in message)) {
       meta.method = 'response';
       session.handleResponse(message);
-      res.writeHead(202).end();
+      res.writeHead(202, { 'content-length': 0 }).end();
     } else if (!('id' in message) || message.id === undefined) {
       meta.method = message.method;
       session.handleNotification(message);
-      res.writeHead(202).end();
+      res.writeHead(202, { 'content-length': 0 }).end();
     } else {
       meta.method = message.method;
       session.handleRequest(message, postChannel(res, session, message.id, meta), meta);

@@ -122,6 +122,31 @@ describe('Streamable HTTP edge', () => {
     expect((m?.error as { code: number }).code).toBe(-32602);
   });
 
+  it('sends JSON answers with a byte-exact Content-Length, not chunked (one write per answer)', async () => {
+    const sid = await initSession(mcp);
+    // Non-ASCII in the answer: the length counts UTF-8 bytes, not characters.
+    const res = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'nope__ü€', arguments: {} } },
+      { 'mcp-session-id': sid },
+    );
+    const body = Buffer.from(await res.arrayBuffer());
+    expect(res.headers.get('transfer-encoding')).toBeNull();
+    expect(Number(res.headers.get('content-length'))).toBe(body.length);
+    expect(body.toString('utf8')).toContain('ü€');
+
+    const bad = await post(mcp, '{"jsonrpc": "2.0", "id": 1, "method": ');
+    expect(Number(bad.headers.get('content-length'))).toBe(Buffer.from(await bad.arrayBuffer()).length);
+
+    const accepted = await post(
+      mcp,
+      { jsonrpc: '2.0', method: 'notifications/initialized' },
+      { 'mcp-session-id': sid },
+    );
+    expect(accepted.status).toBe(202);
+    expect(accepted.headers.get('content-length')).toBe('0');
+  });
+
   it('ends a session on DELETE; its id then gets 404', async () => {
     const sid = await initSession(mcp);
     const del = await fetch(mcp, { method: 'DELETE', headers: { 'mcp-session-id': sid } });
