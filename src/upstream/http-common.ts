@@ -94,32 +94,48 @@ export async function readBodyExcerpt(body: ResponseBody, limit = EXCERPT_BYTES)
  * @throws GatewayError `SWB_ERR_UPSTREAM_PROTOCOL` when larger than `maxBytes`,
  *   `SWB_ERR_UPSTREAM_TIMEOUT` when not complete within `timeoutMs`; the body's own error otherwise
  */
-export async function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
-  const timer =
-    timeoutMs > 0
-      ? setTimeout(
-          () =>
-            body.destroy(
-              new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`),
-            ),
-          timeoutMs,
-        )
-      : undefined;
-  try {
+export function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
+  // Event listeners rather than `for await`: no async iterator and no promise per chunk on the
+  // request path of every HTTP upstream call.
+  return new Promise<string>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
+    let settled = false;
+    const finish = (err: unknown, text?: string): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      body.off('data', onData);
+      if (!body.destroyed) body.destroy();
+      if (err === undefined) resolve(text ?? '');
+      else reject(err instanceof Error ? err : new Error(String(err)));
+    };
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(
+            () =>
+              finish(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`)),
+            timeoutMs,
+          )
+        : undefined;
+    const onData = (chunk: Buffer): void => {
       size += chunk.length;
       if (size > maxBytes) {
-        throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`);
+        finish(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`));
+        return;
       }
       chunks.push(chunk);
-    }
-    return Buffer.concat(chunks, size).toString('utf8');
-  } finally {
-    if (timer !== undefined) clearTimeout(timer);
-    if (!body.destroyed) body.destroy();
-  }
+    };
+    body.on('data', onData);
+    body.once('end', () =>
+      finish(
+        undefined,
+        chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
+      ),
+    );
+    body.once('error', (err) => finish(err));
+    body.once('close', () => finish(new Error('response body closed before its end')));
+  });
 }
 
 /** The media type of a `Content-Type` header, lower-cased, without parameters (`''` if absent). */
