@@ -101,14 +101,14 @@ export function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: nu
     const chunks: Buffer[] = [];
     let size = 0;
     let settled = false;
-    const finish = (err: unknown, text?: string): void => {
+    const finish = (err: Error | undefined, text?: string): void => {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
       body.off('data', onData);
       if (!body.destroyed) body.destroy();
       if (err === undefined) resolve(text ?? '');
-      else reject(err instanceof Error ? err : new Error(String(err)));
+      else reject(err);
     };
     const timer =
       timeoutMs > 0
@@ -133,7 +133,7 @@ export function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: nu
         chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
       ),
     );
-    body.once('error', (err) => finish(err));
+    body.once('error', (err: Error) => finish(err));
     body.once('close', () => finish(new Error('response body closed before its end')));
   });
 }
