@@ -2,14 +2,14 @@
  * Rate limits (issue "Traffic control" §A, PRODUCT §4.3 "principal in every key").
  *
  * `rateLimits` rules are compiled once by {@link createRateLimiter}: globs with picomatch, CIDRs
- * with ipaddr.js, and one `rate-limiter-flexible` limiter per rule (`RateLimiterMemory`, or
- * `RateLimiterRedis` shared by every replica). The returned {@link RateLimiter.check} is on the
- * hot path: when no rule matches a request it returns `undefined` synchronously, without
- * allocating a promise.
+ * with ipaddr.js, and token buckets (`./token-bucket.ts`) in memory or in Redis shared by every
+ * replica. The returned {@link RateLimiter.check} is on the hot path: when no rule matches a
+ * request it returns `undefined` synchronously, without allocating a promise.
  *
- * Counting: each rule is a fixed window of `window` ms holding `limit + burst` points per key; a
- * request that matches the rule consumes one point, and the window starts with the key's first
- * request. The key (Redis key or memory entry) is `${keyPrefix}:${rule}:${value}` where `rule` is
+ * Counting: each rule is a token bucket per key holding `limit + burst` tokens and refilled at
+ * `limit` tokens per `window` (one every `window / limit` ms); a request that matches the rule
+ * takes one token, a refused request takes none. The key (Redis key or memory entry) is
+ * `${keyPrefix}:${rule}:${value}` where `rule` is
  * the rule's `name` or, unnamed, its position in `rateLimits` (0-based), and `value` is
  * (per `key`):
  * - `principal`: the principal id (`token:alice`, `oauth:<iss>#<sub>`, …), or `ip:<address>` for
@@ -19,22 +19,19 @@
  *   that did not authenticate with an API token;
  * - `global`: `global`, one bucket for every caller.
  *
- * Windows are whole seconds, at least 1 s: `rate-limiter-flexible` counts durations in seconds
- * and its Redis store would lose the expiry of a shorter window (see {@link rateLimitRuleProblems}).
- *
  * @module
  */
 import ipaddr from 'ipaddr.js';
 import type { Redis } from 'ioredis';
 import picomatch from 'picomatch';
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Principal } from '../auth/principal.js';
 import type { RateLimitRule } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { MemoryTokenBuckets, RedisTokenBuckets, type TokenBucketStore } from './token-bucket.js';
 
-/** Smallest supported `window`, in milliseconds (1 s). */
-export const MIN_WINDOW_MS = 1000;
+/** Smallest supported `window`, in milliseconds. */
+export const MIN_WINDOW_MS = 1;
 
 /** A store failure is logged at most once per this many milliseconds (10 s); the rest are counted. */
 export const STORE_ERROR_LOG_INTERVAL_MS = 10_000;
@@ -86,8 +83,8 @@ export interface RateLimiterOptions {
   /** Metrics hook, called once per refused request and once per store failure per rule. */
   onEvent?: ((event: RateLimitEvent) => void) | undefined;
   /**
-   * Milliseconds clock for the log throttle. Default `Date.now`. (Windows of the memory store
-   * follow `Date.now` inside `rate-limiter-flexible`; tests move them with fake timers.)
+   * Milliseconds clock for the log throttle. Default `Date.now`. (The memory store's buckets
+   * follow `Date.now` too; tests move them with fake timers. Redis buckets follow Redis's clock.)
    */
   clock?: (() => number) | undefined;
 }
@@ -161,15 +158,7 @@ export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimi
   const ids = new Map<string, number>();
   rules.forEach((rule, i) => {
     if (!Number.isFinite(rule.window) || rule.window < MIN_WINDOW_MS) {
-      problems.push({
-        path: [i, 'window'],
-        message: `window must be at least 1s (got ${rule.window}ms): rate-limiter-flexible counts windows in whole seconds`,
-      });
-    } else if (rule.window % 1000 !== 0) {
-      problems.push({
-        path: [i, 'window'],
-        message: `window must be a whole number of seconds (got ${rule.window}ms): rate-limiter-flexible counts windows in whole seconds`,
-      });
+      problems.push({ path: [i, 'window'], message: `window must be at least 1ms (got ${rule.window}ms)` });
     }
     const { ip, ...globs } = rule.match;
     if (ip !== undefined && parseCidr(ip) === undefined) {
@@ -231,16 +220,19 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
   return new RuleSetLimiter(options);
 }
 
-type Limiter = RateLimiterMemory | RateLimiterRedis;
-
 interface CompiledRule {
   readonly id: string;
-  /** `limit + burst`: requests admitted per window and key. */
-  readonly points: number;
+  /** Requests per window (the refill rate). */
+  readonly limit: number;
+  /** `limit + burst`: the bucket's size, the most requests admitted at once. */
+  readonly capacity: number;
+  /** `window / limit`: time to refill one token, ms. */
+  readonly emissionMs: number;
   readonly windowMs: number;
+  /** `${keyPrefix}:${id}:` */
+  readonly keyPrefix: string;
   readonly matches: (ctx: RateLimitContext) => boolean;
   readonly keyOf: (ctx: RateLimitContext) => string;
-  readonly limiter: Limiter;
 }
 
 /** A settled check of one rule: nothing (admitted), or the error it would raise. */
@@ -253,6 +245,7 @@ class RuleSetLimiter implements RateLimiter {
   readonly check: (ctx: RateLimitContext) => Promise<void> | undefined;
   readonly ruleCount: number;
   readonly #rules: readonly CompiledRule[];
+  readonly #buckets: TokenBucketStore;
   readonly #failOpen: boolean;
   readonly #logger: Logger;
   readonly #onEvent: ((event: RateLimitEvent) => void) | undefined;
@@ -268,6 +261,7 @@ class RuleSetLimiter implements RateLimiter {
     this.#onEvent = options.onEvent;
     this.#clock = options.clock ?? Date.now;
     this.#rules = options.rules.map((rule, i) => compileRule(rule, i, options));
+    this.#buckets = options.store === 'redis' ? new RedisTokenBuckets(options.redis!) : new MemoryTokenBuckets();
     this.ruleCount = this.#rules.length;
     this.check = this.ruleCount === 0 ? NOTHING : (ctx) => this.#check(ctx);
   }
@@ -294,29 +288,33 @@ class RuleSetLimiter implements RateLimiter {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#buckets.close();
   }
 
-  /** Consumes one point of `rule`; never rejects. */
+  /** Takes one token of `rule`'s bucket for this request; never rejects. */
   #consume(rule: CompiledRule, ctx: RateLimitContext): Promise<Outcome> {
-    return rule.limiter.consume(rule.keyOf(ctx)).then(
-      () => {
+    return this.#buckets.take(rule.keyPrefix + rule.keyOf(ctx), rule.emissionMs, rule.capacity).then(
+      (waitMs) => {
+        if (waitMs > 0) return this.#limited(rule, waitMs);
         if (this.#degraded) this.#recovered();
         return undefined;
       },
-      (rejection: unknown) => this.#refusal(rule, rejection),
+      (err: unknown) => this.#storeFailure(rule, err),
     );
   }
 
-  #refusal(rule: CompiledRule, rejection: unknown): Outcome {
-    if (rejection instanceof RateLimiterRes) {
-      this.#onEvent?.({ type: 'limited', rule: rule.id });
-      const retryAfterMs = Math.max(0, Math.ceil(rejection.msBeforeNext));
-      return new GatewayError(
-        'SWB_ERR_RATE_LIMITED',
-        `rate limit exceeded (rule ${rule.id}: ${rule.points} requests per ${rule.windowMs / 1000}s); retry in ${retryAfterSeconds(retryAfterMs)}s`,
-        { data: { retryAfterMs, rule: rule.id } },
-      );
-    }
+  #limited(rule: CompiledRule, waitMs: number): GatewayError {
+    if (this.#degraded) this.#recovered();
+    this.#onEvent?.({ type: 'limited', rule: rule.id });
+    const retryAfterMs = Math.max(1, Math.ceil(waitMs));
+    return new GatewayError(
+      'SWB_ERR_RATE_LIMITED',
+      `rate limit exceeded (rule ${rule.id}: ${rule.limit} requests per ${formatWindow(rule.windowMs)}, bursts up to ${rule.capacity}); retry in ${retryAfterSeconds(retryAfterMs)}s`,
+      { data: { retryAfterMs, rule: rule.id } },
+    );
+  }
+
+  #storeFailure(rule: CompiledRule, rejection: unknown): Outcome {
     this.#onEvent?.({ type: 'store_error', rule: rule.id });
     this.#logStoreError(rule, rejection);
     if (this.#failOpen) return undefined;
@@ -376,31 +374,21 @@ function ruleId(rule: RateLimitRule, index: number): string {
 
 function compileRule(rule: RateLimitRule, index: number, options: RateLimiterOptions): CompiledRule {
   const id = ruleId(rule, index);
-  const points = rule.limit + rule.burst;
-  const duration = rule.window / 1000;
-  const keyPrefix = `${options.keyPrefix}:${id}`;
-  const limiter: Limiter =
-    options.store === 'redis'
-      ? new RateLimiterRedis({
-          storeClient: options.redis,
-          points,
-          duration,
-          keyPrefix,
-          // Fail at once while the connection is down instead of waiting on a dead socket.
-          rejectIfRedisNotReady: true,
-          // A key over its limit stays over it until its window ends (fixed window): remember that
-          // here and stop asking Redis for it, which spares Redis the traffic of abusive callers.
-          inMemoryBlockOnConsumed: points + 1,
-        })
-      : new RateLimiterMemory({ points, duration, keyPrefix });
   return {
     id,
-    points,
+    limit: rule.limit,
+    capacity: rule.limit + rule.burst,
+    emissionMs: rule.window / rule.limit,
     windowMs: rule.window,
+    keyPrefix: `${options.keyPrefix}:${id}:`,
     matches: compileMatch(rule.match),
     keyOf: compileKey(rule.key),
-    limiter,
   };
+}
+
+/** `60s`, `1.5s`, `250ms` for messages. */
+function formatWindow(ms: number): string {
+  return ms % 1000 === 0 || ms > 1000 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
 type Predicate = (ctx: RateLimitContext) => boolean;

@@ -83,9 +83,10 @@ describe.skipIf(!redisUp)('rate limits on Redis shared by replicas', () => {
       const refused = await attempt(l, call(alice));
       expect(refused).toBeInstanceOf(GatewayError);
       expect(refused).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED', status: 429, data: { rule: '0' } });
+      // Token bucket: 5 tokens refilled at 5 a minute, the next one 12 s after the first call.
       const retryAfterMs = (refused as GatewayError).data?.retryAfterMs as number;
-      expect(retryAfterMs).toBeGreaterThan(55_000);
-      expect(retryAfterMs).toBeLessThanOrEqual(60_000);
+      expect(retryAfterMs).toBeGreaterThan(10_000);
+      expect(retryAfterMs).toBeLessThanOrEqual(12_000);
     }
   });
 
@@ -107,15 +108,39 @@ describe.skipIf(!redisUp)('rate limits on Redis shared by replicas', () => {
     expect(await attempt(b, call(ANONYMOUS, '::ffff:198.51.100.1'))).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
   });
 
-  it('stores one key per rule and caller, expiring with the window', async () => {
+  it('stores one key per rule and caller, expiring when the bucket is full again', async () => {
     const a = await replica();
+    await attempt(a, call(principal('token:dave')));
     await attempt(a, call(principal('token:dave')));
     await attempt(a, call(ANONYMOUS, '::ffff:198.51.100.3'));
     const redis = clients[0]!;
-    expect(await redis.get(`${prefix}:0:token:dave`)).toBe('1');
-    expect(await redis.get(`${prefix}:0:ip:198.51.100.3`)).toBe('1');
+    // The value is the bucket's "theoretical arrival time" (GCRA), in Redis server milliseconds.
+    const [seconds] = await redis.time();
+    const tat = Number(await redis.get(`${prefix}:0:token:dave`));
+    expect(tat - Number(seconds) * 1000).toBeGreaterThan(22_000);
+    expect(tat - Number(seconds) * 1000).toBeLessThanOrEqual(25_000);
+    expect(await redis.exists(`${prefix}:0:ip:198.51.100.3`)).toBe(1);
+    // Two tokens taken, refilled at one per 12 s: the key expires in ≈ 24 s.
     const ttl = await redis.pttl(`${prefix}:0:token:dave`);
-    expect(ttl).toBeGreaterThan(55_000);
-    expect(ttl).toBeLessThanOrEqual(60_000);
+    expect(ttl).toBeGreaterThan(22_000);
+    expect(ttl).toBeLessThanOrEqual(24_000);
+  });
+
+  it('refuses without a Redis round trip while a key is known to be over its limit', async () => {
+    const a = await replica();
+    const erin = principal('token:erin');
+    for (let i = 0; i < 5; i++) expect(await attempt(a, call(erin))).toBe('ok');
+    expect(await attempt(a, call(erin))).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
+    const redis = clients[clients.length - 1]!;
+    const send = redis.sendCommand.bind(redis);
+    let sent = 0;
+    redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+      sent++;
+      return send(...args);
+    });
+    for (let i = 0; i < 10; i++) expect(await attempt(a, call(erin))).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
+    expect(sent).toBe(0);
+    expect(await attempt(a, call(principal('token:frank')))).toBe('ok');
+    expect(sent).toBe(1);
   });
 });
