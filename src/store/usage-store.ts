@@ -382,41 +382,29 @@ function seriesRow(r: SeriesColumns): UsageSeriesRow {
   };
 }
 
-/** The columns of `usage_log` an insert sets, in {@link pushColumns} order. */
-const INSERT_COLUMNS = [
-  'ts',
-  'token_id',
-  'jti',
-  'subject',
-  'endpoint',
-  'http_method',
-  'mcp_method',
-  'server',
-  'tool',
-  'http_status',
-  'jsonrpc_error',
-  'latency_ms',
-  'bytes_in',
-  'bytes_out',
-  'ip',
-  'user_agent',
-  'blocked',
-  'block_reason',
-] as const satisfies ReadonlyArray<keyof UsageLogTable>;
+/** The columns of `usage_log` an insert sets, in {@link pushColumns} order, with their kind. */
+const COLUMNS = [
+  ['ts', 'number'],
+  ['token_id', 'text'],
+  ['jti', 'text'],
+  ['subject', 'text'],
+  ['endpoint', 'text'],
+  ['http_method', 'text'],
+  ['mcp_method', 'text'],
+  ['server', 'text'],
+  ['tool', 'text'],
+  ['http_status', 'number'],
+  ['jsonrpc_error', 'number'],
+  ['latency_ms', 'number'],
+  ['bytes_in', 'number'],
+  ['bytes_out', 'number'],
+  ['ip', 'text'],
+  ['user_agent', 'text'],
+  ['blocked', 'number'],
+  ['block_reason', 'text'],
+] as const satisfies ReadonlyArray<readonly [keyof UsageLogTable, 'text' | 'number']>;
 
-const TEXT_COLUMN_NAMES: ReadonlySet<string> = new Set([
-  'token_id',
-  'jti',
-  'subject',
-  'endpoint',
-  'http_method',
-  'mcp_method',
-  'server',
-  'tool',
-  'ip',
-  'user_agent',
-  'block_reason',
-] satisfies ReadonlyArray<keyof UsageLogTable>);
+const INSERT_COLUMNS: readonly (keyof UsageLogTable)[] = COLUMNS.map(([name]) => name);
 
 /** `insert into "usage_log" (…) values (…), …` for `count` rows: `?` on SQLite, `$n` on PostgreSQL. */
 function insertText(postgres: boolean, count: number): string {
@@ -459,7 +447,7 @@ function pushColumns(params: unknown[], row: UsageRow): void {
 }
 
 /** Which {@link INSERT_COLUMNS} hold text (the rest hold numbers). */
-const TEXT_COLUMNS: readonly boolean[] = INSERT_COLUMNS.map((c) => TEXT_COLUMN_NAMES.has(c));
+const TEXT_COLUMNS: readonly boolean[] = COLUMNS.map(([, kind]) => kind === 'text');
 
 /**
  * The rows' parameters for the writer thread as one `Float64Array` (transferred, not copied) and a

@@ -134,10 +134,10 @@ describe.skipIf(!redisUp)('rate limits on Redis shared by replicas', () => {
     const redis = clients[clients.length - 1]!;
     const send = redis.sendCommand.bind(redis);
     let sent = 0;
-    redis.sendCommand = ((...args: Parameters<Redis['sendCommand']>) => {
+    redis.sendCommand = (...args: Parameters<Redis['sendCommand']>) => {
       sent++;
       return send(...args);
-    });
+    };
     for (let i = 0; i < 10; i++) expect(await attempt(a, call(erin))).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
     expect(sent).toBe(0);
     expect(await attempt(a, call(principal('token:frank')))).toBe('ok');
