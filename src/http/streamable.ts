@@ -129,83 +129,9 @@ export function createStreamableHandler(options: StreamableOptions) {
     });
   }
 
-  function postChannel(
-    res: ServerResponse,
-    session: ClientSession,
-    requestId: JsonRpcId,
-    meta: RequestMeta,
-  ): OutboundChannel {
-    let sse: StreamState | undefined;
-    let done = false;
-    let clientGone = false;
-    res.on('close', () => {
-      clientGone = true;
-    });
-    return {
-      get closed() {
-        return done || (sse ? sse.res === undefined : clientGone);
-      },
-      send(message: JsonRpcMessage) {
-        if (done) return;
-        const isFinal = !('method' in message) && message.id === requestId;
-        if (isFinal && 'error' in message) meta.rpcError = message.error.code;
-        const data = JSON.stringify(message);
-        if (!sse) {
-          if (isFinal) {
-            done = true;
-            if (!clientGone) {
-              // Content-Length, not chunked: headers and body leave in one write (PRODUCT §6).
-              res.writeHead(200, {
-                'content-type': 'application/json',
-                'content-length': Buffer.byteLength(data),
-                'mcp-session-id': session.id,
-              });
-              res.end(data);
-            }
-            return;
-          }
-          if (clientGone) return; // a JSON-mode request whose client left: nothing can carry it
-          const e = edgeOf(session);
-          sse = { id: e.nextStream++, res, done: false };
-          e.streams.set(sse.id, sse);
-          openSse(res, session, e, sse);
-        }
-        const e = edgeOf(session);
-        writeEvent(e, sse, data);
-        if (isFinal) {
-          done = true;
-          sse.done = true;
-          e.streams.delete(sse.id);
-          sse.res?.end();
-        }
-      },
-      fail(error: GatewayError, id: JsonRpcId) {
-        if (done) return;
-        if (!sse && !clientGone) {
-          done = true;
-          const retryAfterMs = (error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-          const headers: Record<string, string> = { 'mcp-session-id': session.id };
-          if (typeof retryAfterMs === 'number')
-            headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-          sendHttpError(res, error, id, headers);
-          return;
-        }
-        this.send({ jsonrpc: '2.0', id, error: error.toJsonRpcError() });
-      },
-      end() {
-        if (done) return;
-        done = true;
-        if (sse) {
-          sse.done = true;
-          edgeOf(session).streams.delete(sse.id);
-          sse.res?.end();
-        } else if (!clientGone) {
-          res.writeHead(202, { 'content-length': 0 });
-          res.end();
-        }
-      },
-    };
-  }
+  const streams: PostStreams = { edgeOf, openSse, writeEvent };
+  const postChannel = (res: ServerResponse, session: ClientSession, requestId: JsonRpcId, meta: RequestMeta) =>
+    new PostChannel(streams, res, session, requestId, meta);
 
   function checkProtocolVersion(req: IncomingMessage): void {
     const v = req.headers['mcp-protocol-version'];
@@ -381,4 +307,112 @@ export function createStreamableHandler(options: StreamableOptions) {
       sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
     }
   };
+}
+
+/** What a {@link PostChannel} needs from its handler's per-session stream state. */
+interface PostStreams {
+  edgeOf(session: ClientSession): EdgeState;
+  openSse(res: ServerResponse, session: ClientSession, e: EdgeState, stream: StreamState): void;
+  writeEvent(e: EdgeState, stream: StreamState, data: string): void;
+}
+
+/**
+ * The channel of one POSTed request (transports §Sending Messages to the Server): the answer as
+ * `application/json` when nothing precedes it, else an SSE stream opened by the first message
+ * that is not the answer. One object per request with its methods on the prototype (no
+ * per-request closures or `close` listener: a client gone before the answer shows as
+ * `res.destroyed`).
+ */
+class PostChannel implements OutboundChannel {
+  readonly #streams: PostStreams;
+  readonly #res: ServerResponse;
+  readonly #session: ClientSession;
+  readonly #requestId: JsonRpcId;
+  readonly #meta: RequestMeta;
+  #sse: StreamState | undefined;
+  #done = false;
+
+  constructor(
+    streams: PostStreams,
+    res: ServerResponse,
+    session: ClientSession,
+    requestId: JsonRpcId,
+    meta: RequestMeta,
+  ) {
+    this.#streams = streams;
+    this.#res = res;
+    this.#session = session;
+    this.#requestId = requestId;
+    this.#meta = meta;
+  }
+
+  get closed(): boolean {
+    return this.#done || (this.#sse ? this.#sse.res === undefined : this.#res.destroyed);
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (this.#done) return;
+    const res = this.#res;
+    const isFinal = !('method' in message) && message.id === this.#requestId;
+    if (isFinal && 'error' in message) this.#meta.rpcError = message.error.code;
+    const data = JSON.stringify(message);
+    let sse = this.#sse;
+    if (!sse) {
+      if (isFinal) {
+        this.#done = true;
+        if (!res.destroyed) {
+          // Content-Length, not chunked: headers and body leave in one write (PRODUCT §6).
+          res.writeHead(200, {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(data),
+            'mcp-session-id': this.#session.id,
+          });
+          res.end(data);
+        }
+        return;
+      }
+      if (res.destroyed) return; // a JSON-mode request whose client left: nothing can carry it
+      const e = this.#streams.edgeOf(this.#session);
+      sse = { id: e.nextStream++, res, done: false };
+      this.#sse = sse;
+      e.streams.set(sse.id, sse);
+      this.#streams.openSse(res, this.#session, e, sse);
+    }
+    const e = this.#streams.edgeOf(this.#session);
+    this.#streams.writeEvent(e, sse, data);
+    if (isFinal) {
+      this.#done = true;
+      sse.done = true;
+      e.streams.delete(sse.id);
+      sse.res?.end();
+    }
+  }
+
+  fail(error: GatewayError, id: JsonRpcId): void {
+    if (this.#done) return;
+    if (!this.#sse && !this.#res.destroyed) {
+      this.#done = true;
+      const retryAfterMs = (error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+      const headers: Record<string, string> = { 'mcp-session-id': this.#session.id };
+      if (typeof retryAfterMs === 'number')
+        headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
+      sendHttpError(this.#res, error, id, headers);
+      return;
+    }
+    this.send({ jsonrpc: '2.0', id, error: error.toJsonRpcError() });
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    const sse = this.#sse;
+    if (sse) {
+      sse.done = true;
+      this.#streams.edgeOf(this.#session).streams.delete(sse.id);
+      sse.res?.end();
+    } else if (!this.#res.destroyed) {
+      this.#res.writeHead(202, { 'content-length': 0 });
+      this.#res.end();
+    }
+  }
 }

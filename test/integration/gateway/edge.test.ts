@@ -168,6 +168,32 @@ describe('Streamable HTTP edge', () => {
     ac.abort();
   });
 
+  it('drops the answer of a client that went away, without writing to the closed response, and keeps serving', async () => {
+    const sid = await initSession(mcp);
+    const session = gw.gateway.sessions.get(sid)!;
+    const ac = new AbortController();
+    const gone = fetch(mcp, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, 'mcp-session-id': sid },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'tools/call',
+        params: { name: 'odd__slow', arguments: { ms: 300 } },
+      }),
+      signal: ac.signal,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    ac.abort();
+    await expect(gone).rejects.toThrow();
+    // The upstream still answers at 300 ms; the gateway drops it and the session goes on.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(session.inFlight).toBe(0);
+    const res = await post(mcp, { jsonrpc: '2.0', id: 9, method: 'ping' }, { 'mcp-session-id': sid });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { id: number }).id).toBe(9);
+  });
+
   it('returns 405 for PUT on the MCP endpoint', async () => {
     const res = await fetch(mcp, { method: 'PUT' });
     expect(res.status).toBe(405);
