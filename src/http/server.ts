@@ -87,7 +87,7 @@ export function defaultChallenge(_path: string, err: GatewayError): string {
   return error === undefined ? 'Bearer realm="switchboard"' : `Bearer realm="switchboard", error="${error}"`;
 }
 
-type Target = { kind: 'mcp' | 'sse' | 'message'; view: View; prefix: string };
+type Target = { readonly kind: 'mcp' | 'sse' | 'message'; readonly view: View; readonly prefix: string };
 
 /** Creates (but does not start) the gateway's HTTP server. */
 export function createHttpServer(options: HttpServerOptions): Server {
@@ -122,9 +122,16 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${what}`);
   }
 
+  /** The `/mcp` target, rebuilt only when a reload replaced the aggregate view (hot path). */
+  let aggregateTarget: Target = { kind: 'mcp', view: gateway.aggregate, prefix: '' };
+
   /** Maps a path to an MCP endpoint, or undefined. */
   function target(path: string): Target | undefined {
-    if (path === '/mcp') return { kind: 'mcp', view: gateway.aggregate, prefix: '' };
+    if (path === '/mcp') {
+      if (aggregateTarget.view !== gateway.aggregate)
+        aggregateTarget = { kind: 'mcp', view: gateway.aggregate, prefix: '' };
+      return aggregateTarget;
+    }
     if (path === '/sse' || path === '/message')
       return { kind: path === '/sse' ? 'sse' : 'message', view: gateway.aggregate, prefix: '' };
     const parts = path.split('/'); // ['', 'mcp', v, tail?] | ['', 'servers', name, tail]
