@@ -39,8 +39,12 @@ export interface AuthenticatorOptions {
   logger: Logger;
 }
 
-/** Authenticates one request; throws a GatewayError (401/403/503) when it cannot. */
-export type Authenticate = (req: IncomingMessage) => Promise<Principal>;
+/**
+ * Authenticates one request. Returns the principal directly when no I/O is needed (trusted proxy
+ * header, `auth.mode: none`), else a promise. Throws or rejects with a GatewayError (401/403/503)
+ * when it cannot: `await` the result inside a `try`.
+ */
+export type Authenticate = (req: IncomingMessage) => Principal | Promise<Principal>;
 
 type Cidr = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
@@ -154,10 +158,16 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     });
   }
 
-  return async function authenticate(req) {
+  // Not async: a principal known without I/O (trusted proxy header, `mode: none`) is returned as
+  // is, sparing the hot path a promise; errors then throw rather than reject (callers await).
+  return function authenticate(req) {
     const viaProxy = fromProxy(req);
     if (viaProxy) return viaProxy;
     if (config.mode === 'none') return ANONYMOUS;
+    return authenticateBearer(req);
+  };
+
+  async function authenticateBearer(req: IncomingMessage): Promise<Principal> {
     const token = bearerToken(req);
     if (token === undefined) {
       throw new GatewayError(
@@ -177,5 +187,5 @@ export function createAuthenticator(options: AuthenticatorOptions): Authenticate
     throw new GatewayError('SWB_ERR_AUTH_INVALID_TOKEN', 'invalid token', {
       data: { reason: 'no authenticator accepts it' },
     });
-  };
+  }
 }

@@ -98,7 +98,7 @@ export function createHttpServer(options: HttpServerOptions): Server {
 export function createRequestHandler(options: HttpServerOptions): (req: IncomingMessage, res: ServerResponse) => void {
   const { gateway } = options;
   const cfg = gateway.config;
-  const authenticate: Authenticate = options.authenticate ?? (async () => ANONYMOUS);
+  const authenticate: Authenticate = options.authenticate ?? (() => ANONYMOUS);
   const challenge = options.challenge ?? defaultChallenge;
   const routes = options.routes ?? [];
   // The guard is rebuilt when a hot reload replaced the configuration object.
@@ -150,8 +150,8 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     return undefined;
   }
 
-  async function authorize(req: IncomingMessage, t: Target): Promise<Principal> {
-    const principal = await authenticate(req);
+  /** Checks what the principal may reach: `servers.use`, and the single server's scope. */
+  function authorize(principal: Principal, t: Target): Principal {
     requirePermission(principal, 'servers.use');
     if (t.view.kind === 'single') {
       const name = t.view.members[0]?.upstream.name ?? t.view.name;
@@ -218,7 +218,9 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     }
     let principal: Principal;
     try {
-      principal = await authorize(req, t);
+      // No await (and no promise) when the principal is known without I/O.
+      const authenticated = authenticate(req);
+      principal = authorize(authenticated instanceof Promise ? await authenticated : authenticated, t);
     } catch (err) {
       if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
         outcome.refusal = err;

@@ -103,19 +103,21 @@ export function createTunnelUpgrade(
       refuse('credentials in the query string are refused; send Authorization: Bearer');
       return;
     }
-    options.authenticate(req).then(
-      (principal) => {
-        if (!TUNNEL_PERMISSIONS.some((p) => hasPermission(principal, p))) {
-          refuse(`permission ${TUNNEL_PERMISSIONS.join(' | ')} is required`);
-          return;
-        }
-        wss.handleUpgrade(req, socket, head, (ws) => {
-          const session = options.hub.accept(ws, principal);
-          options.logger.info({ session: session.id, principal: principal.id }, 'tunnel connected');
-        });
-      },
-      (err: unknown) => refuse(isGatewayError(err) ? `${err.code}: ${err.message}` : 'authentication failed'),
-    );
+    Promise.resolve()
+      .then(() => options.authenticate(req))
+      .then(
+        (principal) => {
+          if (!TUNNEL_PERMISSIONS.some((p) => hasPermission(principal, p))) {
+            refuse(`permission ${TUNNEL_PERMISSIONS.join(' | ')} is required`);
+            return;
+          }
+          wss.handleUpgrade(req, socket, head, (ws) => {
+            const session = options.hub.accept(ws, principal);
+            options.logger.info({ session: session.id, principal: principal.id }, 'tunnel connected');
+          });
+        },
+        (err: unknown) => refuse(isGatewayError(err) ? `${err.code}: ${err.message}` : 'authentication failed'),
+      );
   }
 }
 
