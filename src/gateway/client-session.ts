@@ -320,12 +320,13 @@ export class ClientSession {
     const ctx: SlotContext =
       meta.httpHeaders === undefined && principal === this.principal && meta.trace === undefined
         ? this.#slot
-        : {
+        : // One literal, no spreads (every HTTP request carries its headers).
+          {
             sessionId: this.id,
             principalId: principal.id,
             principal,
-            ...(meta.httpHeaders === undefined ? {} : { httpHeaders: meta.httpHeaders }),
-            ...(meta.trace === undefined ? {} : { trace: meta.trace }),
+            httpHeaders: meta.httpHeaders,
+            trace: meta.trace,
           };
     switch (req.method) {
       case 'initialize':

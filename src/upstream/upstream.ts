@@ -127,6 +127,36 @@ interface Slot {
 const SHARED_KEY = '*';
 
 /** A JSON-RPC error response (id 0; the caller restores the client's id) for a thrown error. */
+/** The state of one {@link Upstream.call}: what it was asked, where it went, whether it was cancelled. */
+class PendingCall implements UpstreamCall {
+  response!: Promise<JsonRpcResponse>;
+  readonly ctx: SlotContext;
+  readonly method: string;
+  readonly params: JsonObject | undefined;
+  readonly caller: Caller | undefined;
+  /** The request's `_meta` and its progress token as the client sent it (restored on a retry). */
+  readonly meta: JsonObject | undefined;
+  readonly progressToken: unknown;
+  cancelled = false;
+  /** The connection and upstream id of the attempt in flight. */
+  conn: UpstreamConnection | undefined = undefined;
+  upstreamId = 0;
+
+  constructor(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined) {
+    this.ctx = ctx;
+    this.method = method;
+    this.params = params;
+    this.caller = caller;
+    this.meta = params?._meta as JsonObject | undefined;
+    this.progressToken = this.meta?.progressToken;
+  }
+
+  cancel(reason?: string): void {
+    this.cancelled = true;
+    if (this.conn !== undefined) this.conn.cancel(this.upstreamId, reason);
+  }
+}
+
 function errorResponseOf(err: unknown): JsonRpcResponse {
   const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
   return { jsonrpc: '2.0', id: 0, error: ge.toJsonRpcError() };
@@ -305,62 +335,11 @@ export class Upstream {
    * upstream answered 404 (session lost) — MCP transports §Session Management.
    */
   call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
-    let cancelled = false;
-    let current: { conn: UpstreamConnection; id: number } | undefined;
-    // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
-    const meta = params?._meta as JsonObject | undefined;
-    const progressToken = meta?.progressToken;
-    const run = async (attempt: number): Promise<JsonRpcResponse> => {
-      // Hot path: a shared upstream's live connection needs no await.
-      let conn: UpstreamConnection | undefined = attempt === 0 ? this.#sharedLive() : undefined;
-      if (conn === undefined) {
-        try {
-          conn = await this.acquire(ctx);
-        } catch (err) {
-          return errorResponseOf(err);
-        }
-      }
-      if (cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
-      if (attempt > 0 && meta !== undefined) meta.progressToken = progressToken;
-      let headers: Record<string, string> | undefined;
-      try {
-        // stdio upstreams have no outbound headers: no await, no extra promise on the hot path.
-        if (this.#credentials) headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
-      } catch (err) {
-        return errorResponseOf(err);
-      }
-      const tracing = this.#options.tracing;
-      let span: Span | undefined;
-      if (tracing && ctx.trace !== undefined) {
-        span = tracing.startClientSpan(method, ctx.trace as Span, {
-          'mcp.method.name': method,
-          'switchboard.server.name': this.name,
-        });
-        const traceparent = this.#credentials ? tracing.traceparentOf(span) : undefined;
-        if (traceparent !== undefined) headers = { ...headers, traceparent };
-      }
-      const inflight = conn.request(method, params, headers === undefined ? { caller } : { caller, headers });
-      current = { conn, id: inflight.upstreamId };
-      const response = await inflight.response;
-      if (span && tracing) tracing.end(span, 'error' in response ? { jsonRpcErrorCode: response.error.code } : {});
-      const data =
-        'error' in response ? (response.error.data as { code?: string; notSent?: boolean } | undefined) : undefined;
-      // Retry once on a fresh connection when the upstream lost our session (transports §Session
-      // Management) or when the request never left the gateway (the transport was closing).
-      if (
-        attempt === 0 &&
-        !cancelled &&
-        (data?.code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' || data?.notSent === true)
-      ) {
-        this.#logger.info({ reason: data.code }, 'upstream connection lost; reconnecting and retrying once');
-        this.#forget(conn);
-        return run(1);
-      }
-      return response;
-    };
+    // One object per call, methods on the prototype: no per-call closures on the hot path.
+    const call = new PendingCall(ctx, method, params, caller);
     const limiter = this.#concurrency;
     let response: Promise<JsonRpcResponse>;
-    if (limiter === undefined) response = run(0);
+    if (limiter === undefined) response = this.#run(call, 0);
     else {
       // Per-upstream max in-flight with a bounded FIFO queue (issue "Traffic control" §A).
       let slot: Promise<Release> | Release;
@@ -371,9 +350,9 @@ export class Upstream {
       }
       response =
         typeof slot === 'function'
-          ? run(0).finally(slot)
+          ? this.#run(call, 0).finally(slot)
           : slot.then(
-              (release) => run(0).finally(release),
+              (release) => this.#run(call, 0).finally(release),
               (err: unknown) => errorResponseOf(err),
             );
     }
@@ -385,13 +364,65 @@ export class Upstream {
         return r;
       });
     }
-    return {
-      response,
-      cancel: (reason) => {
-        cancelled = true;
-        if (current) current.conn.cancel(current.id, reason);
-      },
-    };
+    call.response = response;
+    return call;
+  }
+
+  /** One attempt of a call (see {@link call}); a retry is attempt 1 on a fresh connection. */
+  async #run(call: PendingCall, attempt: number): Promise<JsonRpcResponse> {
+    const { ctx, method, params } = call;
+    // Hot path: a shared upstream's live connection needs no await.
+    let conn: UpstreamConnection | undefined = attempt === 0 ? this.#sharedLive() : undefined;
+    if (conn === undefined) {
+      try {
+        conn = await this.acquire(ctx);
+      } catch (err) {
+        return errorResponseOf(err);
+      }
+    }
+    if (call.cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
+    // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
+    if (attempt > 0 && call.meta !== undefined) call.meta.progressToken = call.progressToken;
+    let headers: Record<string, string> | undefined;
+    try {
+      // stdio upstreams have no outbound headers: no await, no extra promise on the hot path.
+      if (this.#credentials) headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
+    } catch (err) {
+      return errorResponseOf(err);
+    }
+    const tracing = this.#options.tracing;
+    let span: Span | undefined;
+    if (tracing && ctx.trace !== undefined) {
+      span = tracing.startClientSpan(method, ctx.trace as Span, {
+        'mcp.method.name': method,
+        'switchboard.server.name': this.name,
+      });
+      const traceparent = this.#credentials ? tracing.traceparentOf(span) : undefined;
+      if (traceparent !== undefined) headers = { ...headers, traceparent };
+    }
+    const inflight = conn.request(
+      method,
+      params,
+      headers === undefined ? { caller: call.caller } : { caller: call.caller, headers },
+    );
+    call.conn = conn;
+    call.upstreamId = inflight.upstreamId;
+    const response = await inflight.response;
+    if (span && tracing) tracing.end(span, 'error' in response ? { jsonRpcErrorCode: response.error.code } : {});
+    const data =
+      'error' in response ? (response.error.data as { code?: string; notSent?: boolean } | undefined) : undefined;
+    // Retry once on a fresh connection when the upstream lost our session (transports §Session
+    // Management) or when the request never left the gateway (the transport was closing).
+    if (
+      attempt === 0 &&
+      !call.cancelled &&
+      (data?.code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' || data?.notSent === true)
+    ) {
+      this.#logger.info({ reason: data.code }, 'upstream connection lost; reconnecting and retrying once');
+      this.#forget(conn);
+      return this.#run(call, 1);
+    }
+    return response;
   }
 
   /** The live connection of a `shared` upstream, if any (no slot bookkeeping needed for it). */
