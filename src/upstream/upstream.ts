@@ -237,20 +237,43 @@ export class Upstream {
    * headers, then identity headers (the documented merge order of `policy/passthrough.ts`).
    * `undefined` for stdio upstreams.
    */
-  async #outboundHeaders(ctx: SlotContext, slot: Slot | undefined): Promise<Record<string, string> | undefined> {
+  /**
+   * The outbound headers of one call: credentials, passed-through client headers and identity
+   * assertion. Synchronous when no part needs I/O (a static bearer, `none`, `forward`, no identity
+   * assertion), so the hot path of a remote upstream awaits nothing extra.
+   */
+  #outboundHeaders(
+    ctx: SlotContext,
+    slot: Slot | undefined,
+  ): Readonly<Record<string, string>> | undefined | Promise<Readonly<Record<string, string>>> {
     const creds = this.#credentials;
     if (!creds) return undefined;
     const principal = ctx.principal ?? slot?.principal ?? ANONYMOUS;
-    const auth = await creds.headersFor(principal);
+    const auth = creds.headersFor(principal);
+    return auth instanceof Promise
+      ? auth.then((a) => this.#withAuth(ctx, slot, principal, a))
+      : this.#withAuth(ctx, slot, principal, auth);
+  }
+
+  #withAuth(
+    ctx: SlotContext,
+    slot: Slot | undefined,
+    principal: Principal,
+    auth: Readonly<Record<string, string>>,
+  ): Readonly<Record<string, string>> | Promise<Readonly<Record<string, string>>> {
     if (slot) {
       slot.authHeaders = auth;
       slot.principal = principal;
     }
     const passed = ctx.httpHeaders && this.#passthrough ? this.#passthrough(ctx.httpHeaders) : EMPTY_HEADERS;
-    const identity = this.#identity
-      ? await this.#identity.headersFor({ serverName: this.name, principal, sessionId: ctx.sessionId })
-      : EMPTY_HEADERS;
-    return { ...auth, ...passed, ...identity };
+    if (this.#identity) {
+      return this.#identity
+        .headersFor({ serverName: this.name, principal, sessionId: ctx.sessionId })
+        .then((identity) => ({ ...auth, ...passed, ...identity }));
+    }
+    // Nothing to merge: the (frozen) credential headers as they are, no copy.
+    if (passed === EMPTY_HEADERS) return auth;
+    return { ...auth, ...passed };
   }
 
   /** Current lifecycle state. */
@@ -383,10 +406,14 @@ export class Upstream {
     if (call.cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
     // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
     if (attempt > 0 && call.meta !== undefined) call.meta.progressToken = call.progressToken;
-    let headers: Record<string, string> | undefined;
+    let headers: Readonly<Record<string, string>> | undefined;
     try {
-      // stdio upstreams have no outbound headers: no await, no extra promise on the hot path.
-      if (this.#credentials) headers = await this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
+      // stdio upstreams have no outbound headers, and static credentials need no I/O: no await,
+      // no extra promise on the hot path.
+      if (this.#credentials) {
+        const pending = this.#outboundHeaders(ctx, this.#slotFor(ctx, false));
+        headers = pending instanceof Promise ? await pending : pending;
+      }
     } catch (err) {
       return errorResponseOf(err);
     }
