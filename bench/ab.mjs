@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // A/B of two Switchboard builds on this box: both gateways run side by side (default config, one
-// stdio echo upstream, 4 sessions) and are loaded in interleaved rounds, so background noise hits
-// both alike. Prints best and median req/s and the gateway's CPU per request (median, min). On a
+// echo upstream over stdio or Streamable HTTP, 4 sessions) and are loaded in interleaved rounds,
+// so background noise hits both alike. Prints best and median req/s and the gateway's CPU per request (median, min). On a
 // noisy shared VM the CPU per request is the steadier figure.
 //
-//   node bench/ab.mjs BASE_CLI [HEAD_CLI] [-c 16] [--rounds 6] [--duration 2]
+//   node bench/ab.mjs BASE_CLI [HEAD_CLI] [-c 16] [--rounds 6] [--duration 2] [--upstream stdio|http]
 //
 // BASE_CLI / HEAD_CLI: a build's CLI entry, e.g. an older commit built in a git worktree:
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/node_modules
@@ -20,6 +20,7 @@ import {
   NODE,
   processCpuMs,
   runLoadProcess,
+  startHttpFixture,
   startProcess,
   stdioEcho,
   writeSwitchboardConfig,
@@ -31,17 +32,28 @@ const { values, positionals } = parseArgs({
     concurrency: { type: 'string', short: 'c', default: '16' },
     rounds: { type: 'string', default: '6' },
     duration: { type: 'string', default: '2' },
+    upstream: { type: 'string', default: 'stdio' },
   },
 });
 if (positionals.length === 0) {
-  process.stderr.write('usage: node bench/ab.mjs BASE_CLI [HEAD_CLI] [-c 16] [--rounds 6] [--duration 2]\n');
+  process.stderr.write(
+    'usage: node bench/ab.mjs BASE_CLI [HEAD_CLI] [-c 16] [--rounds 6] [--duration 2] [--upstream stdio|http]\n',
+  );
   process.exit(2);
 }
 const clis = { base: resolve(positionals[0]), head: resolve(positionals[1] ?? GATEWAY_CLI) };
 const tmp = mkdtempSync(join(tmpdir(), 'swb-ab-'));
 
+if (values.upstream !== 'stdio' && values.upstream !== 'http') {
+  process.stderr.write(`--upstream must be stdio or http, not ${values.upstream}\n`);
+  process.exit(2);
+}
+/** The HTTP fixture both gateways share (`--upstream http`). */
+const fixture = values.upstream === 'http' ? await startHttpFixture() : undefined;
+
 async function start(cli) {
-  const file = writeSwitchboardConfig(stdioEcho(), { tmpDir: tmp });
+  const servers = fixture ? { echo: { url: fixture.url } } : stdioEcho();
+  const file = writeSwitchboardConfig(servers, { tmpDir: tmp });
   const h = await startProcess('switchboard', NODE, [cli, 'serve', '--config', file, '--port', '0'], {
     env: { SWITCHBOARD_LOG_FORMAT: 'json' },
     ready: (line) => {
@@ -80,7 +92,7 @@ try {
       process.stderr.write(`  ${k} round ${r + 1}: ${x.rps} req/s\n`);
     }
   }
-  process.stdout.write(`c=${values.concurrency}, ${values.rounds} interleaved rounds\n`);
+  process.stdout.write(`${values.upstream} upstream, c=${values.concurrency}, ${values.rounds} interleaved rounds\n`);
   for (const [k, v] of Object.entries(runs)) {
     process.stdout.write(
       `${k.padEnd(5)} ${clis[k]}\n      req/s best ${Math.max(...v.map((x) => x.rps))}, median ${median(v.map((x) => x.rps))}; ` +
@@ -89,4 +101,5 @@ try {
   }
 } finally {
   await Promise.all(Object.values(handles).map((h) => h.stop()));
+  await fixture?.stop();
 }
