@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { EnvSource } from '../config/interpolate.js';
 import { defaultConfigPath, isConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
 import type { SwitchboardConfig } from '../config/schema.js';
+import { isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { openDatabase, resolveDataDir } from '../store/database.js';
 import type { Database } from '../store/types.js';
@@ -47,7 +48,7 @@ export interface ConfiguredDatabaseOptions {
  * @returns the open database (the caller closes it), or `1` after a configuration error.
  * @throws {@link GatewayError} from `openDatabase` when the database cannot be opened.
  */
-export async function openConfiguredDatabase(
+async function openConfiguredDatabase(
   options: ConfiguredDatabaseOptions,
   output: CliOutput,
 ): Promise<Database | 1> {
@@ -69,4 +70,31 @@ export async function openConfiguredDatabase(
     env,
     ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
   });
+}
+
+/**
+ * Opens the configured database (see {@link openConfiguredDatabase}), runs `fn` with it and
+ * closes it. A configuration error, and any `GatewayError` from opening or from `fn`, is printed
+ * to `output.err` (`CODE: message`) and becomes exit code 1; other errors propagate.
+ *
+ * @returns `fn`'s exit code, or 1.
+ */
+export async function withConfiguredDatabase(
+  options: ConfiguredDatabaseOptions,
+  output: CliOutput,
+  fn: (db: Database) => Promise<number>,
+): Promise<number> {
+  let db: Database | undefined;
+  try {
+    const opened = await openConfiguredDatabase(options, output);
+    if (opened === 1) return 1;
+    db = opened;
+    return await fn(db);
+  } catch (err) {
+    if (!isGatewayError(err)) throw err;
+    output.err(`${err.code}: ${err.message}`);
+    return 1;
+  } finally {
+    await db?.close();
+  }
 }

@@ -6,11 +6,9 @@
  * @module
  */
 import type { EnvSource } from '../config/interpolate.js';
-import { isGatewayError } from '../errors.js';
 import { createLogger, type Logger } from '../observability/logger.js';
-import type { Database } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-import { openConfiguredDatabase } from './database.js';
+import { withConfiguredDatabase } from './database.js';
 
 /** Options of `switchboard migrate`. */
 export interface MigrateOptions {
@@ -35,28 +33,19 @@ export interface MigrateOptions {
 export async function runMigrate(options: MigrateOptions = {}, output: CliOutput = processOutput): Promise<number> {
   const env = options.env ?? process.env;
   const logger = options.logger ?? createLogger(env.SWITCHBOARD_LOG_LEVEL === undefined ? { level: 'warn' } : {});
-  let db: Database | undefined;
-  try {
-    const opened = await openConfiguredDatabase(
-      { config: options.config, databaseUrl: options.databaseUrl, env, logger },
-      output,
-    );
-    if (opened === 1) return 1;
-    db = opened;
-    const where = `${db.dialect} ${db.location ?? ''}`.trim();
-    const applied = await db.migrate();
-    if (applied.length === 0) {
-      output.out(`database up to date (${where})`);
-    } else {
-      for (const name of applied) output.out(`applied ${name}`);
-      output.out(`${applied.length} migration${applied.length === 1 ? '' : 's'} applied (${where})`);
-    }
-    return 0;
-  } catch (err) {
-    if (!isGatewayError(err)) throw err;
-    output.err(`${err.code}: ${err.message}`);
-    return 1;
-  } finally {
-    await db?.close();
-  }
+  return withConfiguredDatabase(
+    { config: options.config, databaseUrl: options.databaseUrl, env, logger },
+    output,
+    async (db) => {
+      const where = `${db.dialect} ${db.location ?? ''}`.trim();
+      const applied = await db.migrate();
+      if (applied.length === 0) {
+        output.out(`database up to date (${where})`);
+      } else {
+        for (const name of applied) output.out(`applied ${name}`);
+        output.out(`${applied.length} migration${applied.length === 1 ? '' : 's'} applied (${where})`);
+      }
+      return 0;
+    },
+  );
 }

@@ -10,24 +10,22 @@ import { PERMISSION_RE, parseDuration } from '../config/schema.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Database, TokenRecord } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-import { openConfiguredDatabase } from './database.js';
+import { withConfiguredDatabase } from './database.js';
 
-/** Loads the config, opens and migrates its database, and runs `fn` with the token service. */
-async function withTokens<T>(
+/**
+ * Loads the config, opens and migrates its database, and runs `fn` with the token service.
+ * Database failures are printed as `CODE: message` and give exit code 1.
+ */
+function withTokens(
   configPath: string | undefined,
   output: CliOutput,
-  fn: (tokens: TokenService, db: Database) => Promise<T>,
-): Promise<T | number> {
+  fn: (tokens: TokenService, db: Database) => Promise<number>,
+): Promise<number> {
   const logger = silentLogger();
-  const db = await openConfiguredDatabase({ config: configPath, logger }, output);
-  if (db === 1) return 1;
-  try {
+  return withConfiguredDatabase({ config: configPath, logger }, output, async (db) => {
     await db.migrate();
-    const tokens = await createTokenService({ store: db.tokens, settings: db.settings, logger });
-    return await fn(tokens, db);
-  } finally {
-    await db.close();
-  }
+    return fn(await createTokenService({ store: db.tokens, settings: db.settings, logger }), db);
+  });
 }
 
 function list(v: string | undefined): string[] {

@@ -16,9 +16,9 @@ import type { EnvSource } from '../config/interpolate.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import { BUCKETS, GROUP_BYS, parseDays, tokenUsageView, usageSeriesView } from '../http/usage-api.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import type { Database, TokenUsage, UsageBucket, UsageGroupBy, UsageSeriesRow } from '../store/types.js';
+import type { TokenUsage, UsageBucket, UsageGroupBy, UsageSeriesRow } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
-import { openConfiguredDatabase } from './database.js';
+import { withConfiguredDatabase } from './database.js';
 
 /** Options of `switchboard usage`. */
 export interface UsageOptions {
@@ -66,50 +66,41 @@ export async function runUsage(opts: UsageOptions = {}, output: CliOutput = proc
     return 1;
   }
 
-  let db: Database | undefined;
-  try {
-    const opened = await openConfiguredDatabase(
-      { config: opts.config, databaseUrl: opts.databaseUrl, env, logger: opts.logger ?? silentLogger() },
-      output,
-    );
-    if (opened === 1) return 1;
-    db = opened;
-    await db.migrate();
-    const usage = db.usage;
-    if (usage === undefined) {
-      output.err('this database has no usage log');
-      return 1;
-    }
-    const now = clock();
-    if (opts.token !== undefined && groupBy === undefined) {
-      const record = await db.tokens.get(opts.token);
-      if (record === undefined) {
-        output.err(`no token with id ${opts.token}`);
+  return withConfiguredDatabase(
+    { config: opts.config, databaseUrl: opts.databaseUrl, env, logger: opts.logger ?? silentLogger() },
+    output,
+    async (db) => {
+      await db.migrate();
+      const usage = db.usage;
+      if (usage === undefined) {
+        output.err('this database has no usage log');
         return 1;
       }
-      const summary = await usage.tokenUsage(opts.token, { days, now });
-      if (opts.json) output.out(JSON.stringify(tokenUsageView(summary, days)));
-      else printSummary(output, summary, days, `${record.name}, owner ${record.subject}`);
+      const now = clock();
+      if (opts.token !== undefined && groupBy === undefined) {
+        const record = await db.tokens.get(opts.token);
+        if (record === undefined) {
+          output.err(`no token with id ${opts.token}`);
+          return 1;
+        }
+        const summary = await usage.tokenUsage(opts.token, { days, now });
+        if (opts.json) output.out(JSON.stringify(tokenUsageView(summary, days)));
+        else printSummary(output, summary, days, `${record.name}, owner ${record.subject}`);
+        return 0;
+      }
+      const query = {
+        groupBy: groupBy ?? 'server',
+        bucket: bucket ?? (days <= 2 ? 'hour' : 'day'),
+        from: now - days * 86_400_000,
+        to: now,
+        ...(opts.token === undefined ? {} : { tokenId: opts.token }),
+      } as const;
+      const rows = await usage.usageSeries(query);
+      if (opts.json) output.out(JSON.stringify(usageSeriesView(query, rows)));
+      else printSeries(output, query.groupBy, rows);
       return 0;
-    }
-    const query = {
-      groupBy: groupBy ?? 'server',
-      bucket: bucket ?? (days <= 2 ? 'hour' : 'day'),
-      from: now - days * 86_400_000,
-      to: now,
-      ...(opts.token === undefined ? {} : { tokenId: opts.token }),
-    } as const;
-    const rows = await usage.usageSeries(query);
-    if (opts.json) output.out(JSON.stringify(usageSeriesView(query, rows)));
-    else printSeries(output, query.groupBy, rows);
-    return 0;
-  } catch (err) {
-    if (!isGatewayError(err)) throw err;
-    output.err(`${err.code}: ${err.message}`);
-    return 1;
-  } finally {
-    await db?.close();
-  }
+    },
+  );
 }
 
 function choice<T extends string>(value: string | undefined, allowed: readonly T[], flag: string): T | undefined {
