@@ -169,15 +169,7 @@ export class KyselyUsageStore implements UsageStore {
           .where('ts', '>=', from)
           .where('ts', '<=', to);
         const totals = await window
-          .select([
-            sql<number | string>`count(*)`.as('total'),
-            sql<number | string | null>`sum(${SUCCESS})`.as('success'),
-            sql<number | string | null>`sum(blocked)`.as('blocked'),
-            sql<number | string | null>`sum(${ERROR})`.as('errors'),
-            sql<number | string | null>`avg(case when blocked = 0 then latency_ms end)`.as('avg_latency'),
-            sql<number | string | null>`sum(bytes_in)`.as('bytes_in'),
-            sql<number | string | null>`sum(bytes_out)`.as('bytes_out'),
-          ])
+          .select([sql<number | string>`count(*)`.as('total'), ...OUTCOME_SUMS])
           .executeTakeFirstOrThrow();
         const total = Number(totals.total);
         const success = num(totals.success);
@@ -267,16 +259,7 @@ export class KyselyUsageStore implements UsageStore {
     const width = BUCKET_MS[query.bucket];
     // A literal, not a parameter: PostgreSQL must see the same expression in SELECT and GROUP BY.
     const bucket = sql<number | string>`(ts / ${sql.lit(width)}) * ${sql.lit(width)}`;
-    const metrics = [
-      bucket.as('bucket'),
-      sql<number | string>`count(*)`.as('count'),
-      sql<number | string | null>`sum(${SUCCESS})`.as('success'),
-      sql<number | string | null>`sum(blocked)`.as('blocked'),
-      sql<number | string | null>`sum(${ERROR})`.as('errors'),
-      sql<number | string | null>`avg(case when blocked = 0 then latency_ms end)`.as('avg_latency'),
-      sql<number | string | null>`sum(bytes_in)`.as('bytes_in'),
-      sql<number | string | null>`sum(bytes_out)`.as('bytes_out'),
-    ] as const;
+    const metrics = [bucket.as('bucket'), sql<number | string>`count(*)`.as('count'), ...OUTCOME_SUMS] as const;
     let base = this.#db
       .selectFrom('usage_log')
       .where('ts', '>=', Math.floor(query.from))
@@ -354,6 +337,16 @@ export class KyselyUsageStore implements UsageStore {
 const SUCCESS = sql`case when blocked = 0 and http_status < 400 and jsonrpc_error is null then 1 else 0 end`;
 /** A served request that failed: not blocked, and an HTTP status ≥ 400 or a JSON-RPC error. */
 const ERROR = sql`case when blocked = 0 and (http_status >= 400 or jsonrpc_error is not null) then 1 else 0 end`;
+
+/** The outcome aggregates a token summary and a series bucket share (count(*) aside). */
+const OUTCOME_SUMS = [
+  sql<number | string | null>`sum(${SUCCESS})`.as('success'),
+  sql<number | string | null>`sum(blocked)`.as('blocked'),
+  sql<number | string | null>`sum(${ERROR})`.as('errors'),
+  sql<number | string | null>`avg(case when blocked = 0 then latency_ms end)`.as('avg_latency'),
+  sql<number | string | null>`sum(bytes_in)`.as('bytes_in'),
+  sql<number | string | null>`sum(bytes_out)`.as('bytes_out'),
+] as const;
 
 /** The aggregate columns of one series query row. */
 interface SeriesColumns {
