@@ -2,11 +2,9 @@
  * Chaos: the Redis behind the rate limits stops, hangs and comes back mid-test. The test starts
  * its own `redis-server` on a free port (never the shared one, PRODUCT §5).
  */
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../../src/auth/principal.js';
-import { GatewayError, isGatewayError } from '../../../src/errors.js';
+import { GatewayError } from '../../../src/errors.js';
 import {
   createRateLimiter,
   type RateLimitContext,
@@ -22,6 +20,7 @@ import {
   waitForReady,
   type OwnRedisServer,
 } from '../../helpers/redis.js';
+import { attempt, captureLogger } from '../../helpers/rate-limit.js';
 
 const canRun = redisServerGate('rate-limit chaos tests (own redis-server)');
 
@@ -35,31 +34,10 @@ function call(id: string): RateLimitContext {
   return { principal: principal(id), ip: '203.0.113.7', server: 'echo', tool: 'echo', method: 'tools/call' };
 }
 
-async function attempt(l: RateLimiter, c: RateLimitContext): Promise<'ok' | GatewayError> {
-  try {
-    await l.check(c);
-    return 'ok';
-  } catch (e) {
-    if (isGatewayError(e)) return e;
-    throw e;
-  }
-}
-
 async function admitted(l: RateLimiter, c: RateLimitContext, attempts: number): Promise<number> {
   let ok = 0;
   for (let i = 0; i < attempts; i++) if ((await attempt(l, c)) === 'ok') ok++;
   return ok;
-}
-
-function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-      cb();
-    },
-  });
-  return { logger: pino({ level: 'info' }, sink), lines };
 }
 
 describe.skipIf(!canRun)('rate limits when Redis fails', () => {

@@ -6,11 +6,12 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Principal } from '../../../src/auth/principal.js';
 import { ANONYMOUS } from '../../../src/auth/principal.js';
 import { parseConfigText } from '../../../src/config/load.js';
-import { GatewayError, isGatewayError } from '../../../src/errors.js';
+import { GatewayError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { createRateLimiter, type RateLimitContext, type RateLimiter } from '../../../src/policy/rate-limit.js';
 import { connectRedis, createRedisClient, type Redis } from '../../../src/store/redis.js';
 import { REDIS_URL, deleteKeys, redisGate, uniqueKeyPrefix } from '../../helpers/redis.js';
+import { attempt } from '../../helpers/rate-limit.js';
 
 const redisUp = await redisGate('rate-limit tests on Redis');
 
@@ -27,16 +28,6 @@ function principal(id: string): Principal {
 
 function call(p: Principal, ip = '203.0.113.7'): RateLimitContext {
   return { principal: p, ip, server: 'echo', tool: 'echo', method: 'tools/call' };
-}
-
-async function attempt(l: RateLimiter, c: RateLimitContext): Promise<'ok' | GatewayError> {
-  try {
-    await l.check(c);
-    return 'ok';
-  } catch (e) {
-    if (isGatewayError(e)) return e;
-    throw e;
-  }
 }
 
 describe.skipIf(!redisUp)('rate limits on Redis shared by replicas', () => {

@@ -1,5 +1,3 @@
-import { Writable } from 'node:stream';
-import { pino, type Logger } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Principal } from '../../../src/auth/principal.js';
 import { ANONYMOUS } from '../../../src/auth/principal.js';
@@ -20,6 +18,7 @@ import {
 } from '../../../src/policy/rate-limit.js';
 import { createRedisClient, type Redis } from '../../../src/store/redis.js';
 import { freePort } from '../../helpers/redis.js';
+import { captureLogger } from '../../helpers/rate-limit.js';
 
 function principal(id: string, extra: Partial<Principal> = {}): Principal {
   return { id, kind: 'token', subject: id, permissions: ['*'], ...extra };
@@ -402,17 +401,6 @@ describe('createRateLimiter: store failures (a real client with no Redis behind 
   async function deadRedis(): Promise<Redis> {
     redis = createRedisClient(`redis://127.0.0.1:${await freePort()}`, silentLogger());
     return redis;
-  }
-
-  function captureLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-    const lines: Record<string, unknown>[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _enc, cb) {
-        lines.push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        cb();
-      },
-    });
-    return { logger: pino({ level: 'info' }, sink), lines };
   }
 
   it('failOpen: lets requests through, reports store_error, warns at most once per 10s', async () => {
