@@ -47,6 +47,8 @@ export interface SqliteUsageWriterOptions {
 interface Pending {
   resolve: () => void;
   reject: (err: Error) => void;
+  /** Settles with the batch, for {@link SqliteUsageWriter.close}. */
+  done: Promise<void>;
 }
 
 /** How long {@link SqliteUsageWriter.close} waits for the thread to end before terminating it, ms. */
@@ -65,8 +67,6 @@ export class SqliteUsageWriter {
   #worker: Worker | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
-  /** Batches posted and not yet answered, for {@link close}. */
-  #inFlight = new Set<Promise<void>>();
   #closing: Promise<void> | undefined;
 
   constructor(options: SqliteUsageWriterOptions) {
@@ -83,15 +83,12 @@ export class SqliteUsageWriter {
     if (this.#closing !== undefined) return Promise.reject(new Error('the usage writer is closed'));
     const worker = this.#start();
     const id = this.#nextId++;
-    const done = new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
-      if (this.#pending.size === 1) worker.ref();
-      const transfer = statements.flatMap((st) => ('encoded' in st ? [st.encoded.values.buffer] : []));
-      worker.postMessage({ id, statements } satisfies SqliteUsageWorkerRequest, transfer);
-    });
-    this.#inFlight.add(done);
-    const forget = (): void => void this.#inFlight.delete(done);
-    done.then(forget, forget);
+    let settle!: Pick<Pending, 'resolve' | 'reject'>;
+    const done = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    this.#pending.set(id, { ...settle, done });
+    if (this.#pending.size === 1) worker.ref();
+    const transfer = statements.flatMap((st) => ('encoded' in st ? [st.encoded.values.buffer] : []));
+    worker.postMessage({ id, statements } satisfies SqliteUsageWorkerRequest, transfer);
     return done;
   }
 
@@ -100,7 +97,7 @@ export class SqliteUsageWriter {
     this.#closing ??= (async () => {
       const worker = this.#worker;
       if (worker === undefined) return;
-      await Promise.allSettled(this.#inFlight);
+      await Promise.allSettled([...this.#pending.values()].map((p) => p.done));
       const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
       worker.ref();
       worker.postMessage({ close: true });
