@@ -48,10 +48,7 @@ export interface ConfiguredDatabaseOptions {
  * @returns the open database (the caller closes it), or `1` after a configuration error.
  * @throws {@link GatewayError} from `openDatabase` when the database cannot be opened.
  */
-async function openConfiguredDatabase(
-  options: ConfiguredDatabaseOptions,
-  output: CliOutput,
-): Promise<Database | 1> {
+async function openConfiguredDatabase(options: ConfiguredDatabaseOptions, output: CliOutput): Promise<Database | 1> {
   const env = options.env ?? process.env;
   let config: SwitchboardConfig;
   try {
