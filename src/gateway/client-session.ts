@@ -53,6 +53,8 @@ export interface OutboundChannel {
 
 /** What the edge knows about one HTTP request carrying a JSON-RPC request. */
 export interface RequestMeta {
+  /** The request's id for log lines (observability/request-id); absent in library use. */
+  readonly reqId?: string;
   readonly principal: Principal;
   /** The client's HTTP headers (header passthrough). */
   readonly httpHeaders?: IncomingHttpHeaders;
@@ -199,13 +201,13 @@ export class ClientSession {
           method: req.method,
         });
       } catch (err) {
-        this.#refuse(req, out, err);
+        this.#refuse(req, out, err, meta);
         return;
       }
       if (pending !== undefined) {
         pending.then(
           () => this.#run(req, out, meta),
-          (err: unknown) => this.#refuse(req, out, err),
+          (err: unknown) => this.#refuse(req, out, err, meta),
         );
         return;
       }
@@ -217,14 +219,14 @@ export class ClientSession {
     try {
       this.#dispatch(req, out, meta);
     } catch (err) {
-      out.send(this.#errorFor(req.id, err));
+      out.send(this.#errorFor(req.id, err, meta.reqId));
     }
   }
 
   /** An admission refusal (rate limit): HTTP 429 + Retry-After when the response has not started. */
-  #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown): void {
+  #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown, meta: RequestMeta): void {
     if (isGatewayError(err) && out.fail) out.fail(err, req.id);
-    else out.send(this.#errorFor(req.id, err));
+    else out.send(this.#errorFor(req.id, err, meta.reqId));
   }
 
   /** Which server (and upstream tool) a request targets, for policy, metrics and the usage log. */
@@ -260,8 +262,11 @@ export class ClientSession {
     }
   }
 
-  /** Handles a client notification (initialized, cancelled, roots/list_changed, …). */
-  handleNotification(n: JsonRpcNotification): void {
+  /**
+   * Handles a client notification (initialized, cancelled, roots/list_changed, …). `reqId` is the
+   * id of the HTTP request that carried it, for log lines.
+   */
+  handleNotification(n: JsonRpcNotification, reqId?: string): void {
     this.lastActivity = this.#host.now();
     switch (n.method) {
       case 'notifications/initialized':
@@ -277,10 +282,11 @@ export class ClientSession {
         return;
       }
       case 'notifications/roots/list_changed':
-        for (const m of this.view.members) this.#notifyUpstream(m.upstream, n);
+        for (const m of this.view.members) this.#notifyUpstream(m.upstream, n, reqId);
         return;
       default:
-        if (this.view.kind === 'single' && this.view.members[0]) this.#notifyUpstream(this.view.members[0].upstream, n);
+        if (this.view.kind === 'single' && this.view.members[0])
+          this.#notifyUpstream(this.view.members[0].upstream, n, reqId);
     }
   }
 
@@ -318,7 +324,10 @@ export class ClientSession {
     const scope = scopeOf(principal);
     // Who this request is for: picks the upstream connection and carries what outbound headers need.
     const ctx: SlotContext =
-      meta.httpHeaders === undefined && principal === this.principal && meta.trace === undefined
+      meta.httpHeaders === undefined &&
+      principal === this.principal &&
+      meta.trace === undefined &&
+      meta.reqId === undefined
         ? this.#slot
         : // One literal, no spreads (every HTTP request carries its headers).
           {
@@ -327,6 +336,7 @@ export class ClientSession {
             principal,
             httpHeaders: meta.httpHeaders,
             trace: meta.trace,
+            reqId: meta.reqId,
           };
     switch (req.method) {
       case 'initialize':
@@ -569,16 +579,18 @@ export class ClientSession {
     });
   }
 
-  #notifyUpstream(upstream: Upstream, n: JsonRpcNotification): void {
+  #notifyUpstream(upstream: Upstream, n: JsonRpcNotification, reqId: string | undefined): void {
     upstream
       .acquire(this.#slot)
       .then((conn) => conn.notify(n.method, n.params))
-      .catch((err: unknown) => this.#host.logger.debug({ err }, 'notification not forwarded'));
+      .catch((err: unknown) =>
+        this.#host.logger.debug({ reqId, err, server: upstream.name }, 'notification not forwarded'),
+      );
   }
 
-  #errorFor(id: JsonRpcId, err: unknown): JsonRpcResponse {
+  #errorFor(id: JsonRpcId, err: unknown, reqId: string | undefined): JsonRpcResponse {
     if (isGatewayError(err)) return { jsonrpc: '2.0', id, error: err.toJsonRpcError() };
-    this.#host.logger.error({ err }, 'unexpected error handling a request');
+    this.#host.logger.error({ reqId, err }, 'unexpected error handling a request');
     return errorResponse(id, -32603, 'Internal error');
   }
 }

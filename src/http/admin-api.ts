@@ -266,7 +266,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     return send(res, status, serverView(name));
   }
 
-  return async function adminApi(req, res, path, query) {
+  return async function adminApi(req, res, path, query, reqId) {
     if (!path.startsWith(PREFIX)) return false;
     const [collection, id, extra] = path.slice(PREFIX.length).split('/').map(decodeURIComponent);
     try {
@@ -281,7 +281,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         }
         throw err;
       }
-      if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal))) return true;
+      if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
       if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
       const key = id === '' ? undefined : id;
       if (collection === 'tokens') await tokensRoute(req, res, principal, key);
@@ -289,7 +289,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       else throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
     } catch (err) {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) gateway.logger.error({ err }, 'admin API error');
+      if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'admin API error');
       sendError(res, ge);
     }
     return true;

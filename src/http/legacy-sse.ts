@@ -78,10 +78,9 @@ export function createLegacySseHandler(options: LegacySseOptions) {
         session.close('SSE stream closed');
       });
     } catch (err) {
-      sendHttpError(
-        res,
-        isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }),
-      );
+      // Anything unexpected goes to the edge, which logs it with the request's id and answers 500.
+      if (!isGatewayError(err)) throw err;
+      sendHttpError(res, err);
     }
   }
 
@@ -107,12 +106,11 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       meta.method = 'method' in m ? m.method : 'response';
       if (!('method' in m)) session.handleResponse(m);
       else if ('id' in m && m.id !== undefined) session.handleRequest(m, channel, meta);
-      else session.handleNotification(m);
+      else session.handleNotification(m, meta.reqId);
     } catch (err) {
-      sendHttpError(
-        res,
-        isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err }),
-      );
+      // Anything unexpected goes to the edge, which logs it with the request's id and answers 500.
+      if (!isGatewayError(err)) throw err;
+      sendHttpError(res, err);
     }
   }
 

@@ -17,17 +17,21 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestMeta } from '../gateway/client-session.js';
-import { nextRequestId, runWithRequestContext } from '../observability/request-context.js';
+import { requestIdFrom } from '../observability/request-id.js';
 import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
 import { createStreamableHandler, sendHttpError } from './streamable.js';
 
-/** An extra route handler: returns true when it handled the request. */
+/**
+ * An extra route handler: returns true when it handled the request. `reqId` is the request's id
+ * for the lines it logs (observability/request-id).
+ */
 export type RouteHandler = (
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   query: string,
+  reqId: string,
 ) => Promise<boolean> | boolean;
 
 /** Options for {@link createHttpServer}. */
@@ -163,6 +167,9 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The id on every log line about this request: an inbound X-Request-Id when it is a safe
+    // token, else a fresh one.
+    const reqId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
     // Errors are answered here rather than by a `.catch()` on the call: one promise and one
     // closure less per request.
     try {
@@ -190,7 +197,7 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       const t = target(path);
       if (!t) {
         const query = q < 0 ? '' : url.slice(q + 1);
-        for (const handler of routes) if (await handler(req, res, path, query)) return;
+        for (const handler of routes) if (await handler(req, res, path, query, reqId)) return;
         notFound(path);
       }
       const observer = options.observer;
@@ -235,8 +242,8 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       }
       const meta: RequestMeta =
         trace === undefined
-          ? { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
-          : { principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };
+          ? { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
+          : { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };
       outcome.meta = meta;
       // `return await`: inside `try`, a returned promise's rejection must reach the `catch`.
       if (t.kind === 'mcp') return await streamable(req, res, t.view, meta);
@@ -246,17 +253,14 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       }
       return await legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), meta);
     } catch (err) {
-      fail(res, err);
+      fail(res, err, reqId);
     }
   }
 
-  function fail(res: ServerResponse, err: unknown): void {
+  function fail(res: ServerResponse, err: unknown, reqId: string): void {
     const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-    if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error');
+    if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error');
     sendHttpError(res, ge);
   }
-  // Every log line written while handling a request carries its reqId (observability/request-context).
-  return (req, res) => {
-    runWithRequestContext({ reqId: nextRequestId() }, () => void route(req, res));
-  };
+  return (req, res) => void route(req, res);
 }

@@ -193,7 +193,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       res.writeHead(202, { 'content-length': 0 }).end();
     } else if (!('id' in message) || message.id === undefined) {
       meta.method = message.method;
-      session.handleNotification(message);
+      session.handleNotification(message, meta.reqId);
       res.writeHead(202, { 'content-length': 0 }).end();
     } else {
       meta.method = message.method;
@@ -303,7 +303,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       }
     } catch (err) {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) gateway.logger.error({ err }, 'unhandled error on the MCP endpoint');
+      if (!isGatewayError(err)) gateway.logger.error({ reqId: meta.reqId, err }, 'unhandled error on the MCP endpoint');
       sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
     }
   };

@@ -147,7 +147,7 @@ export function createTunnelApi(options: TunnelApiOptions): RouteHandler {
     return s;
   }
 
-  return async (req, res, path) => {
+  return async (req, res, path, _query, reqId) => {
     if (!path.startsWith('/reverse-proxy/') || path === '/reverse-proxy/ws') return false;
     const parts = path.split('/').slice(2).map(decodeURIComponent); // ['sessions', id?, 'request'?] | ['sse', id]
     let principal: Principal;
@@ -224,7 +224,7 @@ export function createTunnelApi(options: TunnelApiOptions): RouteHandler {
       }
     } catch (err) {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) options.logger.error({ err }, 'tunnel endpoint error');
+      if (!isGatewayError(err)) options.logger.error({ reqId, err }, 'tunnel endpoint error');
       sendError(res, ge);
     }
     return true;

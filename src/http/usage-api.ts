@@ -75,6 +75,8 @@ export type UsageRoute = (
   path: string,
   query: string | URLSearchParams,
   principal: Principal,
+  /** The request's id, for log lines. */
+  reqId?: string,
 ) => Promise<boolean>;
 
 /** The JSON body of `GET /api/v1/tokens/{id}/usage` (times as ISO 8601). */
@@ -149,7 +151,7 @@ export function createUsageApi(options: UsageApiOptions): UsageRoute {
     return usageSeriesView(query, await usage.usageSeries(query));
   }
 
-  return async function usageApi(req, res, path, query, principal) {
+  return async function usageApi(req, res, path, query, principal, reqId) {
     const tokenMatch = TOKEN_USAGE.exec(path);
     if (tokenMatch === null && path !== SERIES_PATH) return false;
     try {
@@ -162,8 +164,8 @@ export function createUsageApi(options: UsageApiOptions): UsageRoute {
       send(res, 200, body);
     } catch (err) {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) logger?.error({ err }, 'usage API error');
-      else if (ge.status >= 500) logger?.warn({ err }, 'usage API failed');
+      if (!isGatewayError(err)) logger?.error({ reqId, err }, 'usage API error');
+      else if (ge.status >= 500) logger?.warn({ reqId, err }, 'usage API failed');
       sendError(res, ge);
     }
     return true;

@@ -1,13 +1,12 @@
 /**
  * Structured logging (pino). One root logger per gateway process; components take a child
- * logger with their own bindings (`{ component: 'upstream', server: 'everything' }`). Every line
- * written while a request is being handled carries that request's `reqId` (see
- * `request-context.ts`); secrets listed in {@link REDACT_PATHS} are replaced by `[redacted]`.
+ * logger with their own bindings (`{ component: 'upstream', server: 'everything' }`). A line
+ * that concerns one request carries its `reqId` as a field (see `request-id.ts`); secrets
+ * listed in {@link REDACT_PATHS} are replaced by `[redacted]`.
  *
  * @module
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
-import { currentRequestContext } from './request-context.js';
 
 export type { Logger };
 
@@ -45,29 +44,10 @@ export const REDACT_PATHS = [
   '*.password',
 ];
 
-// Returned by the mixin outside a request. Never mutated: `mixinMergeStrategy` below hands the
-// line's own object back unchanged when it sees this sentinel, so no object is allocated per
-// line when there is nothing to add.
-const NO_CONTEXT: Record<string, never> = Object.freeze({});
-
-/**
- * pino `mixin`: adds `reqId` from the current request context (when there is one) to every
- * line. A `reqId` given explicitly in the line's own object wins.
- */
-export function requestContextMixin(): object {
-  const ctx = currentRequestContext();
-  return ctx === undefined ? NO_CONTEXT : { reqId: ctx.reqId };
-}
-
-/** pino `mixinMergeStrategy` paired with {@link requestContextMixin} (same result as pino's default). */
-export function requestContextMergeStrategy(mergeObject: object, mixinObject: object): object {
-  return mixinObject === NO_CONTEXT ? mergeObject : Object.assign(mixinObject, mergeObject);
-}
-
 /**
  * Creates the root logger: JSON lines on stderr, or human-readable lines (pino-pretty) when
  * stderr is a terminal and `SWITCHBOARD_LOG_FORMAT` is not `json`. `SWITCHBOARD_LOG_FORMAT=pretty`
- * forces the readable form. Lines written inside `runWithRequestContext` carry `reqId`.
+ * forces the readable form.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.SWITCHBOARD_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
@@ -75,8 +55,6 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     level,
     base: { name: 'switchboard' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-    mixin: requestContextMixin,
-    mixinMergeStrategy: requestContextMergeStrategy,
   };
   if (options.destination) return pino(opts, options.destination);
   const format = process.env.SWITCHBOARD_LOG_FORMAT;

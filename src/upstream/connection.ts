@@ -115,6 +115,8 @@ export interface RequestOptions {
   timeoutMs?: number;
   /** Extra HTTP headers for this request (remote upstreams). */
   headers?: Readonly<Record<string, string>>;
+  /** The client request's id, for the transport's log lines (observability/request-id). */
+  reqId?: string | undefined;
 }
 
 /** Handle of an in-flight request, used to cancel it. */
@@ -271,10 +273,8 @@ export class UpstreamConnection {
     const dispatch = () => {
       this.#pending.set(upstreamId, pending);
       if (timeoutMs > 0) pending.timer = setTimeout(() => this.#timeout(upstreamId, timeoutMs), timeoutMs);
-      const sent =
-        options.headers === undefined
-          ? this.transport.send(message)
-          : this.transport.send(message, { headers: options.headers });
+      // The options carry `headers` and `reqId`, all a transport reads: passed as they are.
+      const sent = this.transport.send(message, options);
       sent.catch((err: unknown) => this.#fail(upstreamId, err));
     };
     if (bidi) this.#admitBidi(caller.sessionId, dispatch, upstreamId, resolve);

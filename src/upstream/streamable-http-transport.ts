@@ -139,6 +139,8 @@ interface PendingRequest {
   readonly method: string;
   /** Per-request extra headers (passthrough, identity). */
   readonly extraHeaders: Readonly<Record<string, string>> | undefined;
+  /** The client request's id, for log lines. */
+  readonly reqId: string | undefined;
   /** Aborts the POST (or resumption GET) stream of this request. */
   readonly controller: AbortController;
   /** Last SSE event id seen on this request's stream: the resumption cursor. */
@@ -252,6 +254,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
         id: request.id,
         method: request.method,
         extraHeaders: options?.headers,
+        reqId: options?.reqId,
         controller: new AbortController(),
         lastEventId: undefined,
         retryMs: undefined,
@@ -482,7 +485,10 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (pending.lastEventId !== undefined) {
       // MCP 2025-11-25: the server may close a stream early (after a priming event) and expects
       // the client to poll it back with GET + Last-Event-ID. A disconnect is not a cancellation.
-      this.#logger.debug({ requestId: pending.id, lastEventId: pending.lastEventId }, 'resuming request stream');
+      this.#logger.debug(
+        { reqId: pending.reqId, requestId: pending.id, lastEventId: pending.lastEventId },
+        'resuming request stream',
+      );
       void this.#resume(pending);
       return;
     }
@@ -551,7 +557,10 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     }
     pending.failedResumes++;
     if (pending.failedResumes < this.#maxResumeAttempts) {
-      this.#logger.debug({ err: error, requestId: pending.id, attempt: pending.failedResumes }, 'resumption failed');
+      this.#logger.debug(
+        { reqId: pending.reqId, err: error, requestId: pending.id, attempt: pending.failedResumes },
+        'resumption failed',
+      );
       void this.#resume(pending);
       return;
     }
@@ -696,7 +705,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (pending.responded) return;
     pending.responded = true;
     this.#pending.delete(pending.id);
-    this.#logger.debug({ requestId: pending.id, code, message }, 'upstream request failed');
+    this.#logger.debug({ reqId: pending.reqId, requestId: pending.id, code, message }, 'upstream request failed');
     this.#emit(upstreamErrorResponse(pending.id, code, message, data), { relatedRequestId: pending.id });
   }
 

@@ -36,6 +36,8 @@ export interface SendOptions {
    * content negotiation).
    */
   headers?: Readonly<Record<string, string>>;
+  /** The client request's id, for log lines about this message (observability/request-id). */
+  reqId?: string | undefined;
 }
 
 /**

@@ -43,6 +43,8 @@ export interface SlotContext {
   httpHeaders?: IncomingHttpHeaders;
   /** Opaque tracing parent of the client request (see observability/tracing). */
   trace?: unknown;
+  /** The client request's id, for log lines about this call (observability/request-id). */
+  reqId?: string | undefined;
 }
 
 /** Gateway-wide settings for outbound requests to remote upstreams (issue "Identity" §G, §H). */
@@ -430,7 +432,9 @@ export class Upstream {
     const inflight = conn.request(
       method,
       params,
-      headers === undefined ? { caller: call.caller } : { caller: call.caller, headers },
+      headers === undefined
+        ? { caller: call.caller, reqId: ctx.reqId }
+        : { caller: call.caller, headers, reqId: ctx.reqId },
     );
     call.conn = conn;
     call.upstreamId = inflight.upstreamId;
@@ -445,7 +449,10 @@ export class Upstream {
       !call.cancelled &&
       (data?.code === 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' || data?.notSent === true)
     ) {
-      this.#logger.info({ reason: data.code }, 'upstream connection lost; reconnecting and retrying once');
+      this.#logger.info(
+        { reqId: ctx.reqId, reason: data.code },
+        'upstream connection lost; reconnecting and retrying once',
+      );
       this.#forget(conn);
       return this.#run(call, 1);
     }
