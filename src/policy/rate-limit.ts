@@ -94,9 +94,11 @@ export interface RateLimiter {
   /**
    * Counts one request against every rule that matches it.
    *
-   * @returns `undefined`, synchronously, when no rule matches (the hot path); otherwise a promise
-   *   that resolves when every matching rule admits the request.
-   * @throws (rejects with) `GatewayError` `SWB_ERR_RATE_LIMITED` (429) when a rule is over its
+   * @returns `undefined`, synchronously, when no rule matches or, with the memory store, when
+   *   every matching rule admits the request (the hot path: no promise); otherwise (Redis) a
+   *   promise that resolves when every matching rule admits the request.
+   * @throws (synchronously with the memory store, else rejects with) `GatewayError`
+   *   `SWB_ERR_RATE_LIMITED` (429) when a rule is over its
    *   limit, with `data.retryAfterMs` (the longest wait among the refusing rules, ms) and
    *   `data.rule`; `SWB_ERR_RATE_LIMIT_UNAVAILABLE` (503) when the store failed and `failOpen` is
    *   false.
@@ -246,6 +248,8 @@ class RuleSetLimiter implements RateLimiter {
   readonly ruleCount: number;
   readonly #rules: readonly CompiledRule[];
   readonly #buckets: TokenBucketStore;
+  /** The same store when it is in memory: checks then settle synchronously. */
+  readonly #memory: MemoryTokenBuckets | undefined;
   readonly #failOpen: boolean;
   readonly #logger: Logger;
   readonly #onEvent: ((event: RateLimitEvent) => void) | undefined;
@@ -261,7 +265,8 @@ class RuleSetLimiter implements RateLimiter {
     this.#onEvent = options.onEvent;
     this.#clock = options.clock ?? Date.now;
     this.#rules = options.rules.map((rule, i) => compileRule(rule, i, options));
-    this.#buckets = options.store === 'redis' ? new RedisTokenBuckets(options.redis!) : new MemoryTokenBuckets();
+    this.#memory = options.store === 'redis' ? undefined : new MemoryTokenBuckets();
+    this.#buckets = this.#memory ?? new RedisTokenBuckets(options.redis!);
     this.ruleCount = this.#rules.length;
     this.check = this.ruleCount === 0 ? NOTHING : (ctx) => this.#check(ctx);
   }
@@ -278,6 +283,24 @@ class RuleSetLimiter implements RateLimiter {
       else (more ??= [first]).push(rule);
     }
     if (first === undefined) return undefined;
+    const memory = this.#memory;
+    if (memory !== undefined) {
+      // No I/O: admit or refuse now, without a promise.
+      if (more === undefined) {
+        const outcome = this.#settle(
+          first,
+          memory.takeNow(first.keyPrefix + first.keyOf(ctx), first.emissionMs, first.capacity),
+        );
+        if (outcome !== undefined) throw outcome;
+        return undefined;
+      }
+      worstOutcome(
+        more.map((rule) =>
+          this.#settle(rule, memory.takeNow(rule.keyPrefix + rule.keyOf(ctx), rule.emissionMs, rule.capacity)),
+        ),
+      );
+      return undefined;
+    }
     if (more === undefined) {
       return this.#consume(first, ctx).then((outcome) => {
         if (outcome !== undefined) throw outcome;
@@ -294,13 +317,16 @@ class RuleSetLimiter implements RateLimiter {
   /** Takes one token of `rule`'s bucket for this request; never rejects. */
   #consume(rule: CompiledRule, ctx: RateLimitContext): Promise<Outcome> {
     return this.#buckets.take(rule.keyPrefix + rule.keyOf(ctx), rule.emissionMs, rule.capacity).then(
-      (waitMs) => {
-        if (waitMs > 0) return this.#limited(rule, waitMs);
-        if (this.#degraded) this.#recovered();
-        return undefined;
-      },
+      (waitMs) => this.#settle(rule, waitMs),
       (err: unknown) => this.#storeFailure(rule, err),
     );
+  }
+
+  /** The outcome of one rule given the store's answer (0 = admitted, else the wait in ms). */
+  #settle(rule: CompiledRule, waitMs: number): Outcome {
+    if (waitMs > 0) return this.#limited(rule, waitMs);
+    if (this.#degraded) this.#recovered();
+    return undefined;
   }
 
   #limited(rule: CompiledRule, waitMs: number): GatewayError {

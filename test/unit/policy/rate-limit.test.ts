@@ -55,8 +55,8 @@ afterEach(async () => {
   await Promise.all(limiters.splice(0).map((l) => l.close()));
 });
 
-/** Runs a check to completion: `'sync'` when it returned undefined, `'ok'`, or the error it threw/rejected with. */
-async function outcome(l: RateLimiter, c: RateLimitContext): Promise<'sync' | 'ok' | GatewayError> {
+/** Runs a check to completion: `'ok'` when admitted (at once or later), or the error it threw/rejected with. */
+async function outcome(l: RateLimiter, c: RateLimitContext): Promise<'ok' | GatewayError> {
   let r: Promise<void> | undefined;
   try {
     r = l.check(c);
@@ -64,7 +64,7 @@ async function outcome(l: RateLimiter, c: RateLimitContext): Promise<'sync' | 'o
     if (isGatewayError(e)) return e;
     throw e;
   }
-  if (r === undefined) return 'sync';
+  if (r === undefined) return 'ok';
   try {
     await r;
     return 'ok';
@@ -80,7 +80,7 @@ async function admittedCount(l: RateLimiter, c: RateLimitContext, attempts: numb
   return ok;
 }
 
-function expectLimited(o: 'sync' | 'ok' | GatewayError): GatewayError {
+function expectLimited(o: 'ok' | GatewayError): GatewayError {
   expect(o).toBeInstanceOf(GatewayError);
   const e = o as GatewayError;
   expect(e.code).toBe('SWB_ERR_RATE_LIMITED');
@@ -100,17 +100,34 @@ describe('createRateLimiter: hot path', () => {
     for (let i = 0; i < 10; i++) expect(l.check(ctx())).toBeUndefined();
   });
 
-  it('returns a promise when a rule matches', async () => {
+  it('admits and refuses synchronously, without a promise, with the memory store', () => {
     const l = limiter({ rules: rules({ match: { server: 'echo' }, limit: 1, window: '1m' }) });
-    const r = l.check(ctx());
-    expect(r).toBeInstanceOf(Promise);
-    await expect(r).resolves.toBeUndefined();
+    expect(l.check(ctx())).toBeUndefined();
+    expect(() => l.check(ctx())).toThrow(expect.objectContaining({ code: 'SWB_ERR_RATE_LIMITED' }));
   });
 
-  it('keeps check usable when passed around unbound', async () => {
+  it('takes a token from every matching rule synchronously and throws the longest wait', () => {
+    const l = limiter({
+      rules: rules(
+        { name: 'minute', match: { server: 'echo' }, limit: 2, window: '1m' },
+        { name: 'hour', match: { tool: 'echo' }, limit: 1, window: '1h' },
+      ),
+    });
+    expect(l.check(ctx())).toBeUndefined();
+    let refused: unknown;
+    try {
+      void l.check(ctx()); // throws: the memory store refuses synchronously
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toMatchObject({ code: 'SWB_ERR_RATE_LIMITED', data: { rule: 'hour' } });
+    expect((refused as GatewayError).data?.retryAfterMs).toBeGreaterThan(59 * 60_000);
+  });
+
+  it('keeps check usable when passed around unbound', () => {
     const { check } = limiter({ rules: rules({ limit: 1, window: '1m' }) });
-    await expect(check(ctx())).resolves.toBeUndefined();
-    await expect(check(ctx())).rejects.toMatchObject({ code: 'SWB_ERR_RATE_LIMITED' });
+    expect(check(ctx())).toBeUndefined();
+    expect(() => check(ctx())).toThrow(expect.objectContaining({ code: 'SWB_ERR_RATE_LIMITED' }));
   });
 });
 
@@ -235,69 +252,75 @@ describe('createRateLimiter: counting', () => {
 });
 
 describe('createRateLimiter: match', () => {
-  async function matches(match: Record<string, unknown>, c: RateLimitContext): Promise<boolean> {
+  /** True when the rule counts `c`: with `limit: 1`, a second identical request is then refused. */
+  function matches(match: Record<string, unknown>, c: RateLimitContext): boolean {
     const l = limiter({ rules: rules({ match, limit: 1, window: '1m' }) });
-    const r = l.check(c);
-    await r;
-    return r !== undefined;
+    expect(l.check(c)).toBeUndefined();
+    try {
+      void l.check(c); // throws when the rule counts c
+      return false;
+    } catch (e) {
+      if (isGatewayError(e) && e.code === 'SWB_ERR_RATE_LIMITED') return true;
+      throw e;
+    }
   }
 
-  it('matches every request with an empty match', async () => {
-    expect(await matches({}, ctx({ method: 'ping', server: undefined, tool: undefined }))).toBe(true);
+  it('matches every request with an empty match', () => {
+    expect(matches({}, ctx({ method: 'ping', server: undefined, tool: undefined }))).toBe(true);
   });
 
-  it('matches principal ids with globs whose * crosses / and #', async () => {
+  it('matches principal ids with globs whose * crosses / and #', () => {
     const oauth = principal('oauth:https://issuer.example/realms/x#user-1', { kind: 'oauth' });
-    expect(await matches({ principal: 'oauth:*' }, ctx({ principal: oauth }))).toBe(true);
-    expect(await matches({ principal: 'oauth:https://issuer.example/*' }, ctx({ principal: oauth }))).toBe(true);
-    expect(await matches({ principal: 'token:*' }, ctx({ principal: oauth }))).toBe(false);
-    expect(await matches({ principal: 'token:alice' }, ctx())).toBe(true);
-    expect(await matches({ principal: 'token:al' }, ctx())).toBe(false);
-    expect(await matches({ principal: 'anonymous' }, ctx({ principal: ANONYMOUS }))).toBe(true);
+    expect(matches({ principal: 'oauth:*' }, ctx({ principal: oauth }))).toBe(true);
+    expect(matches({ principal: 'oauth:https://issuer.example/*' }, ctx({ principal: oauth }))).toBe(true);
+    expect(matches({ principal: 'token:*' }, ctx({ principal: oauth }))).toBe(false);
+    expect(matches({ principal: 'token:alice' }, ctx())).toBe(true);
+    expect(matches({ principal: 'token:al' }, ctx())).toBe(false);
+    expect(matches({ principal: 'anonymous' }, ctx({ principal: ANONYMOUS }))).toBe(true);
   });
 
-  it('matches the API token id, and never a principal without one', async () => {
-    expect(await matches({ token: 'tok-a1' }, ctx())).toBe(true);
-    expect(await matches({ token: 'tok-*' }, ctx({ principal: bob }))).toBe(true);
-    expect(await matches({ token: 'tok-a1' }, ctx({ principal: bob }))).toBe(false);
-    expect(await matches({ token: '*' }, ctx({ principal: ANONYMOUS }))).toBe(false);
+  it('matches the API token id, and never a principal without one', () => {
+    expect(matches({ token: 'tok-a1' }, ctx())).toBe(true);
+    expect(matches({ token: 'tok-*' }, ctx({ principal: bob }))).toBe(true);
+    expect(matches({ token: 'tok-a1' }, ctx({ principal: bob }))).toBe(false);
+    expect(matches({ token: '*' }, ctx({ principal: ANONYMOUS }))).toBe(false);
   });
 
-  it('matches server and tool globs, and never a request without a server or tool', async () => {
-    expect(await matches({ server: 'ec*' }, ctx())).toBe(true);
-    expect(await matches({ server: 'echo' }, ctx({ server: undefined }))).toBe(false);
-    expect(await matches({ server: '*' }, ctx({ server: undefined }))).toBe(false);
-    expect(await matches({ tool: 'get_*' }, ctx({ tool: 'get_weather' }))).toBe(true);
-    expect(await matches({ tool: 'get_*' }, ctx({ tool: 'set_weather' }))).toBe(false);
-    expect(await matches({ tool: '*' }, ctx({ method: 'resources/read', tool: undefined }))).toBe(false);
-    expect(await matches({ tool: 'Echo' }, ctx())).toBe(false);
+  it('matches server and tool globs, and never a request without a server or tool', () => {
+    expect(matches({ server: 'ec*' }, ctx())).toBe(true);
+    expect(matches({ server: 'echo' }, ctx({ server: undefined }))).toBe(false);
+    expect(matches({ server: '*' }, ctx({ server: undefined }))).toBe(false);
+    expect(matches({ tool: 'get_*' }, ctx({ tool: 'get_weather' }))).toBe(true);
+    expect(matches({ tool: 'get_*' }, ctx({ tool: 'set_weather' }))).toBe(false);
+    expect(matches({ tool: '*' }, ctx({ method: 'resources/read', tool: undefined }))).toBe(false);
+    expect(matches({ tool: 'Echo' }, ctx())).toBe(false);
   });
 
-  it('matches MCP method globs', async () => {
-    expect(await matches({ method: 'resources/*' }, ctx({ method: 'resources/read' }))).toBe(true);
-    expect(await matches({ method: 'resources/*' }, ctx({ method: 'tools/call' }))).toBe(false);
-    expect(await matches({ method: '*' }, ctx({ method: 'tools/call' }))).toBe(true);
-    expect(await matches({ method: 'tools/{call,list}' }, ctx({ method: 'tools/list' }))).toBe(true);
+  it('matches MCP method globs', () => {
+    expect(matches({ method: 'resources/*' }, ctx({ method: 'resources/read' }))).toBe(true);
+    expect(matches({ method: 'resources/*' }, ctx({ method: 'tools/call' }))).toBe(false);
+    expect(matches({ method: '*' }, ctx({ method: 'tools/call' }))).toBe(true);
+    expect(matches({ method: 'tools/{call,list}' }, ctx({ method: 'tools/list' }))).toBe(true);
   });
 
-  it('matches client IPs against a CIDR or a single address, IPv4-mapped IPv6 included', async () => {
-    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '10.1.2.3' }))).toBe(true);
-    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '::ffff:10.1.2.3' }))).toBe(true);
-    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: '11.0.0.1' }))).toBe(false);
-    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: undefined }))).toBe(false);
-    expect(await matches({ ip: '10.0.0.0/8' }, ctx({ ip: 'not-an-ip' }))).toBe(false);
-    expect(await matches({ ip: '::ffff:10.0.0.0/104' }, ctx({ ip: '10.9.9.9' }))).toBe(true);
-    expect(await matches({ ip: '2001:db8::/32' }, ctx({ ip: '2001:db8:1::5' }))).toBe(true);
-    expect(await matches({ ip: '2001:db8::/32' }, ctx({ ip: '10.1.2.3' }))).toBe(false);
-    expect(await matches({ ip: '203.0.113.7' }, ctx())).toBe(true);
-    expect(await matches({ ip: '203.0.113.8' }, ctx())).toBe(false);
+  it('matches client IPs against a CIDR or a single address, IPv4-mapped IPv6 included', () => {
+    expect(matches({ ip: '10.0.0.0/8' }, ctx({ ip: '10.1.2.3' }))).toBe(true);
+    expect(matches({ ip: '10.0.0.0/8' }, ctx({ ip: '::ffff:10.1.2.3' }))).toBe(true);
+    expect(matches({ ip: '10.0.0.0/8' }, ctx({ ip: '11.0.0.1' }))).toBe(false);
+    expect(matches({ ip: '10.0.0.0/8' }, ctx({ ip: undefined }))).toBe(false);
+    expect(matches({ ip: '10.0.0.0/8' }, ctx({ ip: 'not-an-ip' }))).toBe(false);
+    expect(matches({ ip: '::ffff:10.0.0.0/104' }, ctx({ ip: '10.9.9.9' }))).toBe(true);
+    expect(matches({ ip: '2001:db8::/32' }, ctx({ ip: '2001:db8:1::5' }))).toBe(true);
+    expect(matches({ ip: '2001:db8::/32' }, ctx({ ip: '10.1.2.3' }))).toBe(false);
+    expect(matches({ ip: '203.0.113.7' }, ctx())).toBe(true);
+    expect(matches({ ip: '203.0.113.8' }, ctx())).toBe(false);
   });
 
-  it('requires every field of match', async () => {
+  it('requires every field of match', () => {
     const m = { server: 'echo', tool: 'echo', method: 'tools/call', principal: 'token:*', ip: '203.0.113.0/24' };
-    expect(await matches(m, ctx())).toBe(true);
-    expect(await matches(m, ctx({ ip: '198.51.100.1' }))).toBe(false);
-    expect(await matches(m, ctx({ principal: ANONYMOUS }))).toBe(false);
+    expect(matches(m, ctx())).toBe(true);
+    expect(matches(m, ctx({ ip: '198.51.100.1' }))).toBe(false);
+    expect(matches(m, ctx({ principal: ANONYMOUS }))).toBe(false);
   });
 });
 
