@@ -84,6 +84,45 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
+const EXCHANGE = Symbol('switchboard.exchange');
+type ObservedResponse = ServerResponse & { [EXCHANGE]?: ExchangeRecord };
+
+/** The {@link Exchange} of one MCP request, filled in as it goes; one object per request. */
+class ExchangeRecord implements Exchange {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly path: string;
+  readonly endpoint: string;
+  meta: RequestMeta | undefined = undefined;
+  readonly startedAt = Date.now();
+  readonly t0 = performance.now();
+  bytesOut = 0;
+  refusal: GatewayError | undefined = undefined;
+  /** The opaque trace parent from {@link ExchangeObserver.start}. */
+  trace: unknown = undefined;
+  observer: ExchangeObserver | undefined = undefined;
+  readonly #written: number;
+
+  constructor(req: IncomingMessage, res: ServerResponse, path: string, endpoint: string) {
+    this.req = req;
+    this.res = res;
+    this.path = path;
+    this.endpoint = endpoint;
+    this.#written = req.socket.bytesWritten;
+  }
+
+  /** Called once, when the response is done. */
+  finish(): void {
+    this.bytesOut = this.req.socket.bytesWritten - this.#written;
+    this.observer?.finished(this, this.trace);
+  }
+}
+
+/** The shared `close` listener of observed responses (`this` is the response). */
+function exchangeClosed(this: ObservedResponse): void {
+  this[EXCHANGE]?.finish();
+}
+
 /** The default RFC 6750 challenge. */
 export function defaultChallenge(_path: string, err: GatewayError): string {
   const error =
@@ -166,26 +205,47 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     return principal;
   }
 
-  async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  /** `/readyz`: every upstream ready and every store check passing. */
+  async function readyz(res: ServerResponse): Promise<void> {
+    const upstreams = [...gateway.upstreams.values()].map((u) => ({
+      name: u.name,
+      state: u.state,
+      error: u.lastError,
+    }));
+    const stores = options.readiness ? await options.readiness() : [];
+    const ready = upstreams.every((u) => u.state === 'ready') && stores.every((c) => c.ok);
+    json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams, stores });
+  }
+
+  /** The extra routes, in order; 404 when none takes the path. */
+  async function extraRoutes(
+    req: IncomingMessage,
+    res: ServerResponse,
+    path: string,
+    query: string,
+    reqId: string,
+  ): Promise<void> {
+    for (const handler of routes) if (await handler(req, res, path, query, reqId)) return;
+    notFound(path);
+  }
+
+  /**
+   * Routes one request. Synchronous on the MCP hot path (no promise per request): everything
+   * that fails is answered by {@link fail}, now or through the `.catch` of the few routes that
+   * need I/O (readiness, extra routes, a token to verify remotely, the legacy message endpoint).
+   */
+  function route(req: IncomingMessage, res: ServerResponse): void {
     // The id on every log line about this request: an inbound X-Request-Id when it is a safe
     // token, else a fresh one.
     const reqId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
-    // Errors are answered here rather than by a `.catch()` on the call: one promise and one
-    // closure less per request.
     try {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
       const path = q < 0 ? url : url.slice(0, q);
       if (path === '/healthz') return json(res, 200, { status: 'ok' });
       if (path === '/readyz') {
-        const upstreams = [...gateway.upstreams.values()].map((u) => ({
-          name: u.name,
-          state: u.state,
-          error: u.lastError,
-        }));
-        const stores = options.readiness ? await options.readiness() : [];
-        const ready = upstreams.every((u) => u.state === 'ready') && stores.every((c) => c.ok);
-        return json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams, stores });
+        readyz(res).catch((err: unknown) => fail(res, err, reqId));
+        return;
       }
       if (gateway.config !== guardFor) {
         guardFor = gateway.config;
@@ -196,65 +256,90 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       stripIdentityHeaders(req.headers);
       const t = target(path);
       if (!t) {
-        const query = q < 0 ? '' : url.slice(q + 1);
-        for (const handler of routes) if (await handler(req, res, path, query, reqId)) return;
-        notFound(path);
+        extraRoutes(req, res, path, q < 0 ? '' : url.slice(q + 1), reqId).catch((err: unknown) =>
+          fail(res, err, reqId),
+        );
+        return;
       }
       const observer = options.observer;
-      const startedAt = Date.now();
-      const t0 = performance.now();
-      const written = req.socket.bytesWritten;
-      const trace = observer?.start?.(req, path);
-      const endpoint = t.view.kind === 'aggregate' ? 'mcp' : t.view.name;
-      // Filled in below; read by the observer when the response is done.
-      const outcome: { meta?: RequestMeta; refusal?: GatewayError } = {};
+      const record = new ExchangeRecord(req, res, path, t.view.kind === 'aggregate' ? 'mcp' : t.view.name);
       if (observer) {
-        // `on`, not `once`: 'close' is emitted once anyway, and `once` allocates a wrapper per request.
-        res.on('close', () =>
-          observer.finished(
-            {
-              req,
-              res,
-              path,
-              endpoint,
-              meta: outcome.meta,
-              startedAt,
-              t0,
-              bytesOut: req.socket.bytesWritten - written,
-              refusal: outcome.refusal,
-            },
-            trace,
-          ),
-        );
+        record.observer = observer;
+        record.trace = observer.start?.(req, path);
+        // One shared listener; the record rides on the response.
+        (res as ObservedResponse)[EXCHANGE] = record;
+        res.on('close', exchangeClosed);
       }
-      let principal: Principal;
+      // No promise when the principal is known without I/O.
+      let authenticated: Principal | Promise<Principal>;
       try {
-        // No await (and no promise) when the principal is known without I/O.
-        const authenticated = authenticate(req);
-        principal = authorize(authenticated instanceof Promise ? await authenticated : authenticated, t);
+        authenticated = authenticate(req);
       } catch (err) {
-        if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
-          outcome.refusal = err;
-          sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
-          return;
-        }
-        throw err;
+        refuse(res, path, record, err, reqId);
+        return;
       }
+      if (authenticated instanceof Promise) {
+        authenticated.then(
+          (principal) => admit(req, res, t, url, q, record, principal, reqId),
+          (err: unknown) => refuse(res, path, record, err, reqId),
+        );
+        return;
+      }
+      admit(req, res, t, url, q, record, authenticated, reqId);
+    } catch (err) {
+      fail(res, err, reqId);
+    }
+  }
+
+  /** Authorizes an authenticated request and hands it to its front door. */
+  function admit(
+    req: IncomingMessage,
+    res: ServerResponse,
+    t: Target,
+    url: string,
+    q: number,
+    record: ExchangeRecord,
+    authenticated: Principal,
+    reqId: string,
+  ): void {
+    let principal: Principal;
+    try {
+      principal = authorize(authenticated, t);
+    } catch (err) {
+      refuse(res, record.path, record, err, reqId);
+      return;
+    }
+    try {
+      const trace = record.trace;
       const meta: RequestMeta =
         trace === undefined
           ? { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
           : { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };
-      outcome.meta = meta;
-      // `return await`: inside `try`, a returned promise's rejection must reach the `catch`.
-      if (t.kind === 'mcp') return await streamable(req, res, t.view, meta);
+      record.meta = meta;
+      if (t.kind === 'mcp') {
+        streamable(req, res, t.view, meta); // answers its own errors
+        return;
+      }
       if (t.kind === 'sse') {
         legacy.stream(req, res, t.view, `${t.prefix}/message`, principal);
         return;
       }
-      return await legacy.message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), meta);
+      legacy
+        .message(req, res, t.view, new URLSearchParams(q < 0 ? '' : url.slice(q + 1)), meta)
+        .catch((err: unknown) => fail(res, err, reqId));
     } catch (err) {
       fail(res, err, reqId);
     }
+  }
+
+  /** A failed authentication or authorization: 401/403 with the challenge; anything else is a failure. */
+  function refuse(res: ServerResponse, path: string, record: ExchangeRecord, err: unknown, reqId: string): void {
+    if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
+      record.refusal = err;
+      sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
+      return;
+    }
+    fail(res, err, reqId);
   }
 
   function fail(res: ServerResponse, err: unknown, reqId: string): void {
@@ -262,5 +347,5 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error');
     sendHttpError(res, ge);
   }
-  return (req, res) => void route(req, res);
+  return route;
 }

@@ -15,7 +15,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { accepts } from './guards.js';
-import { readJsonRpcMessage } from './jsonrpc-body.js';
+import { readJsonRpcBody, type JsonRpcBodyReceiver } from './jsonrpc-body.js';
 
 /** Options for {@link createStreamableHandler}. */
 export interface StreamableOptions {
@@ -156,8 +156,8 @@ export function createStreamableHandler(options: StreamableOptions) {
     return session;
   }
 
-  async function post(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): Promise<void> {
-    const principal = meta.principal;
+  /** POST: checks the headers, then reads the body; {@link received} goes on from there. */
+  function post(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): void {
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
       throw new GatewayError(
         'SWB_ERR_HTTP_NOT_ACCEPTABLE',
@@ -171,8 +171,18 @@ export function createStreamableHandler(options: StreamableOptions) {
         'Unsupported Media Type: Content-Type must be application/json',
       );
     }
-    const message = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
-    if (!message) return;
+    readJsonRpcBody(req, res, gateway.config.http.maxBodyBytes, new PostBody(edgeHandler, req, res, view, meta));
+  }
+
+  /** The POSTed message, read and valid: routes it to its session (or opens one). */
+  function received(
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    meta: RequestMeta,
+    message: JsonRpcMessage,
+  ): void {
+    const principal = meta.principal;
     if ('method' in message && message.method === 'initialize' && 'id' in message) {
       if (req.headers['mcp-session-id'] !== undefined) {
         throw new GatewayError(
@@ -200,6 +210,15 @@ export function createStreamableHandler(options: StreamableOptions) {
       session.handleRequest(message, postChannel(res, session, message.id, meta), meta);
     }
   }
+
+  /** Answers a failed exchange; an error that is not a GatewayError is logged with the request's id. */
+  function answerError(res: ServerResponse, err: unknown, reqId: string | undefined): void {
+    const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+    if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error on the MCP endpoint');
+    sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
+  }
+
+  const edgeHandler: PostEdge = { received, answerError };
 
   function get(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): void {
     if (!accepts(req, 'text/event-stream')) {
@@ -280,17 +299,16 @@ export function createStreamableHandler(options: StreamableOptions) {
     res.writeHead(200).end();
   }
 
-  /** Serves one request on an MCP endpoint. */
-  return async function handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    view: View,
-    meta: RequestMeta,
-  ): Promise<void> {
+  /**
+   * Serves one request on an MCP endpoint. Answers every failure itself (a JSON-RPC error body
+   * with the HTTP status of its GatewayError; 500 and an `error` log line for anything else), now
+   * or, for a POST, when its body has been read: no promise.
+   */
+  return function handle(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): void {
     try {
       switch (req.method) {
         case 'POST':
-          await post(req, res, view, meta);
+          post(req, res, view, meta);
           return;
         case 'GET':
           get(req, res, view, meta.principal);
@@ -302,11 +320,46 @@ export function createStreamableHandler(options: StreamableOptions) {
           throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', `Method ${req.method ?? '?'} not allowed`);
       }
     } catch (err) {
-      const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
-      if (!isGatewayError(err)) gateway.logger.error({ reqId: meta.reqId, err }, 'unhandled error on the MCP endpoint');
-      sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
+      answerError(res, err, meta.reqId);
     }
   };
+}
+
+/** The parts of a streamable handler a {@link PostBody} calls back into. */
+interface PostEdge {
+  received(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta, message: JsonRpcMessage): void;
+  answerError(res: ServerResponse, err: unknown, reqId: string | undefined): void;
+}
+
+/** Receives one POST's body (one object per POST instead of closures) and answers its failures. */
+class PostBody implements JsonRpcBodyReceiver {
+  readonly #edge: PostEdge;
+  readonly #req: IncomingMessage;
+  readonly #res: ServerResponse;
+  readonly #view: View;
+  readonly #meta: RequestMeta;
+
+  constructor(edge: PostEdge, req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta) {
+    this.#edge = edge;
+    this.#req = req;
+    this.#res = res;
+    this.#view = view;
+    this.#meta = meta;
+  }
+
+  message(message: JsonRpcMessage): void {
+    try {
+      this.#edge.received(this.#req, this.#res, this.#view, this.#meta, message);
+    } catch (err) {
+      this.#edge.answerError(this.#res, err, this.#meta.reqId);
+    }
+  }
+
+  refused(): void {}
+
+  failed(err: unknown): void {
+    this.#edge.answerError(this.#res, err, this.#meta.reqId);
+  }
 }
 
 /** What a {@link PostChannel} needs from its handler's per-session stream state. */
