@@ -21,7 +21,7 @@ import type {
 } from '../protocol/jsonrpc.js';
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
@@ -99,6 +99,8 @@ interface Pending {
   readonly progressToken: string | number | undefined;
   timer: NodeJS.Timeout | undefined;
   readonly method: string;
+  /** This request's timeout (ms; 0 = none). */
+  readonly timeoutMs: number;
 }
 
 interface Waiter {
@@ -264,23 +266,32 @@ export class UpstreamConnection {
       progressToken,
       timer: undefined,
       method,
+      timeoutMs: options.timeoutMs ?? this.#requestTimeoutMs,
     };
     const message: JsonRpcRequest =
       params === undefined
         ? { jsonrpc: '2.0', id: upstreamId, method }
         : { jsonrpc: '2.0', id: upstreamId, method, params };
-    const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
-    const dispatch = () => {
-      this.#pending.set(upstreamId, pending);
-      if (timeoutMs > 0) pending.timer = setTimeout(() => this.#timeout(upstreamId, timeoutMs), timeoutMs);
-      // The options carry `headers` and `reqId`, all a transport reads: passed as they are.
-      const sent = this.transport.send(message, options);
-      sent.catch((err: unknown) => this.#fail(upstreamId, err));
-    };
-    if (bidi) this.#admitBidi(caller.sessionId, dispatch, upstreamId, resolve);
-    else dispatch();
+    if (bidi) {
+      this.#admitBidi(caller.sessionId, () => this.#dispatch(pending, message, options), upstreamId, resolve);
+    } else {
+      this.#dispatch(pending, message, options);
+    }
     return { upstreamId, response };
   }
+
+  /** Registers a request as in flight, arms its timeout and hands it to the transport. */
+  #dispatch(pending: Pending, message: JsonRpcRequest, options: RequestOptions): void {
+    this.#pending.set(pending.upstreamId, pending);
+    // One shared callback per connection; the pending request rides as the timer's argument.
+    if (pending.timeoutMs > 0) pending.timer = setTimeout(this.#onTimeout, pending.timeoutMs, pending);
+    // The options carry `headers` and `reqId`, all a transport reads: passed as they are.
+    const sent = this.transport.send(message, options);
+    // A message the transport accepted at once cannot fail later: nothing to wait for.
+    if (sent !== SENT) sent.catch((err: unknown) => this.#fail(pending.upstreamId, err));
+  }
+
+  readonly #onTimeout = (pending: Pending): void => this.#timeout(pending.upstreamId, pending.timeoutMs);
 
   /**
    * Cancels an in-flight request (MCP utilities/cancellation): sends `notifications/cancelled`

@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
-import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from './transport.js';
+import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 
 /** Options for {@link createStdioTransport}. */
 export interface StdioTransportOptions {
@@ -344,13 +344,13 @@ class StdioTransportImpl implements StdioTransport {
       // A turn's worth of lines this large goes out now, so backpressure still bounds memory.
       this.#flush();
       if (this.#writeBlocked) return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
-      return Promise.resolve();
+      return SENT;
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       setImmediate(this.#flushTurn);
     }
-    return Promise.resolve();
+    return SENT;
   }
 
   readonly #flushTurn = (): void => {

@@ -36,7 +36,13 @@ import {
   type ResponseBody,
 } from './http-common.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
-import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
+import {
+  SENT,
+  type IncomingMessageInfo,
+  type MessageTransport,
+  type SendOptions,
+  type TransportCloseInfo,
+} from './transport.js';
 
 /** Options for {@link createStreamableHttpTransport}. */
 export interface StreamableHttpTransportOptions {
@@ -265,7 +271,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       this.#pending.set(request.id, pending);
       // Resolves at once: every outcome of the exchange, failures included, arrives via onmessage.
       void this.#runRequest(request, pending);
-      return Promise.resolve();
+      return SENT;
     }
     return this.#postOther(message, options?.headers);
   }

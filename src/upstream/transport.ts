@@ -41,6 +41,13 @@ export interface SendOptions {
 }
 
 /**
+ * The promise a transport's `send()` returns when it accepted the message synchronously (one
+ * shared, already resolved promise). Callers may compare against it to skip waiting for a
+ * settlement that cannot fail; any other promise must be handled as usual.
+ */
+export const SENT: Promise<void> = Promise.resolve();
+
+/**
  * One bidirectional JSON-RPC message channel to one upstream server instance.
  *
  * Lifecycle: `start()` once → any number of `send()` → `close()`. After the transport closes

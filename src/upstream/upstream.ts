@@ -128,7 +128,6 @@ interface Slot {
 
 const SHARED_KEY = '*';
 
-/** A JSON-RPC error response (id 0; the caller restores the client's id) for a thrown error. */
 /** The state of one {@link Upstream.call}: what it was asked, where it went, whether it was cancelled. */
 class PendingCall implements UpstreamCall {
   response!: Promise<JsonRpcResponse>;
@@ -143,6 +142,8 @@ class PendingCall implements UpstreamCall {
   /** The connection and upstream id of the attempt in flight. */
   conn: UpstreamConnection | undefined = undefined;
   upstreamId = 0;
+  /** `performance.now()` at the call when it is observed (metrics), else -1; -1 once observed. */
+  started = -1;
 
   constructor(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined) {
     this.ctx = ctx;
@@ -159,6 +160,7 @@ class PendingCall implements UpstreamCall {
   }
 }
 
+/** A JSON-RPC error response (id 0; the caller restores the client's id) for a thrown error. */
 function errorResponseOf(err: unknown): JsonRpcResponse {
   const ge = err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err));
   return { jsonrpc: '2.0', id: 0, error: ge.toJsonRpcError() };
@@ -362,6 +364,7 @@ export class Upstream {
   call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
     // One object per call, methods on the prototype: no per-call closures on the hot path.
     const call = new PendingCall(ctx, method, params, caller);
+    if (this.#options.observe !== undefined) call.started = performance.now();
     const limiter = this.#concurrency;
     let response: Promise<JsonRpcResponse>;
     if (limiter === undefined) response = this.#run(call, 0);
@@ -378,19 +381,23 @@ export class Upstream {
           ? this.#run(call, 0).finally(slot)
           : slot.then(
               (release) => this.#run(call, 0).finally(release),
-              (err: unknown) => errorResponseOf(err),
+              (err: unknown) => this.#done(call, errorResponseOf(err)),
             );
-    }
-    const observe = this.#options.observe;
-    if (observe) {
-      const started = performance.now();
-      response = response.then((r) => {
-        observe(method, performance.now() - started, 'error' in r);
-        return r;
-      });
     }
     call.response = response;
     return call;
+  }
+
+  /**
+   * Every answer of a call leaves through here: the metrics observer sees it once (in the same
+   * step, not through one more promise per call).
+   */
+  #done(call: PendingCall, response: JsonRpcResponse): JsonRpcResponse {
+    if (call.started >= 0) {
+      this.#options.observe?.(call.method, performance.now() - call.started, 'error' in response);
+      call.started = -1;
+    }
+    return response;
   }
 
   /** One attempt of a call (see {@link call}); a retry is attempt 1 on a fresh connection. */
@@ -402,10 +409,11 @@ export class Upstream {
       try {
         conn = await this.acquire(ctx);
       } catch (err) {
-        return errorResponseOf(err);
+        return this.#done(call, errorResponseOf(err));
       }
     }
-    if (call.cancelled) return { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } };
+    if (call.cancelled)
+      return this.#done(call, { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } });
     // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
     if (attempt > 0 && call.meta !== undefined) call.meta.progressToken = call.progressToken;
     let headers: Readonly<Record<string, string>> | undefined;
@@ -417,7 +425,7 @@ export class Upstream {
         headers = pending instanceof Promise ? await pending : pending;
       }
     } catch (err) {
-      return errorResponseOf(err);
+      return this.#done(call, errorResponseOf(err));
     }
     const tracing = this.#options.tracing;
     let span: Span | undefined;
@@ -456,7 +464,7 @@ export class Upstream {
       this.#forget(conn);
       return this.#run(call, 1);
     }
-    return response;
+    return this.#done(call, response);
   }
 
   /** The live connection of a `shared` upstream, if any (no slot bookkeeping needed for it). */
