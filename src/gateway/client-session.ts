@@ -28,6 +28,7 @@ import type { Caller, ClientCapabilities } from '../upstream/connection.js';
 import type { SlotContext, Upstream, UpstreamCall } from '../upstream/upstream.js';
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { View, ViewMember } from './view.js';
+import { IdTable } from '../protocol/id-table.js';
 
 /** Protocol versions of the 2025 era the front door accepts, newest first. */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
@@ -121,7 +122,7 @@ export class ClientSession {
   readonly createdAt: number;
   #host: SessionHost;
   #slot: SlotContext;
-  #inflight = new Map<JsonRpcId, UpstreamCall>();
+  #inflight = new IdTable<UpstreamCall>();
   #clientRequests = new Map<number, ClientRequest>();
   #nextClientRequestId = 1;
   #standalone: OutboundChannel | undefined;

@@ -22,6 +22,7 @@ import type {
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
+import { IdTable } from '../protocol/id-table.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
@@ -140,7 +141,7 @@ export class UpstreamConnection {
   readonly transport: MessageTransport;
   #logger: Logger;
   #nextId = 1;
-  #pending = new Map<number, Pending>();
+  #pending = new IdTable<Pending>();
   #requestTimeoutMs: number;
   #initializeTimeoutMs: number;
   #exclusive: boolean;

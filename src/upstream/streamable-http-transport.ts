@@ -36,6 +36,7 @@ import {
   type ResponseBody,
 } from './http-common.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
+import { IdTable } from '../protocol/id-table.js';
 import {
   SENT,
   type IncomingMessageInfo,
@@ -197,7 +198,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   #closePromise: Promise<void> | undefined;
   /** Aborts the standalone GET stream and notification POSTs. */
   readonly #abort = new AbortController();
-  readonly #pending = new Map<JsonRpcId, PendingRequest>();
+  readonly #pending = new IdTable<PendingRequest>();
   readonly #timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   #getStreamStarted = false;
 
