@@ -4,8 +4,8 @@
 // survived them. Dead request objects that survive scavenges (and get promoted, then need a
 // full GC) show up here long before they show up as CPU in a profile.
 //
-//   node bench/gc.mjs [--target switchboard|relay] [-c 16] [-d 5] [--op call|list]
-//                     [--features FILE] [--semi-space MB]
+//   node bench/gc.mjs [--target switchboard|relay] [--upstream stdio|http] [-c 16] [-d 5]
+//                     [--op call|list|setup] [--features FILE] [--semi-space MB]
 //
 // Output: requests served, scavenges (count, total pause ms, µs per request), mean bytes that
 // survived a scavenge and were promoted, and mark-compacts (count, pause ms).
@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import {
   createToken,
   runLoadProcess,
+  startHttpFixture,
   startRelay,
   startSwitchboard,
   stdioEcho,
@@ -25,6 +26,7 @@ import {
 const { values } = parseArgs({
   options: {
     target: { type: 'string', default: 'switchboard' },
+    upstream: { type: 'string', default: 'stdio' },
     c: { type: 'string', short: 'c', default: '16' },
     d: { type: 'string', short: 'd', default: '5' },
     op: { type: 'string', default: 'call' },
@@ -36,19 +38,21 @@ const tmp = mkdtempSync(join(tmpdir(), 'swb-gc-'));
 const nodeArgs = ['--trace-gc-nvp'];
 if (values['semi-space']) nodeArgs.push(`--max-semi-space-size=${values['semi-space']}`);
 const headers = [];
+const fixture = values.upstream === 'http' ? await startHttpFixture() : undefined;
+const servers = fixture ? { echo: { url: fixture.url } } : stdioEcho();
 let proc;
 if (values.target === 'relay') {
-  proc = await startRelay({}, { nodeArgs });
+  proc = await startRelay({}, { nodeArgs, upstream: fixture?.url });
 } else {
   let configFile;
   if (values.features) {
     const { parse } = await import('yaml');
     const fragment = parse(readFileSync(values.features, 'utf8')) ?? {};
-    configFile = writeSwitchboardConfig(stdioEcho(), { tmpDir: tmp, extraConfig: fragment });
+    configFile = writeSwitchboardConfig(servers, { tmpDir: tmp, extraConfig: fragment });
     if (String(fragment.auth?.mode ?? '').includes('tokens'))
       headers.push(`Authorization: Bearer ${createToken(configFile)}`);
   }
-  proc = await startSwitchboard(stdioEcho(), { tmpDir: tmp, nodeArgs, configFile });
+  proc = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs, configFile });
 }
 const lines = [];
 let partial = '';
@@ -72,6 +76,7 @@ try {
   });
 } finally {
   await proc.stop();
+  await fixture?.stop();
   rmSync(tmp, { recursive: true, force: true });
 }
 const field = (line, name) => Number(new RegExp(`\\b${name}=([\\d.]+)`).exec(line)?.[1] ?? 0);
@@ -83,6 +88,7 @@ const mean = (name) => (scavenges.length ? sum(scavenges, name) / scavenges.leng
 console.log(
   JSON.stringify({
     target: values.target,
+    upstream: values.upstream,
     requests: result.total,
     scavenges: scavenges.length,
     scavengePauseMs: Math.round(pause),
