@@ -19,7 +19,14 @@ import { createRateLimiter, resolveRateLimitStore, type RateLimiter } from './po
 import { createMetrics, requestStatus, type Metrics } from './observability/metrics.js';
 import type { Tracing } from './observability/tracing.js';
 import { otelConfigured, TRACING_OFF } from './observability/tracing-off.js';
-import { blockedRowFor, createUsageLog, requestFacts, usageRowFor, type UsageLog } from './observability/usage-log.js';
+import {
+  blockedRowFor,
+  createUsageLog,
+  recordsUsage,
+  requestFacts,
+  usageRowFor,
+  type UsageLog,
+} from './observability/usage-log.js';
 import { createUsageApi } from './http/usage-api.js';
 import { createTunnelApi, createTunnelUpgrade, tunnelRegistration } from './http/tunnel-api.js';
 import { createOriginGuard, isLoopbackHost } from './http/guards.js';
@@ -366,7 +373,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
                 bytesOut: e.bytesOut,
                 httpStatus: status,
               })
-            : meta
+            : meta && recordsUsage(meta.principal)
               ? usageRowFor(meta.principal, {
                   ...requestFacts(e.req, e.path, e.startedAt, latencyMs),
                   bytesOut: e.bytesOut,
@@ -376,7 +383,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
                   httpStatus: status,
                   jsonrpcError: meta.rpcError,
                 })
-              : undefined;
+              : undefined; // other principals are not logged: build nothing for them
           if (row) usageLog.record(row);
         }
         if (trace !== undefined)

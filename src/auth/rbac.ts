@@ -27,11 +27,26 @@ export const BUILTIN_ROLES: Readonly<Record<string, readonly string[]>> = Object
 /** True when `granted` covers `required` (segment-wise, `*` wildcard). */
 export function permissionMatches(granted: string, required: string): boolean {
   if (granted === '*' || granted === 'admin.*' || granted === required) return true;
-  const g = granted.split('.');
-  const r = required.split('.');
-  if (g.length !== r.length) return false;
-  for (let i = 0; i < g.length; i++) if (g[i] !== '*' && g[i] !== r[i]) return false;
-  return true;
+  // Segment by segment without splitting (this runs for every permission check of a request).
+  let g = 0;
+  let r = 0;
+  for (;;) {
+    let gEnd = granted.indexOf('.', g);
+    let rEnd = required.indexOf('.', r);
+    if (gEnd < 0) gEnd = granted.length;
+    if (rEnd < 0) rEnd = required.length;
+    const wildcard = gEnd - g === 1 && granted.charCodeAt(g) === 42; // '*'
+    if (!wildcard) {
+      const length = gEnd - g;
+      if (length !== rEnd - r) return false;
+      for (let k = 0; k < length; k++) if (granted.charCodeAt(g + k) !== required.charCodeAt(r + k)) return false;
+    }
+    const gDone = gEnd === granted.length;
+    const rDone = rEnd === required.length;
+    if (gDone || rDone) return gDone && rDone;
+    g = gEnd + 1;
+    r = rEnd + 1;
+  }
 }
 
 /** True when the principal holds `required`. */

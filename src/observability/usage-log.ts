@@ -364,6 +364,16 @@ export function requestFacts(
 }
 
 /**
+ * True when requests of `principal` are recorded (seed 004: Switchboard API tokens only), so a
+ * caller can skip building the facts of a request that will not be logged.
+ */
+export function recordsUsage(
+  principal: Principal,
+): principal is Principal & { kind: 'token'; tokenId: string; jti: string } {
+  return principal.kind === 'token' && principal.tokenId !== undefined && principal.jti !== undefined;
+}
+
+/**
  * The row for a request authenticated with a Switchboard API token, or `undefined` for any other
  * principal (OAuth, proxy header, anonymous: seed 004 logs API-token usage only).
  *
@@ -372,7 +382,7 @@ export function requestFacts(
  * error's `SWB_ERR_…` code, else `http_<status>`. 5xx are failures, not denials.
  */
 export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageRow | undefined {
-  if (principal.kind !== 'token' || principal.tokenId === undefined || principal.jti === undefined) return undefined;
+  if (!recordsUsage(principal)) return undefined;
   const error = outcome.error;
   const errorStatus = isGatewayError(error) ? error.status : undefined;
   const blocked = isClientError(outcome.httpStatus) || (errorStatus !== undefined && isClientError(errorStatus));
