@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { Dispatcher } from 'undici';
+import type { Readable } from 'node:stream';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonRpcErrorResponse, JsonRpcId } from '../protocol/jsonrpc.js';
@@ -31,8 +31,8 @@ const OWNED_HEADERS = new Set([
   'upgrade',
 ]);
 
-/** undici response body (a `Readable` with the body mixin). */
-export type ResponseBody = Dispatcher.ResponseData['body'];
+/** A response body as a Node stream (undici's body, or a dispatch handler's {@link Readable}). */
+export type ResponseBody = Readable;
 
 /**
  * Builds the synthetic JSON-RPC error response a transport delivers for a request whose HTTP
@@ -86,56 +86,6 @@ export async function readBodyExcerpt(body: ResponseBody, limit = EXCERPT_BYTES)
   if (!body.destroyed) body.destroy();
   const text = Buffer.concat(chunks, size).toString('utf8', 0, Math.min(size, limit));
   return size > limit ? `${text}…` : text;
-}
-
-/**
- * Reads a whole body as UTF-8, bounded in size and time.
- *
- * @throws GatewayError `SWB_ERR_UPSTREAM_PROTOCOL` when larger than `maxBytes`,
- *   `SWB_ERR_UPSTREAM_TIMEOUT` when not complete within `timeoutMs`; the body's own error otherwise
- */
-export function readBodyText(body: ResponseBody, maxBytes: number, timeoutMs: number): Promise<string> {
-  // Event listeners rather than `for await`: no async iterator and no promise per chunk on the
-  // request path of every HTTP upstream call.
-  return new Promise<string>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let settled = false;
-    const finish = (err: Error | undefined, text?: string): void => {
-      if (settled) return;
-      settled = true;
-      if (timer !== undefined) clearTimeout(timer);
-      body.off('data', onData);
-      if (!body.destroyed) body.destroy();
-      if (err === undefined) resolve(text ?? '');
-      else reject(err);
-    };
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(
-            () =>
-              finish(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `response body not complete after ${timeoutMs} ms`)),
-            timeoutMs,
-          )
-        : undefined;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > maxBytes) {
-        finish(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `response body larger than ${maxBytes} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    body.on('data', onData);
-    body.once('end', () =>
-      finish(
-        undefined,
-        chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks, size).toString('utf8'),
-      ),
-    );
-    body.once('error', (err: Error) => finish(err));
-    body.once('close', () => finish(new Error('response body closed before its end')));
-  });
 }
 
 /** The media type of a `Content-Type` header, lower-cased, without parameters (`''` if absent). */

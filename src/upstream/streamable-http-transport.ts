@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { Readable } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -29,7 +30,6 @@ import {
   notifyClose,
   protocolError,
   readBodyExcerpt,
-  readBodyText,
   safeUrl,
   staticHeaders,
   upstreamErrorResponse,
@@ -69,10 +69,10 @@ export interface StreamableHttpTransportOptions {
    */
   dispatcher?: Dispatcher;
   /**
-   * Milliseconds to wait for the response headers of any request, and for a complete
-   * `application/json` body. SSE bodies are not timed here (they live as long as the request;
-   * the caller's per-request timeout ends them by sending `notifications/cancelled`).
-   * Default 60 000.
+   * Milliseconds to wait for the response headers of any request. Bodies are not timed here: a
+   * request's body, JSON or SSE, lives as long as the request, and the caller's per-request
+   * timeout ({@link UpstreamConnection}) ends it by sending `notifications/cancelled`, which
+   * aborts the exchange. Default 60 000.
    */
   requestTimeoutMs?: number;
   /**
@@ -148,8 +148,12 @@ interface PendingRequest {
   readonly extraHeaders: Readonly<Record<string, string>> | undefined;
   /** The client request's id, for log lines. */
   readonly reqId: string | undefined;
-  /** Aborts the POST (or resumption GET) stream of this request. */
-  readonly controller: AbortController;
+  /** Set once the request is cancelled or the transport closes: nothing more is read for it. */
+  aborted: boolean;
+  /** The undici controller of the POST exchange while it runs (see {@link PostExchange}). */
+  exchange: Dispatcher.DispatchController | undefined;
+  /** Aborts resumption GETs; made on the first resumption only. */
+  signalController: AbortController | undefined;
   /** Last SSE event id seen on this request's stream: the resumption cursor. */
   lastEventId: string | undefined;
   /** The server's `retry:` for this stream, in ms. */
@@ -164,6 +168,151 @@ interface PendingRequest {
 interface HttpFailure {
   error: GatewayError;
   sessionExpired: boolean;
+}
+
+/** Stops everything still running for a request: its POST exchange and any resumption GET. */
+function abortPending(pending: PendingRequest): void {
+  if (pending.aborted) return;
+  pending.aborted = true;
+  pending.exchange?.abort(new Error('request cancelled'));
+  pending.signalController?.abort();
+}
+
+/** The signal of a request's resumption GETs (made on first use; aborted with the request). */
+function signalOf(pending: PendingRequest): AbortSignal {
+  pending.signalController ??= new AbortController();
+  if (pending.aborted) pending.signalController.abort();
+  return pending.signalController.signal;
+}
+
+/** An answer handed on as a stream (SSE, HTTP errors, unexpected media types). */
+interface StreamedAnswer {
+  readonly statusCode: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: ResponseBody;
+}
+
+/** The transport's side of a {@link PostExchange}. */
+interface ExchangeSink {
+  maxBytes(): number;
+  live(pending: PendingRequest): boolean;
+  sessionIdHeader(header: string | string[] | undefined): void;
+  json(pending: PendingRequest, text: string): void;
+  streamed(pending: PendingRequest, answer: StreamedAnswer, sentSession: string | undefined): void;
+  failed(pending: PendingRequest, err: unknown): void;
+  tooLarge(pending: PendingRequest): void;
+}
+
+/** A body handed on as a Node stream, with undici's flow control behind it. */
+class ExchangeBody extends Readable {
+  readonly #controller: Dispatcher.DispatchController;
+
+  constructor(controller: Dispatcher.DispatchController) {
+    super();
+    this.#controller = controller;
+  }
+
+  override _read(): void {
+    if (this.#controller.paused) this.#controller.resume();
+  }
+
+  override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.#controller.aborted && !this.readableEnded) this.#controller.abort(err ?? new Error('body destroyed'));
+    callback(err);
+  }
+}
+
+/**
+ * The undici dispatch handler of one request POST (undici `Dispatcher.DispatchHandler`). A 2xx
+ * `application/json` answer is gathered here (bounded by `maxMessageBytes`) and delivered in one
+ * piece; any other answer becomes an {@link ExchangeBody} stream for the transport's general
+ * path. One object per request, no closures.
+ */
+class PostExchange implements Dispatcher.DispatchHandler {
+  readonly #sink: ExchangeSink;
+  readonly #pending: PendingRequest;
+  readonly #initialize: boolean;
+  readonly #sentSession: string | undefined;
+  /** `json`: gathering a JSON body; `stream`: handed on; `done`: finished or failed. */
+  #mode: 'start' | 'json' | 'stream' | 'done' = 'start';
+  #first: Buffer | undefined = undefined;
+  #more: Buffer[] | undefined = undefined;
+  #size = 0;
+  #body: ExchangeBody | undefined = undefined;
+
+  constructor(sink: ExchangeSink, pending: PendingRequest, initialize: boolean, sentSession: string | undefined) {
+    this.#sink = sink;
+    this.#pending = pending;
+    this.#initialize = initialize;
+    this.#sentSession = sentSession;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#pending.exchange = controller;
+    if (this.#pending.aborted) controller.abort(new Error('request cancelled'));
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    if (this.#initialize) this.#sink.sessionIdHeader(headers['mcp-session-id']);
+    if (statusCode >= 200 && statusCode < 300 && mediaTypeOf(headers['content-type']) === 'application/json') {
+      this.#mode = 'json';
+      return;
+    }
+    this.#mode = 'stream';
+    const body = new ExchangeBody(controller);
+    this.#body = body;
+    this.#sink.streamed(this.#pending, { statusCode, headers, body }, this.#sentSession);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#mode === 'stream') {
+      if (!this.#body!.push(chunk)) controller.pause();
+      return;
+    }
+    if (this.#mode !== 'json') return;
+    this.#size += chunk.length;
+    if (this.#size > this.#sink.maxBytes()) {
+      this.#mode = 'done';
+      this.#first = this.#more = undefined;
+      controller.abort(new Error('response body too large'));
+      this.#sink.tooLarge(this.#pending);
+      return;
+    }
+    if (this.#first === undefined) this.#first = chunk;
+    else (this.#more ??= [this.#first]).push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.#mode === 'stream') {
+      this.#mode = 'done';
+      this.#body!.push(null);
+      return;
+    }
+    if (this.#mode !== 'json') return;
+    this.#mode = 'done';
+    const text =
+      this.#more !== undefined
+        ? Buffer.concat(this.#more, this.#size).toString('utf8')
+        : (this.#first?.toString('utf8') ?? '');
+    this.#first = this.#more = undefined;
+    this.#pending.exchange = undefined;
+    this.#sink.json(this.#pending, text);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    const mode = this.#mode;
+    this.#mode = 'done';
+    this.#pending.exchange = undefined;
+    if (mode === 'stream') {
+      this.#body!.destroy(error);
+      return;
+    }
+    if (mode !== 'done') this.#sink.failed(this.#pending, error);
+  }
 }
 
 class StreamableHttpTransportImpl implements StreamableHttpTransport {
@@ -262,7 +411,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
         method: request.method,
         extraHeaders: options?.headers,
         reqId: options?.reqId,
-        controller: new AbortController(),
+        aborted: false,
+        exchange: undefined,
+        signalController: undefined,
         lastEventId: undefined,
         retryMs: undefined,
         responded: false,
@@ -271,7 +422,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       };
       this.#pending.set(request.id, pending);
       // Resolves at once: every outcome of the exchange, failures included, arrives via onmessage.
-      void this.#runRequest(request, pending);
+      this.#startRequest(request, pending);
       return SENT;
     }
     return this.#postOther(message, options?.headers);
@@ -357,48 +508,87 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (pending === undefined) return;
     this.#pending.delete(requestId);
     pending.responded = true;
-    pending.controller.abort();
+    abortPending(pending);
   }
 
-  async #runRequest(request: JsonRpcRequest, pending: PendingRequest): Promise<void> {
-    const sentSession = this.#sessionId;
-    let res: Dispatcher.ResponseData;
+  /**
+   * POSTs a request through undici's dispatch API with a {@link PostExchange} as the handler: a
+   * JSON answer is collected and delivered without a body stream, a promise or a timer; anything
+   * else (SSE, an HTTP error, another media type) goes on as a stream through
+   * {@link #onStreamedAnswer}.
+   */
+  #startRequest(request: JsonRpcRequest, pending: PendingRequest): void {
+    const headers = this.#headers('application/json, text/event-stream', undefined, pending.extraHeaders);
+    headers['content-type'] = 'application/json';
+    const exchange = new PostExchange(this.#exchangeSink, pending, request.method === 'initialize', this.#sessionId);
     try {
-      res = await this.#post(request, pending.controller.signal, pending.extraHeaders);
+      this.#dispatcher!.dispatch(
+        {
+          origin: this.#origin,
+          path: this.#path,
+          method: 'POST',
+          headers,
+          body: JSON.stringify(request),
+          headersTimeout: this.#requestTimeoutMs,
+          bodyTimeout: 0,
+        },
+        exchange,
+      );
     } catch (err) {
-      if (!this.#isLive(pending)) return;
-      const error = networkFailure(this.description, err);
-      this.#fail(pending, error.code, error.message);
+      this.#exchangeFailed(pending, err);
+    }
+  }
+
+  /** What a {@link PostExchange} calls back into (one object per transport). */
+  readonly #exchangeSink: ExchangeSink = {
+    maxBytes: () => this.#maxMessageBytes,
+    live: (pending) => this.#isLive(pending),
+    sessionIdHeader: (header) => this.#takeSessionId(header),
+    json: (pending, text) => this.#deliverJson(text, pending),
+    streamed: (pending, answer, sentSession) => {
+      this.#onStreamedAnswer(answer, pending, sentSession).catch((err: unknown) => this.#exchangeFailed(pending, err));
+    },
+    failed: (pending, err) => this.#exchangeFailed(pending, err),
+    tooLarge: (pending) =>
+      this.#fail(
+        pending,
+        'SWB_ERR_UPSTREAM_PROTOCOL',
+        `${this.description}: response body larger than ${this.#maxMessageBytes} bytes`,
+      ),
+  };
+
+  /** A request's exchange failed on the network (or its dispatch threw). */
+  #exchangeFailed(pending: PendingRequest, err: unknown): void {
+    if (!this.#isLive(pending)) return;
+    const error = networkFailure(this.description, err);
+    this.#fail(pending, error.code, error.message);
+  }
+
+  /** Every answer to a request POST that is not a 2xx JSON body, read as a stream. */
+  async #onStreamedAnswer(
+    res: StreamedAnswer,
+    pending: PendingRequest,
+    sentSession: string | undefined,
+  ): Promise<void> {
+    const status = res.statusCode;
+    if (status < 200 || status >= 300) {
+      const failure = await this.#httpFailure(res, sentSession);
+      this.#fail(pending, failure.error.code, failure.error.message, failure.error.data);
+      if (failure.sessionExpired) this.#expire();
       return;
     }
-    try {
-      if (request.method === 'initialize') this.#takeSessionId(res.headers['mcp-session-id']);
-      const status = res.statusCode;
-      if (status < 200 || status >= 300) {
-        const failure = await this.#httpFailure(res, sentSession);
-        this.#fail(pending, failure.error.code, failure.error.message, failure.error.data);
-        if (failure.sessionExpired) this.#expire();
-        return;
-      }
-      const type = mediaTypeOf(res.headers['content-type']);
-      if (type === 'text/event-stream') {
-        await this.#consumeRequestStream(res.body, pending);
-      } else if (type === 'application/json') {
-        await this.#consumeJson(res.body, pending);
-      } else {
-        const excerpt = await readBodyExcerpt(res.body);
-        this.#fail(
-          pending,
-          'SWB_ERR_UPSTREAM_PROTOCOL',
-          `${this.description}: HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request${excerpt === '' ? '' : `: ${excerpt}`}`,
-          { status },
-        );
-      }
-    } catch (err) {
-      if (!this.#isLive(pending)) return;
-      const error = networkFailure(this.description, err);
-      this.#fail(pending, error.code, error.message);
+    const type = mediaTypeOf(res.headers['content-type']);
+    if (type === 'text/event-stream') {
+      await this.#consumeRequestStream(res.body, pending);
+      return;
     }
+    const excerpt = await readBodyExcerpt(res.body);
+    this.#fail(
+      pending,
+      'SWB_ERR_UPSTREAM_PROTOCOL',
+      `${this.description}: HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request${excerpt === '' ? '' : `: ${excerpt}`}`,
+      { status },
+    );
   }
 
   #takeSessionId(header: string | string[] | undefined): void {
@@ -413,7 +603,10 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   }
 
   /** Turns a non-2xx response into a GatewayError, detecting a lost session (404, see options). */
-  async #httpFailure(res: Dispatcher.ResponseData, sentSession: string | undefined): Promise<HttpFailure> {
+  async #httpFailure(
+    res: { readonly statusCode: number; readonly body: ResponseBody },
+    sentSession: string | undefined,
+  ): Promise<HttpFailure> {
     const status = res.statusCode;
     const excerpt = await readBodyExcerpt(res.body);
     const upstreamError = upstreamErrorOf(excerpt);
@@ -445,8 +638,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   // -- incoming ----------------------------------------------------------------------------------
 
-  async #consumeJson(body: ResponseBody, pending: PendingRequest): Promise<void> {
-    const text = await readBodyText(body, this.#maxMessageBytes, this.#requestTimeoutMs);
+  /** A request's `application/json` answer: one message or an array of them. */
+  #deliverJson(text: string, pending: PendingRequest): void {
+    if (!this.#isLive(pending)) return;
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -454,7 +648,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: response body is not JSON`);
       return;
     }
-    for (const item of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) this.#deliverValue(item, pending);
+    if (Array.isArray(parsed)) for (const item of parsed as unknown[]) this.#deliverValue(item, pending);
+    else this.#deliverValue(parsed, pending);
     if (!pending.responded) {
       this.#fail(
         pending,
@@ -519,7 +714,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     const sentSession = this.#sessionId;
     let error: GatewayError;
     try {
-      const res = await this.#get(pending.lastEventId, pending.controller.signal);
+      const res = await this.#get(pending.lastEventId, signalOf(pending));
       if (!this.#isLive(pending)) {
         res.body.destroy();
         return;
@@ -717,7 +912,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   }
 
   #isLive(pending: PendingRequest): boolean {
-    return !this.#closed && !pending.responded && !pending.controller.signal.aborted;
+    return !this.#closed && !pending.responded && !pending.aborted;
   }
 
   // -- lifecycle ---------------------------------------------------------------------------------
@@ -748,7 +943,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   async #shutdown(info: TransportCloseInfo, sendDelete: boolean): Promise<void> {
     this.#closed = true;
     this.#abort.abort();
-    for (const pending of this.#pending.values()) pending.controller.abort();
+    for (const pending of this.#pending.values()) abortPending(pending);
     this.#pending.clear();
     for (const entry of this.#timers) {
       clearTimeout(entry.timer);
@@ -798,7 +993,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
  *   `MCP-Protocol-Version` once known (set by `setProtocolVersion()`, or taken from the
  *   initialize result).
  * - A request's answer — `application/json` (one message or an array) or `text/event-stream`
- *   (every `message` event) — is delivered with `relatedRequestId` = the request's id. A stream
+ *   (every `message` event) — is delivered with `relatedRequestId` = the request's id. Requests
+ *   go through undici's dispatch API: a JSON answer is gathered without a body stream or a
+ *   promise (at most `maxMessageBytes`, else `SWB_ERR_UPSTREAM_PROTOCOL`). A stream
  *   that ends before the response is resumed with GET + `Last-Event-ID`, after the server's
  *   `retry:` or a backoff (§Resumability and Redelivery); `maxResumeAttempts` consecutive failed
  *   attempts fail the request.

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Agent, request as undiciRequest } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/observability/logger.js';
+import { UpstreamConnection } from '../../../src/upstream/connection.js';
 import type { JsonRpcMessage, JsonRpcResponse } from '../../../src/protocol/jsonrpc.js';
 import {
   createStreamableHttpTransport,
@@ -297,6 +298,118 @@ describe('streamable HTTP transport', () => {
       await t.send(request(1, 'tools/list'));
       const { response } = await inbox.response(1, 5000);
       expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_TIMEOUT' });
+    });
+
+    it('answers a JSON body larger than maxMessageBytes with SWB_ERR_UPSTREAM_PROTOCOL and drops the exchange', async () => {
+      let closed = false;
+      const raw = await startRawServer((_req, body, res) => {
+        const id = (JSON.parse(body) as { id: number }).id;
+        res.on('close', () => (closed = true));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`{"jsonrpc":"2.0","id":${id},"result":{"pad":"`);
+        res.write('x'.repeat(4096)); // and never ends
+      });
+      cleanups.push(raw.close);
+      const t = transport({ url: raw.url, maxMessageBytes: 1024 });
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(5, 'tools/call'));
+      const { response } = await inbox.response(5);
+      expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_PROTOCOL' });
+      expect('error' in response && response.error.message).toContain('larger than 1024 bytes');
+      await eventually(() => closed, 5000, 'the upstream response to be aborted');
+    });
+
+    it('delivers a JSON answer that arrives in several chunks, once', async () => {
+      const raw = await startRawServer((_req, body, res) => {
+        const id = (JSON.parse(body) as { id: number }).id;
+        const text = JSON.stringify({
+          jsonrpc: '2.0',
+          id,
+          result: { content: [{ type: 'text', text: 'é'.repeat(3000) }] },
+        });
+        const bytes = Buffer.from(text);
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': bytes.length });
+        // Split inside a multi-byte character: the body must be decoded whole, not per chunk.
+        const cut = text.indexOf('é') + 1;
+        res.write(bytes.subarray(0, cut));
+        setTimeout(() => res.end(bytes.subarray(cut)), 30);
+      });
+      cleanups.push(raw.close);
+      const t = transport({ url: raw.url });
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(6, 'tools/call'));
+      const { response } = await inbox.response(6);
+      expect(resultOf<{ content: { text: string }[] }>(response).content[0]?.text).toBe('é'.repeat(3000));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(inbox.deliveries.filter((d) => 'id' in d.message && d.message.id === 6)).toHaveLength(1);
+    });
+
+    it('aborts the exchange of a request cancelled while its JSON body is still arriving', async () => {
+      let closed = false;
+      const raw = await startRawServer((req, body, res) => {
+        const message = JSON.parse(body) as { id?: number; method: string };
+        if (message.id === undefined) {
+          res.writeHead(202).end(); // the notifications/cancelled
+          return;
+        }
+        res.on('close', () => (closed = true));
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write(`{"jsonrpc":"2.0","id":${message.id},`); // stalls
+        void req;
+      });
+      cleanups.push(raw.close);
+      const t = transport({ url: raw.url });
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(7, 'tools/call'));
+      await new Promise((r) => setTimeout(r, 50));
+      await t.send({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 7 } });
+      await eventually(() => closed, 5000, 'the stalled exchange to be aborted');
+      expect(inbox.deliveries).toHaveLength(0);
+    });
+
+    it('under UpstreamConnection, times out a JSON body that stalls and aborts its exchange', async () => {
+      let closed = false;
+      const raw = await startRawServer((req, body, res) => {
+        if (req.method !== 'POST') {
+          res.writeHead(405).end(); // the standalone GET and the closing DELETE
+          return;
+        }
+        const message = JSON.parse(body) as { id?: number; method: string };
+        if (message.id === undefined) {
+          res.writeHead(202).end();
+        } else if (message.method === 'initialize') {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.end(
+            JSON.stringify({
+              jsonrpc: '2.0',
+              id: message.id,
+              result: {
+                protocolVersion: PROTOCOL_VERSION,
+                capabilities: {},
+                serverInfo: { name: 'raw', version: '1' },
+              },
+            }),
+          );
+        } else {
+          res.on('close', () => (closed = true));
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write(`{"jsonrpc":"2.0","id":${message.id},`); // stalls
+        }
+      });
+      cleanups.push(raw.close);
+      const conn = new UpstreamConnection(transport({ url: raw.url }), {
+        name: 'raw',
+        logger: silentLogger(),
+        requestTimeoutMs: 300,
+      });
+      cleanups.push(() => conn.close());
+      await conn.initialize();
+      const response = await conn.request('tools/call', { name: 'slow' }).response;
+      expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_TIMEOUT' });
+      await eventually(() => closed, 5000, 'the stalled exchange to be aborted');
     });
 
     it('answers a request whose SSE stream ends without the response or an event id with SWB_ERR_UPSTREAM_PROTOCOL', async () => {

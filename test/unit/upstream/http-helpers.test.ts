@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { PassThrough, Readable } from 'node:stream';
 import {
   mediaTypeOf,
   networkFailure,
-  readBodyText,
-  type ResponseBody,
   safeUrl,
   staticHeaders,
   upstreamErrorResponse,
@@ -44,44 +41,5 @@ describe('HTTP transport helpers', () => {
     expect(safeUrl(new URL('https://user:pw@host.example:8443/mcp?api_key=secret'))).toBe(
       'https://host.example:8443/mcp',
     );
-  });
-
-  describe('readBodyText', () => {
-    const body = (stream: Readable) => stream as unknown as ResponseBody;
-
-    it('joins the chunks as UTF-8, a character split across chunks included, and destroys the body', async () => {
-      const euro = Buffer.from('€');
-      const stream = Readable.from([Buffer.from('{"a":"'), euro.subarray(0, 1), euro.subarray(1), Buffer.from('"}')]);
-      await expect(readBodyText(body(stream), 1024, 1000)).resolves.toBe('{"a":"€"}');
-      expect(stream.destroyed).toBe(true);
-    });
-
-    it('fails with SWB_ERR_UPSTREAM_PROTOCOL past maxBytes and stops reading', async () => {
-      const stream = new PassThrough();
-      const read = readBodyText(body(stream), 10, 1000);
-      stream.write(Buffer.alloc(8));
-      stream.write(Buffer.alloc(8));
-      await expect(read).rejects.toMatchObject({ code: 'SWB_ERR_UPSTREAM_PROTOCOL' });
-      expect(stream.destroyed).toBe(true);
-    });
-
-    it('fails with SWB_ERR_UPSTREAM_TIMEOUT when the body does not end in time', async () => {
-      const stream = new PassThrough();
-      stream.write('partial');
-      await expect(readBodyText(body(stream), 1024, 30)).rejects.toMatchObject({ code: 'SWB_ERR_UPSTREAM_TIMEOUT' });
-      expect(stream.destroyed).toBe(true);
-    });
-
-    it('passes the body’s own error on, and reports a body closed before its end', async () => {
-      const failing = new PassThrough();
-      const read = readBodyText(body(failing), 1024, 1000);
-      failing.destroy(new Error('socket hang up'));
-      await expect(read).rejects.toThrow('socket hang up');
-
-      const closed = new PassThrough();
-      const early = readBodyText(body(closed), 1024, 1000);
-      closed.destroy();
-      await expect(early).rejects.toThrow(/closed before its end/);
-    });
   });
 });
