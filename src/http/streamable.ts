@@ -14,6 +14,7 @@ import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { IdTable } from '../protocol/id-table.js';
 import { accepts } from './guards.js';
 import { readJsonRpcBody, type JsonRpcBodyReceiver } from './jsonrpc-body.js';
 
@@ -54,7 +55,8 @@ interface EdgeState {
   nextStream: number;
   nextSeq: number;
   readonly events: StoredEvent[];
-  readonly streams: Map<number, StreamState>;
+  /** Open SSE streams of POSTed requests by stream id (an IdTable: one insert and delete each). */
+  readonly streams: IdTable<StreamState>;
   standalone: StreamState | undefined;
 }
 
@@ -92,7 +94,7 @@ export function createStreamableHandler(options: StreamableOptions) {
   function edgeOf(session: ClientSession): EdgeState {
     let e = edge.get(session);
     if (!e) {
-      e = { nextStream: 1, nextSeq: 1, events: [], streams: new Map(), standalone: undefined };
+      e = { nextStream: 1, nextSeq: 1, events: [], streams: new IdTable(), standalone: undefined };
       edge.set(session, e);
     }
     return e;
