@@ -9,18 +9,17 @@
 //
 // Output: requests served, scavenges (count, total pause ms, µs per request), mean bytes that
 // survived a scavenge and were promoted, and mark-compacts (count, pause ms).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
-  createToken,
   runLoadProcess,
   startHttpFixture,
   startRelay,
   startSwitchboard,
   stdioEcho,
-  writeSwitchboardConfig,
+  writeFeaturesConfig,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -46,11 +45,9 @@ if (values.target === 'relay') {
 } else {
   let configFile;
   if (values.features) {
-    const { parse } = await import('yaml');
-    const fragment = parse(readFileSync(values.features, 'utf8')) ?? {};
-    configFile = writeSwitchboardConfig(servers, { tmpDir: tmp, extraConfig: fragment });
-    if (String(fragment.auth?.mode ?? '').includes('tokens'))
-      headers.push(`Authorization: Bearer ${createToken(configFile)}`);
+    const written = await writeFeaturesConfig(servers, values.features, { tmpDir: tmp });
+    configFile = written.configFile;
+    headers.push(...written.headers);
   }
   proc = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs, configFile });
 }

@@ -360,6 +360,23 @@ export function deepMerge(a, b) {
 let configCount = 0;
 
 /**
+ * Writes a Switchboard config for `servers` with the config fragment in `featuresFile` (YAML,
+ * e.g. bench/features.yaml) merged in. When the fragment turns on API-token auth, creates a
+ * token (`switchboard token create`) and returns the header that carries it.
+ *
+ * @returns `{ configFile, headers }` (`headers`: `'Name: value'` strings for the load generator)
+ */
+export async function writeFeaturesConfig(servers, featuresFile, { tmpDir }) {
+  const { parse } = await import('yaml');
+  const fragment = parse(readFileSync(featuresFile, 'utf8')) ?? {};
+  const configFile = writeSwitchboardConfig(servers, { tmpDir, extraConfig: fragment });
+  const headers = String(fragment.auth?.mode ?? '').includes('tokens')
+    ? [`Authorization: Bearer ${createToken(configFile)}`]
+    : [];
+  return { configFile, headers };
+}
+
+/**
  * Writes a Switchboard config (JSON, which is valid YAML) in a directory of its own, so each
  * instance gets its own `dataDir` (`.switchboard` next to the file: its SQLite database).
  */

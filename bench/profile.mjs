@@ -15,14 +15,13 @@
 //        list   tools/list of a 1,000-tool aggregate (20 stdio upstreams × 50 tools), c=1
 //        setup  initialize + notifications/initialized (new sessions)
 //        startup  spawn → listening, then stop (module loading and startup)
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import {
   BENCH_DIR,
-  createToken,
   FIXTURE_STDIO,
   NODE,
   runLoadProcess,
@@ -31,7 +30,7 @@ import {
   startRelay,
   startSwitchboard,
   stdioEcho,
-  writeSwitchboardConfig,
+  writeFeaturesConfig,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -81,11 +80,9 @@ if (values.target === 'relay') {
 } else {
   let configFile;
   if (values.features) {
-    const { parse } = await import('yaml');
-    const fragment = parse(readFileSync(values.features, 'utf8')) ?? {};
-    configFile = writeSwitchboardConfig(servers, { tmpDir: tmp, extraConfig: fragment });
-    if (String(fragment.auth?.mode ?? '').includes('tokens'))
-      headers.push(`Authorization: Bearer ${createToken(configFile)}`);
+    const written = await writeFeaturesConfig(servers, values.features, { tmpDir: tmp });
+    configFile = written.configFile;
+    headers.push(...written.headers);
   }
   sb = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs: profArgs, env: profEnv, configFile });
 }
