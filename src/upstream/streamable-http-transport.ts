@@ -289,6 +289,7 @@ class PostExchange implements Dispatcher.DispatchHandler {
   onResponseEnd(): void {
     if (this.#mode === 'stream') {
       this.#mode = 'done';
+      this.#pending.exchange = undefined; // finished: nothing left to abort
       this.#body!.push(null);
       return;
     }
