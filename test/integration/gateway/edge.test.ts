@@ -2,6 +2,7 @@
  * The HTTP edge's answers to bad input, each with its defined status and JSON-RPC code
  * (issue acceptance 4), plus session lifecycle and resumability on the Streamable HTTP front.
  */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../../src/app.js';
 import { startTestGateway } from '../../helpers/gateway.js';
@@ -168,13 +169,19 @@ describe('Streamable HTTP edge', () => {
     ac.abort();
   });
 
-  it('drops the answer of a client that went away: the call settles and the session keeps serving', async () => {
+  it('drops the answer of a client that went away: nothing is written, the call settles, the session keeps serving', async () => {
     const sid = await initSession(mcp);
     const session = gw.gateway.sessions.get(sid)!;
+    // The real ServerResponse of that request, seen through a second 'request' listener.
+    let response: ServerResponse | undefined;
+    const spy = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.headers['x-test'] === 'gone') response = res;
+    };
+    gw.server.on('request', spy);
     const ac = new AbortController();
     const gone = fetch(mcp, {
       method: 'POST',
-      headers: { ...MCP_HEADERS, 'mcp-session-id': sid },
+      headers: { ...MCP_HEADERS, 'mcp-session-id': sid, 'x-test': 'gone' },
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 8,
@@ -188,7 +195,11 @@ describe('Streamable HTTP edge', () => {
     await expect(gone).rejects.toThrow();
     // The upstream still answers at 300 ms; the gateway drops it and the session goes on.
     await new Promise((resolve) => setTimeout(resolve, 400));
+    gw.server.off('request', spy);
     expect(session.inFlight).toBe(0);
+    // The answer arrived after the client left: not even headers were written to its response.
+    expect(response?.destroyed).toBe(true);
+    expect(response?.headersSent).toBe(false);
     const res = await post(mcp, { jsonrpc: '2.0', id: 9, method: 'ping' }, { 'mcp-session-id': sid });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { id: number }).id).toBe(9);
