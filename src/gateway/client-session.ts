@@ -46,6 +46,12 @@ export interface OutboundChannel {
    * the HTTP response has not started, otherwise as a JSON-RPC error on the channel.
    */
   fail?(error: GatewayError, id: JsonRpcId): void;
+  /**
+   * Sends a success response whose `result` is already JSON text (exactly what
+   * `JSON.stringify(result)` gives), so a large list shared by many requests is serialised once.
+   * Optional: without it the session sends the object.
+   */
+  sendResult?(id: JsonRpcId, resultJson: string): void;
   /** True once the client can no longer be reached through it. */
   readonly closed: boolean;
   /** When true, messages sent while closed are kept for redelivery (resumable streams). */
@@ -99,6 +105,9 @@ export interface SessionHost {
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;
 }
+
+/** `{"<field>":[…]}` of whole lists by list array (see `ClientSession.#list`). */
+const SERIALIZED_LISTS = new WeakMap<JsonObject[], string>();
 
 const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
 
@@ -347,28 +356,16 @@ export class ClientSession {
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
       case 'tools/list':
-        out.send({ jsonrpc: '2.0', id: req.id, result: this.#page(this.view.listsFor(scope).tools, 'tools', params) });
+        this.#list(req.id, out, this.view.listsFor(scope).tools, 'tools', params);
         return;
       case 'prompts/list':
-        out.send({
-          jsonrpc: '2.0',
-          id: req.id,
-          result: this.#page(this.view.listsFor(scope).prompts, 'prompts', params),
-        });
+        this.#list(req.id, out, this.view.listsFor(scope).prompts, 'prompts', params);
         return;
       case 'resources/list':
-        out.send({
-          jsonrpc: '2.0',
-          id: req.id,
-          result: this.#page(this.view.listsFor(scope).resources, 'resources', params),
-        });
+        this.#list(req.id, out, this.view.listsFor(scope).resources, 'resources', params);
         return;
       case 'resources/templates/list':
-        out.send({
-          jsonrpc: '2.0',
-          id: req.id,
-          result: this.#page(this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params),
-        });
+        this.#list(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params);
         return;
       case 'tools/call': {
         const name = params?.name;
@@ -450,6 +447,25 @@ export class ClientSession {
     this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
     this.clientInfo = params.clientInfo as JsonObject | undefined;
     return { protocolVersion: version, ...this.view.initializeResult() };
+  }
+
+  /**
+   * Answers a list request. A whole list (no cursor, and it fits one page) is serialised once per
+   * list: the view's arrays are rebuilt, never changed, when a catalog changes, so the array is
+   * the cache key.
+   */
+  #list(id: JsonRpcId, out: OutboundChannel, items: JsonObject[], field: string, params: JsonObject | undefined): void {
+    const size = this.#host.pageSize;
+    if (out.sendResult !== undefined && params?.cursor === undefined && (size <= 0 || items.length <= size)) {
+      let json = SERIALIZED_LISTS.get(items);
+      if (json === undefined) {
+        json = JSON.stringify({ [field]: items });
+        SERIALIZED_LISTS.set(items, json);
+      }
+      out.sendResult(id, json);
+      return;
+    }
+    out.send({ jsonrpc: '2.0', id, result: this.#page(items, field, params) });
   }
 
   #page(items: JsonObject[], field: string, params: JsonObject | undefined): JsonObject {

@@ -407,10 +407,20 @@ class PostChannel implements OutboundChannel {
 
   send(message: JsonRpcMessage): void {
     if (this.#done) return;
-    const res = this.#res;
     const isFinal = !('method' in message) && message.id === this.#requestId;
     if (isFinal && 'error' in message) this.#meta.rpcError = message.error.code;
-    const data = JSON.stringify(message);
+    this.#deliver(JSON.stringify(message), isFinal);
+  }
+
+  sendResult(id: JsonRpcId, resultJson: string): void {
+    if (this.#done) return;
+    // What JSON.stringify gives for { jsonrpc, id, result }, with the result already serialised.
+    this.#deliver(`{"jsonrpc":"2.0","id":${JSON.stringify(id)},"result":${resultJson}}`, id === this.#requestId);
+  }
+
+  /** Sends one serialised message; `isFinal` when it is the answer to this channel's request. */
+  #deliver(data: string, isFinal: boolean): void {
+    const res = this.#res;
     let sse = this.#sse;
     if (!sse) {
       if (isFinal) {

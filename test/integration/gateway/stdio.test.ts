@@ -128,7 +128,7 @@ describe('protocol faithfulness over stdio', () => {
     });
   });
 
-  it('sends tools/list_changed to sessions that see the upstream, and lists the new tool', async () => {
+  it('sends tools/list_changed to sessions that see the upstream, and lists the new tool (no stale cached list)', async () => {
     gw = await startTestGateway({ servers: { odd: odd() } });
     const c = await client();
     let changed = 0;
@@ -137,6 +137,10 @@ describe('protocol faithfulness over stdio', () => {
     });
     // The SDK client opens its GET stream in the background; let it attach.
     await waitFor(() => [...gw!.gateway.sessions.values()].some((s) => s.hasStandaloneStream), 5000, 'GET stream');
+    // Listed (and so serialised and cached) before the change: the later list must not be stale.
+    const before = await c.listTools();
+    expect(before.tools.map((t) => t.name)).not.toContain('odd__added-6');
+    expect((await c.listTools()).tools).toEqual(before.tools);
     await c.callTool({ name: 'odd__add-tool', arguments: {} });
     await waitFor(() => changed > 0, 5000, 'list_changed');
     const { tools } = await c.listTools();
