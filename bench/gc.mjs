@@ -13,14 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import {
-  runLoadProcess,
-  startHttpFixture,
-  startRelay,
-  startSwitchboard,
-  stdioEcho,
-  writeFeaturesConfig,
-} from './lib.mjs';
+import { runLoadProcess, startHttpFixture, startRelay, startSwitchboardWithFeatures, stdioEcho } from './lib.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -43,13 +36,9 @@ let proc;
 if (values.target === 'relay') {
   proc = await startRelay({}, { nodeArgs, upstream: fixture?.url });
 } else {
-  let configFile;
-  if (values.features) {
-    const written = await writeFeaturesConfig(servers, values.features, { tmpDir: tmp });
-    configFile = written.configFile;
-    headers.push(...written.headers);
-  }
-  proc = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs, configFile });
+  const started = await startSwitchboardWithFeatures(servers, values.features, { tmpDir: tmp, nodeArgs });
+  proc = started.proc;
+  headers.push(...started.headers);
 }
 const lines = [];
 let partial = '';

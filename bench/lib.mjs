@@ -377,6 +377,18 @@ export async function writeFeaturesConfig(servers, featuresFile, { tmpDir }) {
 }
 
 /**
+ * Starts Switchboard for `servers`, with the config fragment of `features` (a YAML file) merged
+ * in when given (see {@link writeFeaturesConfig}).
+ *
+ * @returns `{ proc, headers }`: the process handle, and the headers every request must carry
+ */
+export async function startSwitchboardWithFeatures(servers, features, { tmpDir, nodeArgs = [], env = {} }) {
+  if (!features) return { proc: await startSwitchboard(servers, { tmpDir, nodeArgs, env }), headers: [] };
+  const { configFile, headers } = await writeFeaturesConfig(servers, features, { tmpDir });
+  return { proc: await startSwitchboard(servers, { tmpDir, nodeArgs, env, configFile }), headers };
+}
+
+/**
  * Writes a Switchboard config (JSON, which is valid YAML) in a directory of its own, so each
  * instance gets its own `dataDir` (`.switchboard` next to the file: its SQLite database).
  */

@@ -28,9 +28,8 @@ import {
   sleep,
   startHttpFixture,
   startRelay,
-  startSwitchboard,
+  startSwitchboardWithFeatures,
   stdioEcho,
-  writeFeaturesConfig,
 } from './lib.mjs';
 
 const { values } = parseArgs({
@@ -78,13 +77,13 @@ if (values.target === 'relay') {
     nodeArgs: profArgs,
   });
 } else {
-  let configFile;
-  if (values.features) {
-    const written = await writeFeaturesConfig(servers, values.features, { tmpDir: tmp });
-    configFile = written.configFile;
-    headers.push(...written.headers);
-  }
-  sb = await startSwitchboard(servers, { tmpDir: tmp, nodeArgs: profArgs, env: profEnv, configFile });
+  const started = await startSwitchboardWithFeatures(servers, values.features, {
+    tmpDir: tmp,
+    nodeArgs: profArgs,
+    env: profEnv,
+  });
+  sb = started.proc;
+  headers.push(...started.headers);
 }
 process.stderr.write(`${sb.name} pid ${sb.pid} ready in ${sb.readyMs.toFixed(0)} ms (startupMs ${sb.startupMs})\n`);
 let served = 0;
