@@ -89,35 +89,94 @@ export function accepts(req: IncomingMessage, type: string): boolean {
 }
 
 /**
- * Reads a request body up to `limit` bytes.
+ * Where {@link receiveBody} delivers a body: exactly one of the two is called, once. Methods of
+ * one object (not closures), so the MCP hot path allocates no function per request.
+ */
+export interface BodyReceiver {
+  /** The whole body, decoded as UTF-8. */
+  body(text: string): void;
+  /**
+   * The body could not be read: `GatewayError` `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) past the limit
+   * (declared or actual), or the request stream's own error.
+   */
+  failed(err: unknown): void;
+}
+
+/** Reading state of one request body, kept on the request so the listeners can be shared. */
+interface BodyState {
+  readonly limit: number;
+  readonly receiver: BodyReceiver;
+  first: Buffer | undefined;
+  more: Buffer[] | undefined;
+  size: number;
+  done: boolean;
+}
+
+const BODY = Symbol('switchboard.body');
+type WithBody = IncomingMessage & { [BODY]?: BodyState };
+
+function tooLarge(limit: number): GatewayError {
+  return new GatewayError('SWB_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`);
+}
+
+function onBodyData(this: WithBody, chunk: Buffer): void {
+  const s = this[BODY]!;
+  if (s.done) return;
+  s.size += chunk.length;
+  if (s.size > s.limit) {
+    s.done = true;
+    s.first = s.more = undefined;
+    this.resume(); // drain the rest without keeping it
+    s.receiver.failed(tooLarge(s.limit));
+    return;
+  }
+  if (s.first === undefined) s.first = chunk;
+  else (s.more ??= [s.first]).push(chunk);
+}
+
+function onBodyEnd(this: WithBody): void {
+  const s = this[BODY]!;
+  if (s.done) return;
+  s.done = true;
+  const text =
+    s.more !== undefined
+      ? Buffer.concat(s.more).toString('utf8')
+      : s.first === undefined
+        ? ''
+        : s.first.toString('utf8');
+  s.first = s.more = undefined;
+  s.receiver.body(text);
+}
+
+function onBodyError(this: WithBody, err: Error): void {
+  const s = this[BODY]!;
+  if (s.done) return;
+  s.done = true;
+  s.receiver.failed(err);
+}
+
+/**
+ * Reads a request body of at most `limit` bytes and hands it to `receiver`. No promise and no
+ * closure per request: the listeners are shared and the state lives on `req`. A receiver method
+ * that throws is not caught here: receivers answer their own errors.
+ */
+export function receiveBody(req: IncomingMessage, limit: number, receiver: BodyReceiver): void {
+  const declared = req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limit) {
+    receiver.failed(tooLarge(limit));
+    return;
+  }
+  (req as WithBody)[BODY] = { limit, receiver, first: undefined, more: undefined, size: 0, done: false };
+  req.on('data', onBodyData);
+  req.on('end', onBodyEnd);
+  req.on('error', onBodyError);
+}
+
+/**
+ * {@link receiveBody} as a promise.
  *
  * @throws GatewayError `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) when the declared or actual size exceeds the limit
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new GatewayError('SWB_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let failed = false;
-    req.on('data', (chunk: Buffer) => {
-      if (failed) return;
-      size += chunk.length;
-      if (size > limit) {
-        failed = true;
-        reject(new GatewayError('SWB_ERR_HTTP_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (!failed) resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
-    });
-    req.on('error', (err) => {
-      if (!failed) reject(err);
-    });
-  });
+  return new Promise((resolve, reject) => receiveBody(req, limit, { body: resolve, failed: reject }));
 }

@@ -15,8 +15,8 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { IdTable } from '../protocol/id-table.js';
-import { accepts } from './guards.js';
-import { readJsonRpcBody, type JsonRpcBodyReceiver } from './jsonrpc-body.js';
+import { accepts, receiveBody, type BodyReceiver } from './guards.js';
+import { parseJsonRpcMessage } from './jsonrpc-body.js';
 
 /** Options for {@link createStreamableHandler}. */
 export interface StreamableOptions {
@@ -173,7 +173,7 @@ export function createStreamableHandler(options: StreamableOptions) {
         'Unsupported Media Type: Content-Type must be application/json',
       );
     }
-    readJsonRpcBody(req, res, gateway.config.http.maxBodyBytes, new PostBody(edgeHandler, req, res, view, meta));
+    receiveBody(req, gateway.config.http.maxBodyBytes, new PostBody(edgeHandler, req, res, view, meta));
   }
 
   /** The POSTed message, read and valid: routes it to its session (or opens one). */
@@ -334,7 +334,7 @@ interface PostEdge {
 }
 
 /** Receives one POST's body (one object per POST instead of closures) and answers its failures. */
-class PostBody implements JsonRpcBodyReceiver {
+class PostBody implements BodyReceiver {
   readonly #edge: PostEdge;
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
@@ -349,15 +349,15 @@ class PostBody implements JsonRpcBodyReceiver {
     this.#meta = meta;
   }
 
-  message(message: JsonRpcMessage): void {
+  body(text: string): void {
+    const message = parseJsonRpcMessage(this.#res, text);
+    if (message === undefined) return; // answered 400
     try {
       this.#edge.received(this.#req, this.#res, this.#view, this.#meta, message);
     } catch (err) {
       this.#edge.answerError(this.#res, err, this.#meta.reqId);
     }
   }
-
-  refused(): void {}
 
   failed(err: unknown): void {
     this.#edge.answerError(this.#res, err, this.#meta.reqId);

@@ -1,13 +1,15 @@
 /**
- * readJsonRpcBody over a real node:http server and client: bodies in one chunk or many, the size
+ * The MCP POST body path over a real node:http server and client: `receiveBody` (shared
+ * listeners, size limit) feeding `parseJsonRpcMessage`. Bodies in one chunk or many, the size
  * limit with and without Content-Length, bad JSON, batches, invalid messages, and a client that
- * aborts mid-body. Each case checks which receiver method ran, once, and what went on the wire.
+ * aborts mid-body. Each case checks which outcome happened, once, and what went on the wire.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isGatewayError } from '../../../src/errors.js';
-import { readJsonRpcBody } from '../../../src/http/jsonrpc-body.js';
+import { receiveBody } from '../../../src/http/guards.js';
+import { parseJsonRpcMessage } from '../../../src/http/jsonrpc-body.js';
 import type { JsonRpcMessage } from '../../../src/protocol/jsonrpc.js';
 
 type Outcome = { kind: 'message'; message: JsonRpcMessage } | { kind: 'refused' } | { kind: 'failed'; err: unknown };
@@ -20,14 +22,15 @@ let settled: (() => void) | undefined;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    readJsonRpcBody(req, res, LIMIT, {
-      message(message) {
-        outcomes.push({ kind: 'message', message });
-        res.writeHead(200).end('ok');
-        settled?.();
-      },
-      refused() {
-        outcomes.push({ kind: 'refused' });
+    receiveBody(req, LIMIT, {
+      body(text) {
+        const message = parseJsonRpcMessage(res, text);
+        if (message === undefined) {
+          outcomes.push({ kind: 'refused' }); // the 400 is already sent
+        } else {
+          outcomes.push({ kind: 'message', message });
+          res.writeHead(200).end('ok');
+        }
         settled?.();
       },
       failed(err) {
@@ -78,7 +81,7 @@ async function send(chunks: string[], length?: number): Promise<{ status: number
   return { ...r, outcomes };
 }
 
-describe('readJsonRpcBody', () => {
+describe('receiveBody + parseJsonRpcMessage', () => {
   it('delivers a message sent in several chunks, once', async () => {
     const text = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' });
     const r = await send([text.slice(0, 10), text.slice(10, 20), text.slice(20)]);
