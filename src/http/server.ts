@@ -275,13 +275,13 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       try {
         authenticated = authenticate(req);
       } catch (err) {
-        refuse(res, path, record, err, reqId);
+        refuse(res, record, err, reqId);
         return;
       }
       if (authenticated instanceof Promise) {
         authenticated.then(
           (principal) => admit(req, res, t, url, q, record, principal, reqId),
-          (err: unknown) => refuse(res, path, record, err, reqId),
+          (err: unknown) => refuse(res, record, err, reqId),
         );
         return;
       }
@@ -306,7 +306,7 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     try {
       principal = authorize(authenticated, t);
     } catch (err) {
-      refuse(res, record.path, record, err, reqId);
+      refuse(res, record, err, reqId);
       return;
     }
     try {
@@ -333,10 +333,10 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
   }
 
   /** A failed authentication or authorization: 401/403 with the challenge; anything else is a failure. */
-  function refuse(res: ServerResponse, path: string, record: ExchangeRecord, err: unknown, reqId: string): void {
+  function refuse(res: ServerResponse, record: ExchangeRecord, err: unknown, reqId: string): void {
     if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
       record.refusal = err;
-      sendHttpError(res, err, null, { 'www-authenticate': challenge(path, err) });
+      sendHttpError(res, err, null, { 'www-authenticate': challenge(record.path, err) });
       return;
     }
     fail(res, err, reqId);

@@ -287,17 +287,12 @@ class RuleSetLimiter implements RateLimiter {
     if (memory !== undefined) {
       // No I/O: admit or refuse now, without a promise.
       if (more === undefined) {
-        const outcome = this.#settle(
-          first,
-          memory.takeNow(first.keyPrefix + first.keyOf(ctx), first.emissionMs, first.capacity),
-        );
+        const outcome = this.#settle(first, memory.takeNow(bucketKey(first, ctx), first.emissionMs, first.capacity));
         if (outcome !== undefined) throw outcome;
         return undefined;
       }
       worstOutcome(
-        more.map((rule) =>
-          this.#settle(rule, memory.takeNow(rule.keyPrefix + rule.keyOf(ctx), rule.emissionMs, rule.capacity)),
-        ),
+        more.map((rule) => this.#settle(rule, memory.takeNow(bucketKey(rule, ctx), rule.emissionMs, rule.capacity))),
       );
       return undefined;
     }
@@ -316,7 +311,7 @@ class RuleSetLimiter implements RateLimiter {
 
   /** Takes one token of `rule`'s bucket for this request; never rejects. */
   #consume(rule: CompiledRule, ctx: RateLimitContext): Promise<Outcome> {
-    return this.#buckets.take(rule.keyPrefix + rule.keyOf(ctx), rule.emissionMs, rule.capacity).then(
+    return this.#buckets.take(bucketKey(rule, ctx), rule.emissionMs, rule.capacity).then(
       (waitMs) => this.#settle(rule, waitMs),
       (err: unknown) => this.#storeFailure(rule, err),
     );
@@ -377,6 +372,11 @@ class RuleSetLimiter implements RateLimiter {
 }
 
 /** Of several rules' outcomes: a 429 with the longest wait, else a store failure, else nothing. */
+/** The store key of `rule`'s bucket for this request: `${keyPrefix}:${rule}:${caller key}`. */
+function bucketKey(rule: CompiledRule, ctx: RateLimitContext): string {
+  return rule.keyPrefix + rule.keyOf(ctx);
+}
+
 function worstOutcome(outcomes: readonly Outcome[]): void {
   let limited: GatewayError | undefined;
   let failed: GatewayError | undefined;
