@@ -194,6 +194,7 @@ interface StreamedAnswer {
 
 /** The transport's side of a {@link PostExchange}. */
 interface ExchangeSink {
+  /** `maxMessageBytes` (a function: the sink is a field, built before the constructor sets it). */
   maxBytes(): number;
   live(pending: PendingRequest): boolean;
   sessionIdHeader(header: string | string[] | undefined): void;
