@@ -196,7 +196,6 @@ interface StreamedAnswer {
 interface ExchangeSink {
   /** `maxMessageBytes` (a function: the sink is a field, built before the constructor sets it). */
   maxBytes(): number;
-  live(pending: PendingRequest): boolean;
   sessionIdHeader(header: string | string[] | undefined): void;
   json(pending: PendingRequest, text: string): void;
   streamed(pending: PendingRequest, answer: StreamedAnswer, sentSession: string | undefined): void;
@@ -544,7 +543,6 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   /** What a {@link PostExchange} calls back into (one object per transport). */
   readonly #exchangeSink: ExchangeSink = {
     maxBytes: () => this.#maxMessageBytes,
-    live: (pending) => this.#isLive(pending),
     sessionIdHeader: (header) => this.#takeSessionId(header),
     json: (pending, text) => this.#deliverJson(text, pending),
     streamed: (pending, answer, sentSession) => {
