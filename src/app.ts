@@ -39,6 +39,7 @@ import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
+import { createSessionsApi } from './http/sessions-api.js';
 import { createRequestHandler, defaultChallenge, type ExchangeObserver, type RouteHandler } from './http/server.js';
 
 import type { Logger } from './observability/logger.js';
@@ -327,10 +328,18 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       logger: logger.child({ component: 'tunnel' }),
     };
     server.on('upgrade', createTunnelUpgrade(tunnelOptions));
+    // Refused credentials on the admin API go to the usage log.
+    const onRefused = (req: IncomingMessage, path: string, err: GatewayError) => {
+      const row = usageLog
+        ? blockedRowFor(err, { ...requestFacts(req, path, Date.now()), httpStatus: err.status })
+        : undefined;
+      if (row) usageLog?.record(row);
+    };
     const routes: RouteHandler[] = [
       metricsRoute,
       createTunnelApi(tunnelOptions),
       wellKnown,
+      createSessionsApi({ gateway, authenticate, challenge, onRefused }),
       createAdminApi({
         gateway,
         authenticate,
@@ -338,12 +347,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         servers: database.servers,
         challenge,
         ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
-        onRefused: (req, path, err) => {
-          const row = usageLog
-            ? blockedRowFor(err, { ...requestFacts(req, path, Date.now()), httpStatus: err.status })
-            : undefined;
-          if (row) usageLog?.record(row);
-        },
+        onRefused,
       }),
     ];
     // Metrics, usage log (seed 004) and the server span of every MCP exchange.

@@ -47,7 +47,14 @@ export const ERROR_CODES = {
   SWB_ERR_SESSION_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_SERVER_ERROR - 1, expose: true },
   SWB_ERR_SESSION_NOT_INITIALIZED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_STREAM_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** `sessions.maxSessions` are open; `data.retryAfterMs` says when the first of them expires. */
   SWB_ERR_SESSION_LIMIT: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR, expose: true },
+  /**
+   * The principal already holds `sessions.maxPerPrincipal` sessions. 429 (RFC 6585 §4), not 503:
+   * the limit is the caller's own, the gateway is not overloaded. `data.retryAfterMs` says when
+   * the first of its sessions expires; closing one (DELETE) frees a slot at once.
+   */
+  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 2, expose: true },
   SWB_ERR_SESSION_EVENT_EXPIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Routing
   SWB_ERR_ROUTE_UNKNOWN_TOOL: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },

@@ -391,19 +391,32 @@ export const SwitchboardConfigInput = z
       .default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [], allowedHosts: [] }),
     sessions: z
       .object({
-        /** A client session with no request for this long is closed; its next request gets 404. Default 30m. */
+        /**
+         * A client session with no message from its client (request, notification, response, or a
+         * GET opening its stream) for this long is closed, open stream or not; its next request
+         * gets 404. A request still in flight keeps it. Default 30m.
+         */
         idleTimeout: Duration.default(1_800_000),
+        /** A client session is closed this long after `initialize`, however busy; 0 = no limit. Default 24h. */
+        maxLifetime: Duration.default(86_400_000),
         /** Events kept per session for `Last-Event-ID` resumption. Default 1000. */
         eventStoreSize: z.number().int().min(0).default(1000),
         /** Maximum concurrent client sessions; more gets 503. Default 10000. */
         maxSessions: z.number().int().min(1).default(10_000),
         /** How long a call from a client declaring sampling/elicitation/roots may wait for a shared stdio child. Default 30s. */
         attributionWait: Duration.default(30_000),
-        /** Concurrent sessions one principal may hold; more gets 503. Default: `maxSessions`. */
-        maxPerPrincipal: z.number().int().min(1).optional(),
+        /** Concurrent sessions one principal may hold; more gets 429. `0` or `null` = no limit. Default 100. */
+        maxPerPrincipal: z.number().int().min(0).nullable().default(100),
       })
       .strict()
-      .default({ idleTimeout: 1_800_000, eventStoreSize: 1000, maxSessions: 10_000, attributionWait: 30_000 }),
+      .default({
+        idleTimeout: 1_800_000,
+        maxLifetime: 86_400_000,
+        eventStoreSize: 1000,
+        maxSessions: 10_000,
+        attributionWait: 30_000,
+        maxPerPrincipal: 100,
+      }),
     /** Separator between server name and tool/prompt name in aggregates; from [A-Za-z0-9_-]. Default `__`. */
     namespaceSeparator: z
       .string()

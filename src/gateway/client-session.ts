@@ -169,6 +169,14 @@ export class ClientSession {
     return this.#standalone !== undefined && !this.#standalone.closed;
   }
 
+  /**
+   * Records activity from the client that carries no JSON-RPC message (opening or resuming its
+   * GET stream), so `sessions.idleTimeout` counts from now.
+   */
+  touch(): void {
+    this.lastActivity = this.#host.now();
+  }
+
   /** Attaches (or with `undefined`, detaches) the channel for unrelated messages. */
   attachStandalone(channel: OutboundChannel | undefined): void {
     this.#standalone = channel;

@@ -40,6 +40,8 @@ export interface GatewayOptions {
   };
 }
 
+const NO_SESSIONS: ReadonlySet<ClientSession> = new Set();
+
 const LIST_CHANGED_METHOD = {
   tools: 'notifications/tools/list_changed',
   prompts: 'notifications/prompts/list_changed',
@@ -66,8 +68,12 @@ export class Gateway implements SessionHost {
   #virtuals = new Map<string, View>();
   #singles = new Map<string, View>();
   #sessions = new Map<string, ClientSession>();
-  /** Open sessions per principal id (sessions.maxPerPrincipal). */
-  #perPrincipal = new Map<string, number>();
+  /** Open sessions per principal id (sessions.maxPerPrincipal, the admin API's filter). */
+  #byPrincipal = new Map<string, Set<ClientSession>>();
+  /** When the global limit last expired sessions itself (gateway clock, ms). */
+  #limitSweepAt = -Infinity;
+  /** The earliest expiry deadline seen by the last pass over all sessions (gateway clock, ms). */
+  #nextExpiry = Infinity;
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
   #outbound: OutboundOptions | undefined;
@@ -166,63 +172,98 @@ export class Gateway implements SessionHost {
   }
 
   /**
-   * Creates a client session on a view.
+   * Creates a client session on a view. The principal's own limit is checked first, so one
+   * principal at its limit never costs a pass over every session.
    *
-   * @throws GatewayError `SWB_ERR_SESSION_LIMIT` when `sessions.maxSessions` are open
+   * @throws GatewayError `SWB_ERR_SESSION_PRINCIPAL_LIMIT` (429) when the principal holds
+   *   `sessions.maxPerPrincipal` live sessions; `SWB_ERR_SESSION_LIMIT` (503) when
+   *   `sessions.maxSessions` are open. Both carry `data.retryAfterMs`: the time until the first
+   *   of those sessions expires (at least 1 s), for the edge's `Retry-After` (RFC 9110 §10.2.3).
    */
   createSession(view: View, principal: Principal, transportKind: 'streamable-http' | 'sse'): ClientSession {
-    if (this.#sessions.size >= this.#config.sessions.maxSessions) {
-      this.sweep();
-      if (this.#sessions.size >= this.#config.sessions.maxSessions) {
+    const cfg = this.#config.sessions;
+    const cap = cfg.maxPerPrincipal;
+    let own = this.#byPrincipal.get(principal.id);
+    if (cap && own && own.size >= cap) {
+      const now = this.#now();
+      let next = Infinity;
+      for (const s of [...own]) {
+        const reason = this.#expiry(s, now);
+        if (reason !== undefined) s.close(reason);
+        else next = Math.min(next, this.#deadline(s));
+      }
+      if (own.size >= cap) {
         throw new GatewayError(
-          'SWB_ERR_SESSION_LIMIT',
-          `too many sessions (sessions.maxSessions=${this.#config.sessions.maxSessions})`,
+          'SWB_ERR_SESSION_PRINCIPAL_LIMIT',
+          `this principal already holds ${own.size} sessions (sessions.maxPerPrincipal=${cap}); close one (DELETE) or let one expire`,
+          { data: { limit: cap, retryAfterMs: this.#retryAfterMs(next, now) } },
         );
       }
     }
-    const perPrincipal = this.#config.sessions.maxPerPrincipal;
-    const held = this.#perPrincipal.get(principal.id) ?? 0;
-    if (perPrincipal !== undefined && held >= perPrincipal) {
-      throw new GatewayError(
-        'SWB_ERR_SESSION_LIMIT',
-        `this principal already holds ${held} sessions (sessions.maxPerPrincipal=${perPrincipal}); close some (DELETE) or let them expire`,
-      );
+    if (this.#sessions.size >= cfg.maxSessions) {
+      const now = this.#now();
+      // At most one pass over every session per second: refused initializes stay cheap.
+      if (now - this.#limitSweepAt >= 1000) {
+        this.#limitSweepAt = now;
+        this.#expireSessions(now);
+      }
+      if (this.#sessions.size >= cfg.maxSessions) {
+        throw new GatewayError('SWB_ERR_SESSION_LIMIT', `too many sessions (sessions.maxSessions=${cfg.maxSessions})`, {
+          data: { retryAfterMs: this.#retryAfterMs(this.#nextExpiry, now) },
+        });
+      }
     }
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
     this.#sessions.set(session.id, session);
-    this.#perPrincipal.set(principal.id, held + 1);
+    if (!own) {
+      own = new Set();
+      this.#byPrincipal.set(principal.id, own);
+    }
+    own.add(session);
     return session;
   }
 
-  /** A live session, or undefined when unknown, closed or idle past `sessions.idleTimeout`. */
+  /** A live session, or undefined when unknown, closed, idle past `sessions.idleTimeout` or past `sessions.maxLifetime`. */
   getSession(id: string): ClientSession | undefined {
     const s = this.#sessions.get(id);
     if (!s) return undefined;
-    if (this.#expired(s)) {
-      s.close('idle timeout');
+    const reason = this.#expiry(s, this.#now());
+    if (reason !== undefined) {
+      s.close(reason);
       return undefined;
     }
     return s;
   }
 
+  /** The live sessions of one principal (empty when it holds none). */
+  sessionsOf(principalId: string): ReadonlySet<ClientSession> {
+    return this.#byPrincipal.get(principalId) ?? NO_SESSIONS;
+  }
+
+  /**
+   * When a session expires if its client stays silent (gateway clock, ms): the earlier of
+   * `lastActivity + sessions.idleTimeout` and `createdAt + sessions.maxLifetime`. A request in
+   * flight postpones the idle expiry, not the lifetime's.
+   */
+  expiresAt(session: ClientSession): number {
+    return this.#deadline(session);
+  }
+
   /** SessionHost: forget a closed session. */
   onSessionClosed(session: ClientSession, reason: string): void {
     if (!this.#sessions.delete(session.id)) return;
-    const held = (this.#perPrincipal.get(session.principal.id) ?? 1) - 1;
-    if (held > 0) this.#perPrincipal.set(session.principal.id, held);
-    else this.#perPrincipal.delete(session.principal.id);
+    const own = this.#byPrincipal.get(session.principal.id);
+    own?.delete(session);
+    if (own?.size === 0) this.#byPrincipal.delete(session.principal.id);
     this.logger.debug({ session: session.id, reason }, 'session closed');
   }
 
-  /** Closes idle sessions and reaps idle isolated children. Runs on a timer; tests call it directly. */
+  /**
+   * Closes expired sessions (idle or past their lifetime, open streams included: their streams
+   * end) and reaps idle isolated children. Runs on a timer; tests call it directly.
+   */
   sweep(): { sessions: number; children: number } {
-    let sessions = 0;
-    for (const s of [...this.#sessions.values()]) {
-      if (this.#expired(s)) {
-        s.close('idle timeout');
-        sessions++;
-      }
-    }
+    const sessions = this.#expireSessions(this.#now());
     let children = 0;
     for (const u of this.#upstreams.values()) children += u.reapIdle();
     return { sessions, children };
@@ -351,9 +392,41 @@ export class Gateway implements SessionHost {
     return { added, removed, changed };
   }
 
-  #expired(s: ClientSession): boolean {
-    if (s.hasStandaloneStream || s.inFlight > 0) return false;
-    return this.#now() - s.lastActivity >= this.#config.sessions.idleTimeout;
+  /** Closes every expired session; returns how many, and records the next deadline. */
+  #expireSessions(now: number): number {
+    let closed = 0;
+    let next = Infinity;
+    for (const s of [...this.#sessions.values()]) {
+      const reason = this.#expiry(s, now);
+      if (reason !== undefined) {
+        s.close(reason);
+        closed++;
+      } else next = Math.min(next, this.#deadline(s));
+    }
+    this.#nextExpiry = next;
+    return closed;
+  }
+
+  /**
+   * Why a session has expired at `now`, or undefined. An open stream (GET or legacy SSE) does
+   * not keep a session alive: only messages from the client do, and a request in flight.
+   */
+  #expiry(s: ClientSession, now: number): string | undefined {
+    const { idleTimeout, maxLifetime } = this.#config.sessions;
+    if (maxLifetime > 0 && now - s.createdAt >= maxLifetime) return 'maximum lifetime reached';
+    if (s.inFlight === 0 && now - s.lastActivity >= idleTimeout) return 'idle timeout';
+    return undefined;
+  }
+
+  #deadline(s: ClientSession): number {
+    const { idleTimeout, maxLifetime } = this.#config.sessions;
+    const idle = s.inFlight === 0 ? s.lastActivity + idleTimeout : Infinity;
+    return maxLifetime > 0 ? Math.min(idle, s.createdAt + maxLifetime) : idle;
+  }
+
+  /** Milliseconds until `deadline`, at least 1 s; the idle timeout when nothing is due to expire. */
+  #retryAfterMs(deadline: number, now: number): number {
+    return Number.isFinite(deadline) ? Math.max(1000, deadline - now) : this.#config.sessions.idleTimeout;
   }
 
   #createUpstream(name: string, cfg: ServerConfig): Upstream {

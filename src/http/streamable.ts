@@ -60,7 +60,11 @@ interface EdgeState {
   standalone: StreamState | undefined;
 }
 
-/** Writes an HTTP error with a JSON-RPC error body (id null) — transports §Sending Messages to the Server. */
+/**
+ * Writes an HTTP error with a JSON-RPC error body (id null) — transports §Sending Messages to the
+ * Server. An error with `data.retryAfterMs` (a 429 or 503 limit) gets `Retry-After` in whole
+ * seconds, at least 1 (RFC 9110 §10.2.3), unless `headers` sets one.
+ */
 export function sendHttpError(
   res: ServerResponse,
   err: GatewayError,
@@ -72,9 +76,11 @@ export function sendHttpError(
     return;
   }
   const body = JSON.stringify({ jsonrpc: '2.0', id, error: err.toJsonRpcError() });
+  const retryAfterMs = err.data?.retryAfterMs;
   res.writeHead(err.status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
+    ...(typeof retryAfterMs === 'number' ? { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } : {}),
     ...headers,
   });
   res.end(body);
@@ -228,6 +234,7 @@ export function createStreamableHandler(options: StreamableOptions) {
     }
     const session = sessionFor(req, view, principal);
     checkProtocolVersion(req);
+    session.touch(); // opening or resuming the stream is the client's activity; the stream itself is not
     const e = edgeOf(session);
     const lastEventId = req.headers['last-event-id'];
     if (typeof lastEventId === 'string' && lastEventId !== '') {

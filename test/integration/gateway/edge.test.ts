@@ -283,13 +283,13 @@ describe('Streamable HTTP edge', () => {
 });
 
 describe('session bounds', () => {
-  it('refuses a principal beyond sessions.maxPerPrincipal with 503 and accepts again after a DELETE', async () => {
+  it('refuses a principal beyond sessions.maxPerPrincipal with 429 and accepts again after a DELETE', async () => {
     const gw = await startTestGateway({ sessions: { maxPerPrincipal: 2 }, servers: {} });
     try {
       const url = `${gw.url}/mcp`;
       const a = await initSession(url);
       await initSession(url);
-      await expect(initSession(url)).rejects.toThrow(/503/);
+      await expect(initSession(url)).rejects.toThrow(/initialize failed: 429/);
       await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': a } });
       await expect(initSession(url)).resolves.toBeTruthy();
     } finally {
