@@ -8,7 +8,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../../src/app.js';
-import { buildConfig, startTestGateway } from '../../helpers/gateway.js';
+import { buildConfig, startTestGateway, waitFor } from '../../helpers/gateway.js';
 import { post } from '../../helpers/raw.js';
 
 const ODD = fileURLToPath(new URL('../../fixtures/odd-server.mjs', import.meta.url));
@@ -233,6 +233,8 @@ describe('expiry of sessions held by an open stream', () => {
     const sid = await session('/mcp');
     now += 9 * 60_000;
     await openGet('/mcp', sid);
+    aborts.pop()!.abort(); // the stream is gone again: only the GET itself counts
+    await waitFor(() => gw!.gateway.sessions.get(sid)?.hasStandaloneStream === false, 3000, 'stream closed');
     now += 9 * 60_000;
     expect(gw.gateway.sweep().sessions).toBe(0);
     expect(await ping('/mcp', sid)).toBe(200);
