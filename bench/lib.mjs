@@ -397,7 +397,8 @@ export function writeSwitchboardConfig(servers, { tmpDir, extraConfig = {} }) {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'switchboard.yaml');
   const config = deepMerge(
-    { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000 }, servers },
+    // Scenarios 5 and 6 open 10,000+ sessions as the one anonymous principal: no per-principal cap.
+    { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000, maxPerPrincipal: 0 }, servers },
     extraConfig,
   );
   writeFileSync(file, JSON.stringify(config, null, 2));
