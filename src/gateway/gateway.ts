@@ -183,7 +183,7 @@ export class Gateway implements SessionHost {
   createSession(view: View, principal: Principal, transportKind: 'streamable-http' | 'sse'): ClientSession {
     const cfg = this.#config.sessions;
     const cap = cfg.maxPerPrincipal;
-    let own = this.#byPrincipal.get(principal.id);
+    const own = this.#byPrincipal.get(principal.id);
     if (cap && own && own.size >= cap) {
       const now = this.#now();
       let next = Infinity;
@@ -215,11 +215,10 @@ export class Gateway implements SessionHost {
     }
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
     this.#sessions.set(session.id, session);
-    if (!own) {
-      own = new Set();
-      this.#byPrincipal.set(principal.id, own);
-    }
-    own.add(session);
+    // Looked up again: closing the principal's expired sessions above may have removed its set.
+    const set = this.#byPrincipal.get(principal.id);
+    if (set) set.add(session);
+    else this.#byPrincipal.set(principal.id, new Set([session]));
     return session;
   }
 

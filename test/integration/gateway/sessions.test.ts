@@ -192,6 +192,21 @@ describe('per-principal session limit', () => {
     expect((await initialize('/mcp', mallory)).status).toBe(200);
   });
 
+  it('frees the slots of expired sessions at the limit and keeps counting the sessions opened after', async () => {
+    let now = Date.now();
+    gw = await startTestGateway(
+      { auth: { mode: 'tokens' }, sessions: { maxPerPrincipal: 2, idleTimeout: '10m' }, servers: {} },
+      { now: () => now },
+    );
+    const mallory = auth(await token('mallory'));
+    expect((await initialize('/mcp', mallory)).status).toBe(200);
+    expect((await initialize('/mcp', mallory)).status).toBe(200);
+    now += 10 * 60_000; // both idle past the timeout; no sweep has run
+    const statuses = [];
+    for (let i = 0; i < 3; i++) statuses.push((await initialize('/mcp', mallory)).status);
+    expect(statuses).toEqual([200, 200, 429]);
+  });
+
   it('answers the global sessions.maxSessions limit with 503 and a Retry-After of the first expiry', async () => {
     let now = Date.now();
     gw = await startTestGateway(
