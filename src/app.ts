@@ -151,6 +151,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       state: (server, state) => metrics.setUpstreamUp(server, state === 'ready'),
       restart: (server) => metrics.recordUpstreamRestart(server),
     },
+    onNameCollision: (c) => metrics.recordNameCollision(c.withheld.server, c.kind),
   });
   metrics.setActiveSessionsSource(() => gateway.sessions.size);
 

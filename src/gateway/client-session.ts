@@ -137,6 +137,8 @@ export class ClientSession {
   #standalone: OutboundChannel | undefined;
   #minLogLevel = -1;
   #closed = false;
+  /** `server\nupstream URI` → the URI this client subscribed with (a `switchboard://` form for collisions). */
+  #subscribed = new Map<string, string>();
 
   constructor(
     id: string,
@@ -188,6 +190,21 @@ export class ClientSession {
     if (!ch || (ch.closed && ch.retains !== true)) return false;
     ch.send(message);
     return !ch.closed;
+  }
+
+  /**
+   * Delivers an upstream's `notifications/resources/updated` for a URI this session subscribed
+   * to, naming the resource by the URI the client used (the `switchboard://{server}/…` form of a
+   * URI two servers of the view share), as the client knows no other.
+   */
+  deliverResourceUpdated(upstream: Upstream, n: JsonRpcNotification): void {
+    const uri = n.params?.uri;
+    const exposed = typeof uri === 'string' ? this.#subscribed.get(`${upstream.name}\n${uri}`) : undefined;
+    if (exposed === undefined || exposed === uri) {
+      this.sendUnrelated(n);
+      return;
+    }
+    this.sendUnrelated({ jsonrpc: '2.0', method: n.method, params: { ...n.params, uri: exposed } });
   }
 
   /** Delivers an upstream's unrelated notification, applying this session's log level. */
@@ -299,12 +316,17 @@ export class ClientSession {
         }
         return;
       }
-      case 'notifications/roots/list_changed':
-        for (const m of this.view.members) this.#notifyUpstream(m.upstream, n, reqId);
+      case 'notifications/roots/list_changed': {
+        // Only to servers this principal may reach, like every request.
+        const scope = scopeOf(this.principal);
+        for (const m of this.view.members)
+          if (scope.server(m.upstream.name)) this.#notifyUpstream(m.upstream, n, reqId);
         return;
-      default:
-        if (this.view.kind === 'single' && this.view.members[0])
-          this.#notifyUpstream(this.view.members[0].upstream, n, reqId);
+      }
+      default: {
+        const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
+        if (only && scopeOf(this.principal).server(only.upstream.name)) this.#notifyUpstream(only.upstream, n, reqId);
+      }
     }
   }
 
@@ -410,10 +432,16 @@ export class ClientSession {
         const hit = this.#resource(params, scope);
         const up = hit.member.upstream;
         const caller = this.#caller(out);
-        const p =
-          req.method === 'resources/subscribe'
-            ? up.subscribe(ctx, hit.name, caller)
-            : up.unsubscribe(ctx, hit.name, caller);
+        // resources/updated names the upstream's URI: remember the URI this client used for it.
+        const key = `${up.name}\n${hit.name}`;
+        let p: Promise<JsonRpcResponse>;
+        if (req.method === 'resources/subscribe') {
+          this.#subscribed.set(key, params!.uri as string);
+          p = up.subscribe(ctx, hit.name, caller);
+        } else {
+          this.#subscribed.delete(key);
+          p = up.unsubscribe(ctx, hit.name, caller);
+        }
         void p.then((r) => this.#respond(req.id, r, out));
         return;
       }
@@ -421,7 +449,7 @@ export class ClientSession {
         this.#complete(req, out, params ?? {}, scope, ctx);
         return;
       case 'logging/setLevel':
-        this.#setLevel(req, out, params ?? {}, ctx);
+        this.#setLevel(req, out, params ?? {}, scope, ctx);
         return;
       default: {
         const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
@@ -514,7 +542,7 @@ export class ClientSession {
     throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'completion/complete needs ref/prompt or ref/resource');
   }
 
-  #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, ctx: SlotContext): void {
+  #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope, ctx: SlotContext): void {
     const level = params.level;
     const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
     if (index < 0) {
@@ -522,7 +550,9 @@ export class ClientSession {
       return;
     }
     this.#minLogLevel = index;
-    const targets = this.view.members.filter((m) => m.upstream.capabilities.logging !== undefined);
+    const targets = this.view.members.filter(
+      (m) => m.upstream.capabilities.logging !== undefined && scope.server(m.upstream.name),
+    );
     const caller = this.#caller(out);
     void Promise.all(targets.map((m) => m.upstream.call(ctx, 'logging/setLevel', { level }, caller).response)).then(
       (responses) => {

@@ -16,7 +16,7 @@ import type { Tracing } from '../observability/tracing.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { compileFilter, composeFilters } from './filters.js';
-import { View, type ViewMember } from './view.js';
+import { View, type NameCollision, type ViewMember } from './view.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -38,6 +38,11 @@ export interface GatewayOptions {
     state(server: string, state: UpstreamState): void;
     restart(server: string): void;
   };
+  /**
+   * Called for each exposed-name collision a view reports (after the gateway logged a warning),
+   * e.g. to count it in metrics. The withheld item stays out of that view until the conflict ends.
+   */
+  onNameCollision?: (collision: NameCollision) => void;
 }
 
 const NO_SESSIONS: ReadonlySet<ClientSession> = new Set();
@@ -84,6 +89,7 @@ export class Gateway implements SessionHost {
   #tracing: Tracing | undefined;
   #observe: GatewayOptions['observeUpstream'];
   #restartsSeen = new WeakMap<Upstream, number>();
+  #onNameCollision: (collision: NameCollision) => void;
 
   constructor(options: GatewayOptions) {
     this.logger = options.logger;
@@ -95,12 +101,21 @@ export class Gateway implements SessionHost {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
     this.#tracing = options.tracing;
     this.#observe = options.observeUpstream;
+    const report = options.onNameCollision;
+    this.#onNameCollision = (c) => {
+      this.logger.warn(
+        { view: c.view, kind: c.kind, exposed: c.exposed, kept: c.kept, withheld: c.withheld },
+        `${c.kind} "${c.withheld.name}" of server "${c.withheld.server}" is withheld: its exposed name "${c.exposed}" belongs to "${c.kept.name}" of server "${c.kept.server}"`,
+      );
+      report?.(c);
+    };
     this.#aggregate = new View({
       name: 'default',
       kind: 'aggregate',
       members: [],
       separator: options.config.namespaceSeparator,
       gatewayVersion: this.version,
+      onCollision: this.#onNameCollision,
     });
   }
 
@@ -498,7 +513,14 @@ export class Gateway implements SessionHost {
       }
       this.#singles.set(
         u.name,
-        new View({ name: u.name, kind: 'single', members: [member(u)], separator: sep, gatewayVersion: this.version }),
+        new View({
+          name: u.name,
+          kind: 'single',
+          members: [member(u)],
+          separator: sep,
+          gatewayVersion: this.version,
+          onCollision: this.#onNameCollision,
+        }),
       );
     }
     const seen = new Set<string>();
@@ -512,7 +534,14 @@ export class Gateway implements SessionHost {
       const existing = this.#virtuals.get(name);
       if (existing) existing.setMembers(members, sep);
       else {
-        const opts = { name, kind: 'virtual' as const, members, separator: sep, gatewayVersion: this.version };
+        const opts = {
+          name,
+          kind: 'virtual' as const,
+          members,
+          separator: sep,
+          gatewayVersion: this.version,
+          onCollision: this.#onNameCollision,
+        };
         this.#virtuals.set(
           name,
           new View(vs.description === undefined ? opts : { ...opts, description: vs.description }),
@@ -539,6 +568,8 @@ export class Gateway implements SessionHost {
         return;
       }
       case 'catalog': {
+        // Compile the views now, so a name collision is reported when it appears.
+        for (const view of this.#viewsOf(e.upstream)) view.prepare();
         const methods = new Set(e.changed.map((k) => LIST_CHANGED_METHOD[k]));
         for (const s of this.#sessions.values()) {
           if (!s.initialized || !s.view.includes(e.upstream)) continue;
@@ -552,6 +583,15 @@ export class Gateway implements SessionHost {
     }
   }
 
+  #viewsOf(upstream: Upstream): View[] {
+    const out: View[] = [];
+    if (this.#aggregate.includes(upstream)) out.push(this.#aggregate);
+    for (const v of this.#virtuals.values()) if (v.includes(upstream)) out.push(v);
+    const single = this.#singles.get(upstream.name);
+    if (single?.includes(upstream)) out.push(single);
+    return out;
+  }
+
   #fanOut(upstream: Upstream, n: JsonRpcNotification, audience: Audience): void {
     if (n.method === 'notifications/resources/updated') {
       const uri = n.params?.uri;
@@ -559,10 +599,8 @@ export class Gateway implements SessionHost {
       for (const id of upstream.subscribersOf(uri)) {
         const s = this.#sessions.get(id);
         if (!s) continue;
-        // Restore the URI the session knows when it was exposed under the collision scheme.
-        const member = s.view.memberOf(upstream);
-        if (!member) continue;
-        s.sendUnrelated(n);
+        if (!s.view.includes(upstream)) continue;
+        s.deliverResourceUpdated(upstream, n);
       }
       return;
     }

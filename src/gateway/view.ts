@@ -8,7 +8,7 @@
  */
 import type { JsonObject } from '../protocol/jsonrpc.js';
 import type { Upstream } from '../upstream/upstream.js';
-import type { CompiledFilter } from './filters.js';
+import { filterResourceUri, type CompiledFilter } from './filters.js';
 import { namespacedName } from './naming.js';
 
 /** One upstream inside a view, with the filters that apply to it there. */
@@ -67,6 +67,23 @@ export interface ScopedLists {
 /** Scheme used for resource URIs that collide between members of one view. */
 export const COLLISION_SCHEME = 'switchboard';
 
+/**
+ * Two items of a view that would be exposed under one name. The incumbent (the owner at the
+ * previous compilation, else the earlier member) keeps the name; the other is withheld from the
+ * lists and from routing until the conflict goes away.
+ */
+export interface NameCollision {
+  /** The view's name. */
+  readonly view: string;
+  readonly kind: 'tool' | 'prompt';
+  /** The exposed name both would take. */
+  readonly exposed: string;
+  /** Server and upstream name of the item that keeps the exposed name. */
+  readonly kept: { readonly server: string; readonly name: string };
+  /** Server and upstream name of the item withheld. */
+  readonly withheld: { readonly server: string; readonly name: string };
+}
+
 /** Kinds of view. */
 export type ViewKind = 'aggregate' | 'virtual' | 'single';
 
@@ -78,6 +95,23 @@ export interface ViewOptions {
   separator: string;
   gatewayVersion: string;
   description?: string;
+  /**
+   * Called once for each collision that appears when the view compiles (not again while it
+   * lasts). Default: collisions are only withheld.
+   */
+  onCollision?: (collision: NameCollision) => void;
+}
+
+/** One tool or prompt on its way into a view's lists. */
+interface Candidate {
+  readonly owner: Resolved;
+  readonly exposed: string;
+  readonly item: JsonObject;
+}
+
+/** The incumbent owner key of an exposed name: `server\0upstream name`. */
+function ownerKey(owner: Resolved): string {
+  return `${owner.member.upstream.name}\0${owner.name}`;
 }
 
 /**
@@ -116,6 +150,9 @@ export class View {
   #compiled: Compiled | undefined;
   #membersVersion = 0;
   #scoped = new WeakMap<ListScope, ScopedLists & { stamp: number }>();
+  #onCollision: ((collision: NameCollision) => void) | undefined;
+  /** Collisions reported at the last compilation (`kind\0exposed\0withheld owner`). */
+  #collisions = new Set<string>();
 
   constructor(options: ViewOptions) {
     this.name = options.name;
@@ -124,6 +161,7 @@ export class View {
     this.#members = options.members;
     this.#separator = options.separator;
     this.#gatewayVersion = options.gatewayVersion;
+    this.#onCollision = options.onCollision;
   }
 
   /** Members (upstreams with their filters). */
@@ -136,12 +174,19 @@ export class View {
     return this.kind !== 'single';
   }
 
-  /** Replaces the members (hot reload) and drops the compiled cache. */
+  /**
+   * Replaces the members (hot reload); the lists are recompiled on next use, and exposed names
+   * keep their owners where those are still members.
+   */
   setMembers(members: ViewMember[], separator = this.#separator): void {
     this.#members = members;
     this.#separator = separator;
     this.#membersVersion++;
-    this.#compiled = undefined;
+  }
+
+  /** Compiles the lists now when a catalog changed, so name collisions are reported as they appear. */
+  prepare(): void {
+    this.#compile();
   }
 
   /** True when `upstream` is one of this view's members. */
@@ -224,13 +269,22 @@ export class View {
       if (slash > 0) {
         const server = rest.slice(0, slash);
         const member = this.#members.find((m) => m.upstream.name === server);
-        if (member) return { member, name: decodeURIComponent(rest.slice(slash + 1)) };
+        let name: string | undefined;
+        try {
+          name = decodeURIComponent(rest.slice(slash + 1));
+        } catch {
+          return undefined;
+        }
+        // The member's filter applies to the URI inside, in every spelling, as to a plain URI.
+        if (member && filterResourceUri(member.resources, name) !== undefined) return { member, name };
       }
+      return undefined;
     }
     for (const t of c.templateRoutes)
-      if (t.pattern.test(uri) && t.member.resources(uri) !== undefined) return { member: t.member, name: uri };
+      if (t.pattern.test(uri) && filterResourceUri(t.member.resources, uri) !== undefined)
+        return { member: t.member, name: uri };
     const withResources = this.#members.filter((m) => m.upstream.capabilities.resources !== undefined);
-    if (withResources.length === 1 && withResources[0]!.resources(uri) !== undefined)
+    if (withResources.length === 1 && filterResourceUri(withResources[0]!.resources, uri) !== undefined)
       return { member: withResources[0]!, name: uri };
     return undefined;
   }
@@ -288,6 +342,50 @@ export class View {
     return out;
   }
 
+  /**
+   * Gives each exposed name to one candidate: first to the owner it had at the previous
+   * compilation, then in member order. Every other candidate for a taken name is withheld and,
+   * when that collision is new, reported. Fills `index`, `owners` and `items` in member order.
+   */
+  #claim(
+    kind: 'tool' | 'prompt',
+    candidates: Candidate[],
+    previous: Map<string, Resolved> | undefined,
+    index: Map<string, Resolved>,
+    owners: Resolved[],
+    items: JsonObject[],
+    collisions: Set<string>,
+  ): void {
+    const winners = new Map<string, Candidate>();
+    if (previous !== undefined) {
+      for (const c of candidates) {
+        const before = previous.get(c.exposed);
+        if (before !== undefined && !winners.has(c.exposed) && ownerKey(before) === ownerKey(c.owner))
+          winners.set(c.exposed, c);
+      }
+    }
+    for (const c of candidates) if (!winners.has(c.exposed)) winners.set(c.exposed, c);
+    for (const c of candidates) {
+      const winner = winners.get(c.exposed)!;
+      if (winner !== c) {
+        const key = `${kind}\0${c.exposed}\0${ownerKey(c.owner)}`;
+        collisions.add(key);
+        if (!this.#collisions.has(key))
+          this.#onCollision?.({
+            view: this.name,
+            kind,
+            exposed: c.exposed,
+            kept: { server: winner.owner.member.upstream.name, name: winner.owner.name },
+            withheld: { server: c.owner.member.upstream.name, name: c.owner.name },
+          });
+        continue;
+      }
+      index.set(c.exposed, c.owner);
+      owners.push(c.owner);
+      items.push(c.exposed === c.owner.name ? c.item : { ...c.item, name: c.exposed });
+    }
+  }
+
   #compile(): Compiled {
     const stamp = this.stamp;
     if (this.#compiled && this.#compiled.stamp === stamp) return this.#compiled;
@@ -305,34 +403,43 @@ export class View {
     const promptOwners: Resolved[] = [];
     const resourceOwners: Resolved[] = [];
     const templateOwners: Resolved[] = [];
+    const toolCandidates: Candidate[] = [];
+    const promptCandidates: Candidate[] = [];
     for (const member of this.#members) {
       const up = member.upstream;
-      const catalog = up.catalog;
-      for (const tool of catalog.tools) {
+      for (const tool of up.catalog.tools) {
         const original = tool.name as string;
         const renamed = member.tools(original);
         if (renamed === undefined) continue;
         const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
-        if (toolIndex.has(exposed)) continue;
-        const owner = { member, name: original };
-        toolIndex.set(exposed, owner);
-        toolOwners.push(owner);
-        tools.push(exposed === original ? tool : { ...tool, name: exposed });
+        toolCandidates.push({ owner: { member, name: original }, exposed, item: tool });
       }
-      for (const prompt of catalog.prompts) {
+      for (const prompt of up.catalog.prompts) {
         const original = prompt.name as string;
         const renamed = member.prompts(original);
         if (renamed === undefined) continue;
         const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
-        if (promptIndex.has(exposed)) continue;
-        const owner = { member, name: original };
-        promptIndex.set(exposed, owner);
-        promptOwners.push(owner);
-        prompts.push(exposed === original ? prompt : { ...prompt, name: exposed });
+        promptCandidates.push({ owner: { member, name: original }, exposed, item: prompt });
       }
+    }
+    const collisions = new Set<string>();
+    this.#claim('tool', toolCandidates, this.#compiled?.toolIndex, toolIndex, toolOwners, tools, collisions);
+    this.#claim(
+      'prompt',
+      promptCandidates,
+      this.#compiled?.promptIndex,
+      promptIndex,
+      promptOwners,
+      prompts,
+      collisions,
+    );
+    this.#collisions = collisions;
+    for (const member of this.#members) {
+      const up = member.upstream;
+      const catalog = up.catalog;
       for (const resource of catalog.resources) {
         const uri = resource.uri as string;
-        if (member.resources(uri) === undefined) continue;
+        if (filterResourceUri(member.resources, uri) === undefined) continue;
         let exposed = uri;
         if (resourceIndex.has(uri)) exposed = `${COLLISION_SCHEME}://${up.name}/${encodeURIComponent(uri)}`;
         const owner = { member, name: uri };
@@ -342,7 +449,7 @@ export class View {
       }
       for (const template of catalog.resourceTemplates) {
         const uriTemplate = template.uriTemplate as string;
-        if (member.resources(uriTemplate) === undefined) continue;
+        if (filterResourceUri(member.resources, uriTemplate) === undefined) continue;
         resourceTemplates.push(template);
         templateOwners.push({ member, name: uriTemplate });
         templateRoutes.push({ member, uriTemplate, pattern: templateToRegExp(uriTemplate) });

@@ -338,6 +338,12 @@ export interface Metrics {
    * until set).
    */
   setUsageLogSource(source: UsageLogSource): void;
+  /**
+   * Counts one tool or prompt withheld from a view because its exposed name belongs to another
+   * item, in `switchboard_name_collisions_total{server,kind}` (`server`: the withheld item's
+   * server; `kind`: `tool` or `prompt`). Counted once per view in which the collision appears.
+   */
+  recordNameCollision(server: string, kind: 'tool' | 'prompt'): void;
   /** Drops every series labelled with `server` (call when a server is removed by a reload). */
   forgetServer(server: string): void;
   /** The exposition text for a `/metrics` response. */
@@ -384,7 +390,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     `${METRIC_PREFIX}rate_limit_store_errors_total`,
     'Failed rate-limit store operations, by rule (the failOpen setting was applied).',
   );
-  for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors]) register(f);
+  const collisions = new CounterFamily(
+    `${METRIC_PREFIX}name_collisions_total`,
+    'Tools and prompts withheld from a view because another item already has their exposed name.',
+  );
+  for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors, collisions]) register(f);
+  const collisionCells = new Map<string, CounterCell>();
   const limitedCells = new Map<string, CounterCell>();
   const storeErrorCells = new Map<string, CounterCell>();
 
@@ -509,6 +520,14 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       usageLog = source;
     },
 
+    recordNameCollision(server, kind): void {
+      const name = seriesFor(server).name;
+      const key = `${name}\0${kind}`;
+      let cell = collisionCells.get(key);
+      if (cell === undefined) collisionCells.set(key, (cell = collisions.cell({ server: name, kind })));
+      cell.value++;
+    },
+
     forgetServer(server): void {
       if (!servers.delete(server)) return;
       const match = (labels: Labels): boolean => labels.server === server;
@@ -516,6 +535,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       durations.removeWhere(match);
       upstreamDurations.removeWhere(match);
       restarts.removeWhere(match);
+      collisions.removeWhere(match);
+      for (const key of [...collisionCells.keys()]) if (key.startsWith(`${server}\0`)) collisionCells.delete(key);
       upstreamUp.remove({ server });
     },
 

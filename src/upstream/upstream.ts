@@ -593,14 +593,14 @@ export class Upstream {
       notBefore: 0,
       authHeaders: EMPTY_HEADERS,
       principal: ctx.principal ?? ANONYMOUS,
+      // A connection held for one session or principal speaks for that one only (a remote
+      // upstream's connection is per principal: its notifications are that principal's).
       audience:
         this.isolation === 'session'
           ? { kind: 'session', id: key }
           : this.isolation === 'shared'
             ? { kind: 'all' }
-            : this.isolation === 'user'
-              ? { kind: 'principal', id: key }
-              : { kind: 'all' },
+            : { kind: 'principal', id: key },
     };
     this.#slots.set(key, slot);
     return slot;
