@@ -25,6 +25,7 @@ import {
   type VirtualServer,
 } from './schema.js';
 import { packageRoot } from '../package-root.js';
+import { overlappingNamespaces } from '../gateway/naming.js';
 
 /** A configuration file format, chosen by file extension. */
 export type ConfigFormat = 'yaml' | 'json' | 'toml';
@@ -897,6 +898,31 @@ function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
 
   const all = { ...servers, ...mcpServers };
   const names = Object.keys(all);
+
+  // Exposed names must be unique: refuse what can be known to collide before any upstream runs.
+  const separator =
+    typeof doc.namespaceSeparator === 'string' && /^[A-Za-z0-9_-]{1,8}$/.test(doc.namespaceSeparator)
+      ? doc.namespaceSeparator
+      : '__';
+  const enabled = names.filter((n) => !isDisabled(all[n]));
+  for (const [shorter, longer] of overlappingNamespaces(enabled, separator)) {
+    issues.push({
+      path: [longer in servers ? 'servers' : 'mcpServers', longer],
+      message:
+        `servers ${JSON.stringify(shorter)} and ${JSON.stringify(longer)} can expose the same name in the aggregate ` +
+        `(${JSON.stringify(`${longer}${separator}x`)} is also ${JSON.stringify(shorter)}'s ` +
+        `${JSON.stringify(`${longer.slice(shorter.length + separator.length)}${separator}x`)}); ` +
+        `rename one of them or choose another namespaceSeparator`,
+    });
+  }
+  for (const [section, entries] of [
+    ['servers', servers],
+    ['mcpServers', mcpServers],
+  ] as const) {
+    for (const [name, entry] of Object.entries(entries)) {
+      if (isPlainObject(entry)) checkRenames(entry, [section, name], issues);
+    }
+  }
   const virtualServers = isPlainObject(doc.virtualServers) ? doc.virtualServers : {};
   for (const [vname, vs] of Object.entries(virtualServers)) {
     if (!isPlainObject(vs)) continue;
@@ -908,6 +934,8 @@ function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
     for (const [seg, member] of members) {
       if (typeof member !== 'string') continue;
       const path = ['virtualServers', vname, 'servers', seg];
+      if (isPlainObject(vs.servers) && isPlainObject(vs.servers[member]))
+        checkRenames(vs.servers[member], path, issues);
       if (!(member in all)) {
         const known = names.length > 0 ? `; known servers: ${names.join(', ')}` : '; no servers are defined';
         const guess = closest(member, names);
@@ -924,6 +952,25 @@ function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
     }
   }
   return { issues, warnings };
+}
+
+/** Two names of one server renamed to the same name would be exposed under one name: refused. */
+function checkRenames(entry: Record<string, unknown>, path: PathSegment[], issues: RawIssue[]): void {
+  for (const kind of ['tools', 'prompts'] as const) {
+    const filter = entry[kind];
+    const rename = isPlainObject(filter) && isPlainObject(filter.rename) ? filter.rename : undefined;
+    if (rename === undefined) continue;
+    const firstFrom = new Map<unknown, string>();
+    for (const [from, to] of Object.entries(rename)) {
+      const earlier = firstFrom.get(to);
+      if (earlier === undefined) firstFrom.set(to, from);
+      else
+        issues.push({
+          path: [...path, kind, 'rename', from],
+          message: `${JSON.stringify(earlier)} and ${JSON.stringify(from)} are both renamed to ${JSON.stringify(to)}; exposed names must be unique`,
+        });
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import type { Tracing } from '../observability/tracing.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { compileFilter, composeFilters } from './filters.js';
+import { overlappingNamespaces } from './naming.js';
 import { View, type NameCollision, type ViewMember } from './view.js';
 
 /** Options for {@link Gateway}. */
@@ -501,6 +502,12 @@ export class Gateway implements SessionHost {
       [...this.#upstreams.values()].map((u) => member(u)),
       sep,
     );
+    // The configuration file refuses these; runtime servers and tunnels can still bring them.
+    for (const [shorter, longer] of overlappingNamespaces([...this.#upstreams.keys()], sep))
+      this.logger.warn(
+        { servers: [shorter, longer], separator: sep },
+        `servers "${shorter}" and "${longer}" can expose the same names; a colliding newcomer is withheld`,
+      );
     // Single-server views: keep the object for unchanged upstreams so sessions stay valid.
     for (const [name, view] of this.#singles) {
       const u = this.#upstreams.get(name);

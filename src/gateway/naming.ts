@@ -39,3 +39,20 @@ export function namespacedName(
   const cleaned = full.replace(INVALID_CHAR, '_');
   return `${cleaned.slice(0, maxLength - HASH_LENGTH - 1)}_${hash}`;
 }
+
+/**
+ * Pairs of servers whose namespaced names can coincide in one aggregate: `server + separator +
+ * name` of one equals that of the other exactly when the longer server name starts with the
+ * shorter one plus the separator (`a` and `a__b` with `__`: `a__b__c` is both `a`'s tool `b__c`
+ * and `a__b`'s tool `c`).
+ *
+ * @param servers - server names, in configuration order
+ * @param separator - the namespace separator (`namespaceSeparator`, default `__`)
+ * @returns `[shorter, longer]` pairs, in configuration order of the longer name
+ */
+export function overlappingNamespaces(servers: readonly string[], separator: string): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const longer of servers)
+    for (const shorter of servers) if (longer.startsWith(shorter + separator)) out.push([shorter, longer]);
+  return out;
+}

@@ -372,6 +372,39 @@ virtualServers:
     expect(warnings).toHaveLength(2);
   });
 
+  it('refuses two servers whose namespaced names can collide, naming both', () => {
+    const e = configError(() =>
+      parseConfigText('servers:\n  a: { command: x }\n  b: { command: x }\n  a__b: { command: y }\n', {
+        path: 'c.yaml',
+      }),
+    );
+    expect(e.code).toBe('SWB_ERR_CONFIG_INVALID');
+    expect(e.issues).toEqual([expect.objectContaining({ path: 'servers.a__b', kind: 'reference' })]);
+    expect(e.issues[0]!.message).toContain('"a" and "a__b"');
+    // With another separator the same names cannot collide; names sharing that one can.
+    expect(
+      Object.keys(
+        parseConfigText('namespaceSeparator: "-"\nservers: { a: { command: x }, a__b: { command: y } }\n').servers,
+      ),
+    ).toEqual(['a', 'a__b']);
+    const dash = configError(() =>
+      parseConfigText(
+        'namespaceSeparator: "-"\nservers: { git: { command: x } }\nmcpServers: { git-hub: { command: y } }\n',
+      ),
+    );
+    expect(dash.issues).toEqual([expect.objectContaining({ path: 'mcpServers.git-hub', kind: 'reference' })]);
+  });
+
+  it('refuses two names of one server renamed to the same exposed name', () => {
+    const e = configError(() =>
+      parseConfigText(
+        'servers:\n  a: { command: x, tools: { rename: { one: same, two: same } } }\n' +
+          'virtualServers:\n  v: { servers: { a: { prompts: { rename: { p: q, r: q } } } } }\n',
+      ),
+    );
+    expect(paths(e)).toEqual(['servers.a.tools.rename.two', 'virtualServers.v.servers.a.prompts.rename.r']);
+  });
+
   it('reports a virtual server naming an unknown server at its path', () => {
     const e = configError(() =>
       parseConfigText('servers: { a: { command: x } }\nvirtualServers:\n  v: { servers: { a: {}, b: {} } }\n'),

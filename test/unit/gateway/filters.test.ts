@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NameFilter } from '../../../src/config/schema.js';
-import { compileFilter, composeFilters, type CompiledFilter } from '../../../src/gateway/filters.js';
+import { compileFilter, composeFilters, filterResourceUri, type CompiledFilter } from '../../../src/gateway/filters.js';
 
 const NAMES = ['read_file', 'write_file', 'delete_file', 'search', 'admin.reset'];
 
@@ -124,5 +124,39 @@ describe('composeFilters (virtual-server member filter on top of the server filt
     const f = composeFilters(server, compileFilter({ rename: { write_file: 'save' } }));
     expect(f('write_file')).toBe('save');
     expect(f('read_file')).toBe('read_file');
+  });
+});
+
+describe('filterResourceUri', () => {
+  const deny = compileFilter({ deny: ['file:///secret/**', 'fixture://a/secret*'] });
+
+  it('hides a denied URI in every spelling a server may read as the same resource', () => {
+    for (const uri of [
+      'fixture://a/secret',
+      'fixture://a/%73ecret',
+      'fixture://a/%2573ecret',
+      'fixture://a/public/../secret',
+      'fixture://a/public/./../secret',
+      'FIXTURE://a/secret',
+      'file:///public/%2e%2e/secret/key',
+      'file:////secret/key',
+      'file:///public\\..\\secret\\key',
+      'fixture://a/%E0%A4%A/../secret',
+    ]) {
+      expect(filterResourceUri(deny, uri), uri).toBeUndefined();
+    }
+  });
+
+  it('passes allowed URIs, percent-encoded ones included, unchanged', () => {
+    for (const uri of ['fixture://a/public', 'file:///docs/a%20b.txt', 'fixture://a/secretary/../x', 'urn:x:y']) {
+      expect(filterResourceUri(deny, uri), uri).toBe(uri);
+    }
+  });
+
+  it('requires every spelling to pass an allow list', () => {
+    const allow = compileFilter({ allow: ['file:///public/**'] });
+    expect(filterResourceUri(allow, 'file:///public/a.txt')).toBe('file:///public/a.txt');
+    expect(filterResourceUri(allow, 'file:///public/../etc/passwd')).toBeUndefined();
+    expect(filterResourceUri(allow, 'file:///public/%2E%2E/etc/passwd')).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_EXPOSED_NAME_LENGTH, namespacedName } from '../../../src/gateway/naming.js';
+import { MAX_EXPOSED_NAME_LENGTH, namespacedName, overlappingNamespaces } from '../../../src/gateway/naming.js';
 
 /** What LLM APIs accept as a tool name. */
 const LLM_TOOL_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -69,5 +69,17 @@ describe('namespacedName', () => {
     const exposed = namespacedName('srv', 'abcdefghijklmnopqrstuvwxyz', '__', 20);
     expect(exposed.length).toBeLessThanOrEqual(20);
     expect(exposed).toMatch(LLM_TOOL_NAME);
+  });
+});
+
+describe('overlappingNamespaces', () => {
+  it('pairs a server with every server whose name starts with its name and the separator', () => {
+    expect(overlappingNamespaces(['a', 'b', 'a__b', 'ab', 'a__b__c'], '__')).toEqual([
+      ['a', 'a__b'],
+      ['a', 'a__b__c'],
+      ['a__b', 'a__b__c'],
+    ]);
+    expect(overlappingNamespaces(['a', 'a__b'], '-')).toEqual([]);
+    expect(overlappingNamespaces(['git', 'github', 'git-hub'], '-')).toEqual([['git', 'git-hub']]);
   });
 });

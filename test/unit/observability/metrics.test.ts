@@ -187,6 +187,26 @@ describe('createMetrics', () => {
     expect(value(samples, 'switchboard_rate_limit_store_errors_total', { rule: 'global' })).toBe(1);
   });
 
+  it('counts withheld name collisions by server and kind, and forgets a removed server', async () => {
+    const metrics = createMetrics({ collectDefault: false });
+    metrics.recordNameCollision('a', 'tool');
+    metrics.recordNameCollision('a', 'tool');
+    metrics.recordNameCollision('a', 'prompt');
+    metrics.recordNameCollision('b', 'tool');
+    const first = await scrape(metrics);
+    let samples = first.samples;
+    expect(first.types.get('switchboard_name_collisions_total')).toBe('counter');
+    expect(value(samples, 'switchboard_name_collisions_total', { server: 'a', kind: 'tool' })).toBe(2);
+    expect(value(samples, 'switchboard_name_collisions_total', { server: 'a', kind: 'prompt' })).toBe(1);
+    expect(value(samples, 'switchboard_name_collisions_total', { server: 'b', kind: 'tool' })).toBe(1);
+    metrics.forgetServer('a');
+    ({ samples } = await scrape(metrics));
+    expect(find(samples, 'switchboard_name_collisions_total', { server: 'a' })).toEqual([]);
+    metrics.recordNameCollision('a', 'tool');
+    ({ samples } = await scrape(metrics));
+    expect(value(samples, 'switchboard_name_collisions_total', { server: 'a', kind: 'tool' })).toBe(1);
+  });
+
   it('exports only the unlabelled series before anything is recorded, all at zero', async () => {
     const { samples } = await scrape(createMetrics({ collectDefault: false }));
     expect(samples.map((s) => [s.name, s.value]).sort()).toEqual([
