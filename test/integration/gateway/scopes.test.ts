@@ -17,7 +17,7 @@ import {
 } from '@modelcontextprotocol/sdk/types.js';
 import type { RunningGateway } from '../../../src/app.js';
 import { connectClient, startTestGateway, waitFor } from '../../helpers/gateway.js';
-import { initSession, messages, post } from '../../helpers/raw.js';
+import { initSession, messages, parseSse, post } from '../../helpers/raw.js';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/scope-server.mjs', import.meta.url));
 
@@ -62,9 +62,8 @@ async function rpc(
   method: string,
   params: Record<string, unknown>,
   headers: Record<string, string> = {},
-  id: string | number = 2,
 ): Promise<Rpc> {
-  const res = await post(url, { jsonrpc: '2.0', id, method, params }, { ...headers, 'mcp-session-id': sid });
+  const res = await post(url, { jsonrpc: '2.0', id: 2, method, params }, { ...headers, 'mcp-session-id': sid });
   expect(res.status).toBe(200);
   const all = await messages(res);
   return all[all.length - 1] as Rpc;
@@ -418,12 +417,42 @@ describe('server-to-client requests on a shared stdio child', () => {
       content: { type: 'text', text: 'from-capable' },
     }));
     const slow = plain.client.callTool({ name: 'x__slow', arguments: { ms: 1500 } });
+    slow.catch(() => undefined); // awaited below; a failed assertion before must not leave it unhandled
     await waitFor(() => [...gw!.gateway.sessions.values()].some((s) => s.inFlight > 0), 5000, 'slow call in flight');
     const sampled = await capable.client.callTool({ name: 'x__sample', arguments: {} });
     expect(text(sampled)).toBe('x:sampled:from-capable');
     expect(text(await slow)).toBe('x:slept');
   });
 });
+
+/**
+ * POSTs one request and returns the first JSON-RPC response in the reply, whatever its id: the
+ * edge ends an SSE reply only at the response carrying the request's id, so a response with any
+ * other id is read from the open stream instead of waiting for the end.
+ */
+async function firstResponse(url: string, sid: string, body: Record<string, unknown>): Promise<Rpc> {
+  const res = await post(url, body, { 'mcp-session-id': sid });
+  expect(res.status).toBe(200);
+  if (!(res.headers.get('content-type') ?? '').includes('text/event-stream')) return (await res.json()) as Rpc;
+  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+  const deadline = setTimeout(() => void reader.cancel(), 5000);
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`no response in the reply to ${String(body.method)}`);
+      buffer += value;
+      for (const event of parseSse(buffer)) {
+        if (event.data.trim() === '') continue;
+        const message = JSON.parse(event.data) as Rpc;
+        if (!('method' in message)) return message;
+      }
+    }
+  } finally {
+    clearTimeout(deadline);
+    void reader.cancel();
+  }
+}
 
 describe('response ids', () => {
   let gw: RunningGateway | undefined;
@@ -440,7 +469,12 @@ describe('response ids', () => {
       const tool = path === '/mcp' ? 'x__seen' : 'seen';
       // Several calls first, so the upstream's own ids have moved past the small numbers.
       for (const id of ['abc-7', 1, 0, 2, 987_654_321, 'x__seen']) {
-        const r = await rpc(url, sid, 'tools/call', { name: tool, arguments: {} }, {}, id);
+        const r = await firstResponse(url, sid, {
+          jsonrpc: '2.0',
+          id,
+          method: 'tools/call',
+          params: { name: tool, arguments: {} },
+        });
         expect(r.id, `${path} tools/call ${String(id)}`).toBe(id);
         expect(r.result).toBeDefined();
       }
@@ -451,7 +485,7 @@ describe('response ids', () => {
         ['logging/setLevel', { level: 'info' }],
       ] as const) {
         for (const id of ['abc-7', 1]) {
-          const r = await rpc(url, sid, method, params, {}, id);
+          const r = await firstResponse(url, sid, { jsonrpc: '2.0', id, method, params });
           expect(r.id, `${path} ${method} ${String(id)}`).toBe(id);
           expect(r.error).toBeUndefined();
         }
