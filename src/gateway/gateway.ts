@@ -308,11 +308,19 @@ export class Gateway implements SessionHost {
    * Adds a tunnelled server (issue "Reverse tunnel" §B): an upstream backed by a transport over
    * the tunnel session, started without waiting (its initialize travels through that session).
    *
-   * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists
+   * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists, or one whose
+   *   namespaced names could coincide with its own ({@link Gateway.namespaceConflict})
    */
   attachTunnel(name: string, description: string | undefined, createTransport: () => MessageTransport): Upstream {
     if (this.#upstreams.has(name)) {
       throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `a server named "${name}" already exists`);
+    }
+    const overlap = this.namespaceConflict(name);
+    if (overlap !== undefined) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_CONFLICT',
+        `servers "${name}" and "${overlap}" could expose the same names (namespaceSeparator "${this.#config.namespaceSeparator}")`,
+      );
     }
     const config = StdioServer.parse({
       command: 'tunnel',
@@ -337,6 +345,19 @@ export class Gateway implements SessionHost {
     this.#rebuildViews();
     await u.stop();
     this.#notifyAllListChanged();
+  }
+
+  /**
+   * Another server whose namespaced names can coincide with those of a server called `name` in the
+   * aggregate (`a` and `a__b` with separator `__`), or `undefined`. The admin API and tunnels
+   * refuse such a name as the configuration loader does.
+   */
+  namespaceConflict(name: string): string | undefined {
+    const sep = this.#config.namespaceSeparator;
+    for (const other of this.#upstreams.keys()) {
+      if (other !== name && overlappingNamespaces([name, other], sep).length > 0) return other;
+    }
+    return undefined;
   }
 
   /** True when `name` is a tunnelled server. */

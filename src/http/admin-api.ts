@@ -244,6 +244,14 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     principal: Principal,
     status: number,
   ) {
+    const overlap = gateway.namespaceConflict(name);
+    if (overlap !== undefined) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_CONFLICT',
+        `servers "${name}" and "${overlap}" could expose the same names; choose another name`,
+        { data: { server: overlap } },
+      );
+    }
     const parsed = ServerConfig.safeParse(entry);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message }));

@@ -277,6 +277,32 @@ describe('exposed-name collisions at run time', () => {
   });
 });
 
+describe('servers added at run time', () => {
+  let gw: RunningGateway | undefined;
+  afterEach(async () => {
+    await gw?.close();
+    gw = undefined;
+  });
+
+  it('refuses through the admin API a server whose namespaced names could collide with an existing one', async () => {
+    gw = await startTestGateway({ auth: { mode: 'tokens' }, servers: { a: fixture('a') } });
+    const admin = (await gw.tokens.create({ name: 'root', subject: 'root', permissions: ['admin.*'] })).token;
+    const add = (name: string) =>
+      fetch(`${gw!.url}/api/v1/servers`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ name, ...fixture(name) }),
+      });
+    const refused = await add('a__b');
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({ error: { code: 'SWB_ERR_HTTP_CONFLICT', server: 'a' } });
+    expect(gw.gateway.upstreams.has('a__b')).toBe(false);
+    const accepted = await add('ab');
+    await accepted.text();
+    expect(accepted.status).toBe(201);
+  });
+});
+
 describe('resources/updated', () => {
   let gw: RunningGateway | undefined;
   const open: Client[] = [];
