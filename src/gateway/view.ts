@@ -66,6 +66,7 @@ export interface ScopedLists {
 
 /** Scheme used for resource URIs that collide between members of one view. */
 export const COLLISION_SCHEME = 'switchboard';
+const COLLISION_PREFIX = `${COLLISION_SCHEME}://`;
 
 /**
  * Two items of a view that would be exposed under one name. The incumbent (the owner at the
@@ -263,7 +264,11 @@ export class View {
     const c = this.#compile();
     const hit = c.resourceIndex.get(uri);
     if (hit) return hit;
-    if (uri.startsWith(`${COLLISION_SCHEME}://`)) {
+    // Schemes are case-insensitive (RFC 3986 §3.1): `SwitchBoard://` is the collision form too.
+    if (
+      uri.length > COLLISION_PREFIX.length &&
+      uri.slice(0, COLLISION_PREFIX.length).toLowerCase() === COLLISION_PREFIX
+    ) {
       const rest = uri.slice(COLLISION_SCHEME.length + 3);
       const slash = rest.indexOf('/');
       if (slash > 0) {

@@ -179,6 +179,7 @@ describe('resource URIs, logging/setLevel and roots pass the same filter and sco
       'fixture://a/public/%2E%2E/secret',
       'FIXTURE://a/secret',
       `switchboard://a/${enc('fixture://a/%73ecret')}`,
+      `SwitchBoard://a/${enc('fixture://a/secret')}`,
     ]) {
       const r = await rpc(single, sidSingle, 'resources/read', { uri }, full);
       expect(r.error?.data?.code, uri).toBe(UNKNOWN_RESOURCE);
