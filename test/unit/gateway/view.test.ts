@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { templateToRegExp } from '../../../src/gateway/view.js';
+import { templateToRegExp, View, type NameCollision, type ViewMember } from '../../../src/gateway/view.js';
+import type { Upstream } from '../../../src/upstream/upstream.js';
 
 describe('templateToRegExp', () => {
   it('matches a template without expressions literally', () => {
@@ -43,5 +44,81 @@ describe('templateToRegExp', () => {
     const re = templateToRegExp('a+b://x.y/{id}');
     expect(re.test('a+b://x.y/1')).toBe(true);
     expect(re.test('aab://xzy/1')).toBe(false);
+  });
+});
+
+/** The part of an Upstream a View reads, with a catalog the test can change. */
+function upstream(name: string, tools: string[]) {
+  const u = {
+    name,
+    catalogVersion: 0,
+    capabilities: { tools: {} },
+    initializeResult: undefined,
+    catalog: { tools: tools.map((t) => ({ name: t })), prompts: [], resources: [], resourceTemplates: [] },
+    setTools(next: string[]) {
+      u.catalog = { ...u.catalog, tools: next.map((t) => ({ name: t })) };
+      u.catalogVersion++;
+    },
+  };
+  return u;
+}
+
+function member(u: ReturnType<typeof upstream>): ViewMember {
+  const pass = (n: string) => n;
+  return { upstream: u as unknown as Upstream, tools: pass, prompts: pass, resources: pass };
+}
+
+describe('View name collisions', () => {
+  it('keeps the incumbent, withholds the newcomer, and reports each collision once while it lasts', () => {
+    const a = upstream('a', []);
+    const ab = upstream('a__b', ['c']);
+    const reported: NameCollision[] = [];
+    const view = new View({
+      name: 'default',
+      kind: 'aggregate',
+      members: [member(a), member(ab)],
+      separator: '__',
+      gatewayVersion: '1',
+      onCollision: (c) => reported.push(c),
+    });
+    expect(view.resolveTool('a__b__c')?.member.upstream.name).toBe('a__b');
+    a.setTools(['b__c']); // earlier member, later arrival
+    expect(view.tools.map((t) => t.name)).toEqual(['a__b__c']);
+    expect(view.resolveTool('a__b__c')?.member.upstream.name).toBe('a__b');
+    expect(reported).toEqual([
+      {
+        view: 'default',
+        kind: 'tool',
+        exposed: 'a__b__c',
+        kept: { server: 'a__b', name: 'c' },
+        withheld: { server: 'a', name: 'b__c' },
+      },
+    ]);
+    ab.setTools(['c', 'd']); // still colliding: not reported again
+    view.prepare();
+    expect(reported).toHaveLength(1);
+    ab.setTools(['d']); // the incumbent leaves: the other takes the name
+    expect(view.resolveTool('a__b__c')).toEqual({ member: view.members[0], name: 'b__c' });
+    ab.setTools(['c', 'd']); // and keeps it when the first comes back
+    expect(view.resolveTool('a__b__c')?.member.upstream.name).toBe('a');
+    expect(reported.map((c) => c.withheld.server)).toEqual(['a', 'a__b']);
+  });
+
+  it('keeps owners across a reload of the members', () => {
+    const a = upstream('a', ['x']);
+    const rename = (from: string, to: string) => (n: string) => (n === from ? to : n);
+    const view = new View({
+      name: 's',
+      kind: 'single',
+      members: [{ ...member(a), tools: rename('y', 'x') }],
+      separator: '__',
+      gatewayVersion: '1',
+    });
+    expect(view.resolveTool('x')?.name).toBe('x');
+    // A reload keeps the server; its upstream now has y (renamed to x) listed first.
+    a.setTools(['y', 'x']);
+    view.setMembers([{ ...member(a), tools: rename('y', 'x') }]);
+    expect(view.resolveTool('x')?.name).toBe('x');
+    expect(view.tools).toEqual([{ name: 'x' }]);
   });
 });
