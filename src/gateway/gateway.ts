@@ -523,7 +523,8 @@ export class Gateway implements SessionHost {
       [...this.#upstreams.values()].map((u) => member(u)),
       sep,
     );
-    // The configuration file refuses these; runtime servers and tunnels can still bring them.
+    // The loader, the admin API and tunnels refuse these; a reloaded file can still declare a
+    // server beside a runtime one it overlaps (file servers take precedence).
     for (const [shorter, longer] of overlappingNamespaces([...this.#upstreams.keys()], sep))
       this.logger.warn(
         { servers: [shorter, longer], separator: sep },
