@@ -285,7 +285,7 @@ describe('servers added at run time', () => {
     gw = undefined;
   });
 
-  it('refuses through the admin API a server whose namespaced names could collide with an existing one', async () => {
+  it('refuses through the admin API and tunnels a server whose namespaced names could collide with an existing one', async () => {
     gw = await startTestGateway({ auth: { mode: 'tokens' }, servers: { a: fixture('a') } });
     const admin = (await gw.tokens.create({ name: 'root', subject: 'root', permissions: ['admin.*'] })).token;
     const add = (name: string) =>
@@ -298,6 +298,17 @@ describe('servers added at run time', () => {
     expect(refused.status).toBe(409);
     expect(await refused.json()).toMatchObject({ error: { code: 'SWB_ERR_HTTP_CONFLICT', server: 'a' } });
     expect(gw.gateway.upstreams.has('a__b')).toBe(false);
+    // A tunnel registering under such a name is refused the same way.
+    let tunnelError: unknown;
+    try {
+      gw.gateway.attachTunnel('a__t', undefined, () => {
+        throw new Error('not reached: the name is refused before any transport');
+      });
+    } catch (err) {
+      tunnelError = err;
+    }
+    expect(tunnelError).toMatchObject({ code: 'SWB_ERR_HTTP_CONFLICT' });
+    expect(gw.gateway.upstreams.has('a__t')).toBe(false);
     const accepted = await add('ab');
     await accepted.text();
     expect(accepted.status).toBe(201);
