@@ -55,6 +55,11 @@ const LIST_CHANGED_METHOD = {
   resourceTemplates: 'notifications/resources/list_changed',
 } as const;
 
+/** True when a notification for `audience` may go to session `s`. */
+function reaches(audience: Audience, s: ClientSession): boolean {
+  return audience.kind === 'all' || (audience.kind === 'session' ? s.id : s.principal.id) === audience.id;
+}
+
 /** Upstreams, views and sessions of one running gateway. */
 export class Gateway implements SessionHost {
   readonly logger: Logger;
@@ -625,18 +630,17 @@ export class Gateway implements SessionHost {
     if (n.method === 'notifications/resources/updated') {
       const uri = n.params?.uri;
       if (typeof uri !== 'string') return;
+      // Subscribers through the connection that announced it: an isolated connection's resource
+      // is not another session's or principal's, even under the same URI.
       for (const id of upstream.subscribersOf(uri)) {
         const s = this.#sessions.get(id);
-        if (!s) continue;
-        if (!s.view.includes(upstream)) continue;
+        if (!s || !s.view.includes(upstream) || !reaches(audience, s)) continue;
         s.deliverResourceUpdated(upstream, n);
       }
       return;
     }
     for (const s of this.#sessions.values()) {
-      if (!s.initialized || !s.view.includes(upstream)) continue;
-      if (audience.kind === 'session' && s.id !== audience.id) continue;
-      if (audience.kind === 'principal' && s.principal.id !== audience.id) continue;
+      if (!s.initialized || !s.view.includes(upstream) || !reaches(audience, s)) continue;
       s.deliverNotification(n);
     }
   }

@@ -14,6 +14,8 @@ import {
   CreateMessageRequestSchema,
   LoggingMessageNotificationSchema,
   ResourceUpdatedNotificationSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import type { RunningGateway } from '../../../src/app.js';
 import { connectClient, startTestGateway, waitFor } from '../../helpers/gateway.js';
@@ -356,12 +358,22 @@ async function startBroadcastServer(): Promise<{ url: string; close(): Promise<v
       void known.handleRequest(req, res);
       return;
     }
-    const mcp = new McpServer({ name: 'broadcast', version: '1.0.0' }, { capabilities: { logging: {} } });
+    const mcp = new McpServer(
+      { name: 'broadcast', version: '1.0.0' },
+      { capabilities: { logging: {}, resources: { subscribe: true } } },
+    );
     mcp.registerTool('broadcast', { inputSchema: {} }, async (_args, extra) => {
       // No related request: the message goes on the session's standalone GET stream.
       await mcp.server.sendLoggingMessage({ level: 'info', data: `broadcast:${extra.sessionId ?? ''}` });
       return { content: [{ type: 'text', text: 'sent' }] };
     });
+    mcp.registerTool('touch', { inputSchema: {} }, async () => {
+      await mcp.server.sendResourceUpdated({ uri: 'shared://doc' });
+      return { content: [{ type: 'text', text: 'touched' }] };
+    });
+    mcp.registerResource('doc', 'shared://doc', {}, () => ({ contents: [{ uri: 'shared://doc', text: 'doc' }] }));
+    mcp.server.setRequestHandler(SubscribeRequestSchema, () => ({}));
+    mcp.server.setRequestHandler(UnsubscribeRequestSchema, () => ({}));
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => crypto.randomUUID(),
       onsessioninitialized: (id) => {
@@ -432,6 +444,39 @@ describe('notifications from a remote upstream connection held per principal', (
     );
     await new Promise((r) => setTimeout(r, 200));
     expect(logs.bob).toEqual([]);
+  });
+  it('send resources/updated only to subscribers of the principal whose connection announced it', async () => {
+    upstream = await startBroadcastServer();
+    gw = await startTestGateway({ auth: { mode: 'tokens' }, servers: { remote: { url: upstream.url } } });
+    const updates = { alice: 0, bob: 0 };
+    const clients: Record<'alice' | 'bob', Client> = {} as Record<'alice' | 'bob', Client>;
+    for (const who of ['alice', 'bob'] as const) {
+      const token = (await gw.tokens.create({ name: who, subject: who, permissions: ['servers.use', 'tools.execute'] }))
+        .token;
+      const { client } = await connectClient(`${gw.url}/mcp`, {}, who, { authorization: `Bearer ${token}` });
+      open.push(client);
+      clients[who] = client;
+      client.setNotificationHandler(ResourceUpdatedNotificationSchema, () => {
+        updates[who]++;
+      });
+      await client.subscribeResource({ uri: 'shared://doc' });
+    }
+    await waitFor(
+      () => [...gw!.gateway.sessions.values()].filter((s) => s.hasStandaloneStream).length === 2,
+      5000,
+      'GET streams',
+    );
+    await waitFor(
+      async () => {
+        await clients.alice.callTool({ name: 'remote__touch', arguments: {} });
+        await new Promise((r) => setTimeout(r, 100));
+        return updates.alice > 0;
+      },
+      5000,
+      "alice's update",
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    expect(updates.bob).toBe(0);
   });
 });
 
