@@ -42,6 +42,12 @@ export const ERROR_CODES = {
   SWB_ERR_HTTP_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_HTTP_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_HTTP_BAD_PROTOCOL_VERSION: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** A path segment with a malformed percent-escape (RFC 3986 §2.1), e.g. `/servers/%ZZ/mcp`. */
+  SWB_ERR_HTTP_BAD_PATH: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** A body nesting objects/arrays deeper than `http.maxJsonDepth`; refused before it is parsed. */
+  SWB_ERR_HTTP_TOO_DEEP: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /** The client aborted the request before its body was complete (nobody is left to answer). */
+  SWB_ERR_HTTP_BODY_ABORTED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Sessions
   SWB_ERR_SESSION_REQUIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_NOT_FOUND: { status: 404, jsonRpcCode: JSONRPC_SERVER_ERROR - 1, expose: true },
@@ -56,6 +62,11 @@ export const ERROR_CODES = {
    */
   SWB_ERR_SESSION_PRINCIPAL_LIMIT: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 2, expose: true },
   SWB_ERR_SESSION_EVENT_EXPIRED: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
+  /**
+   * A request whose id is the id of a request of the same session still in flight (MCP
+   * basic §Requests: an id is never reused by the requestor within a session).
+   */
+  SWB_ERR_SESSION_DUPLICATE_ID: { status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Routing
   SWB_ERR_ROUTE_UNKNOWN_TOOL: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_PROMPT: { status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
@@ -77,6 +88,11 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_AUTH: { status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 27, expose: true },
   /** The upstream's `maxInFlight` slots are taken and its wait queue is full, or the wait exceeded `queueTimeout`. */
   SWB_ERR_UPSTREAM_BUSY: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 28, expose: true },
+  /**
+   * One message could not be serialised for the upstream (`JSON.stringify` failed, e.g. on
+   * nesting too deep for the stack). Fails that request only; the connection stays up.
+   */
+  SWB_ERR_UPSTREAM_UNSERIALISABLE: { status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   // Traffic control (rate limits)
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
   SWB_ERR_RATE_LIMITED: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },

@@ -8,7 +8,12 @@
  */
 import { GatewayError } from '../errors.js';
 import type { JsonRpcMessage } from '../protocol/jsonrpc.js';
-import type { IncomingMessageInfo, MessageTransport, TransportCloseInfo } from '../upstream/transport.js';
+import {
+  unserialisableError,
+  type IncomingMessageInfo,
+  type MessageTransport,
+  type TransportCloseInfo,
+} from '../upstream/transport.js';
 import type { TunnelSession } from './hub.js';
 
 const NO_INFO: IncomingMessageInfo = Object.freeze({});
@@ -58,9 +63,10 @@ class TunnelTransport implements MessageTransport {
     try {
       this.#session.send(message);
     } catch (err) {
-      throw new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      // The session refuses with a GatewayError once it is closing; anything else failed to encode
+      // this one message, and the tunnel stays up.
+      if (!(err instanceof GatewayError)) throw unserialisableError(err);
+      throw new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `${this.description}: ${err.message}`, { cause: err });
     }
   }
 

@@ -392,18 +392,22 @@ export class UpstreamConnection {
     this.notify('notifications/cancelled', { requestId: upstreamId, reason: 'timeout' });
   }
 
-  /** The transport refused to send a request: it never reached the upstream, so a retry is safe. */
+  /**
+   * The transport refused to send a request: it never reached the upstream, so a retry on a fresh
+   * connection is safe (`notSent`) — unless the message itself could not be serialised: then only
+   * this request fails, and the connection, shared with other callers, stays in use.
+   */
   #fail(upstreamId: number, err: unknown): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
     const ge =
       err instanceof GatewayError ? err : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', String(err), { cause: err });
+    const message = `upstream "${this.name}": ${ge.message}`;
     this.#settle(
       pending,
-      errorResponse(upstreamId, ge.jsonRpcCode, `upstream "${this.name}": ${ge.message}`, {
-        code: ge.code,
-        notSent: true,
-      }),
+      ge.code === 'SWB_ERR_UPSTREAM_UNSERIALISABLE'
+        ? errorResponse(upstreamId, ge.jsonRpcCode, message, { code: ge.code })
+        : errorResponse(upstreamId, ge.jsonRpcCode, message, { code: ge.code, notSent: true }),
     );
     // A transport that refuses sends is closing; do not hand this connection out again.
     if (ge.code === 'SWB_ERR_UPSTREAM_CLOSED') this.#handleClose({ error: ge });

@@ -24,7 +24,13 @@ import {
   upstreamErrorResponse,
   type ResponseBody,
 } from './http-common.js';
-import type { IncomingMessageInfo, MessageTransport, SendOptions, TransportCloseInfo } from './transport.js';
+import {
+  serialiseMessage,
+  type IncomingMessageInfo,
+  type MessageTransport,
+  type SendOptions,
+  type TransportCloseInfo,
+} from './transport.js';
 
 /** Options for {@link createSseTransport}. */
 export interface SseTransportOptions {
@@ -192,7 +198,7 @@ class SseTransportImpl implements SseTransport {
         path: this.#endpointPath,
         method: 'POST',
         headers: { ...options?.headers, ...this.#static, ...this.#dynamic?.(), 'content-type': 'application/json' },
-        body: JSON.stringify(message),
+        body: serialiseMessage(message),
         signal: this.#abort.signal,
         headersTimeout: this.#requestTimeoutMs,
         bodyTimeout: this.#requestTimeoutMs,

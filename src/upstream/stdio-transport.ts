@@ -12,7 +12,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
-import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
+import {
+  SENT,
+  serialiseMessage,
+  type IncomingMessageInfo,
+  type MessageTransport,
+  type TransportCloseInfo,
+} from './transport.js';
 
 /** Options for {@link createStdioTransport}. */
 export interface StdioTransportOptions {
@@ -327,12 +333,10 @@ class StdioTransportImpl implements StdioTransport {
     if (!stdin) return Promise.reject(new GatewayError('SWB_ERR_UPSTREAM_CLOSED', 'stdio transport not started'));
     let line: string;
     try {
-      line = JSON.stringify(message) + '\n';
+      line = serialiseMessage(message) + '\n';
     } catch (err) {
-      // BigInt or a cycle in the message: a caller bug, reported as such.
-      return Promise.reject(
-        new GatewayError('SWB_ERR_INTERNAL', `message not serialisable: ${String(err)}`, { cause: err }),
-      );
+      // This message only: the child and the other callers' messages are unaffected.
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     // While the pipe is full, later messages queue behind the one that filled it: order is kept
     // and callers awaiting send() are held back until the child reads.
@@ -599,7 +603,8 @@ class StdioTransportImpl implements StdioTransport {
  *
  * `start()` rejects with `GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', 'failed to start "cmd":
  * spawn cmd ENOENT')` when the program cannot be spawned; `onclose` does not fire then.
- * After close or exit, `send()` rejects with `GatewayError('SWB_ERR_UPSTREAM_CLOSED')`.
+ * After close or exit, `send()` rejects with `GatewayError('SWB_ERR_UPSTREAM_CLOSED')`; a message
+ * that cannot be serialised is refused alone with `GatewayError('SWB_ERR_UPSTREAM_UNSERIALISABLE')`.
  */
 export function createStdioTransport(options: StdioTransportOptions): StdioTransport {
   return new StdioTransportImpl(options);

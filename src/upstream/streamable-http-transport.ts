@@ -39,6 +39,7 @@ import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import { IdTable } from '../protocol/id-table.js';
 import {
   SENT,
+  serialiseMessage,
   type IncomingMessageInfo,
   type MessageTransport,
   type SendOptions,
@@ -459,7 +460,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       path: this.#path,
       method: 'POST',
       headers,
-      body: JSON.stringify(message),
+      body: serialiseMessage(message),
       signal,
       headersTimeout: this.#requestTimeoutMs,
       bodyTimeout: 0,
@@ -529,7 +530,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
           path: this.#path,
           method: 'POST',
           headers,
-          body: JSON.stringify(request),
+          body: serialiseMessage(request),
           headersTimeout: this.#requestTimeoutMs,
           bodyTimeout: 0,
         },

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { GatewayError } from '../errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 
 /** Extra facts a transport knows about an incoming message. */
@@ -79,4 +80,28 @@ export interface MessageTransport {
   setProtocolVersion?(version: string): void;
   /** Short description for logs, e.g. `stdio pid=123` or `http http://host/mcp`. */
   readonly description: string;
+}
+
+/**
+ * The error for one message that cannot be serialised: it fails that message's request only (the
+ * connection is fine, and another connection would fail the same way).
+ */
+export function unserialisableError(err: unknown): GatewayError {
+  return new GatewayError('SWB_ERR_UPSTREAM_UNSERIALISABLE', `message not serialisable: ${String(err)}`, {
+    cause: err,
+  });
+}
+
+/**
+ * `JSON.stringify` of one message for the wire.
+ *
+ * @throws GatewayError `SWB_ERR_UPSTREAM_UNSERIALISABLE` when it cannot be serialised: nesting
+ *   too deep for the stack (a `RangeError`), or a cycle or `BigInt` put there by code
+ */
+export function serialiseMessage(message: JsonRpcMessage): string {
+  try {
+    return JSON.stringify(message);
+  } catch (err) {
+    throw unserialisableError(err);
+  }
 }
