@@ -40,7 +40,14 @@ import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
 import { createSessionsApi } from './http/sessions-api.js';
-import { createRequestHandler, defaultChallenge, type ExchangeObserver, type RouteHandler } from './http/server.js';
+import {
+  applyHttpLimits,
+  createRequestHandler,
+  defaultChallenge,
+  httpServerOptions,
+  type ExchangeObserver,
+  type RouteHandler,
+} from './http/server.js';
 
 import type { Logger } from './observability/logger.js';
 import { openDatabase, resolveDataDir } from './store/database.js';
@@ -58,7 +65,8 @@ export interface RunningGateway {
   /** The external base URL (`SWITCHBOARD_PUBLIC_URL`, else `url`) used in absolute URLs. */
   readonly publicUrl: string;
   /**
-   * Applies a new configuration: `auth` and `headers` are rebuilt, then the gateway reloads
+   * Applies a new configuration: `auth` and `headers` are rebuilt, the `http.*` connection limits
+   * apply to new connections and requests, then the gateway reloads
    * (servers added/removed/changed; remote servers restart when outbound settings changed).
    */
   reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }>;
@@ -162,7 +170,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     res.writeHead(live ? 200 : 503, { 'content-type': 'application/json', 'retry-after': '1' });
     res.end(live ? '{"status":"ok"}' : '{"status":"starting"}');
   };
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => handler(req, res));
+  const server = createServer(httpServerOptions(config.http), (req, res) => handler(req, res));
+  applyHttpLimits(server, config.http, logger);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -433,6 +442,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     publicUrl,
     async reload(next) {
       await reloadAuth(next);
+      applyHttpLimits(server, next.http, logger);
       return gateway.reload(next);
     },
     async close() {

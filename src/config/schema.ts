@@ -380,15 +380,41 @@ export const SwitchboardConfigInput = z
       .default({ host: '127.0.0.1', port: 8080 }),
     http: z
       .object({
-        /** Largest accepted request body; larger gets 413. Default 4mb. */
+        /**
+         * Largest accepted request body; larger gets 413. A body carries exactly one JSON-RPC
+         * message (batches are refused), so this is also the per-message limit. Default 4mb.
+         */
         maxBodyBytes: Size.default(4 * 1024 * 1024),
+        /** Deepest nesting of objects/arrays in a request body (2…1000); deeper gets 400 / -32600. Default 64. */
+        maxJsonDepth: z.number().int().min(2).max(1000).default(64),
         /** Extra allowed `Origin` values (exact, e.g. https://app.example.com). Loopback origins are always allowed. */
         allowedOrigins: z.array(z.string()).default([]),
         /** Extra allowed `Host` header values (hostname[:port]). Loopback hosts and the bind host are always allowed. */
         allowedHosts: z.array(z.string()).default([]),
+        /** Open client connections accepted at once; further connections are closed at accept. Default 20000. */
+        maxConnections: z.number().int().min(1).default(20_000),
+        /** Time a client has to send the request headers (slowloris bound). Default 15s. */
+        headersTimeout: Duration.default(15_000),
+        /** Time a client has to send the whole request, headers and body; then 408. Default 30s. */
+        requestTimeout: Duration.default(30_000),
+        /** An idle keep-alive connection is closed after this long. Default 65s (above common load-balancer idle timeouts of 60s). */
+        keepAliveTimeout: Duration.default(65_000),
       })
       .strict()
-      .default({ maxBodyBytes: 4 * 1024 * 1024, allowedOrigins: [], allowedHosts: [] }),
+      .refine((h) => h.requestTimeout === 0 || h.headersTimeout <= h.requestTimeout, {
+        message: 'http.headersTimeout must not exceed http.requestTimeout',
+        path: ['headersTimeout'],
+      })
+      .default({
+        maxBodyBytes: 4 * 1024 * 1024,
+        maxJsonDepth: 64,
+        allowedOrigins: [],
+        allowedHosts: [],
+        maxConnections: 20_000,
+        headersTimeout: 15_000,
+        requestTimeout: 30_000,
+        keepAliveTimeout: 65_000,
+      }),
     sessions: z
       .object({
         /**

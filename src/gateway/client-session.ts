@@ -216,7 +216,8 @@ export class ClientSession {
   /**
    * Handles one client request; the response (and any related messages) go to `out`.
    * Never throws: every failure becomes a JSON-RPC error response (or, for a rate limit before
-   * the response started, an HTTP 429 through `out.fail`).
+   * the response started, an HTTP 429 through `out.fail`). A request reusing the id of one of
+   * this session's requests still in flight gets `SWB_ERR_SESSION_DUPLICATE_ID` (-32600).
    *
    * `meta` describes the HTTP request (principal, headers, client IP); the session fills in the
    * target `server` and upstream `tool` for logs, metrics and the usage log.
@@ -359,6 +360,14 @@ export class ClientSession {
   }
 
   #dispatch(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta): void {
+    // MCP basic §Requests: an id is never reused within a session. Reused while the first is in
+    // flight, the two answers could not be told apart (and the first one's would be lost).
+    if (this.#inflight.get(req.id) !== undefined) {
+      throw new GatewayError(
+        'SWB_ERR_SESSION_DUPLICATE_ID',
+        `Invalid Request: request id ${JSON.stringify(req.id)} is already in flight in this session`,
+      );
+    }
     const params = req.params;
     const principal = meta.principal;
     const scope = scopeOf(principal);

@@ -1,11 +1,13 @@
 /**
  * Edge checks done before any JSON-RPC processing: DNS-rebinding protection (`Host` and
- * `Origin`, MCP transports §Security Warning), `Accept` negotiation, body size limits.
+ * `Origin`, MCP transports §Security Warning), `Accept`/`Content-Type` media types, body size limits.
  *
  * @module
  */
 import type { IncomingMessage } from 'node:http';
-import { GatewayError } from '../errors.js';
+import { parse as parseMediaType } from 'content-type';
+import Negotiator from 'negotiator';
+import { GatewayError, isGatewayError } from '../errors.js';
 
 const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
 
@@ -79,13 +81,65 @@ export function createOriginGuard(options: OriginGuardOptions): (req: IncomingMe
   };
 }
 
-/** True when the `Accept` header lists `type` (or a matching wildcard). */
-export function accepts(req: IncomingMessage, type: string): boolean {
+/** A media type an MCP endpoint answers with. */
+export type McpMediaType = 'application/json' | 'text/event-stream';
+
+/** What the MCP endpoints produce, as offered to negotiation: both are always UTF-8. */
+const OFFERED = ['application/json; charset=utf-8', 'text/event-stream; charset=utf-8'];
+const ACCEPTS_JSON = 1;
+const ACCEPTS_SSE = 2;
+/** Negotiation results by `Accept` value: clients repeat the same few values on every request. */
+const acceptCache = new Map<string, number>();
+const ACCEPT_CACHE_MAX = 256;
+/** Longer `Accept` values are negotiated every time rather than kept. */
+const ACCEPT_CACHE_KEY_MAX = 256;
+
+function acceptedMask(header: string): number {
+  let mask = acceptCache.get(header);
+  if (mask !== undefined) return mask;
+  mask = 0;
+  for (const t of new Negotiator({ headers: { accept: header } }).mediaTypes(OFFERED))
+    mask |= t === OFFERED[0] ? ACCEPTS_JSON : ACCEPTS_SSE;
+  if (header.length <= ACCEPT_CACHE_KEY_MAX) {
+    if (acceptCache.size >= ACCEPT_CACHE_MAX) acceptCache.clear();
+    acceptCache.set(header, mask);
+  }
+  return mask;
+}
+
+/**
+ * True when the request's `Accept` header admits `type` (RFC 9110 §12.5.1): media ranges with
+ * wildcards (any type, or `application/*`), the most specific matching range decides, `q=0` refuses,
+ * parameters must match (`charset=utf-8` does). Parsed by `negotiator`; each distinct header value
+ * is negotiated once and remembered (a bounded cache), so the hot path does one `Map` lookup.
+ *
+ * A request without `Accept` is refused: MCP requires clients to list the types they accept
+ * (transports §Sending Messages to the Server).
+ */
+export function accepts(req: IncomingMessage, type: McpMediaType): boolean {
   const header = req.headers.accept;
   if (header === undefined) return false;
-  if (header.includes(type) || header.includes('*/*')) return true;
-  const major = type.slice(0, type.indexOf('/'));
-  return header.includes(`${major}/*`);
+  return (acceptedMask(header) & (type === 'application/json' ? ACCEPTS_JSON : ACCEPTS_SSE)) !== 0;
+}
+
+/**
+ * True when a `Content-Type` value is exactly `application/json` (RFC 9110 §8.3: type and subtype
+ * case-insensitive, parameters allowed) with no charset or `charset=utf-8` (RFC 8259 §8.1: JSON
+ * exchanged between systems is UTF-8). Parsed by `content-type`, which refuses anything outside
+ * the media-type grammar; `application/jsonx` or `text/plain; a=application/json` are not JSON.
+ */
+export function isJsonContentType(header: string | undefined): boolean {
+  if (header === undefined) return false;
+  if (header === 'application/json') return true;
+  let parsed: { type: string; parameters: Record<string, string | undefined> };
+  try {
+    parsed = parseMediaType(header);
+  } catch {
+    return false; // not a media type at all (RFC 9110 §8.3.1 grammar)
+  }
+  if (parsed.type !== 'application/json') return false;
+  const charset = parsed.parameters.charset;
+  return charset === undefined || charset.toLowerCase() === 'utf-8';
 }
 
 /**
@@ -97,7 +151,8 @@ export interface BodyReceiver {
   body(text: string): void;
   /**
    * The body could not be read: `GatewayError` `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) past the limit
-   * (declared or actual), or the request stream's own error.
+   * (declared or actual), or `SWB_ERR_HTTP_BODY_ABORTED` when the request stream failed (the
+   * client aborted; the original error is its `cause`).
    */
   failed(err: unknown): void;
 }
@@ -152,7 +207,13 @@ function onBodyError(this: WithBody, err: Error): void {
   const s = this[BODY]!;
   if (s.done) return;
   s.done = true;
-  s.receiver.failed(err);
+  s.first = s.more = undefined;
+  // The client went away mid-body (ECONNRESET "aborted", a request timeout): its doing, not ours.
+  s.receiver.failed(
+    isGatewayError(err)
+      ? err
+      : new GatewayError('SWB_ERR_HTTP_BODY_ABORTED', 'the request body was not received whole', { cause: err }),
+  );
 }
 
 /**
@@ -175,7 +236,8 @@ export function receiveBody(req: IncomingMessage, limit: number, receiver: BodyR
 /**
  * {@link receiveBody} as a promise.
  *
- * @throws GatewayError `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) when the declared or actual size exceeds the limit
+ * @throws GatewayError `SWB_ERR_HTTP_BODY_TOO_LARGE` (413) when the declared or actual size exceeds the limit,
+ *   `SWB_ERR_HTTP_BODY_ABORTED` when the client aborted the body
  */
 export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolve, reject) => receiveBody(req, limit, { body: resolve, failed: reject }));

@@ -11,7 +11,7 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { OutboundChannel, RequestMeta } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
-import { accepts } from './guards.js';
+import { accepts, isJsonContentType } from './guards.js';
 import { readJsonRpcMessage } from './jsonrpc-body.js';
 import { sendHttpError } from './streamable.js';
 
@@ -100,7 +100,10 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       const channel = channels.get(id);
       if (!session || !channel || session.view !== view || session.principal.id !== principal.id)
         throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
-      const m = await readJsonRpcMessage(req, res, gateway.config.http.maxBodyBytes);
+      if (!isJsonContentType(req.headers['content-type']))
+        throw new GatewayError('SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json');
+      const http = gateway.config.http;
+      const m = await readJsonRpcMessage(req, res, http.maxBodyBytes, http.maxJsonDepth);
       if (!m) return;
       res.writeHead(202, { 'content-type': 'text/plain', 'content-length': 8 }).end('Accepted');
       meta.method = 'method' in m ? m.method : 'response';

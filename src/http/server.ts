@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import type { Authenticate } from '../auth/authenticator.js';
 import { stripIdentityHeaders } from '../auth/identity.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
@@ -17,6 +17,8 @@ import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestMeta } from '../gateway/client-session.js';
+import type { SwitchboardConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
 import { requestIdFrom } from '../observability/request-id.js';
 import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
@@ -78,6 +80,21 @@ export interface ExchangeObserver {
   finished(exchange: Exchange, trace: unknown): void;
 }
 
+/**
+ * Decodes one path segment's percent-escapes (RFC 3986 §2.1).
+ *
+ * @throws GatewayError `SWB_ERR_HTTP_BAD_PATH` (400) for a malformed escape such as `%ZZ` or an
+ *   escaped byte sequence that is not UTF-8
+ */
+export function decodeSegment(segment: string): string {
+  if (!segment.includes('%')) return segment;
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new GatewayError('SWB_ERR_HTTP_BAD_PATH', 'Bad Request: malformed percent-encoding in the path');
+  }
+}
+
 function json(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
@@ -132,9 +149,56 @@ export function defaultChallenge(_path: string, err: GatewayError): string {
 
 type Target = { readonly kind: 'mcp' | 'sse' | 'message'; readonly view: View; readonly prefix: string };
 
-/** Creates (but does not start) the gateway's HTTP server. */
+/** The connection limits of `http.*` that apply to the `node:http` server itself. */
+export type HttpServerLimits = Pick<
+  SwitchboardConfig['http'],
+  'maxConnections' | 'headersTimeout' | 'requestTimeout' | 'keepAliveTimeout'
+>;
+
+/**
+ * The `node:http` server options for `http.*`: `headersTimeout` and `requestTimeout` bound how long
+ * a client may take to send a request (408 after that; a slowloris client cannot hold a
+ * connection), `keepAliveTimeout` closes idle persistent connections (RFC 9112 §9.8). Expiry is
+ * checked every third of the headers timeout (at least every 250 ms, at most every 30 s).
+ */
+export function httpServerOptions(limits: HttpServerLimits): ServerOptions {
+  return {
+    headersTimeout: limits.headersTimeout,
+    requestTimeout: limits.requestTimeout,
+    keepAliveTimeout: limits.keepAliveTimeout,
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(limits.headersTimeout / 3))),
+  };
+}
+
+/**
+ * Applies `http.*` limits to a server: at creation and again on a hot reload (the timeouts and
+ * `maxConnections` are read by `node:http` per connection). Connections past `maxConnections` are
+ * closed at accept; that is logged at `warn`, at most once a minute with the count since.
+ */
+export function applyHttpLimits(server: Server, limits: HttpServerLimits, logger: Logger): void {
+  server.maxConnections = limits.maxConnections;
+  server.headersTimeout = limits.headersTimeout;
+  server.requestTimeout = limits.requestTimeout;
+  server.keepAliveTimeout = limits.keepAliveTimeout;
+  if (server.listenerCount('drop') > 0) return;
+  let dropped = 0;
+  let lastLog = 0;
+  server.on('drop', () => {
+    dropped++;
+    const now = Date.now();
+    if (now - lastLog < 60_000) return;
+    lastLog = now;
+    logger.warn({ dropped, maxConnections: server.maxConnections }, 'connections refused: http.maxConnections reached');
+    dropped = 0;
+  });
+}
+
+/** Creates (but does not start) the gateway's HTTP server, with the `http.*` connection limits. */
 export function createHttpServer(options: HttpServerOptions): Server {
-  return createServer({ keepAliveTimeout: 65_000 }, createRequestHandler(options));
+  const limits = options.gateway.config.http;
+  const server = createServer(httpServerOptions(limits), createRequestHandler(options));
+  applyHttpLimits(server, limits, options.gateway.logger);
+  return server;
 }
 
 /** The gateway's `node:http` request listener (for a server the caller owns). */
@@ -181,13 +245,13 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     if (parts[1] === 'mcp' && (parts.length === 3 || parts.length === 4)) {
       const tail = parts[3] ?? 'mcp';
       if (tail !== 'mcp' && tail !== 'sse' && tail !== 'message') return undefined;
-      const view = gateway.virtualView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`virtual server "${parts[2]}"`);
+      const view = gateway.virtualView(decodeSegment(parts[2] ?? '')) ?? notFound(`virtual server "${parts[2]}"`);
       return { kind: tail, view, prefix: `/mcp/${parts[2]}` };
     }
     if (parts[1] === 'servers' && parts.length === 4) {
       const tail = parts[3];
       if (tail !== 'mcp' && tail !== 'sse' && tail !== 'message') return undefined;
-      const view = gateway.serverView(decodeURIComponent(parts[2] ?? '')) ?? notFound(`server "${parts[2]}"`);
+      const view = gateway.serverView(decodeSegment(parts[2] ?? '')) ?? notFound(`server "${parts[2]}"`);
       return { kind: tail, view, prefix: `/servers/${parts[2]}` };
     }
     return undefined;
@@ -344,7 +408,9 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
 
   function fail(res: ServerResponse, err: unknown, reqId: string): void {
     const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+    // A refused request is the client's doing: debug, never error (a client cannot flood the error log).
     if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error');
+    else gateway.logger.debug({ reqId, code: ge.code, status: ge.status }, 'request refused');
     sendHttpError(res, ge);
   }
   return route;

@@ -15,7 +15,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { IdTable } from '../protocol/id-table.js';
-import { accepts, receiveBody, type BodyReceiver } from './guards.js';
+import { accepts, isJsonContentType, receiveBody, type BodyReceiver } from './guards.js';
 import { parseJsonRpcMessage } from './jsonrpc-body.js';
 
 /** Options for {@link createStreamableHandler}. */
@@ -172,14 +172,14 @@ export function createStreamableHandler(options: StreamableOptions) {
         'Not Acceptable: Accept must list application/json and text/event-stream',
       );
     }
-    const ct = req.headers['content-type'];
-    if (ct === undefined || !ct.includes('application/json')) {
+    if (!isJsonContentType(req.headers['content-type'])) {
       throw new GatewayError(
         'SWB_ERR_HTTP_UNSUPPORTED_MEDIA_TYPE',
         'Unsupported Media Type: Content-Type must be application/json',
       );
     }
-    receiveBody(req, gateway.config.http.maxBodyBytes, new PostBody(edgeHandler, req, res, view, meta));
+    const http = gateway.config.http;
+    receiveBody(req, http.maxBodyBytes, new PostBody(edgeHandler, req, res, view, meta, http.maxJsonDepth));
   }
 
   /** The POSTed message, read and valid: routes it to its session (or opens one). */
@@ -222,7 +222,9 @@ export function createStreamableHandler(options: StreamableOptions) {
   /** Answers a failed exchange; an error that is not a GatewayError is logged with the request's id. */
   function answerError(res: ServerResponse, err: unknown, reqId: string | undefined): void {
     const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
+    // A refused request is the client's doing: debug, never error (a client cannot flood the error log).
     if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error on the MCP endpoint');
+    else gateway.logger.debug({ reqId, code: ge.code, status: ge.status }, 'request refused');
     sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
   }
 
@@ -347,17 +349,26 @@ class PostBody implements BodyReceiver {
   readonly #res: ServerResponse;
   readonly #view: View;
   readonly #meta: RequestMeta;
+  readonly #maxDepth: number;
 
-  constructor(edge: PostEdge, req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta) {
+  constructor(
+    edge: PostEdge,
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    meta: RequestMeta,
+    maxDepth: number,
+  ) {
     this.#edge = edge;
     this.#req = req;
     this.#res = res;
     this.#view = view;
     this.#meta = meta;
+    this.#maxDepth = maxDepth;
   }
 
   body(text: string): void {
-    const message = parseJsonRpcMessage(this.#res, text);
+    const message = parseJsonRpcMessage(this.#res, text, this.#maxDepth);
     if (message === undefined) return; // answered 400
     try {
       this.#edge.received(this.#req, this.#res, this.#view, this.#meta, message);

@@ -1,7 +1,7 @@
 /**
  * The MCP POST body path over a real node:http server and client: `receiveBody` (shared
  * listeners, size limit) feeding `parseJsonRpcMessage`. Bodies in one chunk or many, the size
- * limit with and without Content-Length, bad JSON, batches, invalid messages, and a client that
+ * limit with and without Content-Length, bad JSON, batches, invalid or too deep messages, and a client that
  * aborts mid-body. Each case checks which outcome happened, once, and what went on the wire.
  */
 import { createServer, request, type Server } from 'node:http';
@@ -15,6 +15,8 @@ import type { JsonRpcMessage } from '../../../src/protocol/jsonrpc.js';
 type Outcome = { kind: 'message'; message: JsonRpcMessage } | { kind: 'refused' } | { kind: 'failed'; err: unknown };
 
 const LIMIT = 64;
+/** `http.maxJsonDepth` of this server. */
+const DEPTH = 4;
 let server: Server;
 let port: number;
 let outcomes: Outcome[] = [];
@@ -24,7 +26,7 @@ beforeAll(async () => {
   server = createServer((req, res) => {
     receiveBody(req, LIMIT, {
       body(text) {
-        const message = parseJsonRpcMessage(res, text);
+        const message = parseJsonRpcMessage(res, text, DEPTH);
         if (message === undefined) {
           outcomes.push({ kind: 'refused' }); // the 400 is already sent
         } else {
@@ -103,12 +105,13 @@ describe('receiveBody + parseJsonRpcMessage', () => {
     expect(r.outcomes[0]).toMatchObject({ kind: 'failed', err: { code: 'SWB_ERR_HTTP_BODY_TOO_LARGE' } });
   });
 
-  it('answers malformed JSON, an empty body, a batch and an invalid message with 400 itself', async () => {
+  it('answers malformed JSON, an empty body, a batch, an invalid message and one nested too deep with 400 itself', async () => {
     const cases: Array<[string[], number, string]> = [
       [['{"jsonrpc":'], -32700, 'SWB_ERR_HTTP_PARSE'],
       [[], -32700, 'SWB_ERR_HTTP_PARSE'],
       [['[{"jsonrpc":"2.0","id":1,"method":"ping"}]'], -32600, 'SWB_ERR_HTTP_INVALID_REQUEST'],
       [['{"jsonrpc":"1.0","id":3,"method":"ping"}'], -32600, 'SWB_ERR_HTTP_INVALID_REQUEST'],
+      [['{"jsonrpc":"2.0","id":4,"method":"x","params":{"a":[[[1]]]}}'], -32600, 'SWB_ERR_HTTP_TOO_DEEP'],
     ];
     for (const [chunks, code, swb] of cases) {
       const r = await send(chunks);
@@ -118,7 +121,7 @@ describe('receiveBody + parseJsonRpcMessage', () => {
     }
   });
 
-  it('reports a client that aborts mid-body as a failure, once, and keeps serving', async () => {
+  it('reports a client that aborts mid-body as SWB_ERR_HTTP_BODY_ABORTED, once, and keeps serving', async () => {
     outcomes = [];
     const done = new Promise<void>((resolve) => (settled = resolve));
     const req = request({ port, host: '127.0.0.1', method: 'POST', headers: { 'content-length': 40 } });
@@ -128,7 +131,7 @@ describe('receiveBody + parseJsonRpcMessage', () => {
     req.destroy();
     await done;
     expect(outcomes).toHaveLength(1);
-    expect(outcomes[0]?.kind).toBe('failed');
+    expect(outcomes[0]).toMatchObject({ kind: 'failed', err: { code: 'SWB_ERR_HTTP_BODY_ABORTED' } });
     const r = await send([JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' })]);
     expect(r.outcomes).toEqual([{ kind: 'message', message: { jsonrpc: '2.0', method: 'notifications/initialized' } }]);
   });

@@ -1,7 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from '../../../src/errors.js';
-import { createOriginGuard, isLoopbackHost, type OriginGuardOptions } from '../../../src/http/guards.js';
+import {
+  accepts,
+  createOriginGuard,
+  isJsonContentType,
+  isLoopbackHost,
+  type OriginGuardOptions,
+} from '../../../src/http/guards.js';
 
 /** A request as the guard sees it: only headers matter. */
 function request(headers: Record<string, string>): IncomingMessage {
@@ -119,4 +125,63 @@ describe('origin guard: Origin header', () => {
       guardError({ bindHost: '0.0.0.0' }, { host: 'gateway.internal', origin: 'http://evil.example' }),
     ).toMatchObject(FORBIDDEN_ORIGIN);
   });
+});
+
+describe('accepts (Accept negotiation, RFC 9110 §12.5.1)', () => {
+  const withAccept = (accept?: string) => request(accept === undefined ? {} : { accept });
+  const both = (accept?: string) => [
+    accepts(withAccept(accept), 'application/json'),
+    accepts(withAccept(accept), 'text/event-stream'),
+  ];
+
+  it.each([
+    'application/json, text/event-stream',
+    'text/event-stream, application/json',
+    'APPLICATION/JSON, Text/Event-Stream',
+    '*/*',
+    'application/*, text/*',
+    'application/json;q=0.5, text/event-stream;q=0.001',
+    'application/json; charset=utf-8, text/event-stream',
+    'application/json;q=1.0,text/event-stream;q=1',
+  ])('accepts both MCP types for %s', (accept) => {
+    expect(both(accept)).toEqual([true, true]);
+  });
+
+  it.each([
+    ['application/jsonx, text/event-stream', [false, true]],
+    ['application/json, text/event-streamx', [true, false]],
+    ['application/jsonx', [false, false]],
+    ['*/*, text/event-stream;q=0', [true, false]],
+    ['application/json;q=0, */*', [false, true]],
+    ['application/json; charset=latin1, text/event-stream', [false, true]],
+    ['text/html', [false, false]],
+    ['', [false, false]],
+  ])('refuses what %s excludes', (accept, expected) => {
+    expect(both(accept)).toEqual(expected);
+  });
+
+  it('refuses a request without Accept (MCP requires the client to list both)', () => {
+    expect(both(undefined)).toEqual([false, false]);
+  });
+});
+
+describe('isJsonContentType', () => {
+  it.each([
+    'application/json',
+    'application/json; charset=utf-8',
+    'Application/JSON;charset="UTF-8"',
+    'application/json ; charset=utf-8',
+  ])('accepts %s', (ct) => expect(isJsonContentType(ct)).toBe(true));
+
+  it.each([
+    'application/jsonx',
+    'application/json-seq',
+    'text/plain; a=application/json',
+    'application/json x',
+    'application/json; charset=latin1',
+    'text/json',
+    '',
+  ])('refuses %s', (ct) => expect(isJsonContentType(ct)).toBe(false));
+
+  it('refuses a missing Content-Type', () => expect(isJsonContentType(undefined)).toBe(false));
 });
