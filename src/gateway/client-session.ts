@@ -188,7 +188,7 @@ export class ClientSession {
   sendUnrelated(message: JsonRpcMessage): boolean {
     const ch = this.#standalone;
     if (!ch || (ch.closed && ch.retains !== true)) return false;
-    ch.send(message);
+    this.#send(ch, message);
     return !ch.closed;
   }
 
@@ -595,13 +595,30 @@ export class ClientSession {
       }
       this.#inflight.delete(id);
       response.id = id;
-      out.send(response);
+      this.#send(out, response);
     });
   }
 
   #respond(id: JsonRpcId, response: JsonRpcResponse, out: OutboundChannel): void {
     response.id = id;
-    out.send(response);
+    this.#send(out, response);
+  }
+
+  /**
+   * Sends a message that came from an upstream. Serialising it can fail (`JSON.stringify` on
+   * nesting too deep for the stack): then a response is replaced by a -32023
+   * `SWB_ERR_UPSTREAM_PROTOCOL` error for the same id and anything else is dropped, both logged at
+   * `warn` — never an exception thrown out of a promise callback.
+   */
+  #send(out: OutboundChannel, message: JsonRpcMessage): void {
+    try {
+      out.send(message);
+    } catch (err) {
+      this.#host.logger.warn({ err, sessionId: this.id }, 'an upstream message could not be serialised; not forwarded');
+      if ('method' in message) return;
+      const ge = new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', 'the upstream answer could not be serialised');
+      out.send({ jsonrpc: '2.0', id: message.id, error: ge.toJsonRpcError() });
+    }
   }
 
   #caller(out: OutboundChannel): Caller {
@@ -610,7 +627,7 @@ export class ClientSession {
       clientCapabilities: this.clientCapabilities,
       notify: (n) => {
         if (n.method === 'notifications/message' && !this.#logLevelAllows(n)) return;
-        if (!out.closed) out.send(n);
+        if (!out.closed) this.#send(out, n);
         else this.sendUnrelated(n);
       },
       request: (method, params) => this.#requestClient(method, params, out),

@@ -16,6 +16,7 @@ import { buildConfig, connectClient, startTestGateway, waitFor } from '../../hel
 import { initSession, messages, post, MCP_HEADERS } from '../../helpers/raw.js';
 
 const ODD = fileURLToPath(new URL('../../fixtures/odd-server.mjs', import.meta.url));
+const DEEP = fileURLToPath(new URL('../../fixtures/deep-result-server.mjs', import.meta.url));
 /** pino's numeric level of `error`. */
 const ERROR_LEVEL = 50;
 
@@ -115,6 +116,32 @@ describe('nesting depth and serialisation on a shared stdio child', () => {
     expect(await inFlight).toEqual(Array.from({ length: 56 }, () => 'slept 1500'));
     expect(up.restarts).toBe(0);
     expect(text(await other.callTool({ name: 'odd__pid', arguments: {} }))).toBe(pid);
+  });
+});
+
+describe('an upstream answer too deep to serialise', () => {
+  let gw: RunningGateway;
+  afterAll(async () => gw?.close());
+
+  it('becomes a -32023 SWB_ERR_UPSTREAM_PROTOCOL error for that call; the session and the child keep serving', async () => {
+    gw = await startTestGateway({ servers: { d: { command: process.execPath, args: [DEEP] } } });
+    const mcp = `${gw.url}/mcp`;
+    const sid = await initSession(mcp);
+    const call = (id: number, name: string) =>
+      post(
+        mcp,
+        { jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: {} } },
+        { 'mcp-session-id': sid },
+      );
+    expect(await messages(await call(3, 'd__deep'))).toEqual([
+      {
+        jsonrpc: '2.0',
+        id: 3,
+        error: expect.objectContaining({ code: -32023, data: { code: 'SWB_ERR_UPSTREAM_PROTOCOL' } }) as unknown,
+      },
+    ]);
+    expect(await messages(await call(4, 'd__ok'))).toMatchObject([{ id: 4, result: { content: [{ text: 'ok' }] } }]);
+    expect(gw.gateway.upstreams.get('d')!.restarts).toBe(0);
   });
 });
 
