@@ -232,6 +232,34 @@ describe('edge hygiene', () => {
     }
   });
 
+  it('applies the media-type and depth checks to the legacy SSE message endpoint too', async () => {
+    const ac = new AbortController();
+    const stream = await fetch(`${gw.url}/sse`, { headers: { accept: 'text/event-stream' }, signal: ac.signal });
+    try {
+      const reader = stream.body!.getReader();
+      let head = '';
+      while (!head.includes('\n\n')) head += new TextDecoder().decode((await reader.read()).value);
+      const endpoint = new URL(/data: (.*)\n/.exec(head)![1]!, gw.url).href;
+      const plain = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+      });
+      expect(plain.status).toBe(415);
+      const deep = await fetch(endpoint, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: `{"jsonrpc":"2.0","id":2,"method":"ping","params":{"x":${nested(100)}}}`,
+      });
+      expect(deep.status).toBe(400);
+      expect(((await deep.json()) as { error: { data: { code: string } } }).error.data.code).toBe(
+        'SWB_ERR_HTTP_TOO_DEEP',
+      );
+    } finally {
+      ac.abort();
+    }
+  });
+
   it('refuses a second in-flight request reusing a JSON-RPC id with SWB_ERR_SESSION_DUPLICATE_ID; the first is answered', async () => {
     const sid = await initSession(mcp);
     const call = { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'odd__slow', arguments: { ms: 800 } } };
