@@ -81,7 +81,7 @@ export interface StartGatewayOptions {
   host?: string;
   port?: number;
   insecure?: boolean;
-  /** Injectable clock (tests of idle timeouts). */
+  /** Injectable clock, epoch ms (tests of idle timeouts and token expiry). Default `Date.now`. */
   now?: () => number;
   /** Idle sweeper interval (ms); 0 disables. */
   sweepIntervalMs?: number;
@@ -126,7 +126,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     }));
   const applied = await database.migrate();
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-  const tokens = await createTokenService({ store: database.tokens, settings: database.settings, logger });
+  const tokens = await createTokenService({
+    store: database.tokens,
+    settings: database.settings,
+    logger,
+    ...(options.now === undefined ? {} : { clock: options.now }),
+  });
   const metrics: Metrics = options.metrics ?? createMetrics();
   const tracing: Tracing = otelConfigured()
     ? (await import('./observability/tracing.js')).createTracing({

@@ -112,6 +112,20 @@ export const ERROR_CODES = {
   SWB_ERR_AUTH_INSUFFICIENT_SCOPE: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 35, expose: true },
   SWB_ERR_AUTH_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 36, expose: true },
   SWB_ERR_AUTH_OUT_OF_SCOPE: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 37, expose: true },
+  // Token delegation (a minted token never reaches further than its creator); one JSON-RPC code
+  // for the family, the SWB code names what was too wide (`data` lists it).
+  /** A permission the creating credential does not hold (`data.permissions`). */
+  SWB_ERR_AUTH_DELEGATION_PERMISSIONS: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** A token for another subject, asked for by a principal that is not an admin (`data.subject`). */
+  SWB_ERR_AUTH_DELEGATION_SUBJECT: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** Servers outside the creating token's server scope (`data.servers`, `data.allowed`). */
+  SWB_ERR_AUTH_DELEGATION_SERVERS: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** Tool patterns outside the creating token's tool scope (`data.tools`, `data.allowed`). */
+  SWB_ERR_AUTH_DELEGATION_TOOLS: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** An expiry later than the creating token's own (`data.expiresAt`, `data.latest`). */
+  SWB_ERR_AUTH_DELEGATION_EXPIRY: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** The creating token is already at the end of the longest allowed chain of minted tokens. */
+  SWB_ERR_AUTH_DELEGATION_DEPTH: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
   // Storage (the database behind tokens, runtime servers and settings)
   SWB_ERR_STORE_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
   SWB_ERR_STORE_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },

@@ -1,11 +1,17 @@
 /**
- * `switchboard token create|list|revoke` (issue "Identity" §B): manages API tokens directly in
- * the configured database (`SWITCHBOARD_DATABASE_URL`, else the SQLite file in the data
- * directory of the configuration), the same one `switchboard serve` uses.
+ * `switchboard token create|list|revoke`: manages API tokens directly in the configured database
+ * (`SWITCHBOARD_DATABASE_URL`, else the SQLite file in the data directory of the configuration),
+ * the same one `switchboard serve` uses. The CLI acts as the operator: a token it creates has no
+ * parent and no delegation limits; revoking a token revokes every token minted from it.
  *
  * @module
  */
-import { createTokenService, type TokenService } from '../auth/tokens.js';
+import {
+  createTokenService,
+  DEFAULT_TOKEN_PERMISSIONS,
+  tokenInputProblems,
+  type TokenService,
+} from '../auth/tokens.js';
 import { PERMISSION_RE, parseDuration } from '../config/schema.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Database, TokenRecord } from '../store/types.js';
@@ -58,7 +64,7 @@ export interface TokenCreateOptions {
  * @returns exit code 0, or 1 on invalid input
  */
 export async function runTokenCreate(opts: TokenCreateOptions, output: CliOutput = processOutput): Promise<number> {
-  const permissions = opts.permissions === undefined ? ['servers.use', 'tools.execute'] : list(opts.permissions);
+  const permissions = opts.permissions === undefined ? [...DEFAULT_TOKEN_PERMISSIONS] : list(opts.permissions);
   const bad = permissions.filter((p) => !PERMISSION_RE.test(p));
   if (bad.length > 0) {
     output.err(
@@ -74,16 +80,23 @@ export async function runTokenCreate(opts: TokenCreateOptions, output: CliOutput
       return 1;
     }
   }
+  // The CLI acts as the operator (no creating token, so no delegation limits), but its input is
+  // checked like the admin API's.
+  const input = {
+    name: opts.name,
+    subject: opts.subject ?? opts.name,
+    permissions,
+    servers: list(opts.servers),
+    tools: list(opts.tools),
+    ...(expiresInMs === undefined ? {} : { expiresInMs }),
+  };
+  const problems = tokenInputProblems(input);
+  if (problems.length > 0) {
+    for (const problem of problems) output.err(problem);
+    return 1;
+  }
   return withTokens(opts.config, output, async (tokens) => {
-    const created = await tokens.create({
-      name: opts.name,
-      subject: opts.subject ?? opts.name,
-      permissions,
-      servers: list(opts.servers),
-      tools: list(opts.tools),
-      ...(expiresInMs === undefined ? {} : { expiresInMs }),
-      createdBy: 'cli',
-    });
+    const created = await tokens.create({ ...input, createdBy: 'cli' });
     if (opts.json) output.out(JSON.stringify(created));
     else {
       output.out(
@@ -133,7 +146,7 @@ export async function runTokenList(
   });
 }
 
-/** Revokes a token by id; exit 1 when unknown. */
+/** Revokes a token by id, and every token minted from it; exit 1 when unknown. */
 export async function runTokenRevoke(
   opts: { config?: string; id: string },
   output: CliOutput = processOutput,

@@ -3,7 +3,9 @@
  *
  * Every request is authenticated like an MCP request. Permissions (issue "Identity" §E):
  * - tokens: `tokens.manage` — a principal sees and revokes its own tokens; `admin.*` all of
- *   them. A token never gets a permission its creator does not hold.
+ *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
+ *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
+ *   from it.
  * - servers: reading needs `servers.use`; writing needs `servers.manage`. Servers declared in the
  *   configuration file are read-only here (409).
  *
@@ -14,9 +16,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
-import { isAdmin, permissionMatches, requirePermission } from '../auth/rbac.js';
+import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
-import { NAME_RE, PERMISSION_RE, parseDuration, ServerConfig } from '../config/schema.js';
+import { NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
@@ -94,23 +96,8 @@ export function tokenView(r: TokenRecord): Record<string, unknown> {
     revokedAt: iso(r.revokedAt),
     lastUsedAt: iso(r.lastUsedAt),
     createdBy: r.createdBy ?? null,
+    parentId: r.parentId ?? null,
   };
-}
-
-/**
- * Validates a token request against its creator: a principal can only hand out permissions it
- * holds, and only an admin may create tokens for another subject.
- */
-export function checkTokenRequest(creator: Principal, permissions: string[], subject: string): void {
-  for (const p of permissions) {
-    if (!PERMISSION_RE.test(p)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `invalid permission "${p}"`);
-    if (!creator.permissions.some((g) => permissionMatches(g, p)) && !isAdmin(creator)) {
-      throw new GatewayError('SWB_ERR_AUTH_FORBIDDEN', `cannot grant ${p}: the creating credential does not hold it`);
-    }
-  }
-  if (subject !== creator.subject && !isAdmin(creator)) {
-    throw new GatewayError('SWB_ERR_AUTH_FORBIDDEN', 'only an admin may create tokens for another subject');
-  }
 }
 
 /** Creates the `/api/v1` route handler. */
@@ -127,29 +114,28 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     }
     if (id === undefined && req.method === 'POST') {
       const body = await jsonBody(req);
-      const name = body.name;
-      if (typeof name !== 'string' || name.trim() === '')
-        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name is required');
-      const subject = typeof body.subject === 'string' && body.subject !== '' ? body.subject : principal.subject;
-      const permissions = stringList(body.permissions, 'permissions') ?? ['servers.use', 'tools.execute'];
-      checkTokenRequest(principal, permissions, subject);
-      const serverScope = stringList(body.servers, 'servers') ?? [];
-      for (const s of serverScope)
-        if (!NAME_RE.test(s)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `invalid server name "${s}"`);
+      if (typeof body.name !== 'string') throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name is required');
+      if (body.subject !== undefined && body.subject !== null && typeof body.subject !== 'string')
+        throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'subject must be a string');
       let expiresInMs: number | undefined;
       if (body.expires !== undefined && body.expires !== null) {
-        expiresInMs = parseDuration(body.expires as string | number);
+        expiresInMs =
+          typeof body.expires === 'string' || typeof body.expires === 'number'
+            ? parseDuration(body.expires)
+            : undefined;
         if (expiresInMs === undefined || expiresInMs <= 0)
           throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'expires must be a duration such as 30d');
       }
-      const created = await tokens.create({
-        name: name.trim(),
-        subject,
-        permissions,
-        servers: serverScope,
-        tools: stringList(body.tools, 'tools') ?? [],
+      const permissions = stringList(body.permissions, 'permissions');
+      const serverScope = stringList(body.servers, 'servers');
+      const toolScope = stringList(body.tools, 'tools');
+      const created = await tokens.mint(principal, {
+        name: body.name,
+        ...(typeof body.subject === 'string' && body.subject !== '' ? { subject: body.subject } : {}),
+        ...(permissions === undefined ? {} : { permissions }),
+        ...(serverScope === undefined ? {} : { servers: serverScope }),
+        ...(toolScope === undefined ? {} : { tools: toolScope }),
         ...(expiresInMs === undefined ? {} : { expiresInMs }),
-        createdBy: principal.id,
       });
       return send(res, 201, created);
     }

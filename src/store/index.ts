@@ -25,6 +25,7 @@ export {
   KyselyServerStore,
   KyselySettingsStore,
   KyselyTokenStore,
+  MAX_TOKEN_LINEAGE,
   type KyselyDatabaseOptions,
   type KyselyTokenStoreOptions,
   type StoreTables,

@@ -38,6 +38,8 @@ export interface TokensTable {
   revoked_at: NullableMillis;
   last_used_at: NullableMillis;
   created_by: string | null;
+  /** Added by migration `0003_token_parent`. */
+  parent_id: string | null;
 }
 
 /** Row shape of the `servers` table (runtime servers; `config` is the JSON server entry). */
@@ -62,6 +64,9 @@ export interface StoreTables {
   servers: ServersTable;
   settings: SettingsTable;
 }
+
+/** How many ancestors {@link KyselyTokenStore.ancestors} follows at most. */
+export const MAX_TOKEN_LINEAGE = 64;
 
 /** Default for {@link KyselyDatabaseOptions.touchFlushInterval}: 1 s. */
 export const DEFAULT_TOUCH_FLUSH_INTERVAL = 1_000;
@@ -273,6 +278,7 @@ export class KyselyTokenStore implements TokenStore {
           revoked_at: record.revokedAt ?? null,
           last_used_at: record.lastUsedAt ?? null,
           created_by: record.createdBy ?? null,
+          parent_id: record.parentId ?? null,
         })
         .execute();
     });
@@ -305,19 +311,43 @@ export class KyselyTokenStore implements TokenStore {
   }
 
   /**
-   * Marks the token revoked at `at` (epoch ms). Revoking again keeps the first revocation time.
+   * Marks the token and every token minted from it (transitively, through `parent_id`) revoked at
+   * `at` (epoch ms), in one statement. A token revoked before keeps its first revocation time.
    *
    * @returns false when no token has this id.
    */
   async revoke(id: string, at: number): Promise<boolean> {
+    // `union` (not `union all`) ends the recursion even on a corrupt, cyclic chain.
     const result = await guard('revoking a token', () =>
       this.#db
         .updateTable('tokens')
         .set({ revoked_at: sql<number>`coalesce(revoked_at, ${at})` })
-        .where('id', '=', id)
+        .where(
+          sql<boolean>`id in (with recursive minted(id) as (select id from tokens where id = ${id} union select t.id from tokens t join minted m on t.parent_id = m.id) select id from minted)`,
+        )
         .executeTakeFirst(),
     );
     return result.numUpdatedRows > 0n;
+  }
+
+  /**
+   * The tokens `id` was minted from, nearest first, at most {@link MAX_TOKEN_LINEAGE}; one
+   * recursive query.
+   */
+  async ancestors(id: string): Promise<TokenRecord[]> {
+    const { rows } = await guard('reading a token lineage', () =>
+      sql<Selectable<TokensTable> & { depth: number | string }>`
+        with recursive lineage(id, parent_id, depth) as (
+          select id, parent_id, 0 from tokens where id = ${id}
+          union all
+          select t.id, t.parent_id, l.depth + 1 from tokens t join lineage l on t.id = l.parent_id
+          where l.depth < ${MAX_TOKEN_LINEAGE}
+        )
+        select t.*, l.depth from tokens t join lineage l on t.id = l.id where l.depth > 0 order by l.depth`.execute(
+        this.#db,
+      ),
+    );
+    return rows.map((row) => this.#toRecord(row));
   }
 
   /** Records use at `at` (epoch ms) in memory; written within `flushInterval` ms. Never throws. */
@@ -410,6 +440,7 @@ export class KyselyTokenStore implements TokenStore {
     const lastUsedAt = pending !== undefined && (stored === undefined || pending > stored) ? pending : stored;
     if (lastUsedAt !== undefined) record.lastUsedAt = lastUsedAt;
     if (row.created_by !== null) record.createdBy = row.created_by;
+    if (row.parent_id !== null) record.parentId = row.parent_id;
     return record;
   }
 }

@@ -107,6 +107,21 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('usage_log').execute();
     },
   },
+  /**
+   * Token delegation: the API token that minted a token through the admin API, so that revoking
+   * it revokes everything minted from it (docs/security.md). Existing tokens have no parent.
+   */
+  '0003_token_parent': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('tokens').addColumn('parent_id', 'text').execute();
+      // Serves the recursive walk from a token to the tokens minted from it (revocation).
+      await db.schema.createIndex('tokens_parent_id_idx').on('tokens').column('parent_id').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('tokens_parent_id_idx').execute();
+      await db.schema.alterTable('tokens').dropColumn('parent_id').execute();
+    },
+  },
 };
 
 /** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */

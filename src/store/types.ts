@@ -31,6 +31,12 @@ export interface TokenRecord {
   lastUsedAt?: number;
   /** Who created it (principal id), for audit. */
   createdBy?: string;
+  /**
+   * The API token ({@link TokenRecord.id}) that minted this one through the admin API; absent for
+   * tokens created by the operator (CLI) or by a principal that is not an API token. Revoking the
+   * parent revokes this token too, and a token whose parent is revoked is refused.
+   */
+  parentId?: string;
 }
 
 /** Token persistence. */
@@ -40,8 +46,17 @@ export interface TokenStore {
   getByJti(jti: string): Promise<TokenRecord | undefined>;
   /** All tokens, or those of one subject; newest first. */
   list(filter?: { subject?: string }): Promise<TokenRecord[]>;
-  /** Marks revoked (idempotent); returns false when the id is unknown. */
+  /**
+   * Marks the token and every token minted from it, transitively ({@link TokenRecord.parentId}),
+   * revoked at `at`; a token revoked before keeps its first revocation time. Returns false when
+   * the id is unknown.
+   */
   revoke(id: string, at: number): Promise<boolean>;
+  /**
+   * The tokens this one was minted from: its parent, the parent's parent, … (nearest first; at
+   * most 64 of them, a guard against a corrupt chain). Empty for a token without a parent or an unknown id.
+   */
+  ancestors(id: string): Promise<TokenRecord[]>;
   /** Records last use; implementations may batch. */
   touch(id: string, at: number): Promise<void>;
   /** Writes batched {@link TokenStore.touch} times now (implementations that batch provide it). */

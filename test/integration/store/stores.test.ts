@@ -238,6 +238,34 @@ describe.each(targets)('stores on $name', (target) => {
         expect(await db.tokens.revoke(randomUUID(), 3_000)).toBe(false);
       });
 
+      it('revokes every token minted from a token, transitively, and only those', async () => {
+        const root = token();
+        const child = token({ parentId: root.id });
+        const grandchild = token({ parentId: child.id });
+        const sibling = token();
+        const early = token({ parentId: child.id, revokedAt: 500 });
+        for (const t of [root, child, grandchild, sibling, early]) await db.tokens.create(t);
+        expect((await db.tokens.get(grandchild.id))?.parentId).toBe(child.id);
+
+        expect(await db.tokens.revoke(child.id, 1_000)).toBe(true);
+        expect((await db.tokens.get(root.id))?.revokedAt).toBeUndefined();
+        expect((await db.tokens.get(sibling.id))?.revokedAt).toBeUndefined();
+        expect((await db.tokens.get(child.id))?.revokedAt).toBe(1_000);
+        expect((await db.tokens.get(grandchild.id))?.revokedAt).toBe(1_000);
+        expect((await db.tokens.get(early.id))?.revokedAt).toBe(500);
+      });
+
+      it('lists the ancestors of a token nearest first, and none for a root or an unknown id', async () => {
+        const root = token();
+        const child = token({ parentId: root.id });
+        const grandchild = token({ parentId: child.id });
+        for (const t of [root, child, grandchild]) await db.tokens.create(t);
+        expect((await db.tokens.ancestors(grandchild.id)).map((t) => t.id)).toEqual([child.id, root.id]);
+        expect(await db.tokens.ancestors(child.id)).toStrictEqual([root]);
+        expect(await db.tokens.ancestors(root.id)).toEqual([]);
+        expect(await db.tokens.ancestors(randomUUID())).toEqual([]);
+      });
+
       it('keeps only the latest touch per token and writes it once the flush interval has passed', async () => {
         const t = token();
         await db.tokens.create(t);

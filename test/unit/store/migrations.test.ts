@@ -44,15 +44,17 @@ describe('migrations', () => {
       'revoked_at',
       'last_used_at',
       'created_by',
+      'parent_id',
     ]);
     expect(columns.servers).toEqual(['name', 'config', 'created_at', 'updated_at', 'created_by']);
     expect(columns.settings).toEqual(['key', 'value', 'updated_at']);
   });
 
-  it('index tokens by subject', async () => {
+  it('index tokens by subject and by parent', async () => {
     await migrateToLatest(db);
     const { rows } = await sql<{ name: string }>`select name from pragma_index_list('tokens')`.execute(db);
     expect(rows.map((r) => r.name)).toContain('tokens_subject_created_at_idx');
+    expect(rows.map((r) => r.name)).toContain('tokens_parent_id_idx');
   });
 
   it('report nothing to do the second time', async () => {
