@@ -2,11 +2,16 @@
  * API-token authentication end to end (issue "Identity" §B, §E, §F, §I): real gateway, real
  * SQLite store, official SDK clients and raw HTTP for exact statuses.
  */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT } from 'jose';
 import type { RunningGateway } from '../../../src/app.js';
-import { createTokenService } from '../../../src/auth/tokens.js';
+import { createTokenService, principalFromRecord, TOKEN_ISSUER } from '../../../src/auth/tokens.js';
+import { runTokenCreate } from '../../../src/cli/token.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { connectClient, startTestGateway } from '../../helpers/gateway.js';
 import { messages, post } from '../../helpers/raw.js';
@@ -27,15 +32,27 @@ describe.each(dialects)('with the %s store', (dialect) => {
   let admin: string;
   const auth = (t: string) => ({ authorization: `Bearer ${t}` });
 
-  async function token(input: { permissions?: string[]; servers?: string[]; tools?: string[]; subject?: string } = {}) {
-    const created = await gw.tokens.create({
+  interface TokenInput {
+    permissions?: string[];
+    servers?: string[];
+    tools?: string[];
+    subject?: string;
+    expiresInMs?: number;
+  }
+
+  async function created(input: TokenInput = {}) {
+    return gw.tokens.create({
       name: 't',
       subject: input.subject ?? 'alice',
       permissions: input.permissions ?? ['servers.use', 'tools.execute'],
       servers: input.servers ?? [],
       tools: input.tools ?? [],
+      ...(input.expiresInMs === undefined ? {} : { expiresInMs: input.expiresInMs }),
     });
-    return created.token;
+  }
+
+  async function token(input: TokenInput = {}) {
+    return (await created(input)).token;
   }
 
   async function init(path: string, t: string): Promise<Response> {
@@ -272,5 +289,310 @@ describe.each(dialects)('with the %s store', (dialect) => {
       expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('c__pid');
       await client.close();
     });
+  });
+
+  describe('token delegation', () => {
+    const MANAGE = ['servers.use', 'tools.execute', 'tokens.manage'];
+
+    interface Refusal {
+      error: { code: string } & Record<string, unknown>;
+    }
+    interface Minted {
+      id: string;
+      token: string;
+      expiresAt: string | null;
+    }
+
+    /** POSTs /api/v1/tokens as `creator`. */
+    async function mint(creator: string, body: Record<string, unknown>) {
+      const res = await fetch(`${gw.url}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth(creator) },
+        body: JSON.stringify({ name: 'minted', ...body }),
+      });
+      return { status: res.status, body: (await res.json()) as Minted & Refusal };
+    }
+
+    async function view(id: string) {
+      const res = await fetch(`${gw.url}/api/v1/tokens/${id}`, { headers: auth(admin) });
+      expect(res.status).toBe(200);
+      return (await res.json()) as {
+        servers: string[];
+        tools: string[];
+        permissions: string[];
+        subject: string;
+        expiresAt: string | null;
+        revokedAt: string | null;
+        parentId: string | null;
+      };
+    }
+
+    async function errorCode(res: Response): Promise<string> {
+      return ((await res.json()) as { error: { data: { code: string } } }).error.data.code;
+    }
+
+    it('refuses a scoped token minting a token for a server outside its scope with 403 SWB_ERR_AUTH_DELEGATION_SERVERS', async () => {
+      const creator = await token({ permissions: MANAGE, servers: ['a'] });
+      for (const servers of [['b'], ['a', 'b']]) {
+        const refused = await mint(creator, { servers });
+        expect(refused.status).toBe(403);
+        expect(refused.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_SERVERS');
+        expect(refused.body.error.servers).toEqual(['b']);
+      }
+      const ok = await mint(creator, { servers: ['a'] });
+      expect(ok.status).toBe(201);
+      expect((await view(ok.body.id)).servers).toEqual(['a']);
+    });
+
+    it('gives a token minted without a server scope its creator’s scope, never every server', async () => {
+      const creator = await token({ permissions: MANAGE, servers: ['a'] });
+      const child = await mint(creator, {});
+      expect(child.status).toBe(201);
+      expect((await view(child.body.id)).servers).toEqual(['a']);
+      expect((await init('/servers/b/mcp', child.body.token)).status).toBe(403);
+      const sid = await session('/mcp', child.body.token);
+      const list = await call('/mcp', child.body.token, sid, 'tools/list');
+      const names = (list.messages[0]?.result as { tools: Array<{ name: string }> }).tools.map((x) => x.name);
+      expect(names.length).toBeGreaterThan(0);
+      expect(names.filter((n) => !n.startsWith('a__'))).toEqual([]);
+    });
+
+    it('keeps minted tool scopes within the creator’s: its own patterns or literal names they match, refused with SWB_ERR_AUTH_DELEGATION_TOOLS otherwise', async () => {
+      const creator = await token({ permissions: MANAGE, servers: ['a'], tools: ['pid', 'o*'] });
+      for (const tools of [['*'], ['p*'], ['slow'], ['pid', 'o?d']]) {
+        const refused = await mint(creator, { tools });
+        expect(refused.status, tools.join()).toBe(403);
+        expect(refused.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_TOOLS');
+      }
+      const literal = await mint(creator, { tools: ['odd'] });
+      expect(literal.status).toBe(201);
+      const sid = await session('/mcp', literal.body.token);
+      const refused = await call('/mcp', literal.body.token, sid, 'tools/call', { name: 'a__pid', arguments: {} });
+      expect((refused.messages[0]?.error as { code: number }).code).toBe(-32602);
+      expect((await view((await mint(creator, { tools: ['o*'] })).body.id)).tools).toEqual(['o*']);
+      expect((await view((await mint(creator, {})).body.id)).tools).toEqual(['pid', 'o*']);
+    });
+
+    it('refuses a permission the creator lacks with SWB_ERR_AUTH_DELEGATION_PERMISSIONS and another subject with SWB_ERR_AUTH_DELEGATION_SUBJECT', async () => {
+      const creator = await token({ subject: 'gina', permissions: ['servers.use', 'tokens.manage'] });
+      for (const body of [{ permissions: ['tools.execute'] }, {}, { permissions: ['servers.*'] }]) {
+        const refused = await mint(creator, body);
+        expect(refused.status).toBe(403);
+        expect(refused.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_PERMISSIONS');
+      }
+      expect((await mint(creator, { permissions: ['tools.execute'] })).body.error.permissions).toEqual([
+        'tools.execute',
+      ]);
+      const other = await mint(creator, { subject: 'hank', permissions: ['servers.use'] });
+      expect(other.status).toBe(403);
+      expect(other.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_SUBJECT');
+      expect((await mint(creator, { permissions: ['servers.use'] })).status).toBe(201);
+    });
+
+    it('never lets a minted token outlive its creator: no expiry asked for means the creator’s, a later one is refused with SWB_ERR_AUTH_DELEGATION_EXPIRY', async () => {
+      const parent = await created({ permissions: MANAGE, expiresInMs: 3_600_000 });
+      const inherited = await mint(parent.token, {});
+      expect(inherited.status).toBe(201);
+      expect(inherited.body.expiresAt).toBe(parent.expiresAt);
+      expect((await view(inherited.body.id)).expiresAt).toBe(parent.expiresAt);
+      const later = await mint(parent.token, { expires: '2h' });
+      expect(later.status).toBe(403);
+      expect(later.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_EXPIRY');
+      const sooner = await mint(parent.token, { expires: '30m' });
+      expect(sooner.status).toBe(201);
+      expect(Date.parse(sooner.body.expiresAt!)).toBeLessThanOrEqual(Date.parse(parent.expiresAt!));
+    });
+
+    it('revokes every token minted from a revoked token, transitively, at once and mid-session', async () => {
+      const root = await created({ subject: 'ivan', permissions: MANAGE });
+      const child = await mint(root.token, { permissions: MANAGE });
+      expect(child.status).toBe(201);
+      const grandchild = await mint(child.body.token, {});
+      expect(grandchild.status).toBe(201);
+      expect((await view(grandchild.body.id)).parentId).toBe(child.body.id);
+      expect((await view(child.body.id)).parentId).toBe(root.id);
+      const sid = await session('/mcp', grandchild.body.token);
+      expect((await call('/mcp', grandchild.body.token, sid, 'ping')).status).toBe(200);
+
+      const del = await fetch(`${gw.url}/api/v1/tokens/${root.id}`, { method: 'DELETE', headers: auth(admin) });
+      expect(del.status).toBe(200);
+
+      const midSession = await post(
+        `${gw.url}/mcp`,
+        { jsonrpc: '2.0', id: 3, method: 'ping' },
+        { ...auth(grandchild.body.token), 'mcp-session-id': sid },
+      );
+      expect(midSession.status).toBe(401);
+      expect(await errorCode(midSession)).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+      const res = await init('/mcp', child.body.token);
+      expect(res.status).toBe(401);
+      expect(await errorCode(res)).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+      expect((await view(child.body.id)).revokedAt).not.toBeNull();
+      expect((await view(grandchild.body.id)).revokedAt).not.toBeNull();
+    });
+
+    it('refuses a token whose parent was revoked while it was being minted (the cascade could not see it)', async () => {
+      const parent = await created({ subject: 'judy', permissions: MANAGE });
+      const before = (await gw.database.tokens.get(parent.id))!;
+      expect(
+        (await fetch(`${gw.url}/api/v1/tokens/${parent.id}`, { method: 'DELETE', headers: auth(admin) })).status,
+      ).toBe(200);
+      // A second process that read the parent just before the revocation committed, and inserts
+      // the child just after the cascade ran.
+      const store = gw.database.tokens;
+      const racing = await createTokenService({
+        store: {
+          create: (r) => store.create(r),
+          get: async (id) => (id === parent.id ? before : store.get(id)),
+          getByJti: (jti) => store.getByJti(jti),
+          list: (f) => store.list(f),
+          revoke: (id, at) => store.revoke(id, at),
+          touch: (id, at) => store.touch(id, at),
+          ancestors: () => Promise.resolve([before]),
+        },
+        settings: gw.database.settings,
+        logger: silentLogger(),
+      });
+      const late = await racing.mint(principalFromRecord(before, parent.token), { name: 'late' });
+      expect((await gw.database.tokens.get(late.id))?.revokedAt).toBeUndefined();
+      const res = await init('/mcp', late.token);
+      expect(res.status).toBe(401);
+      expect(await errorCode(res)).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+    });
+
+    it('refuses to mint from a revoked token even while its own verification is cached', async () => {
+      const creator = await created({ subject: 'kate', permissions: MANAGE });
+      expect((await fetch(`${gw.url}/api/v1/tokens`, { headers: auth(creator.token) })).status).toBe(200);
+      // Revoked by another process (e.g. `switchboard token revoke`): this gateway's cache still
+      // holds the creator for up to 5 s.
+      const elsewhere = await createTokenService({
+        store: gw.database.tokens,
+        settings: gw.database.settings,
+        logger: silentLogger(),
+      });
+      expect(await elsewhere.revoke(creator.id)).toBe(true);
+      const refused = await mint(creator.token, {});
+      expect(refused.status).toBe(401);
+      expect(refused.body.error.code).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+    });
+
+    it('lets an admin token mint for other subjects and servers, but never past its own expiry, and revokes what it minted with it', async () => {
+      const boss = await created({ subject: 'boss', permissions: ['admin.*'], servers: ['a'], expiresInMs: 3_600_000 });
+      const forOther = await mint(boss.token, { subject: 'lee', servers: ['b'] });
+      expect(forOther.status).toBe(201);
+      expect((await view(forOther.body.id)).subject).toBe('lee');
+      expect((await view(forOther.body.id)).servers).toEqual(['b']);
+      expect(forOther.body.expiresAt).toBe(boss.expiresAt);
+      const later = await mint(boss.token, { expires: '30d' });
+      expect(later.status).toBe(403);
+      expect(later.body.error.code).toBe('SWB_ERR_AUTH_DELEGATION_EXPIRY');
+      expect((await init('/servers/b/mcp', forOther.body.token)).status).toBe(200);
+      expect(await gw.tokens.revoke(boss.id)).toBe(true);
+      const res = await init('/servers/b/mcp', forOther.body.token);
+      expect(res.status).toBe(401);
+      expect(await errorCode(res)).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+    });
+
+    it('never attributes an expired token carrying another token’s jti to that token’s owner', async () => {
+      const past = await createTokenService({
+        store: gw.database.tokens,
+        settings: gw.database.settings,
+        logger: silentLogger(),
+        clock: () => Date.now() - 3_600_000,
+      });
+      const victim = await past.create({
+        name: 'v',
+        subject: 'victim',
+        permissions: ['servers.use'],
+        expiresInMs: 60_000,
+      });
+      const secret = await gw.database.settings.get<string>('tokens.secret');
+      expect(typeof secret).toBe('string');
+      const forged = await new SignJWT({ name: 'evil' })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .setIssuer(TOKEN_ISSUER)
+        .setSubject('victim')
+        .setJti(victim.jti)
+        .setIssuedAt(Math.floor(Date.now() / 1000) - 7_200)
+        .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+        .sign(new TextEncoder().encode(secret));
+      const refused = await init('/mcp', forged);
+      expect(refused.status).toBe(401);
+      const body = (await refused.json()) as { error: { data: Record<string, unknown> } };
+      expect(body.error.data.code).toBe('SWB_ERR_AUTH_INVALID_TOKEN');
+      expect(body.error.data.tokenId).toBeUndefined();
+      expect(body.error.data.subject).toBeUndefined();
+      // The victim's own expired token is attributed (a blocked row); the forged one is not.
+      const genuine = await init('/mcp', victim.token);
+      expect(await errorCode(genuine)).toBe('SWB_ERR_AUTH_EXPIRED_TOKEN');
+      const usage = async () => {
+        const res = await fetch(`${gw.url}/api/v1/tokens/${victim.id}/usage?days=1`, { headers: auth(admin) });
+        return (await res.json()) as { total: number; blocked: number };
+      };
+      await vi.waitFor(async () => expect((await usage()).total).toBeGreaterThan(0), { timeout: 5_000 });
+      expect(await usage()).toMatchObject({ total: 1, blocked: 1 });
+    });
+  });
+});
+
+describe('the verification cache', () => {
+  it('refuses a cached token from the same millisecond an uncached one is refused, never past its expiry', async () => {
+    // Half a second past a whole second: a JWT `exp` holds whole seconds.
+    let now = 1_800_000_000_500;
+    const gw = await startTestGateway({ auth: { mode: 'tokens' }, servers: { a: odd } }, { now: () => now });
+    try {
+      const input = { name: 'short', subject: 'zed', permissions: ['servers.use'], expiresInMs: 3_000 };
+      const cached = await gw.tokens.create(input);
+      const uncached = await gw.tokens.create(input);
+      const init = (t: string) =>
+        post(
+          `${gw.url}/mcp`,
+          {
+            jsonrpc: '2.0',
+            id: 1,
+            method: 'initialize',
+            params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+          },
+          { authorization: `Bearer ${t}` },
+        );
+      const code = async (res: Response) =>
+        ((await res.json()) as { error: { data: { code: string } } }).error.data.code;
+      const first = await init(cached.token);
+      expect(first.status).toBe(200);
+      await first.text();
+      // Past the token's expiry, well inside the 5 s the verification stays cached.
+      now += 2_600;
+      const fresh = await init(uncached.token);
+      expect(fresh.status).toBe(401);
+      expect(await code(fresh)).toBe('SWB_ERR_AUTH_EXPIRED_TOKEN');
+      const hit = await init(cached.token);
+      expect(hit.status).toBe(401);
+      expect(await code(hit)).toBe('SWB_ERR_AUTH_EXPIRED_TOKEN');
+    } finally {
+      await gw.close();
+    }
+  });
+});
+
+describe('switchboard token create', () => {
+  it('checks its input like the admin API before touching the database', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swb-token-cli-'));
+    try {
+      const config = join(dir, 'switchboard.yaml');
+      await writeFile(config, 'mcpServers: {}\n');
+      const lines: string[] = [];
+      const output = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };
+      for (const opts of [{ servers: 'a,bad name' }, { tools: 'ok, \u0007' }, { subject: ' ' }]) {
+        lines.length = 0;
+        expect(await runTokenCreate({ config, name: 'ci', ...opts }, output), JSON.stringify(opts)).toBe(1);
+        expect(lines.length).toBeGreaterThan(0);
+      }
+      expect(existsSync(join(dir, '.switchboard'))).toBe(false);
+      lines.length = 0;
+      expect(await runTokenCreate({ config, name: 'ci', servers: 'a', json: true }, output)).toBe(0);
+      expect((JSON.parse(lines[0]!) as { id: string }).id).toMatch(/^[0-9a-f-]{36}$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
