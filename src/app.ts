@@ -34,7 +34,7 @@ import { createTunnelHub, type TunnelHub } from './tunnel/hub.js';
 import type { Span } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
-import { createTokenService, type TokenService } from './auth/tokens.js';
+import { createTokenService, type RevocationFeed, type TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
 import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
@@ -126,11 +126,29 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     }));
   const applied = await database.migrate();
   if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+  const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
+  // Where Redis is configured, a token revoked through one replica leaves every replica's
+  // verification cache at once (otherwise within the cache's 5 s).
+  let revocations: RevocationFeed | undefined;
+  if (redisUrl) {
+    const { createRedisClient } = await import('./store/redis.js');
+    const { createRedisRevocationFeed } = await import('./store/redis-revocations.js');
+    const log = logger.child({ component: 'token-revocations' });
+    const feed = createRedisRevocationFeed({
+      publisher: createRedisClient(redisUrl, log),
+      subscriber: createRedisClient(redisUrl, log),
+      channel: config.auth.revocationChannel,
+      logger: log,
+    });
+    revocations = feed;
+    await feed.start();
+  }
   const tokens = await createTokenService({
     store: database.tokens,
     settings: database.settings,
     logger,
     ...(options.now === undefined ? {} : { clock: options.now }),
+    ...(revocations === undefined ? {} : { revocations }),
   });
   const metrics: Metrics = options.metrics ?? createMetrics();
   const tracing: Tracing = otelConfigured()
@@ -250,7 +268,6 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     gateway.setOutbound(await outboundFor(config));
 
     // Rate limits: memory, or Redis shared by every replica when SWITCHBOARD_REDIS_URL is set.
-    const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
     const buildLimiter = async (c: SwitchboardConfig): Promise<RateLimiter | undefined> => {
       if (c.rateLimits.length === 0) return undefined;
       const store = resolveRateLimitStore(c.rateLimiting.store, redisUrl);
@@ -431,6 +448,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     handler = serve;
   } catch (err) {
     server.close();
+    await revocations?.close();
     if (!options.database) await database.close();
     throw err;
   }
@@ -464,6 +482,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       await tracing.shutdown();
       await limiter?.close();
       if (redis) await redis.quit().catch(() => undefined);
+      await revocations?.close();
       if (!options.database) await database.close();
     },
   };

@@ -34,6 +34,22 @@ export const MAX_TOKEN_LINEAGE = 64;
 const GLOB_CHARS = /[*?[\]{}()!+@\\]/;
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
+/**
+ * Revocations shared between processes (e.g. Redis pub/sub, `store/redis-revocations.ts`), so a
+ * token revoked through one replica leaves every replica's verification cache at once.
+ */
+export interface RevocationFeed {
+  /** Announces that this token (and so every token minted from it) was revoked. Never throws. */
+  publish(tokenId: string): Promise<void>;
+  /**
+   * Registers a listener for tokens revoked elsewhere; `undefined` means announcements may have
+   * been lost (e.g. after a reconnect) and the whole cache should be dropped.
+   */
+  subscribe(listener: (tokenId: string | undefined) => void): void;
+  /** Closes the feed's connections. */
+  close(): Promise<void>;
+}
+
 /** Options for {@link createTokenService}. */
 export interface TokenServiceOptions {
   store: TokenStore;
@@ -50,6 +66,8 @@ export interface TokenServiceOptions {
   cacheSize?: number;
   /** Epoch milliseconds. Default `Date.now`. */
   clock?: () => number;
+  /** Announces revocations to other processes and hears theirs. Default: none (the cache TTL bounds the delay). */
+  revocations?: RevocationFeed;
 }
 
 /** What `create` accepts (the operator's path: no creator, so no delegation limits). */
@@ -263,6 +281,15 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
     string,
     { principal: Principal; until: number; expiresAt: number | undefined; lineage: readonly string[] }
   >();
+
+  /** Drops the cached tokens that are `tokenId` or were minted from it. */
+  function forget(tokenId: string): void {
+    for (const [t, entry] of cache) if (entry.lineage.includes(tokenId)) cache.delete(t);
+  }
+  options.revocations?.subscribe((tokenId) => {
+    if (tokenId === undefined) cache.clear();
+    else forget(tokenId);
+  });
 
   function invalid(reason: string, data: Record<string, unknown> = {}): GatewayError {
     return new GatewayError('SWB_ERR_AUTH_INVALID_TOKEN', 'invalid token', { data: { reason, ...data } });
@@ -521,7 +548,10 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
 
     async revoke(id) {
       const ok = await store.revoke(id, clock());
-      if (ok) for (const [t, entry] of cache) if (entry.lineage.includes(id)) cache.delete(t);
+      if (ok) {
+        forget(id);
+        await options.revocations?.publish(id);
+      }
       return ok;
     },
 

@@ -261,6 +261,11 @@ export const AuthConfig = z
       .optional(),
     /** Role name → permissions. Built-ins (`admin`, `user`) may be overridden. */
     roles: z.record(z.string(), z.array(Permission)).default({}),
+    /**
+     * Redis pub/sub channel on which replicas announce revoked API tokens (used when
+     * `SWITCHBOARD_REDIS_URL` is set; read at start). Default `swb:tokens:revoked`.
+     */
+    revocationChannel: z.string().min(1).default('swb:tokens:revoked'),
   })
   .strict()
   .superRefine((a, ctx) => {
@@ -360,7 +365,7 @@ export const SwitchboardConfigInput = z
       })
       .strict()
       .default({ enabled: true, protected: false }),
-    auth: AuthConfig.default({ mode: 'none', roles: {} }),
+    auth: AuthConfig.default({ mode: 'none', roles: {}, revocationChannel: 'swb:tokens:revoked' }),
     /** Global header passthrough (seed 001): where the allowlist comes from and whether it may override base headers. */
     headers: z
       .object({

@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { SignJWT } from 'jose';
 import type { RunningGateway } from '../../../src/app.js';
 import { createTokenService, principalFromRecord, TOKEN_ISSUER } from '../../../src/auth/tokens.js';
@@ -16,6 +16,7 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { connectClient, startTestGateway } from '../../helpers/gateway.js';
 import { messages, post } from '../../helpers/raw.js';
 import { dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../../helpers/postgres.js';
+import { REDIS_URL, redisGate, redisServerGate, startRedisServer, uniqueKeyPrefix } from '../../helpers/redis.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 
@@ -595,4 +596,81 @@ describe('switchboard token create', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+const redisUp = await redisGate('token revocation across replicas (Redis)');
+const redisServerUp = redisServerGate('token revocation after a Redis outage');
+
+describe.skipIf(!redisUp)('token revocation across replicas (Redis)', () => {
+  const INIT = {
+    jsonrpc: '2.0',
+    id: 1,
+    method: 'initialize',
+    params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } },
+  };
+  const open: Array<{ close(): Promise<void> }> = [];
+  afterEach(async () => {
+    for (const x of open.reverse()) await x.close();
+    open.length = 0;
+  });
+
+  /** Two replicas on one database and one Redis; `b` has a frozen clock, so its cache never lapses. */
+  async function replicas(redisUrl: string) {
+    const database = await openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger() });
+    open.push(database);
+    const config = {
+      auth: { mode: 'tokens', revocationChannel: uniqueKeyPrefix('revoked') },
+      servers: { a: odd },
+    };
+    const a = await startTestGateway(config, { database, redisUrl });
+    open.push(a);
+    const frozen = Date.now();
+    const b = await startTestGateway(config, { database, redisUrl, now: () => frozen });
+    open.push(b);
+    const status = async (gw: RunningGateway, t: string) => {
+      const res = await post(`${gw.url}/mcp`, INIT, { authorization: `Bearer ${t}` });
+      await res.text();
+      return res.status;
+    };
+    return { a, b, status };
+  }
+
+  it('drops a token revoked through another replica, and the tokens minted from it, from this replica’s cache at once', async () => {
+    const { a, b, status } = await replicas(REDIS_URL);
+    const parent = await a.tokens.create({
+      name: 'p',
+      subject: 'olga',
+      permissions: ['servers.use', 'tokens.manage'],
+    });
+    const minted = await fetch(`${b.url}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${parent.token}` },
+      body: JSON.stringify({ name: 'child', permissions: ['servers.use'] }),
+    });
+    expect(minted.status).toBe(201);
+    const child = (await minted.json()) as { token: string };
+    expect(await status(b, parent.token)).toBe(200);
+    expect(await status(b, child.token)).toBe(200);
+    expect(await a.tokens.revoke(parent.id)).toBe(true);
+    await vi.waitFor(async () => expect(await status(b, child.token)).toBe(401), { timeout: 3_000, interval: 20 });
+    expect(await status(b, parent.token)).toBe(401);
+  });
+
+  it.skipIf(!redisServerUp)(
+    'clears this replica’s cache when its Redis subscription comes back, since announcements made meanwhile were lost',
+    async () => {
+      const server = await startRedisServer();
+      open.push(server);
+      const { a, b, status } = await replicas(server.url);
+      const t = await a.tokens.create({ name: 't', subject: 'pat', permissions: ['servers.use'] });
+      expect(await status(b, t.token)).toBe(200);
+      await server.stop();
+      // Announced while Redis is down: lost.
+      expect(await a.tokens.revoke(t.id)).toBe(true);
+      expect(await status(b, t.token)).toBe(200);
+      await server.start();
+      await vi.waitFor(async () => expect(await status(b, t.token)).toBe(401), { timeout: 15_000, interval: 100 });
+    },
+    30_000,
+  );
 });

@@ -1,0 +1,88 @@
+/**
+ * Token revocations announced across replicas over Redis pub/sub: each replica publishes the id
+ * of a token it revoked on one channel, and every replica drops that token — and the tokens minted
+ * from it — from its verification cache when the message arrives, instead of serving them until
+ * the cache entry lapses (5 s).
+ *
+ * Best effort by design: the database stays the authority, so a lost message only means the
+ * 5 s bound applies. Messages sent while a replica's subscription was down are lost (Redis pub/sub
+ * keeps nothing), so a replica that reconnects clears its whole cache.
+ *
+ * @module
+ */
+import type { RevocationFeed } from '../auth/tokens.js';
+import type { Logger } from '../observability/logger.js';
+import { connectRedis, type Redis } from './redis.js';
+
+/** Default channel of {@link createRedisRevocationFeed} (as `auth.revocationChannel`). */
+export const DEFAULT_REVOCATION_CHANNEL = 'swb:tokens:revoked';
+
+/** Options for {@link createRedisRevocationFeed}. */
+export interface RedisRevocationFeedOptions {
+  /** Connection that publishes (a fail-fast client from `createRedisClient`). The feed owns it. */
+  publisher: Redis;
+  /**
+   * A connection of its own: a subscribed Redis connection can run no other command. The feed
+   * owns it.
+   */
+  subscriber: Redis;
+  /** Pub/sub channel; every replica of one deployment must use the same. Pub/sub ignores the db index. */
+  channel: string;
+  logger: Logger;
+}
+
+/** A {@link RevocationFeed} with the step that connects it. */
+export interface RedisRevocationFeed extends RevocationFeed {
+  /**
+   * Connects both clients and subscribes. Never throws: when Redis is not reachable yet the
+   * clients keep reconnecting and the subscription is made on the first `ready`.
+   */
+  start(): Promise<void>;
+}
+
+/**
+ * Creates the feed (not connected: call {@link RedisRevocationFeed.start}). Every `ready` of the
+ * subscriber after the first tells the listeners that messages may have been lost (`undefined`).
+ */
+export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): RedisRevocationFeed {
+  const { publisher, subscriber, channel, logger } = options;
+  const listeners: Array<(tokenId: string | undefined) => void> = [];
+  let started = false;
+  let readyBefore = false;
+  const subscribe = (): Promise<void> =>
+    subscriber.subscribe(channel).then(
+      () => undefined,
+      (err: unknown) =>
+        logger.warn({ err, channel }, 'could not subscribe to token revocations; other replicas are seen within 5 s'),
+    );
+  subscriber.on('message', (from: string, message: string) => {
+    if (from !== channel || message === '') return;
+    for (const listener of listeners) listener(message);
+  });
+  subscriber.on('ready', () => {
+    if (readyBefore) for (const listener of listeners) listener(undefined);
+    readyBefore = true;
+    // A reconnect, or a first connection that `start()` could not make: (re)subscribe.
+    if (started) void subscribe();
+  });
+  return {
+    async start() {
+      await connectRedis(publisher, logger);
+      if (await connectRedis(subscriber, logger)) await subscribe();
+      started = true;
+    },
+    async publish(tokenId) {
+      try {
+        await publisher.publish(channel, tokenId);
+      } catch (err) {
+        logger.warn({ err, channel }, 'could not announce a token revocation; other replicas see it within 5 s');
+      }
+    },
+    subscribe(listener) {
+      listeners.push(listener);
+    },
+    async close() {
+      await Promise.all([publisher.quit().catch(() => undefined), subscriber.quit().catch(() => undefined)]);
+    },
+  };
+}
