@@ -45,10 +45,14 @@ export interface ConfiguredDatabaseOptions {
  * Loads the configuration and opens its database (not migrated). A configuration error is
  * printed to `output.err` (file, path, expectation; warnings too) and becomes exit code 1.
  *
- * @returns the open database (the caller closes it), or `1` after a configuration error.
+ * @returns the open database (the caller closes it) and the loaded configuration, or `1` after a
+ *   configuration error.
  * @throws {@link GatewayError} from `openDatabase` when the database cannot be opened.
  */
-async function openConfiguredDatabase(options: ConfiguredDatabaseOptions, output: CliOutput): Promise<Database | 1> {
+async function openConfiguredDatabase(
+  options: ConfiguredDatabaseOptions,
+  output: CliOutput,
+): Promise<{ db: Database; config: SwitchboardConfig } | 1> {
   const env = options.env ?? process.env;
   let config: SwitchboardConfig;
   try {
@@ -61,17 +65,18 @@ async function openConfiguredDatabase(options: ConfiguredDatabaseOptions, output
     for (const line of err.format().split('\n')) output.err(line);
     return 1;
   }
-  return openDatabase({
+  const db = await openDatabase({
     dataDir: dataDirFor(config),
     logger: options.logger,
     env,
     ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
   });
+  return { db, config };
 }
 
 /**
- * Opens the configured database (see {@link openConfiguredDatabase}), runs `fn` with it and
- * closes it. A configuration error, and any `GatewayError` from opening or from `fn`, is printed
+ * Opens the configured database (see {@link openConfiguredDatabase}), runs `fn` with it and the
+ * loaded configuration, and closes it. A configuration error, and any `GatewayError` from opening or from `fn`, is printed
  * to `output.err` (`CODE: message`) and becomes exit code 1; other errors propagate.
  *
  * @returns `fn`'s exit code, or 1.
@@ -79,14 +84,14 @@ async function openConfiguredDatabase(options: ConfiguredDatabaseOptions, output
 export async function withConfiguredDatabase(
   options: ConfiguredDatabaseOptions,
   output: CliOutput,
-  fn: (db: Database) => Promise<number>,
+  fn: (db: Database, config: SwitchboardConfig) => Promise<number>,
 ): Promise<number> {
   let db: Database | undefined;
   try {
     const opened = await openConfiguredDatabase(options, output);
     if (opened === 1) return 1;
-    db = opened;
-    return await fn(db);
+    db = opened.db;
+    return await fn(db, opened.config);
   } catch (err) {
     if (!isGatewayError(err)) throw err;
     output.err(`${err.code}: ${err.message}`);

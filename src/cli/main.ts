@@ -105,7 +105,7 @@ export function createProgram(): Command {
     });
   token
     .command('revoke')
-    .description('revoke an API token by id (takes effect at once)')
+    .description('revoke an API token by id and every token minted from it (takes effect at once)')
     .argument('<id>', 'token id')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .action(async (id: string, opts: { config?: string }) => {

@@ -11,8 +11,8 @@
  * @module
  */
 import type { RevocationFeed } from '../auth/tokens.js';
-import type { Logger } from '../observability/logger.js';
-import { connectRedis, type Redis } from './redis.js';
+import { silentLogger, type Logger } from '../observability/logger.js';
+import { connectRedis, createRedisClient, type Redis } from './redis.js';
 
 /** Default channel of {@link createRedisRevocationFeed} (as `auth.revocationChannel`). */
 export const DEFAULT_REVOCATION_CHANNEL = 'swb:tokens:revoked';
@@ -85,4 +85,24 @@ export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): 
       await Promise.all([publisher.quit().catch(() => undefined), subscriber.quit().catch(() => undefined)]);
     },
   };
+}
+
+/**
+ * Publishes one revocation from a process that does not run a gateway (`switchboard token
+ * revoke`): connects, publishes on `channel`, disconnects.
+ *
+ * @returns false when Redis could not be reached or refused the command (never throws)
+ */
+export async function announceRevocation(url: string, channel: string, tokenId: string): Promise<boolean> {
+  const logger = silentLogger();
+  const client = createRedisClient(url, logger);
+  try {
+    if (!(await connectRedis(client, logger))) return false;
+    await client.publish(channel, tokenId);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    client.disconnect();
+  }
 }

@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { SignJWT } from 'jose';
 import type { RunningGateway } from '../../../src/app.js';
 import { createTokenService, principalFromRecord, TOKEN_ISSUER } from '../../../src/auth/tokens.js';
-import { runTokenCreate } from '../../../src/cli/token.js';
+import { runTokenCreate, runTokenRevoke } from '../../../src/cli/token.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { connectClient, startTestGateway } from '../../helpers/gateway.js';
 import { messages, post } from '../../helpers/raw.js';
@@ -654,6 +654,35 @@ describe.skipIf(!redisUp)('token revocation across replicas (Redis)', () => {
     expect(await a.tokens.revoke(parent.id)).toBe(true);
     await vi.waitFor(async () => expect(await status(b, child.token)).toBe(401), { timeout: 3_000, interval: 20 });
     expect(await status(b, parent.token)).toBe(401);
+  });
+
+  it('announces a `switchboard token revoke` so a running gateway refuses the token at once', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swb-token-revoke-'));
+    open.push({ close: () => rm(dir, { recursive: true, force: true }) });
+    const channel = uniqueKeyPrefix('revoked');
+    const config = join(dir, 'switchboard.yaml');
+    await writeFile(config, `auth:\n  mode: tokens\n  revocationChannel: ${channel}\nmcpServers: {}\n`);
+    // The gateway uses the database file the CLI finds next to the configuration.
+    const database = await openDatabase({ dataDir: join(dir, '.switchboard'), logger: silentLogger() });
+    open.push(database);
+    const frozen = Date.now();
+    const gw = await startTestGateway(
+      { auth: { mode: 'tokens', revocationChannel: channel }, servers: { a: odd } },
+      { database, redisUrl: REDIS_URL, now: () => frozen },
+    );
+    open.push(gw);
+    const t = await gw.tokens.create({ name: 't', subject: 'quinn', permissions: ['servers.use'] });
+    const status = async () => {
+      const res = await post(`${gw.url}/mcp`, INIT, { authorization: `Bearer ${t.token}` });
+      await res.text();
+      return res.status;
+    };
+    expect(await status()).toBe(200);
+    const lines: string[] = [];
+    const output = { out: (l: string) => lines.push(l), err: (l: string) => lines.push(l) };
+    expect(await runTokenRevoke({ config, id: t.id, redisUrl: REDIS_URL }, output)).toBe(0);
+    expect(lines).toEqual([`revoked ${t.id}`]);
+    await vi.waitFor(async () => expect(await status()).toBe(401), { timeout: 3_000, interval: 20 });
   });
 
   it.skipIf(!redisServerUp)(
