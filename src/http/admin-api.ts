@@ -284,7 +284,12 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     } catch (err) {
       const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
       if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'admin API error');
-      sendError(res, ge);
+      // A credential refused after authentication (minting from a token revoked meanwhile) is
+      // answered and recorded like one refused at the door (RFC 6750 §3).
+      if (ge.status === 401) {
+        options.onRefused?.(req, path, ge);
+        sendError(res, ge, { 'www-authenticate': options.challenge(path, ge) });
+      } else sendError(res, ge);
     }
     return true;
   };

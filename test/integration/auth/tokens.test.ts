@@ -472,9 +472,14 @@ describe.each(dialects)('with the %s store', (dialect) => {
         logger: silentLogger(),
       });
       expect(await elsewhere.revoke(creator.id)).toBe(true);
-      const refused = await mint(creator.token, {});
-      expect(refused.status).toBe(401);
-      expect(refused.body.error.code).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
+      const res = await fetch(`${gw.url}/api/v1/tokens`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...auth(creator.token) },
+        body: JSON.stringify({ name: 'late' }),
+      });
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toContain('error="invalid_token"');
+      expect(((await res.json()) as Refusal).error.code).toBe('SWB_ERR_AUTH_REVOKED_TOKEN');
     });
 
     it('lets an admin token mint for other subjects and servers, but never past its own expiry, and revokes what it minted with it', async () => {
