@@ -31,6 +31,7 @@ import { createUsageApi } from './http/usage-api.js';
 import { createTunnelApi, createTunnelUpgrade, tunnelRegistration } from './http/tunnel-api.js';
 import { createOriginGuard, isLoopbackHost } from './http/guards.js';
 import { createTunnelHub, type TunnelHub } from './tunnel/hub.js';
+import type { StreamOverflow } from './http/stream-budget.js';
 import type { Span } from '@opentelemetry/api';
 import type { Redis } from 'ioredis';
 import { createAuthenticator, type Authenticate } from './auth/authenticator.js';
@@ -339,6 +340,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     const tunnels = createTunnelHub({
       heartbeatTimeoutMs: config.tunnels.heartbeatTimeout,
       maxBufferPerSubscriber: config.tunnels.feedBuffer,
+      maxBufferedBytes: config.tunnels.maxBufferedBytes,
+      maxBufferedFrames: config.tunnels.maxBufferedFrames,
+      onOverflow: () => metrics.recordStreamOverflow('tunnel'),
       logger: logger.child({ component: 'tunnel' }),
       ...tunnelRegistration(gateway),
     });
@@ -358,6 +362,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         })(req),
       requestTimeoutMs: () => gateway.config.tunnels.requestTimeout,
       logger: logger.child({ component: 'tunnel' }),
+      onStreamOverflow: (o: StreamOverflow) => metrics.recordStreamOverflow(o.stream),
     };
     server.on('upgrade', createTunnelUpgrade(tunnelOptions));
     // Refused credentials on the admin API go to the usage log.
@@ -442,6 +447,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       routes,
       observer,
       readiness,
+      onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
     });
     await gateway.start();
     await loadRuntimeServers(gateway, database.servers);

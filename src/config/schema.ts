@@ -353,9 +353,20 @@ export const SwitchboardConfigInput = z
         requestTimeout: Duration.default(30_000),
         /** Events buffered per live-feed subscriber (GET /reverse-proxy/sse/{id}); oldest dropped beyond. Default 1000. */
         feedBuffer: z.number().int().min(1).default(1000),
+        /** Bytes a tunnel WebSocket may hold unsent for a peer that reads too slowly; beyond, it is closed. Default 16mb. */
+        maxBufferedBytes: Size.default(16 * 1024 * 1024),
+        /** Frames sent to a tunnel WebSocket and not yet written to its socket; beyond, it is closed. Default 10000. */
+        maxBufferedFrames: z.number().int().min(1).default(10_000),
       })
       .strict()
-      .default({ enabled: true, heartbeatTimeout: 90_000, requestTimeout: 30_000, feedBuffer: 1000 }),
+      .default({
+        enabled: true,
+        heartbeatTimeout: 90_000,
+        requestTimeout: 30_000,
+        feedBuffer: 1000,
+        maxBufferedBytes: 16 * 1024 * 1024,
+        maxBufferedFrames: 10_000,
+      }),
     metrics: z
       .object({
         /** Serve Prometheus metrics. Default true. */
@@ -404,6 +415,13 @@ export const SwitchboardConfigInput = z
         requestTimeout: Duration.default(30_000),
         /** An idle keep-alive connection is closed after this long. Default 65s (above common load-balancer idle timeouts of 60s). */
         keepAliveTimeout: Duration.default(65_000),
+        /**
+         * Bytes an SSE stream (Streamable HTTP GET/POST stream, legacy SSE) may hold unsent for a
+         * client that reads too slowly; beyond, the stream is closed. Default 4mb.
+         */
+        maxStreamBytes: Size.default(4 * 1024 * 1024),
+        /** Events written to an SSE stream while it waits for its client to read; beyond, it is closed. Default 4096. */
+        maxStreamEvents: z.number().int().min(1).default(4096),
       })
       .strict()
       .refine((h) => h.requestTimeout === 0 || h.headersTimeout <= h.requestTimeout, {
@@ -419,6 +437,8 @@ export const SwitchboardConfigInput = z
         headersTimeout: 15_000,
         requestTimeout: 30_000,
         keepAliveTimeout: 65_000,
+        maxStreamBytes: 4 * 1024 * 1024,
+        maxStreamEvents: 4096,
       }),
     sessions: z
       .object({

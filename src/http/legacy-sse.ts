@@ -13,6 +13,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import { accepts, isJsonContentType } from './guards.js';
 import { readJsonRpcMessage } from './jsonrpc-body.js';
+import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
 import { sendHttpError } from './streamable.js';
 
 /** Options for {@link createLegacySseHandler}. */
@@ -21,6 +22,11 @@ export interface LegacySseOptions {
   maxBodyBytes: number;
   /** Keep-alive comment interval (ms). Default 25 000. */
   keepAliveMs?: number;
+  /**
+   * Told of every stream closed because its client did not read it fast enough
+   * (`http.maxStreamBytes` / `http.maxStreamEvents`, see `stream-budget.ts`).
+   */
+  onStreamOverflow?: StreamOverflowListener | undefined;
 }
 
 /** Creates the `{ stream, message }` handlers of the legacy transport. */
@@ -51,12 +57,25 @@ export function createLegacySseHandler(options: LegacySseOptions) {
       res.flushHeaders();
       res.write(`event: endpoint\ndata: ${messagePath}?sessionId=${session.id}\n\n`);
       let open = true;
+      // This transport has no resumption: a client that does not read loses its stream (and its
+      // session) once the stream is over its budget, rather than the gateway buffering for it.
+      const meter: StreamMeter = { stalled: 0, overflowBytes: 0 };
+      const write = (chunk: string): void => {
+        if (writeWithin(res, chunk, meter, gateway.config.http)) return;
+        open = false;
+        reportOverflow(gateway.logger, options.onStreamOverflow, {
+          stream: 'legacy-sse',
+          sessionId: session.id,
+          queuedBytes: meter.overflowBytes,
+          queuedEvents: meter.stalled,
+        });
+      };
       const channel: OutboundChannel = {
         get closed() {
           return !open;
         },
         send(message) {
-          if (open) res.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+          if (open) write(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
         },
         // A cancelled request simply gets no response; the stream stays open.
         end() {},
@@ -69,7 +88,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
         send: (m) => channel.send(m),
         end: () => res.end(),
       });
-      const keepAlive = setInterval(() => res.write(': keepalive\n\n'), keepAliveMs);
+      const keepAlive = setInterval(() => write(': keepalive\n\n'), keepAliveMs);
       keepAlive.unref();
       res.on('close', () => {
         open = false;

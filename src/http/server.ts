@@ -22,6 +22,7 @@ import type { Logger } from '../observability/logger.js';
 import { requestIdFrom } from '../observability/request-id.js';
 import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
+import type { StreamOverflowListener } from './stream-budget.js';
 import { createStreamableHandler, sendHttpError } from './streamable.js';
 
 /**
@@ -54,6 +55,8 @@ export interface HttpServerOptions {
   observer?: ExchangeObserver;
   /** Extra readiness checks for `/readyz` (database, Redis). */
   readiness?: () => Promise<Array<{ name: string; ok: boolean; error?: string }>>;
+  /** Told of every SSE stream closed because its client did not read it fast enough (metrics). */
+  onStreamOverflow?: StreamOverflowListener;
 }
 
 /** One MCP HTTP exchange, as the observer sees it when the response is done. */
@@ -222,8 +225,13 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     gateway,
     maxBodyBytes: cfg.http.maxBodyBytes,
     eventStoreSize: cfg.sessions.eventStoreSize,
+    onStreamOverflow: options.onStreamOverflow,
   });
-  const legacy = createLegacySseHandler({ gateway, maxBodyBytes: cfg.http.maxBodyBytes });
+  const legacy = createLegacySseHandler({
+    gateway,
+    maxBodyBytes: cfg.http.maxBodyBytes,
+    onStreamOverflow: options.onStreamOverflow,
+  });
 
   function notFound(what: string): never {
     throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${what}`);

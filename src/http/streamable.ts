@@ -17,6 +17,7 @@ import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { IdTable } from '../protocol/id-table.js';
 import { accepts, isJsonContentType, receiveBody, type BodyReceiver } from './guards.js';
 import { parseJsonRpcMessage } from './jsonrpc-body.js';
+import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
 
 /** Options for {@link createStreamableHandler}. */
 export interface StreamableOptions {
@@ -27,6 +28,11 @@ export interface StreamableOptions {
   eventStoreSize: number;
   /** Interval of SSE keep-alive comments on GET streams (ms). Default 25 000. */
   keepAliveMs?: number;
+  /**
+   * Told of every SSE stream closed because its client did not read it fast enough
+   * (`http.maxStreamBytes` / `http.maxStreamEvents`, see `stream-budget.ts`).
+   */
+  onStreamOverflow?: StreamOverflowListener | undefined;
 }
 
 const SUPPORTED = new Set<string>(SUPPORTED_PROTOCOL_VERSIONS);
@@ -44,7 +50,8 @@ interface StoredEvent {
   readonly data: string;
 }
 
-interface StreamState {
+/** One SSE stream of a session (the GET stream, or a POSTed request's); survives reconnections. */
+interface StreamState extends StreamMeter {
   readonly id: number;
   res: ServerResponse | undefined;
   done: boolean;
@@ -52,6 +59,7 @@ interface StreamState {
 
 /** Per-session edge state: SSE streams and the bounded event store. */
 interface EdgeState {
+  readonly sessionId: string;
   nextStream: number;
   nextSeq: number;
   readonly events: StoredEvent[];
@@ -100,13 +108,23 @@ export function createStreamableHandler(options: StreamableOptions) {
   function edgeOf(session: ClientSession): EdgeState {
     let e = edge.get(session);
     if (!e) {
-      e = { nextStream: 1, nextSeq: 1, events: [], streams: new IdTable(), standalone: undefined };
+      e = {
+        sessionId: session.id,
+        nextStream: 1,
+        nextSeq: 1,
+        events: [],
+        streams: new IdTable(),
+        standalone: undefined,
+      };
       edge.set(session, e);
     }
     return e;
   }
 
-  /** Writes one SSE event, recording it for resumption. */
+  /**
+   * Writes one SSE event, recording it for resumption. A stream whose client does not keep up is
+   * closed once over its budget; with an event store the client resumes with `Last-Event-ID`.
+   */
   function writeEvent(e: EdgeState, stream: StreamState, data: string): void {
     let idLine = '';
     if (storeSizeOf() > 0) {
@@ -116,7 +134,19 @@ export function createStreamableHandler(options: StreamableOptions) {
       idLine = `id: ${stream.id}.${seq}\n`;
     }
     const res = stream.res;
-    if (res && !res.writableEnded) res.write(`${idLine}event: message\ndata: ${data}\n\n`);
+    if (res) writeBounded(e, stream, res, `${idLine}event: message\ndata: ${data}\n\n`);
+  }
+
+  /** Writes to a long-lived stream within `http.maxStreamBytes` / `http.maxStreamEvents`. */
+  function writeBounded(e: EdgeState, stream: StreamState, res: ServerResponse, chunk: string): void {
+    if (writeWithin(res, chunk, stream, gateway.config.http)) return;
+    if (stream.res === res) stream.res = undefined;
+    reportOverflow(gateway.logger, options.onStreamOverflow, {
+      stream: stream.id === STANDALONE_STREAM ? 'streamable-get' : 'streamable-post',
+      sessionId: e.sessionId,
+      queuedBytes: stream.overflowBytes,
+      queuedEvents: stream.stalled,
+    });
   }
 
   function openSse(
@@ -246,7 +276,13 @@ export function createStreamableHandler(options: StreamableOptions) {
     if (e.standalone?.res) {
       throw new GatewayError('SWB_ERR_SESSION_STREAM_CONFLICT', 'Conflict: only one GET stream per session is allowed');
     }
-    const stream: StreamState = e.standalone ?? { id: STANDALONE_STREAM, res: undefined, done: false };
+    const stream: StreamState = e.standalone ?? {
+      id: STANDALONE_STREAM,
+      res: undefined,
+      done: false,
+      stalled: 0,
+      overflowBytes: 0,
+    };
     e.standalone = stream;
     stream.res = res;
     openSse(res, session, e, stream);
@@ -254,7 +290,7 @@ export function createStreamableHandler(options: StreamableOptions) {
   }
 
   function attachStandalone(session: ClientSession, e: EdgeState, stream: StreamState, res: ServerResponse): void {
-    const keepAlive = setInterval(() => res.write(': keepalive\n\n'), keepAliveMs);
+    const keepAlive = setInterval(() => writeBounded(e, stream, res, ': keepalive\n\n'), keepAliveMs);
     keepAlive.unref();
     res.on('close', () => {
       clearInterval(keepAlive);
@@ -284,16 +320,51 @@ export function createStreamableHandler(options: StreamableOptions) {
       throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Unknown Last-Event-ID: ${lastEventId}`);
     }
     const live = streamId === STANDALONE_STREAM ? e.standalone : e.streams.get(streamId);
-    const replay = e.events.filter((ev) => ev.stream === streamId && ev.seq > seq);
     const oldest = e.events.find((ev) => ev.stream === streamId);
-    if (!live && replay.length === 0 && (oldest === undefined || oldest.seq > seq + 1)) {
+    const replays = e.events.some((ev) => ev.stream === streamId && ev.seq > seq);
+    if (!live && !replays && (oldest === undefined || oldest.seq > seq + 1)) {
       throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
     }
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id });
     res.flushHeaders();
-    for (const ev of replay) res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
+    if (live && live.res && live.res !== res) {
+      live.res.end();
+      live.res = undefined;
+    }
+    catchUp(res, session, e, streamId, seq, live);
+  }
+
+  /**
+   * Replays the stored events of `streamId` after `afterSeq`, then attaches `res` as the live
+   * stream. A replay the client has not read yet (the response waits for `'drain'`) is not
+   * followed by live events, which the stream budget would count against it: the stream stays
+   * detached — new events are stored — and on `'drain'` the replay continues from where it
+   * stopped, until the client has caught up.
+   */
+  function catchUp(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    streamId: number,
+    afterSeq: number,
+    live: StreamState | undefined,
+  ): void {
+    if (res.destroyed) return;
+    let last = afterSeq;
+    for (const ev of e.events) {
+      if (ev.stream !== streamId || ev.seq <= last) continue;
+      res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
+      last = ev.seq;
+    }
     if (live && !live.done) {
-      if (live.res && live.res !== res) live.res.end();
+      if (live.res !== undefined) {
+        res.end(); // another GET took the stream over meanwhile
+        return;
+      }
+      if (res.writableNeedDrain) {
+        res.once('drain', () => catchUp(res, session, e, streamId, last, live));
+        return;
+      }
       live.res = res;
       res.on('close', () => {
         if (live.res === res) live.res = undefined;
@@ -456,7 +527,7 @@ class PostChannel implements OutboundChannel {
       }
       if (res.destroyed) return; // a JSON-mode request whose client left: nothing can carry it
       const e = this.#streams.edgeOf(this.#session);
-      sse = { id: e.nextStream++, res, done: false };
+      sse = { id: e.nextStream++, res, done: false, stalled: 0, overflowBytes: 0 };
       this.#sse = sse;
       e.streams.set(sse.id, sse);
       this.#streams.openSse(res, this.#session, e, sse);

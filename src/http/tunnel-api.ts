@@ -20,6 +20,7 @@ import { validateMessage } from '../protocol/jsonrpc.js';
 import type { TunnelHub, TunnelSession, TunnelSubscription } from '../tunnel/hub.js';
 import { createTunnelTransport } from '../tunnel/transport.js';
 import { readBody } from './guards.js';
+import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
 import type { RouteHandler } from './server.js';
 
 /** Permissions any of which lets a principal open a tunnel. */
@@ -55,6 +56,8 @@ export interface TunnelApiOptions {
   requestTimeoutMs: () => number;
   maxFrameBytes?: number;
   logger: Logger;
+  /** Told when a live feed is closed because its reader did not keep up (metrics). */
+  onStreamOverflow?: StreamOverflowListener | undefined;
 }
 
 /**
@@ -203,16 +206,30 @@ export function createTunnelApi(options: TunnelApiOptions): RouteHandler {
         res.flushHeaders();
         // subscribe() may signal before it returns; the flush() below catches up.
         const holder: { sub?: TunnelSubscription } = {};
+        // The feed is bounded per subscriber, the response stream by `http.maxStreamBytes` /
+        // `http.maxStreamEvents`: an operator that stops reading loses the feed.
+        const meter: StreamMeter = { stalled: 0, overflowBytes: 0 };
+        const write = (chunk: string): boolean => {
+          if (writeWithin(res, chunk, meter, options.gateway.config.http)) return true;
+          holder.sub?.close();
+          reportOverflow(options.logger, options.onStreamOverflow, {
+            stream: 'tunnel-feed',
+            sessionId: id,
+            queuedBytes: meter.overflowBytes,
+            queuedEvents: meter.stalled,
+          });
+          return false;
+        };
         const flush = () => {
           const sub = holder.sub;
           if (!sub) return;
           const { events, dropped } = sub.drain();
-          if (dropped > 0) res.write(`event: dropped\ndata: ${JSON.stringify({ dropped })}\n\n`);
-          for (const e of events) res.write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`);
+          if (dropped > 0 && !write(`event: dropped\ndata: ${JSON.stringify({ dropped })}\n\n`)) return;
+          for (const e of events) if (!write(`event: ${e.type}\ndata: ${JSON.stringify(e)}\n\n`)) return;
           if (sub.closed) res.end();
         };
         holder.sub = hub.subscribe(id, flush);
-        const keepAlive = setInterval(() => res.write(': keepalive\n\n'), 15_000);
+        const keepAlive = setInterval(() => write(': keepalive\n\n'), 15_000);
         keepAlive.unref();
         res.on('close', () => {
           clearInterval(keepAlive);

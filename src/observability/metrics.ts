@@ -333,6 +333,12 @@ export interface Metrics {
    */
   recordRateLimitStoreError(rule: string): void;
   /**
+   * Counts one stream closed because its reader did not keep up with it, in
+   * `switchboard_stream_overflows_total{stream}`. `stream` must be one of a fixed set of kinds
+   * (`streamable-get`, `streamable-post`, `legacy-sse`, `tunnel`, `tunnel-feed`), never a value from a request.
+   */
+  recordStreamOverflow(stream: string): void;
+  /**
    * Sets the usage log read at each scrape for `switchboard_usage_log_queue_depth`,
    * `switchboard_usage_log_dropped_total` and `switchboard_usage_log_written_total` (all 0
    * until set).
@@ -394,9 +400,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     `${METRIC_PREFIX}name_collisions_total`,
     'Tools and prompts withheld from a view because another item already has their exposed name.',
   );
-  for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors, collisions]) register(f);
+  const overflows = new CounterFamily(
+    `${METRIC_PREFIX}stream_overflows_total`,
+    'Streams closed because their reader did not keep up (over the buffered bytes or events budget), by kind.',
+  );
+  for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors, collisions, overflows])
+    register(f);
   const collisionCells = new Map<string, CounterCell>();
   const limitedCells = new Map<string, CounterCell>();
+  const overflowCells = new Map<string, CounterCell>();
   const storeErrorCells = new Map<string, CounterCell>();
 
   let activeSessions: () => number = () => 0;
@@ -513,6 +525,12 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     recordRateLimitStoreError(rule): void {
       let cell = storeErrorCells.get(rule);
       if (cell === undefined) storeErrorCells.set(rule, (cell = storeErrors.cell({ rule })));
+      cell.value++;
+    },
+
+    recordStreamOverflow(stream): void {
+      let cell = overflowCells.get(stream);
+      if (cell === undefined) overflowCells.set(stream, (cell = overflows.cell({ stream })));
       cell.value++;
     },
 
