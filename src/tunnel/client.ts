@@ -31,7 +31,14 @@ import {
 import { createBackoff, type Backoff } from '../upstream/backoff.js';
 import { UPSTREAM_PROTOCOL_VERSION } from '../upstream/connection.js';
 import { createStdioTransport, type StdioTransport } from '../upstream/stdio-transport.js';
-import { encodeTunnelMessage, parseTunnelMessage, TUNNEL_SERVER_NAME_RE, type TunnelMessage } from './protocol.js';
+import {
+  DEFAULT_TUNNEL_MAX_BUFFERED_BYTES,
+  DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES,
+  encodeTunnelMessage,
+  parseTunnelMessage,
+  TUNNEL_SERVER_NAME_RE,
+  type TunnelMessage,
+} from './protocol.js';
 
 /** The gateway path of the tunnel WebSocket. */
 export const TUNNEL_WS_PATH = '/reverse-proxy/ws';
@@ -60,6 +67,14 @@ export interface TunnelClientOptions {
   heartbeatIntervalMs?: number;
   /** Timeout of the local initialize handshake (ms). Default 30 000. */
   initializeTimeoutMs?: number;
+  /**
+   * Bytes the WebSocket may hold unsent (`bufferedAmount`) when the next frame is sent; beyond,
+   * the gateway is not reading: the connection is dropped and re-established with backoff (the
+   * gateway fails the calls that were in flight). Default 16 MiB.
+   */
+  maxBufferedBytes?: number;
+  /** Frames sent and not yet written out, likewise. Default 10 000. */
+  maxBufferedFrames?: number;
   /** Version in the `clientInfo` sent to the local server. Default `0.0.0`. */
   version?: string;
   logger: Logger;
@@ -130,6 +145,9 @@ interface Connection {
   /** Set when retrying is pointless (auth refused, registration refused). */
   fatal: string | undefined;
   heartbeat: NodeJS.Timeout | undefined;
+  /** Frames handed to `ws.send` whose callback has not run yet. */
+  unsent: number;
+  readonly sent: () => void;
 }
 
 function toError(err: unknown): Error {
@@ -337,7 +355,17 @@ class Client implements TunnelClient {
   #connect(): void {
     const generation = ++this.#generation;
     const ws = new WebSocket(this.#url, { headers: { authorization: `Bearer ${this.#options.token}` } });
-    const conn: Connection = { ws, generation, registered: false, fatal: undefined, heartbeat: undefined };
+    const conn: Connection = {
+      ws,
+      generation,
+      registered: false,
+      fatal: undefined,
+      heartbeat: undefined,
+      unsent: 0,
+      sent: () => {
+        conn.unsent--;
+      },
+    };
     this.#conn = conn;
     let lastError: Error | undefined;
     ws.on('open', () => {
@@ -397,8 +425,24 @@ class Client implements TunnelClient {
   }
 
   #write(conn: Connection, frame: TunnelMessage): void {
-    if (conn.ws.readyState !== WebSocket.OPEN) return;
-    conn.ws.send(encodeTunnelMessage(frame));
+    const ws = conn.ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    // Checked before the frame is queued, so one large frame always passes a gateway that reads.
+    const queued = ws.bufferedAmount;
+    if (
+      queued > (this.#options.maxBufferedBytes ?? DEFAULT_TUNNEL_MAX_BUFFERED_BYTES) ||
+      conn.unsent >= (this.#options.maxBufferedFrames ?? DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES)
+    ) {
+      this.#logger.warn(
+        { sessionId: this.#sessionId, queuedBytes: queued, queuedFrames: conn.unsent },
+        'the gateway is not reading fast enough (over the buffer budget); reconnecting',
+      );
+      // A closing handshake cannot pass a full buffer; `close` follows and reconnects.
+      ws.terminate();
+      return;
+    }
+    conn.unsent++;
+    ws.send(encodeTunnelMessage(frame), conn.sent);
   }
 
   #onClose(conn: Connection, code: number, reason: string, error: Error | undefined): void {

@@ -17,6 +17,8 @@ import type { Logger } from '../observability/logger.js';
 import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import {
   DEFAULT_MAX_TUNNEL_FRAME_BYTES,
+  DEFAULT_TUNNEL_MAX_BUFFERED_BYTES,
+  DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES,
   TUNNEL_SERVER_NAME_RE,
   encodeTunnelMessage,
   parseTunnelMessage,
@@ -32,6 +34,8 @@ export const TUNNEL_CLOSE_CODES = Object.freeze({
   policyViolation: 1008,
   /** No frame for `heartbeatTimeoutMs`. */
   heartbeatTimeout: 4000,
+  /** The peer did not read: over `maxBufferedBytes` / `maxBufferedFrames` (sent only when the socket cannot be terminated). */
+  overflow: 4001,
 });
 
 /**
@@ -39,8 +43,13 @@ export const TUNNEL_CLOSE_CODES = Object.freeze({
  * string, a Buffer, an ArrayBuffer or an array of Buffers (ws fragments).
  */
 export interface TunnelSocket {
-  send(data: string): void;
+  /** Sends one frame; `sent` is called once the frame has left the process (or failed). */
+  send(data: string, sent?: (err?: Error) => void): void;
   close(code?: number, reason?: string): void;
+  /** Bytes queued and not yet sent (the `ws` `bufferedAmount`); absent: not bounded by bytes. */
+  readonly bufferedAmount?: number;
+  /** Drops the connection at once, without a closing handshake. */
+  terminate?(): void;
   on(event: 'message', listener: (data: unknown, isBinary: boolean) => void): unknown;
   on(event: 'close', listener: (code: number, reason: unknown) => void): unknown;
 }
@@ -64,7 +73,14 @@ export interface TunnelSessionStats {
 export type TunnelSessionState = 'connected' | 'registered' | 'closed';
 
 /** Why a session ended. */
-export type TunnelCloseReason = 'unregistered' | 'socket-closed' | 'heartbeat-timeout' | 'disconnected' | 'shutdown';
+export type TunnelCloseReason =
+  | 'unregistered'
+  | 'socket-closed'
+  | 'heartbeat-timeout'
+  | 'disconnected'
+  | 'shutdown'
+  /** The peer did not read its frames: over `maxBufferedBytes` / `maxBufferedFrames`. */
+  | 'overflow';
 
 /** The JSON shape of a session in `GET /reverse-proxy/sessions`. */
 export interface TunnelSessionInfo {
@@ -152,6 +168,17 @@ export interface TunnelHubOptions {
   maxBufferPerSubscriber: number;
   /** Largest frame accepted (UTF-8 bytes). Default {@link DEFAULT_MAX_TUNNEL_FRAME_BYTES}. */
   maxFrameBytes?: number;
+  /**
+   * Bytes a session's socket may hold unsent (`bufferedAmount`) when the next frame is sent;
+   * beyond, the peer is not reading and the session ends with reason `overflow` (the socket is
+   * terminated: a closing handshake cannot pass a full buffer). Default
+   * {@link DEFAULT_TUNNEL_MAX_BUFFERED_BYTES}.
+   */
+  maxBufferedBytes?: number;
+  /** Frames sent and not yet written out, likewise. Default {@link DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES}. */
+  maxBufferedFrames?: number;
+  /** Told when a session ends with reason `overflow` (metrics). Must not throw. */
+  onOverflow?: (overflow: { sessionId: string; queuedBytes: number; queuedFrames: number }) => void;
   /** Clock in epoch ms; injectable for tests. Default `Date.now`. */
   clock?: () => number;
   logger: Logger;
@@ -305,6 +332,11 @@ class Session implements TunnelSession {
   readonly #operators = new Map<string, Operator>();
   #operatorSeq = 0;
   #eventSeq = 0;
+  /** Frames handed to the socket whose `sent` callback has not run yet. */
+  #unsent = 0;
+  readonly #sent = (): void => {
+    this.#unsent--;
+  };
   #closeReason: TunnelCloseReason | undefined;
   #resolveRegistered!: () => void;
   #rejectRegistered!: (error: Error) => void;
@@ -541,15 +573,49 @@ class Session implements TunnelSession {
   }
 
   #write(frame: TunnelMessage): void {
+    const socket = this.#socket;
+    // Checked before the frame is queued, so one large frame always passes a peer that reads.
+    const queued = socket.bufferedAmount ?? 0;
+    if (queued > this.#hub.maxBufferedBytes || this.#unsent >= this.#hub.maxBufferedFrames) {
+      this.#overflow(queued);
+      return;
+    }
     const text = encodeTunnelMessage(frame);
     const s = this.#stats;
     s.lastActivity = this.#hub.now();
     s.messagesOut++;
     s.bytesOut += Buffer.byteLength(text, 'utf8');
     try {
-      this.#socket.send(text);
+      this.#unsent++;
+      socket.send(text, this.#sent);
     } catch (err) {
+      this.#unsent--;
       this.#hub.logger.debug({ err, sessionId: this.id }, 'tunnel send failed');
+    }
+  }
+
+  /** The peer does not read: drop the connection and everything queued for it. */
+  #overflow(queuedBytes: number): void {
+    const overflow = { sessionId: this.id, queuedBytes, queuedFrames: this.#unsent };
+    this.#hub.logger.warn(
+      { ...overflow, server: this.#server?.name },
+      'tunnel closed: the peer is not reading fast enough (over its buffer budget)',
+    );
+    try {
+      this.#hub.onOverflow?.(overflow);
+    } catch (err) {
+      this.#hub.logger.error({ err, sessionId: this.id }, 'tunnel onOverflow threw');
+    }
+    const socket = this.#socket;
+    if (socket.terminate) {
+      this.end('overflow', undefined, '');
+      try {
+        socket.terminate();
+      } catch (err) {
+        this.#hub.logger.debug({ err, sessionId: this.id }, 'tunnel socket terminate failed');
+      }
+    } else {
+      this.end('overflow', TUNNEL_CLOSE_CODES.overflow, 'peer not reading');
     }
   }
 
@@ -598,6 +664,9 @@ class Session implements TunnelSession {
 class Hub implements TunnelHub {
   readonly heartbeatTimeoutMs: number;
   readonly maxFrameBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly maxBufferedFrames: number;
+  readonly onOverflow: TunnelHubOptions['onOverflow'];
   readonly logger: Logger;
   readonly onRegister: TunnelHubOptions['onRegister'];
   readonly onUnregister: TunnelHubOptions['onUnregister'];
@@ -611,6 +680,9 @@ class Hub implements TunnelHub {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     this.#maxBuffer = Math.floor(options.maxBufferPerSubscriber);
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_TUNNEL_FRAME_BYTES;
+    this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_TUNNEL_MAX_BUFFERED_BYTES;
+    this.maxBufferedFrames = options.maxBufferedFrames ?? DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES;
+    this.onOverflow = options.onOverflow;
     this.#clock = options.clock ?? Date.now;
     this.logger = options.logger;
     this.onRegister = options.onRegister;

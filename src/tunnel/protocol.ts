@@ -20,6 +20,15 @@ import { validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 /** Default bound of one frame, in bytes of UTF-8 (16 MiB). */
 export const DEFAULT_MAX_TUNNEL_FRAME_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Bytes either end of a tunnel lets its WebSocket hold unsent (`bufferedAmount`) before it
+ * decides the peer is not reading and drops the connection: 16 MiB (one largest frame).
+ */
+export const DEFAULT_TUNNEL_MAX_BUFFERED_BYTES = 16 * 1024 * 1024;
+
+/** Frames either end lets wait to be written out before it drops the connection, likewise. */
+export const DEFAULT_TUNNEL_MAX_BUFFERED_FRAMES = 10_000;
+
 /** Server names a tunnel may register: the rule of configured server names. */
 export const TUNNEL_SERVER_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
