@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { runTunnel, type TunnelCommandOptions } from '../../../src/cli/tunnel.js';
 import { silentLogger } from '../../../src/observability/logger.js';
+import { startTunnelClient } from '../../../src/tunnel/client.js';
 import { startWsServer } from './ws-helpers.js';
 
 const ODD_SERVER = fileURLToPath(new URL('../../fixtures/odd-server.mjs', import.meta.url));
@@ -248,4 +249,44 @@ describe('switchboard tunnel (runTunnel)', () => {
     expect(await closed).toBe(1000);
     expect(() => process.kill(pid, 0)).toThrow();
   });
+
+  it('drops a gateway connection that stops reading once over maxBufferedFrames, and reconnects', async () => {
+    const gw = await fakeGateway();
+    const client = startTunnelClient({
+      gateway: gw.url.replace('ws://', 'http://'),
+      token: TOKEN,
+      command: process.execPath,
+      args: [ODD_SERVER],
+      initialRetryDelayMs: 20,
+      maxRetryDelayMs: 100,
+      maxBufferedFrames: 64,
+      logger: silentLogger(),
+    });
+    cleanups.push(async () => {
+      await client.stop();
+    });
+    await gw.waitFor('register');
+    const ws = gw.sockets[0]!;
+    ws.pause(); // the gateway stops reading: the client's answers pile up
+    const request = JSON.stringify({
+      type: 'message',
+      message: {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'gw', version: '1' } },
+      },
+    });
+    const MAX_REQUESTS = 60_000; // ~25 MB of answers: far past kernel buffers and the budget
+    let sent = 0;
+    while (sent < MAX_REQUESTS && gw.sockets.length === 1) {
+      for (let i = 0; i < 200; i++) ws.send(request);
+      sent += 200;
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    expect(sent).toBeLessThan(MAX_REQUESTS);
+    // A new connection registered again: the stalled one was dropped, not buffered for.
+    expect((await gw.waitFor('register', 2)).type).toBe('register');
+    expect(gw.sockets).toHaveLength(2);
+  }, 60_000);
 });

@@ -257,4 +257,34 @@ describe('tunnel hub over real WebSockets', () => {
     expect(sub.closed).toBe(true);
     expect(readable).toBeGreaterThan(0);
   });
+
+  it('ends a session whose peer stops reading once over maxBufferedBytes, reporting the overflow, while other tunnels keep working', async () => {
+    const overflows: Array<{ sessionId: string; queuedBytes: number; queuedFrames: number }> = [];
+    const h = await harness({ maxBufferedBytes: 256 * 1024, onOverflow: (o) => overflows.push(o) });
+    const slow = await registered(h, 'slow');
+    const fast = await registered(h, 'fast');
+    echo(fast.client);
+    slow.client.ws.pause(); // the peer stops reading: kernel buffers fill, then the hub's queue
+    const session = h.hub.get(slow.sessionId)!;
+    const payload = 'x'.repeat(16 * 1024);
+    const MAX_FRAMES = 4000; // ~64 MB: far past the budget plus kernel buffers
+    let sent = 0;
+    while (sent < MAX_FRAMES && session.state !== 'closed') {
+      session.send({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: payload } });
+      sent++;
+      if (sent % 8 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(session.state).toBe('closed');
+    expect(sent).toBeLessThan(MAX_FRAMES);
+    expect(h.unregistered).toEqual([{ id: slow.sessionId, reason: 'overflow' }]);
+    expect(overflows).toHaveLength(1);
+    expect(overflows[0]!.sessionId).toBe(slow.sessionId);
+    expect(overflows[0]!.queuedBytes).toBeGreaterThan(256 * 1024);
+    expect(() => session.send({ jsonrpc: '2.0', method: 'ping', id: 1 })).toThrow(
+      expect.objectContaining({ code: 'SWB_ERR_TUNNEL_CLOSED' }),
+    );
+    // The other tunnel is unaffected.
+    const answer = await h.hub.request(fast.sessionId, { jsonrpc: '2.0', id: 7, method: 'tools/list' }, 5000);
+    expect(answer).toEqual({ jsonrpc: '2.0', id: 7, result: { echo: 'tools/list' } });
+  });
 });
