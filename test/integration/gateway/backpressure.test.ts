@@ -1,8 +1,9 @@
 /**
  * Slow readers through the real gateway: a client that opens an SSE stream and stops reading
  * must not make the gateway buffer without bound. Its stream is closed once over
- * `http.maxStreamBytes` / `http.maxStreamEvents` (defaults here: 4 MiB / 4096 events), counted in
- * `switchboard_stream_overflows_total`, and other clients keep being served.
+ * `http.maxStreamBytes` / `http.maxStreamEvents` (the defaults, 4 MiB / 4096 events, unless a
+ * test sets them), counted in `switchboard_stream_overflows_total`, and other clients keep being
+ * served.
  *
  * The reader is a raw `node:http` request whose socket is paused after the first event: the
  * kernel buffers fill (a few MB on loopback), then the gateway's own queue grows until the budget
@@ -171,5 +172,31 @@ describe('backpressure on SSE streams', () => {
       Array.from({ length: pushed }, (_, i) => i),
     );
     expect(data[pushed]).toBe('live');
+  }, 60_000);
+
+  it('closes a stream past http.maxStreamEvents even while its queued bytes are within http.maxStreamBytes', async () => {
+    gw = await startTestGateway({
+      servers: { everything: everythingStdio() },
+      http: { maxStreamBytes: '1gb', maxStreamEvents: 64 },
+    });
+    const mcp = `${gw.url}/mcp`;
+    const sessionId = await initSession(mcp, {}, '2025-11-25'); // its GET stream starts with a priming event
+    const { res } = await openStream(mcp, { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-11-25' });
+    stopReading(res);
+    const session = gw.gateway.getSession(sessionId)!;
+    const MAX_EVENTS = 10_000; // ~40 MB of 4 KB events: far past kernel buffers plus 64 events
+    let pushed = 0;
+    while (pushed < MAX_EVENTS && session.hasStandaloneStream) {
+      session.sendUnrelated({
+        jsonrpc: '2.0',
+        method: 'notifications/message',
+        params: { level: 'info', data: 'y'.repeat(4096) },
+      });
+      pushed++;
+      if (pushed % 64 === 0) await new Promise((r) => setImmediate(r));
+    }
+    expect(session.hasStandaloneStream).toBe(false);
+    expect(pushed).toBeLessThan(MAX_EVENTS);
+    await waitFor(async () => (await overflowCount(gw!.url, 'streamable-get')) === 1, 5000, 'overflow metric');
   }, 60_000);
 });
