@@ -207,6 +207,18 @@ describe('createMetrics', () => {
     expect(value(samples, 'switchboard_name_collisions_total', { server: 'a', kind: 'tool' })).toBe(1);
   });
 
+  it('counts streams closed over their buffer budget by kind', async () => {
+    const metrics = createMetrics({ collectDefault: false });
+    metrics.recordStreamOverflow('legacy-sse');
+    metrics.recordStreamOverflow('legacy-sse');
+    metrics.recordStreamOverflow('tunnel');
+
+    const { samples, types } = await scrape(metrics);
+    expect(types.get('switchboard_stream_overflows_total')).toBe('counter');
+    expect(value(samples, 'switchboard_stream_overflows_total', { stream: 'legacy-sse' })).toBe(2);
+    expect(value(samples, 'switchboard_stream_overflows_total', { stream: 'tunnel' })).toBe(1);
+  });
+
   it('exports only the unlabelled series before anything is recorded, all at zero', async () => {
     const { samples } = await scrape(createMetrics({ collectDefault: false }));
     expect(samples.map((s) => [s.name, s.value]).sort()).toEqual([
