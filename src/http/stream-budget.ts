@@ -77,9 +77,12 @@ export interface StreamMeter {
 /**
  * Writes one chunk to a long-lived stream within its budget.
  *
- * @returns `false` when this write found the stream over its budget (else `true`, also when the
- *   stream had already ended and nothing was written): the stream: it has been destroyed (its `'close'` follows), and
- *   `meter.overflowBytes` / `meter.stalled` say how far over it was; the caller reports it.
+ * @param budget - read at each stalled write, so a hot reload of the `http` section applies at once.
+ * @returns `false` when this write found the stream over its budget: the chunk was not written,
+ *   the stream has been destroyed (its `'close'` follows), `meter.overflowBytes` and
+ *   `meter.stalled` say how far over it was, and the caller reports it (see
+ *   {@link reportOverflow}). `true` otherwise, also when the stream had already ended and
+ *   nothing was written.
  */
 export function writeWithin(res: ServerResponse, chunk: string, meter: StreamMeter, budget: StreamBudget): boolean {
   if (res.writableEnded || res.destroyed) return true;
