@@ -336,10 +336,11 @@ export function createStreamableHandler(options: StreamableOptions) {
 
   /**
    * Replays the stored events of `streamId` after `afterSeq`, then attaches `res` as the live
-   * stream. A replay the client has not read yet (the response waits for `'drain'`) is not
-   * followed by live events, which the stream budget would count against it: the stream stays
-   * detached — new events are stored — and on `'drain'` the replay continues from where it
-   * stopped, until the client has caught up.
+   * stream. The replay is paced by `'drain'`: it stops whenever the response's queue is past its
+   * high-water mark and goes on from there once the client has read it, so a resumed stream
+   * holds at most one event beyond the mark however long the backlog, and live events (counted
+   * against the stream budget) follow only once the client has caught up. Until then new events
+   * are stored, and replayed in turn.
    */
   function catchUp(
     res: ServerResponse,
@@ -355,14 +356,14 @@ export function createStreamableHandler(options: StreamableOptions) {
       if (ev.stream !== streamId || ev.seq <= last) continue;
       res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
       last = ev.seq;
+      if (res.writableNeedDrain) {
+        res.once('drain', () => catchUp(res, session, e, streamId, last, live));
+        return;
+      }
     }
     if (live && !live.done) {
       if (live.res !== undefined) {
         res.end(); // another GET took the stream over meanwhile
-        return;
-      }
-      if (res.writableNeedDrain) {
-        res.once('drain', () => catchUp(res, session, e, streamId, last, live));
         return;
       }
       live.res = res;
