@@ -489,9 +489,23 @@ export class Gateway implements SessionHost {
         ? { observe: (_method: string, ms: number, error: boolean) => this.#observe?.call(name, ms, error) }
         : {}),
       ...(this.#outbound ? { outbound: this.#outbound } : {}),
+      forbiddenEnv: this.#forbiddenEnv(name),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
+  }
+
+  /**
+   * The variables server `name`'s child may not inherit: those the configuration file
+   * interpolated outside that server's own entry (all of them for a runtime server).
+   */
+  #forbiddenEnv(name: string): string[] {
+    const read = this.#fileConfig.interpolated;
+    if (read === undefined) return [];
+    const out = new Set(read.other);
+    const own = this.isFileServer(name) ? name : undefined;
+    for (const [server, names] of Object.entries(read.servers)) if (server !== own) for (const n of names) out.add(n);
+    return [...out];
   }
 
   async #startUpstream(u: Upstream): Promise<void> {

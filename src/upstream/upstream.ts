@@ -21,6 +21,7 @@ import { createBackoff } from './backoff.js';
 import type { Caller } from './connection.js';
 import { UpstreamConnection } from './connection.js';
 import { createSseTransport } from './sse-transport.js';
+import { childEnvironment } from './child-env.js';
 import { createStdioTransport } from './stdio-transport.js';
 import { createStreamableHttpTransport } from './streamable-http-transport.js';
 import type { MessageTransport, TransportCloseInfo } from './transport.js';
@@ -103,6 +104,11 @@ export interface UpstreamOptions {
   tracing?: Tracing;
   /** Called when a client call finishes: MCP method, duration in ms, whether it was an error (metrics). */
   observe?: (method: string, durationMs: number, error: boolean) => void;
+  /**
+   * Variables a stdio child must not inherit through `inheritEnv` (those the configuration
+   * interpolates outside this server's entry); see `child-env.ts`. Default none.
+   */
+  forbiddenEnv?: readonly string[];
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;
@@ -659,7 +665,7 @@ export class Upstream {
       return createStdioTransport({
         command: s.command,
         args: s.args,
-        env: s.env,
+        env: childEnvironment({ env: s.env, inherit: s.inheritEnv, forbidden: this.#options.forbiddenEnv ?? [] }),
         ...(s.cwd === undefined ? {} : { cwd: s.cwd }),
         stderrLines: s.stderrLines,
         logger,
