@@ -126,6 +126,8 @@ export const ERROR_CODES = {
   SWB_ERR_AUTH_DELEGATION_EXPIRY: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
   /** The creating token is already at the end of the longest allowed chain of minted tokens. */
   SWB_ERR_AUTH_DELEGATION_DEPTH: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** Only `admin.*` may create, change or delete a runtime stdio server (`command`, `args`, `cwd`, `env`): it runs as the gateway's user. */
+  SWB_ERR_AUTH_ADMIN_REQUIRED: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 39, expose: true },
   // Storage (the database behind tokens, runtime servers and settings)
   SWB_ERR_STORE_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
   SWB_ERR_STORE_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },

@@ -6,8 +6,11 @@
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
  *   from it.
- * - servers: reading needs `servers.use`; writing needs `servers.manage`. Servers declared in the
- *   configuration file are read-only here (409).
+ * - servers: reading needs `servers.use`; writing needs `servers.manage`. A stdio server (an
+ *   entry with `command`, `args`, `cwd`, `env` or `inheritEnv`) runs a program as the gateway's
+ *   user, so creating, changing or deleting one also needs `admin.*`
+ *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`); `servers.manage` alone covers URL servers and tunnels. Servers
+ *   declared in the configuration file are read-only here (409).
  *
  * Errors are JSON `{ "error": { "code": "SWB_ERR_…", "message": "…" } }` with the code's status.
  *
@@ -78,6 +81,30 @@ function stringList(v: unknown, field: string): string[] | undefined {
       .filter(Boolean);
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
   throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `${field} must be a list of strings`);
+}
+
+/** Fields that make a server entry a stdio server (a program run by the gateway). */
+const STDIO_FIELDS = ['command', 'args', 'cwd', 'env', 'inheritEnv'] as const;
+
+/** True when a raw server entry, valid or not, describes a stdio server. */
+function isStdioEntry(entry: unknown): boolean {
+  if (typeof entry !== 'object' || entry === null) return false;
+  const e = entry as Record<string, unknown>;
+  return e.type === 'stdio' || STDIO_FIELDS.some((f) => Object.hasOwn(e, f));
+}
+
+/**
+ * Requires `admin.*` for a write that creates, changes or deletes a stdio server.
+ *
+ * @throws GatewayError `SWB_ERR_AUTH_ADMIN_REQUIRED` (403)
+ */
+function requireAdminForStdio(principal: Principal, ...entries: unknown[]): void {
+  if (isAdmin(principal) || !entries.some(isStdioEntry)) return;
+  throw new GatewayError(
+    'SWB_ERR_AUTH_ADMIN_REQUIRED',
+    'only an admin (admin.*) may create, change or delete a stdio server; servers.manage covers URL servers',
+    { data: { permission: 'admin.*' } },
+  );
 }
 
 /** The public view of a token record (never the hash). */
@@ -203,6 +230,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name must be 1-64 characters from [A-Za-z0-9_.-]');
       if (gateway.config.servers[n]) throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `server "${n}" already exists`);
       const { name: _n, ...entry } = body;
+      requireAdminForStdio(principal, entry, (await servers.get(n))?.config);
       return putServer(res, n, entry, principal, 201);
     }
     if (name === undefined) throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or POST');
@@ -213,9 +241,12 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       );
     if (req.method === 'PUT') {
       const { name: _n, ...entry } = await jsonBody(req);
-      return putServer(res, name, entry, principal, (await servers.get(name)) ? 200 : 201);
+      const existing = await servers.get(name);
+      requireAdminForStdio(principal, entry, existing?.config);
+      return putServer(res, name, entry, principal, existing ? 200 : 201);
     }
     if (req.method === 'DELETE') {
+      requireAdminForStdio(principal, (await servers.get(name))?.config);
       if (!(await servers.delete(name))) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
       await applyRuntime();
       return send(res, 200, { name, deleted: true });
