@@ -14,6 +14,7 @@ import { isRequest, validateMessage, type JsonRpcMessage } from '../protocol/jso
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import {
   closedTransportError,
+  httpStatusError,
   mediaTypeOf,
   networkFailure,
   notifyClose,
@@ -168,11 +169,7 @@ class SseTransportImpl implements SseTransport {
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const excerpt = await readBodyExcerpt(res.body);
-      throw new GatewayError(
-        'SWB_ERR_UPSTREAM_HTTP',
-        `${this.description}: HTTP ${res.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
-        { data: { status: res.statusCode } },
-      );
+      throw httpStatusError(this.#logger, this.description, 'GET', res.statusCode, excerpt);
     }
     const type = mediaTypeOf(res.headers['content-type']);
     if (type !== 'text/event-stream') {
@@ -208,11 +205,7 @@ class SseTransportImpl implements SseTransport {
         return;
       }
       const excerpt = await readBodyExcerpt(res.body);
-      failure = new GatewayError(
-        'SWB_ERR_UPSTREAM_HTTP',
-        `${this.description}: POST answered HTTP ${res.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
-        { data: { status: res.statusCode } },
-      );
+      failure = httpStatusError(this.#logger, this.description, 'POST', res.statusCode, excerpt);
     } catch (err) {
       if (this.#closed) throw this.#closedError();
       failure = networkFailure(this.description, err);
