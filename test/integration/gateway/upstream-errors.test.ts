@@ -78,11 +78,13 @@ describe('upstream HTTP errors seen by clients', () => {
     cleanups.push(upstream.close);
     gw = await startTestGateway({ servers: { remote: { url: upstream.url } } });
     const running = gw;
+    // The first answer that reports the upstream's failure.
     const ready = await waitFor(async () => {
       const r = await fetch(`${running.url}/readyz`);
       const body = (await r.json()) as { upstreams: Array<{ error?: string }> };
-      return body.upstreams[0]?.error === undefined ? undefined : { status: r.status, body };
+      return body.upstreams[0]?.error === undefined ? false : { status: r.status, body };
     });
+    if (ready === false) throw new Error('unreachable: waitFor returns a truthy value');
     expect(ready.status).toBe(503);
     expect(JSON.stringify(ready.body)).not.toContain('BODY-TEXT');
     expect(ready.body.upstreams[0]?.error).toContain('401');
