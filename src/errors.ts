@@ -93,6 +93,11 @@ export const ERROR_CODES = {
    * nesting too deep for the stack). Fails that request only; the connection stays up.
    */
   SWB_ERR_UPSTREAM_UNSERIALISABLE: { status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  /**
+   * A runtime server's URL (or token endpoint) is, or resolves to, an address the destination
+   * policy refuses (loopback, link-local, the gateway itself …; `runtimeServers.allowDestinations`).
+   */
+  SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 29, expose: true },
   // Traffic control (rate limits)
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
   SWB_ERR_RATE_LIMITED: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },

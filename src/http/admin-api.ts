@@ -10,7 +10,8 @@
  *   entry with `command`, `args`, `cwd`, `env` or `inheritEnv`) runs a program as the gateway's
  *   user, so creating, changing or deleting one also needs `admin.*`
  *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`); `servers.manage` alone covers URL servers and tunnels. Servers
- *   declared in the configuration file are read-only here (409).
+ *   declared in the configuration file are read-only here (409). A URL server's destination must
+ *   pass the destination policy (`policy/destinations.ts`; 403 `SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION`).
  *
  * Errors are JSON `{ "error": { "code": "SWB_ERR_…", "message": "…" } }` with the code's status.
  *
@@ -21,7 +22,7 @@ import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
-import { NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
+import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
@@ -277,6 +278,12 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         `invalid server entry: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
         { data: { issues } },
       );
+    }
+    const cfg = parsed.data;
+    const destinations = gateway.destinations;
+    if (destinations !== undefined && !isStdioServer(cfg)) {
+      await destinations.check(cfg.url);
+      if (cfg.auth?.type === 'oauth2-client-credentials') await destinations.check(cfg.auth.tokenUrl);
     }
     const now = clock();
     const existing = await servers.get(name);

@@ -59,6 +59,8 @@ export function networkFailure(target: string, err: unknown): GatewayError {
   let e = err as (Error & { code?: string }) | undefined;
   // Happy-eyeballs connects report an AggregateError whose own message is empty.
   if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0] as Error & { code?: string };
+  // A refusal of the connection's own lookup (the destination policy) keeps its code.
+  if (e instanceof GatewayError) return e;
   const code = e?.code;
   const detail = [code, e?.message].filter((s) => s !== undefined && s !== '').join(' ') || String(err);
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {

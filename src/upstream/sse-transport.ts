@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -51,6 +52,11 @@ export interface SseTransportOptions {
   requestTimeoutMs?: number;
   /** Largest SSE event accepted, in characters. Default 32 Mi. */
   maxMessageBytes?: number;
+  /**
+   * DNS lookup for the sockets of the owned pool (`net.connect`'s `lookup`), e.g. the destination
+   * policy's, which refuses addresses at connect time. Ignored with `dispatcher`. Default `dns.lookup`.
+   */
+  lookup?: LookupFunction;
 }
 
 /** A legacy HTTP+SSE {@link MessageTransport}. */
@@ -78,6 +84,7 @@ class SseTransportImpl implements SseTransport {
   readonly #requestTimeoutMs: number;
   readonly #maxMessageBytes: number;
   readonly #givenDispatcher: Dispatcher | undefined;
+  readonly #lookup: LookupFunction | undefined;
   #dispatcher: Dispatcher | undefined;
   #ownsDispatcher = false;
   #endpoint: URL | undefined;
@@ -105,6 +112,7 @@ class SseTransportImpl implements SseTransport {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#givenDispatcher = options.dispatcher;
+    this.#lookup = options.lookup;
     this.description = `sse ${safeUrl(url)}`;
   }
 
@@ -119,7 +127,10 @@ class SseTransportImpl implements SseTransport {
     if (this.#givenDispatcher !== undefined) {
       this.#dispatcher = this.#givenDispatcher;
     } else {
-      this.#dispatcher = new Pool(this.#url.origin, { keepAliveTimeout: 10_000 });
+      this.#dispatcher = new Pool(this.#url.origin, {
+        keepAliveTimeout: 10_000,
+        ...(this.#lookup === undefined ? {} : { connect: { lookup: this.#lookup } }),
+      });
       this.#ownsDispatcher = true;
     }
     let timer: NodeJS.Timeout | undefined;

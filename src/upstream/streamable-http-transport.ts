@@ -11,6 +11,7 @@
  * @module
  */
 import { Readable } from 'node:stream';
+import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -98,6 +99,11 @@ export interface StreamableHttpTransportOptions {
   sessionExpiredOn400?: boolean;
   /** Connection cap of the default pool (each open SSE stream holds one). Default 64. */
   maxConnections?: number;
+  /**
+   * DNS lookup for the sockets of the owned pool (`net.connect`'s `lookup`), e.g. the destination
+   * policy's, which refuses addresses at connect time. Ignored with `dispatcher`. Default `dns.lookup`.
+   */
+  lookup?: LookupFunction;
 }
 
 /** A Streamable HTTP {@link MessageTransport} exposing its session state. */
@@ -326,6 +332,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   readonly #sessionExpiredOn400: boolean;
   readonly #maxConnections: number;
   readonly #givenDispatcher: Dispatcher | undefined;
+  readonly #lookup: LookupFunction | undefined;
   #dispatcher: Dispatcher | undefined;
   #ownsDispatcher = false;
 
@@ -364,6 +371,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     this.#sessionExpiredOn400 = options.sessionExpiredOn400 ?? true;
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#givenDispatcher = options.dispatcher;
+    this.#lookup = options.lookup;
     this.description = `http ${safeUrl(url)}`;
   }
 
@@ -386,7 +394,11 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (this.#givenDispatcher !== undefined) {
       this.#dispatcher = this.#givenDispatcher;
     } else {
-      this.#dispatcher = new Pool(this.#origin, { connections: this.#maxConnections, keepAliveTimeout: 10_000 });
+      this.#dispatcher = new Pool(this.#origin, {
+        connections: this.#maxConnections,
+        keepAliveTimeout: 10_000,
+        ...(this.#lookup === undefined ? {} : { connect: { lookup: this.#lookup } }),
+      });
       this.#ownsDispatcher = true;
     }
   }

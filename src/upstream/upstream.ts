@@ -30,6 +30,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityPropagator } from '../auth/identity.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Span } from '@opentelemetry/api';
+import type { DestinationPolicy } from '../policy/destinations.js';
 import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
 import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
 import { createConcurrencyLimiter, type ConcurrencyLimiter, type Release } from '../policy/concurrency.js';
@@ -109,6 +110,11 @@ export interface UpstreamOptions {
    * interpolates outside this server's entry); see `child-env.ts`. Default none.
    */
   forbiddenEnv?: readonly string[];
+  /**
+   * The destination policy, for a runtime URL server only: its URL (and token endpoint) is
+   * checked before each connection attempt and by the sockets' DNS lookup. Default none.
+   */
+  destinations?: DestinationPolicy;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;
@@ -624,6 +630,16 @@ export class Upstream {
     const wait = slot.notBefore - this.#now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const logger = this.#logger.child({ slot: slot.key });
+    const destinations = this.#options.destinations;
+    if (destinations !== undefined && !isStdioServer(this.config)) {
+      try {
+        await destinations.check(this.config.url);
+        if (this.config.auth?.type === 'oauth2-client-credentials') await destinations.check(this.config.auth.tokenUrl);
+      } catch (err) {
+        slot.notBefore = this.#now() + slot.backoff.next();
+        throw err;
+      }
+    }
     if (this.#credentials) {
       // The connection is made for the slot's principal; initialize and the GET stream carry its credential.
       slot.authHeaders = await this.#credentials.headersFor(slot.principal);
@@ -673,9 +689,10 @@ export class Upstream {
     }
     const r: RemoteServer = cfg;
     const dynamicHeaders = () => slot.authHeaders;
-    if (remoteTransport(r) === 'sse')
-      return createSseTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
-    return createStreamableHttpTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
+    const lookup = this.#options.destinations?.lookup;
+    const common = { url: r.url, headers: r.headers, dynamicHeaders, logger, ...(lookup ? { lookup } : {}) };
+    if (remoteTransport(r) === 'sse') return createSseTransport(common);
+    return createStreamableHttpTransport(common);
   }
 
   async #loadCatalog(conn: UpstreamConnection, only: ReadonlyArray<keyof Catalog> | undefined): Promise<void> {
