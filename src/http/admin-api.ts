@@ -9,7 +9,9 @@
  * - servers: reading needs `servers.use`; writing needs `servers.manage`. A stdio server (an
  *   entry with `command`, `args`, `cwd`, `env` or `inheritEnv`) runs a program as the gateway's
  *   user, so creating, changing or deleting one also needs `admin.*`
- *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`); `servers.manage` alone covers URL servers and tunnels. Servers
+ *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`), as does a URL server that sends callers' credentials to its
+ *   URL (`auth.type: forward`, `Authorization`/`Cookie` in `passthroughHeaders`); `servers.manage`
+ *   alone covers other URL servers and tunnels. Servers
  *   declared in the configuration file are read-only here (409). A URL server's destination must
  *   pass the destination policy (`policy/destinations.ts`; 403 `SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION`).
  *
@@ -87,25 +89,47 @@ function stringList(v: unknown, field: string): string[] | undefined {
 /** Fields that make a server entry a stdio server (a program run by the gateway). */
 const STDIO_FIELDS = ['command', 'args', 'cwd', 'env', 'inheritEnv'] as const;
 
-/** True when a raw server entry, valid or not, describes a stdio server. */
-function isStdioEntry(entry: unknown): boolean {
-  if (typeof entry !== 'object' || entry === null) return false;
+/** Client credentials a `passthroughHeaders` entry would send to the upstream. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'x-upstream-authorization', 'cookie']);
+
+/**
+ * Why a raw server entry (valid or not) needs `admin.*`, or undefined: it is a stdio server (a
+ * program run as the gateway's user), or it sends callers' credentials to its URL
+ * (`auth.type: forward`, or a credential header in `passthroughHeaders`) — every user of the
+ * server would hand their token to whoever chose the URL.
+ */
+function adminOnlyReason(entry: unknown): string | undefined {
+  if (typeof entry !== 'object' || entry === null) return undefined;
   const e = entry as Record<string, unknown>;
-  return e.type === 'stdio' || STDIO_FIELDS.some((f) => Object.hasOwn(e, f));
+  if (e.type === 'stdio' || STDIO_FIELDS.some((f) => Object.hasOwn(e, f))) return 'a stdio server';
+  const auth = e.auth as { type?: unknown } | undefined;
+  if (typeof auth === 'object' && auth !== null && auth.type === 'forward') return 'a server with auth.type forward';
+  if (
+    Array.isArray(e.passthroughHeaders) &&
+    e.passthroughHeaders.some((h) => typeof h === 'string' && CREDENTIAL_HEADERS.has(h.toLowerCase()))
+  ) {
+    return 'a server that passes client credentials through';
+  }
+  return undefined;
 }
 
 /**
- * Requires `admin.*` for a write that creates, changes or deletes a stdio server.
+ * Requires `admin.*` for a write that creates, changes or deletes a server entry that only an
+ * admin may hold ({@link adminOnlyReason}): the new entry and the stored one are both checked.
  *
  * @throws GatewayError `SWB_ERR_AUTH_ADMIN_REQUIRED` (403)
  */
-function requireAdminForStdio(principal: Principal, ...entries: unknown[]): void {
-  if (isAdmin(principal) || !entries.some(isStdioEntry)) return;
-  throw new GatewayError(
-    'SWB_ERR_AUTH_ADMIN_REQUIRED',
-    'only an admin (admin.*) may create, change or delete a stdio server; servers.manage covers URL servers',
-    { data: { permission: 'admin.*' } },
-  );
+function requireAdminFor(principal: Principal, ...entries: unknown[]): void {
+  if (isAdmin(principal)) return;
+  for (const entry of entries) {
+    const reason = adminOnlyReason(entry);
+    if (reason === undefined) continue;
+    throw new GatewayError(
+      'SWB_ERR_AUTH_ADMIN_REQUIRED',
+      `only an admin (admin.*) may create, change or delete ${reason}; servers.manage covers URL servers`,
+      { data: { permission: 'admin.*' } },
+    );
+  }
 }
 
 /** The public view of a token record (never the hash). */
@@ -231,7 +255,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name must be 1-64 characters from [A-Za-z0-9_.-]');
       if (gateway.config.servers[n]) throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `server "${n}" already exists`);
       const { name: _n, ...entry } = body;
-      requireAdminForStdio(principal, entry, (await servers.get(n))?.config);
+      requireAdminFor(principal, entry, (await servers.get(n))?.config);
       return putServer(res, n, entry, principal, 201);
     }
     if (name === undefined) throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or POST');
@@ -243,11 +267,11 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     if (req.method === 'PUT') {
       const { name: _n, ...entry } = await jsonBody(req);
       const existing = await servers.get(name);
-      requireAdminForStdio(principal, entry, existing?.config);
+      requireAdminFor(principal, entry, existing?.config);
       return putServer(res, name, entry, principal, existing ? 200 : 201);
     }
     if (req.method === 'DELETE') {
-      requireAdminForStdio(principal, (await servers.get(name))?.config);
+      requireAdminFor(principal, (await servers.get(name))?.config);
       if (!(await servers.delete(name))) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
       await applyRuntime();
       return send(res, 200, { name, deleted: true });

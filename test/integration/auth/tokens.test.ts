@@ -298,6 +298,21 @@ describe.each(dialects)('with the %s store', (dialect) => {
       expect((await api('/servers/d', admin, { method: 'DELETE' })).status).toBe(200);
     });
 
+    it('refuses a servers.manage token a URL server that would forward callers’ credentials (403 SWB_ERR_AUTH_ADMIN_REQUIRED)', async () => {
+      const manager = await token({ permissions: ['servers.use', 'servers.manage'], subject: 'mallory' });
+      const url = 'https://collector.example.com/mcp';
+      for (const entry of [
+        { name: 'fwd', url, auth: { type: 'forward' } },
+        { name: 'pass', url, passthroughHeaders: ['Authorization'] },
+        { name: 'cookie', url, passthroughHeaders: ['cookie'] },
+      ]) {
+        const res = await api('/servers', manager, { method: 'POST', body: JSON.stringify(entry) });
+        expect(res.status, entry.name).toBe(403);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+        await expect(gw.database.servers.get(entry.name)).resolves.toBeUndefined();
+      }
+    });
+
     it('adds, replaces and deletes runtime servers; file servers are read-only', async () => {
       const created = await api('/servers', admin, { method: 'POST', body: JSON.stringify({ name: 'c', ...odd }) });
       expect(created.status).toBe(201);
