@@ -485,6 +485,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await gateway.stop();
+      await gateway.destinations?.close();
       await usageLog?.close();
       await tracing.shutdown();
       await limiter?.close();

@@ -14,8 +14,9 @@
  * IPv4-mapped (`::ffff:a.b.c.d`) and NAT64 (`64:ff9b::/96`, RFC 6052) IPv6 addresses are judged by
  * the IPv4 address they carry. A host name is resolved and every address it resolves to must be
  * acceptable. The check runs when a server is created or changed (admin API), before each
- * connection attempt, and inside the connection's own DNS lookup (`lookup`), so a name that
- * resolves differently later (DNS rebinding) is refused when the socket is opened.
+ * connection attempt, and inside the DNS lookup of every socket opened for the server (its
+ * transport's pool and, through {@link DestinationPolicy.dispatcher}, its OAuth token requests),
+ * so a name that resolves differently later (DNS rebinding) is refused when the socket is opened.
  *
  * @module
  */
@@ -23,6 +24,7 @@ import { lookup as dnsLookup, promises as dns, type LookupAddress, type LookupOp
 import type { LookupFunction } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import ipaddr from 'ipaddr.js';
+import { Agent, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 
 /** `ipaddr.js` ranges refused by default. */
@@ -61,6 +63,13 @@ export interface DestinationPolicy {
   readonly lookup: LookupFunction;
   /** Why an IP address is refused (`"loopback"`, `"the gateway's own address"` …); undefined when allowed. */
   refusal(address: string): string | undefined;
+  /**
+   * An undici dispatcher (one `Agent`, created on first use) whose sockets use {@link lookup}:
+   * for requests a runtime server causes outside its transport (an OAuth token endpoint).
+   */
+  dispatcher(): Dispatcher;
+  /** Closes the dispatcher, if it was created. */
+  close(): Promise<void>;
 }
 
 /**
@@ -185,7 +194,17 @@ export function createDestinationPolicy(options: DestinationPolicyOptions = {}):
     });
   }) as LookupFunction;
 
+  let agent: Agent | undefined;
+
   return {
+    dispatcher() {
+      agent ??= new Agent({ connect: { lookup } });
+      return agent;
+    },
+    async close() {
+      await agent?.close();
+      agent = undefined;
+    },
     async check(url) {
       const u = typeof url === 'string' ? new URL(url) : url;
       const host = normaliseHost(u.hostname);

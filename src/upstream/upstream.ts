@@ -232,7 +232,12 @@ export class Upstream {
       });
     }
     if (!isStdioServer(cfg)) {
-      this.#credentials = createUpstreamCredentials(cfg.auth, { serverName: this.name, logger: this.#logger });
+      this.#credentials = createUpstreamCredentials(cfg.auth, {
+        serverName: this.name,
+        logger: this.#logger,
+        // A runtime server's token endpoint is held to the destination policy at connect time too.
+        ...(options.destinations ? { dispatcher: options.destinations.dispatcher() } : {}),
+      });
       const out = options.outbound;
       this.#passthrough = createPassthroughPolicy({
         globalAllowlist: out?.globalAllowlist ?? [],

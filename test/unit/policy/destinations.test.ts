@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LookupAddress } from 'node:dns';
+import { request } from 'undici';
 import { createDestinationPolicy, gatewayAddresses } from '../../../src/policy/destinations.js';
 
 /** A resolver answering from a fixed table (no DNS in unit tests). */
@@ -98,6 +99,19 @@ describe('destination policy of runtime servers', () => {
     );
     expect(ok.err).toBeNull();
     expect(['127.0.0.1', '::1']).toContain(ok.address);
+  });
+
+  it('refuses through its dispatcher (OAuth token requests) a host name that resolves to loopback', async () => {
+    const p = createDestinationPolicy();
+    try {
+      const err: unknown = await request('http://localhost:9/token', {
+        method: 'POST',
+        dispatcher: p.dispatcher(),
+      }).catch((e: unknown) => e);
+      expect((err as { code?: string }).code).toBe('SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION');
+    } finally {
+      await p.close();
+    }
   });
 
   it('counts every interface address as the gateway’s own when it listens on all of them', () => {
