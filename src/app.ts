@@ -41,6 +41,7 @@ import { GatewayError } from './errors.js';
 import { Gateway } from './gateway/gateway.js';
 import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
 import { createSessionsApi } from './http/sessions-api.js';
+import { createDestinationPolicy, gatewayAddresses } from './policy/destinations.js';
 import {
   applyHttpLimits,
   createRequestHandler,
@@ -204,6 +205,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     });
   });
   const addr = server.address() as AddressInfo;
+  gateway.setDestinationPolicy(
+    createDestinationPolicy({
+      allow: () => gateway.config.runtimeServers.allowDestinations,
+      gatewayAddresses: gatewayAddresses(addr.address),
+    }),
+  );
   const urlHost = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
   const url = `http://${urlHost}:${addr.port}`;
   const publicUrl = (options.publicUrl ?? process.env.SWITCHBOARD_PUBLIC_URL ?? url).replace(/\/+$/, '');
@@ -484,6 +491,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         setTimeout(() => server.closeAllConnections(), 2000).unref();
       });
       await gateway.stop();
+      await gateway.destinations?.close();
       await usageLog?.close();
       await tracing.shutdown();
       await limiter?.close();

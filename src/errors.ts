@@ -93,6 +93,11 @@ export const ERROR_CODES = {
    * nesting too deep for the stack). Fails that request only; the connection stays up.
    */
   SWB_ERR_UPSTREAM_UNSERIALISABLE: { status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  /**
+   * A runtime server's URL (or token endpoint) is, or resolves to, an address the destination
+   * policy refuses (loopback, link-local, the gateway itself …; `runtimeServers.allowDestinations`).
+   */
+  SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 29, expose: true },
   // Traffic control (rate limits)
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
   SWB_ERR_RATE_LIMITED: { status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },
@@ -126,6 +131,8 @@ export const ERROR_CODES = {
   SWB_ERR_AUTH_DELEGATION_EXPIRY: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
   /** The creating token is already at the end of the longest allowed chain of minted tokens. */
   SWB_ERR_AUTH_DELEGATION_DEPTH: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  /** Only `admin.*` may create, change or delete a runtime stdio server (`command`, `args`, `cwd`, `env`): it runs as the gateway's user. */
+  SWB_ERR_AUTH_ADMIN_REQUIRED: { status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 39, expose: true },
   // Storage (the database behind tokens, runtime servers and settings)
   SWB_ERR_STORE_UNAVAILABLE: { status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
   SWB_ERR_STORE_CONFLICT: { status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },

@@ -36,6 +36,11 @@ export interface InterpolatedString {
   problems: string[];
   /** Whether the string contained at least one `${…}` reference (escapes do not count). */
   substituted: boolean;
+  /**
+   * Names of the variables the string read, in order of first use, without duplicates: every
+   * well-formed `${NAME}` and `${NAME:-…}`, plus the references of a default that was used.
+   */
+  names: string[];
 }
 
 /** Result of {@link interpolateTree}. */
@@ -46,6 +51,8 @@ export interface InterpolatedTree<T> {
   issues: InterpolationIssue[];
   /** Paths of the strings that contained a `${…}` reference (used to coerce `port: ${PORT}`). */
   substitutedPaths: PathSegment[][];
+  /** For each string that read variables: its path and the names it read ({@link InterpolatedString.names}). */
+  references: Array<{ path: PathSegment[]; names: string[] }>;
 }
 
 const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -59,6 +66,7 @@ const NAME_RE = /^[A-Za-z_][A-Za-z0-9_]*$/;
  */
 export function interpolateString(text: string, env: EnvSource = process.env): InterpolatedString {
   const problems: string[] = [];
+  const names: string[] = [];
   let substituted = false;
 
   // Returns the interpolated text of `s` from `start` up to (not including) an unmatched `}` when
@@ -111,6 +119,7 @@ export function interpolateString(text: string, env: EnvSource = process.env): I
       );
       return { out: '', end: close + 1 };
     }
+    if (!names.includes(name)) names.push(name);
     const value = env[name];
     if (sep < 0) {
       if (value === undefined) {
@@ -128,7 +137,7 @@ export function interpolateString(text: string, env: EnvSource = process.env): I
   };
 
   const { out } = scan(text, 0, false);
-  return { value: out, problems, substituted };
+  return { value: out, problems, substituted, names };
 }
 
 // Index of the `}` closing a reference whose body starts at `from`, honouring nested `${…}` in
@@ -160,12 +169,14 @@ function findClose(s: string, from: number): number {
 export function interpolateTree<T>(tree: T, env: EnvSource = process.env): InterpolatedTree<T> {
   const issues: InterpolationIssue[] = [];
   const substitutedPaths: PathSegment[][] = [];
+  const references: Array<{ path: PathSegment[]; names: string[] }> = [];
 
   const walk = (node: unknown, path: PathSegment[]): unknown => {
     if (typeof node === 'string') {
       const r = interpolateString(node, env);
       for (const message of r.problems) issues.push({ path, message });
       if (r.substituted) substitutedPaths.push(path);
+      if (r.names.length > 0) references.push({ path, names: r.names });
       return r.value;
     }
     if (Array.isArray(node)) return node.map((item, i) => walk(item, [...path, i]));
@@ -177,7 +188,7 @@ export function interpolateTree<T>(tree: T, env: EnvSource = process.env): Inter
     return node;
   };
 
-  return { value: walk(tree, []) as T, issues, substitutedPaths };
+  return { value: walk(tree, []) as T, issues, substitutedPaths, references };
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

@@ -21,6 +21,7 @@ import {
   ServerConfig,
   Size,
   SwitchboardConfigInput,
+  type InterpolatedVariables,
   type SwitchboardConfig,
   type VirtualServer,
 } from './schema.js';
@@ -283,7 +284,27 @@ export function parseConfigText(text: string, options: ParseConfigOptions = {}):
     issues.push({ file, path: '', kind: 'schema', message: result.error.message });
   }
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
-  return buildConfig(result.data, file === undefined ? undefined : resolve(file));
+  const config = buildConfig(result.data, file === undefined ? undefined : resolve(file));
+  config.interpolated = interpolatedVariables(interpolated.references);
+  return config;
+}
+
+/** Groups the variables interpolation read by server entry (`servers.X…`, `mcpServers.X…`) and elsewhere. */
+function interpolatedVariables(
+  references: ReadonlyArray<{ path: PathSegment[]; names: string[] }>,
+): InterpolatedVariables {
+  const servers: Record<string, string[]> = {};
+  const other = new Set<string>();
+  for (const { path, names } of references) {
+    const [section, server] = path;
+    if ((section === 'servers' || section === 'mcpServers') && typeof server === 'string') {
+      const list = (servers[server] ??= []);
+      for (const n of names) if (!list.includes(n)) list.push(n);
+    } else {
+      for (const n of names) other.add(n);
+    }
+  }
+  return { servers, other: [...other] };
 }
 
 // ---------------------------------------------------------------------------------------------

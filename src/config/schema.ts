@@ -8,6 +8,7 @@
  *
  * @module
  */
+import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i;
@@ -72,6 +73,23 @@ export const Size = z.union([z.number(), z.string()]).transform((v, ctx) => {
  */
 const StringLike = z.union([z.string(), z.number(), z.boolean()]).transform((v) => String(v));
 
+/** A host name as in a URL (RFC 1123 labels). */
+const HOSTNAME_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+
+/** True for a CIDR (`10.0.0.0/8`, `fd00::/8`), an IP address or a host name. */
+export function isDestination(v: string): boolean {
+  if (v.includes('/')) {
+    try {
+      ipaddr.parseCIDR(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  return ipaddr.isValid(v) || HOSTNAME_RE.test(v);
+}
+
 /** Names of servers and virtual servers: used in URLs and as namespace prefixes. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 const Name = z
@@ -123,13 +141,23 @@ const CommonServerFields = {
   queueTimeout: Duration.default(30_000),
 };
 
+/** A variable name or a glob of names (`*`, `?`, `[…]`) in `inheritEnv`. */
+const ENV_GLOB_RE = /^[A-Za-z0-9_*?[\]!-]+$/;
+
 /** A local MCP server run as a child process speaking newline-delimited JSON on stdio. */
 export const StdioServer = z
   .object({
     type: z.literal('stdio').optional(),
     command: z.string().min(1),
     args: z.array(StringLike).default([]),
+    /** The child's own variables, set over the inherited ones (`${VAR}` interpolation applies). */
     env: z.record(z.string(), StringLike).default({}),
+    /**
+     * Extra variables of the gateway's environment passed to the child, by name or glob
+     * (`AWS_*`; `*` for all), on top of the minimal allowlist (`upstream/child-env.ts`). Never
+     * `SWITCHBOARD_*`, nor a variable the configuration interpolates outside this entry. Default none.
+     */
+    inheritEnv: z.array(z.string().regex(ENV_GLOB_RE, 'expected a variable name or a glob such as AWS_*')).default([]),
     cwd: z.string().optional(),
     /** shared: one child multiplexed; session: a child per client session; user: a child per principal. */
     isolation: Isolation.default('shared'),
@@ -387,6 +415,20 @@ export const SwitchboardConfigInput = z
       })
       .strict()
       .default({ source: 'env', overwriteBase: false }),
+    /** Servers added through the admin API (`/api/v1/servers`), not this file. */
+    runtimeServers: z
+      .object({
+        /**
+         * Destinations a runtime URL server may reach although the default policy refuses them
+         * (loopback, link-local, unspecified, multicast, the gateway's own addresses): CIDRs
+         * (`10.0.0.0/8`), IP addresses or host names (exact, case-insensitive). Default none.
+         */
+        allowDestinations: z
+          .array(z.string().refine(isDestination, 'expected a CIDR, an IP address or a host name'))
+          .default([]),
+      })
+      .strict()
+      .default({ allowDestinations: [] }),
     listen: z
       .object({
         host: z.string().default('127.0.0.1'),
@@ -488,11 +530,25 @@ export const SwitchboardConfigInput = z
 export type SwitchboardConfigInput = z.input<typeof SwitchboardConfigInput>;
 type Parsed = z.output<typeof SwitchboardConfigInput>;
 
+/**
+ * The environment variables `${VAR}` interpolation read while loading a file: per server (the
+ * entry's name in `servers`/`mcpServers`) and everywhere else. A stdio child never inherits a
+ * variable read outside its own entry (`upstream/child-env.ts`).
+ */
+export interface InterpolatedVariables {
+  /** Server name → the variables read inside that server's entry. */
+  servers: Record<string, readonly string[]>;
+  /** Variables read outside every server entry (auth, listen, …). */
+  other: readonly string[];
+}
+
 /** The validated configuration used at runtime (`servers` merged with `mcpServers`, disabled ones removed). */
 export interface SwitchboardConfig extends Omit<Parsed, 'servers' | 'mcpServers'> {
   servers: Record<string, ServerConfig>;
   /** Absolute path of the file this came from, if any (used in error messages and for `dataDir`). */
   source?: string;
+  /** Variables interpolated while loading, when loaded from text; absent for configs built in code. */
+  interpolated?: InterpolatedVariables;
 }
 
 /** True for a stdio server entry. */

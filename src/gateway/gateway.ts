@@ -13,6 +13,7 @@ import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import type { Audience, OutboundOptions, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
+import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { compileFilter, composeFilters } from './filters.js';
@@ -88,6 +89,7 @@ export class Gateway implements SessionHost {
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
   #outbound: OutboundOptions | undefined;
+  #destinations: DestinationPolicy | undefined;
   /** Bumped when outbound settings change: remote upstreams built before are restarted on apply. */
   #outboundVersion = 0;
   #upstreamOutbound = new WeakMap<Upstream, number>();
@@ -156,6 +158,19 @@ export class Gateway implements SessionHost {
     ) {
       this.#outboundVersion++;
     }
+  }
+
+  /**
+   * Sets the destination policy of runtime URL servers (call before `start`); servers of the
+   * configuration file are not subject to it.
+   */
+  setDestinationPolicy(policy: DestinationPolicy): void {
+    this.#destinations = policy;
+  }
+
+  /** The destination policy of runtime URL servers, if set. */
+  get destinations(): DestinationPolicy | undefined {
+    return this.#destinations;
   }
 
   /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
@@ -370,6 +385,11 @@ export class Gateway implements SessionHost {
     return this.#tunnels.has(name);
   }
 
+  /** True when `name` is a server added through the admin API (and not shadowed by the file). */
+  #isRuntimeServer(name: string): boolean {
+    return Object.hasOwn(this.#runtimeServers, name) && !this.isFileServer(name);
+  }
+
   /** True when `name` is declared in the configuration file (read-only through the admin API). */
   isFileServer(name: string): boolean {
     return Object.hasOwn(this.#fileConfig.servers, name);
@@ -489,9 +509,24 @@ export class Gateway implements SessionHost {
         ? { observe: (_method: string, ms: number, error: boolean) => this.#observe?.call(name, ms, error) }
         : {}),
       ...(this.#outbound ? { outbound: this.#outbound } : {}),
+      forbiddenEnv: this.#forbiddenEnv(name),
+      ...(this.#destinations && this.#isRuntimeServer(name) ? { destinations: this.#destinations } : {}),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
+  }
+
+  /**
+   * The variables server `name`'s child may not inherit: those the configuration file
+   * interpolated outside that server's own entry (all of them for a runtime server).
+   */
+  #forbiddenEnv(name: string): string[] {
+    const read = this.#fileConfig.interpolated;
+    if (read === undefined) return [];
+    const out = new Set(read.other);
+    const own = this.isFileServer(name) ? name : undefined;
+    for (const [server, names] of Object.entries(read.servers)) if (server !== own) for (const n of names) out.add(n);
+    return [...out];
   }
 
   async #startUpstream(u: Upstream): Promise<void> {

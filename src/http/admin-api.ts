@@ -6,8 +6,14 @@
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
  *   from it.
- * - servers: reading needs `servers.use`; writing needs `servers.manage`. Servers declared in the
- *   configuration file are read-only here (409).
+ * - servers: reading needs `servers.use`; writing needs `servers.manage`. A stdio server (an
+ *   entry with `command`, `args`, `cwd`, `env` or `inheritEnv`) runs a program as the gateway's
+ *   user, so creating, changing or deleting one also needs `admin.*`
+ *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`), as does a URL server that sends callers' credentials to its
+ *   URL (`auth.type: forward`, `Authorization`/`Cookie` in `passthroughHeaders`); `servers.manage`
+ *   alone covers other URL servers and tunnels. Servers
+ *   declared in the configuration file are read-only here (409). A URL server's destination must
+ *   pass the destination policy (`policy/destinations.ts`; 403 `SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION`).
  *
  * Errors are JSON `{ "error": { "code": "SWB_ERR_…", "message": "…" } }` with the code's status.
  *
@@ -18,7 +24,7 @@ import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
-import { NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
+import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
@@ -78,6 +84,52 @@ function stringList(v: unknown, field: string): string[] | undefined {
       .filter(Boolean);
   if (Array.isArray(v) && v.every((x) => typeof x === 'string')) return v;
   throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `${field} must be a list of strings`);
+}
+
+/** Fields that make a server entry a stdio server (a program run by the gateway). */
+const STDIO_FIELDS = ['command', 'args', 'cwd', 'env', 'inheritEnv'] as const;
+
+/** Client credentials a `passthroughHeaders` entry would send to the upstream. */
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'x-upstream-authorization', 'cookie']);
+
+/**
+ * Why a raw server entry (valid or not) needs `admin.*`, or undefined: it is a stdio server (a
+ * program run as the gateway's user), or it sends callers' credentials to its URL
+ * (`auth.type: forward`, or a credential header in `passthroughHeaders`) — every user of the
+ * server would hand their token to whoever chose the URL.
+ */
+function adminOnlyReason(entry: unknown): string | undefined {
+  if (typeof entry !== 'object' || entry === null) return undefined;
+  const e = entry as Record<string, unknown>;
+  if (e.type === 'stdio' || STDIO_FIELDS.some((f) => Object.hasOwn(e, f))) return 'a stdio server';
+  const auth = e.auth as { type?: unknown } | undefined;
+  if (typeof auth === 'object' && auth !== null && auth.type === 'forward') return 'a server with auth.type forward';
+  if (
+    Array.isArray(e.passthroughHeaders) &&
+    e.passthroughHeaders.some((h) => typeof h === 'string' && CREDENTIAL_HEADERS.has(h.toLowerCase()))
+  ) {
+    return 'a server that passes client credentials through';
+  }
+  return undefined;
+}
+
+/**
+ * Requires `admin.*` for a write that creates, changes or deletes a server entry that only an
+ * admin may hold ({@link adminOnlyReason}): the new entry and the stored one are both checked.
+ *
+ * @throws GatewayError `SWB_ERR_AUTH_ADMIN_REQUIRED` (403)
+ */
+function requireAdminFor(principal: Principal, ...entries: unknown[]): void {
+  if (isAdmin(principal)) return;
+  for (const entry of entries) {
+    const reason = adminOnlyReason(entry);
+    if (reason === undefined) continue;
+    throw new GatewayError(
+      'SWB_ERR_AUTH_ADMIN_REQUIRED',
+      `only an admin (admin.*) may create, change or delete ${reason}; servers.manage covers URL servers`,
+      { data: { permission: 'admin.*' } },
+    );
+  }
 }
 
 /** The public view of a token record (never the hash). */
@@ -203,6 +255,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'name must be 1-64 characters from [A-Za-z0-9_.-]');
       if (gateway.config.servers[n]) throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `server "${n}" already exists`);
       const { name: _n, ...entry } = body;
+      requireAdminFor(principal, entry, (await servers.get(n))?.config);
       return putServer(res, n, entry, principal, 201);
     }
     if (name === undefined) throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or POST');
@@ -213,9 +266,12 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       );
     if (req.method === 'PUT') {
       const { name: _n, ...entry } = await jsonBody(req);
-      return putServer(res, name, entry, principal, (await servers.get(name)) ? 200 : 201);
+      const existing = await servers.get(name);
+      requireAdminFor(principal, entry, existing?.config);
+      return putServer(res, name, entry, principal, existing ? 200 : 201);
     }
     if (req.method === 'DELETE') {
+      requireAdminFor(principal, (await servers.get(name))?.config);
       if (!(await servers.delete(name))) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
       await applyRuntime();
       return send(res, 200, { name, deleted: true });
@@ -246,6 +302,12 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         `invalid server entry: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
         { data: { issues } },
       );
+    }
+    const cfg = parsed.data;
+    const destinations = gateway.destinations;
+    if (destinations !== undefined && !isStdioServer(cfg)) {
+      await destinations.check(cfg.url);
+      if (cfg.auth?.type === 'oauth2-client-credentials') await destinations.check(cfg.auth.tokenUrl);
     }
     const now = clock();
     const existing = await servers.get(name);

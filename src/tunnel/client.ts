@@ -30,6 +30,7 @@ import {
 } from '../protocol/jsonrpc.js';
 import { createBackoff, type Backoff } from '../upstream/backoff.js';
 import { UPSTREAM_PROTOCOL_VERSION } from '../upstream/connection.js';
+import { childEnvironment } from '../upstream/child-env.js';
 import { createStdioTransport, type StdioTransport } from '../upstream/stdio-transport.js';
 import {
   DEFAULT_TUNNEL_MAX_BUFFERED_BYTES,
@@ -56,6 +57,7 @@ export interface TunnelClientOptions {
   /** The local stdio MCP server. */
   command: string;
   args?: readonly string[];
+  /** Variables set for the local server, over this process's environment (less `SWITCHBOARD_*`). */
   env?: Readonly<Record<string, string>>;
   cwd?: string;
   /** Consecutive failed connection attempts before giving up. Default unlimited. */
@@ -192,7 +194,8 @@ class Client implements TunnelClient {
     this.#child = createStdioTransport({
       command: options.command,
       args: options.args,
-      env: options.env,
+      // The local server sees this shell's environment, less SWITCHBOARD_* (the tunnel token).
+      env: childEnvironment({ ...(options.env ? { env: options.env } : {}), inherit: ['*'] }),
       cwd: options.cwd,
       logger: options.logger,
     });

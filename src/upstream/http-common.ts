@@ -11,9 +11,9 @@ import type { Logger } from '../observability/logger.js';
 import type { JsonRpcErrorResponse, JsonRpcId } from '../protocol/jsonrpc.js';
 import type { TransportCloseInfo } from './transport.js';
 
-/** Longest body excerpt quoted in an error message, bytes. */
+/** Longest body excerpt read from an error answer (for logs and session-loss detection), bytes. */
 const EXCERPT_BYTES = 512;
-/** Longest excerpt of an invalid message quoted in a protocol error, characters. */
+/** Longest excerpt of an upstream's data quoted in a log line, characters. */
 const PROTOCOL_EXCERPT_CHARS = 200;
 
 /** Headers the transport sets itself; a static header of the same name is dropped. */
@@ -59,6 +59,8 @@ export function networkFailure(target: string, err: unknown): GatewayError {
   let e = err as (Error & { code?: string }) | undefined;
   // Happy-eyeballs connects report an AggregateError whose own message is empty.
   if (e instanceof AggregateError && e.errors.length > 0) e = e.errors[0] as Error & { code?: string };
+  // A refusal of the connection's own lookup (the destination policy) keeps its code.
+  if (e instanceof GatewayError) return e;
   const code = e?.code;
   const detail = [code, e?.message].filter((s) => s !== undefined && s !== '').join(' ') || String(err);
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT') {
@@ -118,13 +120,36 @@ export function closedTransportError(description: string): GatewayError {
 }
 
 /**
- * Logs (warn) and returns the `SWB_ERR_UPSTREAM_PROTOCOL` error for data an upstream sent that is
- * not a valid message, quoting its first 200 characters.
+ * Logs (warn, with its first 200 characters) and returns the `SWB_ERR_UPSTREAM_PROTOCOL` error for
+ * data an upstream sent that is not a valid message. The error's message names the reason only:
+ * what an upstream sends is never quoted to the gateway's clients (an upstream reached on a
+ * client's behalf could be any HTTP service).
  */
 export function protocolError(logger: Logger, description: string, reason: string, data: string): GatewayError {
-  const excerpt = data.length > PROTOCOL_EXCERPT_CHARS ? `${data.slice(0, PROTOCOL_EXCERPT_CHARS)}…` : data;
-  logger.warn({ excerpt }, reason);
-  return new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${description}: ${reason}: ${excerpt}`);
+  logger.warn({ excerpt: excerptOf(data) }, reason);
+  return new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${description}: ${reason}`);
+}
+
+/** The first 200 characters of `text` (`…` appended when cut): what logs quote of an upstream's data. */
+export function excerptOf(text: string): string {
+  return text.length > PROTOCOL_EXCERPT_CHARS ? `${text.slice(0, PROTOCOL_EXCERPT_CHARS)}…` : text;
+}
+
+/**
+ * The `SWB_ERR_UPSTREAM_HTTP` error for a non-2xx answer: the message and `data` carry the HTTP
+ * status only. The body excerpt is logged (warn) and never reaches a client.
+ */
+export function httpStatusError(
+  logger: Logger,
+  description: string,
+  what: string,
+  status: number,
+  excerpt: string,
+): GatewayError {
+  logger.warn({ status, excerpt: excerptOf(excerpt) }, `upstream ${what} answered HTTP ${status}`);
+  return new GatewayError('SWB_ERR_UPSTREAM_HTTP', `${description}: ${what} answered HTTP ${status}`, {
+    data: { status },
+  });
 }
 
 /** Calls a transport's `onclose` handler; a handler that throws is logged, never propagated. */

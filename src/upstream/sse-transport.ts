@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -14,6 +15,7 @@ import { isRequest, validateMessage, type JsonRpcMessage } from '../protocol/jso
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import {
   closedTransportError,
+  httpStatusError,
   mediaTypeOf,
   networkFailure,
   notifyClose,
@@ -50,6 +52,11 @@ export interface SseTransportOptions {
   requestTimeoutMs?: number;
   /** Largest SSE event accepted, in characters. Default 32 Mi. */
   maxMessageBytes?: number;
+  /**
+   * DNS lookup for the sockets of the owned pool (`net.connect`'s `lookup`), e.g. the destination
+   * policy's, which refuses addresses at connect time. Ignored with `dispatcher`. Default `dns.lookup`.
+   */
+  lookup?: LookupFunction;
 }
 
 /** A legacy HTTP+SSE {@link MessageTransport}. */
@@ -77,6 +84,7 @@ class SseTransportImpl implements SseTransport {
   readonly #requestTimeoutMs: number;
   readonly #maxMessageBytes: number;
   readonly #givenDispatcher: Dispatcher | undefined;
+  readonly #lookup: LookupFunction | undefined;
   #dispatcher: Dispatcher | undefined;
   #ownsDispatcher = false;
   #endpoint: URL | undefined;
@@ -104,6 +112,7 @@ class SseTransportImpl implements SseTransport {
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#givenDispatcher = options.dispatcher;
+    this.#lookup = options.lookup;
     this.description = `sse ${safeUrl(url)}`;
   }
 
@@ -118,7 +127,10 @@ class SseTransportImpl implements SseTransport {
     if (this.#givenDispatcher !== undefined) {
       this.#dispatcher = this.#givenDispatcher;
     } else {
-      this.#dispatcher = new Pool(this.#url.origin, { keepAliveTimeout: 10_000 });
+      this.#dispatcher = new Pool(this.#url.origin, {
+        keepAliveTimeout: 10_000,
+        ...(this.#lookup === undefined ? {} : { connect: { lookup: this.#lookup } }),
+      });
       this.#ownsDispatcher = true;
     }
     let timer: NodeJS.Timeout | undefined;
@@ -168,11 +180,7 @@ class SseTransportImpl implements SseTransport {
     }
     if (res.statusCode < 200 || res.statusCode >= 300) {
       const excerpt = await readBodyExcerpt(res.body);
-      throw new GatewayError(
-        'SWB_ERR_UPSTREAM_HTTP',
-        `${this.description}: HTTP ${res.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
-        { data: { status: res.statusCode } },
-      );
+      throw httpStatusError(this.#logger, this.description, 'GET', res.statusCode, excerpt);
     }
     const type = mediaTypeOf(res.headers['content-type']);
     if (type !== 'text/event-stream') {
@@ -208,11 +216,7 @@ class SseTransportImpl implements SseTransport {
         return;
       }
       const excerpt = await readBodyExcerpt(res.body);
-      failure = new GatewayError(
-        'SWB_ERR_UPSTREAM_HTTP',
-        `${this.description}: POST answered HTTP ${res.statusCode}${excerpt === '' ? '' : `: ${excerpt}`}`,
-        { data: { status: res.statusCode } },
-      );
+      failure = httpStatusError(this.#logger, this.description, 'POST', res.statusCode, excerpt);
     } catch (err) {
       if (this.#closed) throw this.#closedError();
       failure = networkFailure(this.description, err);

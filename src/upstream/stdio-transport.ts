@@ -10,6 +10,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { GatewayError } from '../errors.js';
+import { childEnvironment } from './child-env.js';
 import type { Logger } from '../observability/logger.js';
 import { validateMessage, type JsonRpcMessage } from '../protocol/jsonrpc.js';
 import {
@@ -26,7 +27,10 @@ export interface StdioTransportOptions {
   command: string;
   /** Arguments. Default none. */
   args?: readonly string[];
-  /** Variables merged over `process.env` for the child. Default none (the child inherits ours). */
+  /**
+   * The child's complete environment: nothing else is inherited. Default
+   * {@link childEnvironment}`()`, the gateway's variables of the minimal allowlist only.
+   */
   env?: Readonly<Record<string, string>>;
   /** Working directory of the child. Default the gateway's. */
   cwd?: string;
@@ -202,7 +206,7 @@ class StdioTransportImpl implements StdioTransport {
 
   readonly #command: string;
   readonly #args: readonly string[];
-  readonly #env: Readonly<Record<string, string>> | undefined;
+  readonly #env: Readonly<Record<string, string>>;
   readonly #cwd: string | undefined;
   readonly #logger: Logger;
   readonly #killGraceMs: number;
@@ -242,7 +246,7 @@ class StdioTransportImpl implements StdioTransport {
   constructor(options: StdioTransportOptions) {
     this.#command = options.command;
     this.#args = options.args ?? [];
-    this.#env = options.env;
+    this.#env = options.env ?? childEnvironment();
     this.#cwd = options.cwd;
     this.#logger = options.logger;
     this.#killGraceMs = options.killGraceMs ?? DEFAULT_KILL_GRACE_MS;
@@ -285,7 +289,7 @@ class StdioTransportImpl implements StdioTransport {
       try {
         child = spawn(this.#command, this.#args, {
           cwd: this.#cwd,
-          env: this.#env === undefined ? process.env : { ...process.env, ...this.#env },
+          env: this.#env,
           stdio: ['pipe', 'pipe', 'pipe'],
           // Leader of its own process group: close() signals the group, so grandchildren go too.
           detached: true,
@@ -437,7 +441,8 @@ class StdioTransportImpl implements StdioTransport {
   #protocolError(reason: string, line: string): void {
     const excerpt = line.length > 200 ? `${line.slice(0, 200)}…` : line;
     this.#logger.warn({ pid: this.#pid, excerpt }, reason);
-    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', `${reason}: ${excerpt}`));
+    // The excerpt is logged only: what a child prints is not for the gateway's clients.
+    this.onerror?.(new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', reason));
   }
 
   #wireStderr(child: ChildProcess): void {

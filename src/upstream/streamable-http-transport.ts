@@ -11,6 +11,7 @@
  * @module
  */
 import { Readable } from 'node:stream';
+import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -25,6 +26,8 @@ import {
 import { createBackoff, type Backoff } from './backoff.js';
 import {
   closedTransportError,
+  excerptOf,
+  httpStatusError,
   mediaTypeOf,
   networkFailure,
   notifyClose,
@@ -96,6 +99,11 @@ export interface StreamableHttpTransportOptions {
   sessionExpiredOn400?: boolean;
   /** Connection cap of the default pool (each open SSE stream holds one). Default 64. */
   maxConnections?: number;
+  /**
+   * DNS lookup for the sockets of the owned pool (`net.connect`'s `lookup`), e.g. the destination
+   * policy's, which refuses addresses at connect time. Ignored with `dispatcher`. Default `dns.lookup`.
+   */
+  lookup?: LookupFunction;
 }
 
 /** A Streamable HTTP {@link MessageTransport} exposing its session state. */
@@ -116,23 +124,11 @@ const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 const DEFAULT_MAX_CONNECTIONS = 64;
 /** How long close() waits for the DELETE that ends the session. */
 const DELETE_TIMEOUT_MS = 5000;
-/** Bytes of an error body kept for messages and logs. */
 const NO_INFO: IncomingMessageInfo = Object.freeze({});
 /** 4xx statuses after which reopening the standalone stream may succeed later. */
 const TRANSIENT_4XX = new Set([408, 409, 425, 429]);
 /** Visible ASCII only (MCP: the session id MUST consist of 0x21–0x7E). */
 const SESSION_ID_RE = /^[\x21-\x7e]+$/;
-
-/** The JSON-RPC error object of a body excerpt, when the excerpt is a complete error response. */
-function upstreamErrorOf(excerpt: string): unknown {
-  if (!excerpt.startsWith('{')) return undefined;
-  try {
-    const parsed = JSON.parse(excerpt) as { error?: unknown };
-    return typeof parsed.error === 'object' && parsed.error !== null ? parsed.error : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 function firstHeader(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
@@ -336,6 +332,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   readonly #sessionExpiredOn400: boolean;
   readonly #maxConnections: number;
   readonly #givenDispatcher: Dispatcher | undefined;
+  readonly #lookup: LookupFunction | undefined;
   #dispatcher: Dispatcher | undefined;
   #ownsDispatcher = false;
 
@@ -374,6 +371,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     this.#sessionExpiredOn400 = options.sessionExpiredOn400 ?? true;
     this.#maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
     this.#givenDispatcher = options.dispatcher;
+    this.#lookup = options.lookup;
     this.description = `http ${safeUrl(url)}`;
   }
 
@@ -396,7 +394,11 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (this.#givenDispatcher !== undefined) {
       this.#dispatcher = this.#givenDispatcher;
     } else {
-      this.#dispatcher = new Pool(this.#origin, { connections: this.#maxConnections, keepAliveTimeout: 10_000 });
+      this.#dispatcher = new Pool(this.#origin, {
+        connections: this.#maxConnections,
+        keepAliveTimeout: 10_000,
+        ...(this.#lookup === undefined ? {} : { connect: { lookup: this.#lookup } }),
+      });
       this.#ownsDispatcher = true;
     }
   }
@@ -584,12 +586,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       return;
     }
     const excerpt = await readBodyExcerpt(res.body);
-    this.#fail(
-      pending,
-      'SWB_ERR_UPSTREAM_PROTOCOL',
-      `${this.description}: HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request${excerpt === '' ? '' : `: ${excerpt}`}`,
-      { status },
-    );
+    const reason = `HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request`;
+    this.#logger.warn({ reqId: pending.reqId, status, excerpt: excerptOf(excerpt) }, reason);
+    this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: ${reason}`, { status });
   }
 
   #takeSessionId(header: string | string[] | undefined): void {
@@ -609,32 +608,25 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     sentSession: string | undefined,
   ): Promise<HttpFailure> {
     const status = res.statusCode;
+    // The body is read for the log and to recognise a lost session; the error carries the status
+    // only (message and data), so nothing an upstream answers is shown to a client.
     const excerpt = await readBodyExcerpt(res.body);
-    const upstreamError = upstreamErrorOf(excerpt);
-    const shown = excerpt.length > 200 ? `${excerpt.slice(0, 200)}…` : excerpt;
-    const data: Record<string, unknown> = { status };
-    if (upstreamError !== undefined) data.upstreamError = upstreamError;
+    const data = { status };
     const sessionExpired =
       sentSession !== undefined &&
       (status === 404 || (status === 400 && this.#sessionExpiredOn400 && /session/i.test(excerpt)));
     if (sessionExpired) {
+      this.#logger.debug({ status, excerpt: excerptOf(excerpt) }, 'upstream no longer knows the session');
       return {
         sessionExpired,
         error: new GatewayError(
           'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
-          `${this.description}: upstream no longer knows session (HTTP ${status})${shown === '' ? '' : `: ${shown}`}`,
+          `${this.description}: upstream no longer knows session (HTTP ${status})`,
           { data },
         ),
       };
     }
-    return {
-      sessionExpired,
-      error: new GatewayError(
-        'SWB_ERR_UPSTREAM_HTTP',
-        `${this.description}: HTTP ${status}${shown === '' ? '' : `: ${shown}`}`,
-        { data },
-      ),
-    };
+    return { sessionExpired, error: httpStatusError(this.#logger, this.description, 'request', status, excerpt) };
   }
 
   // -- incoming ----------------------------------------------------------------------------------

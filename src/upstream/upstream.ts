@@ -21,6 +21,7 @@ import { createBackoff } from './backoff.js';
 import type { Caller } from './connection.js';
 import { UpstreamConnection } from './connection.js';
 import { createSseTransport } from './sse-transport.js';
+import { childEnvironment } from './child-env.js';
 import { createStdioTransport } from './stdio-transport.js';
 import { createStreamableHttpTransport } from './streamable-http-transport.js';
 import type { MessageTransport, TransportCloseInfo } from './transport.js';
@@ -29,6 +30,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { IdentityPropagator } from '../auth/identity.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { Span } from '@opentelemetry/api';
+import type { DestinationPolicy } from '../policy/destinations.js';
 import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
 import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
 import { createConcurrencyLimiter, type ConcurrencyLimiter, type Release } from '../policy/concurrency.js';
@@ -103,6 +105,16 @@ export interface UpstreamOptions {
   tracing?: Tracing;
   /** Called when a client call finishes: MCP method, duration in ms, whether it was an error (metrics). */
   observe?: (method: string, durationMs: number, error: boolean) => void;
+  /**
+   * Variables a stdio child must not inherit through `inheritEnv` (those the configuration
+   * interpolates outside this server's entry); see `child-env.ts`. Default none.
+   */
+  forbiddenEnv?: readonly string[];
+  /**
+   * The destination policy, for a runtime URL server only: its URL (and token endpoint) is
+   * checked before each connection attempt and by the sockets' DNS lookup. Default none.
+   */
+  destinations?: DestinationPolicy;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;
@@ -220,7 +232,12 @@ export class Upstream {
       });
     }
     if (!isStdioServer(cfg)) {
-      this.#credentials = createUpstreamCredentials(cfg.auth, { serverName: this.name, logger: this.#logger });
+      this.#credentials = createUpstreamCredentials(cfg.auth, {
+        serverName: this.name,
+        logger: this.#logger,
+        // A runtime server's token endpoint is held to the destination policy at connect time too.
+        ...(options.destinations ? { dispatcher: options.destinations.dispatcher() } : {}),
+      });
       const out = options.outbound;
       this.#passthrough = createPassthroughPolicy({
         globalAllowlist: out?.globalAllowlist ?? [],
@@ -618,6 +635,16 @@ export class Upstream {
     const wait = slot.notBefore - this.#now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     const logger = this.#logger.child({ slot: slot.key });
+    const destinations = this.#options.destinations;
+    if (destinations !== undefined && !isStdioServer(this.config)) {
+      try {
+        await destinations.check(this.config.url);
+        if (this.config.auth?.type === 'oauth2-client-credentials') await destinations.check(this.config.auth.tokenUrl);
+      } catch (err) {
+        slot.notBefore = this.#now() + slot.backoff.next();
+        throw err;
+      }
+    }
     if (this.#credentials) {
       // The connection is made for the slot's principal; initialize and the GET stream carry its credential.
       slot.authHeaders = await this.#credentials.headersFor(slot.principal);
@@ -659,7 +686,7 @@ export class Upstream {
       return createStdioTransport({
         command: s.command,
         args: s.args,
-        env: s.env,
+        env: childEnvironment({ env: s.env, inherit: s.inheritEnv, forbidden: this.#options.forbiddenEnv ?? [] }),
         ...(s.cwd === undefined ? {} : { cwd: s.cwd }),
         stderrLines: s.stderrLines,
         logger,
@@ -667,9 +694,10 @@ export class Upstream {
     }
     const r: RemoteServer = cfg;
     const dynamicHeaders = () => slot.authHeaders;
-    if (remoteTransport(r) === 'sse')
-      return createSseTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
-    return createStreamableHttpTransport({ url: r.url, headers: r.headers, dynamicHeaders, logger });
+    const lookup = this.#options.destinations?.lookup;
+    const common = { url: r.url, headers: r.headers, dynamicHeaders, logger, ...(lookup ? { lookup } : {}) };
+    if (remoteTransport(r) === 'sse') return createSseTransport(common);
+    return createStreamableHttpTransport(common);
   }
 
   async #loadCatalog(conn: UpstreamConnection, only: ReadonlyArray<keyof Catalog> | undefined): Promise<void> {

@@ -36,6 +36,17 @@ export async function startTestGateway(
   input: Record<string, unknown>,
   options: Partial<Omit<StartGatewayOptions, 'config' | 'logger'>> = {},
 ): Promise<RunningGateway> {
+  return startTestGatewayWith(buildConfig(input), options);
+}
+
+/**
+ * Like {@link startTestGateway} for a configuration already built, e.g. by `parseConfigText`
+ * (which also records the variables `${VAR}` interpolation read).
+ */
+export async function startTestGatewayWith(
+  config: SwitchboardConfig,
+  options: Partial<Omit<StartGatewayOptions, 'config' | 'logger'>> = {},
+): Promise<RunningGateway> {
   const logger = process.env.SWITCHBOARD_TEST_LOG ? createLogger({ level: 'debug' }) : silentLogger();
   const own: Database | undefined = options.database
     ? undefined
@@ -43,7 +54,7 @@ export async function startTestGateway(
   let running: RunningGateway;
   try {
     running = await startGateway({
-      config: buildConfig(input),
+      config,
       logger,
       sweepIntervalMs: 0,
       ...(own ? { database: own } : {}),

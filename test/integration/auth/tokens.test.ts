@@ -268,6 +268,51 @@ describe.each(dialects)('with the %s store', (dialect) => {
       expect((await api('/servers', user, { method: 'POST', body: '{}' })).status).toBe(403);
     });
 
+    it('refuses a servers.manage token a stdio runtime server (403 SWB_ERR_AUTH_ADMIN_REQUIRED); an admin may', async () => {
+      const manager = await token({ permissions: ['servers.use', 'servers.manage'], subject: 'mallory' });
+      const code = async (res: Response) => ((await res.json()) as { error: { code: string } }).error.code;
+      const shell = { name: 'sh', command: '/bin/sh', args: ['-c', 'exit 0'] };
+      const refused = await api('/servers', manager, { method: 'POST', body: JSON.stringify(shell) });
+      expect(refused.status).toBe(403);
+      expect(await code(refused)).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+      await expect(gw.database.servers.get('sh')).resolves.toBeUndefined();
+      for (const entry of [{ command: 'node' }, { url: 'https://mcp.example.com/mcp', cwd: '/' }, { env: {} }]) {
+        const res = await api('/servers/sh', manager, { method: 'PUT', body: JSON.stringify(entry) });
+        expect(res.status, JSON.stringify(entry)).toBe(403);
+        expect(await code(res)).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+      }
+
+      const created = await api('/servers', admin, { method: 'POST', body: JSON.stringify({ name: 'd', ...odd }) });
+      expect(created.status).toBe(201);
+      // An admin's stdio server can be neither replaced nor deleted by servers.manage alone.
+      const replaced = await api('/servers/d', manager, {
+        method: 'PUT',
+        body: JSON.stringify({ url: 'https://mcp.example.com/mcp' }),
+      });
+      expect(replaced.status).toBe(403);
+      expect(await code(replaced)).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+      const deleted = await api('/servers/d', manager, { method: 'DELETE' });
+      expect(deleted.status).toBe(403);
+      expect(await code(deleted)).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+      expect((await gw.database.servers.get('d'))?.config).toEqual(odd);
+      expect((await api('/servers/d', admin, { method: 'DELETE' })).status).toBe(200);
+    });
+
+    it('refuses a servers.manage token a URL server that would forward callers’ credentials (403 SWB_ERR_AUTH_ADMIN_REQUIRED)', async () => {
+      const manager = await token({ permissions: ['servers.use', 'servers.manage'], subject: 'mallory' });
+      const url = 'https://collector.example.com/mcp';
+      for (const entry of [
+        { name: 'fwd', url, auth: { type: 'forward' } },
+        { name: 'pass', url, passthroughHeaders: ['Authorization'] },
+        { name: 'cookie', url, passthroughHeaders: ['cookie'] },
+      ]) {
+        const res = await api('/servers', manager, { method: 'POST', body: JSON.stringify(entry) });
+        expect(res.status, entry.name).toBe(403);
+        expect(((await res.json()) as { error: { code: string } }).error.code).toBe('SWB_ERR_AUTH_ADMIN_REQUIRED');
+        await expect(gw.database.servers.get(entry.name)).resolves.toBeUndefined();
+      }
+    });
+
     it('adds, replaces and deletes runtime servers; file servers are read-only', async () => {
       const created = await api('/servers', admin, { method: 'POST', body: JSON.stringify({ name: 'c', ...odd }) });
       expect(created.status).toBe(201);

@@ -8,6 +8,7 @@ import { startTunnelClient } from '../../../src/tunnel/client.js';
 import { startWsServer } from './ws-helpers.js';
 
 const ODD_SERVER = fileURLToPath(new URL('../../fixtures/odd-server.mjs', import.meta.url));
+const ECHO_SERVER = fileURLToPath(new URL('../../fixtures/stdio-echo-crash.mjs', import.meta.url));
 const TOKEN = 'swb_test_token';
 
 /** A tiny gateway stand-in: checks the bearer, acks `register`, records every frame. */
@@ -156,6 +157,35 @@ describe('switchboard tunnel (runTunnel)', () => {
     });
     const fail = await call(gw, ws, { jsonrpc: '2.0', id: 4, method: 'tools/call', params: { name: 'fail' } });
     expect(fail.error).toEqual({ code: -32042, message: 'odd failure', data: { odd: true, list: [1] } });
+  });
+
+  it('runs the local server with this environment less SWITCHBOARD_* (the tunnel token stays out)', async () => {
+    const saved = { token: process.env.SWITCHBOARD_TOKEN, other: process.env.SWB_TEST_TUNNEL_VAR };
+    process.env.SWITCHBOARD_TOKEN = TOKEN;
+    process.env.SWB_TEST_TUNNEL_VAR = 'kept';
+    try {
+      const gw = await fakeGateway();
+      tunnel(gw, { command: [process.execPath, ECHO_SERVER] });
+      await gw.waitFor('register');
+      const ws = gw.sockets[0]!;
+      const token = await call(gw, ws, { jsonrpc: '2.0', id: 1, method: 'env', params: { name: 'SWITCHBOARD_TOKEN' } });
+      const other = await call(gw, ws, {
+        jsonrpc: '2.0',
+        id: 2,
+        method: 'env',
+        params: { name: 'SWB_TEST_TUNNEL_VAR' },
+      });
+      expect(token.result).toMatchObject({ value: null });
+      expect(other.result).toMatchObject({ value: 'kept' });
+    } finally {
+      for (const [name, value] of [
+        ['SWITCHBOARD_TOKEN', saved.token],
+        ['SWB_TEST_TUNNEL_VAR', saved.other],
+      ] as const) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+    }
   });
 
   it('reconnects with backoff after the gateway restarts and registers again', async () => {

@@ -11,6 +11,7 @@ import {
 import {
   attachInbox,
   initializeRequest,
+  memoryLogger,
   PROTOCOL_VERSION,
   startEverythingHttp,
   type EverythingHttp,
@@ -103,15 +104,17 @@ describe('legacy HTTP+SSE transport', () => {
     await expect(t.send(request(1, 'ping'))).rejects.toMatchObject({ code: 'SWB_ERR_UPSTREAM_CLOSED' });
   });
 
-  it('rejects start() with SWB_ERR_UPSTREAM_HTTP and the status when the GET fails', async () => {
+  it('rejects start() with SWB_ERR_UPSTREAM_HTTP and the status when the GET fails; the body is logged only', async () => {
     const raw = await startRawServer((_req, res) => {
       res.writeHead(401, { 'content-type': 'text/plain' }).end('missing token');
     });
     cleanups.push(raw.close);
-    const t = transport({ url: `${raw.base}/sse` });
+    const { logger, records } = memoryLogger();
+    const t = transport({ url: `${raw.base}/sse`, logger });
     const err: unknown = await t.start().catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'SWB_ERR_UPSTREAM_HTTP', data: { status: 401 } });
-    expect((err as Error).message).toContain('missing token');
+    expect((err as Error).message).not.toContain('missing token');
+    expect(records.some((r) => r.status === 401 && r.excerpt === 'missing token')).toBe(true);
   });
 
   it('refuses an endpoint on another origin (the POSTs carry credentials)', async () => {

@@ -92,16 +92,33 @@ describe('stdio transport', () => {
     expect(inbox.errors).toEqual([]);
   });
 
-  it('passes env (merged over process.env) and cwd to the child', async () => {
+  it('gives the child exactly the env it is given, and cwd', async () => {
     const t = fixture({ env: { SWB_TEST_VALUE: 'from-config' }, cwd: tmpdir() });
     const inbox = attachInbox(t);
     await t.start();
     await t.send(request(1, 'env', { name: 'SWB_TEST_VALUE' }));
     await t.send(request(2, 'env', { name: 'PATH' }));
     const own = resultOf<{ value: string; cwd: string }>((await inbox.response(1)).response);
-    const inherited = resultOf<{ value: string }>((await inbox.response(2)).response);
+    const notGiven = resultOf<{ value: string | null }>((await inbox.response(2)).response);
     expect(own).toEqual({ value: 'from-config', cwd: tmpdir() });
-    expect(inherited.value).toBe(process.env.PATH);
+    expect(notGiven.value).toBeNull();
+  });
+
+  it('gives the child only the minimal allowlist of the gateway’s variables by default', async () => {
+    const saved = process.env.SWITCHBOARD_SECRET;
+    process.env.SWITCHBOARD_SECRET = 'not-for-children-0123456789abcdef';
+    try {
+      const t = fixture();
+      const inbox = attachInbox(t);
+      await t.start();
+      await t.send(request(1, 'env', { name: 'SWITCHBOARD_SECRET' }));
+      await t.send(request(2, 'env', { name: 'PATH' }));
+      expect(resultOf<{ value: string | null }>((await inbox.response(1)).response).value).toBeNull();
+      expect(resultOf<{ value: string | null }>((await inbox.response(2)).response).value).toBe(process.env.PATH);
+    } finally {
+      if (saved === undefined) delete process.env.SWITCHBOARD_SECRET;
+      else process.env.SWITCHBOARD_SECRET = saved;
+    }
   });
 
   it('skips garbage lines, reports them to onerror, and keeps delivering valid messages', async () => {

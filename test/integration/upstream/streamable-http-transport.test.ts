@@ -15,6 +15,7 @@ import {
   eventually,
   freePort,
   initializeRequest,
+  memoryLogger,
   PROTOCOL_VERSION,
   startEverythingHttp,
   startFixtureServer,
@@ -273,18 +274,20 @@ describe('streamable HTTP transport', () => {
       expect(inbox.closes).toEqual([]);
     });
 
-    it('answers an HTTP 5xx with SWB_ERR_UPSTREAM_HTTP, the status and a body excerpt', async () => {
+    it('answers an HTTP 5xx with SWB_ERR_UPSTREAM_HTTP and the status; the body excerpt goes to the log only', async () => {
       const raw = await startRawServer((_req, _body, res) => {
         res.writeHead(503, { 'content-type': 'text/plain' }).end('upstream overloaded, try later');
       });
       cleanups.push(raw.close);
-      const t = transport({ url: raw.url });
+      const { logger, records } = memoryLogger();
+      const t = transport({ url: raw.url, logger });
       const inbox = attachInbox(t);
       await t.start();
       await t.send(request(1, 'tools/list'));
       const { response } = await inbox.response(1);
-      expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_HTTP', status: 503 });
-      expect('error' in response && response.error.message).toContain('upstream overloaded');
+      expect(errorData(response)).toEqual({ code: 'SWB_ERR_UPSTREAM_HTTP', status: 503 });
+      expect(JSON.stringify(response)).not.toContain('upstream overloaded');
+      expect(records.some((r) => r.status === 503 && r.excerpt === 'upstream overloaded, try later')).toBe(true);
     });
 
     it('answers a request whose headers do not arrive in time with SWB_ERR_UPSTREAM_TIMEOUT', async () => {

@@ -81,3 +81,20 @@ describe('interpolateTree', () => {
     }
   });
 });
+
+describe('variables read by interpolation', () => {
+  it('lists each variable a string read once, including those of a default that was used', () => {
+    const env = { A: 'a', EMPTY: '' };
+    expect(interpolateString('${A}${A}${EMPTY:-${B:-x}}', env).names).toEqual(['A', 'EMPTY', 'B']);
+    expect(interpolateString('${A:-${B}}', env).names).toEqual(['A']);
+    expect(interpolateString('$${A} and $A', env).names).toEqual([]);
+  });
+
+  it('reports, per string of a tree, the path and the names it read', () => {
+    const r = interpolateTree(
+      { servers: { gh: { headers: { Authorization: 'Bearer ${T}' } } }, port: 'x' },
+      { T: 't' },
+    );
+    expect(r.references).toEqual([{ path: ['servers', 'gh', 'headers', 'Authorization'], names: ['T'] }]);
+  });
+});

@@ -122,6 +122,21 @@ describe('parseConfigText', () => {
     expect(Object.keys(fromYaml.servers)).toEqual(['everything', 'remote']);
   });
 
+  it('records which variables interpolation read, per server entry and elsewhere', () => {
+    const text = [
+      'auth: { mode: oauth, oauth: { issuer: https://id.example.com, clientSecret: "${OIDC_SECRET}" } }',
+      'servers:',
+      '  gh: { url: https://x.example.com/mcp, headers: { Authorization: "Bearer ${GH_PAT}" } }',
+      'mcpServers:',
+      '  local: { command: x, env: { KEY: "${LOCAL_KEY}" }, args: ["${GH_PAT}"] }',
+    ].join('\n');
+    const c = parseConfigText(text, { env: { OIDC_SECRET: 'o', GH_PAT: 'p', LOCAL_KEY: 'k' } });
+    expect(c.interpolated).toEqual({
+      servers: { gh: ['GH_PAT'], local: ['LOCAL_KEY', 'GH_PAT'] },
+      other: ['OIDC_SECRET'],
+    });
+  });
+
   it('picks the format from the file extension', () => {
     expect(parseConfigText(TOML_TEXT, { path: 'x/switchboard.toml' }).listen.port).toBe(9090);
     expect(parseConfigText(JSON_TEXT, { path: 'x/switchboard.json' }).listen.port).toBe(9090);
