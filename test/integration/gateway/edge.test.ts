@@ -123,6 +123,38 @@ describe('Streamable HTTP edge', () => {
     expect((m?.error as { code: number }).code).toBe(-32602);
   });
 
+  it('refuses params._meta that is not an object with 400 and -32600 at once, and keeps serving', async () => {
+    const sid = await initSession(mcp);
+    for (const [i, meta] of [null, false, 'x', 5, []].entries()) {
+      const res = await fetch(mcp, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, 'mcp-session-id': sid },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 40 + i,
+          method: 'tools/call',
+          params: { name: 'odd__pid', _meta: meta },
+        }),
+        // Unanswered, such a call would otherwise wait for the upstream timeout (or forever).
+        signal: AbortSignal.timeout(3_000),
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { id: unknown; error: { code: number; data: { code: string } } };
+      expect(body).toMatchObject({
+        id: 40 + i,
+        error: { code: -32600, data: { code: 'SWB_ERR_HTTP_INVALID_REQUEST' } },
+      });
+    }
+    const ok = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 50, method: 'tools/call', params: { name: 'odd__pid', _meta: { progressToken: 't' } } },
+      { 'mcp-session-id': sid },
+    );
+    expect(ok.status).toBe(200);
+    const [m] = await messages(ok);
+    expect(m).toMatchObject({ id: 50, result: { content: [{ type: 'text' }] } });
+  });
+
   it('sends JSON answers with a byte-exact Content-Length, not chunked (one write per answer)', async () => {
     const sid = await initSession(mcp);
     // Non-ASCII in the answer: the length counts UTF-8 bytes, not characters.
