@@ -116,7 +116,11 @@ describe('outbound credentials and headers', () => {
       issuer: gw.publicUrl,
     });
     expect(payload.sub).toBe('token:alice');
-    await expect(jwtVerify(seen['x-switchboard-assertion']!, jwks, { audience: 'open' })).rejects.toThrow();
+    // Bound to its audience (RFC 7519 §4.1.3): the assertion for `hdr` is refused for any other server.
+    await expect(jwtVerify(seen['x-switchboard-assertion']!, jwks, { audience: 'open' })).rejects.toMatchObject({
+      code: 'ERR_JWT_CLAIM_VALIDATION_FAILED',
+      claim: 'aud',
+    });
   });
 
   it('sends no identity headers to servers without identityHeaders', async () => {

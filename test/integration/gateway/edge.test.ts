@@ -224,7 +224,7 @@ describe('Streamable HTTP edge', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
     ac.abort();
-    await expect(gone).rejects.toThrow();
+    await expect(gone).rejects.toMatchObject({ name: 'AbortError' });
     // The upstream still answers at 300 ms; the gateway drops it and the session goes on.
     await new Promise((resolve) => setTimeout(resolve, 400));
     gw.server.off('request', spy);

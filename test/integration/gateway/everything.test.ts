@@ -145,7 +145,8 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
       'call in flight',
     );
     ac.abort('user cancelled');
-    await expect(call).rejects.toThrow();
+    // The SDK client ends a request it cancelled itself with McpError -32001 (its RequestTimeout code).
+    await expect(call).rejects.toMatchObject({ name: 'McpError', code: -32001 });
     await waitFor(() => session!.inFlight === 0, 5000, 'gateway to drop the cancelled call');
     expect(up.state).toBe('ready');
   });

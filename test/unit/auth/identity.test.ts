@@ -126,7 +126,9 @@ describe('identity propagation headers', () => {
     const mine = await propagator(new MemorySettings());
     const theirs = await propagator(new MemorySettings());
     const jwt = (await theirs.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
-    await expect(verify(jwt, createLocalJWKSet(mine.jwks()), 'hdr')).rejects.toThrow();
+    await expect(verify(jwt, createLocalJWKSet(mine.jwks()), 'hdr')).rejects.toBeInstanceOf(
+      joseErrors.JWKSNoMatchingKey,
+    );
   });
 
   it('percent-encodes principal ids that are not visible ASCII; the assertion carries the exact id', async () => {
