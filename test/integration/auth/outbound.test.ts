@@ -109,7 +109,7 @@ describe('outbound credentials and headers', () => {
       'x-switchboard-assertion': 'forged',
     });
     expect(seen['x-switchboard-principal']).toBe('token:alice');
-    expect(seen['x-switchboard-session-id']).toBeTruthy();
+    expect(seen['x-switchboard-session-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     const jwks = createRemoteJWKSet(new URL(`${gw.url}/.well-known/jwks.json`));
     const { payload } = await jwtVerify(seen['x-switchboard-assertion']!, jwks, {
       audience: 'hdr',

@@ -284,7 +284,8 @@ describe('Streamable HTTP edge', () => {
     const reader = stream.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     const priming = parseSse(first)[0];
-    expect(priming?.id).toBeDefined();
+    // Standalone stream 0, before its first event (transports §Resumability and Redelivery).
+    expect(priming?.id).toBe('0.0');
     ac.abort();
     // While no GET stream is open, the upstream adds a tool: list_changed is stored for the session.
     await new Promise((r) => setTimeout(r, 50));
@@ -323,7 +324,7 @@ describe('session bounds', () => {
       await initSession(url);
       await expect(initSession(url)).rejects.toThrow(/initialize failed: 429/);
       await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': a } });
-      await expect(initSession(url)).resolves.toBeTruthy();
+      await expect(initSession(url)).resolves.toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     } finally {
       await gw.close();
     }

@@ -118,7 +118,7 @@ async function call(
       },
       { timeout: 10_000 },
     )
-    .toBeDefined();
+    .toMatchObject({ jsonrpc: '2.0', id: message.id });
   return found!;
 }
 
