@@ -155,7 +155,7 @@ describe.each(['sqlite', 'postgres'] as const)('with the %s store', (dialect) =>
           expect((r.messages[0]?.error as { code: number }).code).toBe(-32602);
         }
         const ok = await call('/mcp', t, sid, 'tools/call', { name: 'a__pid', arguments: {} });
-        expect(ok.messages[0]?.result).toBeDefined();
+        expect(ok.messages[0]?.result).toEqual({ content: [{ type: 'text', text: expect.stringMatching(/^\d+$/) }] });
         expect((await init('/servers/b/mcp', t)).status).toBe(403);
       });
 
@@ -278,7 +278,7 @@ describe.each(['sqlite', 'postgres'] as const)('with the %s store', (dialect) =>
         expect(((await created.json()) as { source: string }).source).toBe('api');
         const { client } = await connectClient(`${gw.url}/mcp`, {}, 'rt', auth(admin));
         expect((await client.listTools()).tools.map((t) => t.name)).toContain('c__pid');
-        await expect(gw.database.servers.get('c')).resolves.toBeDefined();
+        await expect(gw.database.servers.get('c')).resolves.toMatchObject({ name: 'c' });
         const invalid = await api('/servers/c', admin, { method: 'PUT', body: JSON.stringify({ command: 42 }) });
         expect(invalid.status).toBe(400);
         expect((await api('/servers/a', admin, { method: 'PUT', body: JSON.stringify(odd) })).status).toBe(409);
