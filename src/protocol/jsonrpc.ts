@@ -100,7 +100,8 @@ function isId(v: unknown): v is JsonRpcId {
  * Checks that a parsed JSON value is a single well-formed JSON-RPC 2.0 message.
  *
  * Cheap structural checks only (the hot path must not run heavy schemas): `jsonrpc === "2.0"`,
- * `method` a string, `params` an object or array when present, `id` a string/number, a response
+ * `method` a string, `params` an object or array when present, `params._meta` an object when
+ * present (MCP basic §General fields), `id` a string/number, a response
  * has exactly one of `result`/`error` with a numeric `error.code`.
  *
  * @param value - the output of `JSON.parse` for one message
@@ -117,8 +118,15 @@ export function validateMessage(value: unknown): ValidationResult {
     if (typeof v.method !== 'string' || v.method.length === 0) {
       return { ok: false, id, reason: 'method must be a non-empty string' };
     }
-    if (v.params !== undefined && (typeof v.params !== 'object' || v.params === null)) {
+    const params = v.params;
+    if (params !== undefined && (typeof params !== 'object' || params === null)) {
       return { ok: false, id, reason: 'params must be an object or array' };
+    }
+    // MCP basic §General fields: `params._meta` is reserved and is an object. Anything else would reach
+    // code that reads `_meta.progressToken`, and upstreams drop such a request unanswered.
+    const meta = (params as Record<string, unknown> | undefined)?._meta;
+    if (meta !== undefined && (typeof meta !== 'object' || meta === null || Array.isArray(meta))) {
+      return { ok: false, id, reason: 'params._meta must be an object' };
     }
     if ('id' in v && v.id !== undefined && !isId(v.id)) {
       return { ok: false, id: null, reason: 'id must be a string or a number' };

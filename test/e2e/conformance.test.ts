@@ -45,7 +45,7 @@ describe('conformance suite, directly and through Switchboard', () => {
 
   it('passes every server scenario of the suite when run directly against the fixture', () => {
     const direct = upstream('fixture').direct;
-    expect(direct, table()).toBeDefined();
+    expect(direct, table()).toMatchObject({ scenarios: expect.any(Map) });
     const failing = [...(direct?.scenarios.values() ?? [])].filter((s) => !isPassing(s.verdict));
     expect(failing.map((s) => `${s.scenario}: ${s.problems.join('; ')}`)).toEqual([]);
     expect(direct?.scenarios.size).toBeGreaterThanOrEqual(30);
@@ -53,7 +53,7 @@ describe('conformance suite, directly and through Switchboard', () => {
 
   it('gets results for every scenario run directly against server-everything', () => {
     const direct = upstream('everything').direct;
-    expect(direct, table()).toBeDefined();
+    expect(direct, table()).toMatchObject({ scenarios: expect.any(Map) });
     expect([...(direct?.scenarios.values() ?? [])].filter((s) => s.verdict === 'missing')).toEqual([]);
     // The scenarios it implements under the suite's names (the rest need the fixture's names).
     for (const s of ['server-initialize', 'ping', 'tools-list', 'resources-list', 'prompts-list']) {
@@ -65,7 +65,7 @@ describe('conformance suite, directly and through Switchboard', () => {
     it(`passes through Switchboard every scenario that passes directly (${kind})`, () => {
       const u = upstream(kind);
       expect(u.startError, table()).toBeUndefined();
-      expect(u.via, table()).toBeDefined();
+      expect(u.via, table()).toMatchObject({ scenarios: expect.any(Map) });
       expect(
         u.rows.filter((r) => r.regression).map((r) => `${r.scenario}: ${r.details.join('; ')}`),
         table(),
@@ -76,7 +76,7 @@ describe('conformance suite, directly and through Switchboard', () => {
   it('passes the full suite through Switchboard with the fixture upstream, over HTTP and over stdio', () => {
     for (const kind of ['fixture', 'fixture-stdio'] as const) {
       const u = upstream(kind);
-      expect(u.via, `${kind}\n${table()}`).toBeDefined();
+      expect(u.via, `${kind}\n${table()}`).toMatchObject({ scenarios: expect.any(Map) });
       const failing = [...(u.via?.scenarios.values() ?? [])].filter((s) => !isPassing(s.verdict));
       expect(
         failing.map((s) => `${kind} ${s.scenario}: ${s.problems.join('; ')}`),

@@ -109,14 +109,18 @@ describe('outbound credentials and headers', () => {
       'x-switchboard-assertion': 'forged',
     });
     expect(seen['x-switchboard-principal']).toBe('token:alice');
-    expect(seen['x-switchboard-session-id']).toBeTruthy();
+    expect(seen['x-switchboard-session-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     const jwks = createRemoteJWKSet(new URL(`${gw.url}/.well-known/jwks.json`));
     const { payload } = await jwtVerify(seen['x-switchboard-assertion']!, jwks, {
       audience: 'hdr',
       issuer: gw.publicUrl,
     });
     expect(payload.sub).toBe('token:alice');
-    await expect(jwtVerify(seen['x-switchboard-assertion']!, jwks, { audience: 'open' })).rejects.toThrow();
+    // Bound to its audience (RFC 7519 §4.1.3): the assertion for `hdr` is refused for any other server.
+    await expect(jwtVerify(seen['x-switchboard-assertion']!, jwks, { audience: 'open' })).rejects.toMatchObject({
+      code: 'ERR_JWT_CLAIM_VALIDATION_FAILED',
+      claim: 'aud',
+    });
   });
 
   it('sends no identity headers to servers without identityHeaders', async () => {

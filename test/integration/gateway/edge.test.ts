@@ -123,6 +123,38 @@ describe('Streamable HTTP edge', () => {
     expect((m?.error as { code: number }).code).toBe(-32602);
   });
 
+  it('refuses params._meta that is not an object with 400 and -32600 at once, and keeps serving', async () => {
+    const sid = await initSession(mcp);
+    for (const [i, meta] of [null, false, 'x', 5, []].entries()) {
+      const res = await fetch(mcp, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, 'mcp-session-id': sid },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 40 + i,
+          method: 'tools/call',
+          params: { name: 'odd__pid', _meta: meta },
+        }),
+        // Unanswered, such a call would otherwise wait for the upstream timeout (or forever).
+        signal: AbortSignal.timeout(3_000),
+      });
+      expect(res.status).toBe(400);
+      const body = (await res.json()) as { id: unknown; error: { code: number; data: { code: string } } };
+      expect(body).toMatchObject({
+        id: 40 + i,
+        error: { code: -32600, data: { code: 'SWB_ERR_HTTP_INVALID_REQUEST' } },
+      });
+    }
+    const ok = await post(
+      mcp,
+      { jsonrpc: '2.0', id: 50, method: 'tools/call', params: { name: 'odd__pid', _meta: { progressToken: 't' } } },
+      { 'mcp-session-id': sid },
+    );
+    expect(ok.status).toBe(200);
+    const [m] = await messages(ok);
+    expect(m).toMatchObject({ id: 50, result: { content: [{ type: 'text' }] } });
+  });
+
   it('sends JSON answers with a byte-exact Content-Length, not chunked (one write per answer)', async () => {
     const sid = await initSession(mcp);
     // Non-ASCII in the answer: the length counts UTF-8 bytes, not characters.
@@ -192,7 +224,7 @@ describe('Streamable HTTP edge', () => {
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
     ac.abort();
-    await expect(gone).rejects.toThrow();
+    await expect(gone).rejects.toMatchObject({ name: 'AbortError' });
     // The upstream still answers at 300 ms; the gateway drops it and the session goes on.
     await new Promise((resolve) => setTimeout(resolve, 400));
     gw.server.off('request', spy);
@@ -252,7 +284,8 @@ describe('Streamable HTTP edge', () => {
     const reader = stream.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     const priming = parseSse(first)[0];
-    expect(priming?.id).toBeDefined();
+    // Standalone stream 0, before its first event (transports §Resumability and Redelivery).
+    expect(priming?.id).toBe('0.0');
     ac.abort();
     // While no GET stream is open, the upstream adds a tool: list_changed is stored for the session.
     await new Promise((r) => setTimeout(r, 50));
@@ -291,7 +324,7 @@ describe('session bounds', () => {
       await initSession(url);
       await expect(initSession(url)).rejects.toThrow(/initialize failed: 429/);
       await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': a } });
-      await expect(initSession(url)).resolves.toBeTruthy();
+      await expect(initSession(url)).resolves.toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     } finally {
       await gw.close();
     }

@@ -86,21 +86,26 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
       name: 'everything__get-structured-content',
       arguments: { location: 'New York' },
     });
-    expect(result.structuredContent).toBeDefined();
-    expect(typeof result.structuredContent).toBe('object');
+    expect(result.structuredContent).toEqual({ temperature: 33, conditions: 'Cloudy', humidity: 82 });
   });
 
   it('reads text and blob resources, including templated ones', async () => {
     const c = await client();
     const { resources } = await c.listResources();
     const doc = resources.find((r) => r.uri.startsWith('demo://resource/static/document/'));
-    expect(doc).toBeDefined();
+    expect(doc).toMatchObject({
+      uri: expect.stringMatching(/^demo:\/\/resource\/static\/document\/.+/),
+      name: expect.any(String),
+    });
     const read = await c.readResource({ uri: doc!.uri });
     expect((read.contents[0] as { text?: string }).text?.length).toBeGreaterThan(0);
     const blob = await c.readResource({ uri: 'demo://resource/dynamic/blob/7' });
     expect(typeof (blob.contents[0] as { blob?: string }).blob).toBe('string');
     const dynText = await c.readResource({ uri: 'demo://resource/dynamic/text/3' });
-    expect((dynText.contents[0] as { text?: string }).text).toBeTruthy();
+    expect(dynText.contents[0]).toMatchObject({
+      uri: 'demo://resource/dynamic/text/3',
+      text: expect.stringMatching(/^Resource 3: This is a plaintext resource/),
+    });
     const { resourceTemplates } = await c.listResourceTemplates();
     expect(resourceTemplates.map((t) => t.uriTemplate)).toContain('demo://resource/dynamic/text/{resourceId}');
   });
@@ -145,7 +150,8 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
       'call in flight',
     );
     ac.abort('user cancelled');
-    await expect(call).rejects.toThrow();
+    // The SDK client ends a request it cancelled itself with McpError -32001 (its RequestTimeout code).
+    await expect(call).rejects.toMatchObject({ name: 'McpError', code: -32001 });
     await waitFor(() => session!.inFlight === 0, 5000, 'gateway to drop the cancelled call');
     expect(up.state).toBe('ready');
   });
@@ -170,7 +176,7 @@ describe.each<Kind>(['stdio', 'streamable-http', 'sse'])('through Switchboard to
     c.setNotificationHandler(LoggingMessageNotificationSchema, (n) => {
       logs.push(n.params);
     });
-    await expect(c.setLoggingLevel('debug')).resolves.toBeDefined();
+    await expect(c.setLoggingLevel('debug')).resolves.toEqual({});
   });
 
   it('routes sampling, elicitation and roots requests to the calling client and back', async () => {

@@ -559,7 +559,7 @@ describe('response ids', () => {
           params: { name: tool, arguments: {} },
         });
         expect(r.id, `${path} tools/call ${String(id)}`).toBe(id);
-        expect(r.result).toBeDefined();
+        expect(r.result).toEqual({ content: [{ type: 'text', text: expect.any(String) }] });
       }
       for (const [method, params] of [
         ['resources/read', { uri: 'fixture://x' }],

@@ -105,8 +105,7 @@ describe('traces', () => {
     if (!found) throw new Error('no client span');
     const client = found;
     const server = receiver.spans.find((s) => s.kind === OTLP_SPAN_KIND.SERVER && s.spanId === client.parentSpanId);
-    expect(server).toBeDefined();
-    expect(client.traceId).toBe(server!.traceId);
+    expect(server).toMatchObject({ kind: OTLP_SPAN_KIND.SERVER, traceId: client.traceId });
     const [, traceId, spanId] = seen.traceparent!.split('-');
     expect(traceId).toBe(client.traceId);
     expect(spanId).toBe(client.spanId);

@@ -40,7 +40,7 @@ describe('rate limits through the gateway (memory store)', () => {
     for (let i = 1; i <= 5; i++) {
       const r = await echo(gw, sid, i);
       expect(r.status).toBe(200);
-      expect((await messages(r))[0]?.result).toBeDefined();
+      expect((await messages(r))[0]?.result).toEqual({ content: [{ type: 'text', text: 'Echo: x' }] });
     }
     const limited = await echo(gw, sid, 6);
     expect(limited.status).toBe(429);

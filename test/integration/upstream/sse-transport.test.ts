@@ -63,7 +63,9 @@ describe('legacy HTTP+SSE transport', () => {
       await t.start();
       expect(t.endpoint?.origin).toBe(everything.baseUrl);
       expect(t.endpoint?.pathname).toBe('/message');
-      expect(t.endpoint?.searchParams.get('sessionId')).toBeTruthy();
+      expect(t.endpoint?.searchParams.get('sessionId')).toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      );
 
       await t.send(initializeRequest(1));
       const init = await inbox.response(1);

@@ -114,7 +114,9 @@ describe('identity propagation headers', () => {
     const jwt = (await p.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
     const jwks = createLocalJWKSet(p.jwks());
 
-    await expect(verify(jwt, jwks, 'hdr', new Date(now + 29_000))).resolves.toBeDefined();
+    await expect(verify(jwt, jwks, 'hdr', new Date(now + 29_000))).resolves.toMatchObject({
+      payload: { iss: ISSUER, sub: 'token:alice', aud: 'hdr' },
+    });
     await expect(verify(jwt, jwks, 'hdr', new Date(now + 30_000))).rejects.toBeInstanceOf(joseErrors.JWTExpired);
     // And checked against the real clock, an assertion made "yesterday" is long expired.
     const yesterday = await propagator(store, { clock: () => Date.now() - 86_400_000 });
@@ -126,7 +128,9 @@ describe('identity propagation headers', () => {
     const mine = await propagator(new MemorySettings());
     const theirs = await propagator(new MemorySettings());
     const jwt = (await theirs.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
-    await expect(verify(jwt, createLocalJWKSet(mine.jwks()), 'hdr')).rejects.toThrow();
+    await expect(verify(jwt, createLocalJWKSet(mine.jwks()), 'hdr')).rejects.toBeInstanceOf(
+      joseErrors.JWKSNoMatchingKey,
+    );
   });
 
   it('percent-encodes principal ids that are not visible ASCII; the assertion carries the exact id', async () => {
@@ -198,7 +202,9 @@ describe('signing key', () => {
     expect(second.jwks()).toEqual(first.jwks());
 
     const jwt = (await first.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
-    await expect(verify(jwt, createLocalJWKSet(second.jwks()), 'hdr')).resolves.toBeDefined();
+    await expect(verify(jwt, createLocalJWKSet(second.jwks()), 'hdr')).resolves.toMatchObject({
+      payload: { sub: 'token:alice', aud: 'hdr' },
+    });
     expect(decodeProtectedHeader(jwt).kid).toBe(second.kid);
   });
 

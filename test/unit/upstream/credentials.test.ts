@@ -96,10 +96,15 @@ describe('createUpstreamCredentials: forward', () => {
   });
 
   it('invalidate is a harmless no-op for non-token types', () => {
-    for (const auth of [undefined, { type: 'forward' as const }, { type: 'bearer' as const, token: 't' }]) {
+    const cases = [
+      [undefined, {}],
+      [{ type: 'forward' as const }, { authorization: 'Bearer alice-access-token' }],
+      [{ type: 'bearer' as const, token: 't' }, { authorization: 'Bearer t' }],
+    ] as const;
+    for (const [auth, headers] of cases) {
       const c = createUpstreamCredentials(auth, options);
       c.invalidate();
-      expect(c.headersFor(alice)).toBeDefined();
+      expect(c.headersFor(alice)).toEqual(headers);
     }
   });
 });
