@@ -72,8 +72,28 @@ export interface RunningGateway {
    * (servers added/removed/changed; remote servers restart when outbound settings changed).
    */
   reload(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }>;
-  /** Graceful stop: closes the listener, sessions and upstreams. */
+  /**
+   * Graceful stop, bounded in time: closes the listener, sessions and upstreams, flushes the usage
+   * log, ends tracing and closes the rate limiter, Redis and the database, in that order. Each step
+   * waits at most until the deadline; a step still open then is abandoned (a step is always
+   * started, so Redis is still disconnected and its reconnect loop cancelled) and named in the
+   * result. Never rejects: a step that fails is logged and counts as closed.
+   */
+  shutdown(options?: CloseOptions): Promise<CloseReport>;
+  /** {@link shutdown} with the default deadline (`shutdown.gracePeriod`), without the report. */
   close(): Promise<void>;
+}
+
+/** Options of {@link RunningGateway.close}. */
+export interface CloseOptions {
+  /** Time for every step together, in milliseconds. Default: `shutdown.gracePeriod` (10 s). */
+  timeoutMs?: number;
+}
+
+/** What {@link RunningGateway.close} did. */
+export interface CloseReport {
+  /** Steps that had not finished by the deadline, e.g. `["upstreams", "usage log"]`; empty when all closed. */
+  readonly unclosed: readonly string[];
 }
 
 /** Options of {@link startGateway}. */
@@ -469,6 +489,60 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     { url, mcp: `${url}/mcp`, startupMs: Date.now() - started, servers: gateway.upstreams.size },
     'listening',
   );
+  const shutdown = async (closeOptions: CloseOptions = {}): Promise<CloseReport> => {
+    const timeoutMs = closeOptions.timeoutMs ?? gateway.config.shutdown.gracePeriod;
+    const deadline = performance.now() + timeoutMs;
+    const unclosed: string[] = [];
+    const step = async (name: string, work: () => unknown): Promise<void> => {
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        // Started in a microtask, before the timer can fire: every step runs, even past the deadline.
+        Promise.resolve()
+          .then(work)
+          .then(
+            () => true,
+            (err: unknown) => {
+              logger.warn({ err, step: name }, 'shutdown step failed');
+              return true;
+            },
+          ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), Math.max(0, deadline - performance.now()));
+        }),
+      ]);
+      clearTimeout(timer);
+      if (!finished) unclosed.push(name);
+    };
+    // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
+    if (sweeper) clearInterval(sweeper);
+    hub?.close();
+    await step(
+      'http server',
+      () =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          server.closeIdleConnections();
+          // Open streams (SSE) get a short drain, then are cut.
+          setTimeout(() => server.closeAllConnections(), Math.min(2000, timeoutMs / 4)).unref();
+        }),
+    );
+    await step('upstreams', () => gateway.stop());
+    await step('destination policy', () => gateway.destinations?.close());
+    await step('usage log', () => usageLog?.close());
+    await step('tracing', () => tracing.shutdown());
+    await step('rate limiter', () => limiter?.close());
+    if (redis) {
+      const client = redis;
+      const { closeRedis } = await import('./store/redis.js');
+      await step('redis', () => closeRedis(client, Math.min(1000, timeoutMs / 4)));
+    }
+    if (revocations) {
+      const feed = revocations;
+      await step('token revocations', () => feed.close());
+    }
+    if (!options.database) await step('database', () => database.close());
+    return { unclosed };
+  };
   return {
     gateway,
     server,
@@ -481,23 +555,9 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       applyHttpLimits(server, next.http, logger);
       return gateway.reload(next);
     },
-    async close() {
-      // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
-      if (sweeper) clearInterval(sweeper);
-      hub?.close();
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 2000).unref();
-      });
-      await gateway.stop();
-      await gateway.destinations?.close();
-      await usageLog?.close();
-      await tracing.shutdown();
-      await limiter?.close();
-      if (redis) await redis.quit().catch(() => undefined);
-      await revocations?.close();
-      if (!options.database) await database.close();
+    close: async () => {
+      await shutdown();
     },
+    shutdown,
   };
 }

@@ -76,10 +76,32 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.info({ signal }, 'shutting down');
+      const graceMs = running.gateway.config.shutdown.gracePeriod;
+      logger.info({ signal, gracePeriodMs: graceMs }, 'shutting down');
       watcher.close();
-      running.close().then(
-        () => resolve(0),
+      // The last word: whatever still holds the event loop open (a socket, a reconnect timer) at
+      // the end of the grace period, the process exits with 1. Unref'd: never delays a clean exit.
+      setTimeout(() => {
+        logger.warn(
+          { gracePeriodMs: graceMs, stillOpen: process.getActiveResourcesInfo() },
+          'shutdown grace period over; forcing exit',
+        );
+        process.exit(1);
+      }, graceMs).unref();
+      // The steps get 90% of the grace period, so their report is logged before the timer above.
+      running.shutdown({ timeoutMs: Math.floor(graceMs * 0.9) }).then(
+        ({ unclosed }) => {
+          if (unclosed.length > 0) {
+            logger.warn(
+              { unclosed, gracePeriodMs: graceMs },
+              'shutdown deadline passed; abandoning what did not close',
+            );
+            // Nothing more is worth waiting for: what did not close would hold the process open.
+            process.exit(1);
+          }
+          logger.info('shut down');
+          resolve(0);
+        },
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
           resolve(1);

@@ -143,6 +143,21 @@ const CommonServerFields = {
 
 /** A variable name or a glob of names (`*`, `?`, `[…]`) in `inheritEnv`. */
 const ENV_GLOB_RE = /^[A-Za-z0-9_*?[\]!-]+$/;
+/**
+ * Health of a remote upstream: consecutive transport failures (network error, timeout, HTTP 5xx)
+ * mark it down; while down, an MCP `ping` probes it with exponential backoff until it answers.
+ */
+export const RemoteHealth = z
+  .object({
+    /** Consecutive transport failures that mark the upstream down. Default 3. */
+    failureThreshold: z.number().int().min(1).default(3),
+    /** First delay between probes while down; doubles per failed probe. Default 5s. */
+    probeInterval: Duration.pipe(z.number().min(10)).default(5000),
+    /** Cap of the delay between probes. Default 60s. */
+    maxProbeInterval: Duration.pipe(z.number().min(10)).default(60_000),
+  })
+  .strict();
+export type RemoteHealth = z.infer<typeof RemoteHealth>;
 
 /** A local MCP server run as a child process speaking newline-delimited JSON on stdio. */
 export const StdioServer = z
@@ -217,6 +232,8 @@ export const RemoteServer = z
     passthroughHeaders: z.array(HeaderName).optional(),
     /** Send the caller's identity headers and a signed assertion (issue "Identity" §G). Default false. */
     identityHeaders: z.boolean().default(false),
+    /** When the upstream counts as down (`/readyz`, `switchboard_upstream_up`) and how it is probed back up. */
+    health: RemoteHealth.default({ failureThreshold: 3, probeInterval: 5000, maxProbeInterval: 60_000 }),
     ...CommonServerFields,
   })
   .strict();
@@ -395,6 +412,16 @@ export const SwitchboardConfigInput = z
         maxBufferedBytes: 16 * 1024 * 1024,
         maxBufferedFrames: 10_000,
       }),
+    shutdown: z
+      .object({
+        /**
+         * Longest time from SIGTERM/SIGINT to process exit. Steps still open then (upstreams, usage
+         * log flush, stores) are abandoned, listed in a warning, and the exit code is 1. Default 10s.
+         */
+        gracePeriod: Duration.pipe(z.number().min(100).max(600_000)).default(10_000),
+      })
+      .strict()
+      .default({ gracePeriod: 10_000 }),
     metrics: z
       .object({
         /** Serve Prometheus metrics. Default true. */

@@ -12,7 +12,7 @@
  */
 import type { RevocationFeed } from '../auth/tokens.js';
 import { silentLogger, type Logger } from '../observability/logger.js';
-import { connectRedis, createRedisClient, type Redis } from './redis.js';
+import { closeRedis, connectRedis, createRedisClient, type Redis } from './redis.js';
 
 /** Default channel of {@link createRedisRevocationFeed} (as `auth.revocationChannel`). */
 export const DEFAULT_REVOCATION_CHANNEL = 'swb:tokens:revoked';
@@ -82,7 +82,8 @@ export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): 
       listeners.push(listener);
     },
     async close() {
-      await Promise.all([publisher.quit().catch(() => undefined), subscriber.quit().catch(() => undefined)]);
+      // Not quit() alone: while Redis is unreachable it is rejected and the reconnect loop goes on.
+      await Promise.all([closeRedis(publisher), closeRedis(subscriber)]);
     },
   };
 }

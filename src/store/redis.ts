@@ -40,8 +40,9 @@ export const REDIS_ERROR_LOG_INTERVAL_MS = 10_000;
  * {@link REDIS_ERROR_LOG_INTERVAL_MS}, password redacted) and the client keeps reconnecting;
  * reconnection after an outage is logged at `info`.
  *
- * @returns the client, not yet connected (status `wait`). Close it with `quit()` (or
- *   `disconnect()`) on shutdown.
+ * @returns the client, not yet connected (status `wait`). Close it with {@link closeRedis} on
+ *   shutdown (not `quit()` alone: with the offline queue off, `quit()` is rejected while the
+ *   connection is down and the reconnect loop keeps the process alive).
  */
 export function createRedisClient(url: string, logger: Logger, options: RedisClientOptions = {}): Redis {
   const {
@@ -120,6 +121,28 @@ export async function connectRedis(client: Redis, logger: Logger): Promise<boole
     logger.warn({ err }, 'redis is not reachable yet; continuing and reconnecting in the background');
     return false;
   }
+}
+
+/**
+ * Closes a client within `timeoutMs` whatever Redis is doing. A `ready` client is sent `QUIT`
+ * (pending replies are read first) for at most `timeoutMs`; then, or at once when the connection
+ * is down, `disconnect()` closes the socket and cancels any scheduled reconnect, so no timer or
+ * socket of the client is left to keep the process alive. Never rejects.
+ *
+ * @param timeoutMs - longest wait for `QUIT`'s reply, in milliseconds. Default 1000.
+ */
+export async function closeRedis(client: Redis, timeoutMs = 1000): Promise<void> {
+  if (client.status === 'ready') {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      client.quit().catch(() => undefined),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+  if (client.status !== 'end') client.disconnect();
 }
 
 /** `url` with its password replaced by `***`, for logs. */

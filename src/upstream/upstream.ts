@@ -34,6 +34,7 @@ import type { DestinationPolicy } from '../policy/destinations.js';
 import { createPassthroughPolicy, type PassthroughPolicy } from '../policy/passthrough.js';
 import { createUpstreamCredentials, type UpstreamCredentials } from './credentials.js';
 import { createConcurrencyLimiter, type ConcurrencyLimiter, type Release } from '../policy/concurrency.js';
+import { UpstreamHealth } from './health.js';
 
 /** Who a request is for: picks the connection under `session`/`user` isolation. */
 export interface SlotContext {
@@ -139,6 +140,8 @@ interface Slot {
 }
 
 const SHARED_KEY = '*';
+/** The slot context of the start-up connection and of health probes (the anonymous principal). */
+const PROBE_CONTEXT: SlotContext = { sessionId: '__probe__', principalId: ANONYMOUS.id };
 
 /** The state of one {@link Upstream.call}: what it was asked, where it went, whether it was cancelled. */
 class PendingCall implements UpstreamCall {
@@ -214,6 +217,10 @@ export class Upstream {
   #passthrough: PassthroughPolicy | undefined;
   #identity: IdentityPropagator | undefined;
   #restarts = 0;
+  /** Remote upstreams only: consecutive transport failures and the probe while down. */
+  #health: UpstreamHealth | undefined;
+  /** The catalog was loaded once (at start, or when an upstream unreachable at start answered). */
+  #catalogLoaded = false;
 
   constructor(options: UpstreamOptions) {
     this.name = options.name;
@@ -250,6 +257,16 @@ export class Upstream {
         logger: this.#logger,
       });
       this.#identity = cfg.identityHeaders ? out?.identity : undefined;
+      // Tunnelled servers (a transport factory) are watched by the tunnel hub instead.
+      if (options.createTransport === undefined) {
+        this.#health = new UpstreamHealth({
+          failureThreshold: cfg.health.failureThreshold,
+          probeIntervalMs: cfg.health.probeInterval,
+          maxProbeIntervalMs: cfg.health.maxProbeInterval,
+          probe: () => this.#run(new PendingCall(PROBE_CONTEXT, 'ping', undefined, undefined), 0),
+          onChange: (up, reason) => this.#onHealth(up, reason),
+        });
+      }
     }
   }
 
@@ -346,10 +363,10 @@ export class Upstream {
   async start(): Promise<void> {
     this.#setState('starting');
     try {
-      const ctx: SlotContext = { sessionId: '__probe__', principalId: ANONYMOUS.id };
-      const slot = this.#slotFor(ctx, true);
+      const slot = this.#slotFor(PROBE_CONTEXT, true);
       const conn = await this.#connect(slot);
       await this.#loadCatalog(conn, undefined);
+      this.#catalogLoaded = true;
       if (this.isolation === 'session' || this.isolation === 'user') {
         // The probe child only taught us capabilities and the catalog.
         this.#slots.delete(slot.key);
@@ -360,6 +377,8 @@ export class Upstream {
       this.#lastError = err instanceof Error ? err.message : String(err);
       this.#setState('failed', this.#lastError);
       if (this.isolation === 'shared' && !this.#stopped) this.#scheduleRestart(this.#slots.get(SHARED_KEY));
+      // A remote upstream not reachable at start is probed until it answers.
+      this.#health?.markDown(this.#lastError);
       throw err;
     }
   }
@@ -367,6 +386,7 @@ export class Upstream {
   /** Stops every connection; no restarts afterwards. */
   async stop(): Promise<void> {
     this.#stopped = true;
+    this.#health?.stop();
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     const closing = [...this.#slots.values()].flatMap((s) => (s.connection ? [s.connection.close()] : []));
     this.#slots.clear();
@@ -414,7 +434,46 @@ export class Upstream {
       this.#options.observe?.(call.method, performance.now() - call.started, 'error' in response);
       call.started = -1;
     }
+    if (this.#health !== undefined) this.#health.record(response);
     return response;
+  }
+
+  /**
+   * A remote upstream's health changed: down → state `failed` (`/readyz` 503,
+   * `switchboard_upstream_up` 0); up again → `ready`, after loading the catalog when it was never
+   * loaded (the upstream was unreachable at start; when that load fails, it is marked down again
+   * and probing goes on).
+   */
+  #onHealth(up: boolean, reason: string | undefined): void {
+    if (this.#stopped) return;
+    if (!up) {
+      this.#lastError = reason ?? 'consecutive transport failures';
+      this.#logger.warn(
+        { failures: this.#health?.failures, err: this.#lastError },
+        'upstream marked down; probing until it answers',
+      );
+      this.#setState('failed', this.#lastError);
+      return;
+    }
+    const ready = (): void => {
+      if (this.#stopped || this.#health?.down === true) return;
+      this.#logger.info('upstream answers again; marked up');
+      this.#setState('ready');
+    };
+    if (this.#catalogLoaded) return ready();
+    this.acquire(PROBE_CONTEXT)
+      .then((conn) => this.#loadCatalog(conn, undefined))
+      .then(
+        () => {
+          this.#catalogLoaded = true;
+          ready();
+        },
+        (err: unknown) => {
+          this.#logger.warn({ err }, 'catalog load after recovery failed');
+          // Keep probing: the next answer tries the catalog again.
+          this.#health?.markDown(err instanceof Error ? err.message : String(err));
+        },
+      );
   }
 
   /** One attempt of a call (see {@link call}); a retry is attempt 1 on a fresh connection. */
