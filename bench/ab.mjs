@@ -53,7 +53,8 @@ const fixture = values.upstream === 'http' ? await startHttpFixture() : undefine
 
 async function start(cli) {
   const servers = fixture ? { echo: { url: fixture.url } } : stdioEcho();
-  const file = writeSwitchboardConfig(servers, { tmpDir: tmp });
+  // 4 sessions: no per-principal cap needed, and older builds do not know the key.
+  const file = writeSwitchboardConfig(servers, { tmpDir: tmp, uncapped: false });
   const h = await startProcess('switchboard', NODE, [cli, 'serve', '--config', file, '--port', '0'], {
     env: { SWITCHBOARD_LOG_FORMAT: 'json' },
     ready: (line) => {

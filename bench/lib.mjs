@@ -391,14 +391,21 @@ export async function startSwitchboardWithFeatures(servers, features, { tmpDir, 
 /**
  * Writes a Switchboard config (JSON, which is valid YAML) in a directory of its own, so each
  * instance gets its own `dataDir` (`.switchboard` next to the file: its SQLite database).
+ *
+ * `uncapped` (default true) lifts `sessions.maxPerPrincipal`; pass false for builds that predate
+ * that key (an A/B against an older commit), which only open a few sessions anyway.
  */
-export function writeSwitchboardConfig(servers, { tmpDir, extraConfig = {} }) {
+export function writeSwitchboardConfig(servers, { tmpDir, extraConfig = {}, uncapped = true }) {
   const dir = join(tmpDir, `switchboard-${process.pid}-${++configCount}`);
   mkdirSync(dir, { recursive: true });
   const file = join(dir, 'switchboard.yaml');
   const config = deepMerge(
     // Scenarios 5 and 6 open 10,000+ sessions as the one anonymous principal: no per-principal cap.
-    { listen: { host: '127.0.0.1', port: 0 }, sessions: { maxSessions: 1_000_000, maxPerPrincipal: 0 }, servers },
+    {
+      listen: { host: '127.0.0.1', port: 0 },
+      sessions: { maxSessions: 1_000_000, ...(uncapped ? { maxPerPrincipal: 0 } : {}) },
+      servers,
+    },
     extraConfig,
   );
   writeFileSync(file, JSON.stringify(config, null, 2));
