@@ -15,7 +15,8 @@ import {
   protectedResourceMetadata,
 } from './auth/resource-metadata.js';
 import { loadGlobalAllowlist } from './policy/passthrough.js';
-import { createRateLimiter, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
+import { createRateLimiter, rateLimitStage, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
+import { composePipeline, type Pipeline } from './pipeline/stage.js';
 import { createMetrics, requestStatus, type Metrics } from './observability/metrics.js';
 import type { Tracing } from './observability/tracing.js';
 import { otelConfigured, TRACING_OFF } from './observability/tracing-off.js';
@@ -318,8 +319,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         },
       });
     };
+    // The request pipeline: rate limits first (cheapest refusal), then guardrails in config order.
+    const composeStages = (): Pipeline => composePipeline(limiter ? [rateLimitStage(limiter)] : []);
     limiter = await buildLimiter(config);
-    gateway.admit = limiter?.check;
+    gateway.pipeline = composeStages();
     reloadAuth = async (next) => {
       if (JSON.stringify(next.auth) !== auth.source) {
         auth = buildAuth(next.auth);
@@ -332,7 +335,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       ) {
         const old = limiter;
         limiter = await buildLimiter(next);
-        gateway.admit = limiter?.check;
+        gateway.pipeline = composeStages();
         await old?.close();
       }
     };

@@ -9,7 +9,6 @@
  *
  * @module
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { requirePermission, scopeOf, type Scope } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -29,6 +28,13 @@ import type { SlotContext, Upstream, UpstreamCall } from '../upstream/upstream.j
 import { decodeCursor, encodeCursor } from './cursor.js';
 import type { View, ViewMember } from './view.js';
 import { IdTable } from '../protocol/id-table.js';
+import type { Pipeline, RequestContext, Route } from '../pipeline/stage.js';
+
+/** What a request resolved to: the view member and the upstream's own name (or URI). */
+interface Hit {
+  readonly member: ViewMember;
+  readonly name: string;
+}
 
 /** Protocol versions of the 2025 era the front door accepts, newest first. */
 export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
@@ -58,44 +64,14 @@ export interface OutboundChannel {
   readonly retains?: boolean;
 }
 
-/** What the edge knows about one HTTP request carrying a JSON-RPC request. */
-export interface RequestMeta {
-  /** The request's id for log lines (observability/request-id); absent in library use. */
-  readonly reqId?: string;
-  readonly principal: Principal;
-  /** The client's HTTP headers (header passthrough). */
-  readonly httpHeaders?: IncomingHttpHeaders;
-  /** The client's IP address (rate limits, usage log). */
-  readonly ip?: string | undefined;
-  /** Opaque tracing parent (a span), passed to upstream calls. */
-  readonly trace?: unknown;
-  /** Set by the session: the target server, when one is known. */
-  server?: string | undefined;
-  /** Set by the session: the upstream's own tool name, for `tools/call`. */
-  tool?: string | undefined;
-  /** Set by the edge: the JSON-RPC method of the request. */
-  method?: string | undefined;
-  /** Set by the edge: the JSON-RPC error code of the response, when it was an error. */
-  rpcError?: number | undefined;
-}
-
-/** What rate limiting sees of a request. */
-export interface AdmissionContext {
-  principal: Principal;
-  ip: string | undefined;
-  server: string | undefined;
-  tool: string | undefined;
-  method: string;
-}
-
 /** Services the gateway gives its sessions. */
 export interface SessionHost {
   /**
-   * Rate limiting: returns `undefined` (synchronously) when the request may proceed at once, a
-   * promise when the decision needs a store round trip; throws/rejects with
-   * `SWB_ERR_RATE_LIMITED` (and `data.retryAfterMs`) when over a limit. Absent: no limits.
+   * The stages every request of this session goes through (rate limits, guardrails), composed
+   * once; {@link EMPTY_PIPELINE} when none is configured. Read per request, so a reload that
+   * replaces it applies to the next request.
    */
-  readonly admit?: ((ctx: AdmissionContext) => Promise<void> | undefined) | undefined;
+  readonly pipeline: Pipeline;
   readonly logger: Logger;
   /** Items per page of list methods results (0 = no pagination). */
   readonly pageSize: number;
@@ -215,87 +191,111 @@ export class ClientSession {
 
   /**
    * Handles one client request; the response (and any related messages) go to `out`.
-   * Never throws: every failure becomes a JSON-RPC error response (or, for a rate limit before
-   * the response started, an HTTP 429 through `out.fail`). A request reusing the id of one of
-   * this session's requests still in flight gets `SWB_ERR_SESSION_DUPLICATE_ID` (-32600).
+   * Never throws: every failure becomes a JSON-RPC error response (or, for an error of the HTTP
+   * family such as a rate limit, an HTTP status through `out.fail` while the response has not
+   * started). A request reusing the id of one of this session's requests still in flight gets
+   * `SWB_ERR_SESSION_DUPLICATE_ID` (-32600).
    *
-   * `meta` describes the HTTP request (principal, headers, client IP); the session fills in the
-   * target `server` and upstream `tool` for logs, metrics and the usage log.
+   * Order: route (resolved once, into `ctx.route`) and authorize → the pipeline's request phase
+   * (rate limits, guardrails) → dispatch → (forwarded calls) the result phase → `out`.
+   *
+   * `ctx` describes the HTTP request (principal, headers, client IP); the session fills in the
+   * target `server`, upstream `tool` and `route` for stages, logs, metrics and the usage log.
    */
-  handleRequest(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta = { principal: this.principal }): void {
+  handleRequest(
+    req: JsonRpcRequest,
+    out: OutboundChannel,
+    ctx: RequestContext = { principal: this.principal, method: req.method },
+  ): void {
     this.lastActivity = this.#host.now();
-    const admit = this.#host.admit;
-    this.#target(req, meta);
-    if (admit) {
+    let hit: Hit | undefined;
+    try {
+      hit = this.#route(req, ctx);
+    } catch (err) {
+      out.send(this.#errorFor(req.id, err, ctx.reqId));
+      return;
+    }
+    const phase = this.#host.pipeline.request;
+    if (phase !== undefined) {
       let pending: Promise<void> | undefined;
       try {
-        pending = admit({
-          principal: meta.principal,
-          ip: meta.ip,
-          server: meta.server,
-          tool: meta.tool,
-          method: req.method,
-        });
+        pending = phase(ctx, req);
       } catch (err) {
-        this.#refuse(req, out, err, meta);
+        this.#refuse(req, out, err, ctx);
         return;
       }
       if (pending !== undefined) {
         pending.then(
-          () => this.#run(req, out, meta),
-          (err: unknown) => this.#refuse(req, out, err, meta),
+          () => this.#run(req, out, ctx, hit),
+          (err: unknown) => this.#refuse(req, out, err, ctx),
         );
         return;
       }
     }
-    this.#run(req, out, meta);
+    this.#run(req, out, ctx, hit);
   }
 
-  #run(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta): void {
+  #run(req: JsonRpcRequest, out: OutboundChannel, ctx: RequestContext, hit: Hit | undefined): void {
     try {
-      this.#dispatch(req, out, meta);
+      this.#dispatch(req, out, ctx, hit);
     } catch (err) {
-      out.send(this.#errorFor(req.id, err, meta.reqId));
+      out.send(this.#errorFor(req.id, err, ctx.reqId));
     }
   }
 
-  /** An admission refusal (rate limit): HTTP 429 + Retry-After when the response has not started. */
-  #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown, meta: RequestMeta): void {
-    if (isGatewayError(err) && out.fail) out.fail(err, req.id);
-    else out.send(this.#errorFor(req.id, err, meta.reqId));
+  /** A stage's refusal: an HTTP status (429 + Retry-After …) when the response has not started. */
+  #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown, ctx: RequestContext): void {
+    if (isGatewayError(err) && err.status !== 200 && out.fail) out.fail(err, req.id);
+    else out.send(this.#errorFor(req.id, err, ctx.reqId));
   }
 
-  /** Which server (and upstream tool) a request targets, for policy, metrics and the usage log. */
-  #target(req: JsonRpcRequest, meta: RequestMeta): void {
+  /**
+   * Resolves and authorizes the request's target, once: the server and the upstream's own name
+   * of a tool, prompt or resource. Sets `ctx.server`, `ctx.tool` and `ctx.route`.
+   *
+   * @returns the view member and upstream name for `tools/call`, `prompts/get` and `resources/*`;
+   *   undefined for other methods
+   * @throws GatewayError `SWB_ERR_ROUTE_UNKNOWN_TOOL` / `_PROMPT` / `_RESOURCE` for a name that is
+   *   not exposed to this principal (out-of-scope items are unknown, as they are absent from
+   *   lists); `SWB_ERR_AUTH_INSUFFICIENT_SCOPE` for `tools/call` without `tools.execute`
+   */
+  #route(req: JsonRpcRequest, ctx: RequestContext): Hit | undefined {
     const params = req.params;
     const view = this.view;
-    if (view.kind === 'single') meta.server = view.members[0]?.upstream.name;
+    if (view.kind === 'single') ctx.server = view.members[0]?.upstream.name;
+    let hit: Hit | undefined;
     switch (req.method) {
       case 'tools/call': {
         const name = params?.name;
-        const hit = typeof name === 'string' ? view.resolveTool(name) : undefined;
-        if (hit) {
-          meta.server = hit.member.upstream.name;
-          meta.tool = hit.name;
-        } else if (typeof name === 'string' && view.kind === 'single') meta.tool = name;
-        return;
+        hit = typeof name === 'string' ? (view.resolveTool(name) ?? this.#passThrough(name, 'tools')) : undefined;
+        if (!hit || !scopeOf(ctx.principal).tool(hit.member.upstream.name, hit.name)) {
+          if (typeof name === 'string' && view.kind === 'single') ctx.tool = name;
+          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
+        }
+        ctx.tool = hit.name;
+        requirePermission(ctx.principal, 'tools.execute');
+        break;
       }
       case 'prompts/get': {
         const name = params?.name;
-        const hit = typeof name === 'string' ? view.resolvePrompt(name) : undefined;
-        if (hit) meta.server = hit.member.upstream.name;
-        return;
+        hit = typeof name === 'string' ? (view.resolvePrompt(name) ?? this.#passThrough(name, 'prompts')) : undefined;
+        if (!hit || !scopeOf(ctx.principal).server(hit.member.upstream.name)) {
+          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
+        }
+        break;
       }
       case 'resources/read':
       case 'resources/subscribe':
-      case 'resources/unsubscribe': {
-        const uri = params?.uri;
-        const hit = typeof uri === 'string' ? view.resolveResource(uri) : undefined;
-        if (hit) meta.server = hit.member.upstream.name;
-        return;
-      }
+      case 'resources/unsubscribe':
+        hit = this.#resource(params, scopeOf(ctx.principal));
+        break;
       default:
+        return undefined;
     }
+    const server = hit.member.upstream.name;
+    ctx.server = server;
+    ctx.route = { server, name: hit.name } satisfies Route;
+    return hit;
   }
 
   /**
@@ -359,7 +359,7 @@ export class ClientSession {
     this.#host.onSessionClosed(this, reason);
   }
 
-  #dispatch(req: JsonRpcRequest, out: OutboundChannel, meta: RequestMeta): void {
+  #dispatch(req: JsonRpcRequest, out: OutboundChannel, meta: RequestContext, hit: Hit | undefined): void {
     // MCP basic §Requests: an id is never reused within a session. Reused while the first is in
     // flight, the two answers could not be told apart (and the first one's would be lost).
     if (this.#inflight.get(req.id) !== undefined) {
@@ -394,9 +394,12 @@ export class ClientSession {
       case 'ping':
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
-      case 'tools/list':
-        this.#list(req.id, out, this.view.listsFor(scope).tools, 'tools', params);
+      case 'tools/list': {
+        const tools = this.view.listsFor(scope).tools;
+        const filter = this.#host.pipeline.listTools;
+        this.#list(req.id, out, filter === undefined ? tools : filter(meta, tools, this.#routeOfTool), 'tools', params);
         return;
+      }
       case 'prompts/list':
         this.#list(req.id, out, this.view.listsFor(scope).prompts, 'prompts', params);
         return;
@@ -406,56 +409,35 @@ export class ClientSession {
       case 'resources/templates/list':
         this.#list(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params);
         return;
-      case 'tools/call': {
-        const name = params?.name;
-        const hit =
-          typeof name === 'string' ? (this.view.resolveTool(name) ?? this.#passThrough(name, 'tools')) : undefined;
-        // Out-of-scope tools are absent from lists, so they are unknown here too.
-        if (!hit || !scope.tool(hit.member.upstream.name, hit.name)) {
-          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
-        }
-        requirePermission(principal, 'tools.execute');
-        (params as JsonObject).name = hit.name;
-        this.#forward(req, out, hit.member.upstream, params, ctx);
+      case 'tools/call':
+      case 'prompts/get':
+        // Resolved and authorized by #route; the upstream gets its own name.
+        (params as JsonObject).name = hit!.name;
+        this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
         return;
-      }
-      case 'prompts/get': {
-        const name = params?.name;
-        const hit =
-          typeof name === 'string' ? (this.view.resolvePrompt(name) ?? this.#passThrough(name, 'prompts')) : undefined;
-        if (!hit || !scope.server(hit.member.upstream.name)) {
-          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
-        }
-        (params as JsonObject).name = hit.name;
-        this.#forward(req, out, hit.member.upstream, params, ctx);
+      case 'resources/read':
+        (params as JsonObject).uri = hit!.name;
+        this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
         return;
-      }
-      case 'resources/read': {
-        const hit = this.#resource(params, scope);
-        (params as JsonObject).uri = hit.name;
-        this.#forward(req, out, hit.member.upstream, params, ctx);
-        return;
-      }
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
-        const hit = this.#resource(params, scope);
-        const up = hit.member.upstream;
+        const up = hit!.member.upstream;
         const caller = this.#caller(out);
         // resources/updated names the upstream's URI: remember the URI this client used for it.
-        const key = `${up.name}\n${hit.name}`;
+        const key = `${up.name}\n${hit!.name}`;
         let p: Promise<JsonRpcResponse>;
         if (req.method === 'resources/subscribe') {
           this.#subscribed.set(key, params!.uri as string);
-          p = up.subscribe(ctx, hit.name, caller);
+          p = up.subscribe(ctx, hit!.name, caller);
         } else {
           this.#subscribed.delete(key);
-          p = up.unsubscribe(ctx, hit.name, caller);
+          p = up.unsubscribe(ctx, hit!.name, caller);
         }
         void p.then((r) => this.#respond(req.id, r, out));
         return;
       }
       case 'completion/complete':
-        this.#complete(req, out, params ?? {}, scope, ctx);
+        this.#complete(req, out, params ?? {}, scope, ctx, meta);
         return;
       case 'logging/setLevel':
         this.#setLevel(req, out, params ?? {}, scope, ctx);
@@ -463,13 +445,20 @@ export class ClientSession {
       default: {
         const only = this.view.kind === 'single' ? this.view.members[0] : undefined;
         if (only && scope.server(only.upstream.name)) {
-          this.#forward(req, out, only.upstream, params, ctx);
+          this.#forward(req, out, only.upstream, params, ctx, meta);
           return;
         }
         out.send(errorResponse(req.id, JSONRPC_METHOD_NOT_FOUND, `Method not found: ${req.method}`));
       }
     }
   }
+
+  /** The route of a tool as listed (exposed name), for the pipeline's `tools/list` filter. */
+  readonly #routeOfTool = (tool: JsonObject): Route | undefined => {
+    const name = tool.name;
+    const hit = typeof name === 'string' ? this.view.resolveTool(name) : undefined;
+    return hit === undefined ? undefined : { server: hit.member.upstream.name, name: hit.name };
+  };
 
   /**
    * On a single-server view, a name missing from the cached catalog is forwarded unchanged so the
@@ -531,21 +520,28 @@ export class ClientSession {
     return hit;
   }
 
-  #complete(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope, ctx: SlotContext): void {
+  #complete(
+    req: JsonRpcRequest,
+    out: OutboundChannel,
+    params: JsonObject,
+    scope: Scope,
+    ctx: SlotContext,
+    meta: RequestContext,
+  ): void {
     const ref = params.ref as JsonObject | undefined;
     if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const hit = this.view.resolvePrompt(ref.name);
       if (!hit || !scope.server(hit.member.upstream.name))
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
       ref.name = hit.name;
-      this.#forward(req, out, hit.member.upstream, params, ctx);
+      this.#forward(req, out, hit.member.upstream, params, ctx, meta);
       return;
     }
     if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       const member = this.view.resolveTemplate(ref.uri);
       if (!member || !scope.server(member.upstream.name))
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
-      this.#forward(req, out, member.upstream, params, ctx);
+      this.#forward(req, out, member.upstream, params, ctx, meta);
       return;
     }
     throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'completion/complete needs ref/prompt or ref/resource');
@@ -584,6 +580,7 @@ export class ClientSession {
     upstream: Upstream,
     params: JsonObject | undefined,
     ctx: SlotContext,
+    meta: RequestContext,
   ): void {
     const call = upstream.call(ctx, req.method, params, this.#caller(out));
     const id = req.id;
@@ -593,10 +590,42 @@ export class ClientSession {
         out.end?.(); // cancelled: no response (MCP cancellation)
         return;
       }
-      this.#inflight.delete(id);
       response.id = id;
+      const phase = this.#host.pipeline.result;
+      if (phase !== undefined && 'result' in response) {
+        let pending: Promise<void> | undefined;
+        try {
+          pending = phase(meta, req, response);
+        } catch (err) {
+          this.#inflight.delete(id);
+          out.send(this.#errorFor(id, err, meta.reqId));
+          return;
+        }
+        if (pending !== undefined) {
+          pending.then(
+            () => this.#deliver(id, call, response, out),
+            (err: unknown) => {
+              if (this.#inflight.get(id) !== call) return void out.end?.();
+              this.#inflight.delete(id);
+              out.send(this.#errorFor(id, err, meta.reqId));
+            },
+          );
+          return;
+        }
+      }
+      this.#inflight.delete(id);
       this.#send(out, response);
     });
+  }
+
+  /** Sends a forwarded call's response after an asynchronous result phase, unless cancelled meanwhile. */
+  #deliver(id: JsonRpcId, call: UpstreamCall, response: JsonRpcResponse, out: OutboundChannel): void {
+    if (this.#inflight.get(id) !== call) {
+      out.end?.();
+      return;
+    }
+    this.#inflight.delete(id);
+    this.#send(out, response);
   }
 
   #respond(id: JsonRpcId, response: JsonRpcResponse, out: OutboundChannel): void {

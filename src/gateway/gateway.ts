@@ -16,6 +16,7 @@ import type { Tracing } from '../observability/tracing.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
+import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
 import { compileFilter, composeFilters } from './filters.js';
 import { overlappingNamespaces } from './naming.js';
 import { View, type NameCollision, type ViewMember } from './view.js';
@@ -67,8 +68,11 @@ export class Gateway implements SessionHost {
   readonly version: string;
   readonly pageSize: number;
   readonly clientRequestTimeoutMs = 600_000;
-  /** Rate limiting (SessionHost.admit); undefined when no rule is configured. */
-  admit: SessionHost['admit'] = undefined;
+  /**
+   * The request pipeline's stages (rate limits, guardrails), composed; replaced as a whole at
+   * reload, read by sessions per request. {@link EMPTY_PIPELINE} until the application sets it.
+   */
+  pipeline: Pipeline = EMPTY_PIPELINE;
   #config: SwitchboardConfig;
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;

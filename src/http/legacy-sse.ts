@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { OutboundChannel, RequestMeta } from '../gateway/client-session.js';
+import type { OutboundChannel } from '../gateway/client-session.js';
+import type { RequestContext } from '../pipeline/stage.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import { accepts, isJsonContentType } from './guards.js';
@@ -109,7 +110,7 @@ export function createLegacySseHandler(options: LegacySseOptions) {
     res: ServerResponse,
     view: View,
     query: URLSearchParams,
-    meta: RequestMeta,
+    meta: RequestContext,
   ): Promise<void> {
     const principal = meta.principal;
     try {

@@ -16,7 +16,7 @@ import { requirePermission, scopeOf } from '../auth/rbac.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
-import type { RequestMeta } from '../gateway/client-session.js';
+import type { RequestContext } from '../pipeline/stage.js';
 import type { SwitchboardConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import { requestIdFrom } from '../observability/request-id.js';
@@ -66,7 +66,7 @@ export interface Exchange {
   readonly path: string;
   /** The endpoint's label for metrics: `mcp`, the virtual server's or the server's name. */
   readonly endpoint: string;
-  readonly meta: RequestMeta | undefined;
+  readonly meta: RequestContext | undefined;
   /** `Date.now()` and `performance.now()` when the request arrived. */
   readonly startedAt: number;
   readonly t0: number;
@@ -113,7 +113,7 @@ class ExchangeRecord implements Exchange {
   readonly res: ServerResponse;
   readonly path: string;
   readonly endpoint: string;
-  meta: RequestMeta | undefined = undefined;
+  meta: RequestContext | undefined = undefined;
   readonly startedAt = Date.now();
   readonly t0 = performance.now();
   bytesOut = 0;
@@ -383,7 +383,7 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     }
     try {
       const trace = record.trace;
-      const meta: RequestMeta =
+      const meta: RequestContext =
         trace === undefined
           ? { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress }
           : { reqId, principal, httpHeaders: req.headers, ip: req.socket.remoteAddress, trace };

@@ -9,7 +9,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { GatewayError, isGatewayError } from '../errors.js';
-import type { ClientSession, OutboundChannel, RequestMeta } from '../gateway/client-session.js';
+import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import type { RequestContext } from '../pipeline/stage.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
@@ -168,7 +169,7 @@ export function createStreamableHandler(options: StreamableOptions) {
   }
 
   const streams: PostStreams = { edgeOf, openSse, writeEvent };
-  const postChannel = (res: ServerResponse, session: ClientSession, requestId: JsonRpcId, meta: RequestMeta) =>
+  const postChannel = (res: ServerResponse, session: ClientSession, requestId: JsonRpcId, meta: RequestContext) =>
     new PostChannel(streams, res, session, requestId, meta);
 
   function checkProtocolVersion(req: IncomingMessage): void {
@@ -195,7 +196,7 @@ export function createStreamableHandler(options: StreamableOptions) {
   }
 
   /** POST: checks the headers, then reads the body; {@link received} goes on from there. */
-  function post(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): void {
+  function post(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestContext): void {
     if (!accepts(req, 'application/json') || !accepts(req, 'text/event-stream')) {
       throw new GatewayError(
         'SWB_ERR_HTTP_NOT_ACCEPTABLE',
@@ -217,7 +218,7 @@ export function createStreamableHandler(options: StreamableOptions) {
     req: IncomingMessage,
     res: ServerResponse,
     view: View,
-    meta: RequestMeta,
+    meta: RequestContext,
     message: JsonRpcMessage,
   ): void {
     const principal = meta.principal;
@@ -387,7 +388,7 @@ export function createStreamableHandler(options: StreamableOptions) {
    * with the HTTP status of its GatewayError; 500 and an `error` log line for anything else), now
    * or, for a POST, when its body has been read: no promise.
    */
-  return function handle(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta): void {
+  return function handle(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestContext): void {
     try {
       switch (req.method) {
         case 'POST':
@@ -410,7 +411,7 @@ export function createStreamableHandler(options: StreamableOptions) {
 
 /** The parts of a streamable handler a {@link PostBody} calls back into. */
 interface PostEdge {
-  received(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestMeta, message: JsonRpcMessage): void;
+  received(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestContext, message: JsonRpcMessage): void;
   answerError(res: ServerResponse, err: unknown, reqId: string | undefined): void;
 }
 
@@ -420,7 +421,7 @@ class PostBody implements BodyReceiver {
   readonly #req: IncomingMessage;
   readonly #res: ServerResponse;
   readonly #view: View;
-  readonly #meta: RequestMeta;
+  readonly #meta: RequestContext;
   readonly #maxDepth: number;
 
   constructor(
@@ -428,7 +429,7 @@ class PostBody implements BodyReceiver {
     req: IncomingMessage,
     res: ServerResponse,
     view: View,
-    meta: RequestMeta,
+    meta: RequestContext,
     maxDepth: number,
   ) {
     this.#edge = edge;
@@ -473,7 +474,7 @@ class PostChannel implements OutboundChannel {
   readonly #res: ServerResponse;
   readonly #session: ClientSession;
   readonly #requestId: JsonRpcId;
-  readonly #meta: RequestMeta;
+  readonly #meta: RequestContext;
   #sse: StreamState | undefined;
   #done = false;
 
@@ -482,7 +483,7 @@ class PostChannel implements OutboundChannel {
     res: ServerResponse,
     session: ClientSession,
     requestId: JsonRpcId,
-    meta: RequestMeta,
+    meta: RequestContext,
   ) {
     this.#streams = streams;
     this.#res = res;

@@ -1,6 +1,6 @@
 /**
  * Request ids for the logs. The edge gives every HTTP request an id ({@link requestIdFrom}) and
- * carries it explicitly: in `RequestMeta.reqId` for MCP requests, down to `SlotContext.reqId`,
+ * carries it explicitly: in `RequestContext.reqId` for MCP requests, down to `SlotContext.reqId`,
  * the upstream connection's request options and the HTTP transports' pending requests, and as
  * the `reqId` argument of extra route handlers. Lines that concern one request write it as a
  * field: `logger.warn({ reqId, … }, msg)`.

@@ -24,6 +24,7 @@
 import ipaddr from 'ipaddr.js';
 import type { Redis } from 'ioredis';
 import picomatch from 'picomatch';
+import type { Stage } from '../pipeline/stage.js';
 import type { Principal } from '../auth/principal.js';
 import type { RateLimitRule } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
@@ -36,18 +37,18 @@ export const MIN_WINDOW_MS = 1;
 /** A store failure is logged at most once per this many milliseconds (10 s); the rest are counted. */
 export const STORE_ERROR_LOG_INTERVAL_MS = 10_000;
 
-/** What a rate-limit check sees of a request. Structurally the gateway's `AdmissionContext`. */
+/** What a rate-limit check sees of a request. The pipeline's `RequestContext` is one. */
 export interface RateLimitContext {
   /** The authenticated (or anonymous) caller. */
-  principal: Principal;
+  readonly principal: Principal;
   /** The client's IP address as the socket reports it (`::ffff:` prefixes allowed); may be unknown. */
-  ip: string | undefined;
+  readonly ip?: string | undefined;
   /** The target server's name, when the request is routed to one. */
-  server: string | undefined;
+  readonly server?: string | undefined;
   /** The upstream's own tool name (not the namespaced one), for `tools/call`. */
-  tool: string | undefined;
+  readonly tool?: string | undefined;
   /** The JSON-RPC method, e.g. `tools/call`. */
-  method: string;
+  readonly method?: string | undefined;
 }
 
 /** Reported through {@link RateLimiterOptions.onEvent} (the metrics hook). */
@@ -443,7 +444,7 @@ function compileMatch(match: RateLimitRule['match']): Predicate {
   }
   if (match.method !== undefined) {
     const m = compileGlob(match.method);
-    tests.push((c) => m(c.method));
+    tests.push((c) => c.method !== undefined && m(c.method));
   }
   if (match.principal !== undefined) {
     const m = compileGlob(match.principal);
@@ -515,4 +516,30 @@ function parseCidr(text: string): [Address, number] | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The rate limiter as a pipeline stage (request phase only): refuses with `SWB_ERR_RATE_LIMITED`
+ * (HTTP 429 + `Retry-After` while the response has not started). Synchronous for the memory
+ * store; a promise only when a rule needs a Redis round trip.
+ */
+export function rateLimitStage(limiter: RateLimiter): Stage {
+  const check = limiter.check;
+  return {
+    name: 'rate-limit',
+    request(ctx) {
+      let pending: Promise<void> | undefined;
+      try {
+        pending = check(ctx);
+      } catch (err) {
+        ctx.stage = 'rate-limit';
+        throw err;
+      }
+      if (pending === undefined) return undefined;
+      return pending.catch((err: unknown) => {
+        ctx.stage = 'rate-limit';
+        throw err;
+      });
+    },
+  };
 }

@@ -5,6 +5,7 @@
  * per-request lines — while lifecycle lines carry none. A real gateway (JSON logs through
  * `createLogger`) in front of the SDK fixture server.
  */
+import { composePipeline } from '../../../src/pipeline/stage.js';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -100,15 +101,20 @@ describe('request ids on log lines', () => {
   });
 
   it("logs a session's unexpected error with the request's id and answers -32603", async () => {
-    const admit = gw.gateway.admit;
-    gw.gateway.admit = () => {
-      throw new TypeError('admission exploded');
-    };
+    const pipeline = gw.gateway.pipeline;
+    gw.gateway.pipeline = composePipeline([
+      {
+        name: 'exploding',
+        request: () => {
+          throw new TypeError('admission exploded');
+        },
+      },
+    ]);
     try {
       const answer = await call('fx__echo', { message: 'z' }, { 'x-request-id': 'boom-7' });
       expect(answer.messages[0]).toMatchObject({ id: 7, error: { code: -32603, message: 'Internal error' } });
     } finally {
-      gw.gateway.admit = admit;
+      gw.gateway.pipeline = pipeline;
     }
     const line = withMsg('unexpected error handling a request')[0];
     expect(line).toMatchObject({ reqId: 'boom-7', err: { message: 'admission exploded' } });
