@@ -237,8 +237,8 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
   // unhandled 'error' event and end the process; the pool replaces the connection on next use.
   pool.on('error', (err) => options.logger.warn({ err }, 'idle PostgreSQL connection failed'));
   try {
-    // The schema name is validated above, so it can be spliced into the statement safely.
-    await pool.query(schema === undefined ? 'select 1' : `create schema if not exists "${schema}"`);
+    if (schema === undefined) await pool.query('select 1');
+    else await createSchema(pool, schema);
   } catch (cause) {
     await pool.end().catch(() => undefined);
     throw new GatewayError(
@@ -259,6 +259,22 @@ async function openPostgres(url: string, options: OpenDatabaseOptions): Promise<
           }),
     }),
   });
+}
+
+/**
+ * `create schema if not exists`, safe when several processes run it at once: PostgreSQL checks
+ * "not exists" before taking a lock, so a concurrent creator can still fail with
+ * `unique_violation` (23505, on `pg_namespace`) or `duplicate_schema` (42P06). Either means the
+ * schema now exists, which is all this needs.
+ */
+async function createSchema(pool: { query(text: string): Promise<unknown> }, schema: string): Promise<void> {
+  try {
+    // The schema name is validated by the caller, so it can be spliced into the statement safely.
+    await pool.query(`create schema if not exists "${schema}"`);
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code !== '23505' && code !== '42P06') throw err;
+  }
 }
 
 function message(err: unknown): string {

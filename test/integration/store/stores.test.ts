@@ -158,6 +158,14 @@ describe.each(targets)('stores on $name', (target) => {
         expect(await observer.migrate()).toEqual([]);
       });
 
+      it('opens one new location from eight connections at once (concurrent schema creation is not an error)', async () => {
+        const location = target.fresh();
+        const opened = await Promise.allSettled(Array.from({ length: 8 }, () => location.open()));
+        const failures = opened.filter((r) => r.status === 'rejected').map((r) => String(r.reason));
+        for (const r of opened) if (r.status === 'fulfilled') await r.value.close();
+        expect(failures).toEqual([]);
+      });
+
       it('applies each migration exactly once when three processes migrate the same database at once', async () => {
         const location = target.fresh();
         const results = await migrateInChildren(3, location.args);
