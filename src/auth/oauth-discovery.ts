@@ -17,7 +17,7 @@ import {
 } from 'jose';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { createBackoff, type Backoff } from '../upstream/backoff.js';
+import { createBackoff, type Backoff } from '../util/backoff.js';
 import {
   errorMessage,
   unavailable,

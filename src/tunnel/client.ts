@@ -28,7 +28,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
-import { createBackoff, type Backoff } from '../upstream/backoff.js';
+import { createBackoff, type Backoff } from '../util/backoff.js';
 import { UPSTREAM_PROTOCOL_VERSION } from '../upstream/connection.js';
 import { childEnvironment } from '../upstream/child-env.js';
 import { createStdioTransport, type StdioTransport } from '../upstream/stdio-transport.js';
