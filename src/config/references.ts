@@ -13,11 +13,13 @@ import { isPlainObject } from './paths.js';
 import type { InterpolatedVariables } from './schema.js';
 import { closest } from './schema-issues.js';
 
+/** What {@link checkReferences} found: errors, and problems that only warrant a warning. */
 interface ReferenceCheck {
   issues: RawIssue[];
   warnings: RawIssue[];
 }
 
+/** Whether a server entry is switched off (`disabled: true` or `enabled: false`). */
 function isDisabled(entry: unknown): boolean {
   return isPlainObject(entry) && (entry.disabled === true || entry.enabled === false);
 }

@@ -7,6 +7,7 @@
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { TUNNEL_SERVER_NAME_RE } from './protocol.js';
+
 /** The gateway path of the tunnel WebSocket. */
 export const TUNNEL_WS_PATH = '/reverse-proxy/ws';
 
