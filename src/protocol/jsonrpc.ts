@@ -67,6 +67,12 @@ export const JSONRPC_INTERNAL_ERROR = -32603;
 export const MCP_RESOURCE_NOT_FOUND = -32002;
 /** Implementation-defined server error range start (-32000 … -32099). */
 export const JSONRPC_SERVER_ERROR = -32000;
+/**
+ * A request cancelled before it was answered: -32800, outside the range JSON-RPC 2.0 §5.1
+ * reserves, the code the Language Server Protocol gives `RequestCancelled`. Only used inside the
+ * gateway: MCP utilities/cancellation sends no response to a cancelled request.
+ */
+export const JSONRPC_REQUEST_CANCELLED = -32800;
 
 /** True when `m` is a request (has `method` and an `id`). */
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

@@ -301,7 +301,12 @@ export class UpstreamConnection {
   cancel(upstreamId: number, reason?: string): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
-    this.#settle(pending, errorResponse(upstreamId, -32800, 'Request cancelled', { code: 'SWB_ERR_CANCELLED' }));
+    this.#settle(
+      pending,
+      errorResponse(upstreamId, ERROR_CODES.SWB_ERR_CANCELLED.jsonRpcCode, 'Request cancelled', {
+        code: 'SWB_ERR_CANCELLED',
+      }),
+    );
     const params: JsonObject = reason === undefined ? { requestId: upstreamId } : { requestId: upstreamId, reason };
     this.notify('notifications/cancelled', params);
   }
@@ -556,7 +561,7 @@ export class UpstreamConnection {
         const ge = err instanceof GatewayError ? err : undefined;
         this.#reply(req.id, {
           error: {
-            code: ge?.jsonRpcCode ?? -32603,
+            code: ge?.jsonRpcCode ?? ERROR_CODES.SWB_ERR_INTERNAL.jsonRpcCode,
             message: ge?.message ?? 'switchboard: the client did not answer',
             data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
           },
