@@ -93,9 +93,10 @@ export const ERROR_CODES = {
   /**
    * The principal already holds `sessions.maxPerPrincipal` sessions. 429 (RFC 6585 §4), not 503:
    * the limit is the caller's own, the gateway is not overloaded. `data.retryAfterMs` says when
-   * the first of its sessions expires; closing one (DELETE) frees a slot at once.
+   * the first of its sessions expires; closing one (DELETE) frees a slot at once. JSON-RPC -32003:
+   * -32002 is MCP's "Resource not found" (server/resources §Error Handling).
    */
-  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { family: 'http', status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 2, expose: true },
+  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { family: 'http', status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 3, expose: true },
   SWB_ERR_SESSION_EVENT_EXPIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /**
    * A request whose id is the id of a request of the same session still in flight (MCP
