@@ -1,7 +1,7 @@
 /**
- * The admin REST API under `/api/v1` (PRODUCT §3): API tokens and runtime servers.
+ * The admin REST API under `/api/v1`: API tokens and runtime servers.
  *
- * Every request is authenticated like an MCP request. Permissions (issue "Identity" §E):
+ * Every request is authenticated like an MCP request. Permissions (docs/security.md):
  * - tokens: `tokens.manage` — a principal sees and revokes its own tokens; `admin.*` all of
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
@@ -42,7 +42,7 @@ export interface AdminApiOptions {
   challenge: (path: string, err: GatewayError) => string;
   /** Usage analytics (`/api/v1/tokens/{id}/usage`, `/api/v1/usage`). */
   usageRoute?: UsageRoute;
-  /** Records refused credentials in the usage log (seed 004). */
+  /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
   onRefused?: (req: IncomingMessage, path: string, err: GatewayError) => void;
   clock?: () => number;
 }

@@ -2,7 +2,7 @@
  * The HTTP edge: one `node:http` server, a small route table, the DNS-rebinding guard and
  * authentication in front of every MCP route.
  *
- * Routes (PRODUCT §3): `/mcp`, `/mcp/{virtual}`, `/servers/{name}/mcp`, legacy `/sse` +
+ * Routes: `/mcp`, `/mcp/{virtual}`, `/servers/{name}/mcp`, legacy `/sse` +
  * `/message` twins of each, `/healthz`, `/readyz`, plus whatever {@link HttpServerOptions.routes}
  * adds (admin API, well-known documents).
  *
@@ -325,7 +325,8 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
         guard = buildGuard();
       }
       guard(req);
-      // Inbound copies of Switchboard's own identity headers are never trusted (PRODUCT §4.4).
+      // Inbound copies of Switchboard's own identity headers are never trusted: a client must not
+      // pose as the gateway towards an upstream.
       stripIdentityHeaders(req.headers);
       const t = target(path);
       if (!t) {

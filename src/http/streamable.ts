@@ -163,7 +163,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = gateway.getSession(id);
     // A session is bound to its endpoint (view) and principal; presented by anyone else, or on
-    // another endpoint, it does not exist (PRODUCT §4.3: a session id is never a credential).
+    // another endpoint, it does not exist (a session id is never a credential).
     if (!session || session.view !== view || session.principal.id !== principal.id) {
       throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
     }
@@ -493,7 +493,8 @@ class PostChannel implements OutboundChannel {
       if (isFinal) {
         this.#done = true;
         if (!res.destroyed) {
-          // Content-Length, not chunked: headers and body leave in one write (PRODUCT §6).
+          // Content-Length, not chunked: headers and body leave in one write (one syscall, one packet
+          // for small answers).
           res.writeHead(200, {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(data),

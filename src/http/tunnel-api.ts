@@ -1,5 +1,5 @@
 /**
- * The reverse-tunnel endpoints (issue "Reverse tunnel", seed 000 finished): the WebSocket
+ * The reverse-tunnel endpoints (docs/tunnel.md): the WebSocket
  * `/reverse-proxy/ws` where servers behind NAT dial in — authenticated *before* the upgrade is
  * accepted — and the operator endpoints `GET /reverse-proxy/sessions`,
  * `DELETE /reverse-proxy/sessions/{id}`, `POST /reverse-proxy/sessions/{id}/request` and the live

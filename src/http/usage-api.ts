@@ -1,5 +1,5 @@
 /**
- * The usage analytics endpoints of the admin API (issue 5 §C; docs/usage.md):
+ * The usage analytics endpoints of the admin API (docs/usage.md):
  *
  * - `GET /api/v1/tokens/{id}/usage?days=N` — one token's totals, success rate, latency p50/p95
  *   and top endpoints, servers and tools over the last N days (default 7, at most 366). Allowed

@@ -4,7 +4,7 @@
  * Implements JSON-RPC 2.0 §4–§5 as profiled by MCP (basic/index, "Messages"): ids are
  * strings or numbers (never null on requests), notifications carry no id, and a response has
  * exactly one of `result` / `error`. Messages are kept as plain objects so that unknown fields
- * pass through the gateway untouched (PRODUCT §4.1).
+ * pass through the gateway untouched: the gateway forwards what it does not need to understand.
  *
  * @module
  */

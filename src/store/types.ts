@@ -1,5 +1,5 @@
 /**
- * Storage ports (STYLE.md: stores are interfaces with several implementations, chosen by config).
+ * Storage ports: each store is an interface with several implementations, chosen by config.
  * Implementations: Kysely over better-sqlite3 (default, a file in the data directory) and over
  * `pg` (`SWITCHBOARD_DATABASE_URL=postgres://…`). Times are epoch milliseconds.
  *
@@ -107,7 +107,7 @@ export interface Database {
 }
 
 /**
- * One request recorded in the usage log (issue 5 §B, seed 004), a row of the `usage_log` table.
+ * One request recorded in the usage log (docs/usage.md), a row of the `usage_log` table.
  * Only requests made with a Switchboard API token are recorded, so the token fields are always
  * set. Optional fields are stored as `NULL` when absent.
  */
@@ -144,7 +144,7 @@ export interface UsageRow {
   ip?: string | undefined;
   /** The `User-Agent` header; stored cut to 512 characters. */
   userAgent?: string | undefined;
-  /** True when the gateway refused the request (seed 004: 4xx denials, revoked/expired tokens). */
+  /** True when the gateway refused the request (4xx denials, revoked/expired tokens). */
   blocked: boolean;
   /** Why it was blocked: a `SWB_ERR_…` code, or `http_<status>` when no code is known. */
   blockReason?: string | undefined;
@@ -237,7 +237,7 @@ export interface UsageSeriesRow {
 }
 
 /**
- * Usage-log persistence (issue 5 §B–§C). Writes come in batches from the usage-log writer
+ * Usage-log persistence (docs/usage.md). Writes come in batches from the usage-log writer
  * (`src/observability/usage-log.ts`), never one per request.
  */
 export interface UsageStore {
