@@ -3,6 +3,7 @@
  * (or are one documented group), the HTTP family never borrows a JSON-RPC code that would mislead,
  * and `encodeError` — not the throw site — chooses between an HTTP status and a JSON-RPC error.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   clientJsonRpcError,
@@ -103,6 +104,22 @@ describe('the error table', () => {
       const spec: ErrorSpec = ERROR_CODES[code];
       expect(spec.expose, code).toBe(false);
       expect(spec.publicMessage, code).toBeDefined();
+    }
+  });
+
+  it('is listed in docs/errors.md, every code with its family, status and JSON-RPC code', () => {
+    const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
+    const rows = new Map<string, string[]>();
+    for (const line of doc.split('\n')) {
+      const cells = line.split('|').map((c) => c.trim());
+      const code = /^`(SWB_ERR_[A-Z_]+)`$/.exec(cells[1] ?? '')?.[1];
+      if (code !== undefined) rows.set(code, cells.slice(2, 5));
+    }
+    expect([...rows.keys()].sort()).toEqual(entries.map(([code]) => code).sort());
+    for (const [code, spec] of entries) {
+      const expected =
+        spec.family === 'config' ? ['config'] : [spec.family, String(spec.status), String(spec.jsonRpcCode)];
+      expect(rows.get(code)?.slice(0, expected.length), code).toEqual(expected);
     }
   });
 
