@@ -393,6 +393,18 @@ export function clientJsonRpcError(err: GatewayError): JsonRpcErrorObject & { da
   return publicErrorObject(err.code, err.jsonRpcCode, err.message, err.data);
 }
 
+/**
+ * The JSON body of an error answered by a REST API (`/api/v1/…`, `/reverse-proxy/…`) with the
+ * code's status: `{ error: { code, message, …data } }`, message and `data` as
+ * {@link clientJsonRpcError} gives them (a code that is not exposed shows its public message).
+ */
+export function restErrorBody(err: GatewayError): {
+  error: { code: ErrorCode; message: string } & Record<string, unknown>;
+} {
+  const e = clientJsonRpcError(err);
+  return { error: { code: err.code, message: e.message, ...e.data } };
+}
+
 /** How {@link encodeError} is to answer. */
 export interface EncodeErrorOptions {
   /**

@@ -25,7 +25,7 @@ import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
 import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
 import { readBody } from './guards.js';
@@ -57,9 +57,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
   res.writeHead(err.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(
-    JSON.stringify({ error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } }),
-  );
+  res.end(JSON.stringify(restErrorBody(err)));
 }
 
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {

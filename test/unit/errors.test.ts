@@ -10,6 +10,7 @@ import {
   encodeError,
   ERROR_CODES,
   GatewayError,
+  restErrorBody,
   toClientMessage,
   type ErrorCode,
   type ErrorSpec,
@@ -192,6 +193,19 @@ describe('encodeError', () => {
       message: 'Upstream answered with an HTTP error',
       data: { code: 'SWB_ERR_UPSTREAM_HTTP', status: 500 },
     });
+  });
+});
+
+describe('restErrorBody', () => {
+  it('gives the REST APIs the same message and data a JSON-RPC client would get', () => {
+    const limited = new GatewayError('SWB_ERR_RATE_LIMITED', 'slow down', { data: { retryAfterMs: 5 } });
+    expect(restErrorBody(limited)).toEqual({
+      error: { code: 'SWB_ERR_RATE_LIMITED', message: 'slow down', retryAfterMs: 5 },
+    });
+    const down = new GatewayError('SWB_ERR_STORE_UNAVAILABLE', 'connect ECONNREFUSED 10.0.0.9:5432', {
+      data: { host: '10.0.0.9' },
+    });
+    expect(restErrorBody(down)).toEqual({ error: { code: 'SWB_ERR_STORE_UNAVAILABLE', message: 'Internal error' } });
   });
 });
 
