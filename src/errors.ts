@@ -325,10 +325,15 @@ export function isErrorCode(code: unknown): code is ErrorCode {
  * what the client sees.
  */
 export class GatewayError extends Error {
+  /** The stable code, sent to clients as `error.data.code`. */
   readonly code: ErrorCode;
+  /** How a client learns of it: see {@link ErrorFamily}. */
   readonly family: ErrorFamily;
+  /** The code's HTTP status ({@link ErrorSpec.status}). */
   readonly status: number;
+  /** The code's JSON-RPC error code. */
   readonly jsonRpcCode: number;
+  /** Whether {@link Error.message} may be shown to a client. */
   readonly expose: boolean;
   /** Extra detail placed in JSON-RPC `error.data` (for a code not exposed, only its `publicData` fields reach a client). */
   readonly data: Record<string, unknown> | undefined;

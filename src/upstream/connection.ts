@@ -301,12 +301,7 @@ export class UpstreamConnection {
   cancel(upstreamId: number, reason?: string): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
-    this.#settle(
-      pending,
-      errorResponse(upstreamId, ERROR_CODES.SWB_ERR_CANCELLED.jsonRpcCode, 'Request cancelled', {
-        code: 'SWB_ERR_CANCELLED',
-      }),
-    );
+    this.#settle(pending, errorResponse(upstreamId, -32800, 'Request cancelled', { code: 'SWB_ERR_CANCELLED' }));
     const params: JsonObject = reason === undefined ? { requestId: upstreamId } : { requestId: upstreamId, reason };
     this.notify('notifications/cancelled', params);
   }
