@@ -563,7 +563,7 @@ async function scenario2() {
  * an API token is created with `switchboard token create` and sent on every request.
  *
  * When the fragment turns the usage log on, a second contender runs the same fragment with
- * `usage.enabled: false` in the same rounds (issue "Traffic control": throughput with the log
+ * `usage.enabled: false` in the same rounds (the usage log's target: throughput with the log
  * within 10 % of without it), and after the graceful stop the rows in the contender's SQLite
  * database are counted against the HTTP responses the load generator received from it (every
  * request carries the API token, so each must be one row). Returns [features, featuresOff?].
@@ -1189,7 +1189,7 @@ function printTargets() {
     ]);
   }
   if (rows.length) {
-    print('### Targets (PRODUCT §6)');
+    print('### Targets');
     print();
     table(['target', 'measured', 'status'], rows);
   }

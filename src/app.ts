@@ -366,7 +366,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       res.end(await metrics.metricsText());
       return true;
     };
-    // Reverse tunnel (seed 000 finished): servers behind NAT dial in and become ordinary servers.
+    // Reverse tunnel: servers behind NAT dial in and become ordinary servers.
     const tunnels = createTunnelHub({
       heartbeatTimeoutMs: config.tunnels.heartbeatTimeout,
       maxBufferPerSubscriber: config.tunnels.feedBuffer,
@@ -417,7 +417,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         onRefused,
       }),
     ];
-    // Metrics, usage log (seed 004) and the server span of every MCP exchange.
+    // Metrics, usage log and the server span of every MCP exchange.
     const observer: ExchangeObserver = {
       start: tracing.enabled
         ? (req, path) =>

@@ -1,6 +1,6 @@
 /**
  * `switchboard check [--config FILE]`: validates a configuration file and prints every problem
- * with its file and path (PRODUCT §3).
+ * with its file and path.
  *
  * @module
  */

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `switchboard` command line (PRODUCT §3): `serve`, `check`, `import`.
+ * The `switchboard` command line: `serve`, `check`, `import` and the store, token, tunnel and
+ * usage commands.
  *
  * The CLI is the only layer that prints or sets the process exit code; commands return their
  * exit code and the library code below them throws {@link GatewayError}s.
@@ -12,7 +13,7 @@ import { isGatewayError } from '../errors.js';
 import type { TokenCreateOptions } from './token.js';
 import { packageVersion } from '../package-root.js';
 // Command modules are imported when their command runs, so `serve` starts without loading the
-// others' dependencies (startup time is a target: PRODUCT §6).
+// others' dependencies (startup time is measured: docs/benchmarks.md).
 
 function parsePort(value: string): number {
   const port = Number(value);

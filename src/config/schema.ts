@@ -1,5 +1,5 @@
 /**
- * The configuration schema: one zod schema for YAML, JSON and TOML files (PRODUCT §3).
+ * The configuration schema: one zod schema for YAML, JSON and TOML files.
  *
  * Durations accept a number of milliseconds or a string such as `"500ms"`, `"30s"`, `"5m"`,
  * `"1h"`, `"1d"`. Sizes accept a number of bytes or a string such as `"512kb"`, `"4mb"`.
@@ -188,13 +188,13 @@ export const StdioServer = z
   .strict();
 export type StdioServer = z.infer<typeof StdioServer>;
 
-/** HTTP header names: RFC 9110 tokens restricted to letters, digits and `-` (seed 001). */
+/** HTTP header names: RFC 9110 §5.1 tokens restricted to letters, digits and `-`. */
 export const HEADER_NAME_RE = /^[A-Za-z0-9-]+$/;
 const HeaderName = z.string().regex(HEADER_NAME_RE, 'expected a header name of letters, digits and "-"');
 
 /**
- * How Switchboard authenticates to a remote upstream (issue "Identity" §G). A configured
- * credential is never replaced by a client header (PRODUCT §4.4).
+ * How Switchboard authenticates to a remote upstream (docs/upstream-identity.md). A configured
+ * credential is never replaced by a client header.
  */
 export const UpstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
@@ -228,9 +228,9 @@ export const RemoteServer = z
     headers: z.record(z.string(), StringLike).default({}),
     /** Outbound credential. Default `{type: none}`. */
     auth: UpstreamAuth.optional(),
-    /** Client headers forwarded to this upstream; overrides the global allowlist (seed 001). */
+    /** Client headers forwarded to this upstream; replaces the global allowlist for it (docs/upstream-identity.md). */
     passthroughHeaders: z.array(HeaderName).optional(),
-    /** Send the caller's identity headers and a signed assertion (issue "Identity" §G). Default false. */
+    /** Send the caller's identity headers and a signed assertion (docs/upstream-identity.md). Default false. */
     identityHeaders: z.boolean().default(false),
     /** When the upstream counts as down (`/readyz`, `switchboard_upstream_up`) and how it is probed back up. */
     health: RemoteHealth.default({ failureThreshold: 3, probeInterval: 5000, maxProbeInterval: 60_000 }),
@@ -260,13 +260,13 @@ export const VirtualServer = z
   .strict();
 export type VirtualServer = z.infer<typeof VirtualServer>;
 
-/** `resource.action` permission strings, `*` wildcards per segment (issue "Identity" §E). */
+/** `resource.action` permission strings, `*` wildcards per segment (docs/security.md). */
 export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
 const Permission = z
   .string()
   .regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
 
-/** Inbound authentication and authorization (issue "Identity" §B–§F). */
+/** Inbound authentication and authorization: API tokens, OAuth 2.1 resource server, trusted proxy header, roles. */
 export const AuthConfig = z
   .object({
     /** none: anonymous (loopback only unless --insecure); tokens: Switchboard API tokens; oauth: OAuth 2.1 resource server; tokens+oauth: either. */
@@ -325,7 +325,7 @@ export const AuthConfig = z
 export type AuthConfig = z.infer<typeof AuthConfig>;
 
 /**
- * One rate-limit rule (issue "Traffic control" §A). A rule applies to a request when every
+ * One rate-limit rule (docs/rate-limits.md). A rule applies to a request when every
  * field of `match` matches (globs); requests are counted per `key`.
  */
 export const RateLimitRule = z
@@ -375,7 +375,7 @@ export const SwitchboardConfigInput = z
       .default({ store: 'auto', failOpen: true, keyPrefix: 'swb:rl' }),
     usage: z
       .object({
-        /** Record requests made with API tokens (seed 004). Default true. */
+        /** Record requests made with API tokens (docs/usage.md). Default true. */
         enabled: z.boolean().default(true),
         /** Rows per batched write. Default 500. */
         batchSize: z.number().int().min(1).default(500),
@@ -432,7 +432,7 @@ export const SwitchboardConfigInput = z
       .strict()
       .default({ enabled: true, protected: false }),
     auth: AuthConfig.default({ mode: 'none', roles: {}, revocationChannel: 'swb:tokens:revoked' }),
-    /** Global header passthrough (seed 001): where the allowlist comes from and whether it may override base headers. */
+    /** Global header passthrough: where the allowlist comes from and whether it may override base headers. */
     headers: z
       .object({
         /** env: SWITCHBOARD_PASSTHROUGH_HEADERS; db: stored global config; merge: both. Default env. */

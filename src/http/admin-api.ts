@@ -1,7 +1,7 @@
 /**
- * The admin REST API under `/api/v1` (PRODUCT §3): API tokens and runtime servers.
+ * The admin REST API under `/api/v1`: API tokens and runtime servers.
  *
- * Every request is authenticated like an MCP request. Permissions (issue "Identity" §E):
+ * Every request is authenticated like an MCP request. Permissions (docs/security.md):
  * - tokens: `tokens.manage` — a principal sees and revokes its own tokens; `admin.*` all of
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
@@ -25,7 +25,7 @@ import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
 import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord } from '../store/types.js';
 import { readBody } from './guards.js';
@@ -42,7 +42,7 @@ export interface AdminApiOptions {
   challenge: (path: string, err: GatewayError) => string;
   /** Usage analytics (`/api/v1/tokens/{id}/usage`, `/api/v1/usage`). */
   usageRoute?: UsageRoute;
-  /** Records refused credentials in the usage log (seed 004). */
+  /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
   onRefused?: (req: IncomingMessage, path: string, err: GatewayError) => void;
   clock?: () => number;
 }
@@ -57,9 +57,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
   res.writeHead(err.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(
-    JSON.stringify({ error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } }),
-  );
+  res.end(JSON.stringify(restErrorBody(err)));
 }
 
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {

@@ -1,5 +1,5 @@
 /**
- * The usage log writer (issue 5 §B, seed 004; docs/usage.md): every request made with a
+ * The usage log writer (docs/usage.md): every request made with a
  * Switchboard API token becomes one {@link UsageRow}, written to the database in batches by a
  * background writer — never one insert per request, never on the request's path.
  *
@@ -364,7 +364,7 @@ export function requestFacts(
 }
 
 /**
- * True when requests of `principal` are recorded (seed 004: Switchboard API tokens only), so a
+ * True when requests of `principal` are recorded (Switchboard API tokens only), so a
  * caller can skip building the facts of a request that will not be logged.
  */
 export function recordsUsage(
@@ -375,9 +375,9 @@ export function recordsUsage(
 
 /**
  * The row for a request authenticated with a Switchboard API token, or `undefined` for any other
- * principal (OAuth, proxy header, anonymous: seed 004 logs API-token usage only).
+ * principal (OAuth, proxy header, anonymous: the usage log records API-token usage only).
  *
- * Blocked (seed 004): a 4xx HTTP status, or an `error` whose status is 4xx (a denial sent as a
+ * Blocked: a 4xx HTTP status, or an `error` whose status is 4xx (a denial sent as a
  * JSON-RPC error, e.g. `SWB_ERR_AUTH_FORBIDDEN` for a missing `tools.execute`). The reason is the
  * error's `SWB_ERR_…` code, else `http_<status>`. 5xx are failures, not denials.
  */

@@ -1,5 +1,6 @@
 /**
- * Rate limits (issue "Traffic control" §A, PRODUCT §4.3 "principal in every key").
+ * Rate limits (docs/rate-limits.md); the principal is part of every key, so one caller never
+ * spends another's budget.
  *
  * `rateLimits` rules are compiled once by {@link createRateLimiter}: globs with picomatch, CIDRs
  * with ipaddr.js, and token buckets (`./token-bucket.ts`) in memory or in Redis shared by every

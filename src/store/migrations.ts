@@ -67,7 +67,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
     },
   },
   /**
-   * The usage log (issue 5 §B, docs/usage.md). Booleans are stored as integers 0/1 and latencies
+   * The usage log (docs/usage.md). Booleans are stored as integers 0/1 and latencies
    * as `double precision` (REAL affinity on SQLite) so both databases hold the same values.
    */
   '0002_usage': {

@@ -1,5 +1,5 @@
 /**
- * Storage ports (STYLE.md: stores are interfaces with several implementations, chosen by config).
+ * Storage ports: each store is an interface with several implementations, chosen by config.
  * Implementations: Kysely over better-sqlite3 (default, a file in the data directory) and over
  * `pg` (`SWITCHBOARD_DATABASE_URL=postgres://…`). Times are epoch milliseconds.
  *

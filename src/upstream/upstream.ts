@@ -489,7 +489,7 @@ export class Upstream {
       }
     }
     if (call.cancelled)
-      return this.#done(call, { jsonrpc: '2.0', id: 0, error: { code: -32800, message: 'Request cancelled' } });
+      return this.#done(call, errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
     // The connection rewrites _meta.progressToken in place; a retry must start from the client's token.
     if (attempt > 0 && call.meta !== undefined) call.meta.progressToken = call.progressToken;
     let headers: Readonly<Record<string, string>> | undefined;

@@ -301,7 +301,7 @@ const tokenPrincipal: Principal = {
   jti: 'jti-1',
 };
 
-describe('blockedRowFor (seed 004: refused tokens)', () => {
+describe('blockedRowFor (refused tokens)', () => {
   it('records a revoked token whose jti exists as blocked, attributed to the stored owner', () => {
     const error = new GatewayError('SWB_ERR_AUTH_REVOKED_TOKEN', 'token revoked', {
       data: { tokenId: 'tok-9', subject: 'stored-owner', jti: 'jti-9' },
@@ -337,7 +337,7 @@ describe('blockedRowFor (seed 004: refused tokens)', () => {
   });
 });
 
-describe('usageRowFor (seed 004: authenticated token requests)', () => {
+describe('usageRowFor (authenticated token requests)', () => {
   it('records a served token request with the principal’s token, jti and subject', () => {
     const r = usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, bytesOut: 99, server: 'echo', tool: 'echo' });
     expect(r).toEqual({
