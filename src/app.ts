@@ -473,6 +473,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         servers: database.servers,
         challenge,
         ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
+        ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => pins } } : {}),
         onRefused,
       }),
     ];
