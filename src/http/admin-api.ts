@@ -387,7 +387,10 @@ async function toolPinsRoute(
     const registry = pins.registry();
     const list = registry
       ? await registry.list(server)
-      : (await pins.store.list(server)).map((p) => ({ ...p, status: p.changedHash === undefined ? 'pinned' : 'changed' }));
+      : (await pins.store.list(server)).map((p) => ({
+          ...p,
+          status: p.changedHash === undefined ? 'pinned' : 'changed',
+        }));
     return send(res, 200, { pins: list });
   }
   const [server, action] = segments;
