@@ -111,7 +111,7 @@ export function compileCel(source: string): CompiledCel {
   const evaluate = ENV.parse(source);
   return {
     source,
-    test: (activation) => evaluate(activation as unknown as Record<string, unknown>) === true,
+    test: (activation) => evaluate(activation) === true,
     readsPayload: readsPayload(evaluate.ast),
   };
 }

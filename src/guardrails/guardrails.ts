@@ -29,7 +29,7 @@ import type { Logger } from '../observability/logger.js';
 import type { GuardrailAction } from '../observability/metrics.js';
 import type { RequestContext, Route, Stage } from '../pipeline/stage.js';
 import { compileMatch } from '../policy/rate-limit.js';
-import type { JsonObject, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { JsonObject, JsonRpcRequest } from '../protocol/jsonrpc.js';
 import { compileCel, principalVariable, type CelActivation, type CompiledCel } from './cel.js';
 import type { PinRegistry } from './pins.js';
 import { createRedactor, type Redactor } from './redact.js';
@@ -88,7 +88,7 @@ export function createGuardrails(options: GuardrailsOptions): Guardrails {
 
 type OnAction = (guardrail: string, action: GuardrailAction) => void;
 
-const EMPTY: JsonObject = Object.freeze({}) as JsonObject;
+const EMPTY: JsonObject = Object.freeze({});
 
 function buildStage(g: Guardrail, options: GuardrailsOptions, onAction: OnAction, clients: WebhookClient[]): Stage {
   const matches = compileMatch(g.match);
@@ -201,7 +201,7 @@ function buildStage(g: Guardrail, options: GuardrailsOptions, onAction: OnAction
             (decision) => {
               if (!decision.allow) throw refuse(ctx, decision.reason);
               if (decision.redacted !== undefined && hasArgs && req.params !== undefined) {
-                req.params.arguments = decision.redacted as JsonObject;
+                req.params.arguments = decision.redacted;
                 onAction(name, 'redact');
               }
             },
@@ -223,7 +223,7 @@ function buildStage(g: Guardrail, options: GuardrailsOptions, onAction: OnAction
             (decision) => {
               if (!decision.allow) throw refuse(ctx, decision.reason);
               if (decision.redacted !== undefined) {
-                (res as { result: JsonObject }).result = decision.redacted as JsonObject;
+                (res as { result: JsonObject }).result = decision.redacted;
                 onAction(name, 'redact');
               }
             },
