@@ -63,7 +63,7 @@ export const DETECTORS: readonly Detector[] = [
     source: `\\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9][${B64URL}]{19,}(?![${B64URL}])`,
   },
   { name: 'email', set: 'pii', source: '\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b' },
-  { name: 'payment-card', set: 'pii', source: '(?<![\\d.-])\\d(?:[ -]?\\d){12,18}(?![\\d.])', valid: luhnValid },
+  { name: 'payment-card', set: 'pii', source: '(?<!\\d|\\d[.-])\\d(?:[ -]?\\d){12,18}(?!\\d|\\.\\d)', valid: luhnValid },
   {
     name: 'iban',
     set: 'pii',
@@ -74,7 +74,7 @@ export const DETECTORS: readonly Detector[] = [
     name: 'phone',
     set: 'pii',
     source:
-      '(?<![\\w.+])(?:\\+\\d{1,3}[ .-]?)?(?:\\(\\d{2,4}\\)[ .-]?|\\d{2,4}[ .-])\\d{3,4}[ .-]\\d{4}(?![\\w.])|(?<![\\w+])\\+\\d{8,15}\\b',
+      '(?<!\\w|\\d\\.|\\+)(?:\\+\\d{1,3}[ .-]?)?(?:\\(\\d{2,4}\\)[ .-]?|\\d{2,4}[ .-])\\d{3,4}[ .-]\\d{4}(?!\\w|\\.\\d)|(?<![\\w+])\\+\\d{8,15}\\b',
   },
 ];
 
