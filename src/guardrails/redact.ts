@@ -63,7 +63,12 @@ export const DETECTORS: readonly Detector[] = [
     source: `\\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9][${B64URL}]{19,}(?![${B64URL}])`,
   },
   { name: 'email', set: 'pii', source: '\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b' },
-  { name: 'payment-card', set: 'pii', source: '(?<!\\d|\\d[.-])\\d(?:[ -]?\\d){12,18}(?!\\d|\\.\\d)', valid: luhnValid },
+  {
+    name: 'payment-card',
+    set: 'pii',
+    source: '(?<!\\d|\\d[.-])\\d(?:[ -]?\\d){12,18}(?!\\d|\\.\\d)',
+    valid: luhnValid,
+  },
   {
     name: 'iban',
     set: 'pii',

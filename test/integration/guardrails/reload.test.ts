@@ -22,7 +22,9 @@ afterEach(async () => {
 async function echo(url: string, message: string): Promise<string | McpError> {
   const { client } = await connectClient(`${url}/mcp`);
   try {
-    const r = (await client.callTool({ name: 'echo__echo', arguments: { message } })) as { content: Array<{ text: string }> };
+    const r = (await client.callTool({ name: 'echo__echo', arguments: { message } })) as {
+      content: Array<{ text: string }>;
+    };
     return r.content[0]!.text;
   } catch (err) {
     if (err instanceof McpError) return err;
@@ -38,13 +40,17 @@ describe('guardrails and reload', () => {
     expect(gw.gateway.pipeline).toBe(EMPTY_PIPELINE);
     expect(await echo(gw.url, 'stop')).toBe('Echo: stop');
 
-    await gw.reload(buildConfig({ servers: SERVERS, guardrails: [{ name: 'no-stop', deny: 'mcp.arguments.message == "stop"' }] }));
+    await gw.reload(
+      buildConfig({ servers: SERVERS, guardrails: [{ name: 'no-stop', deny: 'mcp.arguments.message == "stop"' }] }),
+    );
     expect(gw.gateway.pipeline.stages.map((s) => s.name)).toEqual(['guardrail:no-stop']);
     const refused = await echo(gw.url, 'stop');
     expect(refused).toBeInstanceOf(McpError);
     expect((refused as McpError).data).toMatchObject({ guardrail: 'no-stop' });
 
-    await gw.reload(buildConfig({ servers: SERVERS, guardrails: [{ name: 'no-go', deny: 'mcp.arguments.message == "go"' }] }));
+    await gw.reload(
+      buildConfig({ servers: SERVERS, guardrails: [{ name: 'no-go', deny: 'mcp.arguments.message == "go"' }] }),
+    );
     expect(await echo(gw.url, 'stop')).toBe('Echo: stop');
     expect(((await echo(gw.url, 'go')) as McpError).data).toMatchObject({ guardrail: 'no-go' });
 
@@ -60,7 +66,10 @@ describe('guardrails and reload', () => {
     await gw.reload(buildConfig({ servers: SERVERS, guardrails: [{ name: 'pins', pinTools: 'block' }] }));
     const pins = gw.toolPins();
     await pins?.settled();
-    expect((await gw.database.toolPins!.list()).map((p) => `${p.server}/${p.tool}`)).toEqual(['echo/echo', 'echo/ping']);
+    expect((await gw.database.toolPins!.list()).map((p) => `${p.server}/${p.tool}`)).toEqual([
+      'echo/echo',
+      'echo/ping',
+    ]);
     expect(await echo(gw.url, 'hi')).toBe('Echo: hi');
   });
 });

@@ -32,18 +32,35 @@ describe('canonicalJson / toolHash', () => {
     const b = toolHash({ inputSchema: { properties: {}, type: 'object' }, description: 'd', name: 'echo' });
     expect(a).toBe(b);
     expect(a).toMatch(/^[0-9a-f]{64}$/);
-    expect(toolHash({ name: 'echo', description: 'd', inputSchema: { type: 'object', properties: {} }, title: 'T', _meta: { x: 1 } })).toBe(a);
+    expect(
+      toolHash({
+        name: 'echo',
+        description: 'd',
+        inputSchema: { type: 'object', properties: {} },
+        title: 'T',
+        _meta: { x: 1 },
+      }),
+    ).toBe(a);
     expect(toolHash({ name: 'echo', description: 'd2', inputSchema: { type: 'object', properties: {} } })).not.toBe(a);
     expect(toolHash({ name: 'echo', description: 'd', inputSchema: { type: 'object' } })).not.toBe(a);
     expect(
-      toolHash({ name: 'echo', description: 'd', inputSchema: { type: 'object', properties: {} }, outputSchema: { type: 'object' } }),
+      toolHash({
+        name: 'echo',
+        description: 'd',
+        inputSchema: { type: 'object', properties: {} },
+        outputSchema: { type: 'object' },
+      }),
     ).not.toBe(a);
     expect(toolHash({ name: 'echo2', description: 'd', inputSchema: { type: 'object', properties: {} } })).not.toBe(a);
   });
 });
 
 const targets = [
-  { name: 'sqlite', available: true, open: () => openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger(), env: {} }) },
+  {
+    name: 'sqlite',
+    available: true,
+    open: () => openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger(), env: {} }),
+  },
   {
     name: 'postgres',
     available: postgresUp,
@@ -66,7 +83,12 @@ for (const target of targets) {
 
     it('keeps the first pin, records a changed definition, clears it when it reverts, and approves', async () => {
       const store = (await fresh()).toolPins!;
-      expect(await store.pin('echo', 'echo', 'h1', 1000)).toEqual({ server: 'echo', tool: 'echo', hash: 'h1', pinnedAt: 1000 });
+      expect(await store.pin('echo', 'echo', 'h1', 1000)).toEqual({
+        server: 'echo',
+        tool: 'echo',
+        hash: 'h1',
+        pinnedAt: 1000,
+      });
       // First sight wins: a second pin does not replace it.
       expect((await store.pin('echo', 'echo', 'h2', 2000)).hash).toBe('h1');
       await store.seen('echo', 'echo', 'h2', 3000);

@@ -132,13 +132,15 @@ describe('switchboard check with guardrails', () => {
     await writeFile(file, "guardrails:\n  - name: no-rm\n    deny: 'mcp.arguments.message.contains('\n");
     const out = capture();
     expect(await runCheck({ config: file, env: {} }, out)).toBe(1);
-    expect(out.stderr[0]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*guardrails\\[0\\]\\.deny: invalid CEL: `));
+    expect(out.stderr[0]).toMatch(
+      new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}.*guardrails\\[0\\]\\.deny: invalid CEL: `),
+    );
     expect(out.stderr.at(-1)).toBe(`1 problem found in ${file}`);
   });
 
   it('counts guardrails in the summary of a valid file', async () => {
     const file = join(dir, 'ok.yaml');
-    await writeFile(file, "guardrails:\n  - name: a\n    deny: 'mcp.tool == \"x\"'\n  - name: b\n    redact: [pii]\n");
+    await writeFile(file, 'guardrails:\n  - name: a\n    deny: \'mcp.tool == "x"\'\n  - name: b\n    redact: [pii]\n');
     const out = capture();
     expect(await runCheck({ config: file, env: {} }, out)).toBe(0);
     expect(out.stdout).toEqual([`ok: 0 servers, 0 virtual servers, 2 guardrails in ${file}`]);

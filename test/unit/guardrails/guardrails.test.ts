@@ -36,7 +36,10 @@ function build(input: unknown[], pins?: PinRegistry): { g: Guardrails; actions: 
 
 function call(tool: string, args: JsonObject, principal = ALICE, server = 'echo'): [RequestContext, JsonRpcRequest] {
   const ctx: RequestContext = { principal, method: 'tools/call', server, tool, route: { server, name: tool } };
-  return [ctx, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: `${server}__${tool}`, arguments: args } }];
+  return [
+    ctx,
+    { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: `${server}__${tool}`, arguments: args } },
+  ];
 }
 
 function refusal(fn: () => unknown): GatewayError {
@@ -66,7 +69,9 @@ function only(g: Guardrails): Stage {
 
 describe('deny / denyResult', () => {
   it('refuses a matching request with SWB_ERR_GUARDRAIL_DENIED naming the guardrail, and sets ctx.stage', () => {
-    const { g, actions } = build([{ name: 'no-rm', match: { server: 'echo', tool: 'echo' }, deny: 'mcp.arguments.message.contains("rm -rf")' }]);
+    const { g, actions } = build([
+      { name: 'no-rm', match: { server: 'echo', tool: 'echo' }, deny: 'mcp.arguments.message.contains("rm -rf")' },
+    ]);
     const stage = only(g);
     expect(stage.name).toBe('guardrail:no-rm');
     const [ctx, req] = call('echo', { message: 'rm -rf /' });
@@ -81,7 +86,9 @@ describe('deny / denyResult', () => {
   });
 
   it('lets through what its match does not select, and what the expression does not deny', () => {
-    const { g } = build([{ name: 'no-rm', match: { server: 'echo', tool: 'echo' }, deny: 'mcp.arguments.message.contains("rm -rf")' }]);
+    const { g } = build([
+      { name: 'no-rm', match: { server: 'echo', tool: 'echo' }, deny: 'mcp.arguments.message.contains("rm -rf")' },
+    ]);
     const stage = only(g);
     const [other, otherReq] = call('shell', { message: 'rm -rf /' });
     expect(stage.request!(other, otherReq)).toBeUndefined();
@@ -95,14 +102,16 @@ describe('deny / denyResult', () => {
     const [ctx, req] = call('echo', {});
     expect(only(g).request!(ctx, req)).toBeUndefined();
     // initialize: no arguments at all.
-    only(g).request!({ principal: ALICE, method: 'initialize' }, { jsonrpc: '2.0', id: 0, method: 'initialize' });
+    expect(
+      only(g).request!({ principal: ALICE, method: 'initialize' }, { jsonrpc: '2.0', id: 0, method: 'initialize' }),
+    ).toBeUndefined();
     expect(actions).toEqual(['no-rm:error', 'no-rm:error']);
   });
 
   it('refuses a result with denyResult, reading mcp.result', () => {
     const { g } = build([{ name: 'no-errors', denyResult: 'mcp.result.isError == true' }]);
     const stage = only(g);
-    expect(stage.request).toBeUndefined();
+    expect('request' in stage).toBe(false);
     const [ctx, req] = call('echo', {});
     const ok: JsonRpcResponse = { jsonrpc: '2.0', id: 1, result: { content: [], isError: false } };
     expect(stage.result!(ctx, req, ok)).toBeUndefined();
@@ -130,14 +139,17 @@ describe('deny / denyResult', () => {
     expect(lookups).toBe(6);
 
     const { g: payload } = build([{ name: 'p', deny: 'mcp.arguments.x == 1' }]);
-    expect(only(payload).listTools).toBeUndefined();
+    expect('listTools' in only(payload)).toBe(false);
   });
 });
 
 describe('redact', () => {
   it('redacts arguments in place before the upstream sees them, counting one redact per phase', () => {
     const { g, actions } = build([{ name: 'secrets', redact: ['secrets'] }]);
-    const [ctx, req] = call('echo', { message: 'key AKIAIOSFODNN7EXAMPLE', nested: { list: ['sk_live_4eC39HqLyjWDarjtT1zdp7dc'] } });
+    const [ctx, req] = call('echo', {
+      message: 'key AKIAIOSFODNN7EXAMPLE',
+      nested: { list: ['sk_live_4eC39HqLyjWDarjtT1zdp7dc'] },
+    });
     expect(only(g).request!(ctx, req)).toBeUndefined();
     expect(req.params!.arguments).toEqual({
       message: 'key [REDACTED:aws-access-key]',
@@ -146,7 +158,7 @@ describe('redact', () => {
     expect(actions).toEqual(['secrets:redact']);
     expect(ctx.stage).toBeUndefined();
     const [clean, cleanReq] = call('echo', { message: 'hello' });
-    only(g).request!(clean, cleanReq);
+    expect(only(g).request!(clean, cleanReq)).toBeUndefined();
     expect(actions).toEqual(['secrets:redact']);
   });
 
@@ -160,10 +172,13 @@ describe('redact', () => {
         { type: 'image', data: 'jane@example.com', mimeType: 'image/png' },
       ],
       structuredContent: { who: ['jane@example.com'] },
-      contents: [{ uri: 'file:///b', text: 'call +1 555 123 4567' }, { uri: 'file:///c', blob: 'jane@example.com' }],
+      contents: [
+        { uri: 'file:///b', text: 'call +1 555 123 4567' },
+        { uri: 'file:///c', blob: 'jane@example.com' },
+      ],
       messages: [{ role: 'user', content: { type: 'text', text: 'secret-7' } }],
     };
-    only(g).result!(ctx, req, { jsonrpc: '2.0', id: 1, result });
+    expect(only(g).result!(ctx, req, { jsonrpc: '2.0', id: 1, result })).toBeUndefined();
     expect(result).toEqual({
       content: [
         { type: 'text', text: 'mail [REDACTED:email]' },
@@ -171,7 +186,10 @@ describe('redact', () => {
         { type: 'image', data: 'jane@example.com', mimeType: 'image/png' },
       ],
       structuredContent: { who: ['[REDACTED:email]'] },
-      contents: [{ uri: 'file:///b', text: 'call [REDACTED:phone]' }, { uri: 'file:///c', blob: 'jane@example.com' }],
+      contents: [
+        { uri: 'file:///b', text: 'call [REDACTED:phone]' },
+        { uri: 'file:///c', blob: 'jane@example.com' },
+      ],
       messages: [{ role: 'user', content: { type: 'text', text: '***' } }],
     });
   });
@@ -208,7 +226,10 @@ describe('webhook', () => {
     const guard = await guardServer((b) =>
       b.phase === 'request'
         ? { status: 200, body: JSON.stringify({ allow: true, redacted: { message: 'clean' } }) }
-        : { status: 200, body: JSON.stringify({ allow: true, redacted: { content: [{ type: 'text', text: 'safe' }] } }) },
+        : {
+            status: 200,
+            body: JSON.stringify({ allow: true, redacted: { content: [{ type: 'text', text: 'safe' }] } }),
+          },
     );
     const { g, actions } = build([{ name: 'ext', webhook: { url: guard.url } }]);
     const [ctx, req] = call('echo', { message: 'dirty' });
@@ -223,7 +244,9 @@ describe('webhook', () => {
   it('is not asked about requests without a route (initialize, lists)', async () => {
     const guard = await guardServer(() => ({ status: 200, body: '{"allow":false}' }));
     const { g } = build([{ name: 'ext', webhook: { url: guard.url } }]);
-    expect(only(g).request!({ principal: ALICE, method: 'tools/list' }, { jsonrpc: '2.0', id: 1, method: 'tools/list' })).toBeUndefined();
+    expect(
+      only(g).request!({ principal: ALICE, method: 'tools/list' }, { jsonrpc: '2.0', id: 1, method: 'tools/list' }),
+    ).toBeUndefined();
     expect(guard.bodies).toEqual([]);
   });
 
@@ -293,7 +316,7 @@ describe('pinTools', () => {
     const [ctx, req] = call('echo', {});
     expect(only(g).request!(ctx, req)).toBeUndefined();
     expect(only(g).request!(ctx, req)).toBeUndefined();
-    expect(only(g).listTools).toBeUndefined();
+    expect('listTools' in only(g)).toBe(false);
     expect(actions).toEqual(['pins:warn', 'pins:warn']);
   });
 

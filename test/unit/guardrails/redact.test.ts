@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createRedactor, DETECTORS, ibanValid, luhnValid, redactPatternProblem } from '../../../src/guardrails/redact.js';
+import {
+  createRedactor,
+  DETECTORS,
+  ibanValid,
+  luhnValid,
+  redactPatternProblem,
+} from '../../../src/guardrails/redact.js';
 
 const secrets = createRedactor(['secrets']);
 const pii = createRedactor(['pii']);
@@ -40,7 +46,9 @@ describe('secrets detectors: true positives', () => {
   }
 
   it('replaces only the secret, keeping the text around it', () => {
-    expect(secrets.redactString('my key AKIAIOSFODNN7EXAMPLE is here')).toBe('my key [REDACTED:aws-access-key] is here');
+    expect(secrets.redactString('my key AKIAIOSFODNN7EXAMPLE is here')).toBe(
+      'my key [REDACTED:aws-access-key] is here',
+    );
     expect(secrets.redactString(`a\n${PEM}\nb`)).toBe('a\n[REDACTED:private-key]\nb');
   });
 });

@@ -116,12 +116,20 @@ describe('webhook client', () => {
   });
 
   it('fails with body on malformed or oversized answers', async () => {
-    const answers: unknown[] = ['not json', '[]', { allow: 'yes' }, { allow: true, reason: 5 }, { allow: true, redacted: [1] }];
+    const answers: unknown[] = [
+      'not json',
+      '[]',
+      { allow: 'yes' },
+      { allow: true, reason: 5 },
+      { allow: true, redacted: [1] },
+    ];
     for (const answer of answers) {
       const g = await guard((_req, _body, res) => json(res, 200, answer));
       expect((await failure(client(g.url).ask(QUESTION))).kind, JSON.stringify(answer)).toBe('body');
     }
-    const big = await guard((_req, _body, res) => json(res, 200, `{"allow":true,"reason":"${'x'.repeat(MAX_RESPONSE_BYTES)}"}`));
+    const big = await guard((_req, _body, res) =>
+      json(res, 200, `{"allow":true,"reason":"${'x'.repeat(MAX_RESPONSE_BYTES)}"}`),
+    );
     expect((await failure(client(big.url).ask(QUESTION))).kind).toBe('body');
   });
 });
@@ -129,6 +137,10 @@ describe('webhook client', () => {
 describe('parseDecision', () => {
   it('accepts the minimal and the full answer', () => {
     expect(parseDecision('{"allow":true}')).toEqual({ allow: true, reason: undefined, redacted: undefined });
-    expect(parseDecision('{"allow":false,"reason":"r","redacted":{}}')).toEqual({ allow: false, reason: 'r', redacted: {} });
+    expect(parseDecision('{"allow":false,"reason":"r","redacted":{}}')).toEqual({
+      allow: false,
+      reason: 'r',
+      redacted: {},
+    });
   });
 });
