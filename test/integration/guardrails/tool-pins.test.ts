@@ -2,7 +2,11 @@
  * Tool pins: hashing, the `tool_pins` store on SQLite and PostgreSQL (a schema of its own,
  * dropped afterwards), and the in-memory registry over a real store.
  */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { runToolsApprove, runToolsPins } from '../../../src/cli/tools.js';
 import { canonicalJson, PinRegistry, toolHash } from '../../../src/guardrails/pins.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
@@ -169,3 +173,48 @@ for (const target of targets) {
     });
   });
 }
+
+describe('switchboard tools approve | pins', () => {
+  it('approves recorded changes, lists pins, and exits 1 when there is nothing to approve', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'swb-tools-cli-'));
+    try {
+      const config = join(dir, 'switchboard.yaml');
+      await writeFile(config, `dataDir: ${JSON.stringify(dir)}\n`);
+      const db = await openDatabase({ dataDir: dir, logger: silentLogger(), env: {} });
+      await db.migrate();
+      await db.toolPins!.pin('echo', 'echo', 'a'.repeat(64), 1);
+      await db.toolPins!.seen('echo', 'echo', 'b'.repeat(64), 2);
+      await db.close();
+
+      const lines: string[] = [];
+      const output = { out: (l: string) => lines.push(`out ${l}`), err: (l: string) => lines.push(`err ${l}`) };
+      expect(await runToolsPins({ config }, output)).toBe(0);
+      expect(await runToolsApprove({ config, server: 'echo', tool: 'other' }, output)).toBe(1);
+      expect(await runToolsApprove({ config, server: 'echo' }, output)).toBe(0);
+      expect(await runToolsApprove({ config, server: 'echo' }, output)).toBe(1);
+      expect(await runToolsPins({ config, json: true }, output)).toBe(0);
+      expect(lines.slice(0, 4)).toEqual([
+        `out echo/echo\tchanged\t${'a'.repeat(12)}`,
+        'err nothing to approve for echo --tool other: no changed tool definition is recorded',
+        'out approved echo/echo',
+        'err nothing to approve for echo: no changed tool definition is recorded',
+      ]);
+      expect(lines[4]?.startsWith('out ')).toBe(true);
+      expect(JSON.parse(lines[4]!.slice(4))).toEqual({
+        pins: [
+          {
+            server: 'echo',
+            tool: 'echo',
+            hash: 'b'.repeat(64),
+            pinnedAt: expect.any(Number),
+            approvedBy: 'cli',
+            status: 'pinned',
+          },
+        ],
+      });
+      expect(lines).toHaveLength(5);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
