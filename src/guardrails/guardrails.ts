@@ -18,8 +18,9 @@
  * the usage log records the request as blocked with that reason.
  *
  * Cost: everything is compiled here, once per configuration. A request that no guardrail's
- * `match` selects costs one predicate call per guardrail; CEL activations reuse a cached
- * `principal` variable per principal object.
+ * `match` selects costs one predicate call per guardrail; CEL expressions are evaluated against
+ * one shared activation object filled in per evaluation (the `principal` variable is built once
+ * per principal object), so they allocate nothing of their own.
  *
  * @module
  */
@@ -116,6 +117,8 @@ function buildStage(g: Guardrail, options: GuardrailsOptions, onAction: OnAction
         onAction(name, 'error');
         logger.debug({ guardrail: name, err }, 'guardrail expression failed to evaluate; treated as no match');
         return false;
+      } finally {
+        release(activation);
       }
     };
     const stage: { -readonly [K in keyof Stage]: Stage[K] } = { name: stageName };
@@ -304,18 +307,41 @@ function redactText(redactor: Redactor, holder: unknown): void {
   }
 }
 
+/**
+ * The two activations every CEL evaluation fills in (request phase without `mcp.result`, result
+ * phase with it): evaluation is synchronous and keeps no reference, so one object of each suffices
+ * and a request allocates nothing for its expressions. Two objects keep both shapes stable.
+ */
+const REQUEST_ACTIVATION: CelActivation = {
+  mcp: { method: '', server: '', tool: '', arguments: EMPTY, params: EMPTY },
+  principal: { id: '', name: '', kind: '', scopes: [], claims: {} },
+};
+const RESULT_ACTIVATION: CelActivation = {
+  mcp: { method: '', server: '', tool: '', arguments: EMPTY, params: EMPTY, result: EMPTY },
+  principal: REQUEST_ACTIVATION.principal,
+};
+
+/** Drops the shared activation's references to a request's payload (nothing kept alive after it). */
+function release(a: CelActivation): void {
+  a.mcp.arguments = EMPTY;
+  a.mcp.params = EMPTY;
+  if (a.mcp.result !== undefined) a.mcp.result = EMPTY;
+}
+
+/** Fills in the shared activation for this request (and result); valid until the next call. */
 function activation(ctx: RequestContext, req: JsonRpcRequest, result: JsonObject | undefined): CelActivation {
+  const a = result === undefined ? REQUEST_ACTIVATION : RESULT_ACTIVATION;
   const params = req.params;
   const args = params?.arguments;
-  const mcp: CelActivation['mcp'] = {
-    method: ctx.method ?? req.method,
-    server: ctx.server ?? '',
-    tool: ctx.tool ?? '',
-    arguments: typeof args === 'object' && args !== null ? args : EMPTY,
-    params: params ?? EMPTY,
-  };
+  const mcp = a.mcp;
+  mcp.method = ctx.method ?? req.method;
+  mcp.server = ctx.server ?? '';
+  mcp.tool = ctx.tool ?? '';
+  mcp.arguments = typeof args === 'object' && args !== null ? args : EMPTY;
+  mcp.params = params ?? EMPTY;
   if (result !== undefined) mcp.result = result;
-  return { mcp, principal: principalVariable(ctx.principal) };
+  a.principal = principalVariable(ctx.principal);
+  return a;
 }
 
 function principalOf(ctx: RequestContext): { id: string; name: string; kind: string } {
