@@ -342,6 +342,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         });
         await registry.load();
         pins = registry;
+        metrics.setChangedToolsSource(() => registry.changedCount);
       }
       const registry = pins;
       if (gateway.onToolCatalog === undefined) {

@@ -109,6 +109,13 @@ export class PinRegistry {
     return set !== undefined && set.has(tool);
   }
 
+  /** How many tools are changed (the `switchboard_tool_pins_changed` gauge). */
+  get changedCount(): number {
+    let n = 0;
+    for (const set of this.#changed.values()) n += set.size;
+    return n;
+  }
+
   /** True when any tool of any server is changed. */
   get anyChanged(): boolean {
     return this.#changed.size > 0;

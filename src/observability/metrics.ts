@@ -318,6 +318,12 @@ export interface Metrics {
   recordUpstreamCall(server: string, seconds: number): void;
   /** Sets the function read at each scrape for `switchboard_active_sessions` (default: 0). */
   setActiveSessionsSource(source: () => number): void;
+  /**
+   * Sets the function read at each scrape for `switchboard_tool_pins_changed`: tools whose
+   * definition differs from their pin (guardrail tool pinning). The gauge exists from the first
+   * call on; a later call replaces the source.
+   */
+  setChangedToolsSource(source: () => number): void;
   /** Sets `switchboard_upstream_up{server}` to 1 (ready) or 0 (starting, restarting, failed). */
   setUpstreamUp(server: string, up: boolean): void;
   /** Counts one restart of an upstream in `switchboard_upstream_restarts_total{server}`. */
@@ -440,6 +446,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   let activeSessions: () => number = () => 0;
   let usageLog: UsageLogSource = { queueDepth: 0, dropped: 0, written: 0 };
+  /** Registered on the first `setChangedToolsSource` (only gateways with tool pinning export it). */
+  let changedTools: (() => number) | undefined;
   new Gauge({
     name: `${METRIC_PREFIX}active_sessions`,
     help: 'Client sessions currently open.',
@@ -528,6 +536,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     recordUpstreamCall(server, seconds): void {
       const s = seriesFor(server);
       upstreamDurations.observe(s.upstream ?? (s.upstream = upstreamDurations.cell({ server: s.name })), seconds);
+    },
+
+    setChangedToolsSource(source): void {
+      if (changedTools === undefined) {
+        new Gauge({
+          name: `${METRIC_PREFIX}tool_pins_changed`,
+          help: 'Tools whose definition changed since it was pinned and is not approved yet (guardrail tool pinning).',
+          registers: [registry],
+          collect() {
+            this.set(changedTools?.() ?? 0);
+          },
+        });
+      }
+      changedTools = source;
     },
 
     setActiveSessionsSource(source): void {

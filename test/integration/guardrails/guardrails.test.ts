@@ -274,6 +274,9 @@ describe('tool pinning across restarts', () => {
       expect(blocked.message).toContain('pins');
       expect(blocked.data).toMatchObject({ guardrail: 'pins' });
       expect(textOf(await c2.callTool({ name: 'echo__ping', arguments: {} }))).toBe('pong');
+      const scraped = await (await fetch(`${second.gw.url}/metrics`)).text();
+      expect(scraped).toContain('switchboard_tool_pins_changed 1');
+      expect(scraped).toContain('switchboard_guardrail_actions_total{guardrail="pins",action="deny"} 1');
 
       await second.gw.toolPins()?.settled();
       const listing = (await (
