@@ -19,6 +19,13 @@
  * groups), so a string is scanned once; custom patterns are one more scan each. Only strings are
  * visited; objects and arrays are walked in place without copying.
  *
+ * Linear time: detectors with unbounded repeats start only where a run of their characters
+ * starts (a lookbehind, not `\b`, which also fires inside runs such as `a.a.a…` or `x-x-x…`), and
+ * repeats are either bounded (e-mail parts, RFC 5321 §4.5.3.1) or cannot backtrack across their
+ * own delimiter (a PEM body stops at the next `-----`), so text an attacker controls costs time
+ * proportional to its length. Custom patterns are the operator's: keep them free of nested
+ * quantifiers.
+ *
  * @module
  */
 import type { RedactPattern } from '../config/schema.js';
@@ -40,13 +47,15 @@ export const DETECTORS: readonly Detector[] = [
   {
     name: 'private-key',
     set: 'secrets',
-    source: '-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----[\\s\\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY-----',
+    // The body stops at the next `-----`: a BEGIN without its END costs one scan of its body.
+    source:
+      '-----BEGIN (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY-----(?:[A-Za-z0-9+/=\\s:,.]|-(?!----))*?-----END (?:[A-Z0-9]{1,16} ){0,4}PRIVATE KEY-----',
   },
   { name: 'aws-access-key', set: 'secrets', source: '\\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\\b' },
   {
     name: 'jwt',
     set: 'secrets',
-    source: `\\beyJ[${B64URL}]{8,}\\.eyJ[${B64URL}]{8,}\\.[${B64URL}]*(?![${B64URL}])`,
+    source: `(?<![${B64URL}])eyJ[${B64URL}]{8,}\\.eyJ[${B64URL}]{8,}\\.[${B64URL}]*(?![${B64URL}])`,
   },
   { name: 'bearer-token', set: 'secrets', source: '\\b[Bb]earer[ \\t]+[A-Za-z0-9._~+/-]{16,}=*' },
   {
@@ -56,13 +65,18 @@ export const DETECTORS: readonly Detector[] = [
   },
   { name: 'slack-token', set: 'secrets', source: '\\bxox[abposr]-[A-Za-z0-9-]{10,}' },
   { name: 'stripe-key', set: 'secrets', source: '\\b[rs]k_(?:live|test)_[A-Za-z0-9]{16,}\\b' },
-  { name: 'google-api-key', set: 'secrets', source: `\\bAIza[${B64URL}]{35}(?![${B64URL}])` },
+  { name: 'google-api-key', set: 'secrets', source: `(?<![${B64URL}])AIza[${B64URL}]{35}(?![${B64URL}])` },
   {
     name: 'openai-api-key',
     set: 'secrets',
-    source: `\\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9][${B64URL}]{19,}(?![${B64URL}])`,
+    source: `(?<![${B64URL}])sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9][${B64URL}]{19,}(?![${B64URL}])`,
   },
-  { name: 'email', set: 'pii', source: '\\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}\\b' },
+  {
+    name: 'email',
+    set: 'pii',
+    // RFC 5321 §4.5.3.1: a local part of at most 64 octets, labels of at most 63.
+    source: '(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])',
+  },
   {
     name: 'payment-card',
     set: 'pii',
