@@ -388,6 +388,8 @@ export const RedactPattern = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    // Bad flags are reported on `flags` alone.
+    if (p.flags !== undefined && !/^[imsu]*$/.test(p.flags)) return;
     const problem = redactPatternProblem(p.pattern, p.flags ?? '');
     if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['pattern'], message: problem });
   });

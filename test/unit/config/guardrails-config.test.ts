@@ -66,6 +66,25 @@ guardrails:
     ]);
   });
 
+  it('enforces the documented limits: webhook timeout 1ms–60s, redaction flags and names, name length', () => {
+    const found = issues(`
+guardrails:
+  - {name: slow, webhook: {url: 'http://127.0.0.1:1/', timeout: 61s}}
+  - {name: ok, webhook: {url: 'http://127.0.0.1:1/', timeout: 60s}}
+  - {name: flags, redact: [{pattern: 'x', flags: 'gy'}]}
+  - {name: detector, redact: [{pattern: 'x', name: 'Has Spaces'}]}
+  - {name: ${'n'.repeat(65)}, deny: 'true'}
+  - {name: empty, redact: []}
+`).map((i) => i.path);
+    expect(found).toEqual([
+      'guardrails[0].webhook.timeout',
+      'guardrails[2].redact[0].flags',
+      'guardrails[3].redact[0].name',
+      'guardrails[4].name',
+      'guardrails[5].redact',
+    ]);
+  });
+
   it('reports bad patterns, globs, CIDRs, kinds, names and webhook settings', () => {
     const found = issues(`
 guardrails:
