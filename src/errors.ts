@@ -232,6 +232,19 @@ export const ERROR_CODES = {
   SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },
   /** The shared rate-limit store (Redis) failed and `rateLimiting.failOpen` is false. */
   SWB_ERR_RATE_LIMIT_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 51, expose: true },
+  // Guardrails (src/guardrails): JSON-RPC errors on the wire (HTTP 200), outside the reserved
+  // range -32768 … -32000; `data.guardrail` names the guardrail.
+  /**
+   * A guardrail refused the request or its result (a `deny`/`denyResult` expression, the
+   * external guard's `allow: false`, a changed tool under `pinTools: block`). The message and
+   * `data.guardrail` name the guardrail; `data.reason` carries the external guard's reason.
+   */
+  SWB_ERR_GUARDRAIL_DENIED: { family: 'jsonrpc', status: 200, jsonRpcCode: -31001, expose: true },
+  /**
+   * A guardrail could not decide (the external guard timed out, refused the connection, answered
+   * a non-2xx status or malformed JSON) and its `onError` is `deny`. `data.guardrail` names it.
+   */
+  SWB_ERR_GUARDRAIL_UNAVAILABLE: { family: 'jsonrpc', status: 200, jsonRpcCode: -31002, expose: true },
   // Config / startup (printed by the CLI, never sent)
   SWB_ERR_CONFIG_INVALID: { family: 'config', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_CONFIG_READ: { family: 'config', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },

@@ -113,6 +113,26 @@ export function createProgram(): Command {
       process.exitCode = await (await import('./token.js')).runTokenRevoke({ ...opts, id });
     });
 
+  const tools = program.command('tools').description('tool definition pins of pinTools guardrails');
+  tools
+    .command('approve')
+    .description("accept the current definitions of a server's changed tools (pinTools guardrails)")
+    .argument('<server>', 'server name')
+    .option('--tool <name>', "only this tool (the upstream's own name)")
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .action(async (server: string, opts: { tool?: string; config?: string }) => {
+      process.exitCode = await (await import('./tools.js')).runToolsApprove({ ...opts, server });
+    });
+  tools
+    .command('pins')
+    .description('list tool pins and whether each definition changed since pinned')
+    .option('--server <name>', "only this server's pins")
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { server?: string; config?: string; json?: boolean }) => {
+      process.exitCode = await (await import('./tools.js')).runToolsPins(opts);
+    });
+
   program
     .command('tunnel')
     .description('connect a local stdio MCP server to a gateway through a reverse tunnel (docs/tunnel.md)')

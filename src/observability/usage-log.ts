@@ -336,6 +336,12 @@ export interface UsageOutcome extends UsageRequestFacts {
   jsonrpcError?: number | undefined;
   /** The error that ended the request, if any: its `code` becomes the block reason. */
   error?: unknown;
+  /**
+   * The pipeline stage that refused the request (`RequestContext.stage`, e.g. `guardrail:no-rm`,
+   * `rate-limit`): a response that is an error (`jsonrpcError` or a 4xx) is then blocked with this
+   * as its reason.
+   */
+  stage?: string | undefined;
 }
 
 /**
@@ -385,7 +391,11 @@ export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageR
   if (!recordsUsage(principal)) return undefined;
   const error = outcome.error;
   const errorStatus = isGatewayError(error) ? error.status : undefined;
-  const blocked = isClientError(outcome.httpStatus) || (errorStatus !== undefined && isClientError(errorStatus));
+  const stage = outcome.stage;
+  const blocked =
+    isClientError(outcome.httpStatus) ||
+    (errorStatus !== undefined && isClientError(errorStatus)) ||
+    (stage !== undefined && outcome.jsonrpcError !== undefined);
   // One literal, no spreads: this runs once per request with the usage log on.
   return {
     ts: outcome.ts,
@@ -405,7 +415,7 @@ export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageR
     ip: outcome.ip,
     userAgent: outcome.userAgent,
     blocked,
-    blockReason: blocked ? (isGatewayError(error) ? error.code : `http_${outcome.httpStatus}`) : undefined,
+    blockReason: blocked ? (stage ?? (isGatewayError(error) ? error.code : `http_${outcome.httpStatus}`)) : undefined,
   };
 }
 

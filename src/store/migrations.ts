@@ -122,6 +122,28 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.alterTable('tokens').dropColumn('parent_id').execute();
     },
   },
+  /**
+   * Tool definition pins of `pinTools` guardrails (docs/guardrails.md): one row per (server,
+   * tool), hex SHA-256 hashes, epoch-millisecond times.
+   */
+  '0004_tool_pins': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tool_pins')
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('tool', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('changed_hash', 'text')
+        .addColumn('pinned_at', 'bigint', (c) => c.notNull())
+        .addColumn('changed_at', 'bigint')
+        .addColumn('approved_by', 'text')
+        .addPrimaryKeyConstraint('tool_pins_pk', ['server', 'tool'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('tool_pins').execute();
+    },
+  },
 };
 
 /** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */

@@ -102,6 +102,8 @@ export interface Database {
   readonly settings: SettingsStore;
   /** The usage log (present on every SQL database; optional for other implementations). */
   readonly usage?: UsageStore;
+  /** Tool definition pins of `pinTools` guardrails (present on every SQL database). */
+  readonly toolPins?: ToolPinStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when a trivial query succeeds (for /readyz). */
@@ -205,4 +207,50 @@ export interface UsageStore extends UsageSink {
   tokenUsage(tokenId: string, query: TokenUsageQuery): Promise<TokenUsage>;
   /** Requests per bucket and group, ordered by bucket, then key (nulls first). */
   usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]>;
+}
+
+/**
+ * The pinned definition of one upstream tool (guardrails `pinTools`, docs/guardrails.md): the
+ * SHA-256 of its name, description, inputSchema and outputSchema when first seen, and the hash of
+ * a different definition seen since, until an operator approves it.
+ */
+export interface ToolPin {
+  /** The upstream server's configured name. */
+  server: string;
+  /** The upstream's own tool name. */
+  tool: string;
+  /** Hex SHA-256 of the pinned (accepted) definition. */
+  hash: string;
+  /** Hex SHA-256 of the definition last seen, when it differs from `hash`. */
+  changedHash?: string;
+  /** When the pin was first taken or last approved, epoch ms. */
+  pinnedAt: number;
+  /** When the changed definition was first seen, epoch ms. */
+  changedAt?: number;
+  /** Who approved the current pin (principal id, or `cli` for `switchboard tools approve`). */
+  approvedBy?: string;
+}
+
+/** Storage of {@link ToolPin}s, one per (server, tool). Errors are `SWB_ERR_STORE_*` GatewayErrors. */
+export interface ToolPinStore {
+  /** Every pin, or those of one server, ordered by server then tool. */
+  list(server?: string): Promise<ToolPin[]>;
+  /**
+   * Pins `hash` for (server, tool) unless a pin exists (first sight wins, also across replicas).
+   *
+   * @returns the stored pin (the existing one when there was one)
+   */
+  pin(server: string, tool: string, hash: string, at: number): Promise<ToolPin>;
+  /**
+   * Records the definition seen now: sets `changedHash` (keeping the first `changedAt`) when it
+   * differs from the pin, clears both when it equals the pin. No-op without a pin.
+   */
+  seen(server: string, tool: string, hash: string, at: number): Promise<void>;
+  /**
+   * Accepts the changed definitions of `server` (all its tools, or only `tool`): each pin with a
+   * `changedHash` takes it as its `hash`.
+   *
+   * @returns the names of the tools approved (empty when nothing was changed)
+   */
+  approve(server: string, tool: string | undefined, by: string, at: number): Promise<string[]>;
 }

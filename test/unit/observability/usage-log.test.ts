@@ -365,6 +365,20 @@ describe('usageRowFor (authenticated token requests)', () => {
     ).toMatchObject({ blocked: true, blockReason: 'SWB_ERR_AUTH_FORBIDDEN', jsonrpcError: forbidden.jsonRpcCode });
   });
 
+  it('marks an error answer of a request a pipeline stage refused as blocked, with the stage as reason', () => {
+    expect(
+      usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, jsonrpcError: -31001, stage: 'guardrail:no-rm' }),
+    ).toMatchObject({ blocked: true, blockReason: 'guardrail:no-rm', jsonrpcError: -31001 });
+    expect(usageRowFor(tokenPrincipal, { ...facts, httpStatus: 429, stage: 'rate-limit' })).toMatchObject({
+      blocked: true,
+      blockReason: 'rate-limit',
+    });
+    // A stage that changed the request (redaction) without refusing it: served, not blocked.
+    const served = usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, stage: 'guardrail:secrets' });
+    expect(served?.blocked).toBe(false);
+    expect(served?.blockReason).toBeUndefined();
+  });
+
   it('does not mark upstream failures (5xx) or tool errors as blocked', () => {
     const r = usageRowFor(tokenPrincipal, { ...facts, httpStatus: 502 });
     expect(r?.blocked).toBe(false);
