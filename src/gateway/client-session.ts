@@ -257,7 +257,7 @@ export class ClientSession {
    *   undefined for other methods
    * @throws GatewayError `SWB_ERR_ROUTE_UNKNOWN_TOOL` / `_PROMPT` / `_RESOURCE` for a name that is
    *   not exposed to this principal (out-of-scope items are unknown, as they are absent from
-   *   lists); `SWB_ERR_AUTH_INSUFFICIENT_SCOPE` for `tools/call` without `tools.execute`
+   *   lists); `SWB_ERR_AUTH_FORBIDDEN` (`data.permission`) for `tools/call` without `tools.execute`
    */
   #route(req: JsonRpcRequest, ctx: RequestContext): Hit | undefined {
     const params = req.params;
