@@ -46,6 +46,13 @@ export interface GatewayOptions {
    * e.g. to count it in metrics. The withheld item stays out of that view until the conflict ends.
    */
   onNameCollision?: (collision: NameCollision) => void;
+  /**
+   * Builds the transport of each new connection to a configured server, instead of the one its
+   * configuration describes (a child process or an HTTP client): for tests and embedders that
+   * serve upstreams in-process, e.g. over `upstream/memory-transport.ts`. Default: from the
+   * configuration. Tunnelled servers keep their tunnel transport.
+   */
+  createTransport?: (server: string, config: ServerConfig, logger: Logger) => MessageTransport;
 }
 
 const NO_SESSIONS: ReadonlySet<ClientSession> = new Set();
@@ -102,6 +109,7 @@ export class Gateway implements SessionHost {
   #observe: GatewayOptions['observeUpstream'];
   #restartsSeen = new WeakMap<Upstream, number>();
   #onNameCollision: (collision: NameCollision) => void;
+  #createTransport: GatewayOptions['createTransport'];
 
   constructor(options: GatewayOptions) {
     this.logger = options.logger;
@@ -113,6 +121,7 @@ export class Gateway implements SessionHost {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
     this.#tracing = options.tracing;
     this.#observe = options.observeUpstream;
+    this.#createTransport = options.createTransport;
     const report = options.onNameCollision;
     this.#onNameCollision = (c) => {
       this.logger.warn(
@@ -500,7 +509,10 @@ export class Gateway implements SessionHost {
     return u;
   }
 
-  #newUpstream(name: string, cfg: ServerConfig, createTransport?: () => MessageTransport): Upstream {
+  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport): Upstream {
+    const custom = this.#createTransport;
+    const createTransport =
+      tunnel ?? (custom === undefined ? undefined : (logger: Logger) => custom(name, cfg, logger));
     return new Upstream({
       ...(createTransport ? { createTransport } : {}),
       name,
