@@ -262,7 +262,11 @@ describe('Gateway reload', () => {
     expect(onB.session.closed).toBe(true);
     // A restarted server's items follow those of the servers that kept running.
     expect(names(gateway.aggregate.tools)).toEqual(['a__echo', 'c__new', 'b__echo']);
+    // One tools/list_changed per started server's first catalog (c, then the new b), then the
+    // reload's own three.
     expect(onAll.stream.messages).toEqual([
+      { jsonrpc: '2.0', method: 'notifications/tools/list_changed' },
+      { jsonrpc: '2.0', method: 'notifications/tools/list_changed' },
       { jsonrpc: '2.0', method: 'notifications/tools/list_changed' },
       { jsonrpc: '2.0', method: 'notifications/prompts/list_changed' },
       { jsonrpc: '2.0', method: 'notifications/resources/list_changed' },
