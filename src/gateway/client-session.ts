@@ -7,6 +7,10 @@
  * messages related to a request (a POST's JSON/SSE response), and attaches a standalone channel
  * (the GET stream, or the legacy SSE stream) for unrelated messages.
  *
+ * Parts: routing and authorization `session-route.ts`, list answers and pagination
+ * `session-lists.ts`, server→client requests `client-requests.ts`, log levels `log-levels.ts`,
+ * and the channel and host interfaces `session-host.ts`.
+ *
  * @module
  */
 import type { Principal } from '../auth/principal.js';
