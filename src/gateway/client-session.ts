@@ -9,7 +9,8 @@
  *
  * Parts: routing and authorization `session-route.ts`, list answers and pagination
  * `session-lists.ts`, server→client requests `client-requests.ts`, log levels `log-levels.ts`,
- * and the channel and host interfaces `session-host.ts`.
+ * version negotiation `protocol-versions.ts`, and the channel and host interfaces
+ * `session-host.ts`.
  *
  * @module
  */
@@ -35,11 +36,9 @@ import { logLevelAllows, logLevelIndex } from './log-levels.js';
 import type { OutboundChannel, SessionHost } from './session-host.js';
 import { sendList } from './session-lists.js';
 import { routeCompletion, routeRequest, type Hit } from './session-route.js';
+import { negotiateVersion } from './protocol-versions.js';
 
-/** Protocol versions of the 2025 era the front door accepts, newest first. */
-export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
-/** Version assumed when a client sends no `MCP-Protocol-Version` header (transports §Protocol Version Header). */
-export const DEFAULT_NEGOTIATED_VERSION = '2025-03-26';
+export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './protocol-versions.js';
 
 export type { OutboundChannel, SessionHost } from './session-host.js';
 
@@ -175,7 +174,12 @@ export class ClientSession {
       }
       if (pending !== undefined) {
         pending.then(
-          () => this.#run(req, out, ctx, hit),
+          // The session may have closed while the stage ran: forwarding then would start work
+          // (an isolated child, even) for a session nothing will release any more.
+          () =>
+            this.#closed
+              ? this.#refuse(req, out, new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'), ctx)
+              : this.#run(req, out, ctx, hit),
           (err: unknown) => this.#refuse(req, out, err, ctx),
         );
         return;
@@ -356,11 +360,7 @@ export class ClientSession {
   };
 
   #initialize(params: JsonObject): JsonObject {
-    const requested = params.protocolVersion;
-    const version =
-      typeof requested === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested)
-        ? requested
-        : SUPPORTED_PROTOCOL_VERSIONS[0];
+    const version = negotiateVersion(params.protocolVersion);
     this.protocolVersion = version;
     this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
     this.clientInfo = params.clientInfo as JsonObject | undefined;

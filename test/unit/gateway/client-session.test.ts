@@ -29,7 +29,13 @@ afterEach(async () => {
 
 async function setup(
   servers: Record<string, MemoryUpstream>,
-  options: { kind?: ViewKind; pageSize?: number; stages?: Stage[]; principal?: Principal } = {},
+  options: {
+    kind?: ViewKind;
+    pageSize?: number;
+    stages?: Stage[];
+    principal?: Principal;
+    config?: Record<string, unknown>;
+  } = {},
 ): Promise<Setup> {
   const events: UpstreamEvent[] = [];
   const upstreams = new Map<string, Upstream>();
@@ -37,7 +43,7 @@ async function setup(
   for (const [name, mem] of Object.entries(servers)) {
     const u = new Upstream({
       name,
-      config: StdioServer.parse({ command: 'in-memory' }),
+      config: StdioServer.parse({ command: 'in-memory', ...options.config }),
       logger: silentLogger(),
       gatewayVersion: '9.9.9',
       attributionWaitMs: 5_000,
@@ -340,6 +346,24 @@ describe('ClientSession: pipeline stages', () => {
     const { session } = await setup({ a: mem }, { stages: [stage] });
     const out = await send(session, 'tools/call', { name: 'a__echo', arguments: { secret: 'hunter2' } });
     expect(text(out.response)).toBe('{"tool":"echo","args":{"secret":"[redacted]"}}');
+  });
+
+  it('does not forward a request whose session closed while an asynchronous stage ran', async () => {
+    const mem = new MemoryUpstream({ tools: TOOLS });
+    const gate = deferred();
+    const stage: Stage = { name: 'slow-limit', request: () => gate.promise };
+    const { session, upstreams } = await setup({ a: mem }, { stages: [stage], config: { isolation: 'session' } });
+    const out = await send(session, 'tools/call', { name: 'a__echo' }, { id: 'late', wait: false });
+    session.close('client deleted it');
+    gate.resolve();
+    await until(() => out.finished);
+    // The client is told its session is gone (404 before the response started), and no child is
+    // started for a session that no longer exists: nothing would ever release it.
+    expect(out.failures).toEqual([{ code: 'SWB_ERR_SESSION_NOT_FOUND', status: 404, id: 'late' }]);
+    expect(out.messages).toEqual([]);
+    expect(mem.received.filter((r) => r.method === 'tools/call')).toEqual([]);
+    expect(upstreams.get('a')!.connectionCount).toBe(0);
+    expect(session.inFlight).toBe(0);
   });
 
   it('refuses on an asynchronous rejection like a synchronous throw', async () => {
