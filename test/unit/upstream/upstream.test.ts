@@ -78,6 +78,20 @@ describe('Upstream isolation', () => {
     await expect(u.acquire(slot('s2'))).rejects.toMatchObject({ code: 'SWB_ERR_UPSTREAM_PROCESS_LIMIT' });
   });
 
+  // Known defect (src/upstream/upstream.ts, not changed here): releaseSession() while the
+  // session's child is still starting deletes the slot, but #doConnect then stores the new
+  // connection on the deleted slot: nothing ever closes that child (stop() does not see it).
+  it.fails('stops a session-isolated child whose session ended while it was starting', async () => {
+    const mem = new MemoryUpstream();
+    const { u } = upstream(mem, { isolation: 'session' });
+    await u.start();
+    const starting = u.acquire(slot('s1'));
+    u.releaseSession('s1', 'anonymous');
+    const conn = await starting.catch(() => undefined);
+    await until(() => conn === undefined || conn.closed, 50);
+    expect(mem.servers).toHaveLength(2);
+  });
+
   it('reaps an idle isolated child once no session holds it and idleTimeout has passed', async () => {
     let now = 0;
     const { u } = upstream(new MemoryUpstream(), { isolation: 'user', idleTimeout: 1000 }, () => now);
