@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Upstream, type SlotContext, type UpstreamEvent } from '../../../src/upstream/upstream.js';
 import { StdioServer } from '../../../src/config/schema.js';
 import { silentLogger } from '../../../src/observability/logger.js';
@@ -8,6 +8,7 @@ import { MemoryUpstream, until } from '../../helpers/memory-server.js';
 
 const running: Upstream[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.allSettled(running.splice(0).map((u) => u.stop()));
 });
 
@@ -147,9 +148,17 @@ describe('Upstream catalog', () => {
 describe('Upstream supervision', () => {
   it('restarts a shared child that went away, with backoff, and serves calls again', async () => {
     const mem = new MemoryUpstream({ tools: [{ name: 'echo' }] });
-    const { u, events } = upstream(mem, { restart: { initialDelay: 5, maxDelay: 10 } });
+    let now = 0;
+    const { u, events } = upstream(mem, { restart: { initialDelay: 1000, maxDelay: 5000 } }, () => now);
     await u.start();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     await mem.pairs[0]!.disconnect({ exitCode: 1, signal: null });
+    await until(() => u.state === 'restarting');
+    await new Promise((r) => setImmediate(r));
+    // The first backoff delay is initialDelay ± 20 %: nothing restarts before it has passed.
+    expect(mem.servers).toHaveLength(1);
+    now += 1200;
+    vi.advanceTimersByTime(1200);
     await until(() => u.state === 'ready' && mem.servers.length === 2);
     expect(states(events)).toEqual(['ready', 'restarting', 'ready']);
     expect(events.find((e) => e.type === 'state' && e.state === 'restarting')).toMatchObject({ error: 'exit code 1' });
@@ -174,13 +183,22 @@ describe('Upstream supervision', () => {
   it('times a call out after the configured timeout with SWB_ERR_UPSTREAM_TIMEOUT', async () => {
     const mem = new MemoryUpstream({ tools: [{ name: 'hang' }] });
     mem.handlers.set('hang', () => new Promise(() => undefined));
-    const { u } = upstream(mem, { timeout: 30 });
+    const { u } = upstream(mem, { timeout: 5000 });
     await u.start();
-    const response = await u.call(slot('s1'), 'tools/call', { name: 'hang' }, undefined).response;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const call = u.call(slot('s1'), 'tools/call', { name: 'hang' }, undefined);
+    await until(() => mem.received.some((r) => r.method === 'tools/call'));
+    vi.advanceTimersByTime(4999);
+    let settled = false;
+    void call.response.then(() => (settled = true));
+    await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    vi.advanceTimersByTime(1);
+    const response = await call.response;
     expect(response).toMatchObject({
       error: {
         code: -32022,
-        message: 'upstream "a" did not answer tools/call within 30 ms',
+        message: 'upstream "a" did not answer tools/call within 5000 ms',
         data: { code: 'SWB_ERR_UPSTREAM_TIMEOUT' },
       },
     });
