@@ -486,7 +486,13 @@ describe('ClientSession: resources, logging and server→client requests', () =>
     expect(mems.get('a')!.received.filter((r) => r.method === 'logging/setLevel')).toEqual([
       { method: 'logging/setLevel', params: { level: 'warning' } },
     ]);
-    expect(mems.get('b')!.received).toEqual(mems.get('b')!.received.filter((r) => r.method !== 'logging/setLevel'));
+    // b declares no logging: it got its catalog requests only.
+    expect(mems.get('b')!.received.map((r) => r.method)).toEqual([
+      'tools/list',
+      'prompts/list',
+      'resources/list',
+      'resources/templates/list',
+    ]);
     const standalone = new RecordingChannel();
     session.attachStandalone(standalone);
     const log = (level: string): JsonRpcNotification => ({
