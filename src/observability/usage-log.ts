@@ -22,10 +22,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { isGatewayError } from '../errors.js';
-import type { UsageRow, UsageStore } from '../store/types.js';
+import type { UsageRow, UsageSink } from './usage-row.js';
 import type { Logger } from './logger.js';
 
-export type { UsageRow } from '../store/types.js';
+export type { UsageRow } from './usage-row.js';
 
 /** Default for {@link UsageLogOptions.batchSize} (as `usage.batchSize` in the config). */
 export const DEFAULT_USAGE_BATCH_SIZE = 500;
@@ -55,7 +55,7 @@ export interface UsageLogMetrics {
 /** Options for {@link createUsageLog}. */
 export interface UsageLogOptions {
   /** Where batches go (`database.usage`). */
-  store: Pick<UsageStore, 'insert' | 'purge'>;
+  store: UsageSink;
   /** Rows per write; a full batch is written at once. Default 500. */
   batchSize?: number;
   /** Longest time a row waits in a partial batch, ms. Default 1000. */

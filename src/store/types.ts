@@ -5,6 +5,9 @@
  *
  * @module
  */
+import type { UsageSink } from '../observability/usage-row.js';
+
+export type { UsageRow, UsageSink } from '../observability/usage-row.js';
 
 /** A stored API token. The token itself is never stored: only a SHA-256 hash of it. */
 export interface TokenRecord {
@@ -106,50 +109,6 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/**
- * One request recorded in the usage log (issue 5 §B, seed 004), a row of the `usage_log` table.
- * Only requests made with a Switchboard API token are recorded, so the token fields are always
- * set. Optional fields are stored as `NULL` when absent.
- */
-export interface UsageRow {
-  /** When the request arrived, epoch ms. */
-  ts: number;
-  /** The API token's public id ({@link TokenRecord.id}). */
-  tokenId: string;
-  /** The token's JWT ID (RFC 7519 §4.1.7). */
-  jti: string;
-  /** The token's stored owner ({@link TokenRecord.subject}), never an unverified claim. */
-  subject: string;
-  /** The request path without its query, e.g. `/mcp` or `/servers/echo/mcp`. */
-  endpoint: string;
-  /** The HTTP method (`POST`, `GET`, `DELETE`). */
-  httpMethod: string;
-  /** The JSON-RPC method of the request body (`tools/call`, `initialize`, …), when there was one. */
-  mcpMethod?: string | undefined;
-  /** The upstream server the request reached (its configured name), when one was resolved. */
-  server?: string | undefined;
-  /** The upstream's own tool name for `tools/call`. */
-  tool?: string | undefined;
-  /** The HTTP status of the response. */
-  httpStatus: number;
-  /** The JSON-RPC `error.code` of the response, when it was an error response. */
-  jsonrpcError?: number | undefined;
-  /** Time from arrival to the end of the response, ms (fractions allowed). */
-  latencyMs: number;
-  /** Request body bytes. */
-  bytesIn: number;
-  /** Response body bytes. */
-  bytesOut: number;
-  /** The client address (socket peer). */
-  ip?: string | undefined;
-  /** The `User-Agent` header; stored cut to 512 characters. */
-  userAgent?: string | undefined;
-  /** True when the gateway refused the request (seed 004: 4xx denials, revoked/expired tokens). */
-  blocked: boolean;
-  /** Why it was blocked: a `SWB_ERR_…` code, or `http_<status>` when no code is known. */
-  blockReason?: string | undefined;
-}
-
 /** Options of {@link UsageStore.tokenUsage}. */
 export interface TokenUsageQuery {
   /** The window: the last `days` days up to `now` (fractions allowed). */
@@ -237,18 +196,11 @@ export interface UsageSeriesRow {
 }
 
 /**
- * Usage-log persistence (issue 5 §B–§C). Writes come in batches from the usage-log writer
- * (`src/observability/usage-log.ts`), never one per request.
+ * Usage-log persistence: the writes of {@link UsageSink}, and the reads behind the usage API.
+ * Writes come in batches from the usage-log writer (`src/observability/usage-log.ts`), never one
+ * per request.
  */
-export interface UsageStore {
-  /**
-   * Stores rows with multi-row `INSERT`s, all or nothing (one transaction).
-   *
-   * @throws GatewayError `SWB_ERR_STORE_UNAVAILABLE` when the write fails (nothing was stored).
-   */
-  insert(rows: readonly UsageRow[]): Promise<void>;
-  /** Deletes rows older than `before` (epoch ms, exclusive); returns how many. */
-  purge(before: number): Promise<number>;
+export interface UsageStore extends UsageSink {
   /** A token's totals, latency percentiles and top lists over the last `days` days. */
   tokenUsage(tokenId: string, query: TokenUsageQuery): Promise<TokenUsage>;
   /** Requests per bucket and group, ordered by bucket, then key (nulls first). */

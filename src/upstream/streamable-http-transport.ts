@@ -23,7 +23,7 @@ import {
   type JsonRpcMessage,
   type JsonRpcRequest,
 } from '../protocol/jsonrpc.js';
-import { createBackoff, type Backoff } from './backoff.js';
+import { createBackoff, type Backoff } from '../util/backoff.js';
 import {
   closedTransportError,
   excerptOf,

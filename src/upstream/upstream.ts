@@ -17,7 +17,7 @@ import { isStdioServer, remoteTransport } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import { createBackoff } from './backoff.js';
+import { createBackoff } from '../util/backoff.js';
 import type { Caller } from './connection.js';
 import { UpstreamConnection } from './connection.js';
 import { createSseTransport } from './sse-transport.js';
