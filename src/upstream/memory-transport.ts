@@ -14,6 +14,7 @@
  *   is copied through `JSON.stringify`/`JSON.parse`, so neither side ever sees the other's objects;
  * - a message that cannot be serialised is refused alone with `SWB_ERR_UPSTREAM_UNSERIALISABLE`;
  * - `send()` rejects with `SWB_ERR_UPSTREAM_CLOSED` before `start()` and after either end closed;
+ * - messages that reach an end before its `start()` wait for it, as a pipe holds them;
  * - closing either end closes both; messages already sent are delivered first, then each started
  *   end's `onclose` fires exactly once. The gateway end reports `{}` when it was closed itself and
  *   `{ error: GatewayError('SWB_ERR_UPSTREAM_CLOSED') }` when the server end went away (as a tunnel
@@ -153,11 +154,17 @@ function encode(link: Link, message: JsonRpcMessage, started: boolean): string |
   }
 }
 
-/** One end's lifecycle: started flag, and a promise that settles when its `onclose` has run. */
+/**
+ * One end's lifecycle: started or not, closed or not, the messages that reached it before
+ * `start()` (kept and delivered in order once it starts, as a pipe would hold them), and a
+ * promise that settles once its `onclose` has run.
+ */
 abstract class End {
   readonly link: Link;
   started = false;
-  #finished = false;
+  /** True once `onclose` ran (or would have, for an end never started): later deliveries are dropped. */
+  done = false;
+  #backlog: Array<() => void> = [];
   #resolveFinished!: () => void;
   readonly finished: Promise<void>;
 
@@ -166,7 +173,7 @@ abstract class End {
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
   }
 
-  protected start0(): Promise<void> {
+  start(): Promise<void> {
     if (this.started) return Promise.reject(new Error(`memory ${this.link.name}: transport already started`));
     if (this.link.closed) {
       return Promise.reject(
@@ -174,13 +181,24 @@ abstract class End {
       );
     }
     this.started = true;
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const deliver of backlog) this.link.schedule(deliver);
     return Promise.resolve();
   }
 
-  /** Runs this end's close callback once (only when it was started). */
-  protected finish0(fire: () => void): void {
-    if (this.#finished) return;
-    this.#finished = true;
+  /** Runs `deliver` (a message for this end) now, or after `start()` when it has not started. */
+  receive(deliver: () => void): void {
+    if (this.done) return;
+    if (this.started) deliver();
+    else this.#backlog.push(deliver);
+  }
+
+  /** Runs this end's close callback once (only when it was started); drops what was not delivered. */
+  protected finishWith(fire: () => void): void {
+    if (this.done) return;
+    this.done = true;
+    this.#backlog = [];
     try {
       if (this.started) fire();
     } finally {
@@ -198,19 +216,12 @@ class UpstreamEnd extends End implements MessageTransport {
     return `memory ${this.link.name}`;
   }
 
-  start(): Promise<void> {
-    return this.start0();
-  }
-
   send(message: JsonRpcMessage): Promise<void> {
     const link = this.link;
     const line = encode(link, message, this.started);
     if (typeof line !== 'string') return line;
-    link.schedule(() => {
-      const server = link.server;
-      if (server.done) return;
-      server.onmessage?.(JSON.parse(line));
-    });
+    const server = link.server;
+    link.schedule(() => server.receive(() => server.onmessage?.(JSON.parse(line))));
     return SENT;
   }
 
@@ -222,12 +233,8 @@ class UpstreamEnd extends End implements MessageTransport {
     this.link.protocolVersion = version;
   }
 
-  /** True once `onclose` ran (or would have): late deliveries are dropped. */
-  done = false;
-
   finish(info: TransportCloseInfo): void {
-    this.done = true;
-    this.finish0(() => this.onclose?.(info));
+    this.finishWith(() => this.onclose?.(info));
   }
 }
 
@@ -236,11 +243,6 @@ class ServerEnd extends End implements MemoryServerTransport {
   onclose?: (() => void) | undefined;
   onerror?: ((error: Error) => void) | undefined;
   sessionId?: string | undefined;
-  done = false;
-
-  start(): Promise<void> {
-    return this.start0();
-  }
 
   send(message: object, options?: MemoryServerSendOptions): Promise<void> {
     const link = this.link;
@@ -248,11 +250,8 @@ class ServerEnd extends End implements MemoryServerTransport {
     if (typeof line !== 'string') return line;
     const related = link.related ? options?.relatedRequestId : undefined;
     const info: IncomingMessageInfo = related === undefined ? NO_INFO : { relatedRequestId: related };
-    link.schedule(() => {
-      const upstream = link.upstream;
-      if (upstream.done) return;
-      upstream.onmessage?.(JSON.parse(line) as JsonRpcMessage, info);
-    });
+    const upstream = link.upstream;
+    link.schedule(() => upstream.receive(() => upstream.onmessage?.(JSON.parse(line) as JsonRpcMessage, info)));
     return SENT;
   }
 
@@ -267,8 +266,7 @@ class ServerEnd extends End implements MemoryServerTransport {
   }
 
   finish(): void {
-    this.done = true;
-    this.finish0(() => this.onclose?.());
+    this.finishWith(() => this.onclose?.());
   }
 }
 

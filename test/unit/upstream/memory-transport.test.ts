@@ -49,6 +49,20 @@ describe('createMemoryTransportPair', () => {
     expect(plainInfos).toEqual([{}]);
   });
 
+  it('holds messages for an end that has not started and delivers them, in order, once it does', async () => {
+    const pair = createMemoryTransportPair();
+    const toServer: unknown[] = [];
+    pair.server.onmessage = (m) => toServer.push(m);
+    await pair.upstream.start();
+    await pair.upstream.send(PING);
+    await pair.upstream.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
+    await new Promise((r) => setImmediate(r));
+    expect(toServer).toEqual([]);
+    await pair.server.start();
+    await new Promise((r) => setImmediate(r));
+    expect(toServer).toEqual([PING, { jsonrpc: '2.0', method: 'notifications/initialized' }]);
+  });
+
   it('refuses an unserialisable message alone and keeps the link open', async () => {
     const { pair, toServer } = await started();
     const cyclic: Record<string, unknown> = {};
