@@ -7,10 +7,15 @@
  * messages related to a request (a POST's JSON/SSE response), and attaches a standalone channel
  * (the GET stream, or the legacy SSE stream) for unrelated messages.
  *
+ * Parts: routing and authorization `session-route.ts`, list answers and pagination
+ * `session-lists.ts`, server→client requests `client-requests.ts`, log levels `log-levels.ts`,
+ * version negotiation `protocol-versions.ts`, and the channel and host interfaces
+ * `session-host.ts`.
+ *
  * @module
  */
 import type { Principal } from '../auth/principal.js';
-import { requirePermission, scopeOf, type Scope } from '../auth/rbac.js';
+import { scopeOf, type Scope } from '../auth/rbac.js';
 import { clientJsonRpcError, encodeError, GatewayError, isGatewayError, toClientMessage } from '../errors.js';
 import type {
   JsonObject,
@@ -21,77 +26,21 @@ import type {
   JsonRpcRequest,
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
-import type { Logger } from '../observability/logger.js';
 import type { Caller, ClientCapabilities } from '../upstream/connection.js';
 import type { SlotContext, Upstream, UpstreamCall } from '../upstream/upstream.js';
-import { decodeCursor, encodeCursor } from './cursor.js';
-import type { View, ViewMember } from './view.js';
+import type { View } from './view.js';
 import { IdTable } from '../protocol/id-table.js';
-import type { Pipeline, RequestContext, Route } from '../pipeline/stage.js';
+import type { RequestContext, Route } from '../pipeline/stage.js';
+import { ClientRequests, type ClientAnswer } from './client-requests.js';
+import { logLevelAllows, logLevelIndex } from './log-levels.js';
+import type { OutboundChannel, SessionHost } from './session-host.js';
+import { sendList } from './session-lists.js';
+import { routeCompletion, routeRequest, type Hit } from './session-route.js';
+import { negotiateVersion } from './protocol-versions.js';
 
-/** What a request resolved to: the view member and the upstream's own name (or URI). */
-interface Hit {
-  readonly member: ViewMember;
-  readonly name: string;
-}
+export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './protocol-versions.js';
 
-/** Protocol versions of the 2025 era the front door accepts, newest first. */
-export const SUPPORTED_PROTOCOL_VERSIONS = ['2025-11-25', '2025-06-18', '2025-03-26', '2024-11-05'] as const;
-/** Version assumed when a client sends no `MCP-Protocol-Version` header (transports §Protocol Version Header). */
-export const DEFAULT_NEGOTIATED_VERSION = '2025-03-26';
-
-/** Where messages for a client go. */
-export interface OutboundChannel {
-  /** Sends one message. Must not throw; a closed channel drops it (the edge may store it for resumption). */
-  send(message: JsonRpcMessage): void;
-  /** Ends a request's channel without a response (after cancellation). */
-  end?(): void;
-  /**
-   * Answers a request with an error as `encodeError` (`src/errors.ts`) decides from its family and
-   * whether this channel's HTTP response has started: e.g. 429 with `Retry-After`, or a JSON-RPC
-   * error. Without it, errors are sent as JSON-RPC errors.
-   */
-  fail?(error: unknown, id: JsonRpcId): void;
-  /**
-   * Sends a success response whose `result` is already JSON text (exactly what
-   * `JSON.stringify(result)` gives), so a large list shared by many requests is serialised once.
-   * Optional: without it the session sends the object.
-   */
-  sendResult?(id: JsonRpcId, resultJson: string): void;
-  /** True once the client can no longer be reached through it. */
-  readonly closed: boolean;
-  /** When true, messages sent while closed are kept for redelivery (resumable streams). */
-  readonly retains?: boolean;
-}
-
-/** Services the gateway gives its sessions. */
-export interface SessionHost {
-  /**
-   * The stages every request of this session goes through (rate limits, guardrails), composed
-   * once; {@link EMPTY_PIPELINE} when none is configured. Read per request, so a reload that
-   * replaces it applies to the next request.
-   */
-  readonly pipeline: Pipeline;
-  readonly logger: Logger;
-  /** Items per page of list methods results (0 = no pagination). */
-  readonly pageSize: number;
-  /** How long a server→client request may wait for the client's answer (ms). */
-  readonly clientRequestTimeoutMs: number;
-  now(): number;
-  /** Called once when the session closes. */
-  onSessionClosed(session: ClientSession, reason: string): void;
-}
-
-/** `{"<field>":[…]}` of whole lists by list array (see `ClientSession.#list`). */
-const SERIALIZED_LISTS = new WeakMap<JsonObject[], string>();
-
-const LOG_LEVELS = ['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'];
-
-interface ClientRequest {
-  readonly resolve: (answer: { result?: JsonObject; error?: JsonRpcErrorObject }) => void;
-  readonly reject: (err: GatewayError) => void;
-  readonly timer: NodeJS.Timeout;
-}
+export type { OutboundChannel, SessionHost } from './session-host.js';
 
 /** One client session on one view. */
 export class ClientSession {
@@ -108,8 +57,7 @@ export class ClientSession {
   #host: SessionHost;
   #slot: SlotContext;
   #inflight = new IdTable<UpstreamCall>();
-  #clientRequests = new Map<number, ClientRequest>();
-  #nextClientRequestId = 1;
+  #clientRequests = new ClientRequests();
   #standalone: OutboundChannel | undefined;
   #minLogLevel = -1;
   #closed = false;
@@ -185,7 +133,7 @@ export class ClientSession {
 
   /** Delivers an upstream's unrelated notification, applying this session's log level. */
   deliverNotification(n: JsonRpcNotification): void {
-    if (n.method === 'notifications/message' && !this.#logLevelAllows(n)) return;
+    if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
     this.sendUnrelated(n);
   }
 
@@ -210,7 +158,7 @@ export class ClientSession {
     this.lastActivity = this.#host.now();
     let hit: Hit | undefined;
     try {
-      hit = this.#route(req, ctx);
+      hit = routeRequest(this.view, req, ctx);
     } catch (err) {
       this.#refuse(req, out, err, ctx);
       return;
@@ -226,7 +174,12 @@ export class ClientSession {
       }
       if (pending !== undefined) {
         pending.then(
-          () => this.#run(req, out, ctx, hit),
+          // The session may have closed while the stage ran: forwarding then would start work
+          // (an isolated child, even) for a session nothing will release any more.
+          () =>
+            this.#closed
+              ? this.#refuse(req, out, new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'), ctx)
+              : this.#run(req, out, ctx, hit),
           (err: unknown) => this.#refuse(req, out, err, ctx),
         );
         return;
@@ -248,55 +201,6 @@ export class ClientSession {
     const response = this.#errorFor(req.id, err, ctx.reqId);
     if (out.fail) out.fail(err, req.id);
     else out.send(response);
-  }
-
-  /**
-   * Resolves and authorizes the request's target, once: the server and the upstream's own name
-   * of a tool, prompt or resource. Sets `ctx.server`, `ctx.tool` and `ctx.route`.
-   *
-   * @returns the view member and upstream name for `tools/call`, `prompts/get` and `resources/*`;
-   *   undefined for other methods
-   * @throws GatewayError `SWB_ERR_ROUTE_UNKNOWN_TOOL` / `_PROMPT` / `_RESOURCE` for a name that is
-   *   not exposed to this principal (out-of-scope items are unknown, as they are absent from
-   *   lists); `SWB_ERR_AUTH_INSUFFICIENT_SCOPE` for `tools/call` without `tools.execute`
-   */
-  #route(req: JsonRpcRequest, ctx: RequestContext): Hit | undefined {
-    const params = req.params;
-    const view = this.view;
-    if (view.kind === 'single') ctx.server = view.members[0]?.upstream.name;
-    let hit: Hit | undefined;
-    switch (req.method) {
-      case 'tools/call': {
-        const name = params?.name;
-        hit = typeof name === 'string' ? (view.resolveTool(name) ?? this.#passThrough(name, 'tools')) : undefined;
-        if (!hit || !scopeOf(ctx.principal).tool(hit.member.upstream.name, hit.name)) {
-          if (typeof name === 'string' && view.kind === 'single') ctx.tool = name;
-          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
-        }
-        ctx.tool = hit.name;
-        requirePermission(ctx.principal, 'tools.execute');
-        break;
-      }
-      case 'prompts/get': {
-        const name = params?.name;
-        hit = typeof name === 'string' ? (view.resolvePrompt(name) ?? this.#passThrough(name, 'prompts')) : undefined;
-        if (!hit || !scopeOf(ctx.principal).server(hit.member.upstream.name)) {
-          throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
-        }
-        break;
-      }
-      case 'resources/read':
-      case 'resources/subscribe':
-      case 'resources/unsubscribe':
-        hit = this.#resource(params, scopeOf(ctx.principal));
-        break;
-      default:
-        return undefined;
-    }
-    const server = hit.member.upstream.name;
-    ctx.server = server;
-    ctx.route = { server, name: hit.name } satisfies Route;
-    return hit;
   }
 
   /**
@@ -335,12 +239,7 @@ export class ClientSession {
   /** Handles the client's response to a server→client request we forwarded. */
   handleResponse(r: JsonRpcResponse): void {
     this.lastActivity = this.#host.now();
-    if (typeof r.id !== 'number') return;
-    const pending = this.#clientRequests.get(r.id);
-    if (!pending) return;
-    this.#clientRequests.delete(r.id);
-    clearTimeout(pending.timer);
-    pending.resolve('error' in r ? { error: r.error } : { result: r.result });
+    this.#clientRequests.answer(r);
   }
 
   /** Ends the session: cancels its upstream calls, fails its pending client requests, releases isolated children. */
@@ -349,11 +248,7 @@ export class ClientSession {
     this.#closed = true;
     for (const call of this.#inflight.values()) call.cancel('session closed');
     this.#inflight.clear();
-    for (const p of this.#clientRequests.values()) {
-      clearTimeout(p.timer);
-      p.reject(new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'));
-    }
-    this.#clientRequests.clear();
+    this.#clientRequests.rejectAll(() => new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'));
     for (const m of this.view.members) m.upstream.releaseSession(this.id, this.principal.id);
     this.#standalone?.end?.();
     this.#standalone = undefined;
@@ -372,6 +267,7 @@ export class ClientSession {
     const params = req.params;
     const principal = meta.principal;
     const scope = scopeOf(principal);
+    const size = this.#host.pageSize;
     // Who this request is for: picks the upstream connection and carries what outbound headers need.
     const ctx: SlotContext =
       meta.httpHeaders === undefined &&
@@ -398,21 +294,22 @@ export class ClientSession {
       case 'tools/list': {
         const tools = this.view.listsFor(scope).tools;
         const filter = this.#host.pipeline.listTools;
-        this.#list(req.id, out, filter === undefined ? tools : filter(meta, tools, this.#routeOfTool), 'tools', params);
+        const items = filter === undefined ? tools : filter(meta, tools, this.#routeOfTool);
+        sendList(req.id, out, items, 'tools', params, size);
         return;
       }
       case 'prompts/list':
-        this.#list(req.id, out, this.view.listsFor(scope).prompts, 'prompts', params);
+        sendList(req.id, out, this.view.listsFor(scope).prompts, 'prompts', params, size);
         return;
       case 'resources/list':
-        this.#list(req.id, out, this.view.listsFor(scope).resources, 'resources', params);
+        sendList(req.id, out, this.view.listsFor(scope).resources, 'resources', params, size);
         return;
       case 'resources/templates/list':
-        this.#list(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params);
+        sendList(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params, size);
         return;
       case 'tools/call':
       case 'prompts/get':
-        // Resolved and authorized by #route; the upstream gets its own name.
+        // Resolved and authorized by routeRequest; the upstream gets its own name.
         (params as JsonObject).name = hit!.name;
         this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
         return;
@@ -437,9 +334,11 @@ export class ClientSession {
         void p.then((r) => this.#respond(req.id, r, out));
         return;
       }
-      case 'completion/complete':
-        this.#complete(req, out, params ?? {}, scope, ctx, meta);
+      case 'completion/complete': {
+        const p = params ?? {};
+        this.#forward(req, out, routeCompletion(this.view, p, scope), p, ctx, meta);
         return;
+      }
       case 'logging/setLevel':
         this.#setLevel(req, out, params ?? {}, scope, ctx);
         return;
@@ -461,96 +360,17 @@ export class ClientSession {
     return hit === undefined ? undefined : { server: hit.member.upstream.name, name: hit.name };
   };
 
-  /**
-   * On a single-server view, a name missing from the cached catalog is forwarded unchanged so the
-   * upstream answers it (faithful pass-through) — unless the server's filters hide that name
-   * (denied, or renamed away).
-   */
-  #passThrough(name: string, kind: 'tools' | 'prompts'): { member: ViewMember; name: string } | undefined {
-    if (this.view.kind !== 'single') return undefined;
-    const member = this.view.members[0];
-    return member && member[kind](name) === name ? { member, name } : undefined;
-  }
-
   #initialize(params: JsonObject): JsonObject {
-    const requested = params.protocolVersion;
-    const version =
-      typeof requested === 'string' && (SUPPORTED_PROTOCOL_VERSIONS as readonly string[]).includes(requested)
-        ? requested
-        : SUPPORTED_PROTOCOL_VERSIONS[0];
+    const version = negotiateVersion(params.protocolVersion);
     this.protocolVersion = version;
     this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
     this.clientInfo = params.clientInfo as JsonObject | undefined;
     return { protocolVersion: version, ...this.view.initializeResult() };
   }
 
-  /**
-   * Answers a list request. A whole list (no cursor, and it fits one page) is serialised once per
-   * list: the view's arrays are rebuilt, never changed, when a catalog changes, so the array is
-   * the cache key.
-   */
-  #list(id: JsonRpcId, out: OutboundChannel, items: JsonObject[], field: string, params: JsonObject | undefined): void {
-    const size = this.#host.pageSize;
-    if (out.sendResult !== undefined && params?.cursor === undefined && (size <= 0 || items.length <= size)) {
-      let json = SERIALIZED_LISTS.get(items);
-      if (json === undefined) {
-        json = JSON.stringify({ [field]: items });
-        SERIALIZED_LISTS.set(items, json);
-      }
-      out.sendResult(id, json);
-      return;
-    }
-    out.send({ jsonrpc: '2.0', id, result: this.#page(items, field, params) });
-  }
-
-  #page(items: JsonObject[], field: string, params: JsonObject | undefined): JsonObject {
-    const size = this.#host.pageSize;
-    const start = params?.cursor === undefined ? 0 : decodeCursor(params.cursor);
-    if (size <= 0 || (start === 0 && items.length <= size)) return { [field]: items };
-    const end = start + size;
-    const result: JsonObject = { [field]: items.slice(start, end) };
-    if (end < items.length) result.nextCursor = encodeCursor(end);
-    return result;
-  }
-
-  #resource(params: JsonObject | undefined, scope: Scope): { member: ViewMember; name: string } {
-    const uri = params?.uri;
-    const hit = typeof uri === 'string' ? this.view.resolveResource(uri) : undefined;
-    if (!hit || !scope.server(hit.member.upstream.name))
-      throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
-    return hit;
-  }
-
-  #complete(
-    req: JsonRpcRequest,
-    out: OutboundChannel,
-    params: JsonObject,
-    scope: Scope,
-    ctx: SlotContext,
-    meta: RequestContext,
-  ): void {
-    const ref = params.ref as JsonObject | undefined;
-    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
-      const hit = this.view.resolvePrompt(ref.name);
-      if (!hit || !scope.server(hit.member.upstream.name))
-        throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
-      ref.name = hit.name;
-      this.#forward(req, out, hit.member.upstream, params, ctx, meta);
-      return;
-    }
-    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
-      const member = this.view.resolveTemplate(ref.uri);
-      if (!member || !scope.server(member.upstream.name))
-        throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
-      this.#forward(req, out, member.upstream, params, ctx, meta);
-      return;
-    }
-    throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_PARAMS', 'completion/complete needs ref/prompt or ref/resource');
-  }
-
   #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope, ctx: SlotContext): void {
     const level = params.level;
-    const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
+    const index = logLevelIndex(level);
     if (index < 0) throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_PARAMS', `Invalid log level: ${String(level)}`);
     this.#minLogLevel = index;
     const targets = this.view.members.filter(
@@ -564,12 +384,6 @@ export class ClientSession {
         else out.send({ jsonrpc: '2.0', id: req.id, result: {} });
       },
     );
-  }
-
-  #logLevelAllows(n: JsonRpcNotification): boolean {
-    if (this.#minLogLevel < 0) return true;
-    const level = n.params?.level;
-    return typeof level !== 'string' || LOG_LEVELS.indexOf(level) >= this.#minLogLevel;
   }
 
   #forward(
@@ -653,7 +467,7 @@ export class ClientSession {
       sessionId: this.id,
       clientCapabilities: this.clientCapabilities,
       notify: (n) => {
-        if (n.method === 'notifications/message' && !this.#logLevelAllows(n)) return;
+        if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
         if (!out.closed) this.#send(out, n);
         else this.sendUnrelated(n);
       },
@@ -661,11 +475,7 @@ export class ClientSession {
     };
   }
 
-  #requestClient(
-    method: string,
-    params: JsonObject | undefined,
-    out: OutboundChannel,
-  ): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }> {
+  #requestClient(method: string, params: JsonObject | undefined, out: OutboundChannel): Promise<ClientAnswer> {
     if (this.#closed) return Promise.reject(new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'client session closed'));
     const ch = !out.closed ? out : this.#standalone && !this.#standalone.closed ? this.#standalone : undefined;
     if (!ch) {
@@ -673,18 +483,7 @@ export class ClientSession {
         new GatewayError('SWB_ERR_ROUTE_NO_CALLER', `the client has no open stream to receive ${method}`),
       );
     }
-    const id = this.#nextClientRequestId++;
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#clientRequests.delete(id);
-        reject(new GatewayError('SWB_ERR_UPSTREAM_TIMEOUT', `the client did not answer ${method} in time`));
-      }, this.#host.clientRequestTimeoutMs);
-      timer.unref();
-      this.#clientRequests.set(id, { resolve, reject, timer });
-      const message: JsonRpcRequest =
-        params === undefined ? { jsonrpc: '2.0', id, method } : { jsonrpc: '2.0', id, method, params };
-      ch.send(message);
-    });
+    return this.#clientRequests.send(method, params, ch, this.#host.clientRequestTimeoutMs);
   }
 
   #notifyUpstream(upstream: Upstream, n: JsonRpcNotification, reqId: string | undefined): void {

@@ -2,24 +2,30 @@
  * The gateway: upstreams, views (aggregate, virtual servers, single servers) and client
  * sessions, built from a {@link SwitchboardConfig} and updated in place by hot reload.
  *
+ * This file holds the upstreams and reload; the views are `gateway-views.ts`, the session
+ * registry with its limits and expiry `session-registry.ts`, and the notifications sent to
+ * sessions without a request (`list_changed`, audiences) `fan-out.ts`.
+ *
  * @module
  */
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/principal.js';
-import { StdioServer, type ServerConfig, type SwitchboardConfig, type VirtualServer } from '../config/schema.js';
+import { StdioServer, type ServerConfig, type SwitchboardConfig } from '../config/schema.js';
 import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
-import type { JsonObject, JsonRpcNotification } from '../protocol/jsonrpc.js';
+import type { JsonObject } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import type { Audience, OutboundOptions, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
+import type { OutboundOptions, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
-import { compileFilter, composeFilters } from './filters.js';
+import { fanOut, notifyAllListChanged, notifyCatalogChanged } from './fan-out.js';
 import { overlappingNamespaces } from './naming.js';
-import { View, type NameCollision, type ViewMember } from './view.js';
+import { GatewayViews } from './gateway-views.js';
+import { SessionRegistry } from './session-registry.js';
+import type { NameCollision, View } from './view.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -46,20 +52,13 @@ export interface GatewayOptions {
    * e.g. to count it in metrics. The withheld item stays out of that view until the conflict ends.
    */
   onNameCollision?: (collision: NameCollision) => void;
-}
-
-const NO_SESSIONS: ReadonlySet<ClientSession> = new Set();
-
-const LIST_CHANGED_METHOD = {
-  tools: 'notifications/tools/list_changed',
-  prompts: 'notifications/prompts/list_changed',
-  resources: 'notifications/resources/list_changed',
-  resourceTemplates: 'notifications/resources/list_changed',
-} as const;
-
-/** True when a notification for `audience` may go to session `s`. */
-function reaches(audience: Audience, s: ClientSession): boolean {
-  return audience.kind === 'all' || (audience.kind === 'session' ? s.id : s.principal.id) === audience.id;
+  /**
+   * Builds the transport of each new connection to a configured server, instead of the one its
+   * configuration describes (a child process or an HTTP client): for tests and embedders that
+   * serve upstreams in-process, e.g. over `upstream/memory-transport.ts`. Default: from the
+   * configuration. Tunnelled servers keep their tunnel transport.
+   */
+  createTransport?: (server: string, config: ServerConfig, logger: Logger) => MessageTransport;
 }
 
 /** Upstreams, views and sessions of one running gateway. */
@@ -85,16 +84,8 @@ export class Gateway implements SessionHost {
   /** Names of tunnelled servers (not in any configuration). */
   #tunnels = new Set<string>();
   #upstreams = new Map<string, Upstream>();
-  #aggregate: View;
-  #virtuals = new Map<string, View>();
-  #singles = new Map<string, View>();
-  #sessions = new Map<string, ClientSession>();
-  /** Open sessions per principal id (sessions.maxPerPrincipal, the admin API's filter). */
-  #byPrincipal = new Map<string, Set<ClientSession>>();
-  /** When the global limit last expired sessions itself (gateway clock, ms). */
-  #limitSweepAt = -Infinity;
-  /** The earliest expiry deadline seen by the last pass over all sessions (gateway clock, ms). */
-  #nextExpiry = Infinity;
+  #views: GatewayViews;
+  #registry: SessionRegistry;
   #now: () => number;
   #sweepTimer: NodeJS.Timeout | undefined;
   #outbound: OutboundOptions | undefined;
@@ -106,7 +97,7 @@ export class Gateway implements SessionHost {
   #tracing: Tracing | undefined;
   #observe: GatewayOptions['observeUpstream'];
   #restartsSeen = new WeakMap<Upstream, number>();
-  #onNameCollision: (collision: NameCollision) => void;
+  #createTransport: GatewayOptions['createTransport'];
 
   constructor(options: GatewayOptions) {
     this.logger = options.logger;
@@ -118,21 +109,13 @@ export class Gateway implements SessionHost {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
     this.#tracing = options.tracing;
     this.#observe = options.observeUpstream;
-    const report = options.onNameCollision;
-    this.#onNameCollision = (c) => {
-      this.logger.warn(
-        { view: c.view, kind: c.kind, exposed: c.exposed, kept: c.kept, withheld: c.withheld },
-        `${c.kind} "${c.withheld.name}" of server "${c.withheld.server}" is withheld: its exposed name "${c.exposed}" belongs to "${c.kept.name}" of server "${c.kept.server}"`,
-      );
-      report?.(c);
-    };
-    this.#aggregate = new View({
-      name: 'default',
-      kind: 'aggregate',
-      members: [],
+    this.#createTransport = options.createTransport;
+    this.#registry = new SessionRegistry({ settings: () => this.#config.sessions, now: this.#now });
+    this.#views = new GatewayViews({
       separator: options.config.namespaceSeparator,
       gatewayVersion: this.version,
-      onCollision: this.#onNameCollision,
+      logger: this.logger,
+      ...(options.onNameCollision ? { onNameCollision: options.onNameCollision } : {}),
     });
   }
 
@@ -148,7 +131,7 @@ export class Gateway implements SessionHost {
 
   /** Live client sessions by id. */
   get sessions(): ReadonlyMap<string, ClientSession> {
-    return this.#sessions;
+    return this.#registry.sessions;
   }
 
   now(): number {
@@ -197,23 +180,23 @@ export class Gateway implements SessionHost {
   /** Stops sessions and upstreams. */
   async stop(): Promise<void> {
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
-    for (const s of [...this.#sessions.values()]) s.close('shutdown');
+    for (const s of [...this.#registry.sessions.values()]) s.close('shutdown');
     await Promise.allSettled([...this.#upstreams.values()].map((u) => u.stop()));
   }
 
   /** The aggregate view (`/mcp`). */
   get aggregate(): View {
-    return this.#aggregate;
+    return this.#views.aggregate;
   }
 
   /** A virtual server's view (`/mcp/{name}`). */
   virtualView(name: string): View | undefined {
-    return this.#virtuals.get(name);
+    return this.#views.virtual(name);
   }
 
   /** One upstream's view (`/servers/{name}/mcp`). */
   serverView(name: string): View | undefined {
-    return this.#singles.get(name);
+    return this.#views.single(name);
   }
 
   /**
@@ -226,62 +209,20 @@ export class Gateway implements SessionHost {
    *   of those sessions expires (at least 1 s), for the edge's `Retry-After` (RFC 9110 §10.2.3).
    */
   createSession(view: View, principal: Principal, transportKind: 'streamable-http' | 'sse'): ClientSession {
-    const cfg = this.#config.sessions;
-    const cap = cfg.maxPerPrincipal;
-    const own = this.#byPrincipal.get(principal.id);
-    if (cap && own && own.size >= cap) {
-      const now = this.#now();
-      let next = Infinity;
-      for (const s of [...own]) {
-        const reason = this.#expiry(s, now);
-        if (reason !== undefined) s.close(reason);
-        else next = Math.min(next, this.#deadline(s));
-      }
-      if (own.size >= cap) {
-        throw new GatewayError(
-          'SWB_ERR_SESSION_PRINCIPAL_LIMIT',
-          `this principal already holds ${own.size} sessions (sessions.maxPerPrincipal=${cap}); close one (DELETE) or let one expire`,
-          { data: { limit: cap, retryAfterMs: this.#retryAfterMs(next, now) } },
-        );
-      }
-    }
-    if (this.#sessions.size >= cfg.maxSessions) {
-      const now = this.#now();
-      // At most one pass over every session per second: refused initializes stay cheap.
-      if (now - this.#limitSweepAt >= 1000) {
-        this.#limitSweepAt = now;
-        this.#expireSessions(now);
-      }
-      if (this.#sessions.size >= cfg.maxSessions) {
-        throw new GatewayError('SWB_ERR_SESSION_LIMIT', `too many sessions (sessions.maxSessions=${cfg.maxSessions})`, {
-          data: { retryAfterMs: this.#retryAfterMs(this.#nextExpiry, now) },
-        });
-      }
-    }
+    this.#registry.admit(principal);
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
-    this.#sessions.set(session.id, session);
-    // Looked up again: closing the principal's expired sessions above may have removed its set.
-    const set = this.#byPrincipal.get(principal.id);
-    if (set) set.add(session);
-    else this.#byPrincipal.set(principal.id, new Set([session]));
+    this.#registry.add(session);
     return session;
   }
 
   /** A live session, or undefined when unknown, closed, idle past `sessions.idleTimeout` or past `sessions.maxLifetime`. */
   getSession(id: string): ClientSession | undefined {
-    const s = this.#sessions.get(id);
-    if (!s) return undefined;
-    const reason = this.#expiry(s, this.#now());
-    if (reason !== undefined) {
-      s.close(reason);
-      return undefined;
-    }
-    return s;
+    return this.#registry.get(id);
   }
 
   /** The live sessions of one principal (empty when it holds none). */
   sessionsOf(principalId: string): ReadonlySet<ClientSession> {
-    return this.#byPrincipal.get(principalId) ?? NO_SESSIONS;
+    return this.#registry.sessionsOf(principalId);
   }
 
   /**
@@ -290,15 +231,12 @@ export class Gateway implements SessionHost {
    * flight postpones the idle expiry, not the lifetime's.
    */
   expiresAt(session: ClientSession): number {
-    return this.#deadline(session);
+    return this.#registry.expiresAt(session);
   }
 
   /** SessionHost: forget a closed session. */
   onSessionClosed(session: ClientSession, reason: string): void {
-    if (!this.#sessions.delete(session.id)) return;
-    const own = this.#byPrincipal.get(session.principal.id);
-    own?.delete(session);
-    if (own?.size === 0) this.#byPrincipal.delete(session.principal.id);
+    if (!this.#registry.remove(session)) return;
     this.logger.debug({ session: session.id, reason }, 'session closed');
   }
 
@@ -307,7 +245,7 @@ export class Gateway implements SessionHost {
    * end) and reaps idle isolated children. Runs on a timer; tests call it directly.
    */
   sweep(): { sessions: number; children: number } {
-    const sessions = this.#expireSessions(this.#now());
+    const sessions = this.#registry.expire(this.#now());
     let children = 0;
     for (const u of this.#upstreams.values()) children += u.reapIdle();
     return { sessions, children };
@@ -334,7 +272,7 @@ export class Gateway implements SessionHost {
   }
 
   /**
-   * Adds a tunnelled server (issue "Reverse tunnel" §B): an upstream backed by a transport over
+   * Adds a tunnelled server (a reverse tunnel, `tunnel/`): an upstream backed by a transport over
    * the tunnel session, started without waiting (its initialize travels through that session).
    *
    * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists, or one whose
@@ -369,11 +307,11 @@ export class Gateway implements SessionHost {
     const u = this.#upstreams.get(name);
     if (!u || !this.#tunnels.delete(name)) return;
     this.#upstreams.delete(name);
-    for (const s of [...this.#sessions.values()])
+    for (const s of [...this.#registry.sessions.values()])
       if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('tunnel closed');
     this.#rebuildViews();
     await u.stop();
-    this.#notifyAllListChanged();
+    notifyAllListChanged(this.#registry.sessions.values());
   }
 
   /**
@@ -442,7 +380,7 @@ export class Gateway implements SessionHost {
       if (!u) continue;
       this.#upstreams.delete(name);
       // Sessions bound to this one server end: their next request gets 404 and re-initialises.
-      for (const s of [...this.#sessions.values()])
+      for (const s of [...this.#registry.sessions.values()])
         if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server removed');
       stopping.push(u.stop());
     }
@@ -457,46 +395,9 @@ export class Gateway implements SessionHost {
     }
     this.#rebuildViews();
     await Promise.all(starting.map((u) => this.#startUpstream(u)));
-    if (added.length + removed.length + changed.length > 0) this.#notifyAllListChanged();
+    if (added.length + removed.length + changed.length > 0) notifyAllListChanged(this.#registry.sessions.values());
     this.logger.info({ added, removed, changed }, 'configuration reloaded');
     return { added, removed, changed };
-  }
-
-  /** Closes every expired session; returns how many, and records the next deadline. */
-  #expireSessions(now: number): number {
-    let closed = 0;
-    let next = Infinity;
-    for (const s of [...this.#sessions.values()]) {
-      const reason = this.#expiry(s, now);
-      if (reason !== undefined) {
-        s.close(reason);
-        closed++;
-      } else next = Math.min(next, this.#deadline(s));
-    }
-    this.#nextExpiry = next;
-    return closed;
-  }
-
-  /**
-   * Why a session has expired at `now`, or undefined. An open stream (GET or legacy SSE) does
-   * not keep a session alive: only messages from the client do, and a request in flight.
-   */
-  #expiry(s: ClientSession, now: number): string | undefined {
-    const { idleTimeout, maxLifetime } = this.#config.sessions;
-    if (maxLifetime > 0 && now - s.createdAt >= maxLifetime) return 'maximum lifetime reached';
-    if (s.inFlight === 0 && now - s.lastActivity >= idleTimeout) return 'idle timeout';
-    return undefined;
-  }
-
-  #deadline(s: ClientSession): number {
-    const { idleTimeout, maxLifetime } = this.#config.sessions;
-    const idle = s.inFlight === 0 ? s.lastActivity + idleTimeout : Infinity;
-    return maxLifetime > 0 ? Math.min(idle, s.createdAt + maxLifetime) : idle;
-  }
-
-  /** Milliseconds until `deadline`, at least 1 s; the idle timeout when nothing is due to expire. */
-  #retryAfterMs(deadline: number, now: number): number {
-    return Number.isFinite(deadline) ? Math.max(1000, deadline - now) : this.#config.sessions.idleTimeout;
   }
 
   #createUpstream(name: string, cfg: ServerConfig): Upstream {
@@ -505,7 +406,10 @@ export class Gateway implements SessionHost {
     return u;
   }
 
-  #newUpstream(name: string, cfg: ServerConfig, createTransport?: () => MessageTransport): Upstream {
+  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport): Upstream {
+    const custom = this.#createTransport;
+    const createTransport =
+      tunnel ?? (custom === undefined ? undefined : (logger: Logger) => custom(name, cfg, logger));
     return new Upstream({
       ...(createTransport ? { createTransport } : {}),
       name,
@@ -556,81 +460,8 @@ export class Gateway implements SessionHost {
   }
 
   #rebuildViews(): void {
-    const cfg = this.#config;
-    const sep = cfg.namespaceSeparator;
-    const member = (u: Upstream, extra?: VirtualServer['servers']): ViewMember => {
-      const sc = u.config;
-      const m = extra && !Array.isArray(extra) ? extra[u.name] : undefined;
-      return {
-        upstream: u,
-        tools: composeFilters(compileFilter(sc.tools), compileFilter(m?.tools)),
-        prompts: composeFilters(compileFilter(sc.prompts), compileFilter(m?.prompts)),
-        resources: composeFilters(compileFilter(sc.resources), compileFilter(m?.resources)),
-      };
-    };
-    this.#aggregate.setMembers(
-      [...this.#upstreams.values()].map((u) => member(u)),
-      sep,
-    );
-    // The loader, the admin API and tunnels refuse these; a reloaded file can still declare a
-    // server beside a runtime one it overlaps (file servers take precedence).
-    for (const [shorter, longer] of overlappingNamespaces([...this.#upstreams.keys()], sep))
-      this.logger.warn(
-        { servers: [shorter, longer], separator: sep },
-        `servers "${shorter}" and "${longer}" can expose the same names; a colliding newcomer is withheld`,
-      );
-    // Single-server views: keep the object for unchanged upstreams so sessions stay valid.
-    for (const [name, view] of this.#singles) {
-      const u = this.#upstreams.get(name);
-      if (!u || view.members[0]?.upstream !== u) this.#singles.delete(name);
-    }
-    for (const u of this.#upstreams.values()) {
-      if (this.#singles.has(u.name)) {
-        this.#singles.get(u.name)?.setMembers([member(u)], sep);
-        continue;
-      }
-      this.#singles.set(
-        u.name,
-        new View({
-          name: u.name,
-          kind: 'single',
-          members: [member(u)],
-          separator: sep,
-          gatewayVersion: this.version,
-          onCollision: this.#onNameCollision,
-        }),
-      );
-    }
-    const seen = new Set<string>();
-    for (const [name, vs] of Object.entries(cfg.virtualServers)) {
-      seen.add(name);
-      const names = Array.isArray(vs.servers) ? vs.servers : Object.keys(vs.servers);
-      const members = names.flatMap((n) => {
-        const u = this.#upstreams.get(n);
-        return u ? [member(u, vs.servers)] : [];
-      });
-      const existing = this.#virtuals.get(name);
-      if (existing) existing.setMembers(members, sep);
-      else {
-        const opts = {
-          name,
-          kind: 'virtual' as const,
-          members,
-          separator: sep,
-          gatewayVersion: this.version,
-          onCollision: this.#onNameCollision,
-        };
-        this.#virtuals.set(
-          name,
-          new View(vs.description === undefined ? opts : { ...opts, description: vs.description }),
-        );
-      }
-    }
-    for (const [name, view] of this.#virtuals) {
-      if (seen.has(name)) continue;
-      this.#virtuals.delete(name);
-      for (const s of [...this.#sessions.values()]) if (s.view === view) s.close('virtual server removed');
-    }
+    for (const view of this.#views.rebuild(this.#upstreams, this.#config))
+      for (const s of [...this.#registry.sessions.values()]) if (s.view === view) s.close('virtual server removed');
   }
 
   #onUpstreamEvent(e: UpstreamEvent): void {
@@ -647,55 +478,14 @@ export class Gateway implements SessionHost {
       }
       case 'catalog': {
         // Compile the views now, so a name collision is reported when it appears.
-        for (const view of this.#viewsOf(e.upstream)) view.prepare();
+        for (const view of this.#views.viewsOf(e.upstream)) view.prepare();
         if (e.changed.includes('tools')) this.onToolCatalog?.(e.upstream.name, e.upstream.catalog.tools);
-        const methods = new Set(e.changed.map((k) => LIST_CHANGED_METHOD[k]));
-        for (const s of this.#sessions.values()) {
-          if (!s.initialized || !s.view.includes(e.upstream)) continue;
-          for (const method of methods) s.sendUnrelated({ jsonrpc: '2.0', method });
-        }
+        notifyCatalogChanged(this.#registry.sessions.values(), e.upstream, e.changed);
         return;
       }
       case 'notification':
-        this.#fanOut(e.upstream, e.notification, e.audience);
+        fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience);
         return;
-    }
-  }
-
-  #viewsOf(upstream: Upstream): View[] {
-    const out: View[] = [];
-    if (this.#aggregate.includes(upstream)) out.push(this.#aggregate);
-    for (const v of this.#virtuals.values()) if (v.includes(upstream)) out.push(v);
-    const single = this.#singles.get(upstream.name);
-    if (single?.includes(upstream)) out.push(single);
-    return out;
-  }
-
-  #fanOut(upstream: Upstream, n: JsonRpcNotification, audience: Audience): void {
-    if (n.method === 'notifications/resources/updated') {
-      const uri = n.params?.uri;
-      if (typeof uri !== 'string') return;
-      // Subscribers through the connection that announced it: an isolated connection's resource
-      // is not another session's or principal's, even under the same URI.
-      for (const id of upstream.subscribersOf(uri)) {
-        const s = this.#sessions.get(id);
-        if (!s || !s.view.includes(upstream) || !reaches(audience, s)) continue;
-        s.deliverResourceUpdated(upstream, n);
-      }
-      return;
-    }
-    for (const s of this.#sessions.values()) {
-      if (!s.initialized || !s.view.includes(upstream) || !reaches(audience, s)) continue;
-      s.deliverNotification(n);
-    }
-  }
-
-  #notifyAllListChanged(): void {
-    for (const s of this.#sessions.values()) {
-      if (!s.initialized || s.view.kind === 'single') continue;
-      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
-      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/prompts/list_changed' });
-      s.sendUnrelated({ jsonrpc: '2.0', method: 'notifications/resources/list_changed' });
     }
   }
 }

@@ -1,0 +1,53 @@
+/**
+ * What a client session needs from around it: the {@link OutboundChannel} its messages leave
+ * through (provided by the edge per request and per standalone stream) and the
+ * {@link SessionHost} services the gateway gives it. Both are re-exported by `client-session.ts`.
+ *
+ * @module
+ */
+import type { Logger } from '../observability/logger.js';
+import type { Pipeline } from '../pipeline/stage.js';
+import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { ClientSession } from './client-session.js';
+
+/** Where messages for a client go. */
+export interface OutboundChannel {
+  /** Sends one message. Must not throw; a closed channel drops it (the edge may store it for resumption). */
+  send(message: JsonRpcMessage): void;
+  /** Ends a request's channel without a response (after cancellation). */
+  end?(): void;
+  /**
+   * Answers a request with an error as `encodeError` (`src/errors.ts`) decides from its family and
+   * whether this channel's HTTP response has started: e.g. 429 with `Retry-After`, or a JSON-RPC
+   * error. Without it, errors are sent as JSON-RPC errors.
+   */
+  fail?(error: unknown, id: JsonRpcId): void;
+  /**
+   * Sends a success response whose `result` is already JSON text (exactly what
+   * `JSON.stringify(result)` gives), so a large list shared by many requests is serialised once.
+   * Optional: without it the session sends the object.
+   */
+  sendResult?(id: JsonRpcId, resultJson: string): void;
+  /** True once the client can no longer be reached through it. */
+  readonly closed: boolean;
+  /** When true, messages sent while closed are kept for redelivery (resumable streams). */
+  readonly retains?: boolean;
+}
+
+/** Services the gateway gives its sessions. */
+export interface SessionHost {
+  /**
+   * The stages every request of this session goes through (rate limits, guardrails), composed
+   * once; {@link EMPTY_PIPELINE} when none is configured. Read per request, so a reload that
+   * replaces it applies to the next request.
+   */
+  readonly pipeline: Pipeline;
+  readonly logger: Logger;
+  /** Items per page of list methods results (0 = no pagination). */
+  readonly pageSize: number;
+  /** How long a server→client request may wait for the client's answer (ms). */
+  readonly clientRequestTimeoutMs: number;
+  now(): number;
+  /** Called once when the session closes. */
+  onSessionClosed(session: ClientSession, reason: string): void;
+}
