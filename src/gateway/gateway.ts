@@ -15,6 +15,7 @@ import type { Audience, OutboundOptions, UpstreamEvent, UpstreamState } from '..
 import type { Tracing } from '../observability/tracing.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
+import { createUpstreamInterceptors } from '../upstream/interceptors/index.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
 import { compileFilter, composeFilters } from './filters.js';
@@ -501,20 +502,28 @@ export class Gateway implements SessionHost {
   }
 
   #newUpstream(name: string, cfg: ServerConfig, createTransport?: () => MessageTransport): Upstream {
+    const logger = this.logger.child({ server: name });
+    const destinations = this.#destinations && this.#isRuntimeServer(name) ? this.#destinations : undefined;
     return new Upstream({
       ...(createTransport ? { createTransport } : {}),
       name,
       config: cfg,
-      logger: this.logger.child({ server: name }),
+      logger,
       gatewayVersion: this.version,
       attributionWaitMs: this.#config.sessions.attributionWait,
-      ...(this.#tracing?.enabled ? { tracing: this.#tracing } : {}),
+      ...createUpstreamInterceptors({
+        name,
+        config: cfg,
+        logger,
+        outbound: this.#outbound,
+        tracing: this.#tracing?.enabled ? this.#tracing : undefined,
+        destinations,
+      }),
       ...(this.#observe
         ? { observe: (_method: string, ms: number, error: boolean) => this.#observe?.call(name, ms, error) }
         : {}),
-      ...(this.#outbound ? { outbound: this.#outbound } : {}),
       forbiddenEnv: this.#forbiddenEnv(name),
-      ...(this.#destinations && this.#isRuntimeServer(name) ? { destinations: this.#destinations } : {}),
+      ...(destinations ? { destinations } : {}),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
