@@ -23,49 +23,17 @@ import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
+import { declaresServerRequests, ExclusiveAdmission, SERVER_REQUEST_CAPABILITY, type Caller } from './attribution.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
 
-/** Client capabilities relevant to server→client requests (MCP client/* features). */
-export interface ClientCapabilities {
-  sampling?: JsonObject;
-  elicitation?: JsonObject;
-  roots?: JsonObject;
-  [key: string]: unknown;
-}
-
-/** Which client capability each server→client request method needs. */
-export const SERVER_REQUEST_CAPABILITY: Readonly<Record<string, 'sampling' | 'elicitation' | 'roots'>> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
-
-/** True when a client declared any capability that lets a server send it requests. */
-export function declaresServerRequests(caps: ClientCapabilities | undefined): boolean {
-  return (
-    caps !== undefined && (caps.sampling !== undefined || caps.elicitation !== undefined || caps.roots !== undefined)
-  );
-}
-
-/**
- * The client call on whose behalf a request is sent upstream. Server→client requests and related
- * notifications from the upstream are delivered here.
- */
-export interface Caller {
-  /** Client session id (logs, attribution). */
-  readonly sessionId: string;
-  /** Capabilities that client declared at initialize. */
-  readonly clientCapabilities: ClientCapabilities | undefined;
-  /** Delivers a notification related to the call (progress, logging) to the client. */
-  notify(notification: JsonRpcNotification): void;
-  /**
-   * Forwards a server→client request to the client and resolves with the client's answer
-   * (`result` or `error`). Rejects with a GatewayError when the client cannot be reached.
-   */
-  request(method: string, params: JsonObject | undefined): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }>;
-}
+export {
+  declaresServerRequests,
+  SERVER_REQUEST_CAPABILITY,
+  type Caller,
+  type ClientCapabilities,
+} from './attribution.js';
 
 /** Options for {@link UpstreamConnection}. */
 export interface UpstreamConnectionOptions {
@@ -102,12 +70,6 @@ interface Pending {
   readonly method: string;
   /** This request's timeout (ms; 0 = none). */
   readonly timeoutMs: number;
-}
-
-interface Waiter {
-  readonly sessionId: string;
-  readonly admit: () => void;
-  readonly timer: NodeJS.Timeout;
 }
 
 /** Options of one {@link UpstreamConnection.request} call. */
@@ -152,10 +114,8 @@ export class UpstreamConnection {
   #closed = false;
   #closeInfo: TransportCloseInfo | undefined;
   #initializeResult: JsonObject | undefined;
-  /** Under exclusive attribution: the session whose bidi calls are in flight, and how many. */
-  #bidiSession: string | undefined;
-  #bidiInFlight = 0;
-  #waiters: Waiter[] = [];
+  /** Under exclusive attribution: admits the bidi calls of one client session at a time. */
+  readonly #admission: ExclusiveAdmission;
   /** Upstream-originated requests currently forwarded to a client: upstream id → abort. */
   #serverRequests = new Map<JsonRpcId, AbortController>();
 
@@ -167,6 +127,7 @@ export class UpstreamConnection {
     this.#initializeTimeoutMs = options.initializeTimeoutMs ?? 30_000;
     this.#exclusive = options.exclusiveAttribution ?? false;
     this.#attributionWaitMs = options.attributionWaitMs ?? 30_000;
+    this.#admission = new ExclusiveAdmission(this.#attributionWaitMs, () => this.#closed);
     this.#gatewayVersion = options.gatewayVersion ?? '0.0.0';
     this.#onNotification = options.onNotification;
     this.#onClose = options.onClose;
@@ -262,7 +223,7 @@ export class UpstreamConnection {
     const bidi = this.#exclusive && caller !== undefined && declaresServerRequests(caller.clientCapabilities);
     const pending: Pending = {
       upstreamId,
-      resolve: bidi ? (r) => (this.#releaseBidi(), resolve(r)) : resolve,
+      resolve: bidi ? (r) => (this.#admission.release(), resolve(r)) : resolve,
       caller,
       progressToken,
       timer: undefined,
@@ -323,50 +284,18 @@ export class UpstreamConnection {
   }
 
   #admitBidi(sessionId: string, dispatch: () => void, upstreamId: number, resolve: (r: JsonRpcResponse) => void): void {
-    if (this.#bidiSession === undefined || this.#bidiSession === sessionId) {
-      this.#bidiSession = sessionId;
-      this.#bidiInFlight++;
-      dispatch();
-      return;
-    }
-    const timer = setTimeout(() => {
-      const i = this.#waiters.indexOf(waiter);
-      if (i >= 0) this.#waiters.splice(i, 1);
+    this.#admission.admit(sessionId, dispatch, (timedOut) =>
       resolve(
-        errorResponse(
-          upstreamId,
-          GatewayErrorCodes.attributionTimeout.jsonRpcCode,
-          `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
-          { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
-        ),
-      );
-    }, this.#attributionWaitMs);
-    const waiter: Waiter = {
-      sessionId,
-      timer,
-      admit: () => {
-        clearTimeout(timer);
-        if (this.#closed) {
-          resolve(this.#closedError(upstreamId));
-          return;
-        }
-        this.#bidiInFlight++;
-        dispatch();
-      },
-    };
-    this.#waiters.push(waiter);
-  }
-
-  #releaseBidi(): void {
-    if (--this.#bidiInFlight > 0) return;
-    this.#bidiSession = undefined;
-    const first = this.#waiters[0];
-    if (!first) return;
-    // Admit every waiting call of the next session together.
-    this.#bidiSession = first.sessionId;
-    const admitted = this.#waiters.filter((w) => w.sessionId === first.sessionId);
-    this.#waiters = this.#waiters.filter((w) => w.sessionId !== first.sessionId);
-    for (const w of admitted) w.admit();
+        timedOut
+          ? errorResponse(
+              upstreamId,
+              GatewayErrorCodes.attributionTimeout.jsonRpcCode,
+              `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
+              { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
+            )
+          : this.#closedError(upstreamId),
+      ),
+    );
   }
 
   #settle(pending: Pending, response: JsonRpcResponse): void {
@@ -445,8 +374,7 @@ export class UpstreamConnection {
     this.#closed = true;
     this.#closeInfo = info;
     for (const pending of [...this.#pending.values()]) this.#settle(pending, this.#closedError(pending.upstreamId));
-    for (const w of this.#waiters) w.admit(); // resolves each with the closed error
-    this.#waiters = [];
+    this.#admission.admitAll(); // resolves each waiting call with the closed error
     for (const ac of this.#serverRequests.values()) ac.abort();
     this.#serverRequests.clear();
     this.#onClose?.(info);
@@ -475,10 +403,11 @@ export class UpstreamConnection {
     }
     if (!needsBidi) return undefined;
     if (this.#exclusive) {
-      if (this.#bidiSession === undefined) return undefined;
-      // Under exclusive admission every in-flight bidi call belongs to #bidiSession: attribution is exact.
+      const admitted = this.#admission.session;
+      if (admitted === undefined) return undefined;
+      // Under exclusive admission every in-flight bidi call belongs to the admitted session: attribution is exact.
       let found: Caller | undefined;
-      for (const p of this.#pending.values()) if (p.caller?.sessionId === this.#bidiSession) found = p.caller;
+      for (const p of this.#pending.values()) if (p.caller?.sessionId === admitted) found = p.caller;
       return found;
     }
     // An HTTP upstream sent the request on its standalone stream: attribute it only when every
