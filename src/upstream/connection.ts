@@ -46,8 +46,8 @@ export interface UpstreamConnectionOptions {
   initializeTimeoutMs?: number;
   /**
    * True when nothing on the wire relates server→client requests to calls (stdio). Calls from
-   * clients that declared sampling/elicitation/roots are then admitted one session at a time
-   * (PRODUCT §4.7); others are not held back.
+   * clients that declared sampling/elicitation/roots are then admitted one session at a time,
+   * so every server→client request is attributable to that session; others are not held back.
    */
   exclusiveAttribution?: boolean;
   /** Bounded wait (ms) for admission under exclusive attribution. Default 30 000. */
