@@ -111,10 +111,25 @@ export class ConnectionPool {
   }
 
   /** The live connection of a `shared` upstream, if any (no slot bookkeeping needed for it). */
-  sharedLive(): UpstreamConnection | undefined {
+  #sharedLive(): UpstreamConnection | undefined {
     if (this.#isolation !== 'shared' || this.#stopped) return undefined;
     const conn = this.slots.get(SHARED_KEY)?.connection;
     return conn !== undefined && !conn.closed ? conn : undefined;
+  }
+
+  /**
+   * The caller's live connection without a promise (the hot path), with the bookkeeping of
+   * {@link acquire}; undefined when it has to be started or waited for (then call `acquire`).
+   */
+  liveFor(ctx: SlotContext): UpstreamConnection | undefined {
+    if (this.#isolation === 'shared') return this.#sharedLive();
+    if (this.#stopped) return undefined;
+    const slot = this.slotFor(ctx, false);
+    const conn = slot?.connection;
+    if (conn === undefined || conn.closed) return undefined;
+    slot!.lastUsed = this.#now();
+    if (this.#isolation === 'session' || this.#isolation === 'user') slot!.sessions.add(ctx.sessionId);
+    return conn;
   }
 
   /**

@@ -280,13 +280,13 @@ export class Upstream {
   }
 
   /**
-   * The connection step, last of the call path: the slot's connection (a shared upstream's live
-   * one without an await), then the request on it. Returns the connection's own promise.
+   * The connection step, last of the call path: the slot's connection (a live one without an
+   * await), then the request on it. Returns the connection's own promise.
    */
   readonly #send: Dispatch = (request) => {
     const call = request as PendingCall;
-    // Hot path: a shared upstream's live connection needs no await.
-    const conn = call.attempt === 0 ? this.#pool.sharedLive() : undefined;
+    // Hot path: a live connection needs no await (a retry always goes through acquire).
+    const conn = call.attempt === 0 ? this.#pool.liveFor(call.ctx) : undefined;
     return conn === undefined ? this.#acquireAndSend(call) : this.#sendOn(conn, call);
   };
 
