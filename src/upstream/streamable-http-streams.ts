@@ -1,6 +1,7 @@
 /**
- * The SSE streams of the Streamable HTTP upstream transport (MCP basic/transports §Streamable
- * HTTP): a request's response stream, its resumption with GET + `Last-Event-ID` when it ends
+ * The streamed answers of the Streamable HTTP upstream transport (MCP basic/transports §Streamable
+ * HTTP): a request's answer that is not a 2xx JSON body (an HTTP error, an SSE stream, another
+ * media type), a request's response stream, its resumption with GET + `Last-Event-ID` when it ends
  * before the response (§Resumability and Redelivery), and the standalone GET stream for
  * server-initiated messages (§Listening for Messages from the Server), kept open with backoff.
  *
@@ -12,9 +13,9 @@ import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { createBackoff } from './backoff.js';
-import { mediaTypeOf, networkFailure, type ResponseBody } from './http-common.js';
+import { excerptOf, mediaTypeOf, networkFailure, readBodyExcerpt, type ResponseBody } from './http-common.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
-import { signalOf, type HttpFailure, type PendingRequest } from './streamable-http-exchange.js';
+import { signalOf, type HttpFailure, type PendingRequest, type StreamedAnswer } from './streamable-http-exchange.js';
 import type { GatewayError } from '../errors.js';
 
 /** 4xx statuses after which reopening the standalone stream may succeed later. */
@@ -56,6 +57,31 @@ export interface StreamHost {
   sleep(ms: number): Promise<void>;
   /** The upstream lost the session. */
   expire(): void;
+}
+
+/** Every answer to a request POST that is not a 2xx JSON body, read as a stream. */
+export async function onStreamedAnswer(
+  host: StreamHost,
+  res: StreamedAnswer,
+  pending: PendingRequest,
+  sentSession: string | undefined,
+): Promise<void> {
+  const status = res.statusCode;
+  if (status < 200 || status >= 300) {
+    const failure = await host.httpFailure(res, sentSession);
+    host.fail(pending, failure.error.code, failure.error.message, failure.error.data);
+    if (failure.sessionExpired) host.expire();
+    return;
+  }
+  const type = mediaTypeOf(res.headers['content-type']);
+  if (type === 'text/event-stream') {
+    await consumeRequestStream(host, res.body, pending);
+    return;
+  }
+  const excerpt = await readBodyExcerpt(res.body);
+  const reason = `HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request`;
+  host.logger.warn({ reqId: pending.reqId, status, excerpt: excerptOf(excerpt) }, reason);
+  host.fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${host.description}: ${reason}`, { status });
 }
 
 /** Reads a request's SSE stream; resumes it if it ends before the response arrived. */

@@ -8,39 +8,28 @@
  * {@link UpstreamConnection}. HTTP-level failures of a request become a JSON-RPC error response
  * for that request, produced here, so that no caller ever waits for an answer that cannot come.
  *
- * The parts: the request POST's undici handler (`streamable-http-exchange.ts`), the SSE streams
- * and their resumption (`streamable-http-streams.ts`), the session id and its `DELETE`
- * (`streamable-http-session.ts`), the options (`streamable-http-options.ts`); this module holds
- * the transport's state, sending and delivery.
+ * The parts: the request POST's undici handler (`streamable-http-exchange.ts`), streamed answers,
+ * the SSE streams and their resumption (`streamable-http-streams.ts`), the requests in flight
+ * and the delivery of their answers (`streamable-http-delivery.ts`), the session id and its
+ * `DELETE` (`streamable-http-session.ts`), the options (`streamable-http-options.ts`); this
+ * module holds the transport's state, sending and lifecycle.
  *
  * @module
  */
 import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
-import { GatewayError, type ErrorCode } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import {
-  isRequest,
-  isResponse,
-  validateMessage,
-  type JsonRpcId,
-  type JsonRpcMessage,
-  type JsonRpcRequest,
-} from '../protocol/jsonrpc.js';
+import { isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../protocol/jsonrpc.js';
 import {
   closedTransportError,
-  excerptOf,
-  mediaTypeOf,
   networkFailure,
   notifyClose,
   protocolError,
-  readBodyExcerpt,
   safeUrl,
   staticHeaders,
-  upstreamErrorResponse,
   type ResponseBody,
 } from './http-common.js';
-import type { EventSourceMessage } from './sse-parser.js';
 import { acceptSessionId, classifyHttpFailure, deleteSession } from './streamable-http-session.js';
 import {
   abortPending,
@@ -48,7 +37,6 @@ import {
   type ExchangeSink,
   type HttpFailure,
   type PendingRequest,
-  type StreamedAnswer,
 } from './streamable-http-exchange.js';
 import {
   DEFAULT_MAX_CONNECTIONS,
@@ -60,8 +48,8 @@ import {
   type StreamableHttpTransport,
   type StreamableHttpTransportOptions,
 } from './streamable-http-options.js';
-import { consumeRequestStream, runGetStream, type StreamHost } from './streamable-http-streams.js';
-import { IdTable } from '../protocol/id-table.js';
+import { RequestDelivery } from './streamable-http-delivery.js';
+import { onStreamedAnswer, runGetStream, type StreamHost } from './streamable-http-streams.js';
 import {
   SENT,
   serialiseMessage,
@@ -72,7 +60,6 @@ import {
 
 export type { StreamableHttpTransport, StreamableHttpTransportOptions } from './streamable-http-options.js';
 
-const NO_INFO: IncomingMessageInfo = Object.freeze({});
 class StreamableHttpTransportImpl implements StreamableHttpTransport {
   onmessage?: (message: JsonRpcMessage, info: IncomingMessageInfo) => void;
   onclose?: (info: TransportCloseInfo) => void;
@@ -106,7 +93,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   #closePromise: Promise<void> | undefined;
   /** Aborts the standalone GET stream and notification POSTs. */
   readonly #abort = new AbortController();
-  readonly #pending = new IdTable<PendingRequest>();
+  /** The requests in flight and the delivery of their answers. */
+  readonly #delivery: RequestDelivery;
   readonly #timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   #getStreamStarted = false;
   /** The transport as the SSE stream functions see it (`streamable-http-streams.ts`). */
@@ -135,6 +123,14 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     this.#givenDispatcher = options.dispatcher;
     this.#lookup = options.lookup;
     this.description = `http ${safeUrl(url)}`;
+    this.#delivery = new RequestDelivery({
+      description: this.description,
+      logger: this.#logger,
+      closed: () => this.#closed,
+      onmessage: (message, info) => this.onmessage?.(message, info),
+      onInitializeResult: (result) => this.#onInitializeResult(result),
+      protocolError: (reason, data) => this.#reportProtocolError(reason, data),
+    });
     this.#streams = {
       description: this.description,
       logger: this.#logger,
@@ -147,9 +143,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       sessionId: () => this.#sessionId,
       get: (lastEventId, signal) => this.#get(lastEventId, signal),
       httpFailure: (res, sentSession) => this.#httpFailure(res, sentSession),
-      isLive: (pending) => this.#isLive(pending),
-      fail: (pending, code, message, data) => this.#fail(pending, code, message, data),
-      onEvent: (event, pending) => this.#onEvent(event, pending),
+      isLive: (pending) => this.#delivery.isLive(pending),
+      fail: (pending, code, message, data) => this.#delivery.fail(pending, code, message, data),
+      onEvent: (event, pending) => this.#delivery.onEvent(event, pending),
       sleep: (ms) => this.#sleep(ms),
       expire: () => this.#expire(),
     };
@@ -204,7 +200,7 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
         failedResumes: 0,
         backoff: undefined,
       };
-      this.#pending.set(request.id, pending);
+      this.#delivery.pending.set(request.id, pending);
       // Resolves at once: every outcome of the exchange, failures included, arrives via onmessage.
       this.#startRequest(request, pending);
       return SENT;
@@ -288,9 +284,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
     if (!('method' in message) || message.method !== 'notifications/cancelled') return;
     const requestId = message.params?.requestId as JsonRpcId | undefined;
     if (requestId === undefined) return;
-    const pending = this.#pending.get(requestId);
+    const pending = this.#delivery.pending.get(requestId);
     if (pending === undefined) return;
-    this.#pending.delete(requestId);
+    this.#delivery.pending.delete(requestId);
     pending.responded = true;
     abortPending(pending);
   }
@@ -327,13 +323,15 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   readonly #exchangeSink: ExchangeSink = {
     maxBytes: () => this.#maxMessageBytes,
     sessionIdHeader: (header) => this.#takeSessionId(header),
-    json: (pending, text) => this.#deliverJson(text, pending),
+    json: (pending, text) => this.#delivery.json(text, pending),
     streamed: (pending, answer, sentSession) => {
-      this.#onStreamedAnswer(answer, pending, sentSession).catch((err: unknown) => this.#exchangeFailed(pending, err));
+      onStreamedAnswer(this.#streams, answer, pending, sentSession).catch((err: unknown) =>
+        this.#exchangeFailed(pending, err),
+      );
     },
     failed: (pending, err) => this.#exchangeFailed(pending, err),
     tooLarge: (pending) =>
-      this.#fail(
+      this.#delivery.fail(
         pending,
         'SWB_ERR_UPSTREAM_PROTOCOL',
         `${this.description}: response body larger than ${this.#maxMessageBytes} bytes`,
@@ -342,33 +340,9 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   /** A request's exchange failed on the network (or its dispatch threw). */
   #exchangeFailed(pending: PendingRequest, err: unknown): void {
-    if (!this.#isLive(pending)) return;
+    if (!this.#delivery.isLive(pending)) return;
     const error = networkFailure(this.description, err);
-    this.#fail(pending, error.code, error.message);
-  }
-
-  /** Every answer to a request POST that is not a 2xx JSON body, read as a stream. */
-  async #onStreamedAnswer(
-    res: StreamedAnswer,
-    pending: PendingRequest,
-    sentSession: string | undefined,
-  ): Promise<void> {
-    const status = res.statusCode;
-    if (status < 200 || status >= 300) {
-      const failure = await this.#httpFailure(res, sentSession);
-      this.#fail(pending, failure.error.code, failure.error.message, failure.error.data);
-      if (failure.sessionExpired) this.#expire();
-      return;
-    }
-    const type = mediaTypeOf(res.headers['content-type']);
-    if (type === 'text/event-stream') {
-      await consumeRequestStream(this.#streams, res.body, pending);
-      return;
-    }
-    const excerpt = await readBodyExcerpt(res.body);
-    const reason = `HTTP ${status} ${type === '' ? 'without a body type' : `with unexpected ${type}`} in answer to a request`;
-    this.#logger.warn({ reqId: pending.reqId, status, excerpt: excerptOf(excerpt) }, reason);
-    this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: ${reason}`, { status });
+    this.#delivery.fail(pending, error.code, error.message);
   }
 
   #takeSessionId(header: string | string[] | undefined): void {
@@ -386,61 +360,6 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   // -- incoming ----------------------------------------------------------------------------------
 
-  /** A request's `application/json` answer: one message or an array of them. */
-  #deliverJson(text: string, pending: PendingRequest): void {
-    if (!this.#isLive(pending)) return;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      this.#fail(pending, 'SWB_ERR_UPSTREAM_PROTOCOL', `${this.description}: response body is not JSON`);
-      return;
-    }
-    if (Array.isArray(parsed)) for (const item of parsed as unknown[]) this.#deliverValue(item, pending);
-    else this.#deliverValue(parsed, pending);
-    if (!pending.responded) {
-      this.#fail(
-        pending,
-        'SWB_ERR_UPSTREAM_PROTOCOL',
-        `${this.description}: JSON body did not contain the response to request ${JSON.stringify(pending.id)}`,
-      );
-    }
-  }
-
-  #onEvent(event: EventSourceMessage, pending: PendingRequest | undefined): void {
-    if (event.data.length === 0) return; // priming event / keep-alive: only its id matters
-    if (event.event !== undefined && event.event !== 'message') {
-      this.#logger.debug({ event: event.event }, 'ignoring SSE event of unknown type');
-      return;
-    }
-    let value: unknown;
-    try {
-      value = JSON.parse(event.data);
-    } catch {
-      this.#reportProtocolError('SSE event data is not JSON', event.data);
-      return;
-    }
-    this.#deliverValue(value, pending);
-  }
-
-  #deliverValue(value: unknown, pending: PendingRequest | undefined): void {
-    const checked = validateMessage(value);
-    if (!checked.ok) {
-      this.#reportProtocolError(`invalid JSON-RPC message: ${checked.reason}`, JSON.stringify(value));
-      return;
-    }
-    const message = checked.message;
-    if (isResponse(message) && message.id !== null) {
-      const target = pending !== undefined && pending.id === message.id ? pending : this.#pending.get(message.id);
-      if (target !== undefined && !target.responded) {
-        target.responded = true;
-        this.#pending.delete(target.id);
-        if (target.method === 'initialize' && 'result' in message) this.#onInitializeResult(message.result);
-      }
-    }
-    this.#emit(message, pending === undefined ? NO_INFO : { relatedRequestId: pending.id });
-  }
-
   #onInitializeResult(result: Record<string, unknown>): void {
     if (typeof result.protocolVersion !== 'string') return;
     // The negotiated version goes on every later request (the connection confirms it through
@@ -454,28 +373,6 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   #reportProtocolError(reason: string, data: string): void {
     this.onerror?.(protocolError(this.#logger, this.description, reason, data));
-  }
-
-  #emit(message: JsonRpcMessage, info: IncomingMessageInfo): void {
-    if (this.#closed) return;
-    try {
-      this.onmessage?.(message, info);
-    } catch (err) {
-      this.#logger.error({ err }, 'onmessage handler threw');
-    }
-  }
-
-  /** Delivers the synthetic error response of a request that cannot be answered any more. */
-  #fail(pending: PendingRequest, code: ErrorCode, message: string, data?: Record<string, unknown>): void {
-    if (pending.responded) return;
-    pending.responded = true;
-    this.#pending.delete(pending.id);
-    this.#logger.debug({ reqId: pending.reqId, requestId: pending.id, code, message }, 'upstream request failed');
-    this.#emit(upstreamErrorResponse(pending.id, code, message, data), { relatedRequestId: pending.id });
-  }
-
-  #isLive(pending: PendingRequest): boolean {
-    return !this.#closed && !pending.responded && !pending.aborted;
   }
 
   // -- lifecycle ---------------------------------------------------------------------------------
@@ -506,8 +403,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   async #shutdown(info: TransportCloseInfo, sendDelete: boolean): Promise<void> {
     this.#closed = true;
     this.#abort.abort();
-    for (const pending of this.#pending.values()) abortPending(pending);
-    this.#pending.clear();
+    for (const pending of this.#delivery.pending.values()) abortPending(pending);
+    this.#delivery.pending.clear();
     for (const entry of this.#timers) {
       clearTimeout(entry.timer);
       entry.resolve();
