@@ -33,7 +33,6 @@ export type {
   UpstreamOptions,
   UpstreamState,
 } from './types.js';
-export type { OutboundOptions } from './interceptors/outbound-headers.js';
 
 /** What a {@link PendingCall} needs from its upstream. */
 interface CallHost {
