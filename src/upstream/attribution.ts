@@ -4,11 +4,20 @@
  * request needs, and, where nothing on the wire relates a server request to a call (stdio, legacy
  * SSE), exclusive admission ({@link ExclusiveAdmission}): calls from clients able to answer
  * server requests are let through one client session at a time, so any server request belongs
- * to the one admitted session.
+ * to the one admitted session. A server request is then forwarded to the client of its call
+ * ({@link forwardServerRequest}).
  *
  * @module
  */
-import type { JsonObject, JsonRpcErrorObject, JsonRpcNotification } from '../protocol/jsonrpc.js';
+import { ERROR_CODES, GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type {
+  JsonObject,
+  JsonRpcErrorObject,
+  JsonRpcId,
+  JsonRpcNotification,
+  JsonRpcRequest,
+} from '../protocol/jsonrpc.js';
 
 /** Client capabilities relevant to server→client requests (MCP client/* features). */
 export interface ClientCapabilities {
@@ -134,4 +143,68 @@ export class ExclusiveAdmission {
     for (const w of this.#waiters) w.admit();
     this.#waiters = [];
   }
+}
+
+/** A client's answer to a server→client request, as sent back upstream. */
+export interface ServerRequestAnswer {
+  result?: JsonObject;
+  error?: JsonRpcErrorObject;
+}
+
+/**
+ * Forwards a server→client request to the client call it is attributed to and sends the
+ * client's answer back upstream with `reply`. Without a caller the upstream gets
+ * `SWB_ERR_ROUTE_NO_CALLER` (the gateway never guesses and never broadcasts); a caller that did
+ * not declare the capability the method needs gets it refused with
+ * `SWB_ERR_ROUTE_CLIENT_CAPABILITY`. `forwarded` holds an abort per request in flight (the
+ * upstream's `notifications/cancelled` aborts it: no answer is sent then).
+ */
+export function forwardServerRequest(
+  req: JsonRpcRequest,
+  caller: Caller | undefined,
+  forwarded: Map<JsonRpcId, AbortController>,
+  reply: (id: JsonRpcId, answer: ServerRequestAnswer) => void,
+  logger: Logger,
+): void {
+  const capability = SERVER_REQUEST_CAPABILITY[req.method];
+  if (!caller) {
+    logger.info({ method: req.method }, 'server-to-client request with no client call in flight to attribute it to');
+    reply(req.id, {
+      error: {
+        code: ERROR_CODES.SWB_ERR_ROUTE_NO_CALLER.jsonRpcCode,
+        message: `switchboard: no client request of this upstream is in flight, so ${req.method} cannot be attributed to a client`,
+        data: { code: 'SWB_ERR_ROUTE_NO_CALLER' },
+      },
+    });
+    return;
+  }
+  if (capability !== undefined && caller.clientCapabilities?.[capability] === undefined) {
+    reply(req.id, {
+      error: {
+        code: ERROR_CODES.SWB_ERR_ROUTE_CLIENT_CAPABILITY.jsonRpcCode,
+        message: `switchboard: the calling client did not declare the ${capability} capability`,
+        data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
+      },
+    });
+    return;
+  }
+  const ac = new AbortController();
+  forwarded.set(req.id, ac);
+  caller.request(req.method, req.params).then(
+    (answer) => {
+      forwarded.delete(req.id);
+      if (!ac.signal.aborted) reply(req.id, answer);
+    },
+    (err: unknown) => {
+      forwarded.delete(req.id);
+      const ge = err instanceof GatewayError ? err : undefined;
+      reply(req.id, {
+        error: {
+          code: ge?.jsonRpcCode ?? -32603,
+          message: ge?.message ?? 'switchboard: the client did not answer',
+          data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
+        },
+      });
+    },
+  );
 }

@@ -12,7 +12,6 @@
 import { ERROR_CODES, GatewayError } from '../errors.js';
 import type {
   JsonObject,
-  JsonRpcErrorObject,
   JsonRpcId,
   JsonRpcMessage,
   JsonRpcNotification,
@@ -23,7 +22,13 @@ import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
-import { declaresServerRequests, ExclusiveAdmission, SERVER_REQUEST_CAPABILITY, type Caller } from './attribution.js';
+import {
+  declaresServerRequests,
+  ExclusiveAdmission,
+  forwardServerRequest,
+  type Caller,
+  type ServerRequestAnswer,
+} from './attribution.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
@@ -447,54 +452,12 @@ export class UpstreamConnection {
       this.#reply(req.id, { result: {} });
       return;
     }
-    const capability = SERVER_REQUEST_CAPABILITY[req.method];
-    const caller = this.#callerFor(info, true);
-    if (!caller) {
-      this.#logger.info(
-        { method: req.method },
-        'server-to-client request with no client call in flight to attribute it to',
-      );
-      this.#reply(req.id, {
-        error: {
-          code: GatewayErrorCodes.noCaller.jsonRpcCode,
-          message: `switchboard: no client request of this upstream is in flight, so ${req.method} cannot be attributed to a client`,
-          data: { code: 'SWB_ERR_ROUTE_NO_CALLER' },
-        },
-      });
-      return;
-    }
-    if (capability !== undefined && caller.clientCapabilities?.[capability] === undefined) {
-      this.#reply(req.id, {
-        error: {
-          code: GatewayErrorCodes.capability.jsonRpcCode,
-          message: `switchboard: the calling client did not declare the ${capability} capability`,
-          data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
-        },
-      });
-      return;
-    }
-    const ac = new AbortController();
-    this.#serverRequests.set(req.id, ac);
-    caller.request(req.method, req.params).then(
-      (answer) => {
-        this.#serverRequests.delete(req.id);
-        if (!ac.signal.aborted) this.#reply(req.id, answer);
-      },
-      (err: unknown) => {
-        this.#serverRequests.delete(req.id);
-        const ge = err instanceof GatewayError ? err : undefined;
-        this.#reply(req.id, {
-          error: {
-            code: ge?.jsonRpcCode ?? -32603,
-            message: ge?.message ?? 'switchboard: the client did not answer',
-            data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
-          },
-        });
-      },
-    );
+    forwardServerRequest(req, this.#callerFor(info, true), this.#serverRequests, this.#replyTo, this.#logger);
   }
 
-  #reply(id: JsonRpcId, answer: { result?: JsonObject; error?: JsonRpcErrorObject }): void {
+  readonly #replyTo = (id: JsonRpcId, answer: ServerRequestAnswer): void => this.#reply(id, answer);
+
+  #reply(id: JsonRpcId, answer: ServerRequestAnswer): void {
     if (this.#closed) return;
     const message: JsonRpcResponse =
       answer.error !== undefined
@@ -511,7 +474,5 @@ const GatewayErrorCodes = {
   timeout: ERROR_CODES.SWB_ERR_UPSTREAM_TIMEOUT,
   closed: ERROR_CODES.SWB_ERR_UPSTREAM_CLOSED,
   sessionExpired: ERROR_CODES.SWB_ERR_UPSTREAM_SESSION_EXPIRED,
-  noCaller: ERROR_CODES.SWB_ERR_ROUTE_NO_CALLER,
-  capability: ERROR_CODES.SWB_ERR_ROUTE_CLIENT_CAPABILITY,
   attributionTimeout: ERROR_CODES.SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT,
 } as const;
