@@ -348,6 +348,30 @@ export async function startHttpFixture(env = {}) {
   return h;
 }
 
+/**
+ * An external guard for the guardrails contender: answers every POST with `{"allow":true}` after
+ * reading its body, over keep-alive, on a free loopback port.
+ *
+ * @returns `{ url, stop() }`
+ */
+export async function startGuardServer() {
+  const { createServer } = await import('node:http');
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': 14 });
+      res.end('{"allow":true}');
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}/check`,
+    stop: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
+
 /** Plain-object deep merge (b wins); arrays and scalars are replaced. */
 export function deepMerge(a, b) {
   if (typeof a !== 'object' || a === null || Array.isArray(a)) return b === undefined ? a : b;

@@ -478,6 +478,7 @@ async function scenario1and3() {
   else contenders.push(S1[0], S1[1]);
   let feat;
   let featOff;
+  let guard;
   if (want(3)) {
     try {
       [feat, featOff] = await featureContenders();
@@ -485,6 +486,12 @@ async function scenario1and3() {
     } catch (err) {
       results.s3error = String(err?.message ?? err).split('\n')[0];
       log(`  scenario 3: ${results.s3error}`);
+    }
+    try {
+      guard = await guardrailsContender();
+      contenders.splice(2, 0, guard);
+    } catch (err) {
+      log(`  scenario 3 (guardrails): ${String(err?.message ?? err).split('\n')[0]}`);
     }
   }
   log(
@@ -499,6 +506,7 @@ async function scenario1and3() {
       default: rows.switchboard,
       switchboard: rows.features,
       ...(featOff ? { 'usage-off': rows['features-off'] } : {}),
+      ...(guard ? { guardrails: rows.guardrails } : {}),
       supergateway: rows.supergateway,
       'mcp-proxy': rows['mcp-proxy'],
       contenders: contenders.map(({ key, label }) => ({
@@ -555,7 +563,7 @@ async function scenario2() {
  * an API token is created with `switchboard token create` and sent on every request.
  *
  * When the fragment turns the usage log on, a second contender runs the same fragment with
- * `usage.enabled: false` in the same rounds (issue "Traffic control": throughput with the log
+ * `usage.enabled: false` in the same rounds (the usage log's target: throughput with the log
  * within 10 % of without it), and after the graceful stop the rows in the contender's SQLite
  * database are counted against the HTTP responses the load generator received from it (every
  * request carries the API token, so each must be one row). Returns [features, featuresOff?].
@@ -606,6 +614,30 @@ async function featureContenders() {
     false,
   );
   return [on, off];
+}
+
+/**
+ * Scenario 3's guardrails contender: Switchboard (default config otherwise) with the five
+ * guardrails of bench/guardrails.yaml, its webhook pointed at a guard server the harness runs on
+ * loopback for the whole run.
+ */
+async function guardrailsContender() {
+  const { parse } = await import('yaml');
+  const { readFileSync } = await import('node:fs');
+  const file = join(lib.BENCH_DIR, 'guardrails.yaml');
+  const fragment = parse(readFileSync(file, 'utf8'));
+  const server = await lib.startGuardServer();
+  running.add(server); // stopped with the contenders
+  for (const g of fragment.guardrails) if (g.webhook) g.webhook.url = server.url;
+  return {
+    key: 'guardrails',
+    label: `Switchboard + ${relativeName(file)}`,
+    tool: 'echo__echo',
+    start: () => {
+      const configFile = lib.writeSwitchboardConfig(stdioEcho(), { tmpDir: TMP, extraConfig: fragment });
+      return track(lib.startSwitchboard(stdioEcho(), { tmpDir: TMP, configFile }));
+    },
+  };
 }
 
 function relativeName(file) {
@@ -1048,14 +1080,27 @@ function printTargets() {
   const highC = CFG.concurrency.filter((c) => c > 1);
   const s3 = results.s3;
   const s3ok = s3?.switchboard && !s3.switchboard.error;
-  if (s3ok && s3.relay && !s3.relay.error) {
-    const ratios = highC.map((c) => s3.switchboard[c].rps / s3.relay[c].rps);
-    const medians = highC.map((c) => s3.switchboard[c].medianRps / s3.relay[c].medianRps);
+  // Throughput targets are judged on the median rounds (each contender's median req/s over the
+  // interleaved rounds, at least three); the best-round ratio is shown beside it.
+  const ratioRow = (label, on, floor, target) => {
+    const med = highC.map((c) => on[c].medianRps / floor[c].medianRps);
+    const best = highC.map((c) => on[c].rps / floor[c].rps);
     rows.push([
-      `Throughput ≥ 80 % of a bare relay with auth + rate limit + metrics + usage log (${s3.features}, scenario 3; best rounds, medians in parentheses)`,
-      highC.map((c, i) => `c=${c}: ${f2(ratios[i])} (${f2(medians[i])})`).join(', '),
-      status(ratios.every((x) => x >= 0.8)),
+      `${label} ≥ ${target}× a bare relay (median rounds, best rounds in parentheses)`,
+      highC.map((c, i) => `c=${c}: ${f2(med[i])} (${f2(best[i])})`).join(', '),
+      status(CFG.repeat >= 3 ? med.every((x) => x >= target) : undefined),
     ]);
+  };
+  if (s3ok && s3.relay && !s3.relay.error) {
+    ratioRow(
+      `Tokens + usage log + a rate-limit rule + metrics (${s3.features}, scenario 3)`,
+      s3.switchboard,
+      s3.relay,
+      0.85,
+    );
+  }
+  if (s3?.guardrails && !s3.guardrails.error && s3.relay && !s3.relay.error) {
+    ratioRow('The five guardrails of bench/guardrails.yaml (scenario 3)', s3.guardrails, s3.relay, 0.7);
   }
   const u = usageCheck(s3);
   if (u) {
@@ -1083,15 +1128,7 @@ function printTargets() {
   }
   if (s1?.switchboard && !s1.switchboard.error) {
     const sb = s1.switchboard;
-    if (s1.relay && !s1.relay.error) {
-      const ratios = highC.map((c) => sb[c].rps / s1.relay[c].rps);
-      const medians = highC.map((c) => sb[c].medianRps / s1.relay[c].medianRps);
-      rows.push([
-        'Throughput ≥ 80 % of a bare relay — default config (scenario 1; best rounds, medians in parentheses)',
-        highC.map((c, i) => `c=${c}: ${f2(ratios[i])} (${f2(medians[i])})`).join(', '),
-        status(ratios.every((x) => x >= 0.8)),
-      ]);
-    }
+    if (s1.relay && !s1.relay.error) ratioRow('Default config (scenario 1)', sb, s1.relay, 0.9);
     const peers = ['supergateway', 'mcp-proxy'].filter((k) => s1[k] && !s1[k].error);
     if (peers.length) {
       const ratios = highC.map((c) => sb[c].rps / Math.max(...peers.map((k) => s1[k][c].rps)));
@@ -1108,6 +1145,14 @@ function printTargets() {
     }
   }
   const s2 = results.s2;
+  if (s2?.switchboard && !s2.switchboard.error && s2.relay && !s2.relay.error) {
+    const d = s2.switchboard[1].p50 - s2.relay[1].p50;
+    rows.push([
+      'Added p50 at concurrency 1 ≤ 0.05 ms over a bare Node HTTP→HTTP relay (Streamable HTTP upstream)',
+      `${f3(d)} ms`,
+      status(d <= 0.05),
+    ]);
+  }
   if (s2?.switchboard && !s2.switchboard.error && s2.direct && !s2.direct.error) {
     const d = s2.switchboard[1].p50 - s2.direct[1].p50;
     rows.push([
@@ -1144,7 +1189,7 @@ function printTargets() {
     ]);
   }
   if (rows.length) {
-    print('### Targets (PRODUCT §6)');
+    print('### Targets');
     print();
     table(['target', 'measured', 'status'], rows);
   }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Bundles the compiled CLI (`dist/cli/main.js`, from `tsc`) into `dist/bin/`, which is what the
 // `switchboard` command and `npm start` run. One file instead of ~500 modules cuts Node's module
-// resolution and linking at start by ~40 % (PRODUCT §6 startup target; docs/benchmarks.md).
+// resolution and linking at start by ~40 % (startup target: ready in ≤ 500 ms; docs/benchmarks.md).
 //
 //   node scripts/bundle.mjs        (part of `npm run build`, after `tsc`)
 //

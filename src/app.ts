@@ -16,7 +16,9 @@ import {
 } from './auth/resource-metadata.js';
 import { loadGlobalAllowlist } from './policy/passthrough.js';
 import { createRateLimiter, rateLimitStage, resolveRateLimitStore, type RateLimiter } from './policy/rate-limit.js';
-import { composePipeline, type Pipeline } from './pipeline/stage.js';
+import { composePipeline, type Pipeline, type Stage } from './pipeline/stage.js';
+import { createGuardrails, type Guardrails } from './guardrails/guardrails.js';
+import { PinRegistry } from './guardrails/pins.js';
 import { createMetrics, requestStatus, type Metrics } from './observability/metrics.js';
 import type { Tracing } from './observability/tracing.js';
 import { otelConfigured, TRACING_OFF } from './observability/tracing-off.js';
@@ -63,6 +65,8 @@ export interface RunningGateway {
   readonly server: Server;
   readonly database: Database;
   readonly tokens: TokenService;
+  /** Tool definition pins (`pinTools` guardrails); undefined until a guardrail uses them. */
+  readonly toolPins: () => PinRegistry | undefined;
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
   readonly url: string;
   /** The external base URL (`SWITCHBOARD_PUBLIC_URL`, else `url`) used in absolute URLs. */
@@ -241,6 +245,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   let hub: TunnelHub | undefined;
   let sweeper: NodeJS.Timeout | undefined;
   let limiter: RateLimiter | undefined;
+  let guardrails: Guardrails | undefined;
+  let pins: PinRegistry | undefined;
   try {
     const mcpPaths = () => [
       '/mcp',
@@ -319,9 +325,56 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         },
       });
     };
+    // ---- guardrails (src/guardrails) ----
+    // Pins live as long as the gateway (kept across reloads); catalogs feed them as they change.
+    const ensurePins = async (c: SwitchboardConfig): Promise<PinRegistry | undefined> => {
+      if (!c.guardrails.some((g) => g.pinTools !== undefined)) {
+        gateway.onToolCatalog = undefined;
+        return pins;
+      }
+      if (pins === undefined) {
+        if (database.toolPins === undefined) {
+          throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'guardrails with pinTools need a database with tool pins');
+        }
+        const registry = new PinRegistry({
+          store: database.toolPins,
+          logger: logger.child({ component: 'tool-pins' }),
+        });
+        await registry.load();
+        pins = registry;
+        metrics.setChangedToolsSource(() => registry.changedCount);
+      }
+      const registry = pins;
+      if (gateway.onToolCatalog === undefined) {
+        gateway.onToolCatalog = (server, tools) => registry.observe(server, tools);
+        // Catalogs loaded before (a reload that adds pinTools).
+        for (const [name, up] of gateway.upstreams)
+          if (up.catalog.tools.length > 0) registry.observe(name, up.catalog.tools);
+      }
+      return registry;
+    };
+    const buildGuardrails = async (c: SwitchboardConfig): Promise<Guardrails | undefined> => {
+      if (c.guardrails.length === 0) {
+        gateway.onToolCatalog = undefined;
+        return undefined;
+      }
+      const registry = await ensurePins(c);
+      return createGuardrails({
+        guardrails: c.guardrails,
+        logger: logger.child({ component: 'guardrails' }),
+        onAction: (g, action) => metrics.recordGuardrailAction(g, action),
+        pins: registry,
+      });
+    };
+    // ---- end guardrails ----
     // The request pipeline: rate limits first (cheapest refusal), then guardrails in config order.
-    const composeStages = (): Pipeline => composePipeline(limiter ? [rateLimitStage(limiter)] : []);
+    const composeStages = (): Pipeline => {
+      const stages: Stage[] = limiter ? [rateLimitStage(limiter)] : [];
+      if (guardrails) stages.push(...guardrails.stages);
+      return composePipeline(stages);
+    };
     limiter = await buildLimiter(config);
+    guardrails = await buildGuardrails(config);
     gateway.pipeline = composeStages();
     reloadAuth = async (next) => {
       if (JSON.stringify(next.auth) !== auth.source) {
@@ -337,6 +390,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         limiter = await buildLimiter(next);
         gateway.pipeline = composeStages();
         await old?.close();
+      }
+      if (JSON.stringify(next.guardrails) !== JSON.stringify(gateway.config.guardrails)) {
+        const old = guardrails;
+        guardrails = await buildGuardrails(next);
+        gateway.pipeline = composeStages();
+        await old?.close();
+        logger.info({ guardrails: next.guardrails.map((g) => g.name) }, 'guardrails reloaded');
       }
     };
     const wellKnown: RouteHandler = (req, res, path) => {
@@ -366,7 +426,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       res.end(await metrics.metricsText());
       return true;
     };
-    // Reverse tunnel (seed 000 finished): servers behind NAT dial in and become ordinary servers.
+    // Reverse tunnel: servers behind NAT dial in and become ordinary servers.
     const tunnels = createTunnelHub({
       heartbeatTimeoutMs: config.tunnels.heartbeatTimeout,
       maxBufferPerSubscriber: config.tunnels.feedBuffer,
@@ -414,10 +474,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         servers: database.servers,
         challenge,
         ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
+        ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => pins } } : {}),
         onRefused,
       }),
     ];
-    // Metrics, usage log (seed 004) and the server span of every MCP exchange.
+    // Metrics, usage log and the server span of every MCP exchange.
     const observer: ExchangeObserver = {
       start: tracing.enabled
         ? (req, path) =>
@@ -453,6 +514,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
                   tool: meta.tool,
                   httpStatus: status,
                   jsonrpcError: meta.rpcError,
+                  stage: meta.stage,
                 })
               : undefined; // other principals are not logged: build nothing for them
           if (row) usageLog.record(row);
@@ -534,6 +596,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     await step('usage log', () => usageLog?.close());
     await step('tracing', () => tracing.shutdown());
     await step('rate limiter', () => limiter?.close());
+    await step('guardrails', async () => {
+      await guardrails?.close();
+      await pins?.close();
+    });
     if (redis) {
       const client = redis;
       const { closeRedis } = await import('./store/redis.js');
@@ -551,6 +617,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     server,
     database,
     tokens,
+    toolPins: () => pins,
     url,
     publicUrl,
     async reload(next) {

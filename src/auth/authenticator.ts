@@ -1,7 +1,7 @@
 /**
- * Inbound authentication: turns an HTTP request into a {@link Principal} (issue "Identity"
- * §B–§D). Built once at startup from `auth` in the config; every request is authenticated — a
- * session id never stands in for a credential (PRODUCT §4.3).
+ * Inbound authentication: turns an HTTP request into a {@link Principal}. Built once at startup
+ * from `auth` in the config; every request is authenticated — a session id never stands in for a
+ * credential.
  *
  * Order: a trusted proxy header (only from configured networks; stripped otherwise), then the
  * `Authorization: Bearer` credential — a Switchboard API token when it is one, else an OAuth

@@ -1,5 +1,5 @@
 /**
- * Identity propagation to upstreams (issue "Identity" §G, opt-in per server with
+ * Identity propagation to upstreams (docs/upstream-identity.md; opt-in per server with
  * `identityHeaders: true`).
  *
  * Switchboard tells an upstream who is calling with plain headers — principal id, token id,
@@ -11,12 +11,11 @@
  * The signing key is generated once and kept in the settings store ({@link IDENTITY_KEY_SETTING}),
  * so every restart and every replica sharing the database signs with the same key.
  *
- * Inbound copies of these headers are always dropped at the edge ({@link stripIdentityHeaders},
- * PRODUCT §4.4): a client can never pose as Switchboard towards an upstream.
+ * Inbound copies of these headers are always dropped at the edge ({@link stripIdentityHeaders}):
+ * a client can never pose as Switchboard towards an upstream.
  *
- * Unlike seed 002, which cached an identity per session id and let a bare session id stand in for
- * a credential, every assertion here is made for a request that was itself authenticated
- * (PRODUCT §4.3); the cache only saves the signature.
+ * Every assertion is made for a request that was itself authenticated: a session id never stands
+ * in for a credential, and the cache only saves the signature.
  *
  * @module
  */
@@ -135,7 +134,7 @@ function headerSafe(v: string): string {
 
 /**
  * Deletes every inbound `X-Switchboard-*` header (any case) from `headers`, in place, so a client
- * can never forge the identity Switchboard vouches for (PRODUCT §4.4). Call at the edge, before
+ * can never forge the identity Switchboard vouches for. Call at the edge, before
  * anything reads the headers. Cheap when there is nothing to delete.
  *
  * @returns the same object.

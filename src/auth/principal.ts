@@ -1,7 +1,7 @@
 /**
  * Principals: who is calling. Until inbound authentication is configured every request is made
- * by {@link ANONYMOUS}; the principal is part of every key (PRODUCT §4.3): sessions, upstream
- * connections, rate limits, isolated children.
+ * by {@link ANONYMOUS}; the principal is part of every key — sessions, upstream connections,
+ * rate limits, isolated children — so nothing one principal holds is reachable by another.
  *
  * @module
  */

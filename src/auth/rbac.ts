@@ -1,5 +1,5 @@
 /**
- * Role-based access control with `resource.action` permissions (issue "Identity" §E).
+ * Role-based access control with `resource.action` permissions (docs/security.md).
  *
  * A granted permission matches a required one when each segment is equal or `*`; `*` alone and
  * `admin.*` grant everything. Default deny: a principal with no matching grant is refused.

@@ -5,8 +5,8 @@
  *
  * Pure functions: the HTTP edge serves {@link protectedResourceMetadata} at the URLs from
  * {@link metadataUrlFor} and sets {@link wwwAuthenticate} on 401/403 answers. All absolute URLs
- * derive from the public base URL (`SWITCHBOARD_PUBLIC_URL`, PRODUCT §4.10), never from the
- * request's `Host`.
+ * derive from the public base URL (`SWITCHBOARD_PUBLIC_URL`), never from the request's `Host`,
+ * which a client controls.
  *
  * @module
  */

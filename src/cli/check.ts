@@ -1,6 +1,6 @@
 /**
  * `switchboard check [--config FILE]`: validates a configuration file and prints every problem
- * with its file and path (PRODUCT §3).
+ * with its file and path.
  *
  * @module
  */
@@ -32,7 +32,8 @@ export interface CheckOptions {
 
 /**
  * Validates a configuration file the way `switchboard serve` loads it (syntax, interpolation,
- * schema, cross-references such as virtual servers naming unknown servers).
+ * schema, cross-references such as virtual servers naming unknown servers, guardrails: CEL
+ * syntax and types, redaction patterns, `match` globs).
  *
  * Prints warnings as `warning: …` and problems as `file: path: message` to `output.err`, then
  * either `ok: N servers, M virtual servers in FILE` to `output.out` or a count of problems to
@@ -47,7 +48,11 @@ export async function runCheck(options: CheckOptions = {}, output: CliOutput = p
     const config = await loadConfigFile(file, { env, onWarning: (w) => output.err(`warning: ${w}`) });
     const servers = Object.keys(config.servers).length;
     const virtualServers = Object.keys(config.virtualServers).length;
-    output.out(`ok: ${plural(servers, 'server')}, ${plural(virtualServers, 'virtual server')} in ${file}`);
+    // Guardrails (CEL expressions, redaction patterns, match globs) are validated by the schema.
+    const guardrails = config.guardrails.length;
+    output.out(
+      `ok: ${plural(servers, 'server')}, ${plural(virtualServers, 'virtual server')}${guardrails > 0 ? `, ${plural(guardrails, 'guardrail')}` : ''} in ${file}`,
+    );
     return 0;
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;

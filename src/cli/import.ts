@@ -1,6 +1,6 @@
 /**
  * `switchboard import FILE [--output OUT] [--force]`: converts a Claude Desktop / Cursor / VS Code
- * MCP configuration into Switchboard YAML (PRODUCT §3).
+ * MCP configuration into Switchboard YAML.
  *
  * @module
  */

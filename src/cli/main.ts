@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `switchboard` command line (PRODUCT §3): `serve`, `check`, `import`.
+ * The `switchboard` command line: `serve`, `check`, `import` and the store, token, tunnel and
+ * usage commands.
  *
  * The CLI is the only layer that prints or sets the process exit code; commands return their
  * exit code and the library code below them throws {@link GatewayError}s.
@@ -12,7 +13,7 @@ import { isGatewayError } from '../errors.js';
 import type { TokenCreateOptions } from './token.js';
 import { packageVersion } from '../package-root.js';
 // Command modules are imported when their command runs, so `serve` starts without loading the
-// others' dependencies (startup time is a target: PRODUCT §6).
+// others' dependencies (startup time is measured: docs/benchmarks.md).
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -110,6 +111,26 @@ export function createProgram(): Command {
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .action(async (id: string, opts: { config?: string }) => {
       process.exitCode = await (await import('./token.js')).runTokenRevoke({ ...opts, id });
+    });
+
+  const tools = program.command('tools').description('tool definition pins of pinTools guardrails');
+  tools
+    .command('approve')
+    .description("accept the current definitions of a server's changed tools (pinTools guardrails)")
+    .argument('<server>', 'server name')
+    .option('--tool <name>', "only this tool (the upstream's own name)")
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .action(async (server: string, opts: { tool?: string; config?: string }) => {
+      process.exitCode = await (await import('./tools.js')).runToolsApprove({ ...opts, server });
+    });
+  tools
+    .command('pins')
+    .description('list tool pins and whether each definition changed since pinned')
+    .option('--server <name>', "only this server's pins")
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { server?: string; config?: string; json?: boolean }) => {
+      process.exitCode = await (await import('./tools.js')).runToolsPins(opts);
     });
 
   program

@@ -16,7 +16,7 @@ export interface ServeOptions {
   config?: string;
   host?: string;
   port?: number;
-  /** Allow binding beyond loopback without inbound auth (PRODUCT §4.10). */
+  /** Allow binding beyond loopback without inbound auth (refused by default: anyone on the network could use every server). */
   insecure?: boolean;
 }
 

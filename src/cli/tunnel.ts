@@ -1,6 +1,6 @@
 /**
  * `switchboard tunnel --gateway URL --token T [--name N] [--max-retries N] -- <command args…>`
- * (issue 6 §D): runs a local stdio MCP server and connects it to a gateway through a reverse
+ * runs a local stdio MCP server and connects it to a gateway through a reverse
  * tunnel. See `docs/tunnel.md`.
  *
  * @module

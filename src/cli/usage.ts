@@ -1,6 +1,6 @@
 /**
  * `switchboard usage [--config FILE] [--token ID] [--days N] [--group-by server|tool|token]
- * [--bucket minute|hour|day] [--json]` (issue 5 §C; docs/usage.md): prints the usage analytics
+ * [--bucket minute|hour|day] [--json]` (docs/usage.md): prints the usage analytics
  * of the admin API as a table, read from the configured database (`SWITCHBOARD_DATABASE_URL`,
  * else the SQLite file in the data directory — the one `switchboard serve` writes).
  *

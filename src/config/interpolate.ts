@@ -1,5 +1,5 @@
 /**
- * `${VAR}` environment-variable interpolation for configuration values (PRODUCT §3).
+ * `${VAR}` environment-variable interpolation for configuration values.
  *
  * Rules, applied to every string value of a parsed configuration tree (keys are left alone):
  * - `${NAME}` is replaced by the value of `NAME`; an unset variable is an error, never left literal.

@@ -1,5 +1,5 @@
 /**
- * The configuration schema: one zod schema for YAML, JSON and TOML files (PRODUCT §3).
+ * The configuration schema: one zod schema for YAML, JSON and TOML files.
  *
  * Durations accept a number of milliseconds or a string such as `"500ms"`, `"30s"`, `"5m"`,
  * `"1h"`, `"1d"`. Sizes accept a number of bytes or a string such as `"512kb"`, `"4mb"`.
@@ -10,6 +10,9 @@
  */
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
+import { celProblem } from '../guardrails/cel.js';
+import { redactPatternProblem } from '../guardrails/redact.js';
+import { ruleMatchProblems } from '../policy/rate-limit.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/i;
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -188,13 +191,13 @@ export const StdioServer = z
   .strict();
 export type StdioServer = z.infer<typeof StdioServer>;
 
-/** HTTP header names: RFC 9110 tokens restricted to letters, digits and `-` (seed 001). */
+/** HTTP header names: RFC 9110 §5.1 tokens restricted to letters, digits and `-`. */
 export const HEADER_NAME_RE = /^[A-Za-z0-9-]+$/;
 const HeaderName = z.string().regex(HEADER_NAME_RE, 'expected a header name of letters, digits and "-"');
 
 /**
- * How Switchboard authenticates to a remote upstream (issue "Identity" §G). A configured
- * credential is never replaced by a client header (PRODUCT §4.4).
+ * How Switchboard authenticates to a remote upstream (docs/upstream-identity.md). A configured
+ * credential is never replaced by a client header.
  */
 export const UpstreamAuth = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }).strict(),
@@ -228,9 +231,9 @@ export const RemoteServer = z
     headers: z.record(z.string(), StringLike).default({}),
     /** Outbound credential. Default `{type: none}`. */
     auth: UpstreamAuth.optional(),
-    /** Client headers forwarded to this upstream; overrides the global allowlist (seed 001). */
+    /** Client headers forwarded to this upstream; replaces the global allowlist for it (docs/upstream-identity.md). */
     passthroughHeaders: z.array(HeaderName).optional(),
-    /** Send the caller's identity headers and a signed assertion (issue "Identity" §G). Default false. */
+    /** Send the caller's identity headers and a signed assertion (docs/upstream-identity.md). Default false. */
     identityHeaders: z.boolean().default(false),
     /** When the upstream counts as down (`/readyz`, `switchboard_upstream_up`) and how it is probed back up. */
     health: RemoteHealth.default({ failureThreshold: 3, probeInterval: 5000, maxProbeInterval: 60_000 }),
@@ -260,13 +263,13 @@ export const VirtualServer = z
   .strict();
 export type VirtualServer = z.infer<typeof VirtualServer>;
 
-/** `resource.action` permission strings, `*` wildcards per segment (issue "Identity" §E). */
+/** `resource.action` permission strings, `*` wildcards per segment (docs/security.md). */
 export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
 const Permission = z
   .string()
   .regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
 
-/** Inbound authentication and authorization (issue "Identity" §B–§F). */
+/** Inbound authentication and authorization: API tokens, OAuth 2.1 resource server, trusted proxy header, roles. */
 export const AuthConfig = z
   .object({
     /** none: anonymous (loopback only unless --insecure); tokens: Switchboard API tokens; oauth: OAuth 2.1 resource server; tokens+oauth: either. */
@@ -325,28 +328,34 @@ export const AuthConfig = z
 export type AuthConfig = z.infer<typeof AuthConfig>;
 
 /**
- * One rate-limit rule (issue "Traffic control" §A). A rule applies to a request when every
+ * One rate-limit rule (docs/rate-limits.md). A rule applies to a request when every
  * field of `match` matches (globs); requests are counted per `key`.
  */
+/**
+ * Which requests a rule applies to (rate limits and guardrails): every given field must match;
+ * no field matches every request.
+ */
+export const RuleMatch = z
+  .object({
+    /** Principal id glob, e.g. `token:alice`, `oauth:*`. */
+    principal: z.string().optional(),
+    /** API token id. */
+    token: z.string().optional(),
+    /** Server name glob. */
+    server: z.string().optional(),
+    /** The upstream's own tool name glob (tools/call only). */
+    tool: z.string().optional(),
+    /** MCP method glob, e.g. `tools/call`, `resources/*`. */
+    method: z.string().optional(),
+    /** Client IP or CIDR. */
+    ip: z.string().optional(),
+  })
+  .strict();
+export type RuleMatch = z.infer<typeof RuleMatch>;
+
 export const RateLimitRule = z
   .object({
-    match: z
-      .object({
-        /** Principal id glob, e.g. `token:alice`, `oauth:*`. */
-        principal: z.string().optional(),
-        /** API token id. */
-        token: z.string().optional(),
-        /** Server name glob. */
-        server: z.string().optional(),
-        /** The upstream's own tool name glob (tools/call only). */
-        tool: z.string().optional(),
-        /** MCP method glob, e.g. `tools/call`, `resources/*`. */
-        method: z.string().optional(),
-        /** Client IP or CIDR. */
-        ip: z.string().optional(),
-      })
-      .strict()
-      .default({}),
+    match: RuleMatch.default({}),
     /** What is counted: per principal (IP when anonymous), per IP, per token, or one global bucket. Default principal. */
     key: z.enum(['principal', 'ip', 'token', 'global']).default('principal'),
     limit: z.number().int().min(1),
@@ -359,9 +368,118 @@ export const RateLimitRule = z
   .strict();
 export type RateLimitRule = z.infer<typeof RateLimitRule>;
 
+// ---- guardrails (src/guardrails; docs/guardrails.md) ----
+/** A custom redaction: a regular expression (JavaScript syntax, `g` implied) and its replacement. */
+export const RedactPattern = z
+  .object({
+    pattern: z.string().min(1),
+    /** Replacement text (`$1` … refer to groups). Default `[REDACTED:<name>]`. */
+    replacement: z.string().optional(),
+    /** Detector name in metrics and the default replacement. Default `custom`. */
+    name: z
+      .string()
+      .regex(/^[a-z0-9-]{1,32}$/)
+      .optional(),
+    /** Extra flags: `i`, `m`, `s`, `u` (`g` is always set). Default none. */
+    flags: z
+      .string()
+      .regex(/^[imsu]*$/, 'expected flags from i, m, s, u')
+      .optional(),
+  })
+  .strict()
+  .superRefine((p, ctx) => {
+    // Bad flags are reported on `flags` alone.
+    if (p.flags !== undefined && !/^[imsu]*$/.test(p.flags)) return;
+    const problem = redactPatternProblem(p.pattern, p.flags ?? '');
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['pattern'], message: problem });
+  });
+export type RedactPattern = z.infer<typeof RedactPattern>;
+
+/**
+ * One guardrail. Exactly one kind of check: `deny`/`denyResult` (CEL), `redact`, `webhook` or
+ * `pinTools`. Applies to the requests its `match` selects (all when absent).
+ */
+export const Guardrail = z
+  .object({
+    /** Unique name, shown in errors (`data.guardrail`), metrics and the usage log. */
+    name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1-64 characters from [A-Za-z0-9_.-]'),
+    match: RuleMatch.default({}),
+    /** CEL expression over `mcp` and `principal`; true refuses the request. */
+    deny: z.string().optional(),
+    /** CEL expression over `mcp` (with `mcp.result`) and `principal`; true refuses the result. */
+    denyResult: z.string().optional(),
+    /** Built-in detector sets (`secrets`, `pii`) and custom patterns, redacted in arguments and results. */
+    redact: z
+      .array(z.union([z.enum(['secrets', 'pii']), RedactPattern]))
+      .min(1)
+      .optional(),
+    /** An external guard asked for every matching request and result. */
+    webhook: z
+      .object({
+        url: z.url({ protocol: /^https?$/ }),
+        /** Longest wait for the guard's answer. Default 1s. */
+        timeout: Duration.pipe(z.number().min(1).max(60_000)).default(1000),
+        /** When the guard fails (timeout, refused, non-2xx, bad JSON): refuse or let through. Default deny. */
+        onError: z.enum(['deny', 'allow']).default('deny'),
+        /** Extra request headers, e.g. an authorization header for the guard. */
+        headers: z.record(z.string(), z.string()).default({}),
+      })
+      .strict()
+      .optional(),
+    /** Tool pinning: a tool whose definition changed since first seen is blocked or warned about. */
+    pinTools: z.enum(['block', 'warn']).optional(),
+  })
+  .strict()
+  .superRefine((g, ctx) => {
+    const kinds = [
+      g.deny !== undefined || g.denyResult !== undefined ? 'deny' : undefined,
+      g.redact !== undefined ? 'redact' : undefined,
+      g.webhook !== undefined ? 'webhook' : undefined,
+      g.pinTools !== undefined ? 'pinTools' : undefined,
+    ].filter((k) => k !== undefined);
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          kinds.length === 0
+            ? 'a guardrail needs one of deny/denyResult, redact, webhook or pinTools'
+            : `a guardrail has one kind of check; found ${kinds.join(', ')} (split it into several guardrails)`,
+      });
+    }
+    for (const field of ['deny', 'denyResult'] as const) {
+      const text = g[field];
+      if (text === undefined) continue;
+      const problem = celProblem(text);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: [field], message: problem });
+    }
+    for (const p of ruleMatchProblems(g.match)) ctx.addIssue({ code: 'custom', path: p.path, message: p.message });
+  });
+export type Guardrail = z.infer<typeof Guardrail>;
+
+/** The `guardrails` list: names must be unique. */
+export const Guardrails = z
+  .array(Guardrail)
+  .default([])
+  .superRefine((list, ctx) => {
+    const seen = new Map<string, number>();
+    list.forEach((g, i) => {
+      const first = seen.get(g.name);
+      if (first === undefined) seen.set(g.name, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: [i, 'name'],
+          message: `guardrail name "${g.name}" is also used by guardrails[${first}]`,
+        });
+    });
+  });
+// ---- end guardrails ----
+
 export const SwitchboardConfigInput = z
   .object({
     rateLimits: z.array(RateLimitRule).default([]),
+    /** Guardrails, applied in order after the rate limits (docs/guardrails.md). Default none. */
+    guardrails: Guardrails,
     rateLimiting: z
       .object({
         /** auto: Redis when SWITCHBOARD_REDIS_URL is set, else memory. */
@@ -375,7 +493,7 @@ export const SwitchboardConfigInput = z
       .default({ store: 'auto', failOpen: true, keyPrefix: 'swb:rl' }),
     usage: z
       .object({
-        /** Record requests made with API tokens (seed 004). Default true. */
+        /** Record requests made with API tokens (docs/usage.md). Default true. */
         enabled: z.boolean().default(true),
         /** Rows per batched write. Default 500. */
         batchSize: z.number().int().min(1).default(500),
@@ -432,7 +550,7 @@ export const SwitchboardConfigInput = z
       .strict()
       .default({ enabled: true, protected: false }),
     auth: AuthConfig.default({ mode: 'none', roles: {}, revocationChannel: 'swb:tokens:revoked' }),
-    /** Global header passthrough (seed 001): where the allowlist comes from and whether it may override base headers. */
+    /** Global header passthrough: where the allowlist comes from and whether it may override base headers. */
     headers: z
       .object({
         /** env: SWITCHBOARD_PASSTHROUGH_HEADERS; db: stored global config; merge: both. Default env. */

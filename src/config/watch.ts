@@ -1,6 +1,7 @@
 /**
  * Hot reload: watch the configuration file, re-load it after changes, and hand the new
- * configuration to the gateway only when it is valid and really different (PRODUCT §4 rule 11).
+ * configuration to the gateway only when it is valid and really different; an invalid file is
+ * reported and the running configuration is kept.
  *
  * The directory is watched rather than the file, because editors and deployment tools replace
  * files by renaming a new one over them (and Kubernetes ConfigMap mounts swap a `..data` symlink),

@@ -11,7 +11,7 @@
  */
 import type { Principal } from '../auth/principal.js';
 import { requirePermission, scopeOf, type Scope } from '../auth/rbac.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { clientJsonRpcError, encodeError, GatewayError, isGatewayError, toClientMessage } from '../errors.js';
 import type {
   JsonObject,
   JsonRpcErrorObject,
@@ -21,7 +21,6 @@ import type {
   JsonRpcRequest,
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
-import { errorResponse, JSONRPC_METHOD_NOT_FOUND } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import type { Caller, ClientCapabilities } from '../upstream/connection.js';
 import type { SlotContext, Upstream, UpstreamCall } from '../upstream/upstream.js';
@@ -48,10 +47,11 @@ export interface OutboundChannel {
   /** Ends a request's channel without a response (after cancellation). */
   end?(): void;
   /**
-   * Answers a request with a gateway error: as an HTTP error (e.g. 429 with `Retry-After`) when
-   * the HTTP response has not started, otherwise as a JSON-RPC error on the channel.
+   * Answers a request with an error as `encodeError` (`src/errors.ts`) decides from its family and
+   * whether this channel's HTTP response has started: e.g. 429 with `Retry-After`, or a JSON-RPC
+   * error. Without it, errors are sent as JSON-RPC errors.
    */
-  fail?(error: GatewayError, id: JsonRpcId): void;
+  fail?(error: unknown, id: JsonRpcId): void;
   /**
    * Sends a success response whose `result` is already JSON text (exactly what
    * `JSON.stringify(result)` gives), so a large list shared by many requests is serialised once.
@@ -212,7 +212,7 @@ export class ClientSession {
     try {
       hit = this.#route(req, ctx);
     } catch (err) {
-      out.send(this.#errorFor(req.id, err, ctx.reqId));
+      this.#refuse(req, out, err, ctx);
       return;
     }
     const phase = this.#host.pipeline.request;
@@ -239,14 +239,15 @@ export class ClientSession {
     try {
       this.#dispatch(req, out, ctx, hit);
     } catch (err) {
-      out.send(this.#errorFor(req.id, err, ctx.reqId));
+      this.#refuse(req, out, err, ctx);
     }
   }
 
-  /** A stage's refusal: an HTTP status (429 + Retry-After …) when the response has not started. */
+  /** Answers `req` with an error; the channel and the encoder choose between HTTP status and JSON-RPC error. */
   #refuse(req: JsonRpcRequest, out: OutboundChannel, err: unknown, ctx: RequestContext): void {
-    if (isGatewayError(err) && err.status !== 200 && out.fail) out.fail(err, req.id);
-    else out.send(this.#errorFor(req.id, err, ctx.reqId));
+    const response = this.#errorFor(req.id, err, ctx.reqId);
+    if (out.fail) out.fail(err, req.id);
+    else out.send(response);
   }
 
   /**
@@ -448,7 +449,7 @@ export class ClientSession {
           this.#forward(req, out, only.upstream, params, ctx, meta);
           return;
         }
-        out.send(errorResponse(req.id, JSONRPC_METHOD_NOT_FOUND, `Method not found: ${req.method}`));
+        throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_METHOD', `Method not found: ${req.method}`);
       }
     }
   }
@@ -544,16 +545,13 @@ export class ClientSession {
       this.#forward(req, out, member.upstream, params, ctx, meta);
       return;
     }
-    throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'completion/complete needs ref/prompt or ref/resource');
+    throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_PARAMS', 'completion/complete needs ref/prompt or ref/resource');
   }
 
   #setLevel(req: JsonRpcRequest, out: OutboundChannel, params: JsonObject, scope: Scope, ctx: SlotContext): void {
     const level = params.level;
     const index = typeof level === 'string' ? LOG_LEVELS.indexOf(level) : -1;
-    if (index < 0) {
-      out.send(errorResponse(req.id, -32602, `Invalid log level: ${String(level)}`));
-      return;
-    }
+    if (index < 0) throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_PARAMS', `Invalid log level: ${String(level)}`);
     this.#minLogLevel = index;
     const targets = this.view.members.filter(
       (m) => m.upstream.capabilities.logging !== undefined && scope.server(m.upstream.name),
@@ -598,7 +596,7 @@ export class ClientSession {
           pending = phase(meta, req, response);
         } catch (err) {
           this.#inflight.delete(id);
-          out.send(this.#errorFor(id, err, meta.reqId));
+          this.#refuse(req, out, err, meta);
           return;
         }
         if (pending !== undefined) {
@@ -607,7 +605,7 @@ export class ClientSession {
             (err: unknown) => {
               if (this.#inflight.get(id) !== call) return void out.end?.();
               this.#inflight.delete(id);
-              out.send(this.#errorFor(id, err, meta.reqId));
+              this.#refuse(req, out, err, meta);
             },
           );
           return;
@@ -641,12 +639,12 @@ export class ClientSession {
    */
   #send(out: OutboundChannel, message: JsonRpcMessage): void {
     try {
-      out.send(message);
+      out.send(toClientMessage(message, this.#withheld));
     } catch (err) {
       this.#host.logger.warn({ err, sessionId: this.id }, 'an upstream message could not be serialised; not forwarded');
       if ('method' in message) return;
       const ge = new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', 'the upstream answer could not be serialised');
-      out.send({ jsonrpc: '2.0', id: message.id, error: ge.toJsonRpcError() });
+      out.send({ jsonrpc: '2.0', id: message.id, error: clientJsonRpcError(ge) });
     }
   }
 
@@ -699,8 +697,14 @@ export class ClientSession {
   }
 
   #errorFor(id: JsonRpcId, err: unknown, reqId: string | undefined): JsonRpcResponse {
-    if (isGatewayError(err)) return { jsonrpc: '2.0', id, error: err.toJsonRpcError() };
-    this.#host.logger.error({ reqId, err }, 'unexpected error handling a request');
-    return errorResponse(id, -32603, 'Internal error');
+    if (!isGatewayError(err) || err.family === 'config')
+      this.#host.logger.error({ reqId, err }, 'unexpected error handling a request');
+    return encodeError(err, { responseStarted: true, id }).response;
   }
+
+  /** Logs what `toClientMessage` withheld from the client: an upstream failure's detail (command line, URL …). */
+  readonly #withheld = (error: JsonRpcErrorObject): void => {
+    const code = (error.data as { code?: unknown } | undefined)?.code;
+    this.#host.logger.warn({ sessionId: this.id, code, detail: error.message }, 'upstream error detail withheld');
+  };
 }

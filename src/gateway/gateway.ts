@@ -9,7 +9,7 @@ import type { Principal } from '../auth/principal.js';
 import { StdioServer, type ServerConfig, type SwitchboardConfig, type VirtualServer } from '../config/schema.js';
 import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
-import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
+import type { JsonObject, JsonRpcNotification } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import type { Audience, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
@@ -74,6 +74,11 @@ export class Gateway implements SessionHost {
    * reload, read by sessions per request. {@link EMPTY_PIPELINE} until the application sets it.
    */
   pipeline: Pipeline = EMPTY_PIPELINE;
+  /**
+   * Called with a server's whole tool list (upstream names) whenever it changes, starting with the
+   * first load (guardrail tool pinning). Set by the application; undefined: nobody listens.
+   */
+  onToolCatalog: ((server: string, tools: readonly JsonObject[]) => void) | undefined = undefined;
   #config: SwitchboardConfig;
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;
@@ -652,6 +657,7 @@ export class Gateway implements SessionHost {
       case 'catalog': {
         // Compile the views now, so a name collision is reported when it appears.
         for (const view of this.#viewsOf(e.upstream)) view.prepare();
+        if (e.changed.includes('tools')) this.onToolCatalog?.(e.upstream.name, e.upstream.catalog.tools);
         const methods = new Set(e.changed.map((k) => LIST_CHANGED_METHOD[k]));
         for (const s of this.#sessions.values()) {
           if (!s.initialized || !s.view.includes(e.upstream)) continue;

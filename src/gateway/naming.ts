@@ -1,5 +1,5 @@
 /**
- * Namespaced names for aggregated tools and prompts (PRODUCT §4.8).
+ * Namespaced names for aggregated tools and prompts.
  *
  * An aggregate exposes `{server}{separator}{name}`. LLM APIs accept tool names matching
  * `^[A-Za-z0-9_-]{1,64}$`, so a name that would be longer than 64 characters, or that contains

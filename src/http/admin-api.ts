@@ -1,7 +1,7 @@
 /**
- * The admin REST API under `/api/v1` (PRODUCT §3): API tokens and runtime servers.
+ * The admin REST API under `/api/v1`: API tokens and runtime servers.
  *
- * Every request is authenticated like an MCP request. Permissions (issue "Identity" §E):
+ * Every request is authenticated like an MCP request. Permissions (docs/security.md):
  * - tokens: `tokens.manage` — a principal sees and revokes its own tokens; `admin.*` all of
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
@@ -25,9 +25,10 @@ import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
 import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
-import type { ServerStore, TokenRecord } from '../store/types.js';
+import type { ServerStore, TokenRecord, ToolPinStore } from '../store/types.js';
+import type { PinRegistry } from '../guardrails/pins.js';
 import { readBody } from './guards.js';
 import type { RouteHandler } from './server.js';
 import type { UsageRoute } from './usage-api.js';
@@ -42,9 +43,14 @@ export interface AdminApiOptions {
   challenge: (path: string, err: GatewayError) => string;
   /** Usage analytics (`/api/v1/tokens/{id}/usage`, `/api/v1/usage`). */
   usageRoute?: UsageRoute;
-  /** Records refused credentials in the usage log (seed 004). */
+  /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
   onRefused?: (req: IncomingMessage, path: string, err: GatewayError) => void;
   clock?: () => number;
+  /**
+   * Tool pins (`/api/v1/tools/pins`): the store, and the running registry when a `pinTools`
+   * guardrail is configured (approvals then apply at once). Absent: the routes answer 404.
+   */
+  toolPins?: { store: ToolPinStore; registry: () => PinRegistry | undefined };
 }
 
 const PREFIX = '/api/v1/';
@@ -57,9 +63,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
 
 function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
   res.writeHead(err.status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
-  res.end(
-    JSON.stringify({ error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } }),
-  );
+  res.end(JSON.stringify(restErrorBody(err)));
 }
 
 async function jsonBody(req: IncomingMessage): Promise<Record<string, unknown>> {
@@ -338,6 +342,10 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         throw err;
       }
       if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
+      if (collection === 'tools' && id === 'pins' && options.toolPins) {
+        await toolPinsRoute(req, res, principal, path.slice(PREFIX.length).split('/').slice(2), options.toolPins);
+        return true;
+      }
       if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
       const key = id === '' ? undefined : id;
       if (collection === 'tokens') await tokensRoute(req, res, principal, key);
@@ -355,6 +363,53 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     }
     return true;
   };
+}
+
+/**
+ * `GET /api/v1/tools/pins[?server=NAME]` (`servers.use`): every pin with `status` `pinned` or
+ * `changed`. `POST /api/v1/tools/pins/{server}/approve` (`admin.*`; body or query `tool` for one
+ * tool): accepts the current definitions; answers `{server, approved: [tool, …]}`.
+ */
+async function toolPinsRoute(
+  req: IncomingMessage,
+  res: ServerResponse,
+  principal: Principal,
+  rest: string[],
+  pins: NonNullable<AdminApiOptions['toolPins']>,
+): Promise<void> {
+  const segments = rest.map((s) => decodeURIComponent(s));
+  if (segments.length === 0 || (segments.length === 1 && segments[0] === '')) {
+    if (req.method !== 'GET') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET');
+    requirePermission(principal, 'servers.use');
+    const server = new URL(req.url ?? '/', 'http://x').searchParams.get('server') ?? undefined;
+    const registry = pins.registry();
+    const list = registry
+      ? await registry.list(server)
+      : (await pins.store.list(server)).map((p) => ({
+          ...p,
+          status: p.changedHash === undefined ? 'pinned' : 'changed',
+        }));
+    return send(res, 200, { pins: list });
+  }
+  const [server, action] = segments;
+  if (segments.length !== 2 || action !== 'approve' || server === undefined || server === '') {
+    throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${req.url ?? ''}`);
+  }
+  if (req.method !== 'POST') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST');
+  if (!isAdmin(principal)) {
+    throw new GatewayError('SWB_ERR_AUTH_ADMIN_REQUIRED', 'approving tool definitions needs admin.*');
+  }
+  const body = await jsonBody(req);
+  const fromQuery = new URL(req.url ?? '/', 'http://x').searchParams.get('tool') ?? undefined;
+  const tool = body.tool ?? fromQuery;
+  if (tool !== undefined && (typeof tool !== 'string' || tool === '')) {
+    throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'tool must be a non-empty string');
+  }
+  const registry = pins.registry();
+  const approved = registry
+    ? await registry.approve(server, tool, principal.id)
+    : await pins.store.approve(server, tool, principal.id, Date.now());
+  send(res, 200, { server, approved });
 }
 
 /** Loads runtime servers from the store into the gateway at startup. */

@@ -8,15 +8,16 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError, type ErrorCode } from '../errors.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
-import { errorResponse, JSONRPC_INVALID_REQUEST, JSONRPC_PARSE_ERROR, validateMessage } from '../protocol/jsonrpc.js';
+import { validateMessage } from '../protocol/jsonrpc.js';
 import { exceedsJsonDepth } from '../protocol/json-depth.js';
 import { readBody } from './guards.js';
+import { sendHttpError } from './error-response.js';
 
-function reject(res: ServerResponse, id: JsonRpcId | null, code: number, message: string, swb: string): undefined {
-  const body = JSON.stringify(errorResponse(id, code, message, { code: swb }));
-  res.writeHead(400, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
+/** Answers a body that is not one valid JSON-RPC message (an `'http'` error: 400 and its code). */
+function reject(res: ServerResponse, id: JsonRpcId | null, code: ErrorCode, message: string): undefined {
+  sendHttpError(res, new GatewayError(code, message), id);
   return undefined;
 }
 
@@ -31,32 +32,19 @@ function reject(res: ServerResponse, id: JsonRpcId | null, code: number, message
  */
 export function parseJsonRpcMessage(res: ServerResponse, text: string, maxDepth: number): JsonRpcMessage | undefined {
   if (exceedsJsonDepth(text, maxDepth)) {
-    return reject(
-      res,
-      null,
-      JSONRPC_INVALID_REQUEST,
-      `Invalid Request: nesting deeper than ${maxDepth}`,
-      'SWB_ERR_HTTP_TOO_DEEP',
-    );
+    return reject(res, null, 'SWB_ERR_HTTP_TOO_DEEP', `Invalid Request: nesting deeper than ${maxDepth}`);
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return reject(res, null, JSONRPC_PARSE_ERROR, 'Parse error', 'SWB_ERR_HTTP_PARSE');
+    return reject(res, null, 'SWB_ERR_HTTP_PARSE', 'Parse error');
   }
   if (Array.isArray(parsed)) {
-    return reject(
-      res,
-      null,
-      JSONRPC_INVALID_REQUEST,
-      'Invalid Request: JSON-RPC batches are not supported',
-      'SWB_ERR_HTTP_INVALID_REQUEST',
-    );
+    return reject(res, null, 'SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request: JSON-RPC batches are not supported');
   }
   const v = validateMessage(parsed);
-  if (!v.ok)
-    return reject(res, v.id, JSONRPC_INVALID_REQUEST, `Invalid Request: ${v.reason}`, 'SWB_ERR_HTTP_INVALID_REQUEST');
+  if (!v.ok) return reject(res, v.id, 'SWB_ERR_HTTP_INVALID_REQUEST', `Invalid Request: ${v.reason}`);
   return v.message;
 }
 

@@ -15,7 +15,7 @@ import type { View } from '../gateway/view.js';
 import { accepts, isJsonContentType } from './guards.js';
 import { readJsonRpcMessage } from './jsonrpc-body.js';
 import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
-import { sendHttpError } from './streamable.js';
+import { sendHttpError } from './error-response.js';
 
 /** Options for {@link createLegacySseHandler}. */
 export interface LegacySseOptions {

@@ -2,7 +2,7 @@
  * The HTTP edge: one `node:http` server, a small route table, the DNS-rebinding guard and
  * authentication in front of every MCP route.
  *
- * Routes (PRODUCT §3): `/mcp`, `/mcp/{virtual}`, `/servers/{name}/mcp`, legacy `/sse` +
+ * Routes: `/mcp`, `/mcp/{virtual}`, `/servers/{name}/mcp`, legacy `/sse` +
  * `/message` twins of each, `/healthz`, `/readyz`, plus whatever {@link HttpServerOptions.routes}
  * adds (admin API, well-known documents).
  *
@@ -13,7 +13,7 @@ import type { Authenticate } from '../auth/authenticator.js';
 import { stripIdentityHeaders } from '../auth/identity.js';
 import { ANONYMOUS, type Principal } from '../auth/principal.js';
 import { requirePermission, scopeOf } from '../auth/rbac.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { encodeError, GatewayError, isGatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -23,7 +23,8 @@ import { requestIdFrom } from '../observability/request-id.js';
 import { createOriginGuard } from './guards.js';
 import { createLegacySseHandler } from './legacy-sse.js';
 import type { StreamOverflowListener } from './stream-budget.js';
-import { createStreamableHandler, sendHttpError } from './streamable.js';
+import { sendHttpError } from './error-response.js';
+import { createStreamableHandler } from './streamable.js';
 
 /**
  * An extra route handler: returns true when it handled the request. `reqId` is the request's id
@@ -324,7 +325,8 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
         guard = buildGuard();
       }
       guard(req);
-      // Inbound copies of Switchboard's own identity headers are never trusted (PRODUCT §4.4).
+      // Inbound copies of Switchboard's own identity headers are never trusted: a client must not
+      // pose as the gateway towards an upstream.
       stripIdentityHeaders(req.headers);
       const t = target(path);
       if (!t) {
@@ -404,22 +406,27 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     }
   }
 
-  /** A failed authentication or authorization: 401/403 with the challenge; anything else is a failure. */
+  /**
+   * A failed authentication or authorization. A 401/403 carries the RFC 6750 §3 challenge
+   * (`WWW-Authenticate`, RFC 9728 §5.1 `resource_metadata`) and is recorded as the exchange's
+   * refusal; anything else is a failure like any other.
+   */
   function refuse(res: ServerResponse, record: ExchangeRecord, err: unknown, reqId: string): void {
-    if (isGatewayError(err) && (err.status === 401 || err.status === 403)) {
-      record.refusal = err;
-      sendHttpError(res, err, null, { 'www-authenticate': challenge(record.path, err) });
+    const encoded = encodeError(err, { responseStarted: false });
+    if (encoded.kind === 'http' && (encoded.status === 401 || encoded.status === 403)) {
+      record.refusal = encoded.error;
+      sendHttpError(res, encoded.error, null, { 'www-authenticate': challenge(record.path, encoded.error) });
       return;
     }
     fail(res, err, reqId);
   }
 
+  /** Answers an exchange that failed at the edge (before any JSON-RPC processing); see {@link sendHttpError}. */
   function fail(res: ServerResponse, err: unknown, reqId: string): void {
-    const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
     // A refused request is the client's doing: debug, never error (a client cannot flood the error log).
-    if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error');
-    else gateway.logger.debug({ reqId, code: ge.code, status: ge.status }, 'request refused');
-    sendHttpError(res, ge);
+    if (!isGatewayError(err) || err.family === 'config') gateway.logger.error({ reqId, err }, 'unhandled error');
+    else gateway.logger.debug({ reqId, code: err.code, status: err.status }, 'request refused');
+    sendHttpError(res, err);
   }
   return route;
 }

@@ -21,7 +21,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { requirePermission } from '../auth/rbac.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { ClientSession } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { RouteHandler } from './server.js';
@@ -108,12 +108,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
-  sendJson(
-    res,
-    err.status,
-    { error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } },
-    headers,
-  );
+  sendJson(res, err.status, restErrorBody(err), headers);
 }
 
 function parseLimit(v: string | null): number {

@@ -8,7 +8,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { encodeError, GatewayError, isGatewayError } from '../errors.js';
+import { sendHttpError } from './error-response.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
@@ -67,32 +68,6 @@ interface EdgeState {
   /** Open SSE streams of POSTed requests by stream id (an IdTable: one insert and delete each). */
   readonly streams: IdTable<StreamState>;
   standalone: StreamState | undefined;
-}
-
-/**
- * Writes an HTTP error with a JSON-RPC error body (id null) — transports §Sending Messages to the
- * Server. An error with `data.retryAfterMs` (a 429 or 503 limit) gets `Retry-After` in whole
- * seconds, at least 1 (RFC 9110 §10.2.3), unless `headers` sets one.
- */
-export function sendHttpError(
-  res: ServerResponse,
-  err: GatewayError,
-  id: JsonRpcId | null = null,
-  headers: Record<string, string> = {},
-): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const body = JSON.stringify({ jsonrpc: '2.0', id, error: err.toJsonRpcError() });
-  const retryAfterMs = err.data?.retryAfterMs;
-  res.writeHead(err.status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    ...(typeof retryAfterMs === 'number' ? { 'retry-after': String(Math.max(1, Math.ceil(retryAfterMs / 1000))) } : {}),
-    ...headers,
-  });
-  res.end(body);
 }
 
 /**
@@ -188,7 +163,7 @@ export function createStreamableHandler(options: StreamableOptions) {
       throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
     const session = gateway.getSession(id);
     // A session is bound to its endpoint (view) and principal; presented by anyone else, or on
-    // another endpoint, it does not exist (PRODUCT §4.3: a session id is never a credential).
+    // another endpoint, it does not exist (a session id is never a credential).
     if (!session || session.view !== view || session.principal.id !== principal.id) {
       throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
     }
@@ -252,11 +227,12 @@ export function createStreamableHandler(options: StreamableOptions) {
 
   /** Answers a failed exchange; an error that is not a GatewayError is logged with the request's id. */
   function answerError(res: ServerResponse, err: unknown, reqId: string | undefined): void {
-    const ge = isGatewayError(err) ? err : new GatewayError('SWB_ERR_INTERNAL', 'Internal error', { cause: err });
     // A refused request is the client's doing: debug, never error (a client cannot flood the error log).
-    if (!isGatewayError(err)) gateway.logger.error({ reqId, err }, 'unhandled error on the MCP endpoint');
-    else gateway.logger.debug({ reqId, code: ge.code, status: ge.status }, 'request refused');
-    sendHttpError(res, ge, null, ge.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED' ? { allow: 'GET, POST, DELETE' } : {});
+    if (!isGatewayError(err) || err.family === 'config')
+      gateway.logger.error({ reqId, err }, 'unhandled error on the MCP endpoint');
+    else gateway.logger.debug({ reqId, code: err.code, status: err.status }, 'request refused');
+    const allow = isGatewayError(err) && err.code === 'SWB_ERR_HTTP_METHOD_NOT_ALLOWED';
+    sendHttpError(res, err, null, allow ? { allow: 'GET, POST, DELETE' } : {});
   }
 
   const edgeHandler: PostEdge = { received, answerError };
@@ -517,7 +493,8 @@ class PostChannel implements OutboundChannel {
       if (isFinal) {
         this.#done = true;
         if (!res.destroyed) {
-          // Content-Length, not chunked: headers and body leave in one write (PRODUCT §6).
+          // Content-Length, not chunked: headers and body leave in one write (one syscall, one packet
+          // for small answers).
           res.writeHead(200, {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(data),
@@ -544,18 +521,22 @@ class PostChannel implements OutboundChannel {
     }
   }
 
-  fail(error: GatewayError, id: JsonRpcId): void {
+  fail(error: unknown, id: JsonRpcId): void {
     if (this.#done) return;
-    if (!this.#sse && !this.#res.destroyed) {
+    const encoded = encodeError(error, { responseStarted: this.#sse !== undefined || this.#res.destroyed, id });
+    if (encoded.kind === 'http') {
       this.#done = true;
-      const retryAfterMs = (error.data as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-      const headers: Record<string, string> = { 'mcp-session-id': this.#session.id };
-      if (typeof retryAfterMs === 'number')
-        headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-      sendHttpError(this.#res, error, id, headers);
+      const body = JSON.stringify(encoded.response);
+      this.#res.writeHead(encoded.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        'mcp-session-id': this.#session.id,
+        ...encoded.headers,
+      });
+      this.#res.end(body);
       return;
     }
-    this.send({ jsonrpc: '2.0', id, error: error.toJsonRpcError() });
+    this.send(encoded.response);
   }
 
   end(): void {

@@ -1,5 +1,5 @@
 /**
- * The reverse-tunnel endpoints (issue "Reverse tunnel", seed 000 finished): the WebSocket
+ * The reverse-tunnel endpoints (docs/tunnel.md): the WebSocket
  * `/reverse-proxy/ws` where servers behind NAT dial in — authenticated *before* the upgrade is
  * accepted — and the operator endpoints `GET /reverse-proxy/sessions`,
  * `DELETE /reverse-proxy/sessions/{id}`, `POST /reverse-proxy/sessions/{id}/request` and the live
@@ -13,7 +13,7 @@ import type { WebSocketServer } from 'ws';
 import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { hasPermission, isAdmin } from '../auth/rbac.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
 import { validateMessage } from '../protocol/jsonrpc.js';
@@ -130,12 +130,7 @@ function sendJson(res: ServerResponse, status: number, body: unknown, headers: R
 }
 
 function sendError(res: ServerResponse, err: GatewayError, headers: Record<string, string> = {}): void {
-  sendJson(
-    res,
-    err.status,
-    { error: { code: err.code, message: err.expose ? err.message : 'Internal error' } },
-    headers,
-  );
+  sendJson(res, err.status, { error: { code: err.code, message: restErrorBody(err).error.message } }, headers);
 }
 
 /** The operator endpoints under `/reverse-proxy/`. */

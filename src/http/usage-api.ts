@@ -1,5 +1,5 @@
 /**
- * The usage analytics endpoints of the admin API (issue 5 §C; docs/usage.md):
+ * The usage analytics endpoints of the admin API (docs/usage.md):
  *
  * - `GET /api/v1/tokens/{id}/usage?days=N` — one token's totals, success rate, latency p50/p95
  *   and top endpoints, servers and tools over the last N days (default 7, at most 366). Allowed
@@ -19,7 +19,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { hasPermission, isAdmin } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
-import { GatewayError, isGatewayError } from '../errors.js';
+import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { BUCKET_MS } from '../store/usage-store.js';
 import type {
@@ -185,9 +185,7 @@ function sendError(res: ServerResponse, err: GatewayError): void {
   const headers: Record<string, string> = { 'content-type': 'application/json', 'cache-control': 'no-store' };
   if (err.status === 405) headers.allow = 'GET';
   res.writeHead(err.status, headers);
-  res.end(
-    JSON.stringify({ error: { code: err.code, message: err.expose ? err.message : 'Internal error', ...err.data } }),
-  );
+  res.end(JSON.stringify(restErrorBody(err)));
 }
 
 function invalid(message: string): GatewayError {

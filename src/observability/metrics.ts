@@ -318,6 +318,12 @@ export interface Metrics {
   recordUpstreamCall(server: string, seconds: number): void;
   /** Sets the function read at each scrape for `switchboard_active_sessions` (default: 0). */
   setActiveSessionsSource(source: () => number): void;
+  /**
+   * Sets the function read at each scrape for `switchboard_tool_pins_changed`: tools whose
+   * definition differs from their pin (guardrail tool pinning). The gauge exists from the first
+   * call on; a later call replaces the source.
+   */
+  setChangedToolsSource(source: () => number): void;
   /** Sets `switchboard_upstream_up{server}` to 1 (ready) or 0 (starting, restarting, failed). */
   setUpstreamUp(server: string, up: boolean): void;
   /** Counts one restart of an upstream in `switchboard_upstream_restarts_total{server}`. */
@@ -350,11 +356,22 @@ export interface Metrics {
    * server; `kind`: `tool` or `prompt`). Counted once per view in which the collision appears.
    */
   recordNameCollision(server: string, kind: 'tool' | 'prompt'): void;
+  /**
+   * Counts one guardrail action in `switchboard_guardrail_actions_total{guardrail,action}`
+   * (`action`: one of {@link GUARDRAIL_ACTIONS}). `guardrail` must be a configured guardrail's
+   * name, never a value from a request. Allocation-free after the first call for a guardrail.
+   */
+  recordGuardrailAction(guardrail: string, action: GuardrailAction): void;
   /** Drops every series labelled with `server` (call when a server is removed by a reload). */
   forgetServer(server: string): void;
   /** The exposition text for a `/metrics` response. */
   metricsText(): Promise<string>;
 }
+
+/** What a guardrail did: refused, redacted, warned (tool pinning), or failed to decide. */
+export const GUARDRAIL_ACTIONS = ['deny', 'redact', 'warn', 'error'] as const;
+/** One of {@link GUARDRAIL_ACTIONS}. */
+export type GuardrailAction = (typeof GUARDRAIL_ACTIONS)[number];
 
 /**
  * Creates the metrics registry and its recorders (see the module comment for the hot-path
@@ -404,8 +421,24 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     `${METRIC_PREFIX}stream_overflows_total`,
     'Streams closed because their reader did not keep up (over the buffered bytes or events budget), by kind.',
   );
-  for (const f of [requests, durations, upstreamDurations, restarts, rateLimited, storeErrors, collisions, overflows])
+  const guardrailActions = new CounterFamily(
+    `${METRIC_PREFIX}guardrail_actions_total`,
+    'Guardrail actions (deny, redact, warn, error), by guardrail.',
+  );
+  for (const f of [
+    requests,
+    durations,
+    upstreamDurations,
+    restarts,
+    rateLimited,
+    storeErrors,
+    collisions,
+    overflows,
+    guardrailActions,
+  ])
     register(f);
+  /** guardrail → one cell per action, in {@link GUARDRAIL_ACTIONS} order. */
+  const guardrailCells = new Map<string, CounterCell[]>();
   const collisionCells = new Map<string, CounterCell>();
   const limitedCells = new Map<string, CounterCell>();
   const overflowCells = new Map<string, CounterCell>();
@@ -413,6 +446,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
 
   let activeSessions: () => number = () => 0;
   let usageLog: UsageLogSource = { queueDepth: 0, dropped: 0, written: 0 };
+  /** Registered on the first `setChangedToolsSource` (only gateways with tool pinning export it). */
+  let changedTools: (() => number) | undefined;
   new Gauge({
     name: `${METRIC_PREFIX}active_sessions`,
     help: 'Client sessions currently open.',
@@ -503,6 +538,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       upstreamDurations.observe(s.upstream ?? (s.upstream = upstreamDurations.cell({ server: s.name })), seconds);
     },
 
+    setChangedToolsSource(source): void {
+      if (changedTools === undefined) {
+        new Gauge({
+          name: `${METRIC_PREFIX}tool_pins_changed`,
+          help: 'Tools whose definition changed since it was pinned and is not approved yet (guardrail tool pinning).',
+          registers: [registry],
+          collect() {
+            this.set(changedTools?.() ?? 0);
+          },
+        });
+      }
+      changedTools = source;
+    },
+
     setActiveSessionsSource(source): void {
       activeSessions = source;
     },
@@ -526,6 +575,15 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       let cell = storeErrorCells.get(rule);
       if (cell === undefined) storeErrorCells.set(rule, (cell = storeErrors.cell({ rule })));
       cell.value++;
+    },
+
+    recordGuardrailAction(guardrail, action): void {
+      let cells = guardrailCells.get(guardrail);
+      if (cells === undefined) {
+        cells = GUARDRAIL_ACTIONS.map((a) => guardrailActions.cell({ guardrail, action: a }));
+        guardrailCells.set(guardrail, cells);
+      }
+      cells[GUARDRAIL_ACTIONS.indexOf(action)]!.value++;
     },
 
     recordStreamOverflow(stream): void {

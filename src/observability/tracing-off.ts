@@ -1,7 +1,7 @@
 /**
  * Tracing switched off, without loading the OpenTelemetry SDK: the app imports
  * `observability/tracing.ts` (and its exporter) only when an `OTEL_*` variable asks for traces,
- * which keeps startup fast (PRODUCT §6).
+ * which keeps startup fast (docs/benchmarks.md, startup).
  *
  * @module
  */

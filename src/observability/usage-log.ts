@@ -1,5 +1,5 @@
 /**
- * The usage log writer (issue 5 §B, seed 004; docs/usage.md): every request made with a
+ * The usage log writer (docs/usage.md): every request made with a
  * Switchboard API token becomes one {@link UsageRow}, written to the database in batches by a
  * background writer — never one insert per request, never on the request's path.
  *
@@ -22,10 +22,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { isGatewayError } from '../errors.js';
-import type { UsageRow, UsageStore } from '../store/types.js';
+import type { UsageRow, UsageSink } from './usage-row.js';
 import type { Logger } from './logger.js';
 
-export type { UsageRow } from '../store/types.js';
+export type { UsageRow } from './usage-row.js';
 
 /** Default for {@link UsageLogOptions.batchSize} (as `usage.batchSize` in the config). */
 export const DEFAULT_USAGE_BATCH_SIZE = 500;
@@ -55,7 +55,7 @@ export interface UsageLogMetrics {
 /** Options for {@link createUsageLog}. */
 export interface UsageLogOptions {
   /** Where batches go (`database.usage`). */
-  store: Pick<UsageStore, 'insert' | 'purge'>;
+  store: UsageSink;
   /** Rows per write; a full batch is written at once. Default 500. */
   batchSize?: number;
   /** Longest time a row waits in a partial batch, ms. Default 1000. */
@@ -336,6 +336,12 @@ export interface UsageOutcome extends UsageRequestFacts {
   jsonrpcError?: number | undefined;
   /** The error that ended the request, if any: its `code` becomes the block reason. */
   error?: unknown;
+  /**
+   * The pipeline stage that refused the request (`RequestContext.stage`, e.g. `guardrail:no-rm`,
+   * `rate-limit`): a response that is an error (`jsonrpcError` or a 4xx) is then blocked with this
+   * as its reason.
+   */
+  stage?: string | undefined;
 }
 
 /**
@@ -364,7 +370,7 @@ export function requestFacts(
 }
 
 /**
- * True when requests of `principal` are recorded (seed 004: Switchboard API tokens only), so a
+ * True when requests of `principal` are recorded (Switchboard API tokens only), so a
  * caller can skip building the facts of a request that will not be logged.
  */
 export function recordsUsage(
@@ -375,9 +381,9 @@ export function recordsUsage(
 
 /**
  * The row for a request authenticated with a Switchboard API token, or `undefined` for any other
- * principal (OAuth, proxy header, anonymous: seed 004 logs API-token usage only).
+ * principal (OAuth, proxy header, anonymous: the usage log records API-token usage only).
  *
- * Blocked (seed 004): a 4xx HTTP status, or an `error` whose status is 4xx (a denial sent as a
+ * Blocked: a 4xx HTTP status, or an `error` whose status is 4xx (a denial sent as a
  * JSON-RPC error, e.g. `SWB_ERR_AUTH_FORBIDDEN` for a missing `tools.execute`). The reason is the
  * error's `SWB_ERR_…` code, else `http_<status>`. 5xx are failures, not denials.
  */
@@ -385,7 +391,11 @@ export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageR
   if (!recordsUsage(principal)) return undefined;
   const error = outcome.error;
   const errorStatus = isGatewayError(error) ? error.status : undefined;
-  const blocked = isClientError(outcome.httpStatus) || (errorStatus !== undefined && isClientError(errorStatus));
+  const stage = outcome.stage;
+  const blocked =
+    isClientError(outcome.httpStatus) ||
+    (errorStatus !== undefined && isClientError(errorStatus)) ||
+    (stage !== undefined && outcome.jsonrpcError !== undefined);
   // One literal, no spreads: this runs once per request with the usage log on.
   return {
     ts: outcome.ts,
@@ -405,7 +415,7 @@ export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageR
     ip: outcome.ip,
     userAgent: outcome.userAgent,
     blocked,
-    blockReason: blocked ? (isGatewayError(error) ? error.code : `http_${outcome.httpStatus}`) : undefined,
+    blockReason: blocked ? (stage ?? (isGatewayError(error) ? error.code : `http_${outcome.httpStatus}`)) : undefined,
   };
 }
 

@@ -18,7 +18,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import type { JsonObject, JsonRpcRequest, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { JsonObject, JsonRpcRequest, JsonRpcSuccess } from '../protocol/jsonrpc.js';
 
 /** Where a request is routed: the view member's upstream and the upstream's own name for the item. */
 export interface Route {
@@ -81,7 +81,7 @@ export interface Stage {
    * Result phase, for requests that were forwarded to an upstream, before the response is sent.
    * May change `res.result` in place. Not called for error responses.
    */
-  result?(ctx: RequestContext, req: JsonRpcRequest, res: JsonRpcResponse): void | Promise<void>;
+  result?(ctx: RequestContext, req: JsonRpcRequest, res: JsonRpcSuccess): void | Promise<void>;
   /**
    * Filters a `tools/list` page for this caller; returns the array itself when nothing is removed
    * (the session then sends its cached serialisation). Tools carry their exposed names;
@@ -93,7 +93,7 @@ export interface Stage {
 /** A composed request phase: `undefined` when it finished synchronously, else a promise. */
 export type RequestPhase = (ctx: RequestContext, req: JsonRpcRequest) => Promise<void> | undefined;
 /** A composed result phase: `undefined` when it finished synchronously, else a promise. */
-export type ResultPhase = (ctx: RequestContext, req: JsonRpcRequest, res: JsonRpcResponse) => Promise<void> | undefined;
+export type ResultPhase = (ctx: RequestContext, req: JsonRpcRequest, res: JsonRpcSuccess) => Promise<void> | undefined;
 /** A composed `tools/list` filter. */
 export type ListToolsPhase = (
   ctx: RequestContext,
@@ -163,7 +163,7 @@ export function composeResult(stages: readonly Stage[]): ResultPhase | undefined
   const run = (
     ctx: RequestContext,
     req: JsonRpcRequest,
-    res: JsonRpcResponse,
+    res: JsonRpcSuccess,
     from: number,
   ): Promise<void> | undefined => {
     for (let i = from; i < hooks.length; i++) {

@@ -1,11 +1,11 @@
 /**
- * Per-upstream concurrency (issue "Traffic control" §A; config `maxInFlight`, `maxQueue`,
+ * Per-upstream concurrency (config `maxInFlight`, `maxQueue`,
  * `queueTimeout` on a server).
  *
  * At most `maxInFlight` requests hold a slot at once; up to `maxQueue` more wait, first come
  * first served, for at most `queueTimeoutMs` each. Anything beyond is refused at once with
  * `SWB_ERR_UPSTREAM_BUSY` (503), so a slow upstream sheds load instead of piling up memory
- * (PRODUCT §4.5 "bounded everything").
+ * (every queue the gateway keeps has a bound).
  *
  * A free slot is taken synchronously — `acquire()` returns the release function itself, no
  * promise — so an idle upstream costs the hot path one counter increment. A released slot passes

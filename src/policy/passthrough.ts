@@ -1,5 +1,6 @@
 /**
- * Client header passthrough (issue "Identity" §H, seed 001 semantics, PRODUCT §4.4).
+ * Client header passthrough (docs/upstream-identity.md). A client header never replaces a
+ * credential the operator configured.
  *
  * An operator lists client request headers (e.g. `X-Tenant-Id`) that Switchboard copies onto
  * the requests it sends to an upstream. The allowlist comes from `SWITCHBOARD_PASSTHROUGH_HEADERS`
@@ -10,18 +11,17 @@
  * {@link createPassthroughPolicy}, per server; the returned function only looks up the few
  * allowlisted names in the client's headers and sanitises their values.
  *
- * Where this differs from seed 001 (on purpose):
+ * Rules:
  * - a client header never replaces an operator credential: `X-Upstream-Authorization` is honoured
  *   only for upstreams whose `auth.type` is `none` or `forward`, and never over an `Authorization`
  *   the operator configured in the server's `headers`;
  * - a client's own `Authorization` (its credential *to Switchboard*) is never forwarded
- *   implicitly; for `none` upstreams it must be allowlisted, for credentialed ones it never passes
- *   (the seed also let it through to OAuth upstreams);
+ *   implicitly; for `none` upstreams it must be allowlisted, for credentialed ones (OAuth client
+ *   credentials included) it never passes;
  * - hop-by-hop, framing, MCP session and Switchboard identity headers are never forwarded, even
- *   when allowlisted (the seed only enforced its skip list on its internal loopback hop, which
- *   Switchboard does not have);
+ *   when allowlisted;
  * - values are cut to 4096 *bytes* without splitting a UTF-8 sequence, after control characters
- *   are removed (the seed cut characters first);
+ *   are removed;
  * - invalid allowlist entries are reported once, when the policy is compiled, not per request.
  *
  * @module
@@ -32,7 +32,7 @@ import { HEADER_NAME_RE } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { SettingsStore } from '../store/types.js';
 
-/** Largest header value forwarded, in bytes (seed 001: 4 KB). Longer values are cut. */
+/** Largest header value forwarded, in bytes (4 KB). Longer values are cut. */
 export const MAX_HEADER_VALUE_BYTES = 4096;
 
 /** Settings key ({@link SettingsStore}) holding the stored global allowlist: a JSON array of header names. */
@@ -41,7 +41,7 @@ export const PASSTHROUGH_SETTINGS_KEY = 'passthrough.headers';
 /** Environment variable holding the env allowlist (comma-separated, or a JSON array of strings). */
 export const PASSTHROUGH_ENV_VAR = 'SWITCHBOARD_PASSTHROUGH_HEADERS';
 
-/** The client header that carries a credential meant for the upstream (seed 001). */
+/** The client header that carries a credential meant for the upstream (its value is sent as `Authorization`). */
 export const UPSTREAM_AUTHORIZATION_HEADER = 'x-upstream-authorization';
 
 /** Where the global allowlist comes from (`headers.source`). */
@@ -91,7 +91,7 @@ const SWITCHBOARD_PREFIX = 'x-switchboard-';
 /**
  * True when a (lower-case) header name may never be forwarded: a member of
  * {@link NEVER_FORWARDED_HEADERS}, any `proxy-*` name (RFC 9110 §7.6.1 / §11.7) or any
- * `x-switchboard-*` name (Switchboard's own identity headers, PRODUCT §4.4).
+ * `x-switchboard-*` name (Switchboard's own identity headers, which a client must not forge).
  */
 export function isNeverForwarded(lowerName: string): boolean {
   return (
@@ -161,7 +161,7 @@ export function sanitizeHeaderValue(value: string, maxBytes: number = MAX_HEADER
 
 /**
  * Parses `SWITCHBOARD_PASSTHROUGH_HEADERS`: a comma-separated list (`X-Tenant-Id, X-Request-Id`)
- * or, as seed 001 also accepts, a JSON array of strings. Entries are trimmed, empty ones dropped,
+ * or a JSON array of strings. Entries are trimmed, empty ones dropped,
  * duplicates (case-insensitive) removed keeping the first spelling. Names are not validated
  * here: {@link createPassthroughPolicy} drops invalid ones with a warning.
  *
@@ -197,7 +197,7 @@ function dedupe(names: readonly string[]): string[] {
 }
 
 /**
- * Resolves the global allowlist from its two sources according to `headers.source` (seed 001):
+ * Resolves the global allowlist from its two sources according to `headers.source`:
  * - `env`: the environment list only; the stored list is ignored;
  * - `db`: the stored list when one has been stored (even an empty one, which switches
  *   passthrough off), else the environment list as the default;
@@ -235,7 +235,7 @@ export async function readStoredAllowlist(settings: SettingsStore): Promise<stri
 
 /**
  * The global allowlist for `headers.source`: reads the environment value and, unless the source
- * is `env` (which never touches the database, as in seed 001), the stored list; then
+ * is `env` (which never touches the database), the stored list; then
  * {@link mergeAllowlists}. Call at startup and on reload, never per request.
  *
  * @param options.envValue - the value of {@link PASSTHROUGH_ENV_VAR}; default `process.env`'s.
@@ -317,7 +317,7 @@ function nominatedNames(connection: string | string[] | undefined): Set<string> 
 }
 
 /**
- * Compiles the passthrough policy of one upstream (seed 001 semantics, PRODUCT §4.4). Build it
+ * Compiles the passthrough policy of one upstream (see the module comment for the rules). Build it
  * at startup and on reload, once per server; the returned function is the hot path.
  *
  * Compile-time rules, applied to each allowlist entry in order (each drop adds a warning):
@@ -330,7 +330,7 @@ function nominatedNames(connection: string | string[] | undefined): Set<string> 
  *    credential wins) and for `forward` (the credential layer already sends the caller's bearer);
  * 6. a name present in `baseHeaders` is dropped unless `overwriteBase`.
  *
- * `X-Upstream-Authorization` (seed 001, need not be allowlisted — it exists so a client can send a
+ * `X-Upstream-Authorization` (need not be allowlisted — it exists so a client can send a
  * credential meant for the upstream while its `Authorization` authenticates it to Switchboard):
  * its value becomes `Authorization` only when the upstream's auth type is `none` or `forward` and
  * the operator configured no `Authorization` header; it then also wins over an allowlisted

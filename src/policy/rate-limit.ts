@@ -1,5 +1,6 @@
 /**
- * Rate limits (issue "Traffic control" §A, PRODUCT §4.3 "principal in every key").
+ * Rate limits (docs/rate-limits.md); the principal is part of every key, so one caller never
+ * spends another's budget.
  *
  * `rateLimits` rules are compiled once by {@link createRateLimiter}: globs with picomatch, CIDRs
  * with ipaddr.js, and token buckets (`./token-bucket.ts`) in memory or in Redis shared by every
@@ -26,7 +27,7 @@ import type { Redis } from 'ioredis';
 import picomatch from 'picomatch';
 import type { Stage } from '../pipeline/stage.js';
 import type { Principal } from '../auth/principal.js';
-import type { RateLimitRule } from '../config/schema.js';
+import type { RateLimitRule, RuleMatch } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { MemoryTokenBuckets, RedisTokenBuckets, type TokenBucketStore } from './token-bucket.js';
@@ -163,28 +164,7 @@ export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimi
     if (!Number.isFinite(rule.window) || rule.window < MIN_WINDOW_MS) {
       problems.push({ path: [i, 'window'], message: `window must be at least 1ms (got ${rule.window}ms)` });
     }
-    const { ip, ...globs } = rule.match;
-    if (ip !== undefined && parseCidr(ip) === undefined) {
-      problems.push({ path: [i, 'match', 'ip'], message: `expected an IP address or CIDR, got ${JSON.stringify(ip)}` });
-    }
-    for (const [field, glob] of Object.entries(globs)) {
-      if (glob === undefined) continue;
-      if (glob === '') {
-        problems.push({
-          path: [i, 'match', field],
-          message: 'an empty pattern matches nothing; remove the field to match everything',
-        });
-        continue;
-      }
-      try {
-        compileGlob(glob);
-      } catch (e) {
-        problems.push({
-          path: [i, 'match', field],
-          message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`,
-        });
-      }
-    }
+    for (const p of ruleMatchProblems(rule.match)) problems.push({ path: [i, ...p.path], message: p.message });
     const id = ruleId(rule, i);
     const other = ids.get(id);
     if (other !== undefined) {
@@ -196,6 +176,39 @@ export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimi
       ids.set(id, i);
     }
   });
+  return problems;
+}
+
+/**
+ * Checks a rule's `match` (the shape shared by `rateLimits` and `guardrails`): `ip` must be an IP
+ * address or CIDR, every glob must compile and must not be empty.
+ *
+ * @returns the problems, empty when usable; paths start at `match`, e.g. `['match', 'ip']`.
+ */
+export function ruleMatchProblems(match: RuleMatch): RateLimitRuleProblem[] {
+  const problems: RateLimitRuleProblem[] = [];
+  const { ip, ...globs } = match;
+  if (ip !== undefined && parseCidr(ip) === undefined) {
+    problems.push({ path: ['match', 'ip'], message: `expected an IP address or CIDR, got ${JSON.stringify(ip)}` });
+  }
+  for (const [field, glob] of Object.entries(globs)) {
+    if (glob === undefined) continue;
+    if (glob === '') {
+      problems.push({
+        path: ['match', field],
+        message: 'an empty pattern matches nothing; remove the field to match everything',
+      });
+      continue;
+    }
+    try {
+      compileGlob(glob);
+    } catch (e) {
+      problems.push({
+        path: ['match', field],
+        message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`,
+      });
+    }
+  }
   return problems;
 }
 
@@ -431,7 +444,12 @@ function compileGlob(pattern: string): (value: string) => boolean {
   return picomatch(pattern, { dot: true, bash: true });
 }
 
-function compileMatch(match: RateLimitRule['match']): Predicate {
+/**
+ * Compiles a rule's `match` (shared by `rateLimits` and `guardrails`) into a predicate over the
+ * request: every given field must match (globs with picomatch, `bash: true`; `ip` by CIDR). An
+ * empty `match` matches every request. The match must have passed {@link ruleMatchProblems}.
+ */
+export function compileMatch(match: RuleMatch): (ctx: RateLimitContext) => boolean {
   const tests: Predicate[] = [];
   // Cheapest and most selective first.
   if (match.server !== undefined) {

@@ -1,6 +1,6 @@
 /**
- * Token buckets for the rate limits (issue "Traffic control" §A: "token bucket or sliding window;
- * burst allowed"), in memory or in Redis shared by every replica.
+ * Token buckets for the rate limits (docs/rate-limits.md; bursts up to the bucket's capacity are
+ * allowed), in memory or in Redis shared by every replica.
  *
  * Each key is one bucket that holds at most `capacity` tokens and refills one token every
  * `emissionMs`; a request takes one token or is refused with the time until the next one. The

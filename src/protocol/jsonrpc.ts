@@ -4,7 +4,7 @@
  * Implements JSON-RPC 2.0 §4–§5 as profiled by MCP (basic/index, "Messages"): ids are
  * strings or numbers (never null on requests), notifications carry no id, and a response has
  * exactly one of `result` / `error`. Messages are kept as plain objects so that unknown fields
- * pass through the gateway untouched (PRODUCT §4.1).
+ * pass through the gateway untouched: the gateway forwards what it does not need to understand.
  *
  * @module
  */
@@ -67,6 +67,12 @@ export const JSONRPC_INTERNAL_ERROR = -32603;
 export const MCP_RESOURCE_NOT_FOUND = -32002;
 /** Implementation-defined server error range start (-32000 … -32099). */
 export const JSONRPC_SERVER_ERROR = -32000;
+/**
+ * A request cancelled before it was answered: -32800, outside the range JSON-RPC 2.0 §5.1
+ * reserves, the code the Language Server Protocol gives `RequestCancelled`. Only used inside the
+ * gateway: MCP utilities/cancellation sends no response to a cancelled request.
+ */
+export const JSONRPC_REQUEST_CANCELLED = -32800;
 
 /** True when `m` is a request (has `method` and an `id`). */
 export function isRequest(m: JsonRpcMessage): m is JsonRpcRequest {

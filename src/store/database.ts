@@ -1,6 +1,6 @@
 /**
- * Opening the database: picks SQLite or PostgreSQL from a URL (`SWITCHBOARD_DATABASE_URL`,
- * PRODUCT §3), opens it with the right pragmas or pool, and returns the {@link Database} ports.
+ * Opening the database: picks SQLite or PostgreSQL from a URL (`SWITCHBOARD_DATABASE_URL`),
+ * opens it with the right pragmas or pool, and returns the {@link Database} ports.
  * Opening never migrates: the gateway calls `migrate()` on start, and `switchboard migrate` does
  * it on demand (docs/storage.md).
  *

@@ -17,6 +17,7 @@ import { migrateToLatest } from './migrations.js';
 import type { Database, ServerStore, SettingsStore, StoredServer, TokenRecord, TokenStore } from './types.js';
 import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import { KyselyUsageStore, type UsageTables } from './usage-store.js';
+import { KyselyToolPinStore, type ToolPinTables } from './tool-pin-store.js';
 
 /** An epoch-millisecond `bigint` column: pg reads int8 as a string, better-sqlite3 as a number. */
 type Millis = ColumnType<number | string, number, number>;
@@ -111,6 +112,7 @@ export class KyselyDatabase implements Database {
   readonly servers: KyselyServerStore;
   readonly settings: KyselySettingsStore;
   readonly usage: KyselyUsageStore;
+  readonly toolPins: KyselyToolPinStore;
   #db: Kysely<StoreTables>;
   #schema: string | undefined;
   #pingTimeout: number;
@@ -132,6 +134,7 @@ export class KyselyDatabase implements Database {
     this.servers = new KyselyServerStore(options.db);
     this.settings = new KyselySettingsStore(options.db, clock);
     this.#usageWriter = options.usageWriter;
+    this.toolPins = new KyselyToolPinStore(options.db.withTables<ToolPinTables>());
     this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), {
       dialect: options.dialect,
       clock,

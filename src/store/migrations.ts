@@ -67,7 +67,7 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
     },
   },
   /**
-   * The usage log (issue 5 §B, docs/usage.md). Booleans are stored as integers 0/1 and latencies
+   * The usage log (docs/usage.md). Booleans are stored as integers 0/1 and latencies
    * as `double precision` (REAL affinity on SQLite) so both databases hold the same values.
    */
   '0002_usage': {
@@ -120,6 +120,28 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
     async down(db: Kysely<unknown>): Promise<void> {
       await db.schema.dropIndex('tokens_parent_id_idx').execute();
       await db.schema.alterTable('tokens').dropColumn('parent_id').execute();
+    },
+  },
+  /**
+   * Tool definition pins of `pinTools` guardrails (docs/guardrails.md): one row per (server,
+   * tool), hex SHA-256 hashes, epoch-millisecond times.
+   */
+  '0004_tool_pins': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('tool_pins')
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('tool', 'text', (c) => c.notNull())
+        .addColumn('hash', 'text', (c) => c.notNull())
+        .addColumn('changed_hash', 'text')
+        .addColumn('pinned_at', 'bigint', (c) => c.notNull())
+        .addColumn('changed_at', 'bigint')
+        .addColumn('approved_by', 'text')
+        .addPrimaryKeyConstraint('tool_pins_pk', ['server', 'tool'])
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('tool_pins').execute();
     },
   },
 };

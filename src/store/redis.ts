@@ -1,5 +1,5 @@
 /**
- * The Redis client shared state uses (`SWITCHBOARD_REDIS_URL`, PRODUCT §5): rate-limit counters
+ * The Redis client shared state uses (`SWITCHBOARD_REDIS_URL`): rate-limit counters
  * today, session/tunnel ownership later.
  *
  * It is built to fail fast, because every caller sits on a request's path and has a fail mode of

@@ -2,8 +2,8 @@
  * Runs the usage log's SQLite `INSERT`s on a worker thread (`./sqlite-usage-worker.ts`).
  *
  * better-sqlite3 is synchronous: on the main thread a 500-row batch holds the event loop for
- * ~5 ms (index upkeep), which every in-flight request waits out. Issue "Traffic control" wants the
- * usage log off the request's critical path, so SQLite files get this writer; the main thread only
+ * ~5 ms (index upkeep), which every in-flight request waits out. The usage log must stay off the
+ * request's critical path, so SQLite files get this writer; the main thread only
  * pays for posting the flat parameter array (~0.3 µs per row). PostgreSQL needs none of this: `pg`
  * is asynchronous already. An in-memory database (`:memory:`) cannot be shared with a second
  * connection, so it keeps writing in-thread.

@@ -1,10 +1,13 @@
 /**
- * Storage ports (STYLE.md: stores are interfaces with several implementations, chosen by config).
+ * Storage ports: each store is an interface with several implementations, chosen by config.
  * Implementations: Kysely over better-sqlite3 (default, a file in the data directory) and over
  * `pg` (`SWITCHBOARD_DATABASE_URL=postgres://…`). Times are epoch milliseconds.
  *
  * @module
  */
+import type { UsageSink } from '../observability/usage-row.js';
+
+export type { UsageRow, UsageSink } from '../observability/usage-row.js';
 
 /** A stored API token. The token itself is never stored: only a SHA-256 hash of it. */
 export interface TokenRecord {
@@ -99,55 +102,13 @@ export interface Database {
   readonly settings: SettingsStore;
   /** The usage log (present on every SQL database; optional for other implementations). */
   readonly usage?: UsageStore;
+  /** Tool definition pins of `pinTools` guardrails (present on every SQL database). */
+  readonly toolPins?: ToolPinStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when a trivial query succeeds (for /readyz). */
   ping(): Promise<boolean>;
   close(): Promise<void>;
-}
-
-/**
- * One request recorded in the usage log (issue 5 §B, seed 004), a row of the `usage_log` table.
- * Only requests made with a Switchboard API token are recorded, so the token fields are always
- * set. Optional fields are stored as `NULL` when absent.
- */
-export interface UsageRow {
-  /** When the request arrived, epoch ms. */
-  ts: number;
-  /** The API token's public id ({@link TokenRecord.id}). */
-  tokenId: string;
-  /** The token's JWT ID (RFC 7519 §4.1.7). */
-  jti: string;
-  /** The token's stored owner ({@link TokenRecord.subject}), never an unverified claim. */
-  subject: string;
-  /** The request path without its query, e.g. `/mcp` or `/servers/echo/mcp`. */
-  endpoint: string;
-  /** The HTTP method (`POST`, `GET`, `DELETE`). */
-  httpMethod: string;
-  /** The JSON-RPC method of the request body (`tools/call`, `initialize`, …), when there was one. */
-  mcpMethod?: string | undefined;
-  /** The upstream server the request reached (its configured name), when one was resolved. */
-  server?: string | undefined;
-  /** The upstream's own tool name for `tools/call`. */
-  tool?: string | undefined;
-  /** The HTTP status of the response. */
-  httpStatus: number;
-  /** The JSON-RPC `error.code` of the response, when it was an error response. */
-  jsonrpcError?: number | undefined;
-  /** Time from arrival to the end of the response, ms (fractions allowed). */
-  latencyMs: number;
-  /** Request body bytes. */
-  bytesIn: number;
-  /** Response body bytes. */
-  bytesOut: number;
-  /** The client address (socket peer). */
-  ip?: string | undefined;
-  /** The `User-Agent` header; stored cut to 512 characters. */
-  userAgent?: string | undefined;
-  /** True when the gateway refused the request (seed 004: 4xx denials, revoked/expired tokens). */
-  blocked: boolean;
-  /** Why it was blocked: a `SWB_ERR_…` code, or `http_<status>` when no code is known. */
-  blockReason?: string | undefined;
 }
 
 /** Options of {@link UsageStore.tokenUsage}. */
@@ -237,20 +198,59 @@ export interface UsageSeriesRow {
 }
 
 /**
- * Usage-log persistence (issue 5 §B–§C). Writes come in batches from the usage-log writer
- * (`src/observability/usage-log.ts`), never one per request.
+ * Usage-log persistence: the writes of {@link UsageSink}, and the reads behind the usage API.
+ * Writes come in batches from the usage-log writer (`src/observability/usage-log.ts`), never one
+ * per request.
  */
-export interface UsageStore {
-  /**
-   * Stores rows with multi-row `INSERT`s, all or nothing (one transaction).
-   *
-   * @throws GatewayError `SWB_ERR_STORE_UNAVAILABLE` when the write fails (nothing was stored).
-   */
-  insert(rows: readonly UsageRow[]): Promise<void>;
-  /** Deletes rows older than `before` (epoch ms, exclusive); returns how many. */
-  purge(before: number): Promise<number>;
+export interface UsageStore extends UsageSink {
   /** A token's totals, latency percentiles and top lists over the last `days` days. */
   tokenUsage(tokenId: string, query: TokenUsageQuery): Promise<TokenUsage>;
   /** Requests per bucket and group, ordered by bucket, then key (nulls first). */
   usageSeries(query: UsageSeriesQuery): Promise<UsageSeriesRow[]>;
+}
+
+/**
+ * The pinned definition of one upstream tool (guardrails `pinTools`, docs/guardrails.md): the
+ * SHA-256 of its name, description, inputSchema and outputSchema when first seen, and the hash of
+ * a different definition seen since, until an operator approves it.
+ */
+export interface ToolPin {
+  /** The upstream server's configured name. */
+  server: string;
+  /** The upstream's own tool name. */
+  tool: string;
+  /** Hex SHA-256 of the pinned (accepted) definition. */
+  hash: string;
+  /** Hex SHA-256 of the definition last seen, when it differs from `hash`. */
+  changedHash?: string;
+  /** When the pin was first taken or last approved, epoch ms. */
+  pinnedAt: number;
+  /** When the changed definition was first seen, epoch ms. */
+  changedAt?: number;
+  /** Who approved the current pin (principal id, or `cli` for `switchboard tools approve`). */
+  approvedBy?: string;
+}
+
+/** Storage of {@link ToolPin}s, one per (server, tool). Errors are `SWB_ERR_STORE_*` GatewayErrors. */
+export interface ToolPinStore {
+  /** Every pin, or those of one server, ordered by server then tool. */
+  list(server?: string): Promise<ToolPin[]>;
+  /**
+   * Pins `hash` for (server, tool) unless a pin exists (first sight wins, also across replicas).
+   *
+   * @returns the stored pin (the existing one when there was one)
+   */
+  pin(server: string, tool: string, hash: string, at: number): Promise<ToolPin>;
+  /**
+   * Records the definition seen now: sets `changedHash` (keeping the first `changedAt`) when it
+   * differs from the pin, clears both when it equals the pin. No-op without a pin.
+   */
+  seen(server: string, tool: string, hash: string, at: number): Promise<void>;
+  /**
+   * Accepts the changed definitions of `server` (all its tools, or only `tool`): each pin with a
+   * `changedHash` takes it as its `hash`.
+   *
+   * @returns the names of the tools approved (empty when nothing was changed)
+   */
+  approve(server: string, tool: string | undefined, by: string, at: number): Promise<string[]>;
 }

@@ -1,5 +1,5 @@
 /**
- * The reverse-tunnel wire protocol (issue 6 §A, after seed 000): JSON text frames on the
+ * The reverse-tunnel wire protocol (docs/tunnel.md): JSON text frames on the
  * WebSocket `/reverse-proxy/ws` between a tunnel client (next to an MCP server that cannot accept
  * inbound connections) and the gateway.
  *

@@ -1,5 +1,5 @@
 /**
- * The upstream transport of a tunnelled server (issue 6 §B): a {@link MessageTransport} over one
+ * The upstream transport of a tunnelled server (docs/tunnel.md): a {@link MessageTransport} over one
  * {@link TunnelSession}, so that an `Upstream` created with `createTransport` treats a tunnel
  * like any stdio or HTTP upstream. Framing only: ids, initialize, timeouts and attribution stay
  * in `UpstreamConnection`.

@@ -200,7 +200,7 @@ export function forwardServerRequest(
       const ge = err instanceof GatewayError ? err : undefined;
       reply(req.id, {
         error: {
-          code: ge?.jsonRpcCode ?? -32603,
+          code: ge?.jsonRpcCode ?? ERROR_CODES.SWB_ERR_INTERNAL.jsonRpcCode,
           message: ge?.message ?? 'switchboard: the client did not answer',
           data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
         },

@@ -11,7 +11,7 @@
  * @module
  */
 import type { JsonRpcResponse } from '../protocol/jsonrpc.js';
-import { createBackoff } from './backoff.js';
+import { createBackoff } from '../util/backoff.js';
 
 /** Options of {@link UpstreamHealth}. Durations in milliseconds. */
 export interface UpstreamHealthOptions {

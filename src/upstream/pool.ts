@@ -19,7 +19,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import type { JsonRpcNotification } from '../protocol/jsonrpc.js';
-import { createBackoff } from './backoff.js';
+import { createBackoff } from '../util/backoff.js';
 import { childEnvironment } from './child-env.js';
 import { UpstreamConnection } from './connection.js';
 import type { ConnectionBinding, OutboundHeaders } from './dispatch.js';

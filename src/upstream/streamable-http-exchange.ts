@@ -11,7 +11,7 @@ import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { GatewayError } from '../errors.js';
 import type { JsonRpcId } from '../protocol/jsonrpc.js';
-import type { Backoff } from './backoff.js';
+import type { Backoff } from '../util/backoff.js';
 import { mediaTypeOf, type ResponseBody } from './http-common.js';
 
 /** One outgoing request whose response has not arrived yet. */

@@ -12,7 +12,7 @@
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { createBackoff } from './backoff.js';
+import { createBackoff } from '../util/backoff.js';
 import { excerptOf, mediaTypeOf, networkFailure, readBodyExcerpt, type ResponseBody } from './http-common.js';
 import { readSseStream, type EventSourceMessage } from './sse-parser.js';
 import { signalOf, type HttpFailure, type PendingRequest, type StreamedAnswer } from './streamable-http-exchange.js';

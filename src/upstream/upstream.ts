@@ -7,6 +7,7 @@
  * @module
  */
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { CatalogCache, listChangedKinds } from './catalog.js';
@@ -104,8 +105,6 @@ class PendingCall implements UpstreamCall, UpstreamRequest {
     return this.#host.settle(this, response);
   }
 }
-
-const CANCELLED = { code: -32800, message: 'Request cancelled' };
 
 /**
  * A configured upstream server. `start()` connects (for `shared`/remote) or probes (for
@@ -300,7 +299,8 @@ export class Upstream {
   }
 
   #sendOn(conn: UpstreamConnection, call: PendingCall): Promise<JsonRpcResponse> {
-    if (call.cancelled) return Promise.resolve({ jsonrpc: '2.0', id: 0, error: { ...CANCELLED } });
+    if (call.cancelled)
+      return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
     const ctx = call.ctx;
     const headers = call.headers;
     const inflight = conn.request(

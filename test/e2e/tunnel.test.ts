@@ -1,5 +1,5 @@
 /**
- * The reverse tunnel end to end (issue "Reverse tunnel" acceptance): `switchboard tunnel … --
+ * The reverse tunnel end to end (docs/tunnel.md): `switchboard tunnel … --
  * <server-everything stdio>` dials in to a running Switchboard; an SDK client on /mcp lists and
  * calls the tunnelled tools, receives progress and answers a sampling request; plus auth failure
  * (1008, no session), permission denied, ownership of the operator endpoints, the SSE feed, and a

@@ -1,5 +1,5 @@
 /**
- * The usage log end to end, as an operator runs it (issue "Traffic control" acceptance, seed 004):
+ * The usage log end to end, as an operator runs it (docs/usage.md):
  * `switchboard serve` with token auth; N requests with a token, then SIGTERM → N rows; a revoked
  * token's attempts recorded as blocked with the stored owner; a forged-jti attempt not recorded.
  * On SQLite (a file) and PostgreSQL (its own schema), each through `SWITCHBOARD_DATABASE_URL`.

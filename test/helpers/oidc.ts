@@ -1,6 +1,6 @@
 /**
  * Test helper: a REAL OAuth 2.1 / OpenID Connect authorization server (`oidc-provider` v9)
- * started on `127.0.0.1:0`, for the OAuth resource-server tests (issue "Identity" §C).
+ * started on `127.0.0.1:0`, for the OAuth resource-server tests (docs/oauth.md).
  *
  * Tokens are obtained the way an MCP client would obtain them: an HTTP `client_credentials`
  * request to the token endpoint, with an RFC 8707 `resource` indicator. A resource listed in

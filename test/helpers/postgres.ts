@@ -1,5 +1,5 @@
 /**
- * PostgreSQL for tests (PRODUCT §5): the shared server at 127.0.0.1:5432 (trust auth, database
+ * PostgreSQL for tests: the shared server at 127.0.0.1:5432 (trust auth, database
  * `test`), or `SWITCHBOARD_TEST_POSTGRES_URL`. Each test file works in its own schema
  * ({@link uniqueSchema}) and drops it afterwards ({@link dropSchema}), so runs never see each
  * other's rows.
@@ -13,7 +13,7 @@ import pg from 'pg';
 /** The PostgreSQL the tests use. */
 export const POSTGRES_URL = process.env.SWITCHBOARD_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-/** The command that starts the shared PostgreSQL again (PRODUCT §5). */
+/** The command that starts the shared PostgreSQL of the test machine again. */
 export const POSTGRES_START_COMMAND = 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start';
 
 let available: Promise<boolean> | undefined;

@@ -1,5 +1,5 @@
 /**
- * Redis for tests (PRODUCT §5): the shared server at 127.0.0.1:6379 (nothing kept on disk), or
+ * Redis for tests: the shared server at 127.0.0.1:6379 (nothing kept on disk), or
  * `SWITCHBOARD_TEST_REDIS_URL`. Each test works under its own key prefix
  * ({@link uniqueKeyPrefix}) and deletes its keys afterwards ({@link deleteKeys}), so runs never
  * see each other's counters.
@@ -22,7 +22,7 @@ import { Redis } from 'ioredis';
 /** The Redis the tests use. */
 export const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** The command that starts the shared Redis again (PRODUCT §5). */
+/** The command that starts the shared Redis of the test machine again. */
 export const REDIS_START_COMMAND =
   'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log';
 

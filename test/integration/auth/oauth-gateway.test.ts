@@ -1,5 +1,5 @@
 /**
- * Switchboard as an OAuth 2.1 resource server in front of MCP (issue "Identity" §C, §D, §E):
+ * Switchboard as an OAuth 2.1 resource server in front of MCP (docs/oauth.md):
  * a real `oidc-provider` authorization server issues JWT and opaque access tokens; an official
  * SDK client and raw HTTP check 401/403 challenges, RFC 9728 metadata, audience, scopes, roles.
  */

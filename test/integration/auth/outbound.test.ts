@@ -1,5 +1,5 @@
 /**
- * What Switchboard sends to remote upstreams (issue "Identity" §G, §H; PRODUCT §4.4): operator
+ * What Switchboard sends to remote upstreams (docs/upstream-identity.md): operator
  * credentials win over client headers, allowlisted headers pass, identity headers carry a
  * verifiable assertion and inbound copies are stripped, `forward` passes the caller's token.
  */

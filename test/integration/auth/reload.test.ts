@@ -1,5 +1,5 @@
 /**
- * Hot reload applies the `auth` section too (PRODUCT §4.11): switching `auth.mode` on a running
+ * Hot reload applies the `auth` section too: switching `auth.mode` on a running
  * gateway changes who is let in without a restart.
  */
 import { fileURLToPath } from 'node:url';

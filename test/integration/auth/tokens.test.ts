@@ -1,6 +1,6 @@
 /**
- * API-token authentication end to end (issue "Identity" §B, §E, §F, §I): real gateway, real
- * SQLite store, official SDK clients and raw HTTP for exact statuses.
+ * API-token authentication end to end (tokens, permissions, scopes, delegation, revocation):
+ * real gateway, real SQLite store, official SDK clients and raw HTTP for exact statuses.
  */
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -82,7 +82,7 @@ for (const dialect of ['sqlite', 'postgres'] as const)
         { jsonrpc: '2.0', id: 2, method, params },
         { ...auth(t), 'mcp-session-id': sid },
       );
-      return { status: res.status, messages: res.status === 200 ? await messages(res) : [] };
+      return { status: res.status, messages: await messages(res) };
     }
 
     let db: Database | undefined;
@@ -159,10 +159,11 @@ for (const dialect of ['sqlite', 'postgres'] as const)
         expect((await init('/servers/b/mcp', t)).status).toBe(403);
       });
 
-      it('refuses tools/call without tools.execute', async () => {
+      it('refuses tools/call without tools.execute with 403, like any other missing permission', async () => {
         const t = await token({ permissions: ['servers.use'] });
         const sid = await session('/mcp', t);
         const r = await call('/mcp', t, sid, 'tools/call', { name: 'a__pid', arguments: {} });
+        expect(r.status).toBe(403);
         expect((r.messages[0]?.error as { data: { code: string } }).data.code).toBe('SWB_ERR_AUTH_FORBIDDEN');
       });
 

@@ -1,5 +1,5 @@
 /**
- * Observability through a running gateway (issue "Traffic control" §D, §B): `/metrics` scraped
+ * Observability through a running gateway (docs/observability.md): `/metrics` scraped
  * and its series checked; a trace exported to an in-test OTLP/HTTP receiver with the server span
  * of a request as the parent of the client span of its upstream call, and `traceparent` reaching
  * an HTTP upstream; the usage log and its analytics endpoint.

@@ -1,6 +1,5 @@
 /**
- * Rate limits through the gateway (issue "Traffic control" §A): the issue's rule shape as
- * written, HTTP 429 with Retry-After, two Switchboard instances sharing one limit in real Redis,
+ * Rate limits through the gateway (docs/rate-limits.md): the documented rule shape as written, HTTP 429 with Retry-After, two Switchboard instances sharing one limit in real Redis,
  * and the configured fail mode when Redis stops mid-test (a private redis-server).
  */
 import { afterAll, describe, expect, it } from 'vitest';

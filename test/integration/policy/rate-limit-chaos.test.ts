@@ -1,6 +1,6 @@
 /**
  * Chaos: the Redis behind the rate limits stops, hangs and comes back mid-test. The test starts
- * its own `redis-server` on a free port (never the shared one, PRODUCT §5).
+ * its own `redis-server` on a free port (never the shared one other tests use).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Principal } from '../../../src/auth/principal.js';

@@ -1,5 +1,5 @@
 /**
- * Rate limits on the shared Redis (PRODUCT §5): two limiter instances with their own clients
+ * Rate limits on the shared Redis of the test machine: two limiter instances with their own clients
  * stand for two Switchboard replicas; they must share one limit.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';

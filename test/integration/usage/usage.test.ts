@@ -596,7 +596,7 @@ describe.each(targets)('usage log on $name', (target) => {
       });
     });
 
-    describe('seed 004: refused tokens', () => {
+    describe('refused tokens (revoked or expired, with a stored jti)', () => {
       it('records a revoked or expired token’s attempts as blocked with the stored owner, and nothing for a forged jti', async () => {
         const f = await fresh();
         const secret = 'k'.repeat(48);

@@ -187,6 +187,22 @@ describe('createMetrics', () => {
     expect(value(samples, 'switchboard_rate_limit_store_errors_total', { rule: 'global' })).toBe(1);
   });
 
+  it('counts guardrail actions by guardrail and action, all four actions of a guardrail pre-allocated', async () => {
+    const metrics = createMetrics({ collectDefault: false });
+    metrics.recordGuardrailAction('no-rm', 'deny');
+    metrics.recordGuardrailAction('no-rm', 'deny');
+    metrics.recordGuardrailAction('secrets', 'redact');
+    metrics.recordGuardrailAction('no-rm', 'error');
+
+    const { samples, types } = await scrape(metrics);
+    expect(types.get('switchboard_guardrail_actions_total')).toBe('counter');
+    expect(value(samples, 'switchboard_guardrail_actions_total', { guardrail: 'no-rm', action: 'deny' })).toBe(2);
+    expect(value(samples, 'switchboard_guardrail_actions_total', { guardrail: 'no-rm', action: 'error' })).toBe(1);
+    expect(value(samples, 'switchboard_guardrail_actions_total', { guardrail: 'no-rm', action: 'warn' })).toBe(0);
+    expect(value(samples, 'switchboard_guardrail_actions_total', { guardrail: 'secrets', action: 'redact' })).toBe(1);
+    expect(value(samples, 'switchboard_guardrail_actions_total', { guardrail: 'secrets', action: 'deny' })).toBe(0);
+  });
+
   it('counts withheld name collisions by server and kind, and forgets a removed server', async () => {
     const metrics = createMetrics({ collectDefault: false });
     metrics.recordNameCollision('a', 'tool');

@@ -301,7 +301,7 @@ const tokenPrincipal: Principal = {
   jti: 'jti-1',
 };
 
-describe('blockedRowFor (seed 004: refused tokens)', () => {
+describe('blockedRowFor (refused tokens)', () => {
   it('records a revoked token whose jti exists as blocked, attributed to the stored owner', () => {
     const error = new GatewayError('SWB_ERR_AUTH_REVOKED_TOKEN', 'token revoked', {
       data: { tokenId: 'tok-9', subject: 'stored-owner', jti: 'jti-9' },
@@ -337,7 +337,7 @@ describe('blockedRowFor (seed 004: refused tokens)', () => {
   });
 });
 
-describe('usageRowFor (seed 004: authenticated token requests)', () => {
+describe('usageRowFor (authenticated token requests)', () => {
   it('records a served token request with the principal’s token, jti and subject', () => {
     const r = usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, bytesOut: 99, server: 'echo', tool: 'echo' });
     expect(r).toEqual({
@@ -363,6 +363,20 @@ describe('usageRowFor (seed 004: authenticated token requests)', () => {
     expect(
       usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, jsonrpcError: forbidden.jsonRpcCode, error: forbidden }),
     ).toMatchObject({ blocked: true, blockReason: 'SWB_ERR_AUTH_FORBIDDEN', jsonrpcError: forbidden.jsonRpcCode });
+  });
+
+  it('marks an error answer of a request a pipeline stage refused as blocked, with the stage as reason', () => {
+    expect(
+      usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, jsonrpcError: -31001, stage: 'guardrail:no-rm' }),
+    ).toMatchObject({ blocked: true, blockReason: 'guardrail:no-rm', jsonrpcError: -31001 });
+    expect(usageRowFor(tokenPrincipal, { ...facts, httpStatus: 429, stage: 'rate-limit' })).toMatchObject({
+      blocked: true,
+      blockReason: 'rate-limit',
+    });
+    // A stage that changed the request (redaction) without refusing it: served, not blocked.
+    const served = usageRowFor(tokenPrincipal, { ...facts, httpStatus: 200, stage: 'guardrail:secrets' });
+    expect(served?.blocked).toBe(false);
+    expect(served?.blockReason).toBeUndefined();
   });
 
   it('does not mark upstream failures (5xx) or tool errors as blocked', () => {

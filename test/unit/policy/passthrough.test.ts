@@ -129,7 +129,7 @@ describe('parseAllowlistEnv', () => {
     expect(parseAllowlistEnv(' X-Tenant-Id , X-Request-Id,,  ')).toEqual(['X-Tenant-Id', 'X-Request-Id']);
   });
 
-  it('accepts a JSON array as seed 001 does', () => {
+  it('accepts a JSON array as well as a comma-separated list', () => {
     expect(parseAllowlistEnv('["X-Tenant-Id", "X-Trace"]')).toEqual(['X-Tenant-Id', 'X-Trace']);
   });
 
@@ -417,7 +417,7 @@ describe('createPassthroughPolicy: Authorization and X-Upstream-Authorization', 
     },
   );
 
-  it('honours X-Upstream-Authorization without allowlisting it (seed 001), sanitised', () => {
+  it('honours X-Upstream-Authorization without allowlisting it, sanitised', () => {
     const p = policy({ upstreamAuthType: 'none', globalAllowlist: [] });
     expect(p(wire({ 'x-upstream-authorization': ' Bearer t\r\nX-Evil: 1 ' }))).toEqual({
       authorization: 'Bearer tX-Evil: 1',
@@ -431,7 +431,7 @@ describe('createPassthroughPolicy: Authorization and X-Upstream-Authorization', 
     expect(p(wire({ 'x-upstream-authorization': 'Bearer u' }))).toEqual({ authorization: 'Bearer u' });
   });
 
-  it('does not pass the client Authorization implicitly to a none upstream (unlike seed 001)', () => {
+  it('does not pass the client Authorization implicitly to a none upstream', () => {
     const p = policy({ upstreamAuthType: 'none' });
     expect(p(wire({ authorization: 'Bearer switchboard-token' }))).toEqual({});
   });

@@ -131,7 +131,7 @@ describe('createRateLimiter: hot path', () => {
   });
 });
 
-describe("createRateLimiter: the issue's rule shape, as written", () => {
+describe('createRateLimiter: the documented rule shape, as written', () => {
   const json = JSON.stringify({
     rateLimits: [{ match: { server: 'echo', tool: 'echo' }, key: 'principal', limit: 5, window: '60s' }],
   });

@@ -25,11 +25,11 @@ describe('migrations', () => {
     expect(names).toEqual([...names].sort());
   });
 
-  it('create the tokens, servers, settings and usage_log tables with the documented columns', async () => {
+  it('create the tokens, servers, settings, usage_log and tool_pins tables with the documented columns', async () => {
     expect(await migrateToLatest(db)).toEqual(Object.keys(MIGRATIONS));
     const tables = await db.introspection.getTables();
     const columns = Object.fromEntries(tables.map((t) => [t.name, t.columns.map((c) => c.name)]));
-    expect(Object.keys(columns).sort()).toEqual(['servers', 'settings', 'tokens', 'usage_log']);
+    expect(Object.keys(columns).sort()).toEqual(['servers', 'settings', 'tokens', 'tool_pins', 'usage_log']);
     expect(columns.tokens).toEqual([
       'id',
       'jti',
@@ -48,6 +48,15 @@ describe('migrations', () => {
     ]);
     expect(columns.servers).toEqual(['name', 'config', 'created_at', 'updated_at', 'created_by']);
     expect(columns.settings).toEqual(['key', 'value', 'updated_at']);
+    expect(columns.tool_pins).toEqual([
+      'server',
+      'tool',
+      'hash',
+      'changed_hash',
+      'pinned_at',
+      'changed_at',
+      'approved_by',
+    ]);
   });
 
   it('index tokens by subject and by parent', async () => {

@@ -1,6 +1,7 @@
 /**
- * Exponential backoff with jitter, shared by the stdio supervisor (restart after a crash) and the
- * HTTP transports (reconnecting SSE streams).
+ * Exponential backoff with jitter, shared by the stdio supervisor (restart after a crash), the
+ * HTTP transports (reconnecting SSE streams), the tunnel client (reconnecting to the gateway) and
+ * OAuth discovery (retrying the authorization server's metadata).
  *
  * @module
  */

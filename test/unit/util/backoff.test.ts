@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createBackoff } from '../../../src/upstream/backoff.js';
+import { createBackoff } from '../../../src/util/backoff.js';
 
 describe('createBackoff', () => {
   it('grows exponentially from initialDelayMs and caps at maxDelayMs', () => {
