@@ -15,10 +15,11 @@ import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
 import type { JsonObject } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
-import type { OutboundOptions, UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
+import type { UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
+import { createUpstreamInterceptors, type OutboundOptions } from '../upstream/interceptors/index.js';
 import { ClientSession, type SessionHost } from './client-session.js';
 import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
 import { fanOut, notifyAllListChanged, notifyCatalogChanged } from './fan-out.js';
@@ -410,20 +411,28 @@ export class Gateway implements SessionHost {
     const custom = this.#createTransport;
     const createTransport =
       tunnel ?? (custom === undefined ? undefined : (logger: Logger) => custom(name, cfg, logger));
+    const logger = this.logger.child({ server: name });
+    const destinations = this.#destinations && this.#isRuntimeServer(name) ? this.#destinations : undefined;
     return new Upstream({
       ...(createTransport ? { createTransport } : {}),
       name,
       config: cfg,
-      logger: this.logger.child({ server: name }),
+      logger,
       gatewayVersion: this.version,
       attributionWaitMs: this.#config.sessions.attributionWait,
-      ...(this.#tracing?.enabled ? { tracing: this.#tracing } : {}),
+      ...createUpstreamInterceptors({
+        name,
+        config: cfg,
+        logger,
+        outbound: this.#outbound,
+        tracing: this.#tracing?.enabled ? this.#tracing : undefined,
+        destinations,
+      }),
       ...(this.#observe
         ? { observe: (_method: string, ms: number, error: boolean) => this.#observe?.call(name, ms, error) }
         : {}),
-      ...(this.#outbound ? { outbound: this.#outbound } : {}),
       forbiddenEnv: this.#forbiddenEnv(name),
-      ...(this.#destinations && this.#isRuntimeServer(name) ? { destinations: this.#destinations } : {}),
+      ...(destinations ? { destinations } : {}),
       now: this.#now,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });

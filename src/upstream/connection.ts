@@ -12,7 +12,6 @@
 import { ERROR_CODES, GatewayError } from '../errors.js';
 import type {
   JsonObject,
-  JsonRpcErrorObject,
   JsonRpcId,
   JsonRpcMessage,
   JsonRpcNotification,
@@ -23,49 +22,23 @@ import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
+import {
+  declaresServerRequests,
+  ExclusiveAdmission,
+  forwardServerRequest,
+  type Caller,
+  type ServerRequestAnswer,
+} from './attribution.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
 
-/** Client capabilities relevant to server→client requests (MCP client/* features). */
-export interface ClientCapabilities {
-  sampling?: JsonObject;
-  elicitation?: JsonObject;
-  roots?: JsonObject;
-  [key: string]: unknown;
-}
-
-/** Which client capability each server→client request method needs. */
-export const SERVER_REQUEST_CAPABILITY: Readonly<Record<string, 'sampling' | 'elicitation' | 'roots'>> = {
-  'sampling/createMessage': 'sampling',
-  'elicitation/create': 'elicitation',
-  'roots/list': 'roots',
-};
-
-/** True when a client declared any capability that lets a server send it requests. */
-export function declaresServerRequests(caps: ClientCapabilities | undefined): boolean {
-  return (
-    caps !== undefined && (caps.sampling !== undefined || caps.elicitation !== undefined || caps.roots !== undefined)
-  );
-}
-
-/**
- * The client call on whose behalf a request is sent upstream. Server→client requests and related
- * notifications from the upstream are delivered here.
- */
-export interface Caller {
-  /** Client session id (logs, attribution). */
-  readonly sessionId: string;
-  /** Capabilities that client declared at initialize. */
-  readonly clientCapabilities: ClientCapabilities | undefined;
-  /** Delivers a notification related to the call (progress, logging) to the client. */
-  notify(notification: JsonRpcNotification): void;
-  /**
-   * Forwards a server→client request to the client and resolves with the client's answer
-   * (`result` or `error`). Rejects with a GatewayError when the client cannot be reached.
-   */
-  request(method: string, params: JsonObject | undefined): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }>;
-}
+export {
+  declaresServerRequests,
+  SERVER_REQUEST_CAPABILITY,
+  type Caller,
+  type ClientCapabilities,
+} from './attribution.js';
 
 /** Options for {@link UpstreamConnection}. */
 export interface UpstreamConnectionOptions {
@@ -78,8 +51,8 @@ export interface UpstreamConnectionOptions {
   initializeTimeoutMs?: number;
   /**
    * True when nothing on the wire relates server→client requests to calls (stdio). Calls from
-   * clients that declared sampling/elicitation/roots are then admitted one session at a time
-   * (PRODUCT §4.7); others are not held back.
+   * clients that declared sampling/elicitation/roots are then admitted one session at a time,
+   * so every server→client request is attributable to that session; others are not held back.
    */
   exclusiveAttribution?: boolean;
   /** Bounded wait (ms) for admission under exclusive attribution. Default 30 000. */
@@ -102,12 +75,6 @@ interface Pending {
   readonly method: string;
   /** This request's timeout (ms; 0 = none). */
   readonly timeoutMs: number;
-}
-
-interface Waiter {
-  readonly sessionId: string;
-  readonly admit: () => void;
-  readonly timer: NodeJS.Timeout;
 }
 
 /** Options of one {@link UpstreamConnection.request} call. */
@@ -152,10 +119,8 @@ export class UpstreamConnection {
   #closed = false;
   #closeInfo: TransportCloseInfo | undefined;
   #initializeResult: JsonObject | undefined;
-  /** Under exclusive attribution: the session whose bidi calls are in flight, and how many. */
-  #bidiSession: string | undefined;
-  #bidiInFlight = 0;
-  #waiters: Waiter[] = [];
+  /** Under exclusive attribution: admits the bidi calls of one client session at a time. */
+  readonly #admission: ExclusiveAdmission;
   /** Upstream-originated requests currently forwarded to a client: upstream id → abort. */
   #serverRequests = new Map<JsonRpcId, AbortController>();
 
@@ -167,6 +132,7 @@ export class UpstreamConnection {
     this.#initializeTimeoutMs = options.initializeTimeoutMs ?? 30_000;
     this.#exclusive = options.exclusiveAttribution ?? false;
     this.#attributionWaitMs = options.attributionWaitMs ?? 30_000;
+    this.#admission = new ExclusiveAdmission(this.#attributionWaitMs, () => this.#closed);
     this.#gatewayVersion = options.gatewayVersion ?? '0.0.0';
     this.#onNotification = options.onNotification;
     this.#onClose = options.onClose;
@@ -262,7 +228,7 @@ export class UpstreamConnection {
     const bidi = this.#exclusive && caller !== undefined && declaresServerRequests(caller.clientCapabilities);
     const pending: Pending = {
       upstreamId,
-      resolve: bidi ? (r) => (this.#releaseBidi(), resolve(r)) : resolve,
+      resolve: bidi ? (r) => (this.#admission.release(), resolve(r)) : resolve,
       caller,
       progressToken,
       timer: undefined,
@@ -323,50 +289,18 @@ export class UpstreamConnection {
   }
 
   #admitBidi(sessionId: string, dispatch: () => void, upstreamId: number, resolve: (r: JsonRpcResponse) => void): void {
-    if (this.#bidiSession === undefined || this.#bidiSession === sessionId) {
-      this.#bidiSession = sessionId;
-      this.#bidiInFlight++;
-      dispatch();
-      return;
-    }
-    const timer = setTimeout(() => {
-      const i = this.#waiters.indexOf(waiter);
-      if (i >= 0) this.#waiters.splice(i, 1);
+    this.#admission.admit(sessionId, dispatch, (timedOut) =>
       resolve(
-        errorResponse(
-          upstreamId,
-          GatewayErrorCodes.attributionTimeout.jsonRpcCode,
-          `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
-          { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
-        ),
-      );
-    }, this.#attributionWaitMs);
-    const waiter: Waiter = {
-      sessionId,
-      timer,
-      admit: () => {
-        clearTimeout(timer);
-        if (this.#closed) {
-          resolve(this.#closedError(upstreamId));
-          return;
-        }
-        this.#bidiInFlight++;
-        dispatch();
-      },
-    };
-    this.#waiters.push(waiter);
-  }
-
-  #releaseBidi(): void {
-    if (--this.#bidiInFlight > 0) return;
-    this.#bidiSession = undefined;
-    const first = this.#waiters[0];
-    if (!first) return;
-    // Admit every waiting call of the next session together.
-    this.#bidiSession = first.sessionId;
-    const admitted = this.#waiters.filter((w) => w.sessionId === first.sessionId);
-    this.#waiters = this.#waiters.filter((w) => w.sessionId !== first.sessionId);
-    for (const w of admitted) w.admit();
+        timedOut
+          ? errorResponse(
+              upstreamId,
+              GatewayErrorCodes.attributionTimeout.jsonRpcCode,
+              `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
+              { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
+            )
+          : this.#closedError(upstreamId),
+      ),
+    );
   }
 
   #settle(pending: Pending, response: JsonRpcResponse): void {
@@ -445,8 +379,7 @@ export class UpstreamConnection {
     this.#closed = true;
     this.#closeInfo = info;
     for (const pending of [...this.#pending.values()]) this.#settle(pending, this.#closedError(pending.upstreamId));
-    for (const w of this.#waiters) w.admit(); // resolves each with the closed error
-    this.#waiters = [];
+    this.#admission.admitAll(); // resolves each waiting call with the closed error
     for (const ac of this.#serverRequests.values()) ac.abort();
     this.#serverRequests.clear();
     this.#onClose?.(info);
@@ -475,10 +408,11 @@ export class UpstreamConnection {
     }
     if (!needsBidi) return undefined;
     if (this.#exclusive) {
-      if (this.#bidiSession === undefined) return undefined;
-      // Under exclusive admission every in-flight bidi call belongs to #bidiSession: attribution is exact.
+      const admitted = this.#admission.session;
+      if (admitted === undefined) return undefined;
+      // Under exclusive admission every in-flight bidi call belongs to the admitted session: attribution is exact.
       let found: Caller | undefined;
-      for (const p of this.#pending.values()) if (p.caller?.sessionId === this.#bidiSession) found = p.caller;
+      for (const p of this.#pending.values()) if (p.caller?.sessionId === admitted) found = p.caller;
       return found;
     }
     // An HTTP upstream sent the request on its standalone stream: attribute it only when every
@@ -518,54 +452,12 @@ export class UpstreamConnection {
       this.#reply(req.id, { result: {} });
       return;
     }
-    const capability = SERVER_REQUEST_CAPABILITY[req.method];
-    const caller = this.#callerFor(info, true);
-    if (!caller) {
-      this.#logger.info(
-        { method: req.method },
-        'server-to-client request with no client call in flight to attribute it to',
-      );
-      this.#reply(req.id, {
-        error: {
-          code: GatewayErrorCodes.noCaller.jsonRpcCode,
-          message: `switchboard: no client request of this upstream is in flight, so ${req.method} cannot be attributed to a client`,
-          data: { code: 'SWB_ERR_ROUTE_NO_CALLER' },
-        },
-      });
-      return;
-    }
-    if (capability !== undefined && caller.clientCapabilities?.[capability] === undefined) {
-      this.#reply(req.id, {
-        error: {
-          code: GatewayErrorCodes.capability.jsonRpcCode,
-          message: `switchboard: the calling client did not declare the ${capability} capability`,
-          data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
-        },
-      });
-      return;
-    }
-    const ac = new AbortController();
-    this.#serverRequests.set(req.id, ac);
-    caller.request(req.method, req.params).then(
-      (answer) => {
-        this.#serverRequests.delete(req.id);
-        if (!ac.signal.aborted) this.#reply(req.id, answer);
-      },
-      (err: unknown) => {
-        this.#serverRequests.delete(req.id);
-        const ge = err instanceof GatewayError ? err : undefined;
-        this.#reply(req.id, {
-          error: {
-            code: ge?.jsonRpcCode ?? ERROR_CODES.SWB_ERR_INTERNAL.jsonRpcCode,
-            message: ge?.message ?? 'switchboard: the client did not answer',
-            data: { code: ge?.code ?? 'SWB_ERR_INTERNAL' },
-          },
-        });
-      },
-    );
+    forwardServerRequest(req, this.#callerFor(info, true), this.#serverRequests, this.#replyTo, this.#logger);
   }
 
-  #reply(id: JsonRpcId, answer: { result?: JsonObject; error?: JsonRpcErrorObject }): void {
+  readonly #replyTo = (id: JsonRpcId, answer: ServerRequestAnswer): void => this.#reply(id, answer);
+
+  #reply(id: JsonRpcId, answer: ServerRequestAnswer): void {
     if (this.#closed) return;
     const message: JsonRpcResponse =
       answer.error !== undefined
@@ -582,7 +474,5 @@ const GatewayErrorCodes = {
   timeout: ERROR_CODES.SWB_ERR_UPSTREAM_TIMEOUT,
   closed: ERROR_CODES.SWB_ERR_UPSTREAM_CLOSED,
   sessionExpired: ERROR_CODES.SWB_ERR_UPSTREAM_SESSION_EXPIRED,
-  noCaller: ERROR_CODES.SWB_ERR_ROUTE_NO_CALLER,
-  capability: ERROR_CODES.SWB_ERR_ROUTE_CLIENT_CAPABILITY,
   attributionTimeout: ERROR_CODES.SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT,
 } as const;

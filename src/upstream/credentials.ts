@@ -1,6 +1,6 @@
 /**
- * Outbound credentials: the `Authorization` header Switchboard sends to a remote upstream
- * (issue "Identity" §G), one object per server built at startup from its `auth` config.
+ * Outbound credentials: the `Authorization` header Switchboard sends to a remote upstream, one
+ * object per server built at startup from its `auth` config.
  *
  * - `none` (or no `auth`): nothing;
  * - `bearer`: `Authorization: Bearer <token>` (RFC 6750 §2.1);
@@ -12,7 +12,7 @@
  * - `forward`: the caller's own bearer token (`Principal.bearer`); nothing when the caller
  *   authenticated without one (e.g. a trusted proxy header).
  *
- * The operator's credential is never replaced by a client header (PRODUCT §4.4): the header
+ * The operator's credential is never replaced by a client header: the header
  * passthrough policy (`src/policy/passthrough.ts`) refuses client `Authorization` headers for
  * every credentialed type. Header names are lower-case, like the transports' static headers.
  *
@@ -250,7 +250,7 @@ function configError(serverName: string, detail: string): GatewayError {
 }
 
 /**
- * Builds the outbound credential of one upstream from its `auth` config (issue "Identity" §G).
+ * Builds the outbound credential of one upstream from its `auth` config.
  * Call once per server at startup/reload; `headersFor` is the hot path.
  *
  * @param auth - the server's `auth`; `undefined` means `{type: none}`.

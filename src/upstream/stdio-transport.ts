@@ -4,7 +4,8 @@
  *
  * Framing only: no id remapping, no initialize logic (that is {@link UpstreamConnection}).
  * The child leads its own process group so that closing the transport also ends whatever the
- * server spawned, and every live group is killed when the gateway process exits (no orphans).
+ * server spawned, and every live group is killed when the gateway process exits (no orphans):
+ * `process-group.ts`. Lines are split by `line-splitter.ts`.
  *
  * @module
  */
@@ -20,6 +21,10 @@ import {
   type MessageTransport,
   type TransportCloseInfo,
 } from './transport.js';
+import { createLineSplitter } from './line-splitter.js';
+import { ProcessGroup } from './process-group.js';
+
+export { createLineSplitter, type LineSplitter, type LineSplitterOptions } from './line-splitter.js';
 
 /** Options for {@link createStdioTransport}. */
 export interface StdioTransportOptions {
@@ -61,129 +66,12 @@ export const STDERR_LINE_MAX_BYTES = 4096;
 const DEFAULT_STDERR_LINES = 200;
 const DEFAULT_KILL_GRACE_MS = 2000;
 const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
-/** How often a process group is probed while waiting for it to empty after its leader exited. */
-const GROUP_POLL_MS = 20;
 /** Extra wait for the stdio pipes to close after the child exited (a grandchild may hold them). */
 const PIPE_CLOSE_SLACK_MS = 250;
-const LF = 0x0a;
-const CR = 0x0d;
 /** Stdout carries nothing but messages, so there is nothing to add per message. */
 const NO_INFO: IncomingMessageInfo = Object.freeze({});
 /** stderr lines logged at `warn` rather than `info`. */
 const STDERR_WARN_RE = /\b(?:error|err|fatal|panic|exception|traceback|critical|warn|warning)\b/i;
-
-// ---------------------------------------------------------------------------------------------
-// Process-exit registry: the process groups of live children, killed when the gateway exits.
-
-const liveGroups = new Set<number>();
-let exitHookInstalled = false;
-
-function killLiveGroups(): void {
-  for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
-  liveGroups.clear();
-}
-
-function trackGroup(pgid: number): void {
-  if (!exitHookInstalled) {
-    // 'exit' listeners must be synchronous, so there is no grace period here: SIGKILL at once.
-    process.on('exit', killLiveGroups);
-    exitHookInstalled = true;
-  }
-  liveGroups.add(pgid);
-}
-
-/** Sends `signal` to every process of group `pgid`; false when the group no longer exists. */
-function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
-  try {
-    process.kill(-pgid, signal);
-    return true;
-  } catch (err) {
-    // EPERM: the group exists but a member changed its credentials; count it as alive.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Line splitting.
-
-/** Options for {@link createLineSplitter}. */
-export interface LineSplitterOptions {
-  /** Longest line delivered whole, in bytes (excluding the newline). */
-  maxLineBytes: number;
-  /** A complete line, without `\n` or `\r\n`, decoded as UTF-8. Empty lines are delivered too. */
-  onLine: (line: string) => void;
-  /**
-   * A line longer than `maxLineBytes`: called once with its first `maxLineBytes` bytes (decoded);
-   * the rest of the line, up to the next newline, is discarded.
-   */
-  onOverflow: (prefix: string) => void;
-}
-
-/** A push-based splitter of a byte stream into lines. */
-export interface LineSplitter {
-  /** Feeds the next chunk. Only the new chunk is scanned for newlines. */
-  push(chunk: Buffer): void;
-  /** Delivers a final line that had no terminating newline. */
-  end(): void;
-}
-
-/**
- * Creates a splitter of newline-delimited text (MCP stdio framing). Chunks are buffered without
- * copying until a `\n` arrives; each chunk is scanned once with a native search, so a message
- * spread over many chunks costs O(total bytes). Splitting on the byte 0x0A is UTF-8 safe (it never
- * occurs inside a multi-byte sequence); a trailing `\r` is removed.
- */
-export function createLineSplitter(options: LineSplitterOptions): LineSplitter {
-  const { maxLineBytes, onLine, onOverflow } = options;
-  let parts: Buffer[] = [];
-  let size = 0;
-  let discarding = false;
-
-  const emit = (line: Buffer): void => {
-    const end = line.length > 0 && line[line.length - 1] === CR ? line.length - 1 : line.length;
-    if (end > maxLineBytes) onOverflow(line.toString('utf8', 0, maxLineBytes));
-    else onLine(line.toString('utf8', 0, end));
-  };
-
-  return {
-    push(chunk: Buffer): void {
-      let start = 0;
-      let nl = chunk.indexOf(LF);
-      while (nl !== -1) {
-        if (discarding) {
-          discarding = false;
-        } else if (size === 0) {
-          emit(chunk.subarray(start, nl));
-        } else {
-          parts.push(chunk.subarray(start, nl));
-          const line = Buffer.concat(parts, size + nl - start);
-          parts = [];
-          size = 0;
-          emit(line);
-        }
-        start = nl + 1;
-        nl = chunk.indexOf(LF, start);
-      }
-      if (start >= chunk.length || discarding) return;
-      const rest = start === 0 ? chunk : chunk.subarray(start);
-      parts.push(rest);
-      size += rest.length;
-      if (size > maxLineBytes + 1) {
-        // +1 leaves room for a `\r` whose `\n` has not arrived yet.
-        onOverflow(Buffer.concat(parts, size).toString('utf8', 0, maxLineBytes));
-        parts = [];
-        size = 0;
-        discarding = true;
-      }
-    },
-    end(): void {
-      if (size > 0 && !discarding) emit(Buffer.concat(parts, size));
-      parts = [];
-      size = 0;
-      discarding = false;
-    },
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // The transport.
@@ -235,8 +123,8 @@ class StdioTransportImpl implements StdioTransport {
   #queue: QueuedWrite[] = [];
   #drainWaiters: DrainWaiter[] = [];
   /** Deadline (ms since epoch) after which the group gets SIGKILL; set by close() or by a crash. */
-  #killDeadline: number | undefined;
-  #killTimer: NodeJS.Timeout | undefined;
+  /** The process group the child leads, once it has a pid. */
+  #group: ProcessGroup | undefined;
   #pipeTimer: NodeJS.Timeout | undefined;
   #finishedPromise: Promise<void>;
   #resolveFinished!: () => void;
@@ -304,7 +192,7 @@ class StdioTransportImpl implements StdioTransport {
       child.once('spawn', () => {
         spawned = true;
         this.#pid = child.pid;
-        if (child.pid !== undefined) trackGroup(child.pid);
+        if (child.pid !== undefined) this.#group = new ProcessGroup(child.pid, this.#killGraceMs, this.#logger);
         this.#logger.debug({ pid: child.pid, command: this.#command }, 'upstream child started');
         if (this.#closeCalled) this.#terminate();
         resolve();
@@ -399,8 +287,7 @@ class StdioTransportImpl implements StdioTransport {
     // Lines whose send() already resolved go out before stdin closes.
     this.#flush();
     this.#child?.stdin?.end();
-    signalGroup(this.#pid, 'SIGTERM');
-    this.#armKill();
+    this.#group?.terminate();
   }
 
   // -- stdout / stderr / stdin -------------------------------------------------------------------
@@ -502,19 +389,6 @@ class StdioTransportImpl implements StdioTransport {
 
   // -- exit and process-group cleanup ----------------------------------------------------------
 
-  #armKill(): void {
-    if (this.#killDeadline !== undefined || this.#pid === undefined) return;
-    const pid = this.#pid;
-    this.#killDeadline = Date.now() + this.#killGraceMs;
-    this.#killTimer = setTimeout(() => {
-      if (signalGroup(pid, 0)) {
-        this.#logger.warn({ pid }, `upstream process group still alive ${this.#killGraceMs} ms after SIGTERM; SIGKILL`);
-        signalGroup(pid, 'SIGKILL');
-      }
-    }, this.#killGraceMs);
-    this.#killTimer.unref();
-  }
-
   #onExit(code: number | null, signal: NodeJS.Signals | null): void {
     this.#exit = { code, signal };
     this.#sendClosed = true;
@@ -525,7 +399,7 @@ class StdioTransportImpl implements StdioTransport {
     } else {
       this.#logger.debug({ pid, exitCode: code, signal }, 'upstream child exited');
     }
-    if (pid !== undefined) void this.#reapGroup(pid);
+    if (this.#group !== undefined) void this.#group.reap(this.#resolveGroupGone);
     else this.#resolveGroupGone();
     // Normally 'close' follows once stdout/stderr are drained; a grandchild still holding the
     // pipes must not delay onclose beyond the kill deadline.
@@ -535,28 +409,6 @@ class StdioTransportImpl implements StdioTransport {
       this.#finish();
     }, this.#killGraceMs + PIPE_CLOSE_SLACK_MS);
     this.#pipeTimer.unref();
-  }
-
-  /** Waits for the rest of the group (grandchildren) to go after the leader exited. */
-  async #reapGroup(pid: number): Promise<void> {
-    try {
-      if (!signalGroup(pid, 0)) return;
-      if (this.#killDeadline === undefined) {
-        // The leader died on its own: its orphans get the same SIGTERM → SIGKILL treatment.
-        signalGroup(pid, 'SIGTERM');
-        this.#armKill();
-      }
-      const deadline = this.#killDeadline ?? Date.now();
-      while (Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS).unref());
-        if (!signalGroup(pid, 0)) return;
-      }
-      signalGroup(pid, 'SIGKILL');
-    } finally {
-      if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
-      liveGroups.delete(pid);
-      this.#resolveGroupGone();
-    }
   }
 
   #finish(): void {

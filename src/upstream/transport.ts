@@ -1,5 +1,5 @@
 /**
- * Upstream transports: framing only (STYLE.md, after the MCP SDK's Transport). A transport moves
+ * Upstream transports: framing only, like the MCP TypeScript SDK's `Transport`. A transport moves
  * JSON-RPC messages to and from one upstream MCP server instance and knows nothing of ids,
  * sessions of clients, routing or policy — {@link UpstreamConnection} does that on top.
  *

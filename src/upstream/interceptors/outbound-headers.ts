@@ -1,0 +1,126 @@
+/**
+ * The outbound-headers step of a remote upstream: the HTTP headers of each call, merged in the
+ * documented order of `policy/passthrough.ts`:
+ *
+ *   operator credential (`upstream/credentials.ts`) → allowlisted client headers
+ *   (`policy/passthrough.ts`) → identity headers with a signed assertion (`auth/identity.ts`)
+ *   → headers an outer step set (`traceparent`)
+ *
+ * Synchronous when no part needs I/O (a static bearer, `none`, `forward`, no identity
+ * assertion): the call goes on in the same step, with no extra promise. The credential headers
+ * and principal of each call are remembered on the connection's binding, so the connection's own
+ * traffic (the GET stream, notifications) carries the latest credential.
+ *
+ * @module
+ */
+import type { IdentityPropagator } from '../../auth/identity.js';
+import { ANONYMOUS, type Principal } from '../../auth/principal.js';
+import type { PassthroughPolicy } from '../../policy/passthrough.js';
+import type { JsonRpcResponse } from '../../protocol/jsonrpc.js';
+import type { UpstreamCredentials } from '../credentials.js';
+import {
+  errorResponseOf,
+  type ConnectionBinding,
+  type Dispatch,
+  type OutboundHeaders,
+  type UpstreamInterceptor,
+  type UpstreamRequest,
+} from '../dispatch.js';
+
+/** Gateway-wide settings for outbound requests to remote upstreams. */
+export interface OutboundOptions {
+  /** The resolved global passthrough allowlist (env / stored / merged). */
+  globalAllowlist: readonly string[];
+  /** `headers.overwriteBase`. */
+  overwriteBase: boolean;
+  /** Header names never forwarded (the trusted-proxy identity header). */
+  reservedHeaders: readonly string[];
+  /** Signs identity assertions for servers with `identityHeaders: true`. */
+  identity?: IdentityPropagator;
+}
+
+/** Options for {@link createOutboundHeadersInterceptor}. */
+export interface OutboundHeadersOptions {
+  /** The upstream server's configured name (identity assertion audience). */
+  serverName: string;
+  /** The operator credential. */
+  credentials: UpstreamCredentials;
+  /** The compiled passthrough policy, when the server has one. */
+  passthrough?: PassthroughPolicy | undefined;
+  /** Signs identity headers, for servers with `identityHeaders: true`. */
+  identity?: IdentityPropagator | undefined;
+}
+
+const EMPTY_HEADERS: OutboundHeaders = Object.freeze({});
+
+/** Creates the outbound-headers step of one remote upstream. */
+export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions): UpstreamInterceptor {
+  const { serverName, credentials, passthrough, identity } = options;
+
+  const withAuth = (
+    call: UpstreamRequest,
+    binding: ConnectionBinding | undefined,
+    principal: Principal,
+    auth: OutboundHeaders,
+  ): OutboundHeaders | Promise<OutboundHeaders> => {
+    if (binding) {
+      binding.authHeaders = auth;
+      binding.principal = principal;
+    }
+    const ctx = call.ctx;
+    const passed = ctx.httpHeaders && passthrough ? passthrough(ctx.httpHeaders) : EMPTY_HEADERS;
+    if (identity) {
+      return identity
+        .headersFor({ serverName, principal, sessionId: ctx.sessionId })
+        .then((assertion) => ({ ...auth, ...passed, ...assertion }));
+    }
+    // Nothing to merge: the (frozen) credential headers as they are, no copy.
+    if (passed === EMPTY_HEADERS) return auth;
+    return { ...auth, ...passed };
+  };
+
+  const headersOf = (call: UpstreamRequest): OutboundHeaders | Promise<OutboundHeaders> => {
+    const binding = call.binding();
+    const principal = call.ctx.principal ?? binding?.principal ?? ANONYMOUS;
+    const auth = credentials.headersFor(principal);
+    return auth instanceof Promise
+      ? auth.then((a) => withAuth(call, binding, principal, a))
+      : withAuth(call, binding, principal, auth);
+  };
+
+  /** Puts the headers on the call, under those an outer step set (`traceparent`). */
+  const put = (call: UpstreamRequest, headers: OutboundHeaders): void => {
+    call.headers = call.headers === undefined ? headers : { ...headers, ...call.headers };
+  };
+
+  return (next: Dispatch): Dispatch =>
+    (call: UpstreamRequest): Promise<JsonRpcResponse> => {
+      let pending: OutboundHeaders | Promise<OutboundHeaders>;
+      try {
+        pending = headersOf(call);
+      } catch (err) {
+        return Promise.resolve(errorResponseOf(err));
+      }
+      if (pending instanceof Promise) {
+        return pending.then(
+          (headers) => {
+            put(call, headers);
+            return next(call);
+          },
+          (err: unknown) => errorResponseOf(err),
+        );
+      }
+      put(call, pending);
+      return next(call);
+    };
+}
+
+/**
+ * The credential headers a new connection is made with, for the principal of its slot (the
+ * anonymous principal when the slot has none).
+ */
+export function connectHeadersOf(
+  credentials: UpstreamCredentials,
+): (principal: Principal | undefined) => OutboundHeaders | Promise<OutboundHeaders> {
+  return (principal) => credentials.headersFor(principal ?? ANONYMOUS);
+}

@@ -1,0 +1,200 @@
+/**
+ * Supervision of one upstream: its lifecycle state, restarts of a crashed `shared` child with
+ * backoff (bounded by `restart.maxRetries`), and the health of a remote upstream (consecutive
+ * transport failures mark it down; a `ping` probe runs until it answers, `health.ts`).
+ *
+ * @module
+ */
+import { isStdioServer, type ServerConfig } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { CatalogCache } from './catalog.js';
+import type { UpstreamConnection } from './connection.js';
+import { UpstreamHealth } from './health.js';
+import { PROBE_CONTEXT, SHARED_KEY, type ConnectionPool, type Slot } from './pool.js';
+import type { TransportCloseInfo } from './transport.js';
+import type { UpstreamState } from './types.js';
+
+/** Options for {@link Supervisor}. */
+export interface SupervisorOptions {
+  config: ServerConfig;
+  logger: Logger;
+  now: () => number;
+  pool: ConnectionPool;
+  catalog: CatalogCache;
+  /** Whether to track health (remote upstreams, except tunnelled ones: the tunnel hub watches those). */
+  watchHealth: boolean;
+  /** Sends one health probe (a `ping` through the call path, whose answer reaches {@link Supervisor.record}). */
+  probe: () => Promise<unknown>;
+  /** Reports a state change. */
+  onState: (state: UpstreamState, error: string | undefined) => void;
+}
+
+/** The lifecycle of one upstream's connections. */
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #logger: Logger;
+  readonly #pool: ConnectionPool;
+  readonly #catalog: CatalogCache;
+  #state: UpstreamState = 'starting';
+  #lastError: string | undefined;
+  #restartTimer: NodeJS.Timeout | undefined;
+  #restarts = 0;
+  /** Remote upstreams only: consecutive transport failures and the probe while down. */
+  readonly #health: UpstreamHealth | undefined;
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    this.#logger = options.logger;
+    this.#pool = options.pool;
+    this.#catalog = options.catalog;
+    const cfg = options.config;
+    if (options.watchHealth && !isStdioServer(cfg)) {
+      this.#health = new UpstreamHealth({
+        failureThreshold: cfg.health.failureThreshold,
+        probeIntervalMs: cfg.health.probeInterval,
+        maxProbeIntervalMs: cfg.health.maxProbeInterval,
+        probe: options.probe,
+        onChange: (up, reason) => this.#onHealth(up, reason),
+      });
+    }
+  }
+
+  /** Current lifecycle state. */
+  get state(): UpstreamState {
+    return this.#state;
+  }
+
+  /** Last start/crash error message, if any. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  /** Restarts since start (crash recoveries of shared children). */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  /** Whether health is tracked (a remote upstream's calls must reach {@link record}). */
+  get tracksHealth(): boolean {
+    return this.#health !== undefined;
+  }
+
+  /** Sees a call's final answer (remote upstreams' health). */
+  record(response: JsonRpcResponse): void {
+    if (this.#health !== undefined) this.#health.record(response);
+  }
+
+  /** Changes the state and reports it (nothing when unchanged). */
+  setState(state: UpstreamState, error?: string): void {
+    if (this.#state === state) return;
+    this.#state = state;
+    this.#options.onState(state, error);
+  }
+
+  /**
+   * The start failed: state `failed`; a shared child keeps retrying with backoff, a remote
+   * upstream is probed until it answers.
+   */
+  startFailed(err: unknown, isolation: string): void {
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    this.setState('failed', this.#lastError);
+    if (isolation === 'shared' && !this.#pool.stopped) this.#scheduleRestart(this.#pool.slots.get(SHARED_KEY));
+    // A remote upstream not reachable at start is probed until it answers.
+    this.#health?.markDown(this.#lastError);
+  }
+
+  /** A connection's transport closed: a crashed shared child is restarted with backoff. */
+  onClose(slot: Slot, conn: UpstreamConnection, info: TransportCloseInfo, isolation: string): void {
+    if (slot.connection === conn) slot.connection = undefined;
+    if (this.#pool.stopped || this.#pool.slots.get(slot.key) !== slot) return;
+    if (info.sessionExpired) {
+      this.#logger.info('upstream session expired; the next request re-initialises');
+      return;
+    }
+    const why = info.error?.message ?? (info.signal ? `signal ${info.signal}` : `exit code ${info.exitCode ?? '?'}`);
+    this.#logger.warn({ exitCode: info.exitCode, signal: info.signal, err: info.error }, 'upstream connection closed');
+    slot.notBefore = this.#options.now() + slot.backoff.next();
+    if (slot.key === SHARED_KEY && isolation === 'shared') {
+      this.#lastError = why;
+      this.setState('restarting', why);
+      this.#scheduleRestart(slot);
+    }
+  }
+
+  /** Stops restarts and probes. */
+  stop(): void {
+    this.#health?.stop();
+    if (this.#restartTimer) clearTimeout(this.#restartTimer);
+  }
+
+  #scheduleRestart(slot: Slot | undefined): void {
+    if (this.#pool.stopped || this.#restartTimer) return;
+    const s = slot ?? this.#pool.slotFor({ sessionId: SHARED_KEY, principalId: SHARED_KEY }, true);
+    const cfg = this.#options.config;
+    const maxRetries = isStdioServer(cfg) ? cfg.restart.maxRetries : 0;
+    if (maxRetries > 0 && s.backoff.attempts > maxRetries) {
+      this.setState('failed', `gave up after ${maxRetries} restarts`);
+      return;
+    }
+    const delay = Math.max(0, s.notBefore - this.#options.now());
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = undefined;
+      if (this.#pool.stopped) return;
+      const live = s.connection && !s.connection.closed ? s.connection : undefined;
+      const p = live ? Promise.resolve(live) : (s.starting ?? this.#pool.connect(s));
+      p.then(
+        async (conn) => {
+          this.#restarts++;
+          await this.#catalog.load(conn, undefined);
+          this.setState('ready');
+        },
+        (err: unknown) => {
+          this.#lastError = err instanceof Error ? err.message : String(err);
+          this.#logger.warn({ err }, 'upstream restart failed');
+          this.#scheduleRestart(s);
+        },
+      );
+    }, delay);
+    this.#restartTimer.unref();
+  }
+
+  /**
+   * A remote upstream's health changed: down → state `failed` (`/readyz` 503,
+   * `switchboard_upstream_up` 0); up again → `ready`, after loading the catalog when it was never
+   * loaded (the upstream was unreachable at start; when that load fails, it is marked down again
+   * and probing goes on).
+   */
+  #onHealth(up: boolean, reason: string | undefined): void {
+    if (this.#pool.stopped) return;
+    if (!up) {
+      this.#lastError = reason ?? 'consecutive transport failures';
+      this.#logger.warn(
+        { failures: this.#health?.failures, err: this.#lastError },
+        'upstream marked down; probing until it answers',
+      );
+      this.setState('failed', this.#lastError);
+      return;
+    }
+    const ready = (): void => {
+      if (this.#pool.stopped || this.#health?.down === true) return;
+      this.#logger.info('upstream answers again; marked up');
+      this.setState('ready');
+    };
+    if (this.#catalog.loaded) return ready();
+    this.#pool
+      .acquire(PROBE_CONTEXT)
+      .then((conn) => this.#catalog.load(conn, undefined))
+      .then(
+        () => {
+          this.#catalog.loaded = true;
+          ready();
+        },
+        (err: unknown) => {
+          this.#logger.warn({ err }, 'catalog load after recovery failed');
+          // Keep probing: the next answer tries the catalog again.
+          this.#health?.markDown(err instanceof Error ? err.message : String(err));
+        },
+      );
+  }
+}
