@@ -263,6 +263,15 @@ export class ConnectionPool {
         ? err
         : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `upstream "${this.#name}": ${String(err)}`, { cause: err });
     }
+    // The slot may have been closed while this connection started (its session ended, or the
+    // upstream stopped): nothing would ever release the connection, so it is closed now.
+    if (this.#stopped || this.slots.get(slot.key) !== slot) {
+      await conn.close().catch(() => undefined);
+      throw new GatewayError(
+        'SWB_ERR_UPSTREAM_CLOSED',
+        `upstream "${this.#name}": the connection's session ended while it was starting`,
+      );
+    }
     slot.connection = conn;
     slot.backoff.reset();
     this.#options.onConnected(conn);
