@@ -3,9 +3,10 @@
  * spends another's budget.
  *
  * `rateLimits` rules are compiled once by {@link createRateLimiter}: globs with picomatch, CIDRs
- * with ipaddr.js, and token buckets (`./token-bucket.ts`) in memory or in Redis shared by every
- * replica. The returned {@link RateLimiter.check} is on the hot path: when no rule matches a
- * request it returns `undefined` synchronously, without allocating a promise.
+ * with ipaddr.js (`./rate-limit-rules.ts`: validation, matching, keys), and token buckets
+ * (`./token-bucket.ts`) in memory or in Redis shared by every replica. The returned
+ * {@link RateLimiter.check} is on the hot path: when no rule matches a request it returns
+ * `undefined` synchronously, without allocating a promise.
  *
  * Counting: each rule is a token bucket per key holding `limit + burst` tokens and refilled at
  * `limit` tokens per `window` (one every `window / limit` ms); a request that matches the rule
@@ -22,35 +23,25 @@
  *
  * @module
  */
-import ipaddr from 'ipaddr.js';
 import type { Redis } from 'ioredis';
-import picomatch from 'picomatch';
 import type { Stage } from '../pipeline/stage.js';
-import type { Principal } from '../auth/principal.js';
-import type { RateLimitRule, RuleMatch } from '../config/schema.js';
+import type { RateLimitRule } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { compileRule, rateLimitRuleProblems, type CompiledRule, type RateLimitContext } from './rate-limit-rules.js';
 import { MemoryTokenBuckets, RedisTokenBuckets, type TokenBucketStore } from './token-bucket.js';
 
-/** Smallest supported `window`, in milliseconds. */
-export const MIN_WINDOW_MS = 1;
+export {
+  compileMatch,
+  MIN_WINDOW_MS,
+  rateLimitRuleProblems,
+  ruleMatchProblems,
+  type RateLimitContext,
+  type RateLimitRuleProblem,
+} from './rate-limit-rules.js';
 
 /** A store failure is logged at most once per this many milliseconds (10 s); the rest are counted. */
 export const STORE_ERROR_LOG_INTERVAL_MS = 10_000;
-
-/** What a rate-limit check sees of a request. The pipeline's `RequestContext` is one. */
-export interface RateLimitContext {
-  /** The authenticated (or anonymous) caller. */
-  readonly principal: Principal;
-  /** The client's IP address as the socket reports it (`::ffff:` prefixes allowed); may be unknown. */
-  readonly ip?: string | undefined;
-  /** The target server's name, when the request is routed to one. */
-  readonly server?: string | undefined;
-  /** The upstream's own tool name (not the namespaced one), for `tools/call`. */
-  readonly tool?: string | undefined;
-  /** The JSON-RPC method, e.g. `tools/call`. */
-  readonly method?: string | undefined;
-}
 
 /** Reported through {@link RateLimiterOptions.onEvent} (the metrics hook). */
 export interface RateLimitEvent {
@@ -114,12 +105,6 @@ export interface RateLimiter {
   close(): Promise<void>;
 }
 
-/** One problem found in `rateLimits`; `path` starts at the rule's index. */
-export interface RateLimitRuleProblem {
-  path: (string | number)[];
-  message: string;
-}
-
 /**
  * Picks the store for `rateLimiting.store`: `auto` means Redis when a Redis URL is configured
  * (`SWITCHBOARD_REDIS_URL`), memory otherwise.
@@ -151,68 +136,6 @@ export function retryAfterSeconds(retryAfterMs: number): string {
 }
 
 /**
- * Checks what the schema cannot: windows the stores support, `match.ip` syntax, glob syntax and
- * unique rule ids (a rule's `name`, or its index when unnamed; ids are part of the keys). Used by
- * {@link createRateLimiter}; `switchboard check` can call it to print every problem.
- *
- * @returns the problems, empty when the rules are usable; paths are relative to `rateLimits`.
- */
-export function rateLimitRuleProblems(rules: readonly RateLimitRule[]): RateLimitRuleProblem[] {
-  const problems: RateLimitRuleProblem[] = [];
-  const ids = new Map<string, number>();
-  rules.forEach((rule, i) => {
-    if (!Number.isFinite(rule.window) || rule.window < MIN_WINDOW_MS) {
-      problems.push({ path: [i, 'window'], message: `window must be at least 1ms (got ${rule.window}ms)` });
-    }
-    for (const p of ruleMatchProblems(rule.match)) problems.push({ path: [i, ...p.path], message: p.message });
-    const id = ruleId(rule, i);
-    const other = ids.get(id);
-    if (other !== undefined) {
-      problems.push({
-        path: [i, 'name'],
-        message: `rule id "${id}" is also used by rateLimits[${other}]; rule names must be unique and must not equal the position of an unnamed rule`,
-      });
-    } else {
-      ids.set(id, i);
-    }
-  });
-  return problems;
-}
-
-/**
- * Checks a rule's `match` (the shape shared by `rateLimits` and `guardrails`): `ip` must be an IP
- * address or CIDR, every glob must compile and must not be empty.
- *
- * @returns the problems, empty when usable; paths start at `match`, e.g. `['match', 'ip']`.
- */
-export function ruleMatchProblems(match: RuleMatch): RateLimitRuleProblem[] {
-  const problems: RateLimitRuleProblem[] = [];
-  const { ip, ...globs } = match;
-  if (ip !== undefined && parseCidr(ip) === undefined) {
-    problems.push({ path: ['match', 'ip'], message: `expected an IP address or CIDR, got ${JSON.stringify(ip)}` });
-  }
-  for (const [field, glob] of Object.entries(globs)) {
-    if (glob === undefined) continue;
-    if (glob === '') {
-      problems.push({
-        path: ['match', field],
-        message: 'an empty pattern matches nothing; remove the field to match everything',
-      });
-      continue;
-    }
-    try {
-      compileGlob(glob);
-    } catch (e) {
-      problems.push({
-        path: ['match', field],
-        message: `invalid glob ${JSON.stringify(glob)}: ${(e as Error).message}`,
-      });
-    }
-  }
-  return problems;
-}
-
-/**
  * Compiles `rateLimits` into a {@link RateLimiter} (once, at startup or reload).
  *
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` listing every problem of
@@ -234,21 +157,6 @@ export function createRateLimiter(options: RateLimiterOptions): RateLimiter {
     throw new GatewayError('SWB_ERR_CONFIG_INVALID', 'rate-limit store redis needs a Redis client');
   }
   return new RuleSetLimiter(options);
-}
-
-interface CompiledRule {
-  readonly id: string;
-  /** Requests per window (the refill rate). */
-  readonly limit: number;
-  /** `limit + burst`: the bucket's size, the most requests admitted at once. */
-  readonly capacity: number;
-  /** `window / limit`: time to refill one token, ms. */
-  readonly emissionMs: number;
-  readonly windowMs: number;
-  /** `${keyPrefix}:${id}:` */
-  readonly keyPrefix: string;
-  readonly matches: (ctx: RateLimitContext) => boolean;
-  readonly keyOf: (ctx: RateLimitContext) => string;
 }
 
 /** A settled check of one rule: nothing (admitted), or the error it would raise. */
@@ -278,7 +186,7 @@ class RuleSetLimiter implements RateLimiter {
     this.#logger = options.logger;
     this.#onEvent = options.onEvent;
     this.#clock = options.clock ?? Date.now;
-    this.#rules = options.rules.map((rule, i) => compileRule(rule, i, options));
+    this.#rules = options.rules.map((rule, i) => compileRule(rule, i, options.keyPrefix));
     this.#memory = options.store === 'redis' ? undefined : new MemoryTokenBuckets();
     this.#buckets = this.#memory ?? new RedisTokenBuckets(options.redis!);
     this.ruleCount = this.#rules.length;
@@ -385,12 +293,12 @@ class RuleSetLimiter implements RateLimiter {
   }
 }
 
-/** Of several rules' outcomes: a 429 with the longest wait, else a store failure, else nothing. */
 /** The store key of `rule`'s bucket for this request: `${keyPrefix}:${rule}:${caller key}`. */
 function bucketKey(rule: CompiledRule, ctx: RateLimitContext): string {
   return rule.keyPrefix + rule.keyOf(ctx);
 }
 
+/** Of several rules' outcomes: a 429 with the longest wait, else a store failure, else nothing. */
 function worstOutcome(outcomes: readonly Outcome[]): void {
   let limited: GatewayError | undefined;
   let failed: GatewayError | undefined;
@@ -408,132 +316,9 @@ function retryAfter(e: GatewayError): number {
   return typeof v === 'number' ? v : 0;
 }
 
-function ruleId(rule: RateLimitRule, index: number): string {
-  return rule.name ?? String(index);
-}
-
-function compileRule(rule: RateLimitRule, index: number, options: RateLimiterOptions): CompiledRule {
-  const id = ruleId(rule, index);
-  return {
-    id,
-    limit: rule.limit,
-    capacity: rule.limit + rule.burst,
-    emissionMs: rule.window / rule.limit,
-    windowMs: rule.window,
-    keyPrefix: `${options.keyPrefix}:${id}:`,
-    matches: compileMatch(rule.match),
-    keyOf: compileKey(rule.key),
-  };
-}
-
 /** `60s`, `1.5s`, `250ms` for messages. */
 function formatWindow(ms: number): string {
   return ms % 1000 === 0 || ms > 1000 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-type Predicate = (ctx: RateLimitContext) => boolean;
-
-const ALWAYS: Predicate = () => true;
-
-/**
- * Picomatch with `bash: true`: `*` also crosses `/`, so `oauth:*` matches
- * `oauth:https://issuer/#sub` and `*` matches `tools/call`. Literal patterns compare as strings.
- */
-function compileGlob(pattern: string): (value: string) => boolean {
-  if (!picomatch.scan(pattern).isGlob) return (value) => value === pattern;
-  return picomatch(pattern, { dot: true, bash: true });
-}
-
-/**
- * Compiles a rule's `match` (shared by `rateLimits` and `guardrails`) into a predicate over the
- * request: every given field must match (globs with picomatch, `bash: true`; `ip` by CIDR). An
- * empty `match` matches every request. The match must have passed {@link ruleMatchProblems}.
- */
-export function compileMatch(match: RuleMatch): (ctx: RateLimitContext) => boolean {
-  const tests: Predicate[] = [];
-  // Cheapest and most selective first.
-  if (match.server !== undefined) {
-    const m = compileGlob(match.server);
-    tests.push((c) => c.server !== undefined && m(c.server));
-  }
-  if (match.tool !== undefined) {
-    const m = compileGlob(match.tool);
-    tests.push((c) => c.tool !== undefined && m(c.tool));
-  }
-  if (match.method !== undefined) {
-    const m = compileGlob(match.method);
-    tests.push((c) => c.method !== undefined && m(c.method));
-  }
-  if (match.principal !== undefined) {
-    const m = compileGlob(match.principal);
-    tests.push((c) => m(c.principal.id));
-  }
-  if (match.token !== undefined) {
-    const m = compileGlob(match.token);
-    tests.push((c) => c.principal.tokenId !== undefined && m(c.principal.tokenId));
-  }
-  if (match.ip !== undefined) {
-    const [range, bits] = parseCidr(match.ip)!;
-    tests.push((c) => {
-      const addr = parseAddress(c.ip);
-      return addr !== undefined && addr.kind() === range.kind() && addr.match(range, bits);
-    });
-  }
-  if (tests.length === 0) return ALWAYS;
-  if (tests.length === 1) return tests[0]!;
-  return (c) => {
-    for (let i = 0; i < tests.length; i++) if (!tests[i]!(c)) return false;
-    return true;
-  };
-}
-
-function compileKey(key: RateLimitRule['key']): (ctx: RateLimitContext) => string {
-  switch (key) {
-    case 'principal':
-      return principalKey;
-    case 'ip':
-      return (c) => ipKey(c.ip);
-    case 'token':
-      return (c) => c.principal.tokenId ?? principalKey(c);
-    case 'global':
-      return () => 'global';
-  }
-}
-
-function principalKey(c: RateLimitContext): string {
-  return c.principal.kind === 'anonymous' ? ipKey(c.ip) : c.principal.id;
-}
-
-/** `ip:<address>`, IPv4-mapped IPv6 as IPv4 and IPv6 in its canonical form; `ip:unknown` without one. */
-function ipKey(ip: string | undefined): string {
-  const addr = parseAddress(ip);
-  if (addr !== undefined) return `ip:${addr.toString()}`;
-  return ip === undefined || ip === '' ? 'ip:unknown' : `ip:${ip}`;
-}
-
-type Address = ipaddr.IPv4 | ipaddr.IPv6;
-
-function parseAddress(ip: string | undefined): Address | undefined {
-  if (ip === undefined || !ipaddr.isValid(ip)) return undefined;
-  return ipaddr.process(ip);
-}
-
-function parseCidr(text: string): [Address, number] | undefined {
-  try {
-    if (text.includes('/')) {
-      const [range, bits] = ipaddr.parseCIDR(text);
-      // `::ffff:10.0.0.0/104` is an IPv4 range: compare it with IPv4 (processed) addresses.
-      if (range.kind() === 'ipv6' && (range as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96) {
-        return [(range as ipaddr.IPv6).toIPv4Address(), bits - 96];
-      }
-      return [range, bits];
-    }
-    if (!ipaddr.isValid(text)) return undefined;
-    const addr = ipaddr.process(text);
-    return [addr, addr.kind() === 'ipv4' ? 32 : 128];
-  } catch {
-    return undefined;
-  }
 }
 
 /**
