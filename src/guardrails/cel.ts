@@ -111,7 +111,18 @@ export function compileCel(source: string): CompiledCel {
   const evaluate = ENV.parse(source);
   return {
     source,
-    test: (activation) => evaluate(activation) === true,
+    test: (activation) => {
+      // An evaluation error (a missing field) is an ordinary outcome here, possibly on every
+      // request: the library throws it, and capturing its stack trace would cost more than the
+      // evaluation. The error's message is all that is used.
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 0;
+      try {
+        return evaluate(activation) === true;
+      } finally {
+        Error.stackTraceLimit = limit;
+      }
+    },
     readsPayload: readsPayload(evaluate.ast),
   };
 }

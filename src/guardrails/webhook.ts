@@ -41,7 +41,10 @@ export interface WebhookDecision {
 export interface WebhookClientOptions {
   /** The guard's URL (`http:` or `https:`). */
   url: string;
-  /** Longest time for one decision, from sending to the parsed answer, in ms. */
+  /**
+   * Longest wait, in ms, for each phase of one decision: connecting, the answer's headers, and
+   * each part of its body.
+   */
   timeoutMs: number;
   /** Extra request headers. Default none. */
   headers?: Readonly<Record<string, string>>;
@@ -80,32 +83,44 @@ export class WebhookError extends Error {
 export function createWebhookClient(options: WebhookClientOptions): WebhookClient {
   const url = new URL(options.url);
   const path = url.pathname + url.search;
-  const pool = new Pool(url.origin, { connections: options.connections ?? 16, pipelining: 1 });
+  const timeoutMs = options.timeoutMs;
+  // Each phase of a decision — connecting, waiting for the answer's headers, each wait for its
+  // body — is bounded by the timeout through undici's own timers: no AbortSignal and no timer of
+  // ours per request (they cost more than the request itself on a loopback guard).
+  const pool = new Pool(url.origin, {
+    connections: options.connections ?? 16,
+    pipelining: 1,
+    connect: { timeout: timeoutMs },
+    headersTimeout: timeoutMs,
+    bodyTimeout: timeoutMs,
+  });
   const headers: Record<string, string> = {
     ...options.headers,
     'content-type': 'application/json',
     accept: 'application/json',
   };
   let closed: Promise<void> | undefined;
-  const timeoutMs = options.timeoutMs;
 
   return {
     async ask(question) {
       const body = JSON.stringify(question);
-      const signal = AbortSignal.timeout(timeoutMs);
       let res;
       try {
-        res = await pool.request({ path, method: 'POST', headers, body, signal });
+        res = await pool.request({ path, method: 'POST', headers, body });
       } catch (err) {
-        if (signal.aborted) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
+        if (isTimeout(err)) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
         throw new WebhookError('connection', `request failed: ${(err as Error).message}`, { cause: err });
       }
       let text: string;
       try {
-        text = await readCapped(res.body);
+        const length = Number(res.headers['content-length']);
+        if (Number.isFinite(length) && length > MAX_RESPONSE_BYTES) {
+          throw new WebhookError('body', `answer larger than ${MAX_RESPONSE_BYTES} bytes`);
+        }
+        text = Number.isFinite(length) ? await res.body.text() : await readCapped(res.body);
       } catch (err) {
         res.body.destroy();
-        if (signal.aborted) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
+        if (isTimeout(err)) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
         if (err instanceof WebhookError) throw err;
         throw new WebhookError('connection', `reading the answer failed: ${(err as Error).message}`, { cause: err });
       }
@@ -119,6 +134,12 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
       return closed;
     },
   };
+}
+
+/** undici's connect, headers and body timeouts. */
+function isTimeout(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
 }
 
 async function readCapped(body: AsyncIterable<Buffer>): Promise<string> {
