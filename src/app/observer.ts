@@ -1,0 +1,149 @@
+/**
+ * The gateway's observability sinks and what feeds them: the metrics registry, tracing (a no-op
+ * unless `OTEL_*` enables it) and the usage log; the {@link ExchangeObserver} that records every
+ * finished MCP exchange in all three (request metrics, a usage row, the server span); the
+ * recorder of refused admin-API credentials; and the `/metrics` route.
+ *
+ * @module
+ */
+import type { IncomingMessage } from 'node:http';
+import type { Span } from '@opentelemetry/api';
+import type { SwitchboardConfig } from '../config/schema.js';
+import type { GatewayError } from '../errors.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { ExchangeObserver, RouteHandler } from '../http/server.js';
+import type { Logger } from '../observability/logger.js';
+import { createMetrics, requestStatus, type Metrics } from '../observability/metrics.js';
+import type { Tracing } from '../observability/tracing.js';
+import { otelConfigured, TRACING_OFF } from '../observability/tracing-off.js';
+import {
+  blockedRowFor,
+  createUsageLog,
+  recordsUsage,
+  requestFacts,
+  usageRowFor,
+  type UsageLog,
+} from '../observability/usage-log.js';
+import { packageVersion } from '../package-root.js';
+import type { Database } from '../store/types.js';
+
+/** The observability sinks of one gateway; see {@link openObservability}. */
+export interface Observability {
+  readonly metrics: Metrics;
+  readonly tracing: Tracing;
+  /** Undefined when `usage.enabled` is off or the database has no usage store. */
+  readonly usageLog: UsageLog | undefined;
+}
+
+/** Options of {@link openObservability}. */
+export interface ObservabilityOptions {
+  readonly config: SwitchboardConfig;
+  readonly database: Database;
+  readonly logger: Logger;
+  /** A metrics registry to use (tests); default a new one. */
+  readonly metrics?: Metrics | undefined;
+}
+
+/**
+ * Creates the metrics (unless given), tracing (loaded only when `OTEL_*` configures it) and the
+ * usage log, and points the usage-log metrics at the usage log.
+ */
+export async function openObservability(options: ObservabilityOptions): Promise<Observability> {
+  const { config, database, logger } = options;
+  const metrics: Metrics = options.metrics ?? createMetrics();
+  const tracing: Tracing = otelConfigured()
+    ? (await import('../observability/tracing.js')).createTracing({
+        logger: logger.child({ component: 'tracing' }),
+        serviceVersion: packageVersion(),
+      })
+    : TRACING_OFF;
+  const usageLog: UsageLog | undefined =
+    config.usage.enabled && database.usage
+      ? createUsageLog({
+          store: database.usage,
+          batchSize: config.usage.batchSize,
+          flushIntervalMs: config.usage.flushInterval,
+          maxQueue: config.usage.maxQueue,
+          retentionMs: config.usage.retention,
+          logger: logger.child({ component: 'usage' }),
+        })
+      : undefined;
+  if (usageLog) metrics.setUsageLogSource(usageLog);
+  return { metrics, tracing, usageLog };
+}
+
+/** Metrics, usage log and the server span of every MCP exchange. */
+export function createExchangeObserver({ metrics, tracing, usageLog }: Observability): ExchangeObserver {
+  return {
+    start: tracing.enabled
+      ? (req, path) =>
+          tracing.startServerSpan(
+            `${req.method ?? 'POST'} ${path}`,
+            { 'http.request.method': req.method ?? 'POST' },
+            req.headers.traceparent as string | undefined,
+          )
+      : undefined,
+    finished(e, trace) {
+      const meta = e.meta;
+      const latencyMs = performance.now() - e.t0;
+      const status = e.res.statusCode;
+      metrics.recordRequest(
+        meta?.server ?? e.endpoint,
+        meta?.method ?? e.req.method ?? 'POST',
+        requestStatus(status, meta?.rpcError),
+        latencyMs / 1000,
+      );
+      if (usageLog) {
+        const row = e.refusal
+          ? blockedRowFor(e.refusal, {
+              ...requestFacts(e.req, e.path, e.startedAt, latencyMs),
+              bytesOut: e.bytesOut,
+              httpStatus: status,
+            })
+          : meta && recordsUsage(meta.principal)
+            ? usageRowFor(meta.principal, {
+                ...requestFacts(e.req, e.path, e.startedAt, latencyMs),
+                bytesOut: e.bytesOut,
+                mcpMethod: meta.method,
+                server: meta.server,
+                tool: meta.tool,
+                httpStatus: status,
+                jsonrpcError: meta.rpcError,
+                stage: meta.stage,
+              })
+            : undefined; // other principals are not logged: build nothing for them
+        if (row) usageLog.record(row);
+      }
+      if (trace !== undefined)
+        tracing.end(trace as Span, {
+          statusCode: status,
+          ...(meta?.rpcError === undefined ? {} : { jsonRpcErrorCode: meta.rpcError }),
+        });
+    },
+  };
+}
+
+/**
+ * Returns the listener of refused credentials on the admin and sessions APIs: each refusal
+ * becomes a blocked row in the usage log (nothing without one).
+ */
+export function refusalRecorder(
+  usageLog: UsageLog | undefined,
+): (req: IncomingMessage, path: string, err: GatewayError) => void {
+  return (req, path, err) => {
+    const row = usageLog
+      ? blockedRowFor(err, { ...requestFacts(req, path, Date.now()), httpStatus: err.status })
+      : undefined;
+    if (row) usageLog?.record(row);
+  };
+}
+
+/** The `/metrics` route: the exposition text while `metrics.enabled` is on (else not handled). */
+export function metricsRoute(gateway: Gateway, metrics: Metrics): RouteHandler {
+  return async (_req, res, path) => {
+    if (path !== '/metrics' || !gateway.config.metrics.enabled) return false;
+    res.writeHead(200, { 'content-type': metrics.contentType });
+    res.end(await metrics.metricsText());
+    return true;
+  };
+}
