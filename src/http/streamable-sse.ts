@@ -1,0 +1,264 @@
+/**
+ * The SSE streams of a Streamable HTTP session, shared by its POSTed requests and its GET stream:
+ * a bounded per-session event store, event writes within the stream budget (`stream-budget.ts`),
+ * the standalone GET stream with its keep-alive comments, and resumption with `Last-Event-ID`
+ * (transports §Resumability and Redelivery). The request checks before a stream is opened are
+ * `./streamable.ts`'s; a POSTed request's stream is opened by its `PostChannel`
+ * (`./streamable-post.ts`).
+ *
+ * @module
+ */
+import type { ServerResponse } from 'node:http';
+import { GatewayError } from '../errors.js';
+import type { ClientSession } from '../gateway/client-session.js';
+import type { Gateway } from '../gateway/gateway.js';
+import { IdTable } from '../protocol/id-table.js';
+import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
+
+/** Options for {@link createSessionStreams}: those of the streamable handler it serves. */
+export interface SessionStreamsOptions {
+  gateway: Gateway;
+  /** Interval of SSE keep-alive comments on GET streams (ms). Default 25 000. */
+  keepAliveMs?: number;
+  /** Told of every SSE stream closed because its client did not read it fast enough. */
+  onStreamOverflow?: StreamOverflowListener | undefined;
+}
+
+const SSE_HEADERS = {
+  'content-type': 'text/event-stream',
+  'cache-control': 'no-cache, no-transform',
+  connection: 'keep-alive',
+  'x-accel-buffering': 'no',
+};
+const STANDALONE_STREAM = 0;
+
+interface StoredEvent {
+  readonly stream: number;
+  readonly seq: number;
+  readonly data: string;
+}
+
+/** One SSE stream of a session (the GET stream, or a POSTed request's); survives reconnections. */
+export interface StreamState extends StreamMeter {
+  readonly id: number;
+  res: ServerResponse | undefined;
+  done: boolean;
+}
+
+/** Per-session edge state: SSE streams and the bounded event store. */
+export interface EdgeState {
+  readonly sessionId: string;
+  nextStream: number;
+  nextSeq: number;
+  readonly events: StoredEvent[];
+  /** Open SSE streams of POSTed requests by stream id (an IdTable: one insert and delete each). */
+  readonly streams: IdTable<StreamState>;
+  standalone: StreamState | undefined;
+}
+
+/** The stream operations of one streamable handler, over the edge state of each of its sessions. */
+export interface SessionStreams {
+  /** The edge state of `session`, created on first use. */
+  edgeOf(session: ClientSession): EdgeState;
+  /** Starts the SSE response of `stream` (headers, and the 2025-11-25 priming event). */
+  openSse(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    stream: StreamState,
+    headers?: Record<string, string>,
+  ): void;
+  /** Writes one SSE event, recording it for resumption. */
+  writeEvent(e: EdgeState, stream: StreamState, data: string): void;
+  /**
+   * Opens the session's standalone GET stream on `res`.
+   *
+   * @throws GatewayError `SWB_ERR_SESSION_STREAM_CONFLICT` while another GET holds it
+   */
+  openStandalone(res: ServerResponse, session: ClientSession, e: EdgeState): void;
+  /**
+   * Resumes the stream named by `lastEventId` on `res`: replays the stored events after it, then
+   * carries the live stream when it still is open.
+   *
+   * @throws GatewayError `SWB_ERR_SESSION_EVENT_EXPIRED` when the id is malformed or the events
+   *   after it are gone
+   */
+  resume(res: ServerResponse, session: ClientSession, e: EdgeState, lastEventId: string): void;
+}
+
+/** Creates the per-session stream state and operations of one streamable handler. */
+export function createSessionStreams(options: SessionStreamsOptions): SessionStreams {
+  const { gateway } = options;
+  const edge = new WeakMap<ClientSession, EdgeState>();
+  const keepAliveMs = options.keepAliveMs ?? 25_000;
+  // Read per use so a hot reload of `sessions.eventStoreSize` applies at once.
+  const storeSizeOf = () => gateway.config.sessions.eventStoreSize;
+
+  function edgeOf(session: ClientSession): EdgeState {
+    let e = edge.get(session);
+    if (!e) {
+      e = {
+        sessionId: session.id,
+        nextStream: 1,
+        nextSeq: 1,
+        events: [],
+        streams: new IdTable(),
+        standalone: undefined,
+      };
+      edge.set(session, e);
+    }
+    return e;
+  }
+
+  /**
+   * Writes one SSE event, recording it for resumption. A stream whose client does not keep up is
+   * closed once over its budget; with an event store the client resumes with `Last-Event-ID`.
+   */
+  function writeEvent(e: EdgeState, stream: StreamState, data: string): void {
+    let idLine = '';
+    if (storeSizeOf() > 0) {
+      const seq = e.nextSeq++;
+      e.events.push({ stream: stream.id, seq, data });
+      if (e.events.length > storeSizeOf()) e.events.shift();
+      idLine = `id: ${stream.id}.${seq}\n`;
+    }
+    const res = stream.res;
+    if (res) writeBounded(e, stream, res, `${idLine}event: message\ndata: ${data}\n\n`);
+  }
+
+  /** Writes to a long-lived stream within `http.maxStreamBytes` / `http.maxStreamEvents`. */
+  function writeBounded(e: EdgeState, stream: StreamState, res: ServerResponse, chunk: string): void {
+    if (writeWithin(res, chunk, stream, gateway.config.http)) return;
+    if (stream.res === res) stream.res = undefined;
+    reportOverflow(gateway.logger, options.onStreamOverflow, {
+      stream: stream.id === STANDALONE_STREAM ? 'streamable-get' : 'streamable-post',
+      sessionId: e.sessionId,
+      queuedBytes: stream.overflowBytes,
+      queuedEvents: stream.stalled,
+    });
+  }
+
+  function openSse(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    stream: StreamState,
+    headers: Record<string, string> = {},
+  ): void {
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
+    res.flushHeaders();
+    // 2025-11-25: a priming event with an id lets the client resume before the first message.
+    if (storeSizeOf() > 0 && session.protocolVersion === '2025-11-25') {
+      res.write(`id: ${stream.id}.${e.nextSeq - 1}\ndata: \n\n`);
+    }
+    res.on('close', () => {
+      if (stream.res === res) stream.res = undefined;
+    });
+  }
+
+  function openStandalone(res: ServerResponse, session: ClientSession, e: EdgeState): void {
+    if (e.standalone?.res) {
+      throw new GatewayError('SWB_ERR_SESSION_STREAM_CONFLICT', 'Conflict: only one GET stream per session is allowed');
+    }
+    const stream: StreamState = e.standalone ?? {
+      id: STANDALONE_STREAM,
+      res: undefined,
+      done: false,
+      stalled: 0,
+      overflowBytes: 0,
+    };
+    e.standalone = stream;
+    stream.res = res;
+    openSse(res, session, e, stream);
+    attachStandalone(session, e, stream, res);
+  }
+
+  function attachStandalone(session: ClientSession, e: EdgeState, stream: StreamState, res: ServerResponse): void {
+    const keepAlive = setInterval(() => writeBounded(e, stream, res, ': keepalive\n\n'), keepAliveMs);
+    keepAlive.unref();
+    res.on('close', () => {
+      clearInterval(keepAlive);
+      // With an event store the channel stays attached while disconnected: events are kept for
+      // a GET with Last-Event-ID (transports §Resumability and Redelivery).
+      if (storeSizeOf() === 0 && (stream.res === undefined || stream.res === res)) session.attachStandalone(undefined);
+    });
+    session.attachStandalone({
+      retains: storeSizeOf() > 0,
+      get closed() {
+        return stream.res === undefined;
+      },
+      send(message) {
+        writeEvent(e, stream, JSON.stringify(message));
+      },
+      end() {
+        stream.res?.end();
+      },
+    });
+  }
+
+  function resume(res: ServerResponse, session: ClientSession, e: EdgeState, lastEventId: string): void {
+    const dot = lastEventId.indexOf('.');
+    const streamId = Number(lastEventId.slice(0, dot));
+    const seq = Number(lastEventId.slice(dot + 1));
+    if (dot < 0 || !Number.isInteger(streamId) || !Number.isInteger(seq)) {
+      throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Unknown Last-Event-ID: ${lastEventId}`);
+    }
+    const live = streamId === STANDALONE_STREAM ? e.standalone : e.streams.get(streamId);
+    const oldest = e.events.find((ev) => ev.stream === streamId);
+    const replays = e.events.some((ev) => ev.stream === streamId && ev.seq > seq);
+    if (!live && !replays && (oldest === undefined || oldest.seq > seq + 1)) {
+      throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
+    }
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id });
+    res.flushHeaders();
+    if (live && live.res && live.res !== res) {
+      live.res.end();
+      live.res = undefined;
+    }
+    catchUp(res, session, e, streamId, seq, live);
+  }
+
+  /**
+   * Replays the stored events of `streamId` after `afterSeq`, then attaches `res` as the live
+   * stream. The replay is paced by `'drain'`: it stops whenever the response's queue is past its
+   * high-water mark and goes on from there once the client has read it, so a resumed stream
+   * holds at most one event beyond the mark however long the backlog, and live events (counted
+   * against the stream budget) follow only once the client has caught up. Until then new events
+   * are stored, and replayed in turn.
+   */
+  function catchUp(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    streamId: number,
+    afterSeq: number,
+    live: StreamState | undefined,
+  ): void {
+    if (res.destroyed) return;
+    let last = afterSeq;
+    for (const ev of e.events) {
+      if (ev.stream !== streamId || ev.seq <= last) continue;
+      res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
+      last = ev.seq;
+      if (res.writableNeedDrain) {
+        res.once('drain', () => catchUp(res, session, e, streamId, last, live));
+        return;
+      }
+    }
+    if (live && !live.done) {
+      if (live.res !== undefined) {
+        res.end(); // another GET took the stream over meanwhile
+        return;
+      }
+      live.res = res;
+      res.on('close', () => {
+        if (live.res === res) live.res = undefined;
+      });
+      if (streamId === STANDALONE_STREAM) attachStandalone(session, e, live, res);
+      return;
+    }
+    res.end();
+  }
+
+  return { edgeOf, openSse, writeEvent, openStandalone, resume };
+}
