@@ -365,6 +365,7 @@ export async function startGuardServer() {
   });
   server.keepAliveTimeout = 60_000;
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  server.unref(); // never what keeps the harness alive
   const { port } = server.address();
   return {
     url: `http://127.0.0.1:${port}/check`,
@@ -383,6 +384,9 @@ export function deepMerge(a, b) {
 
 let configCount = 0;
 
+/** Guard servers {@link writeFeaturesConfig} started; they live as long as this process. */
+const guardServers = [];
+
 /**
  * Writes a Switchboard config for `servers` with the config fragment in `featuresFile` (YAML,
  * e.g. bench/features.yaml) merged in. When the fragment turns on API-token auth, creates a
@@ -393,6 +397,13 @@ let configCount = 0;
 export async function writeFeaturesConfig(servers, featuresFile, { tmpDir }) {
   const { parse } = await import('yaml');
   const fragment = parse(readFileSync(featuresFile, 'utf8')) ?? {};
+  // A guardrail webhook is pointed at a guard server of this process (always allows; keep-alive).
+  const hooks = (fragment.guardrails ?? []).filter((g) => g?.webhook);
+  if (hooks.length > 0) {
+    const guard = await startGuardServer();
+    guardServers.push(guard);
+    for (const g of hooks) g.webhook.url = guard.url;
+  }
   const configFile = writeSwitchboardConfig(servers, { tmpDir, extraConfig: fragment });
   const headers = String(fragment.auth?.mode ?? '').includes('tokens')
     ? [`Authorization: Bearer ${createToken(configFile)}`]

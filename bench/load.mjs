@@ -216,7 +216,7 @@ export async function runLoad(o) {
   if (opts.op === 'call') {
     method = 'tools/call';
     prefix = '{"jsonrpc":"2.0","id":';
-    suffix = `,"method":"tools/call","params":${JSON.stringify({ name: opts.tool, arguments: { text: opts.text } })}}`;
+    suffix = `,"method":"tools/call","params":${JSON.stringify({ name: opts.tool, arguments: { message: opts.text } })}}`;
   } else if (opts.op === 'list') {
     method = 'tools/list';
     prefix = '{"jsonrpc":"2.0","id":';

@@ -113,7 +113,12 @@ const otherLoop = (async () => {
     try {
       const r = await rpc(
         `${base}/mcp`,
-        { jsonrpc: '2.0', id: ++id, method: 'tools/call', params: { name: 'echo__echo', arguments: { text: 'hi' } } },
+        {
+          jsonrpc: '2.0',
+          id: ++id,
+          method: 'tools/call',
+          params: { name: 'echo__echo', arguments: { message: 'hi' } },
+        },
         other,
       );
       if (r.status === 200 && r.text.includes('"result"')) latencies.push(performance.now() - t0);

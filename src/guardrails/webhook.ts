@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 
 /** Largest guard answer read, in bytes (1 MiB); larger is an error. */
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
@@ -102,32 +102,15 @@ export function createWebhookClient(options: WebhookClientOptions): WebhookClien
   let closed: Promise<void> | undefined;
 
   return {
-    async ask(question) {
-      const body = JSON.stringify(question);
-      let res;
-      try {
-        res = await pool.request({ path, method: 'POST', headers, body });
-      } catch (err) {
-        if (isTimeout(err)) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
-        throw new WebhookError('connection', `request failed: ${(err as Error).message}`, { cause: err });
-      }
-      let text: string;
-      try {
-        const length = Number(res.headers['content-length']);
-        if (Number.isFinite(length) && length > MAX_RESPONSE_BYTES) {
-          throw new WebhookError('body', `answer larger than ${MAX_RESPONSE_BYTES} bytes`);
+    ask(question) {
+      return new Promise<WebhookDecision>((resolve, reject) => {
+        const exchange = new GuardExchange(timeoutMs, resolve, reject);
+        try {
+          pool.dispatch({ path, method: 'POST', headers, body: JSON.stringify(question) }, exchange);
+        } catch (err) {
+          exchange.onResponseError(undefined, err as Error);
         }
-        text = Number.isFinite(length) ? await res.body.text() : await readCapped(res.body);
-      } catch (err) {
-        res.body.destroy();
-        if (isTimeout(err)) throw new WebhookError('timeout', `no answer within ${timeoutMs}ms`, { cause: err });
-        if (err instanceof WebhookError) throw err;
-        throw new WebhookError('connection', `reading the answer failed: ${(err as Error).message}`, { cause: err });
-      }
-      if (res.statusCode < 200 || res.statusCode > 299) {
-        throw new WebhookError('status', `answered HTTP ${res.statusCode}`);
-      }
-      return parseDecision(text);
+      });
     },
     close() {
       closed ??= pool.close().catch(() => undefined);
@@ -142,15 +125,87 @@ function isTimeout(err: unknown): boolean {
   return code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT';
 }
 
-async function readCapped(body: AsyncIterable<Buffer>): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_RESPONSE_BYTES) throw new WebhookError('body', `answer larger than ${MAX_RESPONSE_BYTES} bytes`);
-    chunks.push(chunk);
+/**
+ * One question's exchange, as an undici dispatch handler: the answer's body is gathered in
+ * chunks (at most {@link MAX_RESPONSE_BYTES}) and parsed at its end, without a body stream or a
+ * promise per phase. Settles its promise exactly once.
+ */
+class GuardExchange implements Dispatcher.DispatchHandler {
+  readonly #timeoutMs: number;
+  readonly #resolve: (decision: WebhookDecision) => void;
+  readonly #reject: (err: WebhookError) => void;
+  #status = 0;
+  #chunks: Buffer[] = [];
+  #size = 0;
+  #done = false;
+
+  constructor(timeoutMs: number, resolve: (d: WebhookDecision) => void, reject: (err: WebhookError) => void) {
+    this.#timeoutMs = timeoutMs;
+    this.#resolve = resolve;
+    this.#reject = reject;
   }
-  return Buffer.concat(chunks).toString('utf8');
+
+  onRequestStart(): void {
+    // Nothing to keep: a question is never cancelled, undici's timers bound it.
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.#status = statusCode;
+    const length = Number(headers['content-length']);
+    if (Number.isFinite(length) && length > MAX_RESPONSE_BYTES) {
+      this.#fail(controller, new WebhookError('body', `answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+    }
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#done) return;
+    this.#size += chunk.length;
+    if (this.#size > MAX_RESPONSE_BYTES) {
+      this.#fail(controller, new WebhookError('body', `answer larger than ${MAX_RESPONSE_BYTES} bytes`));
+      return;
+    }
+    this.#chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    if (this.#done) return;
+    this.#done = true;
+    if (this.#status < 200 || this.#status > 299) {
+      this.#reject(new WebhookError('status', `answered HTTP ${this.#status}`));
+      return;
+    }
+    const chunks = this.#chunks;
+    const text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size)).toString('utf8');
+    this.#chunks = [];
+    try {
+      this.#resolve(parseDecision(text));
+    } catch (err) {
+      this.#reject(err as WebhookError);
+    }
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#chunks = [];
+    if (isTimeout(err)) {
+      this.#reject(new WebhookError('timeout', `no answer within ${this.#timeoutMs}ms`, { cause: err }));
+    } else {
+      this.#reject(new WebhookError('connection', `request failed: ${err.message}`, { cause: err }));
+    }
+  }
+
+  /** Stops reading and rejects with `err` (a too-large answer). */
+  #fail(controller: Dispatcher.DispatchController, err: WebhookError): void {
+    this.#done = true;
+    this.#chunks = [];
+    this.#reject(err);
+    controller.abort(err);
+  }
 }
 
 /**
