@@ -27,7 +27,7 @@ import {
   JSONRPC_METHOD_NOT_FOUND,
   JSONRPC_PARSE_ERROR,
   JSONRPC_REQUEST_CANCELLED,
-  JSONRPC_SERVER_ERROR,
+  SWITCHBOARD_ERROR_BASE,
   MCP_RESOURCE_NOT_FOUND,
 } from './protocol/jsonrpc.js';
 
@@ -85,18 +85,17 @@ export const ERROR_CODES = {
   SWB_ERR_HTTP_BODY_ABORTED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Sessions
   SWB_ERR_SESSION_REQUIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
-  SWB_ERR_SESSION_NOT_FOUND: { family: 'http', status: 404, jsonRpcCode: JSONRPC_SERVER_ERROR - 1, expose: true },
+  SWB_ERR_SESSION_NOT_FOUND: { family: 'http', status: 404, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 1, expose: true },
   SWB_ERR_SESSION_NOT_INITIALIZED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_STREAM_CONFLICT: { family: 'http', status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /** `sessions.maxSessions` are open; `data.retryAfterMs` says when the first of them expires. */
-  SWB_ERR_SESSION_LIMIT: { family: 'http', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR, expose: true },
+  SWB_ERR_SESSION_LIMIT: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE, expose: true },
   /**
    * The principal already holds `sessions.maxPerPrincipal` sessions. 429 (RFC 6585 §4), not 503:
    * the limit is the caller's own, the gateway is not overloaded. `data.retryAfterMs` says when
-   * the first of its sessions expires; closing one (DELETE) frees a slot at once. JSON-RPC -32003:
-   * -32002 is MCP's "Resource not found" (server/resources §Error Handling).
+   * the first of its sessions expires; closing one (DELETE) frees a slot at once.
    */
-  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { family: 'http', status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 3, expose: true },
+  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 3, expose: true },
   SWB_ERR_SESSION_EVENT_EXPIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /**
    * A request whose id is the id of a request of the same session still in flight (MCP
@@ -126,17 +125,17 @@ export const ERROR_CODES = {
   SWB_ERR_ROUTE_UNKNOWN_RESOURCE: { family: 'jsonrpc', status: 200, jsonRpcCode: MCP_RESOURCE_NOT_FOUND, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_METHOD: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_METHOD_NOT_FOUND, expose: true },
   SWB_ERR_ROUTE_INVALID_CURSOR: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
-  SWB_ERR_ROUTE_NO_CALLER: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_SERVER_ERROR - 10, expose: true },
+  SWB_ERR_ROUTE_NO_CALLER: { family: 'jsonrpc', status: 200, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 10, expose: true },
   SWB_ERR_ROUTE_CLIENT_CAPABILITY: {
     family: 'jsonrpc',
     status: 200,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 11,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 11,
     expose: true,
   },
   SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT: {
     family: 'jsonrpc',
     status: 200,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 12,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 12,
     expose: true,
   },
   // Upstreams
@@ -146,7 +145,7 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_UNAVAILABLE: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 20,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 20,
     expose: false,
     publicMessage: 'Upstream unavailable',
   },
@@ -154,7 +153,7 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_CLOSED: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 21,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 21,
     expose: false,
     publicMessage: 'Upstream unavailable: the connection closed',
   },
@@ -162,7 +161,7 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_TIMEOUT: {
     family: 'jsonrpc',
     status: 504,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 22,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 22,
     expose: false,
     publicMessage: 'Upstream did not answer in time',
   },
@@ -170,21 +169,21 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_PROTOCOL: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 23,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 23,
     expose: false,
     publicMessage: 'Upstream sent an invalid answer',
   },
   SWB_ERR_UPSTREAM_PROCESS_LIMIT: {
     family: 'jsonrpc',
     status: 503,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 24,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 24,
     expose: true,
   },
   /** A remote upstream lost its MCP session (404) and re-initialising did not help. */
   SWB_ERR_UPSTREAM_SESSION_EXPIRED: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 25,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 25,
     expose: false,
     publicMessage: 'Upstream session expired',
   },
@@ -192,7 +191,7 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_HTTP: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 26,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 26,
     expose: false,
     publicMessage: 'Upstream answered with an HTTP error',
     publicData: ['status'],
@@ -201,12 +200,12 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_AUTH: {
     family: 'jsonrpc',
     status: 502,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 27,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 27,
     expose: false,
     publicMessage: 'Switchboard could not obtain its credential for the upstream',
   },
   /** The upstream's `maxInFlight` slots are taken and its wait queue is full, or the wait exceeded `queueTimeout`. */
-  SWB_ERR_UPSTREAM_BUSY: { family: 'jsonrpc', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 28, expose: true },
+  SWB_ERR_UPSTREAM_BUSY: { family: 'jsonrpc', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 28, expose: true },
   /**
    * One message could not be serialised for the upstream (`JSON.stringify` failed, e.g. on
    * nesting too deep for the stack). Fails that request only; the connection stays up.
@@ -224,14 +223,14 @@ export const ERROR_CODES = {
   SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION: {
     family: 'jsonrpc',
     status: 403,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 29,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 29,
     expose: true,
   },
   // Traffic control (rate limits)
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
-  SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: JSONRPC_SERVER_ERROR - 50, expose: true },
+  SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 50, expose: true },
   /** The shared rate-limit store (Redis) failed and `rateLimiting.failOpen` is false. */
-  SWB_ERR_RATE_LIMIT_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 51, expose: true },
+  SWB_ERR_RATE_LIMIT_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 51, expose: true },
   // Guardrails (src/guardrails): JSON-RPC errors on the wire (HTTP 200), outside the reserved
   // range -32768 … -32000; `data.guardrail` names the guardrail.
   /**
@@ -251,53 +250,53 @@ export const ERROR_CODES = {
   SWB_ERR_CONFIG_INTERPOLATION: { family: 'config', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   SWB_ERR_STARTUP_INSECURE_BIND: { family: 'config', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   // Identity
-  SWB_ERR_AUTH_FORBIDDEN: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 30, expose: true },
-  SWB_ERR_AUTH_MISSING_TOKEN: { family: 'http', status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 31, expose: true },
-  SWB_ERR_AUTH_INVALID_TOKEN: { family: 'http', status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 32, expose: true },
-  SWB_ERR_AUTH_REVOKED_TOKEN: { family: 'http', status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 33, expose: true },
-  SWB_ERR_AUTH_EXPIRED_TOKEN: { family: 'http', status: 401, jsonRpcCode: JSONRPC_SERVER_ERROR - 34, expose: true },
+  SWB_ERR_AUTH_FORBIDDEN: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 30, expose: true },
+  SWB_ERR_AUTH_MISSING_TOKEN: { family: 'http', status: 401, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 31, expose: true },
+  SWB_ERR_AUTH_INVALID_TOKEN: { family: 'http', status: 401, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 32, expose: true },
+  SWB_ERR_AUTH_REVOKED_TOKEN: { family: 'http', status: 401, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 33, expose: true },
+  SWB_ERR_AUTH_EXPIRED_TOKEN: { family: 'http', status: 401, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 34, expose: true },
   SWB_ERR_AUTH_INSUFFICIENT_SCOPE: {
     family: 'http',
     status: 403,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 35,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 35,
     expose: true,
   },
-  SWB_ERR_AUTH_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 36, expose: true },
-  SWB_ERR_AUTH_OUT_OF_SCOPE: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 37, expose: true },
+  SWB_ERR_AUTH_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 36, expose: true },
+  SWB_ERR_AUTH_OUT_OF_SCOPE: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 37, expose: true },
   // Token delegation (a minted token never reaches further than its creator); one JSON-RPC code
   // for the family, the SWB code names what was too wide (`data` lists it).
   /** A permission the creating credential does not hold (`data.permissions`). */
   SWB_ERR_AUTH_DELEGATION_PERMISSIONS: {
     family: 'http',
     status: 403,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 38,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
     expose: true,
   },
   /** A token for another subject, asked for by a principal that is not an admin (`data.subject`). */
   SWB_ERR_AUTH_DELEGATION_SUBJECT: {
     family: 'http',
     status: 403,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 38,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
     expose: true,
   },
   /** Servers outside the creating token's server scope (`data.servers`, `data.allowed`). */
   SWB_ERR_AUTH_DELEGATION_SERVERS: {
     family: 'http',
     status: 403,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 38,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
     expose: true,
   },
   /** Tool patterns outside the creating token's tool scope (`data.tools`, `data.allowed`). */
-  SWB_ERR_AUTH_DELEGATION_TOOLS: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_TOOLS: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
   /** An expiry later than the creating token's own (`data.expiresAt`, `data.latest`). */
-  SWB_ERR_AUTH_DELEGATION_EXPIRY: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_EXPIRY: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
   /** The creating token is already at the end of the longest allowed chain of minted tokens. */
-  SWB_ERR_AUTH_DELEGATION_DEPTH: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_DEPTH: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
   /** Only `admin.*` may create, change or delete a runtime stdio server (`command`, `args`, `cwd`, `env`): it runs as the gateway's user. */
-  SWB_ERR_AUTH_ADMIN_REQUIRED: { family: 'http', status: 403, jsonRpcCode: JSONRPC_SERVER_ERROR - 39, expose: true },
+  SWB_ERR_AUTH_ADMIN_REQUIRED: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 39, expose: true },
   // Storage (the database behind tokens, runtime servers and settings)
-  SWB_ERR_STORE_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: JSONRPC_SERVER_ERROR - 40, expose: false },
-  SWB_ERR_STORE_CONFLICT: { family: 'http', status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 41, expose: true },
+  SWB_ERR_STORE_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 40, expose: false },
+  SWB_ERR_STORE_CONFLICT: { family: 'http', status: 409, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 41, expose: true },
   SWB_ERR_STORE_MIGRATION: { family: 'config', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
   // Reverse tunnel (src/tunnel). Refusals of a tunnel's own frames come before any JSON-RPC
   // processing, like the HTTP family: an `error` frame on the tunnel's WebSocket names the code.
@@ -306,20 +305,20 @@ export const ERROR_CODES = {
   /** `register` refused: invalid server name, a name clash, or a second `register` on one session. */
   SWB_ERR_TUNNEL_REGISTER_REFUSED: { family: 'http', status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /** A JSON-RPC message or operator request on a tunnel session that has not registered yet. */
-  SWB_ERR_TUNNEL_NOT_REGISTERED: { family: 'http', status: 409, jsonRpcCode: JSONRPC_SERVER_ERROR - 60, expose: true },
+  SWB_ERR_TUNNEL_NOT_REGISTERED: { family: 'http', status: 409, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 60, expose: true },
   /** No tunnel session with that id (operator endpoints). */
   SWB_ERR_TUNNEL_SESSION_NOT_FOUND: {
     family: 'http',
     status: 404,
-    jsonRpcCode: JSONRPC_SERVER_ERROR - 61,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 61,
     expose: true,
   },
   /** The tunnel session closed (dropped, unregistered, evicted, disconnected) before the answer came. */
-  SWB_ERR_TUNNEL_CLOSED: { family: 'jsonrpc', status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 62, expose: true },
+  SWB_ERR_TUNNEL_CLOSED: { family: 'jsonrpc', status: 502, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 62, expose: true },
   /** An operator request through a tunnel got no response in time. */
-  SWB_ERR_TUNNEL_TIMEOUT: { family: 'jsonrpc', status: 504, jsonRpcCode: JSONRPC_SERVER_ERROR - 63, expose: true },
+  SWB_ERR_TUNNEL_TIMEOUT: { family: 'jsonrpc', status: 504, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 63, expose: true },
   /** The tunnel client could not connect or was refused by the gateway (CLI; printed, never sent). */
-  SWB_ERR_TUNNEL_CONNECT: { family: 'config', status: 502, jsonRpcCode: JSONRPC_SERVER_ERROR - 64, expose: true },
+  SWB_ERR_TUNNEL_CONNECT: { family: 'config', status: 502, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 64, expose: true },
   // Catch-all
   SWB_ERR_INTERNAL: { family: 'http', status: 500, jsonRpcCode: JSONRPC_INTERNAL_ERROR, expose: false },
 } as const satisfies Record<string, ErrorSpec>;

@@ -447,7 +447,7 @@ export class ClientSession {
 
   /**
    * Sends a message that came from an upstream. Serialising it can fail (`JSON.stringify` on
-   * nesting too deep for the stack): then a response is replaced by a -32023
+   * nesting too deep for the stack): then a response is replaced by an
    * `SWB_ERR_UPSTREAM_PROTOCOL` error for the same id and anything else is dropped, both logged at
    * `warn` — never an exception thrown out of a promise callback.
    */

@@ -65,8 +65,14 @@ export const JSONRPC_INVALID_PARAMS = -32602;
 export const JSONRPC_INTERNAL_ERROR = -32603;
 /** MCP: resource not found (server/resources, "Error Handling"). */
 export const MCP_RESOURCE_NOT_FOUND = -32002;
-/** Implementation-defined server error range start (-32000 … -32099). */
-export const JSONRPC_SERVER_ERROR = -32000;
+/**
+ * First of Switchboard's own JSON-RPC error codes, which count down from here (-33000 … -33099).
+ * They lie outside the range JSON-RPC 2.0 §5.1 reserves (-32768 … -32000): MCP 2026-07-28
+ * (basic, "Error codes") claims -32020 … -32099 of it for the specification (-32020 header
+ * mismatch, -32021 missing client capability, -32022 unsupported protocol version) and asks
+ * implementations to keep new codes out of the whole reserved range.
+ */
+export const SWITCHBOARD_ERROR_BASE = -33000;
 /**
  * A request cancelled before it was answered: -32800, outside the range JSON-RPC 2.0 §5.1
  * reserves, the code the Language Server Protocol gives `RequestCancelled`. Only used inside the

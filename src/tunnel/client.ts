@@ -19,7 +19,7 @@
  * @module
  */
 import { WebSocket } from 'ws';
-import { GatewayError } from '../errors.js';
+import { ERROR_CODES, GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import {
   isResponse,
@@ -217,7 +217,15 @@ class Client implements TunnelClient {
       if ('method' in message && 'id' in message) {
         // A server→client request with nobody to answer it: fail it rather than leave it hanging.
         void this.#child
-          .send({ jsonrpc: '2.0', id: message.id, error: { code: -32000, message: 'gateway not connected' } })
+          .send({
+            jsonrpc: '2.0',
+            id: message.id,
+            error: {
+              code: ERROR_CODES.SWB_ERR_TUNNEL_CLOSED.jsonRpcCode,
+              message: 'gateway not connected',
+              data: { code: 'SWB_ERR_TUNNEL_CLOSED' },
+            },
+          })
           .catch(() => undefined);
       }
       this.#logger.debug('gateway not connected; message from the local server dropped');

@@ -209,7 +209,7 @@ describe('reverse tunnel', () => {
       await new Promise((r) => setTimeout(r, 300));
       const started = Date.now();
       child.kill('SIGKILL');
-      await expect(call).rejects.toMatchObject({ code: -32021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } });
+      await expect(call).rejects.toMatchObject({ code: -33021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } });
       expect(Date.now() - started).toBeLessThan(5000);
       await waitFor(() => !gw.gateway.upstreams.has('drop'), 10_000, 'server removed');
       expect((await client.listTools()).tools.map((t) => t.name)).not.toContain('drop__echo');

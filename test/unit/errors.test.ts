@@ -73,6 +73,21 @@ describe('the error table', () => {
     }
   });
 
+  it('keeps every code of its own out of the JSON-RPC reserved range -32768 … -32000 (MCP 2026-07-28 claims -32020 … -32099)', () => {
+    for (const [code, spec] of entries) {
+      const c = spec.jsonRpcCode;
+      if (STANDARD.has(c) || c === MCP_RESOURCE_NOT_FOUND) continue; // meanings JSON-RPC and MCP define
+      expect(c <= -32000 && c >= -32768, `${code} has ${c}`).toBe(false);
+    }
+    // The codes the 2026-07-28 era gives a meaning to are never Switchboard's.
+    for (const claimed of [-32020, -32021, -32022]) {
+      expect(
+        entries.filter(([, spec]) => spec.jsonRpcCode === claimed).map(([code]) => code),
+        String(claimed),
+      ).toEqual([]);
+    }
+  });
+
   it('never gives an HTTP-family error a JSON-RPC code that names a method, params, cancellation or an MCP meaning', () => {
     for (const [code, spec] of entries) {
       if (spec.family !== 'http') continue;

@@ -123,7 +123,7 @@ describe('an upstream answer too deep to serialise', () => {
   let gw: RunningGateway;
   afterAll(async () => gw?.close());
 
-  it('becomes a -32023 SWB_ERR_UPSTREAM_PROTOCOL error for that call; the session and the child keep serving', async () => {
+  it('becomes a -33023 SWB_ERR_UPSTREAM_PROTOCOL error for that call; the session and the child keep serving', async () => {
     gw = await startTestGateway({ servers: { d: { command: process.execPath, args: [DEEP] } } });
     const mcp = `${gw.url}/mcp`;
     const sid = await initSession(mcp);
@@ -137,7 +137,7 @@ describe('an upstream answer too deep to serialise', () => {
       {
         jsonrpc: '2.0',
         id: 3,
-        error: expect.objectContaining({ code: -32023, data: { code: 'SWB_ERR_UPSTREAM_PROTOCOL' } }) as unknown,
+        error: expect.objectContaining({ code: -33023, data: { code: 'SWB_ERR_UPSTREAM_PROTOCOL' } }) as unknown,
       },
     ]);
     expect(await messages(await call(4, 'd__ok'))).toMatchObject([{ id: 4, result: { content: [{ text: 'ok' }] } }]);

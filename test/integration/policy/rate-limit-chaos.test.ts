@@ -88,7 +88,7 @@ describe.skipIf(!canRun)('rate limits when Redis fails', () => {
     const refused = await attempt(closed, call('token:during'));
     expect(refused).toBeInstanceOf(GatewayError);
     expect(refused).toMatchObject({ code: 'SWB_ERR_RATE_LIMIT_UNAVAILABLE', status: 503, data: { rule: 'echo' } });
-    expect((refused as GatewayError).jsonRpcCode).toBe(-32051);
+    expect((refused as GatewayError).jsonRpcCode).toBe(-33051);
   });
 
   it('Redis restarted: limiting resumes and the recovery is logged', async () => {

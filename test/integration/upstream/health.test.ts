@@ -110,10 +110,10 @@ describe('remote upstream health', () => {
 
     await upstream.stop();
     // Two failures are below the threshold: still up.
-    for (const i of [1, 2]) await expect(echo(`down ${i}`)).rejects.toMatchObject({ code: -32020 });
+    for (const i of [1, 2]) await expect(echo(`down ${i}`)).rejects.toMatchObject({ code: -33020 });
     expect(await readyz()).toEqual({ status: 200, state: 'ready' });
     expect(await upMetric()).toBe(1);
-    await expect(echo('down 3')).rejects.toMatchObject({ code: -32020 });
+    await expect(echo('down 3')).rejects.toMatchObject({ code: -33020 });
     expect(await readyz()).toEqual({ status: 503, state: 'failed' });
     expect(await upMetric()).toBe(0);
 

@@ -177,7 +177,7 @@ describe('streamable HTTP transport', () => {
       await t.send(request(5, 'tools/call', { name: 'echo', arguments: { message: 'x' } }));
       const { response } = await inbox.response(5);
       expect(response.id).toBe(5);
-      expect('error' in response && response.error.code).toBe(-32025);
+      expect('error' in response && response.error.code).toBe(-33025);
       expect(errorData(response)).toMatchObject({ code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED', status: 404 });
       expect(await inbox.closed()).toEqual({ sessionExpired: true });
       expect(inbox.closes).toHaveLength(1);

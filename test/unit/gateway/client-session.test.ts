@@ -246,7 +246,7 @@ describe('ClientSession: tools/call routing', () => {
     const { session } = await setup({ a: mem }, { principal: principal({ permissions: ['servers.use'] }) });
     const out = await send(session, 'tools/call', { name: 'a__echo' }, { out: new RecordingChannel({ fail: false }) });
     expect(out.response).toMatchObject({
-      error: { code: -32030, data: { code: 'SWB_ERR_AUTH_FORBIDDEN', permission: 'tools.execute' } },
+      error: { code: -33030, data: { code: 'SWB_ERR_AUTH_FORBIDDEN', permission: 'tools.execute' } },
     });
     expect(mem.received.filter((r) => r.method === 'tools/call')).toEqual([]);
   });
@@ -319,7 +319,7 @@ describe('ClientSession: pipeline stages', () => {
     const { session } = await setup({ a: new MemoryUpstream({ tools: TOOLS }) }, { stages: [rateLimit()] });
     const out = await send(session, 'tools/call', { name: 'a__echo' }, { out: new RecordingChannel({ fail: false }) });
     expect(out.response).toMatchObject({
-      error: { code: -32050, data: { code: 'SWB_ERR_RATE_LIMITED', retryAfterMs: 1000 } },
+      error: { code: -33050, data: { code: 'SWB_ERR_RATE_LIMITED', retryAfterMs: 1000 } },
     });
   });
 
@@ -430,7 +430,7 @@ describe('ClientSession: pipeline stages', () => {
     expect(session.inFlight).toBe(0);
   });
 
-  it('replaces a response that cannot be serialised with -32023 SWB_ERR_UPSTREAM_PROTOCOL', async () => {
+  it('replaces a response that cannot be serialised with -33023 SWB_ERR_UPSTREAM_PROTOCOL', async () => {
     const stage: Stage = {
       name: 'bigint',
       result: (_ctx, _req, res) => {
@@ -444,7 +444,7 @@ describe('ClientSession: pipeline stages', () => {
         jsonrpc: '2.0',
         id: 12,
         error: {
-          code: -32023,
+          code: -33023,
           message: 'Upstream sent an invalid answer', // the detail stays in the log
           data: { code: 'SWB_ERR_UPSTREAM_PROTOCOL' },
         },

@@ -143,14 +143,14 @@ describe('createRateLimiter: the documented rule shape, as written', () => {
 
     expect(await admittedCount(l, ctx(), 5)).toBe(5);
     const e = expectLimited(await outcome(l, ctx()));
-    expect(e.jsonRpcCode).toBe(-32050);
+    expect(e.jsonRpcCode).toBe(-33050);
     expect(e.data?.rule).toBe('0');
     // A token bucket of 5 refilled at 5 a minute: the next token comes 12 s after the first call.
     const retryAfterMs = e.data?.retryAfterMs as number;
     expect(retryAfterMs).toBeGreaterThan(11_000);
     expect(retryAfterMs).toBeLessThanOrEqual(12_000);
     expect(e.toJsonRpcError()).toMatchObject({
-      code: -32050,
+      code: -33050,
       data: { code: 'SWB_ERR_RATE_LIMITED', retryAfterMs, rule: '0' },
     });
     expect(events).toEqual([{ type: 'limited', rule: '0' }]);

@@ -142,7 +142,7 @@ describe('UpstreamConnection over the in-memory pair', () => {
     await flush();
     expect(settled).toMatchObject({
       id: 2,
-      error: { code: -32022, data: { code: 'SWB_ERR_UPSTREAM_TIMEOUT' } },
+      error: { code: -33022, data: { code: 'SWB_ERR_UPSTREAM_TIMEOUT' } },
     });
     expect(wire.at(-1)).toEqual({
       jsonrpc: '2.0',
@@ -184,7 +184,7 @@ describe('UpstreamConnection over the in-memory pair', () => {
     await call.response;
   });
 
-  it('answers a server→client request with no caller in flight with -32010 SWB_ERR_ROUTE_NO_CALLER', async () => {
+  it('answers a server→client request with no caller in flight with -33010 SWB_ERR_ROUTE_NO_CALLER', async () => {
     const { wire, send } = await peer();
     await send({ jsonrpc: '2.0', id: 5, method: 'roots/list' });
     await flush();
@@ -193,7 +193,7 @@ describe('UpstreamConnection over the in-memory pair', () => {
         jsonrpc: '2.0',
         id: 5,
         error: {
-          code: -32010,
+          code: -33010,
           message:
             'switchboard: no client request of this upstream is in flight, so roots/list cannot be attributed to a client',
           data: { code: 'SWB_ERR_ROUTE_NO_CALLER' },
@@ -202,7 +202,7 @@ describe('UpstreamConnection over the in-memory pair', () => {
     ]);
   });
 
-  it('refuses a server→client request whose caller lacks the capability with -32011', async () => {
+  it('refuses a server→client request whose caller lacks the capability with -33011', async () => {
     const { conn, wire, send } = await peer({ relatedRequestIds: true });
     const { caller, requests } = recordingCaller('s1', { roots: {} });
     void conn.request('tools/call', { name: 'x' }, { caller });
@@ -211,7 +211,7 @@ describe('UpstreamConnection over the in-memory pair', () => {
     await flush();
     expect(requests).toEqual([]);
     expect((wire.at(-1) as { error?: { code: number; data: unknown } }).error).toMatchObject({
-      code: -32011,
+      code: -33011,
       data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
     });
   });
@@ -242,12 +242,12 @@ describe('UpstreamConnection over the in-memory pair', () => {
     await pair.disconnect({ exitCode: 1, signal: null });
     expect(await call.response).toMatchObject({
       id: 2,
-      error: { code: -32021, message: 'upstream "peer" is unavailable: exited with code 1' },
+      error: { code: -33021, message: 'upstream "peer" is unavailable: exited with code 1' },
     });
     expect(closes).toEqual([{ exitCode: 1, signal: null }]);
     expect(await conn.request('ping', undefined).response).toMatchObject({
       id: 3,
-      error: { code: -32021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } },
+      error: { code: -33021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } },
     });
   });
 });

@@ -33,7 +33,7 @@ describe('healthOutcome', () => {
     expect(healthOutcome(failure('SWB_ERR_UPSTREAM_HTTP', { status: 401 }))).toBe('answered');
     // initialize answered 401: wrapped as UNAVAILABLE, but the upstream did answer.
     const wrapped = failure('SWB_ERR_UPSTREAM_UNAVAILABLE', {
-      upstreamError: { code: -32026, message: 'x', data: { code: 'SWB_ERR_UPSTREAM_HTTP', status: 401 } },
+      upstreamError: { code: -33026, message: 'x', data: { code: 'SWB_ERR_UPSTREAM_HTTP', status: 401 } },
     });
     expect(healthOutcome(wrapped)).toBe('answered');
   });

@@ -12,7 +12,7 @@ describe('HTTP transport helpers', () => {
     expect(upstreamErrorResponse(3, 'SWB_ERR_UPSTREAM_SESSION_EXPIRED', 'gone', { status: 404 })).toEqual({
       jsonrpc: '2.0',
       id: 3,
-      error: { code: -32025, message: 'gone', data: { code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED', status: 404 } },
+      error: { code: -33025, message: 'gone', data: { code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED', status: 404 } },
     });
   });
 

@@ -22,7 +22,7 @@ const OK: JsonRpcResponse = { jsonrpc: '2.0', id: 0, result: {} };
 const EXPIRED: JsonRpcResponse = {
   jsonrpc: '2.0',
   id: 0,
-  error: { code: -32001, message: 'gone', data: { code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' } },
+  error: { code: -33025, message: 'gone', data: { code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED' } },
 };
 
 /** A request as the interceptors see it, recording what they did to it. */

@@ -175,7 +175,7 @@ describe('Upstream supervision', () => {
     await until(() => mem.received.some((r) => r.method === 'tools/call'));
     void mem.pairs[0]!.server.close();
     expect(await call.response).toMatchObject({
-      error: { code: -32021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } },
+      error: { code: -33021, data: { code: 'SWB_ERR_UPSTREAM_CLOSED' } },
     });
   });
 
@@ -196,7 +196,7 @@ describe('Upstream supervision', () => {
     const response = await call.response;
     expect(response).toMatchObject({
       error: {
-        code: -32022,
+        code: -33022,
         message: 'upstream "a" did not answer tools/call within 5000 ms',
         data: { code: 'SWB_ERR_UPSTREAM_TIMEOUT' },
       },
