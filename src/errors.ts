@@ -95,7 +95,12 @@ export const ERROR_CODES = {
    * the limit is the caller's own, the gateway is not overloaded. `data.retryAfterMs` says when
    * the first of its sessions expires; closing one (DELETE) frees a slot at once.
    */
-  SWB_ERR_SESSION_PRINCIPAL_LIMIT: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 3, expose: true },
+  SWB_ERR_SESSION_PRINCIPAL_LIMIT: {
+    family: 'http',
+    status: 429,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 3,
+    expose: true,
+  },
   SWB_ERR_SESSION_EVENT_EXPIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /**
    * A request whose id is the id of a request of the same session still in flight (MCP
@@ -230,7 +235,12 @@ export const ERROR_CODES = {
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
   SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 50, expose: true },
   /** The shared rate-limit store (Redis) failed and `rateLimiting.failOpen` is false. */
-  SWB_ERR_RATE_LIMIT_UNAVAILABLE: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 51, expose: true },
+  SWB_ERR_RATE_LIMIT_UNAVAILABLE: {
+    family: 'http',
+    status: 503,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 51,
+    expose: true,
+  },
   // Guardrails (src/guardrails): JSON-RPC errors on the wire (HTTP 200), outside the reserved
   // range -32768 … -32000; `data.guardrail` names the guardrail.
   /**
@@ -287,11 +297,26 @@ export const ERROR_CODES = {
     expose: true,
   },
   /** Tool patterns outside the creating token's tool scope (`data.tools`, `data.allowed`). */
-  SWB_ERR_AUTH_DELEGATION_TOOLS: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_TOOLS: {
+    family: 'http',
+    status: 403,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
+    expose: true,
+  },
   /** An expiry later than the creating token's own (`data.expiresAt`, `data.latest`). */
-  SWB_ERR_AUTH_DELEGATION_EXPIRY: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_EXPIRY: {
+    family: 'http',
+    status: 403,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
+    expose: true,
+  },
   /** The creating token is already at the end of the longest allowed chain of minted tokens. */
-  SWB_ERR_AUTH_DELEGATION_DEPTH: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38, expose: true },
+  SWB_ERR_AUTH_DELEGATION_DEPTH: {
+    family: 'http',
+    status: 403,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 38,
+    expose: true,
+  },
   /** Only `admin.*` may create, change or delete a runtime stdio server (`command`, `args`, `cwd`, `env`): it runs as the gateway's user. */
   SWB_ERR_AUTH_ADMIN_REQUIRED: { family: 'http', status: 403, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 39, expose: true },
   // Storage (the database behind tokens, runtime servers and settings)
@@ -305,7 +330,12 @@ export const ERROR_CODES = {
   /** `register` refused: invalid server name, a name clash, or a second `register` on one session. */
   SWB_ERR_TUNNEL_REGISTER_REFUSED: { family: 'http', status: 409, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   /** A JSON-RPC message or operator request on a tunnel session that has not registered yet. */
-  SWB_ERR_TUNNEL_NOT_REGISTERED: { family: 'http', status: 409, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 60, expose: true },
+  SWB_ERR_TUNNEL_NOT_REGISTERED: {
+    family: 'http',
+    status: 409,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 60,
+    expose: true,
+  },
   /** No tunnel session with that id (operator endpoints). */
   SWB_ERR_TUNNEL_SESSION_NOT_FOUND: {
     family: 'http',
