@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { MCP_HEADER_MISMATCH, MCP_UNSUPPORTED_PROTOCOL_VERSION } from './protocol/era.js';
 import type { JsonRpcErrorObject, JsonRpcErrorResponse, JsonRpcId, JsonRpcMessage } from './protocol/jsonrpc.js';
 import {
   JSONRPC_INTERNAL_ERROR,
@@ -84,6 +85,38 @@ export const ERROR_CODES = {
   /** The client aborted the request before its body was complete (nobody is left to answer). */
   SWB_ERR_HTTP_BODY_ABORTED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   // Sessions
+  // The modern era's front door (MCP 2026-07-28, stateless requests): the specification's own
+  // codes and HTTP statuses.
+  /**
+   * A mirrored header (`MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`) is missing, malformed or
+   * does not match the body: 400 `HeaderMismatch` (transports §Server Validation).
+   */
+  SWB_ERR_HTTP_HEADER_MISMATCH: { family: 'http', status: 400, jsonRpcCode: MCP_HEADER_MISMATCH, expose: true },
+  /**
+   * A modern request without a required `_meta` field (`io.modelcontextprotocol/protocolVersion`,
+   * `io.modelcontextprotocol/clientCapabilities`): 400, Invalid params (basic §`_meta`).
+   */
+  SWB_ERR_PROTOCOL_MISSING_META: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  /**
+   * A protocol version the gateway does not serve; `data.supported` lists those it does, newest
+   * first, and `data.requested` repeats the request's (versioning §Protocol Version Negotiation).
+   */
+  SWB_ERR_PROTOCOL_UNSUPPORTED_VERSION: {
+    family: 'http',
+    status: 400,
+    jsonRpcCode: MCP_UNSUPPORTED_PROTOCOL_VERSION,
+    expose: true,
+  },
+  /**
+   * A modern request for a method that era does not have (`ping`, `logging/setLevel`, …) or that
+   * the gateway does not serve: 404 with Method not found (transports §Protocol Version Header).
+   */
+  SWB_ERR_PROTOCOL_METHOD_NOT_FOUND: {
+    family: 'http',
+    status: 404,
+    jsonRpcCode: JSONRPC_METHOD_NOT_FOUND,
+    expose: true,
+  },
   SWB_ERR_SESSION_REQUIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_NOT_FOUND: { family: 'http', status: 404, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 1, expose: true },
   SWB_ERR_SESSION_NOT_INITIALIZED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },

@@ -42,11 +42,18 @@ export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './proto
 
 export type { OutboundChannel, SessionHost } from './session-host.js';
 
+/**
+ * How a session's client reaches it: a Streamable HTTP session (2025 era, `Mcp-Session-Id`), the
+ * legacy HTTP+SSE transport, or `stateless`: the gateway's own session that serves one principal's
+ * modern (MCP 2026-07-28) requests on one view, never named to the client (`http/modern.ts`).
+ */
+export type SessionTransport = 'streamable-http' | 'sse' | 'stateless';
+
 /** One client session on one view. */
 export class ClientSession {
   readonly id: string;
   readonly principal: Principal;
-  readonly transportKind: 'streamable-http' | 'sse';
+  readonly transportKind: SessionTransport;
   view: View;
   protocolVersion: string | undefined;
   clientCapabilities: ClientCapabilities | undefined;
@@ -68,7 +75,7 @@ export class ClientSession {
     id: string,
     view: View,
     principal: Principal,
-    transportKind: 'streamable-http' | 'sse',
+    transportKind: SessionTransport,
     host: SessionHost,
   ) {
     this.id = id;

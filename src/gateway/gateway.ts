@@ -20,7 +20,7 @@ import type { Tracing } from '../observability/tracing.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
 import { createUpstreamInterceptors, type OutboundOptions } from '../upstream/interceptors/index.js';
-import { ClientSession, type SessionHost } from './client-session.js';
+import { ClientSession, type SessionHost, type SessionTransport } from './client-session.js';
 import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
 import { fanOut, notifyAllListChanged, notifyCatalogChanged } from './fan-out.js';
 import { overlappingNamespaces } from './naming.js';
@@ -209,7 +209,7 @@ export class Gateway implements SessionHost {
    *   `sessions.maxSessions` are open. Both carry `data.retryAfterMs`: the time until the first
    *   of those sessions expires (at least 1 s), for the edge's `Retry-After` (RFC 9110 §10.2.3).
    */
-  createSession(view: View, principal: Principal, transportKind: 'streamable-http' | 'sse'): ClientSession {
+  createSession(view: View, principal: Principal, transportKind: SessionTransport): ClientSession {
     this.#registry.admit(principal);
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
     this.#registry.add(session);

@@ -22,7 +22,7 @@ import type { Authenticate } from '../auth/authenticator.js';
 import type { Principal } from '../auth/principal.js';
 import { requirePermission } from '../auth/rbac.js';
 import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
-import type { ClientSession } from '../gateway/client-session.js';
+import type { ClientSession, SessionTransport } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { RouteHandler } from './server.js';
 
@@ -44,7 +44,7 @@ export interface SessionView {
   principal: string;
   /** The MCP endpoint path the session was opened on, e.g. `/mcp`, `/servers/git/mcp`, `/sse`. */
   endpoint: string;
-  transport: 'streamable-http' | 'sse';
+  transport: SessionTransport;
   protocolVersion: string | null;
   /** `clientInfo` from `initialize` (name, version), when the client sent one. */
   client: { name: unknown; version: unknown } | null;

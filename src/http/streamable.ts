@@ -24,6 +24,8 @@ import { accepts, isJsonContentType, receiveBody } from './guards.js';
 import type { StreamOverflowListener } from './stream-budget.js';
 import { PostBody, PostChannel, type PostEdge } from './streamable-post.js';
 import { createSessionStreams } from './streamable-sse.js';
+import { createModernHandler } from './modern.js';
+import { isModernOrLater } from '../protocol/era.js';
 
 /** Options for {@link createStreamableHandler}. */
 export interface StreamableOptions {
@@ -51,6 +53,8 @@ export function createStreamableHandler(options: StreamableOptions) {
   const { gateway } = options;
   // The sessions' SSE streams; a PostChannel takes them as its PostStreams.
   const streams = createSessionStreams(options);
+  // Requests of the modern era (MCP 2026-07-28, stateless) on the same endpoints.
+  const modern = createModernHandler({ gateway });
   const postChannel = (res: ServerResponse, session: ClientSession, requestId: JsonRpcId, meta: RequestContext) =>
     new PostChannel(streams, res, session, requestId, meta);
 
@@ -105,6 +109,10 @@ export function createStreamableHandler(options: StreamableOptions) {
     message: JsonRpcMessage,
   ): void {
     const principal = meta.principal;
+    if (req.headers['mcp-session-id'] === undefined && modern.claims(req, message)) {
+      modern.serve(req, res, view, meta, message);
+      return;
+    }
     if ('method' in message && message.method === 'initialize' && 'id' in message) {
       if (req.headers['mcp-session-id'] !== undefined) {
         throw new GatewayError(
@@ -174,6 +182,16 @@ export function createStreamableHandler(options: StreamableOptions) {
    */
   return function handle(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestContext): void {
     try {
+      // The modern era has no GET stream and no session to DELETE (transports §Backward
+      // Compatibility: 405); a 2025-era client always names its session on both.
+      if ((req.method === 'GET' || req.method === 'DELETE') && isStatelessProbe(req)) {
+        const err = new GatewayError(
+          'SWB_ERR_HTTP_METHOD_NOT_ALLOWED',
+          `Method ${req.method} not allowed without Mcp-Session-Id (a 2025-era session)`,
+        );
+        sendHttpError(res, err, null, { allow: 'POST' });
+        return;
+      }
       switch (req.method) {
         case 'POST':
           post(req, res, view, meta);
@@ -191,4 +209,14 @@ export function createStreamableHandler(options: StreamableOptions) {
       answerError(res, err, meta.reqId);
     }
   };
+}
+
+/**
+ * A GET or DELETE a 2025-era session cannot have sent: no `Mcp-Session-Id`, and no
+ * `MCP-Protocol-Version` or a modern one.
+ */
+function isStatelessProbe(req: IncomingMessage): boolean {
+  if (req.headers['mcp-session-id'] !== undefined) return false;
+  const v = req.headers['mcp-protocol-version'];
+  return v === undefined || isModernOrLater(v);
 }

@@ -46,6 +46,18 @@ const SHARED_GROUPS: Record<number, RegExp> = {
   [ERROR_CODES.SWB_ERR_AUTH_DELEGATION_DEPTH.jsonRpcCode]: /^SWB_ERR_AUTH_DELEGATION_[A-Z]+$/,
 };
 
+/** MCP 2026-07-28's own codes (basic §Error codes), each used by exactly the gateway code of that meaning. */
+const SPEC_CODES: Record<number, ErrorCode> = {
+  [-32020]: 'SWB_ERR_HTTP_HEADER_MISMATCH',
+  [-32022]: 'SWB_ERR_PROTOCOL_UNSUPPORTED_VERSION',
+};
+
+/**
+ * Refusals the 2026-07-28 front door answers with an HTTP status and a standard JSON-RPC code, as
+ * that era prescribes: a missing `_meta` field (400, -32602) and an unknown method (404, -32601).
+ */
+const MODERN_HTTP_CODES = new Set<ErrorCode>(['SWB_ERR_PROTOCOL_MISSING_META', 'SWB_ERR_PROTOCOL_METHOD_NOT_FOUND']);
+
 /** Codes MCP itself gives a meaning: resource not found (server/resources) and URL elicitation required. */
 const MCP_CLAIMED = new Set([MCP_RESOURCE_NOT_FOUND, -32042]);
 
@@ -77,20 +89,21 @@ describe('the error table', () => {
     for (const [code, spec] of entries) {
       const c = spec.jsonRpcCode;
       if (STANDARD.has(c) || c === MCP_RESOURCE_NOT_FOUND) continue; // meanings JSON-RPC and MCP define
+      if (SPEC_CODES[c] !== undefined) continue; // checked below
       expect(c <= -32000 && c >= -32768, `${code} has ${c}`).toBe(false);
     }
-    // The codes the 2026-07-28 era gives a meaning to are never Switchboard's.
+    // The codes the 2026-07-28 era gives a meaning to are used for that meaning only.
     for (const claimed of [-32020, -32021, -32022]) {
       expect(
         entries.filter(([, spec]) => spec.jsonRpcCode === claimed).map(([code]) => code),
         String(claimed),
-      ).toEqual([]);
+      ).toEqual(SPEC_CODES[claimed] === undefined ? [] : [SPEC_CODES[claimed]]);
     }
   });
 
   it('never gives an HTTP-family error a JSON-RPC code that names a method, params, cancellation or an MCP meaning', () => {
     for (const [code, spec] of entries) {
-      if (spec.family !== 'http') continue;
+      if (spec.family !== 'http' || MODERN_HTTP_CODES.has(code)) continue;
       expect([JSONRPC_METHOD_NOT_FOUND, JSONRPC_INVALID_PARAMS, JSONRPC_REQUEST_CANCELLED], code).not.toContain(
         spec.jsonRpcCode,
       );

@@ -1,0 +1,442 @@
+/**
+ * The front door of the modern protocol era (MCP 2026-07-28) on every Streamable HTTP endpoint,
+ * beside the 2025-era sessions of `./streamable.ts`.
+ *
+ * A POST without `Mcp-Session-Id` whose request carries the modern per-request `_meta` (or a
+ * modern `MCP-Protocol-Version` header) is served statelessly (basic §`_meta`, versioning
+ * §Protocol Version Negotiation, transports §Streamable HTTP):
+ * 1. checks, in order: the `_meta` version (missing → 400 -32602), the `MCP-Protocol-Version`
+ *    header (missing or different → 400 -32020), the version itself (not served → 400 -32022
+ *    with `data.supported`), the client's capabilities (missing → 400 -32602), `Mcp-Method`
+ *    (400 -32020), the method (not served in this era → 404 -32601), and `Mcp-Name` for
+ *    `tools/call`, `prompts/get`, `resources/read`, Base64 sentinel decoded (400 -32020). Every
+ *    error echoes the request's id;
+ * 2. answers `server/discover` from the endpoint's view;
+ * 3. hands anything else to the principal's stateless session on that view — one
+ *    {@link ClientSession} per (view, principal), never named to the client — under an id of
+ *    the gateway's own (two clients of one principal may both send id 1), so routing,
+ *    authorization, the pipeline (rate limits, guardrails), the upstream call, metrics and the
+ *    usage log are those of any other request;
+ * 4. answers on a {@link ModernChannel}: the client's id restored, `resultType` and the
+ *    gateway's identity (`_meta["io.modelcontextprotocol/serverInfo"]`) on every result, caching
+ *    hints on cacheable ones, -32602 for a resource not found (-32002 is the 2025 code). A
+ *    response stream the client closes cancels the request (transports §Cancellation).
+ *
+ * Upstreams keep their 2025 sessions: the modern `_meta` fields are removed from what is
+ * forwarded. Server→client requests of an upstream during a modern request are refused (the
+ * stateless session declares no client capabilities), and `subscriptions/listen` is not served
+ * yet (404), so discover advertises no `listChanged`/`subscribe`. docs/protocol-eras.md.
+ *
+ * @module
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Principal } from '../auth/principal.js';
+import { encodeError, GatewayError } from '../errors.js';
+import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { View } from '../gateway/view.js';
+import type { RequestContext } from '../pipeline/stage.js';
+import {
+  CACHEABLE_METHODS,
+  decodeHeaderValue,
+  isModernOrLater,
+  isModernVersion,
+  META_CLIENT_CAPABILITIES,
+  META_CLIENT_INFO,
+  META_LOG_LEVEL,
+  META_PROTOCOL_VERSION,
+  META_SERVER_INFO,
+  MODERN_METHODS,
+  MODERN_PROTOCOL_VERSIONS,
+} from '../protocol/era.js';
+import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../protocol/jsonrpc.js';
+import { MCP_RESOURCE_NOT_FOUND, JSONRPC_INVALID_PARAMS } from '../protocol/jsonrpc.js';
+
+/** Every protocol version the gateway serves, modern first (`UnsupportedProtocolVersion`'s `data.supported`). */
+export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS];
+
+/**
+ * Freshness the gateway gives the lists and `server/discover` it builds, ms (`ttlMs`, server/
+ * utilities/caching). A minute: the catalogs change when an upstream's do, and a modern client
+ * cannot be told so before `subscriptions/listen` is served.
+ */
+export const LIST_TTL_MS = 60_000;
+
+/** Options of {@link createModernHandler}. */
+export interface ModernOptions {
+  gateway: Gateway;
+}
+
+/** The modern front door of one handler family (see the module comment). */
+export interface ModernHandler {
+  /**
+   * True when a POSTed message without `Mcp-Session-Id` belongs to the modern era: a request or
+   * notification (not `initialize`) carrying `params._meta["io.modelcontextprotocol/protocolVersion"]`
+   * or an `MCP-Protocol-Version` header of 2026-07-28 or later.
+   */
+  claims(req: IncomingMessage, message: JsonRpcMessage): boolean;
+  /**
+   * Serves a message {@link claims} accepted. Answers every refusal itself; throws only what the
+   * caller's error path must answer (nothing expected).
+   */
+  serve(req: IncomingMessage, res: ServerResponse, view: View, meta: RequestContext, message: JsonRpcMessage): void;
+}
+
+/** Creates the modern front door (see the module comment). */
+export function createModernHandler(options: ModernOptions): ModernHandler {
+  const { gateway } = options;
+  /** The stateless session of each principal on each view (a reload builds new views). */
+  const sessions = new WeakMap<View, Map<string, ClientSession>>();
+  let nextId = 0;
+
+  function sessionFor(view: View, principal: Principal): ClientSession {
+    let byPrincipal = sessions.get(view);
+    if (byPrincipal === undefined) sessions.set(view, (byPrincipal = new Map()));
+    let session = byPrincipal.get(principal.id);
+    if (session === undefined || session.closed) {
+      session = gateway.createSession(view, principal, 'stateless');
+      session.protocolVersion = MODERN_PROTOCOL_VERSIONS[0];
+      session.clientCapabilities = {};
+      session.initialized = true;
+      byPrincipal.set(principal.id, session);
+    }
+    return session;
+  }
+
+  function claims(req: IncomingMessage, message: JsonRpcMessage): boolean {
+    if (!('method' in message) || message.method === 'initialize') return false;
+    const m = message.params?._meta;
+    if (typeof m === 'object' && m !== null && META_PROTOCOL_VERSION in m) return true;
+    return isModernOrLater(req.headers['mcp-protocol-version']);
+  }
+
+  function serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    view: View,
+    meta: RequestContext,
+    message: JsonRpcMessage,
+  ): void {
+    if (!('method' in message)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request');
+    meta.method = message.method;
+    if (!('id' in message) || message.id === undefined) {
+      // No client notification is defined over Streamable HTTP in this era; accepted and ignored.
+      res.writeHead(202, { 'content-length': 0 }).end();
+      return;
+    }
+    const request = message;
+    const id = request.id;
+    try {
+      const params = validate(req, request);
+      if (request.method === 'server/discover') {
+        sendJson(res, 200, { jsonrpc: '2.0', id, result: discoverResult(view, meta.principal) });
+        return;
+      }
+      const session = sessionFor(view, meta.principal);
+      const internal: JsonRpcRequest = { jsonrpc: '2.0', id: `~${++nextId}`, method: request.method, params };
+      const channel = new ModernChannel(res, session, id, internal.id, request.method, view, meta);
+      session.handleRequest(internal, channel, meta);
+    } catch (err) {
+      sendError(res, err, id, meta);
+    }
+  }
+
+  return { claims, serve };
+}
+
+/**
+ * Checks a modern request's `_meta` and mirrored headers (see the module comment for the order)
+ * and returns its params with the per-request protocol fields removed (what an upstream of the
+ * 2025 era may be sent).
+ *
+ * @throws GatewayError `SWB_ERR_PROTOCOL_MISSING_META`, `SWB_ERR_HTTP_HEADER_MISMATCH`,
+ *   `SWB_ERR_PROTOCOL_UNSUPPORTED_VERSION`, `SWB_ERR_PROTOCOL_METHOD_NOT_FOUND`
+ */
+export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObject {
+  const params = request.params;
+  const m = params?._meta;
+  const fields = typeof m === 'object' && m !== null && !Array.isArray(m) ? (m as JsonObject) : undefined;
+  const version = fields?.[META_PROTOCOL_VERSION];
+  if (typeof version !== 'string' || version === '') {
+    throw new GatewayError(
+      'SWB_ERR_PROTOCOL_MISSING_META',
+      `Invalid params: _meta["${META_PROTOCOL_VERSION}"] is required`,
+    );
+  }
+  const header = req.headers['mcp-protocol-version'];
+  if (header === undefined) {
+    throw new GatewayError('SWB_ERR_HTTP_HEADER_MISMATCH', 'Header mismatch: MCP-Protocol-Version header is required');
+  }
+  if (header !== version) {
+    throw new GatewayError(
+      'SWB_ERR_HTTP_HEADER_MISMATCH',
+      `Header mismatch: MCP-Protocol-Version header value '${String(header)}' does not match body value '${version}'`,
+    );
+  }
+  if (!isModernVersion(version)) {
+    throw new GatewayError('SWB_ERR_PROTOCOL_UNSUPPORTED_VERSION', 'Unsupported protocol version', {
+      data: { supported: ALL_SUPPORTED_VERSIONS, requested: version },
+    });
+  }
+  const capabilities = fields![META_CLIENT_CAPABILITIES];
+  if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) {
+    throw new GatewayError(
+      'SWB_ERR_PROTOCOL_MISSING_META',
+      `Invalid params: _meta["${META_CLIENT_CAPABILITIES}"] is required`,
+    );
+  }
+  const method = req.headers['mcp-method'];
+  if (method === undefined) {
+    throw new GatewayError('SWB_ERR_HTTP_HEADER_MISMATCH', 'Header mismatch: Mcp-Method header is required');
+  }
+  if (method !== request.method) {
+    throw new GatewayError(
+      'SWB_ERR_HTTP_HEADER_MISMATCH',
+      `Header mismatch: Mcp-Method header value '${String(method)}' does not match body value '${request.method}'`,
+    );
+  }
+  if (!MODERN_METHODS.has(request.method)) {
+    throw new GatewayError('SWB_ERR_PROTOCOL_METHOD_NOT_FOUND', `Method not found: ${request.method}`);
+  }
+  const field = MODERN_METHODS.get(request.method);
+  if (field !== undefined) {
+    const raw = req.headers['mcp-name'];
+    if (typeof raw !== 'string') {
+      throw new GatewayError('SWB_ERR_HTTP_HEADER_MISMATCH', 'Header mismatch: Mcp-Name header is required');
+    }
+    const name = decodeHeaderValue(raw);
+    if (name === undefined) {
+      throw new GatewayError('SWB_ERR_HTTP_HEADER_MISMATCH', 'Header mismatch: Mcp-Name header value is malformed');
+    }
+    if (name !== params?.[field]) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_HEADER_MISMATCH',
+        `Header mismatch: Mcp-Name header value '${name}' does not match body value '${String(params?.[field])}'`,
+      );
+    }
+  }
+  // The 2025-era upstream session has its own version and capabilities: forward only the rest.
+  const rest: JsonObject = { ...fields };
+  delete rest[META_PROTOCOL_VERSION];
+  delete rest[META_CLIENT_CAPABILITIES];
+  delete rest[META_CLIENT_INFO];
+  delete rest[META_LOG_LEVEL];
+  const out: JsonObject = { ...params };
+  if (Object.keys(rest).length === 0) delete out._meta;
+  else out._meta = rest;
+  return out;
+}
+
+/**
+ * `cacheScope` of what the gateway answers a principal (server/utilities/caching §Cache Scope
+ * Field): `public` only when nobody is authenticated (every caller sees the same lists);
+ * otherwise `private`, as lists are filtered per principal (scopes, RBAC).
+ */
+export function cacheScopeFor(principal: Principal): 'public' | 'private' {
+  return principal.kind === 'anonymous' ? 'public' : 'private';
+}
+
+/** The view's `server/discover` result (server/discover §Response). */
+export function discoverResult(view: View, principal: Principal): JsonObject {
+  const init = view.initializeResult();
+  const capabilities: JsonObject = {};
+  for (const [key, value] of Object.entries((init.capabilities as JsonObject | undefined) ?? {})) {
+    // No change notifications without subscriptions/listen: advertise none.
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      const { listChanged: _l, subscribe: _s, ...rest } = value as JsonObject;
+      capabilities[key] = rest;
+    } else capabilities[key] = value;
+  }
+  const result: JsonObject = {
+    resultType: 'complete',
+    supportedVersions: [...ALL_SUPPORTED_VERSIONS],
+    capabilities,
+    _meta: { [META_SERVER_INFO]: init.serverInfo },
+    ttlMs: LIST_TTL_MS,
+    cacheScope: cacheScopeFor(principal),
+  };
+  if (typeof init.instructions === 'string') result.instructions = init.instructions;
+  return result;
+}
+
+function sendJson(res: ServerResponse, status: number, message: unknown): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(message);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+function sendError(res: ServerResponse, err: unknown, id: JsonRpcId, meta: RequestContext): void {
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  const encoded = encodeError(err, { responseStarted: false, id });
+  meta.rpcError = encoded.response.error.code;
+  const body = JSON.stringify(encoded.response);
+  res.writeHead(encoded.kind === 'http' ? encoded.status : 200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...(encoded.kind === 'http' ? encoded.headers : {}),
+  });
+  res.end(body);
+}
+
+/**
+ * The channel one modern request is answered on: JSON when the answer is the first thing to
+ * send, else an SSE stream scoped to the request (progress, log messages, then the answer). No
+ * event ids, no resumption (transports §Receiving Messages). The client closing the response
+ * before the answer cancels the request in its session.
+ */
+export class ModernChannel implements OutboundChannel {
+  readonly #res: ServerResponse;
+  readonly #session: ClientSession;
+  readonly #clientId: JsonRpcId;
+  readonly #internalId: JsonRpcId;
+  readonly #method: string;
+  readonly #view: View;
+  readonly #meta: RequestContext;
+  #sse = false;
+  #done = false;
+
+  constructor(
+    res: ServerResponse,
+    session: ClientSession,
+    clientId: JsonRpcId,
+    internalId: JsonRpcId,
+    method: string,
+    view: View,
+    meta: RequestContext,
+  ) {
+    this.#res = res;
+    this.#session = session;
+    this.#clientId = clientId;
+    this.#internalId = internalId;
+    this.#method = method;
+    this.#view = view;
+    this.#meta = meta;
+    res.once('close', this.#onClose);
+  }
+
+  get closed(): boolean {
+    return this.#done || this.#res.destroyed;
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (this.#done) return;
+    if ('method' in message) {
+      // Only notifications related to the request travel on its stream; a server→client request
+      // cannot (the session declares no capabilities, so none is routed here).
+      if ('id' in message && message.id !== undefined) return;
+      this.#event(JSON.stringify(message));
+      return;
+    }
+    if (message.id !== this.#internalId) return;
+    if ('error' in message) {
+      let error = message.error;
+      // Resource not found is -32602 in this era (server/resources §Error Handling).
+      if (error.code === MCP_RESOURCE_NOT_FOUND) error = { ...error, code: JSONRPC_INVALID_PARAMS };
+      this.#meta.rpcError = error.code;
+      this.#final(JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, error }));
+      return;
+    }
+    const result = message.result ?? {};
+    this.#final(JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result: this.#decorate(result) }));
+  }
+
+  sendResult(id: JsonRpcId, resultJson: string): void {
+    if (this.#done || id !== this.#internalId) return;
+    // The list is shared by many requests and serialised once: the fields go in front of it.
+    const head = JSON.stringify(this.#fields(false)).slice(0, -1);
+    const body = resultJson.length > 2 ? `${head},${resultJson.slice(1)}` : `${head}}`;
+    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},"result":${body}}`);
+  }
+
+  fail(error: unknown, _id: JsonRpcId): void {
+    if (this.#done) return;
+    const encoded = encodeError(error, { responseStarted: this.#sse || this.#res.destroyed, id: this.#clientId });
+    if (encoded.kind === 'http') {
+      this.#done = true;
+      this.#meta.rpcError = encoded.response.error.code;
+      const body = JSON.stringify(encoded.response);
+      this.#res.writeHead(encoded.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...encoded.headers,
+      });
+      this.#res.end(body);
+      return;
+    }
+    this.send({ ...encoded.response, id: this.#internalId });
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    // Cancelled: the client closed the stream, so there is nobody to tell.
+    if (!this.#res.destroyed) this.#res.end();
+  }
+
+  /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
+  #fields(upstream: boolean): JsonObject {
+    const serverInfo = this.#view.initializeResult().serverInfo;
+    const fields: JsonObject = { resultType: 'complete', _meta: { [META_SERVER_INFO]: serverInfo } };
+    if (CACHEABLE_METHODS.has(this.#method)) {
+      // A read's freshness is the upstream's to tell; lists are the gateway's own.
+      fields.ttlMs = upstream ? 0 : LIST_TTL_MS;
+      fields.cacheScope = cacheScopeFor(this.#meta.principal);
+    }
+    return fields;
+  }
+
+  /** Adds `resultType`, the gateway's identity and caching hints to a forwarded result (fields the upstream set win, except the identity). */
+  #decorate(result: JsonObject): JsonObject {
+    const fields = this.#fields(true);
+    const meta = result._meta;
+    const out: JsonObject = { ...fields, ...result };
+    out._meta =
+      typeof meta === 'object' && meta !== null && !Array.isArray(meta)
+        ? { ...(meta as JsonObject), ...(fields._meta as JsonObject) }
+        : fields._meta;
+    return out;
+  }
+
+  #final(data: string): void {
+    this.#done = true;
+    const res = this.#res;
+    if (res.destroyed) return;
+    if (this.#sse) {
+      res.end(`event: message\ndata: ${data}\n\n`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+    res.end(data);
+  }
+
+  /** Writes a notification as an SSE event, opening the stream first. */
+  #event(data: string): void {
+    const res = this.#res;
+    if (res.destroyed) return;
+    if (!this.#sse) {
+      this.#sse = true;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+      });
+    }
+    res.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  /** The response closed: before the answer, that is the client cancelling (transports §Cancellation). */
+  readonly #onClose = (): void => {
+    if (this.#done) return;
+    this.#done = true;
+    this.#session.handleNotification({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: this.#internalId, reason: 'the client closed the response stream' },
+    });
+  };
+}

@@ -1,0 +1,96 @@
+/**
+ * The two protocol eras of MCP and what tells them apart on the wire.
+ *
+ * - **Legacy** (2024-11-05 … 2025-11-25): a session opened by `initialize`, named by
+ *   `Mcp-Session-Id` on Streamable HTTP.
+ * - **Modern** (2026-07-28): stateless. Every request carries its protocol version and the
+ *   client's capabilities in `params._meta` (basic §`_meta`, "Per-request protocol fields"), and
+ *   on Streamable HTTP mirrors its version, method and name into the `MCP-Protocol-Version`,
+ *   `Mcp-Method` and `Mcp-Name` headers (transports §Request Metadata).
+ *
+ * @module
+ */
+
+/** Protocol versions of the modern era the gateway serves, newest first. */
+export const MODERN_PROTOCOL_VERSIONS = ['2026-07-28'] as const;
+
+/** `_meta` key: the protocol version of one modern request (required). */
+export const META_PROTOCOL_VERSION = 'io.modelcontextprotocol/protocolVersion';
+/** `_meta` key: the client's capabilities relevant to one modern request (required). */
+export const META_CLIENT_CAPABILITIES = 'io.modelcontextprotocol/clientCapabilities';
+/** `_meta` key: the client's name and version (optional). */
+export const META_CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
+/** `_meta` key: the minimum log level the server should emit for one request (optional). */
+export const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
+/** `_meta` key of a result: the server's name and version. */
+export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+
+/** MCP 2026-07-28 `HeaderMismatch` (transports §Server Validation). */
+export const MCP_HEADER_MISMATCH = -32020;
+/** MCP 2026-07-28 `MissingRequiredClientCapability` (basic §`_meta`). */
+export const MCP_MISSING_CLIENT_CAPABILITY = -32021;
+/** MCP 2026-07-28 `UnsupportedProtocolVersion` (versioning §Protocol Version Negotiation). */
+export const MCP_UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
+/**
+ * Methods a modern client may call that the gateway serves, each naming the body field
+ * `Mcp-Name` mirrors (transports §Standard Request Headers), or `undefined` when it has none.
+ */
+export const MODERN_METHODS: ReadonlyMap<string, 'name' | 'uri' | undefined> = new Map([
+  ['server/discover', undefined],
+  ['tools/list', undefined],
+  ['tools/call', 'name'],
+  ['prompts/list', undefined],
+  ['prompts/get', 'name'],
+  ['resources/list', undefined],
+  ['resources/templates/list', undefined],
+  ['resources/read', 'uri'],
+  ['completion/complete', undefined],
+]);
+
+/** Results of these methods carry caching hints (`ttlMs`, `cacheScope`; server/utilities/caching §Cacheable Results). */
+export const CACHEABLE_METHODS: ReadonlySet<string> = new Set([
+  'server/discover',
+  'tools/list',
+  'prompts/list',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+]);
+
+/** True for a protocol version of the modern era the gateway serves. */
+export function isModernVersion(version: unknown): boolean {
+  return typeof version === 'string' && (MODERN_PROTOCOL_VERSIONS as readonly string[]).includes(version);
+}
+
+/**
+ * True for a version string that names the modern era or later (`2026-07-28` and after, compared
+ * as dates), served or not: a request carrying one is answered by the modern front door, which
+ * refuses versions it does not serve with `UnsupportedProtocolVersion`.
+ */
+export function isModernOrLater(version: unknown): boolean {
+  return typeof version === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= '2026-07-28';
+}
+
+/** The `=?base64?…?=` sentinel of mirrored header values (transports §Value Encoding). */
+const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+
+/**
+ * Decodes a mirrored header value (`Mcp-Name`, `Mcp-Param-*`): the Base64 sentinel form
+ * `=?base64?{value}?=` is decoded as UTF-8, a plain value is returned as it is.
+ *
+ * @returns the value, or `undefined` when it is not valid (a malformed sentinel, or characters
+ *   outside visible ASCII, space and tab: RFC 9110 §5.5)
+ */
+export function decodeHeaderValue(value: string): string | undefined {
+  if (value.startsWith('=?base64?')) {
+    const m = BASE64_SENTINEL.exec(value);
+    if (m === null) return undefined;
+    const decoded = Buffer.from(m[1]!, 'base64');
+    // Base64 that does not round-trip is malformed (Buffer.from ignores what it cannot read).
+    if (decoded.toString('base64').replace(/=+$/, '') !== m[1]!.replace(/=+$/, '')) return undefined;
+    return decoded.toString('utf8');
+  }
+
+  return /^[\t\x20-\x7e]*$/.test(value) ? value : undefined;
+}
