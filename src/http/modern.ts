@@ -120,6 +120,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   ): void {
     if (!('method' in message)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request');
     meta.method = message.method;
+    meta.era = 'modern';
     if (!('id' in message) || message.id === undefined) {
       // No client notification is defined over Streamable HTTP in this era; accepted and ignored.
       res.writeHead(202, { 'content-length': 0 }).end();

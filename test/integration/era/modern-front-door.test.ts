@@ -167,6 +167,28 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
     expect(call.body).toMatchObject({ id: 8, result: { resultType: 'complete', content: [{ text: 'Echo: x' }] } });
   });
 
+  it('counts modern requests under era="modern" in /metrics', async () => {
+    const before = await fetch(gw.url + '/metrics').then((r) => r.text());
+    const count = (text: string) =>
+      Number(
+        /switchboard_requests_total\{server="everything",method="tools\/call",status="ok",era="modern"\} (\d+)/.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    await post(
+      gw.url + '/servers/everything/mcp',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'm' }, _meta: modernMeta() },
+      },
+      modernHeaders('tools/call', 'echo'),
+    );
+    const after = await fetch(gw.url + '/metrics').then((r) => r.text());
+    expect(count(after)).toBe(count(before) + 1);
+  });
+
   it('keeps two modern clients of one principal apart when both use the same request id', async () => {
     const send = (message: string) =>
       post(
