@@ -154,7 +154,7 @@ export function createServerMetrics(): ServerMetrics {
           server: s.name,
           method: METHOD_LABELS[m]!,
           status: REQUEST_STATUSES[ci % STATUS_COUNT]!,
-          era: ERAS[era]!,
+          era: ERAS[era],
         }));
       counter.value++;
       const hist = s.durations[m] ?? (s.durations[m] = durations.cell({ server: s.name, method: METHOD_LABELS[m]! }));
