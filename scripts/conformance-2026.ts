@@ -7,13 +7,14 @@
  *
  * Usage (Node ≥ 22; `npm run conformance:2026 -- …` passes the same flags):
  *
- *   node --import tsx scripts/conformance-2026.ts (--url URL | --fixture serve|reject)
+ *   node --import tsx scripts/conformance-2026.ts (--url URL | --fixture serve|stateless|reject)
  *        [--out DIR] [--scenario NAME] [--timeout MS] [--json]
  *
  * - `--url URL`: an endpoint that is already running (for example Switchboard's
  *   `/servers/{name}/mcp`).
- * - `--fixture serve|reject`: starts `test/fixtures/v2-server.ts` over Streamable HTTP in-process
- *   (`serve` = dual-era, `reject` = modern-only), runs the suite against it, stops it.
+ * - `--fixture serve|stateless|reject`: starts `test/fixtures/v2-server.ts` over Streamable HTTP in-process
+ *   (`serve` = dual-era with sessionful 2025 serving, `stateless` = dual-era through the SDK's
+ *   stateless legacy fallback, `reject` = modern-only), runs the suite against it, stops it.
  * - `--scenario NAME`: one scenario instead of the requirement set.
  *
  * Output: a table on stdout (one row per scenario: passed / failed / warnings / verdict, and whether
@@ -244,7 +245,7 @@ export function formatSummary2026(summary: Summary2026): string {
   return out.join('\n');
 }
 
-const USAGE = `usage: node --import tsx scripts/conformance-2026.ts (--url URL | --fixture serve|reject)
+const USAGE = `usage: node --import tsx scripts/conformance-2026.ts (--url URL | --fixture serve|stateless|reject)
        [--out DIR] [--scenario NAME] [--timeout MS] [--json]`;
 
 async function main(): Promise<number> {
@@ -274,7 +275,10 @@ async function main(): Promise<number> {
     return 0;
   }
   const fixture = values.fixture;
-  if ((values.url === undefined) === (fixture === undefined) || (fixture && !['serve', 'reject'].includes(fixture))) {
+  if (
+    (values.url === undefined) === (fixture === undefined) ||
+    (fixture && !['serve', 'stateless', 'reject'].includes(fixture))
+  ) {
     console.error(USAGE);
     return 2;
   }
@@ -283,7 +287,7 @@ async function main(): Promise<number> {
   let url = values.url ?? '';
   if (fixture) {
     const { startV2HttpServer } = await import('../test/fixtures/v2-server.js');
-    const server = await startV2HttpServer({ legacy: fixture as 'serve' | 'reject' });
+    const server = await startV2HttpServer({ legacy: fixture as 'serve' | 'stateless' | 'reject' });
     url = server.url;
     stop = () => server.close();
     console.error(`[conformance-2026] fixture (legacy: ${fixture}) at ${url}`);
