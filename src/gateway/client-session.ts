@@ -473,6 +473,7 @@ export class ClientSession {
         else this.sendUnrelated(n);
       },
       request: (method, params) => this.#requestClient(method, params, out),
+      missingCapability: out.missingCapability?.bind(out),
     };
   }
 

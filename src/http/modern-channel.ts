@@ -6,7 +6,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import { encodeError } from '../errors.js';
+import { encodeError, GatewayError } from '../errors.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
@@ -15,6 +15,7 @@ import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.
 import { JSONRPC_INVALID_PARAMS, MCP_RESOURCE_NOT_FOUND } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { InputParking, Parkable } from './modern-input.js';
+import { logLevelAllows, logLevelIndex } from '../gateway/log-levels.js';
 
 /**
  * Freshness the gateway gives the lists and `server/discover` it builds, ms (`ttlMs`, server/
@@ -39,6 +40,8 @@ interface InputRequest {
   readonly method: string;
   readonly params: unknown;
 }
+
+const NO_CAPABILITIES: ClientCapabilities = Object.freeze({});
 
 /** Methods whose result may be `input_required` (basic/patterns/mrtr §Supported Requests). */
 const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
@@ -67,7 +70,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
   #res: ServerResponse | undefined;
   #clientId: JsonRpcId;
   #meta: RequestContext;
+  /** The capabilities the client declared for the current round. */
   #capabilities: ClientCapabilities;
+  /** Whether this request may ask the client anything (mrtr §Supported Requests). */
+  readonly #asks: boolean;
+  /** The request's `_meta["io.modelcontextprotocol/logLevel"]` as a severity index; -1: no log messages. */
+  #logLevel: number;
   #sse = false;
   /** The call is over (answered, cancelled or expired). */
   #done = false;
@@ -85,7 +93,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
     session: ClientSession,
     clientId: JsonRpcId,
     internalId: JsonRpcId,
-    request: { method: string; name: string; capabilities: ClientCapabilities },
+    request: { method: string; name: string; capabilities: ClientCapabilities; logLevel: unknown },
     view: View,
     meta: RequestContext,
     parking: InputParking<ModernChannel>,
@@ -96,8 +104,9 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#internalId = internalId;
     this.#method = request.method;
     this.#name = request.name;
-    // Only the requests whose result may be `input_required` may ask the client anything.
-    this.#capabilities = INPUT_METHODS.has(request.method) ? request.capabilities : {};
+    this.#capabilities = request.capabilities;
+    this.#asks = INPUT_METHODS.has(request.method);
+    this.#logLevel = logLevelIndex(request.logLevel);
     this.#view = view;
     this.#meta = meta;
     this.#parking = parking;
@@ -108,8 +117,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return this.#done;
   }
 
+  /**
+   * What the session's attribution checks: the capabilities the client declared for a request
+   * whose result may be `input_required`, none for the others.
+   */
   get clientCapabilities(): ClientCapabilities {
-    return this.#capabilities;
+    return this.#asks ? this.#capabilities : NO_CAPABILITIES;
   }
 
   /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
@@ -133,6 +146,13 @@ export class ModernChannel implements OutboundChannel, Parkable {
         }
         return;
       }
+      // Log messages only at or above the level the request asked for, and none without one
+      // (server/utilities/logging: the level is per request in this era).
+      if (
+        message.method === 'notifications/message' &&
+        (this.#logLevel < 0 || !logLevelAllows(this.#logLevel, message))
+      )
+        return;
       if (this.#res !== undefined) this.#event(JSON.stringify(message));
       return;
     }
@@ -207,7 +227,9 @@ export class ModernChannel implements OutboundChannel, Parkable {
     meta: RequestContext,
     inputResponses: unknown,
     capabilities: ClientCapabilities,
+    logLevel: unknown,
   ): void {
+    this.#logLevel = logLevelIndex(logLevel);
     this.#res = res;
     this.#clientId = clientId;
     this.#meta = meta;
@@ -314,6 +336,27 @@ export class ModernChannel implements OutboundChannel, Parkable {
       });
     }
     res.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  /**
+   * The upstream needs a capability the client did not declare for this request (the session
+   * refused the upstream's request): the call is cancelled and the client told
+   * MissingRequiredClientCapability (400, -32021, `data.requiredCapabilities`; basic §`_meta`),
+   * as a modern server would.
+   */
+  missingCapability(method: string, capability: 'sampling' | 'elicitation' | 'roots'): void {
+    if (this.#done || !this.#asks) return;
+    const err = new GatewayError(
+      'SWB_ERR_PROTOCOL_MISSING_CAPABILITY',
+      `Missing required client capability: ${capability} (the server sent ${method})`,
+      { data: { requiredCapabilities: { [capability]: {} } } },
+    );
+    if (this.#res !== undefined) this.fail(err, this.#internalId);
+    else {
+      const error = encodeError(err, { responseStarted: true, id: null }).response.error;
+      this.#finalWhileParked = `"error":${JSON.stringify(error)}`;
+    }
+    this.#cancel('the client lacks a capability the request needs');
   }
 
   #cancel(reason: string): void {

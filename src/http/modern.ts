@@ -70,8 +70,8 @@ export interface ModernOptions {
 export interface ModernHandler {
   /**
    * True when a POSTed message without `Mcp-Session-Id` belongs to the modern era: a request or
-   * notification (not `initialize`) carrying `params._meta["io.modelcontextprotocol/protocolVersion"]`
-   * or an `MCP-Protocol-Version` header of 2026-07-28 or later.
+   * notification carrying `params._meta["io.modelcontextprotocol/protocolVersion"]` or an
+   * `MCP-Protocol-Version` header of 2026-07-28 or later.
    */
   claims(req: IncomingMessage, message: JsonRpcMessage): boolean;
   /**
@@ -105,7 +105,10 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   }
 
   function claims(req: IncomingMessage, message: JsonRpcMessage): boolean {
-    if (!('method' in message) || message.method === 'initialize') return false;
+    // A 2025-era `initialize` carries neither (its version is `params.protocolVersion`, and the
+    // header comes only after negotiation): one that does is a modern request for a method this
+    // era removed (404).
+    if (!('method' in message)) return false;
     const m = message.params?._meta;
     if (typeof m === 'object' && m !== null && META_PROTOCOL_VERSION in m) return true;
     return isModernOrLater(req.headers['mcp-protocol-version']);
@@ -136,7 +139,9 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
       }
       const field = MODERN_METHODS.get(request.method);
       const name = field === undefined ? '' : String(params[field]);
-      const capabilities = (request.params!._meta as JsonObject)[META_CLIENT_CAPABILITIES] as ClientCapabilities;
+      const requestMeta = request.params!._meta as JsonObject;
+      const capabilities = requestMeta[META_CLIENT_CAPABILITIES] as ClientCapabilities;
+      const logLevel = requestMeta[META_LOG_LEVEL];
       // MRTR fields are the gateway's to interpret: a 2025-era upstream is never sent them.
       const state = params.requestState;
       const inputResponses = params.inputResponses;
@@ -147,7 +152,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
           throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
         }
         const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
-        parked.attach(res, id, meta, inputResponses, capabilities);
+        parked.attach(res, id, meta, inputResponses, capabilities, logLevel);
         return;
       }
       const session = sessionFor(view, meta.principal);
@@ -157,7 +162,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         session,
         id,
         internal.id,
-        { method: request.method, name, capabilities },
+        { method: request.method, name, capabilities, logLevel },
         view,
         meta,
         parking,
