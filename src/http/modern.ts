@@ -26,8 +26,8 @@
  * `requestState` are removed from what is forwarded. A server→client request of an upstream during
  * a `tools/call`, `prompts/get` or `resources/read` (sampling, elicitation, roots; one the request
  * declared the capability for) becomes an `input_required` result, and the retry answers it
- * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` is not served yet (404), so
- * discover advertises no `listChanged`/`subscribe`. docs/protocol-eras.md.
+ * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` opens a stream of change
+ * notifications (`./modern-listen.ts`). docs/protocol-eras.md.
  *
  * @module
  */
@@ -54,6 +54,8 @@ import {
 import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import { InputParking } from './modern-input.js';
+import { parseListenFilter, serveListen } from './modern-listen.js';
+import type { StreamOverflowListener } from './stream-budget.js';
 import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
 export { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
@@ -64,6 +66,8 @@ export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VER
 /** Options of {@link createModernHandler}. */
 export interface ModernOptions {
   gateway: Gateway;
+  /** Told of a listen stream closed because its client did not read it (metrics). */
+  onStreamOverflow?: StreamOverflowListener | undefined;
 }
 
 /** The modern front door of one handler family (see the module comment). */
@@ -135,6 +139,18 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
       const params = validate(req, request);
       if (request.method === 'server/discover') {
         sendJson(res, 200, { jsonrpc: '2.0', id, result: discoverResult(view, meta.principal) });
+        return;
+      }
+      if (request.method === 'subscriptions/listen') {
+        serveListen({
+          gateway,
+          view,
+          meta,
+          res,
+          id,
+          filter: parseListenFilter(params),
+          onStreamOverflow: options.onStreamOverflow,
+        });
         return;
       }
       const field = MODERN_METHODS.get(request.method);
@@ -262,14 +278,7 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
 /** The view's `server/discover` result (server/discover §Response). */
 export function discoverResult(view: View, principal: Principal): JsonObject {
   const init = view.initializeResult();
-  const capabilities: JsonObject = {};
-  for (const [key, value] of Object.entries((init.capabilities as JsonObject | undefined) ?? {})) {
-    // No change notifications without subscriptions/listen: advertise none.
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-      const { listChanged: _l, subscribe: _s, ...rest } = value as JsonObject;
-      capabilities[key] = rest;
-    } else capabilities[key] = value;
-  }
+  const capabilities = (init.capabilities as JsonObject | undefined) ?? {};
   const result: JsonObject = {
     resultType: 'complete',
     supportedVersions: [...ALL_SUPPORTED_VERSIONS],
