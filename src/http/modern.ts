@@ -60,6 +60,14 @@ import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
 export { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
+/** The per-request protocol fields of `_meta` (basic §`_meta`), which a 2025-era upstream is not sent. */
+const PER_REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  META_PROTOCOL_VERSION,
+  META_CLIENT_CAPABILITIES,
+  META_CLIENT_INFO,
+  META_LOG_LEVEL,
+]);
+
 /** Every protocol version the gateway serves, modern first (`UnsupportedProtocolVersion`'s `data.supported`). */
 export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS];
 
@@ -263,15 +271,16 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
       );
     }
   }
-  // The 2025-era upstream session has its own version and capabilities: forward only the rest.
-  const rest: JsonObject = { ...fields };
-  delete rest[META_PROTOCOL_VERSION];
-  delete rest[META_CLIENT_CAPABILITIES];
-  delete rest[META_CLIENT_INFO];
-  delete rest[META_LOG_LEVEL];
-  const out: JsonObject = { ...params };
-  if (Object.keys(rest).length === 0) delete out._meta;
-  else out._meta = rest;
+  // The 2025-era upstream session has its own version and capabilities: forward only the rest
+  // (copied key by key: `delete` would turn both objects into slow dictionaries).
+  let rest: JsonObject | undefined;
+  for (const key in fields) {
+    if (PER_REQUEST_FIELDS.has(key)) continue;
+    (rest ??= {})[key] = fields![key];
+  }
+  const out: JsonObject = {};
+  for (const key in params) if (key !== '_meta') out[key] = params[key];
+  if (rest !== undefined) out._meta = rest;
   return out;
 }
 
