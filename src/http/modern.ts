@@ -276,7 +276,7 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
   let rest: JsonObject | undefined;
   for (const key in fields) {
     if (PER_REQUEST_FIELDS.has(key)) continue;
-    (rest ??= {})[key] = fields![key];
+    (rest ??= {})[key] = fields[key];
   }
   const out: JsonObject = {};
   for (const key in params) if (key !== '_meta') out[key] = params[key];
