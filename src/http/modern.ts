@@ -55,6 +55,8 @@ import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../p
 import type { ClientCapabilities } from '../upstream/connection.js';
 import { InputParking } from './modern-input.js';
 import { parseListenFilter, serveListen } from './modern-listen.js';
+import { checkParamHeaders, headerParamsOf } from './modern-params.js';
+import { scopeOf } from '../auth/rbac.js';
 import type { StreamOverflowListener } from './stream-budget.js';
 import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
@@ -163,6 +165,10 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
       }
       const field = MODERN_METHODS.get(request.method);
       const name = field === undefined ? '' : String(params[field]);
+      if (request.method === 'tools/call') {
+        const mirrored = headerParamsOf(view.listsFor(scopeOf(meta.principal)).tools, name);
+        if (mirrored.length > 0) checkParamHeaders(req, mirrored, params.arguments);
+      }
       const requestMeta = request.params!._meta as JsonObject;
       const capabilities = requestMeta[META_CLIENT_CAPABILITIES] as ClientCapabilities;
       const logLevel = requestMeta[META_LOG_LEVEL];

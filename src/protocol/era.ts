@@ -73,25 +73,23 @@ export function isModernOrLater(version: unknown): boolean {
   return typeof version === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(version) && version >= '2026-07-28';
 }
 
-/** The `=?base64?…?=` sentinel of mirrored header values (transports §Value Encoding). */
-const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+/** Base64 (RFC 4648 §4) with its padding: a length that is a multiple of 4. */
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /**
- * Decodes a mirrored header value (`Mcp-Name`, `Mcp-Param-*`): the Base64 sentinel form
- * `=?base64?{value}?=` is decoded as UTF-8, a plain value is returned as it is.
+ * Decodes a mirrored header value (`Mcp-Name`, `Mcp-Param-*`; transports §Value Encoding): a value
+ * with both the `=?base64?` prefix and the `?=` suffix is Base64 of UTF-8 and is decoded; any
+ * other value is literal.
  *
- * @returns the value, or `undefined` when it is not valid (a malformed sentinel, or characters
- *   outside visible ASCII, space and tab: RFC 9110 §5.5)
+ * @returns the value, or `undefined` when it is not valid: the sentinel form around something
+ *   that is not padded Base64, or a literal with characters outside visible ASCII, space and tab
+ *   (RFC 9110 §5.5)
  */
 export function decodeHeaderValue(value: string): string | undefined {
-  if (value.startsWith('=?base64?')) {
-    const m = BASE64_SENTINEL.exec(value);
-    if (m === null) return undefined;
-    const decoded = Buffer.from(m[1]!, 'base64');
-    // Base64 that does not round-trip is malformed (Buffer.from ignores what it cannot read).
-    if (decoded.toString('base64').replace(/=+$/, '') !== m[1]!.replace(/=+$/, '')) return undefined;
-    return decoded.toString('utf8');
+  if (value.length >= 11 && value.startsWith('=?base64?') && value.endsWith('?=')) {
+    const encoded = value.slice(9, -2);
+    if (!BASE64.test(encoded)) return undefined;
+    return Buffer.from(encoded, 'base64').toString('utf8');
   }
-
   return /^[\t\x20-\x7e]*$/.test(value) ? value : undefined;
 }
