@@ -95,7 +95,7 @@ export function checkParamHeaders(req: IncomingMessage, params: readonly HeaderP
       p.type === 'integer'
         ? decoded.trim() !== '' && Number(decoded) === value
         : p.type === 'boolean'
-          ? decoded === String(value)
+          ? (value === true && decoded === 'true') || (value === false && decoded === 'false')
           : decoded === value;
     if (!matches) return mismatch(`value does not match the body`);
   }
