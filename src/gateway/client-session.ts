@@ -473,6 +473,7 @@ export class ClientSession {
     return {
       sessionId: this.id,
       clientCapabilities: this.clientCapabilities,
+      modern: this.transportKind === 'stateless',
       notify: (n) => {
         if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
         if (!out.closed) this.#send(out, n);

@@ -57,6 +57,8 @@ export interface StreamHost {
   sleep(ms: number): Promise<void>;
   /** The upstream lost the session. */
   expire(): void;
+  /** Whether a response stream that ended early may be resumed (not in the modern era). */
+  resumable(): boolean;
 }
 
 /** Every answer to a request POST that is not a 2xx JSON body, read as a stream. */
@@ -113,7 +115,7 @@ export async function consumeRequestStream(
   }
   if (!host.isLive(pending)) return;
   if (progressed) pending.backoff?.reset();
-  if (pending.lastEventId !== undefined) {
+  if (pending.lastEventId !== undefined && host.resumable()) {
     // MCP 2025-11-25: the server may close a stream early (after a priming event) and expects
     // the client to poll it back with GET + Last-Event-ID. A disconnect is not a cancellation.
     host.logger.debug(
