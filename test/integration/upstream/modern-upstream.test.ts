@@ -1,0 +1,251 @@
+/**
+ * Switchboard in front of MCP 2026-07-28 upstreams built with the official SDK v2: modern-only
+ * over Streamable HTTP and stdio, dual-era over both (`protocol: auto` must pick the modern era),
+ * server-everything (2025 era) on `auto` (falls back to `initialize`) and on `protocol: modern`
+ * (fails, the rest of the gateway keeps serving). Each is used by an SDK v1 client (a 2025
+ * session) and an SDK v2 client pinned to 2026-07-28, on `/mcp` and `/servers/{name}/mcp`; the
+ * wire a modern upstream sees is checked: no `initialize`, no session, no GET, the per-request
+ * `_meta` and the mirrored headers.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client as ClientV2, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import type { RunningGateway } from '../../../src/app.js';
+import { connectClient, everythingStdio, startTestGateway } from '../../helpers/gateway.js';
+import { startModernHttpUpstream, type ModernHttpUpstream } from '../../fixtures/modern-upstream-server.js';
+
+const V = '2026-07-28';
+const FIXTURE = fileURLToPath(new URL('../../fixtures/modern-upstream-server.ts', import.meta.url));
+
+function text(result: unknown): string {
+  const content = (result as { content?: Array<{ type: string; text?: string }> }).content ?? [];
+  return content.map((c) => c.text ?? '').join('\n');
+}
+
+function stdioFixture(legacy: 'serve' | 'reject', seenFile: string): Record<string, unknown> {
+  return {
+    command: process.execPath,
+    args: ['--import', 'tsx', FIXTURE, '--stdio', '--legacy', legacy],
+    env: { SEEN_FILE: seenFile },
+  };
+}
+
+/** The JSON-RPC messages a stdio fixture read, in order. */
+function stdioWire(file: string): Array<Record<string, unknown>> {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+describe('modern (2026-07-28) upstreams behind Switchboard', () => {
+  let gw: RunningGateway;
+  let modernHttp: ModernHttpUpstream;
+  let dualHttp: ModernHttpUpstream;
+  let dir: string;
+  const closers: Array<() => Promise<void>> = [];
+  const seenModernStdio = () => join(dir, 'modern-stdio.jsonl');
+  const seenDualStdio = () => join(dir, 'dual-stdio.jsonl');
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'swb-modern-'));
+    modernHttp = await startModernHttpUpstream('reject');
+    dualHttp = await startModernHttpUpstream('stateless');
+    gw = await startTestGateway({
+      servers: {
+        mhttp: { url: modernHttp.url },
+        mstdio: stdioFixture('reject', seenModernStdio()),
+        dual: { url: dualHttp.url, protocol: 'auto' },
+        dualstdio: stdioFixture('serve', seenDualStdio()),
+        everything: everythingStdio({ protocol: 'auto' }),
+        forced: everythingStdio({ protocol: 'modern' }),
+      },
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await Promise.allSettled(closers.map((c) => c()));
+    await gw?.close();
+    await modernHttp?.close();
+    await dualHttp?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function v2(path: string): Promise<ClientV2> {
+    const client = new ClientV2({ name: 'v2-test', version: '1.0.0' }, { versionNegotiation: { mode: { pin: V } } });
+    await client.connect(new StreamableHTTPClientTransport(new URL(gw.url + path)));
+    closers.push(() => client.close());
+    return client;
+  }
+
+  async function v1(path: string) {
+    const { client } = await connectClient(gw.url + path);
+    closers.push(() => client.close());
+    return client;
+  }
+
+  it('learns each upstream era: modern for modern-only and dual-era servers, legacy for server-everything', () => {
+    const era = (name: string) => gw.gateway.upstreams.get(name)!.era;
+    expect(era('mhttp')).toBe('modern');
+    expect(era('mstdio')).toBe('modern');
+    expect(era('dual')).toBe('modern');
+    expect(era('dualstdio')).toBe('modern');
+    expect(era('everything')).toBe('legacy');
+    const mhttp = gw.gateway.upstreams.get('mhttp')!;
+    expect(mhttp.state).toBe('ready');
+    // capabilities, serverInfo and instructions come from server/discover
+    expect(mhttp.initializeResult).toMatchObject({
+      protocolVersion: V,
+      capabilities: { tools: {} },
+      serverInfo: { name: 'modern-fixture' },
+      instructions: 'a modern fixture',
+    });
+  });
+
+  it('refuses protocol: modern against a 2025-era server clearly and keeps serving the others', async () => {
+    const forced = gw.gateway.upstreams.get('forced')!;
+    // A shared child keeps being retried with backoff, in case the server is upgraded.
+    expect(['failed', 'restarting']).toContain(forced.state);
+    expect(forced.lastError).toMatch(/does not speak MCP 2026-07-28 \(protocol: modern\)/);
+    const client = await v1('/mcp');
+    const names = (await client.listTools()).tools.map((t) => t.name);
+    expect(names.some((n) => n.startsWith('forced__'))).toBe(false);
+    const r = await client.callTool({ name: 'everything__echo', arguments: { message: 'still here' } });
+    expect(text(r)).toBe('Echo: still here');
+  });
+
+  it('lists the era and the protocol setting in the admin API', async () => {
+    const res = await fetch(`${gw.url}/api/v1/servers`);
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as { servers: Array<Record<string, unknown>> };
+    const byName = new Map(body.servers.map((s) => [s.name, s]));
+    expect(byName.get('mhttp')).toMatchObject({ era: 'modern', protocol: 'auto' });
+    expect(byName.get('everything')).toMatchObject({ era: 'legacy', protocol: 'auto' });
+    expect(byName.get('forced')).toMatchObject({ era: null, protocol: 'modern' });
+  });
+
+  const servers: Array<[string, string]> = [
+    ['mhttp', 'modern-only, Streamable HTTP'],
+    ['mstdio', 'modern-only, stdio'],
+    ['dual', 'dual-era, Streamable HTTP'],
+    ['dualstdio', 'dual-era, stdio'],
+    ['everything', '2025 era (server-everything), protocol auto'],
+  ];
+
+  describe.each(servers)('%s (%s)', (name) => {
+    it('an SDK v1 client lists and calls its tools on /mcp and /servers/{name}/mcp', async () => {
+      const all = await v1('/mcp');
+      const names = (await all.listTools()).tools.map((t) => t.name);
+      expect(names).toContain(`${name}__echo`);
+      const r1 = await all.callTool({ name: `${name}__echo`, arguments: { message: 'v1 all' } });
+      expect(text(r1)).toBe('Echo: v1 all');
+
+      const one = await v1(`/servers/${name}/mcp`);
+      const own = (await one.listTools()).tools.map((t) => t.name);
+      expect(own).toContain('echo');
+      const r2 = await one.callTool({ name: 'echo', arguments: { message: 'v1 one' } });
+      expect(text(r2)).toBe('Echo: v1 one');
+    });
+
+    it('an SDK v2 client pinned to 2026-07-28 lists and calls its tools on /mcp and /servers/{name}/mcp', async () => {
+      const all = await v2('/mcp');
+      expect(all.getNegotiatedProtocolVersion()).toBe(V);
+      const names = (await all.listTools()).tools.map((t) => t.name);
+      expect(names).toContain(`${name}__echo`);
+      const r1 = await all.callTool({ name: `${name}__echo`, arguments: { message: 'v2 all' } });
+      expect(text(r1)).toBe('Echo: v2 all');
+
+      const one = await v2(`/servers/${name}/mcp`);
+      const r2 = await one.callTool({ name: 'echo', arguments: { message: 'v2 one' } });
+      expect(text(r2)).toBe('Echo: v2 one');
+    });
+  });
+
+  it('sends a modern HTTP upstream no initialize, no session, no GET: only POSTs opened by server/discover', () => {
+    for (const up of [modernHttp, dualHttp]) {
+      expect(up.seen.length).toBeGreaterThan(0);
+      expect(up.seen[0]!.body?.method).toBe('server/discover');
+      expect(up.seen.map((s) => s.httpMethod).filter((m) => m !== 'POST')).toEqual([]);
+      expect(up.seen.filter((s) => s.body?.method === 'initialize')).toEqual([]);
+      expect(up.seen.filter((s) => String(s.body?.method ?? '').startsWith('notifications/'))).toEqual([]);
+      expect(up.seen.filter((s) => s.headers['mcp-session-id'] !== undefined)).toEqual([]);
+    }
+  });
+
+  it('sends a modern stdio upstream no initialize: the first line is server/discover', () => {
+    for (const file of [seenModernStdio(), seenDualStdio()]) {
+      const wire = stdioWire(file);
+      expect(wire[0]!.method).toBe('server/discover');
+      expect(wire.filter((m) => m.method === 'initialize' || m.method === 'notifications/initialized')).toEqual([]);
+      const call = wire.find((m) => m.method === 'tools/call');
+      expect((call?.params as Record<string, unknown>)._meta).toMatchObject({
+        'io.modelcontextprotocol/protocolVersion': V,
+        'io.modelcontextprotocol/clientCapabilities': {},
+        'io.modelcontextprotocol/clientInfo': { name: 'switchboard' },
+      });
+    }
+  });
+
+  it('stamps a tools/call with the modern _meta (keeping the progress token) and mirrored headers, Base64 for a non-ASCII name', async () => {
+    const client = await v1('/servers/mhttp/mcp');
+    const before = modernHttp.seen.length;
+    const r = await client.callTool({ name: 'grüße', arguments: {} }, undefined, { onprogress: () => undefined });
+    expect(text(r)).toBe('hallo');
+    const seen = modernHttp.seen.slice(before).find((s) => s.body?.method === 'tools/call')!;
+    expect(seen).toBeDefined();
+    expect(seen.headers['mcp-protocol-version']).toBe(V);
+    expect(seen.headers['mcp-method']).toBe('tools/call');
+    expect(seen.headers['mcp-name']).toBe(`=?base64?${Buffer.from('grüße', 'utf8').toString('base64')}?=`);
+    expect(seen.headers['mcp-session-id']).toBeUndefined();
+    const params = seen.body!.params as Record<string, unknown>;
+    expect(params.name).toBe('grüße');
+    const meta = params._meta as Record<string, unknown>;
+    expect(meta).toMatchObject({
+      'io.modelcontextprotocol/protocolVersion': V,
+      'io.modelcontextprotocol/clientCapabilities': {},
+      'io.modelcontextprotocol/clientInfo': { name: 'switchboard' },
+    });
+    expect(meta.progressToken).toEqual(expect.any(Number));
+
+    const before2 = modernHttp.seen.length;
+    await client.callTool({ name: 'echo', arguments: { message: 'plain' } });
+    const plain = modernHttp.seen.slice(before2).find((s) => s.body?.method === 'tools/call')!;
+    expect(plain.headers['mcp-name']).toBe('echo');
+  });
+
+  it('mirrors Mcp-Name for prompts/get and resources/read', async () => {
+    const client = await v1('/servers/mhttp/mcp');
+    const before = modernHttp.seen.length;
+    const prompt = await client.getPrompt({ name: 'greet' });
+    expect(JSON.stringify(prompt.messages)).toContain('hello from modern');
+    const read = await client.readResource({ uri: 'modern://info' });
+    expect(JSON.stringify(read.contents)).toContain('modern info');
+    const after = modernHttp.seen.slice(before);
+    expect(after.find((s) => s.body?.method === 'prompts/get')!.headers['mcp-name']).toBe('greet');
+    expect(after.find((s) => s.body?.method === 'resources/read')!.headers['mcp-name']).toBe('modern://info');
+  });
+
+  it('refuses resources/subscribe for a modern upstream with a clear error, and never sends it', async () => {
+    const client = await v1('/servers/mhttp/mcp');
+    const before = modernHttp.seen.length;
+    await expect(client.subscribeResource({ uri: 'modern://info' })).rejects.toThrow(/subscriptions\/listen/);
+    expect(modernHttp.seen.slice(before).filter((s) => s.body?.method === 'resources/subscribe')).toEqual([]);
+  });
+
+  it('cancels a call to a modern HTTP upstream by closing its response stream (no notifications/cancelled)', async () => {
+    const client = await v1('/servers/mhttp/mcp');
+    const before = modernHttp.seen.length;
+    const ac = new AbortController();
+    const call = client.callTool({ name: 'slow', arguments: { ms: 5000 } }, undefined, { signal: ac.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    ac.abort();
+    await expect(call).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 200));
+    const after = modernHttp.seen.slice(before);
+    expect(after.some((s) => s.body?.method === 'tools/call')).toBe(true);
+    expect(after.filter((s) => s.body?.method === 'notifications/cancelled')).toEqual([]);
+  });
+});
