@@ -37,6 +37,8 @@ export interface CatalogCacheOptions {
   logger: Logger;
   /** Called after a load that changed some kinds. */
   onChange: (changed: ReadonlyArray<keyof Catalog>) => void;
+  /** Called after every load, changed or not ({@link CatalogCache.ttlMs} is up to date). */
+  onLoaded?: () => void;
 }
 
 /** The cached catalog of one upstream. */
@@ -45,6 +47,7 @@ export class CatalogCache {
   #version = 0;
   readonly #logger: Logger;
   readonly #onChange: CatalogCacheOptions['onChange'];
+  readonly #onLoaded: CatalogCacheOptions['onLoaded'];
   /**
    * The smallest `ttlMs` (ms, ≥ 0) the pages of the last load carried, or undefined when none did.
    */
@@ -55,6 +58,7 @@ export class CatalogCache {
   constructor(options: CatalogCacheOptions) {
     this.#logger = options.logger;
     this.#onChange = options.onChange;
+    this.#onLoaded = options.onLoaded;
   }
 
   /** The cached lists. */
@@ -110,5 +114,6 @@ export class CatalogCache {
       this.#version++;
       this.#onChange(changed);
     }
+    this.#onLoaded?.();
   }
 }

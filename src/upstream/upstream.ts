@@ -169,6 +169,9 @@ export class Upstream {
     this.#catalog = new CatalogCache({
       logger: this.#logger,
       onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
+      onLoaded: () => {
+        if (this.#modern) this.#scheduleRefresh();
+      },
     });
     this.#pool = new ConnectionPool({
       name: options.name,
@@ -185,7 +188,6 @@ export class Upstream {
       onConnected: (conn) => {
         this.#initializeResult ??= conn.initializeResult;
         this.#modern = conn.era === 'modern';
-        if (this.#modern && this.#refreshTimer === undefined) this.#scheduleRefresh();
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
@@ -459,11 +461,13 @@ export class Upstream {
   }
 
   /**
-   * Schedules the next catalog refresh of a modern upstream, after the smallest `ttlMs` of the last
-   * load (bounded to 5 s … 1 h; 5 min when the lists carried none). The timer does not keep the
-   * process alive.
+   * (Re)schedules the next catalog refresh of a modern upstream, after every load: the smallest
+   * `ttlMs` of that load, bounded to 5 s … 1 h (5 min when the lists carried none). The timer does
+   * not keep the process alive.
    */
   #scheduleRefresh(): void {
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     if (this.#stopped) return;
     const ttl = this.#catalog.ttlMs;
     const delay = Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttl ?? DEFAULT_REFRESH_MS));
@@ -471,8 +475,13 @@ export class Upstream {
     this.#refreshTimer.unref();
   }
 
-  /** Reloads the catalog on a live connection (or, for `shared`/remote upstreams, a new one). */
+  /**
+   * Reloads the catalog on a live connection (or, for `shared`/remote upstreams, a new one); the
+   * load schedules the next refresh, and so does a refresh that could not load.
+   */
   async #refresh(): Promise<void> {
+    this.#refreshTimer = undefined;
+    let loaded = false;
     try {
       let conn: UpstreamConnection | undefined;
       for (const slot of this.#pool.slots.values()) {
@@ -484,11 +493,14 @@ export class Upstream {
       if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
         conn = await this.#pool.acquire(PROBE_CONTEXT);
       }
-      if (conn !== undefined) await this.#catalog.load(conn, undefined);
+      if (conn !== undefined) {
+        await this.#catalog.load(conn, undefined);
+        loaded = true;
+      }
     } catch (err) {
       this.#logger.warn({ err }, 'catalog refresh failed');
     } finally {
-      this.#scheduleRefresh();
+      if (!loaded) this.#scheduleRefresh();
     }
   }
 

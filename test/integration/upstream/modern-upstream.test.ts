@@ -8,12 +8,15 @@
  * `_meta` and the mirrored headers.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client as ClientV2, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningGateway } from '../../../src/app.js';
+import { startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 import { connectClient, everythingStdio, startTestGateway } from '../../helpers/gateway.js';
 import { startModernHttpUpstream, type ModernHttpUpstream } from '../../fixtures/modern-upstream-server.js';
 
@@ -46,6 +49,10 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
   let modernHttp: ModernHttpUpstream;
   let dualHttp: ModernHttpUpstream;
   let dir: string;
+  let everythingHttp: EverythingHttp;
+  /** A server of a newer modern version only: answers every POST 400 UnsupportedProtocolVersion. */
+  let newer: Server;
+  const newerSaw: string[] = [];
   const closers: Array<() => Promise<void>> = [];
   const seenModernStdio = () => join(dir, 'modern-stdio.jsonl');
   const seenDualStdio = () => join(dir, 'dual-stdio.jsonl');
@@ -54,6 +61,24 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     dir = mkdtempSync(join(tmpdir(), 'swb-modern-'));
     modernHttp = await startModernHttpUpstream('reject');
     dualHttp = await startModernHttpUpstream('stateless');
+    everythingHttp = await startEverythingHttp('streamableHttp');
+    newer = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (c: Buffer) => (raw += c.toString()));
+      req.on('end', () => {
+        const id = (JSON.parse(raw || '{}') as { id?: unknown }).id ?? null;
+        newerSaw.push((JSON.parse(raw || '{}') as { method?: string }).method ?? req.method ?? '');
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            jsonrpc: '2.0',
+            id,
+            error: { code: -32022, message: 'Unsupported protocol version', data: { supported: ['2027-03-01'] } },
+          }),
+        );
+      });
+    });
+    await new Promise<void>((resolve) => newer.listen(0, '127.0.0.1', resolve));
     gw = await startTestGateway({
       servers: {
         mhttp: { url: modernHttp.url },
@@ -61,6 +86,8 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
         dual: { url: dualHttp.url, protocol: 'auto' },
         dualstdio: stdioFixture('serve', seenDualStdio()),
         everything: everythingStdio({ protocol: 'auto' }),
+        everyhttp: { url: everythingHttp.url, protocol: 'auto' },
+        newer: { url: `http://127.0.0.1:${(newer.address() as AddressInfo).port}/mcp` },
         forced: everythingStdio({ protocol: 'modern' }),
       },
     });
@@ -71,6 +98,9 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     await gw?.close();
     await modernHttp?.close();
     await dualHttp?.close();
+    await everythingHttp?.stop();
+    newer?.closeAllConnections();
+    await new Promise((resolve) => newer?.close(resolve));
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -94,6 +124,7 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     expect(era('dual')).toBe('modern');
     expect(era('dualstdio')).toBe('modern');
     expect(era('everything')).toBe('legacy');
+    expect(era('everyhttp')).toBe('legacy'); // HTTP 400 without a modern error body: fallback
     const mhttp = gw.gateway.upstreams.get('mhttp')!;
     expect(mhttp.state).toBe('ready');
     // capabilities, serverInfo and instructions come from server/discover
@@ -117,6 +148,15 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     expect(text(r)).toBe('Echo: still here');
   });
 
+  it('does not fall back to initialize when an HTTP upstream answers a modern error (a newer modern version)', () => {
+    const up = gw.gateway.upstreams.get('newer')!;
+    expect(up.state).toBe('failed');
+    expect(up.era).toBeUndefined();
+    expect(up.lastError).toMatch(/is modern but .*-32022.*2027-03-01/);
+    expect(newerSaw).not.toContain('initialize');
+    expect(newerSaw[0]).toBe('server/discover');
+  });
+
   it('lists the era and the protocol setting in the admin API', async () => {
     const res = await fetch(`${gw.url}/api/v1/servers`);
     expect(res.status).toBe(200);
@@ -132,7 +172,8 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     ['mstdio', 'modern-only, stdio'],
     ['dual', 'dual-era, Streamable HTTP'],
     ['dualstdio', 'dual-era, stdio'],
-    ['everything', '2025 era (server-everything), protocol auto'],
+    ['everything', '2025 era (server-everything, stdio), protocol auto'],
+    ['everyhttp', '2025 era (server-everything, Streamable HTTP), protocol auto'],
   ];
 
   describe.each(servers)('%s (%s)', (name) => {
@@ -245,7 +286,8 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     await expect(call).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 200));
     const after = modernHttp.seen.slice(before);
-    expect(after.some((s) => s.body?.method === 'tools/call')).toBe(true);
+    const slow = after.find((s) => s.body?.method === 'tools/call' && (s.body.params as { name?: string }).name === 'slow');
+    expect(slow?.closedEarly).toBe(true);
     expect(after.filter((s) => s.body?.method === 'notifications/cancelled')).toEqual([]);
   });
 });
