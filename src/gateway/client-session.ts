@@ -71,13 +71,7 @@ export class ClientSession {
   /** `server\nupstream URI` → the URI this client subscribed with (a `switchboard://` form for collisions). */
   #subscribed = new Map<string, string>();
 
-  constructor(
-    id: string,
-    view: View,
-    principal: Principal,
-    transportKind: SessionTransport,
-    host: SessionHost,
-  ) {
+  constructor(id: string, view: View, principal: Principal, transportKind: SessionTransport, host: SessionHost) {
     this.id = id;
     this.view = view;
     this.principal = principal;

@@ -271,7 +271,7 @@ export class UpstreamConnection {
 
   /** Sends the `server/discover` probe and judges its answer. */
   async #probe(): Promise<ProbeVerdict> {
-    const response = await this.request('server/discover', this.#bareModernParams as JsonObject, {
+    const response = await this.request('server/discover', this.#bareModernParams, {
       timeoutMs: this.#protocol === 'modern' ? this.#initializeTimeoutMs : this.#probeTimeoutMs,
       headers: PROBE_HEADERS,
     }).response;
@@ -339,7 +339,7 @@ export class UpstreamConnection {
     if (this.#era === 'modern') {
       // A copy with the per-request fields over the caller's _meta (the caller's params stay as they are).
       if (meta === undefined) {
-        params = params === undefined ? (this.#bareModernParams as JsonObject) : { ...params, _meta: this.#modernMeta };
+        params = params === undefined ? this.#bareModernParams : { ...params, _meta: this.#modernMeta };
       } else {
         const merged: JsonObject = { ...meta, ...this.#modernMeta };
         if (merged.progressToken !== undefined) {

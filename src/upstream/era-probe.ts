@@ -81,7 +81,8 @@ export function judgeDiscoverAnswer(response: JsonRpcResponse): ProbeVerdict {
   if (code === 'SWB_ERR_UPSTREAM_UNAVAILABLE' || code === 'SWB_ERR_UPSTREAM_CLOSED') {
     return { kind: 'unreachable', reason: error.message, code };
   }
-  if (code === 'SWB_ERR_UPSTREAM_TIMEOUT') return { kind: 'legacy', reason: 'server/discover was not answered in time' };
+  if (code === 'SWB_ERR_UPSTREAM_TIMEOUT')
+    return { kind: 'legacy', reason: 'server/discover was not answered in time' };
   if (code === 'SWB_ERR_UPSTREAM_HTTP') {
     return { kind: 'legacy', reason: `server/discover answered HTTP ${String(data?.status)}` };
   }
@@ -117,7 +118,7 @@ export function modernRequestMeta(gatewayVersion: string): Readonly<JsonObject> 
  * serverInfo"]` (or a top-level `serverInfo`) and the instructions.
  */
 export function initializeResultOfDiscover(discover: JsonObject): JsonObject {
-  const caps = (isObject(discover.capabilities) ? { ...discover.capabilities } : {}) as JsonObject;
+  const caps = isObject(discover.capabilities) ? { ...discover.capabilities } : {};
   if (isObject(caps.resources) && 'subscribe' in caps.resources) {
     const { subscribe: _dropped, ...resources } = caps.resources as JsonObject;
     void _dropped;

@@ -94,7 +94,7 @@ export function modernErrorOf(body: string): { modernError: number; supported?: 
   if (typeof error?.code !== 'number' || !MODERN_ERROR_CODES.has(error.code)) return undefined;
   const supported = error.data?.supported;
   return Array.isArray(supported) && supported.every((v) => typeof v === 'string')
-    ? { modernError: error.code, supported: supported as string[] }
+    ? { modernError: error.code, supported: supported }
     : { modernError: error.code };
 }
 

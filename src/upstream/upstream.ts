@@ -203,7 +203,14 @@ export class Upstream {
       // The modern era has no ping: server/discover is its cheapest request.
       probe: () =>
         this.#dispatch(
-          new PendingCall(this.#host, PROBE_CONTEXT, this.#modern ? 'server/discover' : 'ping', undefined, undefined, true),
+          new PendingCall(
+            this.#host,
+            PROBE_CONTEXT,
+            this.#modern ? 'server/discover' : 'ping',
+            undefined,
+            undefined,
+            true,
+          ),
         ),
       onState: (state, error) =>
         options.onEvent(
@@ -441,11 +448,14 @@ export class Upstream {
    * through its calls), anything else (`resources/subscribe`, …) is refused.
    */
   #removedMethod(method: string): UpstreamCall {
-    if (method === 'logging/setLevel' || method === 'ping') return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
+    if (method === 'logging/setLevel' || method === 'ping')
+      return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
     const error = new GatewayError(
       'SWB_ERR_UPSTREAM_METHOD_REMOVED',
       `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}${
-        method.startsWith('resources/') ? ' (its replacement, subscriptions/listen, is not supported by Switchboard)' : ''
+        method.startsWith('resources/')
+          ? ' (its replacement, subscriptions/listen, is not supported by Switchboard)'
+          : ''
       }`,
     );
     return new SettledCall(errorResponse(0, error.jsonRpcCode, error.message, { code: error.code }));

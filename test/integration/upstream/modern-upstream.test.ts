@@ -211,7 +211,8 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
       expect(up.seen[0]!.body?.method).toBe('server/discover');
       expect(up.seen.map((s) => s.httpMethod).filter((m) => m !== 'POST')).toEqual([]);
       expect(up.seen.filter((s) => s.body?.method === 'initialize')).toEqual([]);
-      expect(up.seen.filter((s) => String(s.body?.method ?? '').startsWith('notifications/'))).toEqual([]);
+      const methodOf = (s: (typeof up.seen)[number]) => (typeof s.body?.method === 'string' ? s.body.method : '');
+      expect(up.seen.filter((s) => methodOf(s).startsWith('notifications/'))).toEqual([]);
       expect(up.seen.filter((s) => s.headers['mcp-session-id'] !== undefined)).toEqual([]);
     }
   });
@@ -286,7 +287,9 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     await expect(call).rejects.toThrow();
     await new Promise((r) => setTimeout(r, 200));
     const after = modernHttp.seen.slice(before);
-    const slow = after.find((s) => s.body?.method === 'tools/call' && (s.body.params as { name?: string }).name === 'slow');
+    const slow = after.find(
+      (s) => s.body?.method === 'tools/call' && (s.body.params as { name?: string }).name === 'slow',
+    );
     expect(slow?.closedEarly).toBe(true);
     expect(after.filter((s) => s.body?.method === 'notifications/cancelled')).toEqual([]);
   });

@@ -149,7 +149,11 @@ function peer(discover: DiscoverAnswer, ttlMs = 1000) {
         else if (discover === 'unsupported-version') fail(-32022, { supported: ['2027-01-01'] });
         return;
       case 'initialize':
-        reply({ protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'old', version: '1' } });
+        reply({
+          protocolVersion: '2025-11-25',
+          capabilities: { tools: {} },
+          serverInfo: { name: 'old', version: '1' },
+        });
         return;
       case 'tools/list':
         toolsListed++;
@@ -245,7 +249,11 @@ describe('requests to a modern upstream', () => {
     await conn.open();
     const params: JsonObject = {
       name: 'x',
-      _meta: { progressToken: 'client-token', traceparent: '00-abc-def-01', 'io.modelcontextprotocol/protocolVersion': 'bogus' },
+      _meta: {
+        progressToken: 'client-token',
+        traceparent: '00-abc-def-01',
+        'io.modelcontextprotocol/protocolVersion': 'bogus',
+      },
     };
     const snapshot = JSON.parse(JSON.stringify(params)) as JsonObject;
     const inflight = conn.request('tools/call', params);
