@@ -110,11 +110,15 @@ export class ConnectionPool {
     return this.#era;
   }
 
-  /** How the next connection opens: the cached era, else the `protocol` setting. */
+  /**
+   * How the next connection opens: the cached era, else the `protocol` setting. The deprecated
+   * HTTP+SSE transport exists in the 2025 era only: `auto` opens it with `initialize` at once.
+   */
   #protocol(): UpstreamProtocol {
     const configured = this.#config.protocol ?? 'auto';
-    if (configured !== 'auto' || this.#era === undefined) return configured;
-    return this.#era;
+    if (configured !== 'auto') return configured;
+    if (!isStdioServer(this.#config) && remoteTransport(this.#config) === 'sse') return 'legacy';
+    return this.#era ?? 'auto';
   }
 
   /** Whether {@link stop} was called. */
