@@ -227,6 +227,7 @@ export function runLoadProcess(opts) {
     client: '--client',
     timeout: '--timeout',
     verify: '--verify',
+    era: '--era',
   };
   for (const [k, flag] of Object.entries(map)) if (opts[k] !== undefined) args.push(flag, String(opts[k]));
   for (const h of opts.headers ?? []) args.push('--header', h);

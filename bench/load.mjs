@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Load generator for MCP Streamable HTTP endpoints (2025 era, sessionful).
+// Load generator for MCP Streamable HTTP endpoints (2025 era, sessionful; or 2026-07-28, stateless).
 //
 // N sessions (each: initialize + notifications/initialized, keeps its Mcp-Session-Id), C
 // concurrent in-flight requests spread over the sessions (worker w uses session w mod N), bounded
@@ -19,6 +19,9 @@
 // notifications/initialized as one operation; new session each time; never closed).
 // Prints one JSON object on stdout (see `summarize`). `--max-ops K` stops after K operations.
 // `--sessions 0` sends no initialize (for servers that need none).
+// `--era modern` sends MCP 2026-07-28 stateless requests instead (ops call and list): no
+// initialize and no session; each request carries the per-request `_meta` and the
+// MCP-Protocol-Version, Mcp-Method and Mcp-Name headers.
 import { performance } from 'node:perf_hooks';
 import http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -26,6 +29,8 @@ import { pathToFileURL } from 'node:url';
 import { Pool } from 'undici';
 
 export const PROTOCOL_VERSION = '2025-06-18';
+/** The stateless era's version (`--era modern`). */
+export const MODERN_VERSION = '2026-07-28';
 const ACCEPT = 'application/json, text/event-stream';
 
 /** Finds the JSON-RPC response with `id` in a JSON or SSE body; returns it or throws. */
@@ -204,23 +209,34 @@ export async function runLoad(o) {
     return sid;
   }
 
+  // era 'modern': MCP 2026-07-28 stateless requests (no initialize, no session; the version and
+  // capabilities in each request's _meta, mirrored headers).
+  const modern = opts.era === 'modern';
   const sessions = [];
-  if (opts.op !== 'setup') {
+  if (opts.op !== 'setup' && !modern) {
     for (let i = 0; i < opts.sessions; i++) sessions.push(await openSession());
   }
+  const META = {
+    'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+    'io.modelcontextprotocol/clientInfo': { name: 'switchboard-bench', version: '1' },
+    'io.modelcontextprotocol/clientCapabilities': {},
+  };
 
   // Pre-built request bodies: only the id changes per request.
   let prefix;
   let suffix;
   let method;
+  const withMeta = (params) => (modern ? { ...params, _meta: META } : params);
   if (opts.op === 'call') {
     method = 'tools/call';
     prefix = '{"jsonrpc":"2.0","id":';
-    suffix = `,"method":"tools/call","params":${JSON.stringify({ name: opts.tool, arguments: { message: opts.text } })}}`;
+    suffix = `,"method":"tools/call","params":${JSON.stringify(withMeta({ name: opts.tool, arguments: { message: opts.text } }))}}`;
   } else if (opts.op === 'list') {
     method = 'tools/list';
     prefix = '{"jsonrpc":"2.0","id":';
-    suffix = ',"method":"tools/list","params":{}}';
+    suffix = `,"method":"tools/list","params":${JSON.stringify(withMeta({}))}}`;
+  } else if (modern) {
+    throw new Error(`op ${opts.op} has no 2026-07-28 form`);
   } else if (opts.op === 'ping') {
     method = 'ping';
     prefix = '{"jsonrpc":"2.0","id":';
@@ -231,7 +247,14 @@ export async function runLoad(o) {
     'mcp-session-id': sid,
     'mcp-protocol-version': PROTOCOL_VERSION,
   }));
-  const noSessionHeaders = { ...baseHeaders, 'mcp-protocol-version': PROTOCOL_VERSION };
+  const noSessionHeaders = modern
+    ? {
+        ...baseHeaders,
+        'mcp-protocol-version': MODERN_VERSION,
+        'mcp-method': method,
+        ...(method === 'tools/call' ? { 'mcp-name': opts.tool } : {}),
+      }
+    : { ...baseHeaders, 'mcp-protocol-version': PROTOCOL_VERSION };
 
   async function oneOp(worker) {
     if (opts.op === 'setup') {
@@ -314,6 +337,7 @@ async function main() {
       timeout: { type: 'string', default: '120' },
       header: { type: 'string', multiple: true, default: [] },
       verify: { type: 'string', default: 'full' },
+      era: { type: 'string', default: 'legacy' },
     },
   });
   if (!values.url) {
@@ -335,6 +359,7 @@ async function main() {
     text: values.text,
     timeout: Number(values.timeout),
     verify: values.verify,
+    era: values.era,
     headers: Object.fromEntries(
       values.header.map((h) => {
         const i = h.indexOf(':');

@@ -360,7 +360,7 @@ function callScenario(contenders) {
     CFG.concurrency.map((conc) => ({
       id: conc,
       label: `c=${conc}`,
-      opts: (c) => ({ op: 'call', tool: c.tool, concurrency: conc, headers: c.headers }),
+      opts: (c) => ({ op: 'call', tool: c.tool, concurrency: conc, headers: c.headers, era: c.era }),
     })),
   );
 }
@@ -452,6 +452,14 @@ const S1 = [
     label: 'Switchboard /mcp',
     start: () => startSwitchboard(stdioEcho(), { profile: true }),
     tool: 'echo__echo',
+  },
+  {
+    // The same default config, asked by MCP 2026-07-28 (stateless) clients: no session.
+    key: 'switchboard-modern',
+    label: 'Switchboard /mcp, 2026-07-28 stateless',
+    start: () => startSwitchboard(stdioEcho(), { profile: true }),
+    tool: 'echo__echo',
+    era: 'modern',
   },
   {
     key: 'supergateway',
@@ -1124,6 +1132,16 @@ function printTargets() {
       `Throughput ≥ 4× the TypeScript peers, with those features (scenario 3 ÷ best peer of scenario 1; best rounds, medians in parentheses)`,
       highC.map((c, i) => `c=${c}: ${f2(ratios[i])}× (${f2(medians[i])}×)`).join(', '),
       status(ratios.every((x) => x >= 4)),
+    ]);
+  }
+  const modern = s1?.['switchboard-modern'];
+  if (modern && !modern.error && s1.switchboard && !s1.switchboard.error) {
+    const med = highC.map((c) => modern[c].medianRps / s1.switchboard[c].medianRps);
+    const best = highC.map((c) => modern[c].rps / s1.switchboard[c].rps);
+    rows.push([
+      '2026-07-28 stateless tools/call ≥ the 2025 session path (scenario 1, same config; median rounds, best rounds in parentheses)',
+      highC.map((c, i) => `c=${c}: ${f2(med[i])} (${f2(best[i])})`).join(', '),
+      status(CFG.repeat >= 3 ? med.every((x) => x >= 1) : undefined),
     ]);
   }
   if (s1?.switchboard && !s1.switchboard.error) {

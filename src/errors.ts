@@ -117,6 +117,12 @@ export const ERROR_CODES = {
     jsonRpcCode: JSONRPC_METHOD_NOT_FOUND,
     expose: true,
   },
+  /**
+   * A retry's `requestState` is malformed, unknown, spent, expired, or was issued to another
+   * principal or for another request: 400, Invalid params (basic/patterns/mrtr §Server
+   * Requirements).
+   */
+  SWB_ERR_PROTOCOL_INVALID_STATE: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_SESSION_REQUIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_NOT_FOUND: { family: 'http', status: 404, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 1, expose: true },
   SWB_ERR_SESSION_NOT_INITIALIZED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },

@@ -92,6 +92,7 @@ export function createExchangeObserver({ metrics, tracing, usageLog }: Observabi
         meta?.method ?? e.req.method ?? 'POST',
         requestStatus(status, meta?.rpcError),
         latencyMs / 1000,
+        meta?.era === 'modern',
       );
       if (usageLog) {
         const row = e.refusal

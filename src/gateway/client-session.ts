@@ -465,8 +465,8 @@ export class ClientSession {
 
   #caller(out: OutboundChannel): Caller {
     return {
-      sessionId: this.id,
-      clientCapabilities: this.clientCapabilities,
+      sessionId: out.callerId ?? this.id,
+      clientCapabilities: out.clientCapabilities ?? this.clientCapabilities,
       modern: this.transportKind === 'stateless',
       notify: (n) => {
         if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;

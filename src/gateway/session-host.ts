@@ -8,6 +8,7 @@
 import type { Logger } from '../observability/logger.js';
 import type { Pipeline } from '../pipeline/stage.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { ClientCapabilities } from '../upstream/connection.js';
 import type { ClientSession } from './client-session.js';
 
 /** Where messages for a client go. */
@@ -30,6 +31,18 @@ export interface OutboundChannel {
   sendResult?(id: JsonRpcId, resultJson: string): void;
   /** True once the client can no longer be reached through it. */
   readonly closed: boolean;
+  /**
+   * The capabilities the client declared for this one request (a modern request's
+   * `_meta["io.modelcontextprotocol/clientCapabilities"]`); when absent, the session's
+   * (declared at `initialize`) decide which server→client requests may reach it.
+   */
+  readonly clientCapabilities?: ClientCapabilities | undefined;
+  /**
+   * Who answers the server→client requests this request causes, when that is not the session's
+   * one client: a stateless session serves many clients, so each of its requests is its own
+   * caller for attribution (`upstream/attribution.ts`). Default: the session's id.
+   */
+  readonly callerId?: string | undefined;
   /** When true, messages sent while closed are kept for redelivery (resumable streams). */
   readonly retains?: boolean;
 }

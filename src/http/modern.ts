@@ -22,23 +22,24 @@
  *    hints on cacheable ones, -32602 for a resource not found (-32002 is the 2025 code). A
  *    response stream the client closes cancels the request (transports §Cancellation).
  *
- * Upstreams keep their 2025 sessions: the modern `_meta` fields are removed from what is
- * forwarded. Server→client requests of an upstream during a modern request are refused (the
- * stateless session declares no client capabilities), and `subscriptions/listen` is not served
- * yet (404), so discover advertises no `listChanged`/`subscribe`. docs/protocol-eras.md.
+ * Upstreams keep their 2025 sessions: the modern `_meta` fields, `inputResponses` and
+ * `requestState` are removed from what is forwarded. A server→client request of an upstream during
+ * a `tools/call`, `prompts/get` or `resources/read` (sampling, elicitation, roots; one the request
+ * declared the capability for) becomes an `input_required` result, and the retry answers it
+ * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` is not served yet (404), so
+ * discover advertises no `listChanged`/`subscribe`. docs/protocol-eras.md.
  *
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import { encodeError, GatewayError } from '../errors.js';
-import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import type { ClientSession } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import {
-  CACHEABLE_METHODS,
   decodeHeaderValue,
   isModernOrLater,
   isModernVersion,
@@ -51,17 +52,14 @@ import {
   MODERN_PROTOCOL_VERSIONS,
 } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../protocol/jsonrpc.js';
-import { MCP_RESOURCE_NOT_FOUND, JSONRPC_INVALID_PARAMS } from '../protocol/jsonrpc.js';
+import type { ClientCapabilities } from '../upstream/connection.js';
+import { InputParking } from './modern-input.js';
+import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
+
+export { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
 /** Every protocol version the gateway serves, modern first (`UnsupportedProtocolVersion`'s `data.supported`). */
 export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS];
-
-/**
- * Freshness the gateway gives the lists and `server/discover` it builds, ms (`ttlMs`, server/
- * utilities/caching). A minute: the catalogs change when an upstream's do, and a modern client
- * cannot be told so before `subscriptions/listen` is served.
- */
-export const LIST_TTL_MS = 60_000;
 
 /** Options of {@link createModernHandler}. */
 export interface ModernOptions {
@@ -88,6 +86,8 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   const { gateway } = options;
   /** The stateless session of each principal on each view (a reload builds new views). */
   const sessions = new WeakMap<View, Map<string, ClientSession>>();
+  // A parked call waits for its retry as long as the upstream's request waits for the answer.
+  const parking = new InputParking<ModernChannel>(gateway.clientRequestTimeoutMs);
   let nextId = 0;
 
   function sessionFor(view: View, principal: Principal): ClientSession {
@@ -120,6 +120,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   ): void {
     if (!('method' in message)) throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'Invalid Request');
     meta.method = message.method;
+    meta.era = 'modern';
     if (!('id' in message) || message.id === undefined) {
       // No client notification is defined over Streamable HTTP in this era; accepted and ignored.
       res.writeHead(202, { 'content-length': 0 }).end();
@@ -133,9 +134,34 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         sendJson(res, 200, { jsonrpc: '2.0', id, result: discoverResult(view, meta.principal) });
         return;
       }
+      const field = MODERN_METHODS.get(request.method);
+      const name = field === undefined ? '' : String(params[field]);
+      const capabilities = (request.params!._meta as JsonObject)[META_CLIENT_CAPABILITIES] as ClientCapabilities;
+      // MRTR fields are the gateway's to interpret: a 2025-era upstream is never sent them.
+      const state = params.requestState;
+      const inputResponses = params.inputResponses;
+      delete params.requestState;
+      delete params.inputResponses;
+      if (state !== undefined) {
+        if (typeof state !== 'string') {
+          throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
+        }
+        const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
+        parked.attach(res, id, meta, inputResponses, capabilities);
+        return;
+      }
       const session = sessionFor(view, meta.principal);
       const internal: JsonRpcRequest = { jsonrpc: '2.0', id: `~${++nextId}`, method: request.method, params };
-      const channel = new ModernChannel(res, session, id, internal.id, request.method, view, meta);
+      const channel = new ModernChannel(
+        res,
+        session,
+        id,
+        internal.id,
+        { method: request.method, name, capabilities },
+        view,
+        meta,
+        parking,
+      );
       session.handleRequest(internal, channel, meta);
     } catch (err) {
       sendError(res, err, id, meta);
@@ -228,15 +254,6 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
   return out;
 }
 
-/**
- * `cacheScope` of what the gateway answers a principal (server/utilities/caching §Cache Scope
- * Field): `public` only when nobody is authenticated (every caller sees the same lists);
- * otherwise `private`, as lists are filtered per principal (scopes, RBAC).
- */
-export function cacheScopeFor(principal: Principal): 'public' | 'private' {
-  return principal.kind === 'anonymous' ? 'public' : 'private';
-}
-
 /** The view's `server/discover` result (server/discover §Response). */
 export function discoverResult(view: View, principal: Principal): JsonObject {
   const init = view.initializeResult();
@@ -281,162 +298,4 @@ function sendError(res: ServerResponse, err: unknown, id: JsonRpcId, meta: Reque
     ...(encoded.kind === 'http' ? encoded.headers : {}),
   });
   res.end(body);
-}
-
-/**
- * The channel one modern request is answered on: JSON when the answer is the first thing to
- * send, else an SSE stream scoped to the request (progress, log messages, then the answer). No
- * event ids, no resumption (transports §Receiving Messages). The client closing the response
- * before the answer cancels the request in its session.
- */
-export class ModernChannel implements OutboundChannel {
-  readonly #res: ServerResponse;
-  readonly #session: ClientSession;
-  readonly #clientId: JsonRpcId;
-  readonly #internalId: JsonRpcId;
-  readonly #method: string;
-  readonly #view: View;
-  readonly #meta: RequestContext;
-  #sse = false;
-  #done = false;
-
-  constructor(
-    res: ServerResponse,
-    session: ClientSession,
-    clientId: JsonRpcId,
-    internalId: JsonRpcId,
-    method: string,
-    view: View,
-    meta: RequestContext,
-  ) {
-    this.#res = res;
-    this.#session = session;
-    this.#clientId = clientId;
-    this.#internalId = internalId;
-    this.#method = method;
-    this.#view = view;
-    this.#meta = meta;
-    res.once('close', this.#onClose);
-  }
-
-  get closed(): boolean {
-    return this.#done || this.#res.destroyed;
-  }
-
-  send(message: JsonRpcMessage): void {
-    if (this.#done) return;
-    if ('method' in message) {
-      // Only notifications related to the request travel on its stream; a server→client request
-      // cannot (the session declares no capabilities, so none is routed here).
-      if ('id' in message && message.id !== undefined) return;
-      this.#event(JSON.stringify(message));
-      return;
-    }
-    if (message.id !== this.#internalId) return;
-    if ('error' in message) {
-      let error = message.error;
-      // Resource not found is -32602 in this era (server/resources §Error Handling).
-      if (error.code === MCP_RESOURCE_NOT_FOUND) error = { ...error, code: JSONRPC_INVALID_PARAMS };
-      this.#meta.rpcError = error.code;
-      this.#final(JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, error }));
-      return;
-    }
-    const result = message.result ?? {};
-    this.#final(JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result: this.#decorate(result) }));
-  }
-
-  sendResult(id: JsonRpcId, resultJson: string): void {
-    if (this.#done || id !== this.#internalId) return;
-    // The list is shared by many requests and serialised once: the fields go in front of it.
-    const head = JSON.stringify(this.#fields(false)).slice(0, -1);
-    const body = resultJson.length > 2 ? `${head},${resultJson.slice(1)}` : `${head}}`;
-    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},"result":${body}}`);
-  }
-
-  fail(error: unknown, _id: JsonRpcId): void {
-    if (this.#done) return;
-    const encoded = encodeError(error, { responseStarted: this.#sse || this.#res.destroyed, id: this.#clientId });
-    if (encoded.kind === 'http') {
-      this.#done = true;
-      this.#meta.rpcError = encoded.response.error.code;
-      const body = JSON.stringify(encoded.response);
-      this.#res.writeHead(encoded.status, {
-        'content-type': 'application/json',
-        'content-length': Buffer.byteLength(body),
-        ...encoded.headers,
-      });
-      this.#res.end(body);
-      return;
-    }
-    this.send({ ...encoded.response, id: this.#internalId });
-  }
-
-  end(): void {
-    if (this.#done) return;
-    this.#done = true;
-    // Cancelled: the client closed the stream, so there is nobody to tell.
-    if (!this.#res.destroyed) this.#res.end();
-  }
-
-  /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
-  #fields(upstream: boolean): JsonObject {
-    const serverInfo = this.#view.initializeResult().serverInfo;
-    const fields: JsonObject = { resultType: 'complete', _meta: { [META_SERVER_INFO]: serverInfo } };
-    if (CACHEABLE_METHODS.has(this.#method)) {
-      // A read's freshness is the upstream's to tell; lists are the gateway's own.
-      fields.ttlMs = upstream ? 0 : LIST_TTL_MS;
-      fields.cacheScope = cacheScopeFor(this.#meta.principal);
-    }
-    return fields;
-  }
-
-  /** Adds `resultType`, the gateway's identity and caching hints to a forwarded result (fields the upstream set win, except the identity). */
-  #decorate(result: JsonObject): JsonObject {
-    const fields = this.#fields(true);
-    const meta = result._meta;
-    const out: JsonObject = { ...fields, ...result };
-    out._meta =
-      typeof meta === 'object' && meta !== null && !Array.isArray(meta)
-        ? { ...(meta as JsonObject), ...(fields._meta as JsonObject) }
-        : fields._meta;
-    return out;
-  }
-
-  #final(data: string): void {
-    this.#done = true;
-    const res = this.#res;
-    if (res.destroyed) return;
-    if (this.#sse) {
-      res.end(`event: message\ndata: ${data}\n\n`);
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
-    res.end(data);
-  }
-
-  /** Writes a notification as an SSE event, opening the stream first. */
-  #event(data: string): void {
-    const res = this.#res;
-    if (res.destroyed) return;
-    if (!this.#sse) {
-      this.#sse = true;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream',
-        'cache-control': 'no-cache',
-        'x-accel-buffering': 'no',
-      });
-    }
-    res.write(`event: message\ndata: ${data}\n\n`);
-  }
-
-  /** The response closed: before the answer, that is the client cancelling (transports §Cancellation). */
-  readonly #onClose = (): void => {
-    if (this.#done) return;
-    this.#done = true;
-    this.#session.handleNotification({
-      jsonrpc: '2.0',
-      method: 'notifications/cancelled',
-      params: { requestId: this.#internalId, reason: 'the client closed the response stream' },
-    });
-  };
 }

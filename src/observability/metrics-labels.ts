@@ -51,6 +51,15 @@ export const MCP_METHODS = Object.freeze([
   'roots/list',
 ] as const);
 
+/**
+ * `era` label values of `switchboard_requests_total`: `legacy` for the 2025 era (sessions),
+ * `modern` for stateless MCP 2026-07-28 requests. Index 0 and 1.
+ */
+export const ERAS = Object.freeze(['legacy', 'modern'] as const);
+
+/** An `era` label value. */
+export type EraLabel = (typeof ERAS)[number];
+
 /** A `method` label value: one of {@link MCP_METHODS} or `other`. */
 export type MethodLabel = (typeof MCP_METHODS)[number] | 'other';
 

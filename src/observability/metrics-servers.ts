@@ -17,6 +17,7 @@ import {
 } from './metrics-families.js';
 import {
   DURATION_BUCKETS,
+  ERAS,
   MAX_SERVER_LABELS,
   METHOD_COUNT,
   METHOD_INDEX,
@@ -33,7 +34,7 @@ import {
 /** Everything recorded for one `server` label value, found with one `Map.get` per call. */
 interface ServerSeries {
   readonly name: string;
-  /** `switchboard_requests_total` cells, index `method × STATUS_COUNT + status`. */
+  /** `switchboard_requests_total` cells, index `(era × METHOD_COUNT + method) × STATUS_COUNT + status`. */
   readonly requests: (CounterCell | undefined)[];
   /** `switchboard_request_duration_seconds` cells, index `method`. */
   readonly durations: (HistogramCell | undefined)[];
@@ -44,7 +45,7 @@ interface ServerSeries {
 /** The recorders of the per-server series (part of `Metrics`). */
 export interface ServerRecorders {
   /**
-   * Records one finished gateway request: `switchboard_requests_total{server,method,status}`
+   * Records one finished gateway request: `switchboard_requests_total{server,method,status,era}`
    * +1 and `switchboard_request_duration_seconds{server,method}` observes `seconds`.
    * Allocation-free after the first call for a label combination.
    *
@@ -53,8 +54,10 @@ export interface ServerRecorders {
    * @param method - the JSON-RPC method; names outside {@link MCP_METHODS} count as `other`.
    * @param status - see {@link requestStatus}.
    * @param seconds - time from the request's arrival to its last response byte, in seconds.
+   * @param modern - true for a stateless MCP 2026-07-28 request (`era="modern"`); default the
+   *   2025 era (`era="legacy"`).
    */
-  recordRequest(server: string, method: string, status: RequestStatus, seconds: number): void;
+  recordRequest(server: string, method: string, status: RequestStatus, seconds: number, modern?: boolean): void;
   /** Observes one upstream call's duration (seconds) in `switchboard_upstream_request_duration_seconds{server}`. */
   recordUpstreamCall(server: string, seconds: number): void;
   /** Sets `switchboard_upstream_up{server}` to 1 (ready) or 0 (starting, restarting, failed). */
@@ -91,7 +94,7 @@ export interface ServerMetrics {
 export function createServerMetrics(): ServerMetrics {
   const requests = new CounterFamily(
     `${METRIC_PREFIX}requests_total`,
-    'MCP requests handled by the gateway, by server, MCP method and outcome.',
+    'MCP requests handled by the gateway, by server, MCP method, outcome and protocol era.',
   );
   const durations = new HistogramFamily(
     `${METRIC_PREFIX}request_duration_seconds`,
@@ -130,7 +133,7 @@ export function createServerMetrics(): ServerMetrics {
     }
     s = {
       name: server,
-      requests: new Array<CounterCell | undefined>(METHOD_COUNT * STATUS_COUNT).fill(undefined),
+      requests: new Array<CounterCell | undefined>(ERAS.length * METHOD_COUNT * STATUS_COUNT).fill(undefined),
       durations: new Array<HistogramCell | undefined>(METHOD_COUNT).fill(undefined),
       upstream: undefined,
       restarts: undefined,
@@ -140,16 +143,18 @@ export function createServerMetrics(): ServerMetrics {
   };
 
   const recorders: ServerRecorders = {
-    recordRequest(server, method, status, seconds): void {
+    recordRequest(server, method, status, seconds, modern = false): void {
       const s = seriesFor(server);
       const m = METHOD_INDEX.get(method) ?? OTHER_METHOD;
-      const ci = m * STATUS_COUNT + statusIndex(status);
+      const era = modern ? 1 : 0;
+      const ci = (era * METHOD_COUNT + m) * STATUS_COUNT + statusIndex(status);
       const counter =
         s.requests[ci] ??
         (s.requests[ci] = requests.cell({
           server: s.name,
           method: METHOD_LABELS[m]!,
           status: REQUEST_STATUSES[ci % STATUS_COUNT]!,
+          era: ERAS[era],
         }));
       counter.value++;
       const hist = s.durations[m] ?? (s.durations[m] = durations.cell({ server: s.name, method: METHOD_LABELS[m]! }));

@@ -59,6 +59,11 @@ export interface RequestContext {
   rpcError?: number | undefined;
   /** Written by a stage that refused or changed the request: its name (usage log `blockReason`). */
   stage?: string | undefined;
+  /**
+   * Written by the edge: `modern` for a stateless MCP 2026-07-28 request (`http/modern.ts`);
+   * absent for the 2025 era (metrics label `era`).
+   */
+  era?: 'modern' | undefined;
 }
 
 /**

@@ -43,7 +43,7 @@ describe.skipIf(!BUILT)('bench harness (quick smoke; needs `npm run build`)', ()
         >;
         s4: Record<string, Point & { tools: number; error?: string }>;
       };
-      for (const key of ['relay', 'switchboard', 'supergateway', 'mcp-proxy']) {
+      for (const key of ['relay', 'switchboard', 'switchboard-modern', 'supergateway', 'mcp-proxy']) {
         const row = results.s1[key];
         expect(row?.error, `${key}: ${row?.error}`).toBeUndefined();
         for (const c of ['1', '16']) {

@@ -54,9 +54,14 @@ const SPEC_CODES: Record<number, ErrorCode> = {
 
 /**
  * Refusals the 2026-07-28 front door answers with an HTTP status and a standard JSON-RPC code, as
- * that era prescribes: a missing `_meta` field (400, -32602) and an unknown method (404, -32601).
+ * that era prescribes: a missing `_meta` field or a bad `requestState` (400, -32602) and an unknown
+ * method (404, -32601).
  */
-const MODERN_HTTP_CODES = new Set<ErrorCode>(['SWB_ERR_PROTOCOL_MISSING_META', 'SWB_ERR_PROTOCOL_METHOD_NOT_FOUND']);
+const MODERN_HTTP_CODES = new Set<ErrorCode>([
+  'SWB_ERR_PROTOCOL_MISSING_META',
+  'SWB_ERR_PROTOCOL_INVALID_STATE',
+  'SWB_ERR_PROTOCOL_METHOD_NOT_FOUND',
+]);
 
 /** Codes MCP itself gives a meaning: resource not found (server/resources) and URL elicitation required. */
 const MCP_CLAIMED = new Set([MCP_RESOURCE_NOT_FOUND, -32042]);

@@ -167,6 +167,28 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
     expect(call.body).toMatchObject({ id: 8, result: { resultType: 'complete', content: [{ text: 'Echo: x' }] } });
   });
 
+  it('counts modern requests under era="modern" in /metrics', async () => {
+    const before = await fetch(gw.url + '/metrics').then((r) => r.text());
+    const count = (text: string) =>
+      Number(
+        /switchboard_requests_total\{server="everything",method="tools\/call",status="ok",era="modern"\} (\d+)/.exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    await post(
+      gw.url + '/servers/everything/mcp',
+      {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { message: 'm' }, _meta: modernMeta() },
+      },
+      modernHeaders('tools/call', 'echo'),
+    );
+    const after = await fetch(gw.url + '/metrics').then((r) => r.text());
+    expect(count(after)).toBe(count(before) + 1);
+  });
+
   it('keeps two modern clients of one principal apart when both use the same request id', async () => {
     const send = (message: string) =>
       post(
@@ -239,6 +261,109 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
       await new Promise((r) => setTimeout(r, 20));
     }
     expect(stateless.reduce((n, s) => n + s.inFlight, 0)).toBe(0);
+  });
+
+  describe('server→client requests of a 2025-era upstream, as input_required (MRTR)', () => {
+    async function bidi(who: string, path = '/mcp'): Promise<ClientV2> {
+      const client = new ClientV2(
+        { name: `v2-${who}`, version: '1.0.0' },
+        {
+          capabilities: { sampling: {}, elicitation: {}, roots: {} },
+          versionNegotiation: { mode: { pin: V } },
+        },
+      );
+      client.setRequestHandler('sampling/createMessage', async () => {
+        await new Promise((r) => setTimeout(r, 50));
+        return { model: 'm', role: 'assistant', content: { type: 'text', text: `sampled-by-${who}` } };
+      });
+      client.setRequestHandler('elicitation/create', async () => ({
+        action: 'accept',
+        content: { name: `Ada-${who}`, check: true },
+      }));
+      client.setRequestHandler('roots/list', async () => ({ roots: [{ uri: `file:///work/${who}`, name: who }] }));
+      await client.connect(new StreamableHTTPClientTransport(new URL(gw.url + path)));
+      closers.push(() => client.close());
+      return client;
+    }
+
+    it('answers sampling, elicitation and roots through the retry, each to the client that caused it', async () => {
+      const [a, b] = await Promise.all([bidi('a'), bidi('b')]);
+      const [sa, sb] = await Promise.all([
+        a.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 } }),
+        b.callTool({ name: 'everything__trigger-sampling-request', arguments: { prompt: 'y', maxTokens: 5 } }),
+      ]);
+      expect(text(sa)).toContain('sampled-by-a');
+      expect(text(sa)).not.toContain('sampled-by-b');
+      expect(text(sb)).toContain('sampled-by-b');
+      expect(text(sb)).not.toContain('sampled-by-a');
+      const elicited = await a.callTool({ name: 'everything__trigger-elicitation-request', arguments: {} });
+      expect(text(elicited)).toContain('Ada-a');
+      const roots = await b.callTool({ name: 'everything__get-roots-list', arguments: {} });
+      expect(text(roots)).toContain('file:///work/b');
+    });
+
+    it('parks the call behind an integrity-protected requestState and refuses a forged or replayed one', async () => {
+      const url = gw.url + '/servers/everything/mcp';
+      const caps = { ...modernMeta(), 'io.modelcontextprotocol/clientCapabilities': { sampling: {} } };
+      const params = { name: 'trigger-sampling-request', arguments: { prompt: 'p', maxTokens: 5 } };
+      const first = await post(
+        url,
+        { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { ...params, _meta: caps } },
+        modernHeaders('tools/call', 'trigger-sampling-request'),
+      );
+      expect(first.status).toBe(200);
+      const ir = first.body!.result as {
+        resultType: string;
+        inputRequests: Record<string, unknown>;
+        requestState: string;
+      };
+      expect(ir.resultType).toBe('input_required');
+      const keys = Object.keys(ir.inputRequests);
+      expect(keys).toHaveLength(1);
+      expect(ir.inputRequests[keys[0]!]).toMatchObject({ method: 'sampling/createMessage' });
+      expect(typeof ir.requestState).toBe('string');
+
+      const answer = { [keys[0]!]: { model: 'm', role: 'assistant', content: { type: 'text', text: 'raw-answer' } } };
+      const retry = (id: number, requestState: string, name = 'trigger-sampling-request') =>
+        post(
+          url,
+          {
+            jsonrpc: '2.0',
+            id,
+            method: 'tools/call',
+            params: { ...params, name, _meta: caps, inputResponses: answer, requestState },
+          },
+          modernHeaders('tools/call', name),
+        );
+      const forged = await retry(2, ir.requestState.slice(0, -2) + 'xx');
+      expect([forged.status, (forged.body!.error as { code: number }).code, forged.body!.id]).toEqual([400, -32602, 2]);
+      const otherTool = await retry(3, ir.requestState, 'echo');
+      expect([otherTool.status, (otherTool.body!.error as { code: number }).code]).toEqual([400, -32602]);
+
+      const done = await retry(4, ir.requestState);
+      expect(done.status).toBe(200);
+      expect(done.body!.id).toBe(4);
+      expect(text(done.body!.result)).toContain('raw-answer');
+      expect((done.body!.result as { resultType: string }).resultType).toBe('complete');
+
+      const replayed = await retry(5, ir.requestState);
+      expect([replayed.status, (replayed.body!.error as { code: number }).code]).toEqual([400, -32602]);
+    });
+
+    it('refuses the upstream request when the client did not declare the capability', async () => {
+      const r = await post(
+        gw.url + '/servers/everything/mcp',
+        {
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: { name: 'trigger-sampling-request', arguments: { prompt: 'p', maxTokens: 5 }, _meta: modernMeta() },
+        },
+        modernHeaders('tools/call', 'trigger-sampling-request'),
+      );
+      expect(r.status).toBe(200);
+      expect((r.body!.result as { resultType?: string } | undefined)?.resultType).not.toBe('input_required');
+    });
   });
 
   describe('refusals (status, code, and the request id echoed)', () => {

@@ -49,8 +49,8 @@ describe('metrics', () => {
       const line = text.split('\n').find((l) => l.startsWith(series + ' '));
       return line === undefined ? undefined : Number(line.slice(series.length + 1));
     };
-    expect(value('switchboard_requests_total{server="odd",method="tools/call",status="ok"}')).toBe(3);
-    expect(value('switchboard_requests_total{server="odd",method="tools/call",status="error"}')).toBe(1);
+    expect(value('switchboard_requests_total{server="odd",method="tools/call",status="ok",era="legacy"}')).toBe(3);
+    expect(value('switchboard_requests_total{server="odd",method="tools/call",status="error",era="legacy"}')).toBe(1);
     expect(value('switchboard_active_sessions')).toBe(1);
     expect(value('switchboard_upstream_up{server="odd"}')).toBe(1);
     expect(text).toMatch(/^switchboard_upstream_request_duration_seconds_count\{server="odd"\} 4$/m);

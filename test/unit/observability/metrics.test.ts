@@ -74,7 +74,8 @@ describe('createMetrics', () => {
     // Only label combinations that were seen are exported, and raw unknown names never appear.
     expect(find(samples, total)).toHaveLength(6);
     expect(samples.some((s) => s.labels.method === 'x/made-up' || s.labels.method === 'another/unknown')).toBe(false);
-    for (const s of find(samples, total)) expect(Object.keys(s.labels).sort()).toEqual(['method', 'server', 'status']);
+    for (const s of find(samples, total))
+      expect(Object.keys(s.labels).sort()).toEqual(['era', 'method', 'server', 'status']);
   });
 
   it('exports the gateway duration histogram with cumulative buckets from 0.5 ms to 30 s', async () => {
@@ -260,12 +261,17 @@ describe('createMetrics', () => {
     expect(metrics.registry).toBe(registry);
     expect(metrics.contentType).toBe('text/plain; version=0.0.4; charset=utf-8');
     metrics.recordRequest('echo', 'ping', 'ok', 0.0001);
+    metrics.recordRequest('echo', 'tools/call', 'ok', 0.0001, true);
+    metrics.recordRequest('echo', 'tools/call', 'ok', 0.0001, true);
     const text = await registry.metrics();
-    expect(text).toContain('switchboard_requests_total{server="echo",method="ping",status="ok"} 1');
+    expect(text).toContain('switchboard_requests_total{server="echo",method="ping",status="ok",era="legacy"} 1');
+    expect(text).toContain('switchboard_requests_total{server="echo",method="tools/call",status="ok",era="modern"} 2');
+    expect(text).not.toContain('method="tools/call",status="ok",era="legacy"');
     // prom-client's JSON view of the same registry works with these series too.
     const json = await registry.getMetricsAsJSON();
+    // Two series (ping, tools/call), each its buckets, +Inf, sum and count.
     expect(json.find((m) => m.name === 'switchboard_request_duration_seconds')?.values.length).toBe(
-      DURATION_BUCKETS.length + 3,
+      2 * (DURATION_BUCKETS.length + 3),
     );
     // Two metrics objects on one registry collide, as prom-client's own metrics do.
     expect(() => createMetrics({ registry, collectDefault: false })).toThrow(/already been registered/);

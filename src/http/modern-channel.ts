@@ -1,0 +1,344 @@
+/**
+ * The channel a modern (MCP 2026-07-28) request is answered on, across its multi round-trip
+ * retries: see {@link ModernChannel}. Used by the modern front door (`./modern.ts`).
+ *
+ * @module
+ */
+import type { ServerResponse } from 'node:http';
+import type { Principal } from '../auth/principal.js';
+import { encodeError } from '../errors.js';
+import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
+import type { View } from '../gateway/view.js';
+import type { RequestContext } from '../pipeline/stage.js';
+import { CACHEABLE_METHODS, META_SERVER_INFO } from '../protocol/era.js';
+import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import { JSONRPC_INVALID_PARAMS, MCP_RESOURCE_NOT_FOUND } from '../protocol/jsonrpc.js';
+import type { ClientCapabilities } from '../upstream/connection.js';
+import type { InputParking, Parkable } from './modern-input.js';
+
+/**
+ * Freshness the gateway gives the lists and `server/discover` it builds, ms (`ttlMs`, server/
+ * utilities/caching). A minute: the catalogs change when an upstream's do, and a modern client
+ * cannot be told so before `subscriptions/listen` is served.
+ */
+export const LIST_TTL_MS = 60_000;
+
+/**
+ * `cacheScope` of what the gateway answers a principal (server/utilities/caching §Cache Scope
+ * Field): `public` only when nobody is authenticated (every caller sees the same lists);
+ * otherwise `private`, as lists are filtered per principal (scopes, RBAC).
+ */
+export function cacheScopeFor(principal: Principal): 'public' | 'private' {
+  return principal.kind === 'anonymous' ? 'public' : 'private';
+}
+
+/** A server→client request of the upstream, as the client is asked for it in `inputRequests`. */
+interface InputRequest {
+  /** The session's id of the request (its answer goes back under it). */
+  readonly id: number;
+  readonly method: string;
+  readonly params: unknown;
+}
+
+/** Methods whose result may be `input_required` (basic/patterns/mrtr §Supported Requests). */
+const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
+
+/**
+ * The channel one modern request is answered on, and across its retries (MRTR) the call it
+ * started: JSON when the answer is the first thing to send, else an SSE stream scoped to the
+ * request (progress, log messages, then the answer), no event ids, no resumption (transports
+ * §Receiving Messages).
+ *
+ * A server→client request of the upstream (one of the client's declared capabilities, else the
+ * session refuses it) ends the current HTTP response with `resultType: "input_required"`: the
+ * requests gathered in that event-loop turn as `inputRequests`, and a `requestState` that parks
+ * this channel in {@link InputParking}. The retry {@link attach}es its own response and answers;
+ * what the upstream does next goes to that response. The client closing a response before its
+ * answer cancels the call (transports §Cancellation); so does a parked call's expiry.
+ */
+export class ModernChannel implements OutboundChannel, Parkable {
+  readonly #session: ClientSession;
+  readonly #internalId: JsonRpcId;
+  readonly #method: string;
+  readonly #name: string;
+  readonly #view: View;
+  readonly #parking: InputParking<ModernChannel>;
+  /** The HTTP response of the current round; undefined while parked. */
+  #res: ServerResponse | undefined;
+  #clientId: JsonRpcId;
+  #meta: RequestContext;
+  #capabilities: ClientCapabilities;
+  #sse = false;
+  /** The call is over (answered, cancelled or expired). */
+  #done = false;
+  /** Asked of the client in the last `input_required`, not answered yet, by key. */
+  #asked = new Map<string, InputRequest>();
+  /** Arrived since, not asked yet. */
+  #queued = new Map<string, InputRequest>();
+  #nextKey = 0;
+  #flushScheduled = false;
+  /** The final answer's `"result":…` or `"error":…` member, when it came while parked (for the retry). */
+  #finalWhileParked: string | undefined;
+
+  constructor(
+    res: ServerResponse,
+    session: ClientSession,
+    clientId: JsonRpcId,
+    internalId: JsonRpcId,
+    request: { method: string; name: string; capabilities: ClientCapabilities },
+    view: View,
+    meta: RequestContext,
+    parking: InputParking<ModernChannel>,
+  ) {
+    this.#res = res;
+    this.#session = session;
+    this.#clientId = clientId;
+    this.#internalId = internalId;
+    this.#method = request.method;
+    this.#name = request.name;
+    // Only the requests whose result may be `input_required` may ask the client anything.
+    this.#capabilities = INPUT_METHODS.has(request.method) ? request.capabilities : {};
+    this.#view = view;
+    this.#meta = meta;
+    this.#parking = parking;
+    res.once('close', this.#onClose);
+  }
+
+  get closed(): boolean {
+    return this.#done;
+  }
+
+  get clientCapabilities(): ClientCapabilities {
+    return this.#capabilities;
+  }
+
+  /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
+  get callerId(): string {
+    return `${this.#session.id}/${String(this.#internalId)}`;
+  }
+
+  send(message: JsonRpcMessage): void {
+    if (this.#done) return;
+    if ('method' in message) {
+      if ('id' in message && message.id !== undefined) {
+        this.#queued.set(`input-${++this.#nextKey}`, {
+          id: message.id as number,
+          method: message.method,
+          params: message.params,
+        });
+        if (this.#res !== undefined && !this.#flushScheduled) {
+          // Requests the upstream sends together are asked together.
+          this.#flushScheduled = true;
+          setImmediate(this.#flushInputs);
+        }
+        return;
+      }
+      if (this.#res !== undefined) this.#event(JSON.stringify(message));
+      return;
+    }
+    if (message.id !== this.#internalId) return;
+    let member: string;
+    if ('error' in message) {
+      let error = message.error;
+      // Resource not found is -32602 in this era (server/resources §Error Handling).
+      if (error.code === MCP_RESOURCE_NOT_FOUND) error = { ...error, code: JSONRPC_INVALID_PARAMS };
+      this.#meta.rpcError = error.code;
+      member = `"error":${JSON.stringify(error)}`;
+    } else {
+      const result = message.result ?? {};
+      member = `"result":${JSON.stringify(this.#decorate(result))}`;
+    }
+    if (this.#res === undefined) {
+      // Parked: the retry gets it, under its own id.
+      this.#finalWhileParked = member;
+      return;
+    }
+    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},${member}}`);
+  }
+
+  sendResult(id: JsonRpcId, resultJson: string): void {
+    if (this.#done || id !== this.#internalId || this.#res === undefined) return;
+    // The list is shared by many requests and serialised once: the fields go in front of it.
+    const head = JSON.stringify(this.#fields(false)).slice(0, -1);
+    const body = resultJson.length > 2 ? `${head},${resultJson.slice(1)}` : `${head}}`;
+    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},"result":${body}}`);
+  }
+
+  fail(error: unknown, _id: JsonRpcId): void {
+    if (this.#done) return;
+    const res = this.#res;
+    if (res === undefined) {
+      this.send({ ...encodeError(error, { responseStarted: true, id: this.#internalId }).response });
+      return;
+    }
+    const encoded = encodeError(error, { responseStarted: this.#sse || res.destroyed, id: this.#clientId });
+    if (encoded.kind === 'http') {
+      this.#done = true;
+      this.#meta.rpcError = encoded.response.error.code;
+      const body = JSON.stringify(encoded.response);
+      res.writeHead(encoded.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...encoded.headers,
+      });
+      res.end(body);
+      return;
+    }
+    this.send({ ...encoded.response, id: this.#internalId });
+  }
+
+  end(): void {
+    if (this.#done) return;
+    this.#done = true;
+    // Cancelled: the client closed the stream, or the parked call expired.
+    const res = this.#res;
+    if (res !== undefined && !res.destroyed) res.end();
+  }
+
+  /**
+   * The retry of a parked call: `res` answers from now on, under the retry's id; the answers in
+   * `inputResponses` go to the upstream's waiting requests. Requests left unanswered, and any
+   * that arrived meanwhile, are asked again at once (mrtr §Error Handling); an answer that came
+   * while parked is sent at once.
+   */
+  attach(
+    res: ServerResponse,
+    clientId: JsonRpcId,
+    meta: RequestContext,
+    inputResponses: unknown,
+    capabilities: ClientCapabilities,
+  ): void {
+    this.#res = res;
+    this.#clientId = clientId;
+    this.#meta = meta;
+    this.#sse = false;
+    this.#capabilities = capabilities;
+    res.once('close', this.#onClose);
+    if (this.#finalWhileParked !== undefined) {
+      this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(clientId)},${this.#finalWhileParked}}`);
+      return;
+    }
+    const answers =
+      typeof inputResponses === 'object' && inputResponses !== null && !Array.isArray(inputResponses)
+        ? (inputResponses as JsonObject)
+        : {};
+    for (const [key, request] of [...this.#asked]) {
+      const answer = answers[key];
+      if (typeof answer !== 'object' || answer === null || Array.isArray(answer)) continue;
+      this.#asked.delete(key);
+      this.#session.handleResponse({ jsonrpc: '2.0', id: request.id, result: answer as JsonObject });
+    }
+    // Unanswered requests are asked again, with whatever arrived while parked.
+    for (const [key, request] of this.#asked) if (!this.#queued.has(key)) this.#queued.set(key, request);
+    this.#asked.clear();
+    if (this.#queued.size > 0) this.#flushInputs();
+  }
+
+  /** Parkable: no retry came in time; the call is cancelled upstream. */
+  expire(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#cancel('the client did not retry with inputResponses in time');
+  }
+
+  /** Ends the current response with `input_required` for the queued requests and parks. */
+  readonly #flushInputs = (): void => {
+    this.#flushScheduled = false;
+    const res = this.#res;
+    if (this.#done || res === undefined || this.#queued.size === 0) return;
+    const inputRequests: JsonObject = {};
+    for (const [key, request] of this.#queued) {
+      inputRequests[key] =
+        request.params === undefined ? { method: request.method } : { method: request.method, params: request.params };
+      this.#asked.set(key, request);
+    }
+    this.#queued.clear();
+    res.off('close', this.#onClose);
+    this.#res = undefined;
+    const requestState = this.#parking.park(this, {
+      principalId: this.#meta.principal.id,
+      method: this.#method,
+      name: this.#name,
+    });
+    const result: JsonObject = {
+      resultType: 'input_required',
+      inputRequests,
+      requestState,
+      _meta: { [META_SERVER_INFO]: this.#view.initializeResult().serverInfo },
+    };
+    writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }));
+  };
+
+  /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
+  #fields(upstream: boolean): JsonObject {
+    const serverInfo = this.#view.initializeResult().serverInfo;
+    const fields: JsonObject = { resultType: 'complete', _meta: { [META_SERVER_INFO]: serverInfo } };
+    if (CACHEABLE_METHODS.has(this.#method)) {
+      // A read's freshness is the upstream's to tell; lists are the gateway's own.
+      fields.ttlMs = upstream ? 0 : LIST_TTL_MS;
+      fields.cacheScope = cacheScopeFor(this.#meta.principal);
+    }
+    return fields;
+  }
+
+  /** Adds `resultType`, the gateway's identity and caching hints to a forwarded result (fields the upstream set win, except the identity). */
+  #decorate(result: JsonObject): JsonObject {
+    const fields = this.#fields(true);
+    const meta = result._meta;
+    const out: JsonObject = { ...fields, ...result };
+    out._meta =
+      typeof meta === 'object' && meta !== null && !Array.isArray(meta)
+        ? { ...(meta as JsonObject), ...(fields._meta as JsonObject) }
+        : fields._meta;
+    return out;
+  }
+
+  #final(data: string): void {
+    this.#done = true;
+    const res = this.#res;
+    if (res === undefined) return;
+    res.off('close', this.#onClose);
+    writeFinal(res, this.#sse, data);
+  }
+
+  /** Writes a notification as an SSE event, opening the stream first. */
+  #event(data: string): void {
+    const res = this.#res;
+    if (res === undefined || res.destroyed) return;
+    if (!this.#sse) {
+      this.#sse = true;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream',
+        'cache-control': 'no-cache',
+        'x-accel-buffering': 'no',
+      });
+    }
+    res.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  #cancel(reason: string): void {
+    this.#session.handleNotification({
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: this.#internalId, reason },
+    });
+  }
+
+  /** The response closed before its answer: the client cancelled (transports §Cancellation). */
+  readonly #onClose = (): void => {
+    if (this.#done) return;
+    this.#done = true;
+    this.#cancel('the client closed the response stream');
+  };
+}
+
+/** Ends `res` with one message: as JSON, or as the last event of its SSE stream. */
+function writeFinal(res: ServerResponse, sse: boolean, data: string): void {
+  if (res.destroyed) return;
+  if (sse) {
+    res.end(`event: message\ndata: ${data}\n\n`);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
