@@ -26,7 +26,7 @@ import type {
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
-import { REMOVED_IN_MODERN, UPSTREAM_MODERN_VERSION } from '../protocol/era.js';
+import { META_CLIENT_CAPABILITIES, REMOVED_IN_MODERN, UPSTREAM_MODERN_VERSION } from '../protocol/era.js';
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
@@ -337,11 +337,16 @@ export class UpstreamConnection {
     let progressToken: string | number | undefined;
     const meta = params?._meta as JsonObject | undefined;
     if (this.#era === 'modern') {
-      // A copy with the per-request fields over the caller's _meta (the caller's params stay as they are).
+      // A copy with the per-request fields over the caller's _meta (the caller's params stay as
+      // they are). A modern client's own capabilities are declared for its requests: the upstream's
+      // input_required results reach that client, which answers them.
+      const caps = caller?.modern === true ? caller.clientCapabilities : undefined;
+      const fields = caps === undefined ? this.#modernMeta : { ...this.#modernMeta, [META_CLIENT_CAPABILITIES]: caps };
       if (meta === undefined) {
-        params = params === undefined ? this.#bareModernParams : { ...params, _meta: this.#modernMeta };
+        if (params !== undefined) params = { ...params, _meta: fields };
+        else params = caps === undefined ? this.#bareModernParams : { _meta: fields };
       } else {
-        const merged: JsonObject = { ...meta, ...this.#modernMeta };
+        const merged: JsonObject = { ...meta, ...fields };
         if (merged.progressToken !== undefined) {
           progressToken = merged.progressToken as string | number;
           merged.progressToken = upstreamId;

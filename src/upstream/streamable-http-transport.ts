@@ -151,7 +151,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       onEvent: (event, pending) => this.#delivery.onEvent(event, pending),
       sleep: (ms) => this.#sleep(ms),
       expire: () => this.#expire(),
-      resumable: () => !this.#modern,
+      modern: () => this.#modern,
+      deliverErrorBody: (pending, text) => this.#deliverErrorBody(pending, text),
     };
   }
 
@@ -393,6 +394,20 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       this.#getStreamStarted = true;
       void runGetStream(this.#streams);
     }
+  }
+
+  /** A modern upstream's 4xx body that is the JSON-RPC error response to `pending` is delivered as its answer. */
+  #deliverErrorBody(pending: PendingRequest, text: string): boolean {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return false;
+    }
+    if (typeof parsed !== 'object' || parsed === null || !('error' in parsed)) return false;
+    if ((parsed as { id?: unknown }).id !== pending.id) return false;
+    this.#delivery.deliverValue(parsed, pending);
+    return pending.responded;
   }
 
   #reportProtocolError(reason: string, data: string): void {

@@ -14,7 +14,7 @@
  */
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
-import { REMOVED_IN_MODERN } from '../protocol/era.js';
+import { MCP_MISSING_CLIENT_CAPABILITY, REMOVED_IN_MODERN } from '../protocol/era.js';
 import { errorResponse } from '../protocol/jsonrpc.js';
 import type { UpstreamEra } from './era-probe.js';
 import type { Logger } from '../observability/logger.js';
@@ -324,8 +324,12 @@ export class Upstream {
    * step, not through one more promise per call).
    */
   #settle(call: PendingCall, response: JsonRpcResponse): JsonRpcResponse {
-    if (this.#modern && 'result' in response && response.result.resultType === 'input_required') {
-      if (call.caller?.modern !== true) response = this.#inputRequired(response, call.method);
+    if (this.#modern && call.caller?.modern !== true) {
+      if ('result' in response) {
+        if (response.result.resultType === 'input_required') response = this.#inputRequired(response, call.method, '');
+      } else if (response.error.code === MCP_MISSING_CLIENT_CAPABILITY) {
+        response = this.#inputRequired(response, call.method, ` (${response.error.message})`);
+      }
     }
     if (call.started >= 0) {
       this.#options.observe?.(call.method, performance.now() - call.started, 'error' in response);
@@ -461,11 +465,16 @@ export class Upstream {
     return new SettledCall(errorResponse(0, error.jsonRpcCode, error.message, { code: error.code }));
   }
 
-  /** The answer a 2025-era client gets for an `input_required` result (basic/patterns/mrtr). */
-  #inputRequired(response: JsonRpcResponse, method: string): JsonRpcResponse {
+  /**
+   * The answer a 2025-era client gets when a modern upstream needs input from the client
+   * (basic/patterns/mrtr): an `input_required` result, or `MissingRequiredClientCapability`
+   * (-32021, its message in `detail`) because the gateway declares no client capabilities on that
+   * client's behalf.
+   */
+  #inputRequired(response: JsonRpcResponse, method: string, detail: string): JsonRpcResponse {
     const error = new GatewayError(
       'SWB_ERR_UPSTREAM_INPUT_REQUIRED',
-      `upstream "${this.name}" needs more input from the client to complete ${method} (resultType "input_required"); Switchboard passes such results only to MCP 2026-07-28 clients`,
+      `upstream "${this.name}" needs input from the client to complete ${method} (resultType "input_required")${detail}; Switchboard passes such requests for input only to MCP 2026-07-28 clients`,
     );
     return errorResponse(response.id, error.jsonRpcCode, error.message, { code: error.code });
   }

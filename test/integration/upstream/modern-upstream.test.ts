@@ -277,6 +277,32 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     expect(modernHttp.seen.slice(before).filter((s) => s.body?.method === 'resources/subscribe')).toEqual([]);
   });
 
+  it("passes a modern upstream's input_required to a modern client (its retry reaches the upstream), refuses it to a 2025 client", async () => {
+    const modern = new ClientV2(
+      { name: 'v2-elicit', version: '1.0.0' },
+      { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: V } } },
+    );
+    let asked = 0;
+    modern.setRequestHandler('elicitation/create', () => {
+      asked++;
+      return { action: 'accept', content: { confirm: true } };
+    });
+    await modern.connect(new StreamableHTTPClientTransport(new URL(gw.url + '/servers/mhttp/mcp')));
+    closers.push(() => modern.close());
+    const before = modernHttp.seen.length;
+    const done = await modern.callTool({ name: 'confirm', arguments: {} });
+    expect(text(done)).toBe('confirmed');
+    expect(asked).toBe(1);
+    const calls = modernHttp.seen.slice(before).filter((s) => s.body?.method === 'tools/call');
+    expect(calls).toHaveLength(2);
+    expect((calls[1]!.body!.params as Record<string, unknown>).inputResponses).toBeDefined();
+
+    const legacy = await v1('/servers/mhttp/mcp');
+    const refused = await legacy.callTool({ name: 'confirm', arguments: {} }).catch((e: unknown) => e);
+    expect(String(refused)).toMatch(/input_required/);
+    expect(String(refused)).toMatch(/-33044/);
+  });
+
   it('cancels a call to a modern HTTP upstream by closing its response stream (no notifications/cancelled)', async () => {
     const client = await v1('/servers/mhttp/mcp');
     const before = modernHttp.seen.length;

@@ -274,6 +274,27 @@ describe('requests to a modern upstream', () => {
     });
   });
 
+  it("declares a modern client's own capabilities on its requests, none for a 2025-era client", async () => {
+    const p = peer('modern');
+    const conn = connection(p, 'auto');
+    await conn.open();
+    const who = (modern: boolean): Caller => ({
+      sessionId: 's',
+      clientCapabilities: { elicitation: {} },
+      modern,
+      notify: () => undefined,
+      request: () => Promise.resolve({ result: {} }),
+    });
+    await conn.request('tools/call', { name: 'x' }, { caller: who(true) }).response;
+    expect((p.wire.at(-1) as { params: JsonObject }).params._meta).toMatchObject({
+      'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+    });
+    await conn.request('tools/call', { name: 'x' }, { caller: who(false) }).response;
+    expect((p.wire.at(-1) as { params: JsonObject }).params._meta).toMatchObject({
+      'io.modelcontextprotocol/clientCapabilities': {},
+    });
+  });
+
   it('does not send notifications the modern era removed; cancels over stdio with notifications/cancelled', async () => {
     const p = peer('modern');
     const conn = connection(p, 'auto');
