@@ -200,18 +200,8 @@ export class Upstream {
       catalog: this.#catalog,
       // Tunnelled servers (a transport factory) are watched by the tunnel hub instead.
       watchHealth: options.createTransport === undefined,
-      // The modern era has no ping: server/discover is its cheapest request.
-      probe: () =>
-        this.#dispatch(
-          new PendingCall(
-            this.#host,
-            PROBE_CONTEXT,
-            this.#modern ? 'server/discover' : 'ping',
-            undefined,
-            undefined,
-            true,
-          ),
-        ),
+      // A ping; a modern upstream is sent server/discover instead (#sendOn): that era has no ping.
+      probe: () => this.#dispatch(new PendingCall(this.#host, PROBE_CONTEXT, 'ping', undefined, undefined, true)),
       onState: (state, error) =>
         options.onEvent(
           error === undefined
@@ -365,8 +355,10 @@ export class Upstream {
       return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
     const ctx = call.ctx;
     const headers = call.headers;
+    // The era is known only once the connection opened (a probe may be what opens it).
+    const method = call.probe && call.method === 'ping' && conn.era === 'modern' ? 'server/discover' : call.method;
     const inflight = conn.request(
-      call.method,
+      method,
       call.params,
       headers === undefined
         ? { caller: call.caller, reqId: ctx.reqId }

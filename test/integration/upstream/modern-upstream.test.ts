@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client as ClientV2, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import type { RunningGateway } from '../../../src/app.js';
 import { startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
-import { connectClient, everythingStdio, startTestGateway } from '../../helpers/gateway.js';
+import { connectClient, everythingStdio, startTestGateway, waitFor } from '../../helpers/gateway.js';
 import { startModernHttpUpstream, type ModernHttpUpstream } from '../../fixtures/modern-upstream-server.js';
 
 const V = '2026-07-28';
@@ -318,5 +318,34 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     );
     expect(slow?.closedEarly).toBe(true);
     expect(after.filter((s) => s.body?.method === 'notifications/cancelled')).toEqual([]);
+  });
+});
+
+describe('health of a modern HTTP upstream', () => {
+  it('is probed with server/discover while down, never with ping', async () => {
+    let up = await startModernHttpUpstream('reject');
+    const port = Number(new URL(up.url).port);
+    const gw = await startTestGateway({
+      servers: { m: { url: up.url, health: { failureThreshold: 1, probeInterval: 50, maxProbeInterval: 100 } } },
+    });
+    const { client } = await connectClient(gw.url + '/mcp');
+    try {
+      const m = gw.gateway.upstreams.get('m')!;
+      expect(m.era).toBe('modern');
+      await up.close();
+      await expect(client.callTool({ name: 'm__echo', arguments: { message: 'x' } })).rejects.toThrow();
+      await waitFor(() => m.state === 'failed', 5_000, 'marked down');
+      up = await startModernHttpUpstream('reject', port);
+      await waitFor(() => m.state === 'ready', 5_000, 'marked up by a probe');
+      // Only the gateway's probes reached the restarted server.
+      expect(up.seen.length).toBeGreaterThan(0);
+      expect(new Set(up.seen.map((s) => s.body?.method))).toEqual(new Set(['server/discover']));
+      const r = await client.callTool({ name: 'm__echo', arguments: { message: 'back' } });
+      expect(text(r)).toBe('Echo: back');
+    } finally {
+      await client.close();
+      await gw.close();
+      await up.close();
+    }
   });
 });
