@@ -4,7 +4,7 @@
  * and the upstream's handling of removed methods, `input_required` and `ttlMs`.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { StdioServer } from '../../../src/config/schema.js';
+import { RemoteServer, StdioServer } from '../../../src/config/schema.js';
 import { GatewayError } from '../../../src/errors.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { decodeHeaderValue, encodeHeaderValue } from '../../../src/protocol/era.js';
@@ -36,6 +36,20 @@ const err = (code: number, data?: unknown): JsonRpcResponse => ({
   jsonrpc: '2.0',
   id: 1,
   error: { code, message: 'x', ...(data === undefined ? {} : { data }) },
+});
+
+describe('the protocol server setting', () => {
+  it('defaults to auto and accepts legacy and modern, for stdio and remote servers', () => {
+    expect(StdioServer.parse({ command: 'x' }).protocol).toBe('auto');
+    expect(RemoteServer.parse({ url: 'http://h/mcp' }).protocol).toBe('auto');
+    expect(StdioServer.parse({ command: 'x', protocol: 'legacy' }).protocol).toBe('legacy');
+    expect(RemoteServer.parse({ url: 'http://h/mcp', protocol: 'modern' }).protocol).toBe('modern');
+  });
+
+  it('refuses anything else', () => {
+    expect(() => StdioServer.parse({ command: 'x', protocol: '2026-07-28' })).toThrow();
+    expect(() => RemoteServer.parse({ url: 'http://h/mcp', protocol: true })).toThrow();
+  });
 });
 
 describe('judgeDiscoverAnswer (basic/versioning §Backward Compatibility)', () => {
