@@ -90,8 +90,9 @@ export class ConnectionPool {
   #stopped = false;
   /**
    * The era the last connection found (basic/versioning: the era is a property of the server,
-   * cached for its configuration): later connections open in it without probing again; a
-   * connection that fails to open forgets it, so the next one probes.
+   * cached for its configuration): later connections open in it (`legacy`: `initialize` without a
+   * probe; `modern`: `server/discover` without fallback); a connection that fails to open forgets
+   * it, so the next one probes.
    */
   #era: UpstreamEra | undefined;
 
