@@ -357,7 +357,12 @@ export class UpstreamConnection {
       progressToken = meta.progressToken as string | number;
       meta.progressToken = upstreamId;
     }
-    const bidi = this.#exclusive && caller !== undefined && declaresServerRequests(caller.clientCapabilities);
+    // A modern upstream sends no server→client requests (it answers input_required): nothing to attribute.
+    const bidi =
+      this.#exclusive &&
+      this.#era !== 'modern' &&
+      caller !== undefined &&
+      declaresServerRequests(caller.clientCapabilities);
     const pending: Pending = {
       upstreamId,
       resolve: bidi ? (r) => (this.#admission.release(), resolve(r)) : resolve,

@@ -174,6 +174,7 @@ function peer(discover: DiscoverAnswer, ttlMs = 1000) {
         reply({ tools: [{ name: `t${toolsListed}`, inputSchema: { type: 'object' } }], ttlMs });
         return;
       case 'tools/call':
+        if ((m.params as JsonObject).name === 'hang') return;
         if ((m.params as JsonObject).name === 'ask') reply({ resultType: 'input_required', inputRequests: {} });
         else reply({ resultType: 'complete', content: [] });
         return;
@@ -185,9 +186,10 @@ function peer(discover: DiscoverAnswer, ttlMs = 1000) {
   return { pair, wire, listed: () => toolsListed };
 }
 
-function connection(p: ReturnType<typeof peer>, protocol: UpstreamProtocol, probeTimeoutMs = 5000) {
+function connection(p: ReturnType<typeof peer>, protocol: UpstreamProtocol, probeTimeoutMs = 5000, exclusive = false) {
   return new UpstreamConnection(p.pair.upstream, {
     name: 'peer',
+    exclusiveAttribution: exclusive,
     logger: silentLogger(),
     protocol,
     probeTimeoutMs,
@@ -307,6 +309,21 @@ describe('requests to a modern upstream', () => {
     expect((p.wire.at(-1) as { params: JsonObject }).params._meta).toMatchObject({
       'io.modelcontextprotocol/clientCapabilities': {},
     });
+  });
+
+  it('does not hold back calls of clients able to answer requests on stdio (a modern upstream sends none)', async () => {
+    const p = peer('modern');
+    const conn = connection(p, 'auto', 5000, true);
+    await conn.open();
+    const bidi = (sessionId: string): Caller => ({
+      sessionId,
+      clientCapabilities: { elicitation: {} },
+      notify: () => undefined,
+      request: () => Promise.resolve({ result: {} }),
+    });
+    conn.request('tools/call', { name: 'hang' }, { caller: bidi('a') });
+    conn.request('tools/call', { name: 'hang' }, { caller: bidi('b') });
+    await until(() => methods(p.wire).filter((m) => m === 'tools/call').length === 2);
   });
 
   it('does not send notifications the modern era removed; cancels over stdio with notifications/cancelled', async () => {
