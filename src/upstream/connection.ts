@@ -251,10 +251,13 @@ export class UpstreamConnection {
       case 'modern':
         return this.#becomeModern(verdict.result);
       case 'unreachable':
-        throw new GatewayError(
-          verdict.code === 'SWB_ERR_UPSTREAM_CLOSED' ? 'SWB_ERR_UPSTREAM_CLOSED' : 'SWB_ERR_UPSTREAM_UNAVAILABLE',
-          `server/discover failed: ${verdict.reason}`,
-        );
+        // `data.closedByProbe`: the upstream went away on the probe (a stdio child that exits on
+        // a method it does not know); the pool opens the next connection with initialize.
+        throw verdict.code === 'SWB_ERR_UPSTREAM_CLOSED'
+          ? new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `server/discover failed: ${verdict.reason}`, {
+              data: { closedByProbe: true },
+            })
+          : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `server/discover failed: ${verdict.reason}`);
       case 'incompatible':
         throw new GatewayError('SWB_ERR_UPSTREAM_ERA', `upstream "${this.name}" is modern but ${verdict.reason}`);
       case 'legacy':

@@ -283,7 +283,12 @@ export class ConnectionPool {
     try {
       await conn.open();
     } catch (err) {
-      if (protocol !== (this.#config.protocol ?? 'auto')) this.#era = undefined; // re-probe next time
+      if (protocol !== (this.#config.protocol ?? 'auto'))
+        this.#era = undefined; // re-probe next time
+      // An upstream that closed on the probe is not modern (transports/stdio §Backward
+      // Compatibility: anything but a DiscoverResult or a modern error): next time, initialize.
+      else if (protocol === 'auto' && err instanceof GatewayError && err.data?.closedByProbe === true)
+        this.#era = 'legacy';
       slot.notBefore = this.#now() + slot.backoff.next();
       await conn.close().catch(() => undefined);
       throw err instanceof GatewayError

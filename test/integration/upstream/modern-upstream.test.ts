@@ -349,3 +349,45 @@ describe('health of a modern HTTP upstream', () => {
     }
   });
 });
+
+/**
+ * A 2025-era stdio server that exits when it is sent anything but `initialize` first: the probe
+ * kills it, and the next child is opened with `initialize` (transports/stdio §Backward
+ * Compatibility: anything but a DiscoverResult or a modern error is a legacy server).
+ */
+const EXITS_ON_PROBE = `
+const rl = require('node:readline').createInterface({ input: process.stdin });
+let initialized = false;
+const send = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+rl.on('line', (line) => {
+  const m = JSON.parse(line);
+  if (m.method === 'initialize') {
+    initialized = true;
+    return send({ jsonrpc: '2.0', id: m.id, result: { protocolVersion: '2025-11-25', capabilities: { tools: {} }, serverInfo: { name: 'strict', version: '1' } } });
+  }
+  if (!initialized) process.exit(3);
+  if (m.method === 'tools/list') return send({ jsonrpc: '2.0', id: m.id, result: { tools: [{ name: 'echo', inputSchema: { type: 'object' } }] } });
+  if (m.method === 'tools/call') return send({ jsonrpc: '2.0', id: m.id, result: { content: [{ type: 'text', text: 'Echo: ' + m.params.arguments.message }] } });
+  if (m.id !== undefined) send({ jsonrpc: '2.0', id: m.id, error: { code: -32601, message: 'Method not found' } });
+});
+`;
+
+describe('a 2025-era stdio server that exits on the probe', () => {
+  it('is restarted and opened with initialize, without a second probe', async () => {
+    const gw = await startTestGateway({
+      servers: { strict: { command: process.execPath, args: ['-e', EXITS_ON_PROBE], restart: { initialDelay: 50 } } },
+    });
+    try {
+      const up = gw.gateway.upstreams.get('strict')!;
+      await waitFor(() => up.state === 'ready', 10_000, 'ready after the restart');
+      expect(up.era).toBe('legacy');
+      expect(up.restarts).toBe(1);
+      const { client } = await connectClient(gw.url + '/mcp');
+      const r = await client.callTool({ name: 'strict__echo', arguments: { message: 'hi' } });
+      expect(text(r)).toBe('Echo: hi');
+      await client.close();
+    } finally {
+      await gw.close();
+    }
+  });
+});
