@@ -19,7 +19,11 @@
  *
  * @module
  */
-import { MCP_HEADER_MISMATCH, MCP_UNSUPPORTED_PROTOCOL_VERSION } from './protocol/era.js';
+import {
+  MCP_HEADER_MISMATCH,
+  MCP_MISSING_CLIENT_CAPABILITY,
+  MCP_UNSUPPORTED_PROTOCOL_VERSION,
+} from './protocol/era.js';
 import type { JsonRpcErrorObject, JsonRpcErrorResponse, JsonRpcId, JsonRpcMessage } from './protocol/jsonrpc.js';
 import {
   JSONRPC_INTERNAL_ERROR,
@@ -123,6 +127,17 @@ export const ERROR_CODES = {
    * Requirements).
    */
   SWB_ERR_PROTOCOL_INVALID_STATE: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
+  /**
+   * A modern request needs a client capability it did not declare (its upstream asked for
+   * sampling, elicitation or roots): 400 `MissingRequiredClientCapability`, with
+   * `data.requiredCapabilities` (basic §`_meta`).
+   */
+  SWB_ERR_PROTOCOL_MISSING_CAPABILITY: {
+    family: 'http',
+    status: 400,
+    jsonRpcCode: MCP_MISSING_CLIENT_CAPABILITY,
+    expose: true,
+  },
   SWB_ERR_SESSION_REQUIRED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },
   SWB_ERR_SESSION_NOT_FOUND: { family: 'http', status: 404, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 1, expose: true },
   SWB_ERR_SESSION_NOT_INITIALIZED: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_REQUEST, expose: true },

@@ -474,6 +474,7 @@ export class ClientSession {
         else this.sendUnrelated(n);
       },
       request: (method, params) => this.#requestClient(method, params, out),
+      missingCapability: out.missingCapability?.bind(out),
     };
   }
 

@@ -43,6 +43,12 @@ export interface OutboundChannel {
    * caller for attribution (`upstream/attribution.ts`). Default: the session's id.
    */
   readonly callerId?: string | undefined;
+  /**
+   * Told when the upstream asked, during this request, for a capability the request did not
+   * declare (the upstream is refused either way): a modern request answers MissingRequired
+   * ClientCapability then. Optional.
+   */
+  missingCapability?(method: string, capability: 'sampling' | 'elicitation' | 'roots'): void;
   /** When true, messages sent while closed are kept for redelivery (resumable streams). */
   readonly retains?: boolean;
 }

@@ -6,15 +6,16 @@
  */
 import type { ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import { encodeError } from '../errors.js';
+import { encodeError, GatewayError } from '../errors.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
-import { CACHEABLE_METHODS, META_SERVER_INFO } from '../protocol/era.js';
+import { CACHEABLE_METHODS, MCP_MISSING_CLIENT_CAPABILITY, META_SERVER_INFO } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { JSONRPC_INVALID_PARAMS, MCP_RESOURCE_NOT_FOUND } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { InputParking, Parkable } from './modern-input.js';
+import { logLevelAllows, logLevelIndex } from '../gateway/log-levels.js';
 
 /**
  * Freshness the gateway gives the lists and `server/discover` it builds, ms (`ttlMs`, server/
@@ -39,6 +40,8 @@ interface InputRequest {
   readonly method: string;
   readonly params: unknown;
 }
+
+const NO_CAPABILITIES: ClientCapabilities = Object.freeze({});
 
 /** Methods whose result may be `input_required` (basic/patterns/mrtr §Supported Requests). */
 const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get', 'resources/read']);
@@ -67,7 +70,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
   #res: ServerResponse | undefined;
   #clientId: JsonRpcId;
   #meta: RequestContext;
+  /** The capabilities the client declared for the current round. */
   #capabilities: ClientCapabilities;
+  /** Whether this request may ask the client anything (mrtr §Supported Requests). */
+  readonly #asks: boolean;
+  /** The request's `_meta["io.modelcontextprotocol/logLevel"]` as a severity index; -1: no log messages. */
+  #logLevel: number;
   #sse = false;
   /** The call is over (answered, cancelled or expired). */
   #done = false;
@@ -85,7 +93,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
     session: ClientSession,
     clientId: JsonRpcId,
     internalId: JsonRpcId,
-    request: { method: string; name: string; capabilities: ClientCapabilities },
+    request: { method: string; name: string; capabilities: ClientCapabilities; logLevel: unknown },
     view: View,
     meta: RequestContext,
     parking: InputParking<ModernChannel>,
@@ -96,8 +104,9 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#internalId = internalId;
     this.#method = request.method;
     this.#name = request.name;
-    // Only the requests whose result may be `input_required` may ask the client anything.
-    this.#capabilities = INPUT_METHODS.has(request.method) ? request.capabilities : {};
+    this.#capabilities = request.capabilities;
+    this.#asks = INPUT_METHODS.has(request.method);
+    this.#logLevel = logLevelIndex(request.logLevel);
     this.#view = view;
     this.#meta = meta;
     this.#parking = parking;
@@ -108,8 +117,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return this.#done;
   }
 
+  /**
+   * What the session's attribution checks: the capabilities the client declared for a request
+   * whose result may be `input_required`, none for the others.
+   */
   get clientCapabilities(): ClientCapabilities {
-    return this.#capabilities;
+    return this.#asks ? this.#capabilities : NO_CAPABILITIES;
   }
 
   /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
@@ -133,13 +146,23 @@ export class ModernChannel implements OutboundChannel, Parkable {
         }
         return;
       }
+      // Log messages only at or above the level the request asked for, and none without one
+      // (server/utilities/logging: the level is per request in this era).
+      if (
+        message.method === 'notifications/message' &&
+        (this.#logLevel < 0 || !logLevelAllows(this.#logLevel, message))
+      )
+        return;
       if (this.#res !== undefined) this.#event(JSON.stringify(message));
       return;
     }
     if (message.id !== this.#internalId) return;
     let member: string;
+    let status = 200;
     if ('error' in message) {
       let error = message.error;
+      // MissingRequiredClientCapability is a 400 in this era (basic §`_meta`), a modern upstream's own too.
+      if (error.code === MCP_MISSING_CLIENT_CAPABILITY) status = 400;
       // Resource not found is -32602 in this era (server/resources §Error Handling).
       if (error.code === MCP_RESOURCE_NOT_FOUND) error = { ...error, code: JSONRPC_INVALID_PARAMS };
       this.#meta.rpcError = error.code;
@@ -153,7 +176,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
       this.#finalWhileParked = member;
       return;
     }
-    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},${member}}`);
+    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},${member}}`, status);
   }
 
   sendResult(id: JsonRpcId, resultJson: string): void {
@@ -207,7 +230,9 @@ export class ModernChannel implements OutboundChannel, Parkable {
     meta: RequestContext,
     inputResponses: unknown,
     capabilities: ClientCapabilities,
+    logLevel: unknown,
   ): void {
+    this.#logLevel = logLevelIndex(logLevel);
     this.#res = res;
     this.#clientId = clientId;
     this.#meta = meta;
@@ -266,7 +291,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
       requestState,
       _meta: { [META_SERVER_INFO]: this.#view.initializeResult().serverInfo },
     };
-    writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }));
+    writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }), 200);
   };
 
   /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
@@ -293,12 +318,13 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return out;
   }
 
-  #final(data: string): void {
+  /** Ends the response with `data`; `status` is the HTTP status of a JSON answer (default 200). */
+  #final(data: string, status = 200): void {
     this.#done = true;
     const res = this.#res;
     if (res === undefined) return;
     res.off('close', this.#onClose);
-    writeFinal(res, this.#sse, data);
+    writeFinal(res, this.#sse, data, status);
   }
 
   /** Writes a notification as an SSE event, opening the stream first. */
@@ -314,6 +340,27 @@ export class ModernChannel implements OutboundChannel, Parkable {
       });
     }
     res.write(`event: message\ndata: ${data}\n\n`);
+  }
+
+  /**
+   * The upstream needs a capability the client did not declare for this request (the session
+   * refused the upstream's request): the call is cancelled and the client told
+   * MissingRequiredClientCapability (400, -32021, `data.requiredCapabilities`; basic §`_meta`),
+   * as a modern server would.
+   */
+  missingCapability(method: string, capability: 'sampling' | 'elicitation' | 'roots'): void {
+    if (this.#done || !this.#asks) return;
+    const err = new GatewayError(
+      'SWB_ERR_PROTOCOL_MISSING_CAPABILITY',
+      `Missing required client capability: ${capability} (the server sent ${method})`,
+      { data: { requiredCapabilities: { [capability]: {} } } },
+    );
+    if (this.#res !== undefined) this.fail(err, this.#internalId);
+    else {
+      const error = encodeError(err, { responseStarted: true, id: null }).response.error;
+      this.#finalWhileParked = `"error":${JSON.stringify(error)}`;
+    }
+    this.#cancel('the client lacks a capability the request needs');
   }
 
   #cancel(reason: string): void {
@@ -332,13 +379,13 @@ export class ModernChannel implements OutboundChannel, Parkable {
   };
 }
 
-/** Ends `res` with one message: as JSON, or as the last event of its SSE stream. */
-function writeFinal(res: ServerResponse, sse: boolean, data: string): void {
+/** Ends `res` with one message: as JSON (with `status`), or as the last event of its SSE stream. */
+function writeFinal(res: ServerResponse, sse: boolean, data: string, status: number): void {
   if (res.destroyed) return;
   if (sse) {
     res.end(`event: message\ndata: ${data}\n\n`);
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   res.end(data);
 }

@@ -27,8 +27,8 @@
  * the `inputResponses`/`requestState` answering its own `input_required` results unchanged). A server→client request of an upstream during
  * a `tools/call`, `prompts/get` or `resources/read` (sampling, elicitation, roots; one the request
  * declared the capability for) becomes an `input_required` result, and the retry answers it
- * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` is not served yet (404), so
- * discover advertises no `listChanged`/`subscribe`. docs/protocol-eras.md.
+ * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` opens a stream of change
+ * notifications (`./modern-listen.ts`). docs/protocol-eras.md.
  *
  * @module
  */
@@ -55,9 +55,19 @@ import {
 import type { JsonObject, JsonRpcId, JsonRpcMessage, JsonRpcRequest } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import { InputParking } from './modern-input.js';
+import { parseListenFilter, serveListen } from './modern-listen.js';
+import type { StreamOverflowListener } from './stream-budget.js';
 import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
 export { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
+
+/** The per-request protocol fields of `_meta` (basic §`_meta`), which a 2025-era upstream is not sent. */
+const PER_REQUEST_FIELDS: ReadonlySet<string> = new Set([
+  META_PROTOCOL_VERSION,
+  META_CLIENT_CAPABILITIES,
+  META_CLIENT_INFO,
+  META_LOG_LEVEL,
+]);
 
 /** Every protocol version the gateway serves, modern first (`UnsupportedProtocolVersion`'s `data.supported`). */
 export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VERSIONS, ...SUPPORTED_PROTOCOL_VERSIONS];
@@ -65,14 +75,16 @@ export const ALL_SUPPORTED_VERSIONS: readonly string[] = [...MODERN_PROTOCOL_VER
 /** Options of {@link createModernHandler}. */
 export interface ModernOptions {
   gateway: Gateway;
+  /** Told of a listen stream closed because its client did not read it (metrics). */
+  onStreamOverflow?: StreamOverflowListener | undefined;
 }
 
 /** The modern front door of one handler family (see the module comment). */
 export interface ModernHandler {
   /**
    * True when a POSTed message without `Mcp-Session-Id` belongs to the modern era: a request or
-   * notification (not `initialize`) carrying `params._meta["io.modelcontextprotocol/protocolVersion"]`
-   * or an `MCP-Protocol-Version` header of 2026-07-28 or later.
+   * notification carrying `params._meta["io.modelcontextprotocol/protocolVersion"]` or an
+   * `MCP-Protocol-Version` header of 2026-07-28 or later.
    */
   claims(req: IncomingMessage, message: JsonRpcMessage): boolean;
   /**
@@ -106,7 +118,10 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   }
 
   function claims(req: IncomingMessage, message: JsonRpcMessage): boolean {
-    if (!('method' in message) || message.method === 'initialize') return false;
+    // A 2025-era `initialize` carries neither (its version is `params.protocolVersion`, and the
+    // header comes only after negotiation): one that does is a modern request for a method this
+    // era removed (404).
+    if (!('method' in message)) return false;
     const m = message.params?._meta;
     if (typeof m === 'object' && m !== null && META_PROTOCOL_VERSION in m) return true;
     return isModernOrLater(req.headers['mcp-protocol-version']);
@@ -135,9 +150,23 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         sendJson(res, 200, { jsonrpc: '2.0', id, result: discoverResult(view, meta.principal) });
         return;
       }
+      if (request.method === 'subscriptions/listen') {
+        serveListen({
+          gateway,
+          view,
+          meta,
+          res,
+          id,
+          filter: parseListenFilter(params),
+          onStreamOverflow: options.onStreamOverflow,
+        });
+        return;
+      }
       const field = MODERN_METHODS.get(request.method);
       const name = field === undefined ? '' : String(params[field]);
-      const capabilities = (request.params!._meta as JsonObject)[META_CLIENT_CAPABILITIES] as ClientCapabilities;
+      const requestMeta = request.params!._meta as JsonObject;
+      const capabilities = requestMeta[META_CLIENT_CAPABILITIES] as ClientCapabilities;
+      const logLevel = requestMeta[META_LOG_LEVEL];
       // MRTR fields are the gateway's to interpret: a 2025-era upstream is never sent them. A
       // modern upstream's own input_required results are answered to it: they pass unchanged.
       const state = params.requestState;
@@ -150,7 +179,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
             throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
           }
           const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
-          parked.attach(res, id, meta, inputResponses, capabilities);
+          parked.attach(res, id, meta, inputResponses, capabilities, logLevel);
           return;
         }
       }
@@ -161,7 +190,7 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         session,
         id,
         internal.id,
-        { method: request.method, name, capabilities },
+        { method: request.method, name, capabilities, logLevel },
         view,
         meta,
         parking,
@@ -263,29 +292,23 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
       );
     }
   }
-  // The 2025-era upstream session has its own version and capabilities: forward only the rest.
-  const rest: JsonObject = { ...fields };
-  delete rest[META_PROTOCOL_VERSION];
-  delete rest[META_CLIENT_CAPABILITIES];
-  delete rest[META_CLIENT_INFO];
-  delete rest[META_LOG_LEVEL];
-  const out: JsonObject = { ...params };
-  if (Object.keys(rest).length === 0) delete out._meta;
-  else out._meta = rest;
+  // The 2025-era upstream session has its own version and capabilities: forward only the rest
+  // (copied key by key: `delete` would turn both objects into slow dictionaries).
+  let rest: JsonObject | undefined;
+  for (const key in fields) {
+    if (PER_REQUEST_FIELDS.has(key)) continue;
+    (rest ??= {})[key] = fields[key];
+  }
+  const out: JsonObject = {};
+  for (const key in params) if (key !== '_meta') out[key] = params[key];
+  if (rest !== undefined) out._meta = rest;
   return out;
 }
 
 /** The view's `server/discover` result (server/discover §Response). */
 export function discoverResult(view: View, principal: Principal): JsonObject {
   const init = view.initializeResult();
-  const capabilities: JsonObject = {};
-  for (const [key, value] of Object.entries((init.capabilities as JsonObject | undefined) ?? {})) {
-    // No change notifications without subscriptions/listen: advertise none.
-    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-      const { listChanged: _l, subscribe: _s, ...rest } = value as JsonObject;
-      capabilities[key] = rest;
-    } else capabilities[key] = value;
-  }
+  const capabilities = (init.capabilities as JsonObject | undefined) ?? {};
   const result: JsonObject = {
     resultType: 'complete',
     supportedVersions: [...ALL_SUPPORTED_VERSIONS],

@@ -37,6 +37,8 @@ export const STREAM_KINDS = Object.freeze([
   'tunnel',
   /** An operator's live feed of a tunnel (`GET /reverse-proxy/sse/{id}`). */
   'tunnel-feed',
+  /** A modern client's `subscriptions/listen` stream (`http/modern-listen.ts`). */
+  'modern-listen',
 ] as const);
 
 /** One of {@link STREAM_KINDS}. */

@@ -54,7 +54,7 @@ export function createStreamableHandler(options: StreamableOptions) {
   // The sessions' SSE streams; a PostChannel takes them as its PostStreams.
   const streams = createSessionStreams(options);
   // Requests of the modern era (MCP 2026-07-28, stateless) on the same endpoints.
-  const modern = createModernHandler({ gateway });
+  const modern = createModernHandler({ gateway, onStreamOverflow: options.onStreamOverflow });
   const postChannel = (res: ServerResponse, session: ClientSession, requestId: JsonRpcId, meta: RequestContext) =>
     new PostChannel(streams, res, session, requestId, meta);
 

@@ -46,6 +46,7 @@ export const MODERN_METHODS: ReadonlyMap<string, 'name' | 'uri' | undefined> = n
   ['resources/templates/list', undefined],
   ['resources/read', 'uri'],
   ['completion/complete', undefined],
+  ['subscriptions/listen', undefined],
 ]);
 
 /** Results of these methods carry caching hints (`ttlMs`, `cacheScope`; server/utilities/caching §Cacheable Results). */

@@ -62,6 +62,11 @@ export interface Caller {
    * (`result` or `error`). Rejects with a GatewayError when the client cannot be reached.
    */
   request(method: string, params: JsonObject | undefined): Promise<{ result?: JsonObject; error?: JsonRpcErrorObject }>;
+  /**
+   * Told when the upstream sent a request needing a capability this caller did not declare
+   * (the upstream is refused with `SWB_ERR_ROUTE_CLIENT_CAPABILITY` either way). Optional.
+   */
+  missingCapability?(method: string, capability: 'sampling' | 'elicitation' | 'roots'): void;
 }
 
 interface Waiter {
@@ -191,6 +196,7 @@ export function forwardServerRequest(
         data: { code: 'SWB_ERR_ROUTE_CLIENT_CAPABILITY' },
       },
     });
+    caller.missingCapability?.(req.method, capability);
     return;
   }
   const ac = new AbortController();

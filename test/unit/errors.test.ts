@@ -49,6 +49,7 @@ const SHARED_GROUPS: Record<number, RegExp> = {
 /** MCP 2026-07-28's own codes (basic §Error codes), each used by exactly the gateway code of that meaning. */
 const SPEC_CODES: Record<number, ErrorCode> = {
   [-32020]: 'SWB_ERR_HTTP_HEADER_MISMATCH',
+  [-32021]: 'SWB_ERR_PROTOCOL_MISSING_CAPABILITY',
   [-32022]: 'SWB_ERR_PROTOCOL_UNSUPPORTED_VERSION',
 };
 

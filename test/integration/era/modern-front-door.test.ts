@@ -117,7 +117,7 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
     expect(text(b)).toBe('Echo: modern');
   });
 
-  it('answers server/discover with versions, capabilities without change notifications, identity and caching hints', async () => {
+  it('answers server/discover with versions, capabilities, identity and caching hints', async () => {
     const r = await post(
       gw.url + '/mcp',
       { jsonrpc: '2.0', id: 'd1', method: 'server/discover', params: { _meta: modernMeta() } },
@@ -131,7 +131,7 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
     expect((result.supportedVersions as string[])[0]).toBe(V);
     expect(result.supportedVersions).toContain('2025-11-25');
     expect(result.capabilities).toMatchObject({ tools: {} });
-    expect(JSON.stringify(result.capabilities)).not.toContain('listChanged');
+    expect(result.capabilities).toMatchObject({ tools: { listChanged: true } });
     expect((result._meta as Record<string, unknown>)['io.modelcontextprotocol/serverInfo']).toMatchObject({
       name: 'switchboard',
     });
@@ -350,19 +350,28 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
       expect([replayed.status, (replayed.body!.error as { code: number }).code]).toEqual([400, -32602]);
     });
 
-    it('refuses the upstream request when the client did not declare the capability', async () => {
+    it('answers 400 -32021 with data.requiredCapabilities when the upstream needs a capability the request did not declare', async () => {
       const r = await post(
         gw.url + '/servers/everything/mcp',
         {
           jsonrpc: '2.0',
           id: 9,
           method: 'tools/call',
-          params: { name: 'trigger-sampling-request', arguments: { prompt: 'p', maxTokens: 5 }, _meta: modernMeta() },
+          params: {
+            name: 'trigger-sampling-request',
+            arguments: { prompt: 'p', maxTokens: 5 },
+            // roots only: on a shared stdio child, a call is told apart from others (and its
+            // server requests attributed to it) when it declares one of sampling/elicitation/roots.
+            _meta: { ...modernMeta(), 'io.modelcontextprotocol/clientCapabilities': { roots: {} } },
+          },
         },
         modernHeaders('tools/call', 'trigger-sampling-request'),
       );
-      expect(r.status).toBe(200);
-      expect((r.body!.result as { resultType?: string } | undefined)?.resultType).not.toBe('input_required');
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({
+        id: 9,
+        error: { code: -32021, data: { requiredCapabilities: { sampling: {} } } },
+      });
     });
   });
 
@@ -433,7 +442,7 @@ describe('modern (2026-07-28) clients through Switchboard to a 2025-era upstream
     });
 
     it('404 -32601 for methods this era removed (ping, logging/setLevel, resources/subscribe)', async () => {
-      for (const method of ['ping', 'logging/setLevel', 'resources/subscribe', 'no/such-method']) {
+      for (const method of ['initialize', 'ping', 'logging/setLevel', 'resources/subscribe', 'no/such-method']) {
         const r = await post(
           gw.url + '/mcp',
           { jsonrpc: '2.0', id: 'm', method, params: { _meta: modernMeta() } },
