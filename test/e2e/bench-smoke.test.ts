@@ -61,9 +61,10 @@ describe.skipIf(!BUILT)('bench harness (quick smoke; needs `npm run build`)', ()
       expect(rows.served).toBeGreaterThan(0);
       expect(rows.usageRows).toBe(rows.served);
       expect(stdout).toContain('What the usage log costs');
-      expect(results.s4.switchboard?.tools).toBe(1000);
-      expect(results.s4.switchboard?.errors).toBe(0);
-      expect(results.s4.relay?.tools).toBe(1000);
+      const s4 = (key: string) => JSON.stringify(results.s4[key]);
+      expect(results.s4.switchboard?.tools, s4('switchboard')).toBe(1000);
+      expect(results.s4.switchboard?.errors, s4('switchboard')).toBe(0);
+      expect(results.s4.relay?.tools, s4('relay')).toBe(1000);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

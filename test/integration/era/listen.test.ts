@@ -23,11 +23,11 @@ interface Listen {
   close(): void;
 }
 
-async function listen(url: string, id: number | string, notifications: unknown): Promise<Listen> {
-  const abort = new AbortController();
-  const res = await fetch(url, {
+/** POSTs a `subscriptions/listen` request. */
+function postListen(url: string, id: number | string, notifications: unknown, signal?: AbortSignal): Promise<Response> {
+  return fetch(url, {
     method: 'POST',
-    signal: abort.signal,
+    ...(signal === undefined ? {} : { signal }),
     headers: {
       'content-type': 'application/json',
       accept: 'application/json, text/event-stream',
@@ -41,6 +41,11 @@ async function listen(url: string, id: number | string, notifications: unknown):
       params: { notifications, _meta: META },
     }),
   });
+}
+
+async function listen(url: string, id: number | string, notifications: unknown): Promise<Listen> {
+  const abort = new AbortController();
+  const res = await postListen(url, id, notifications, abort.signal);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -141,21 +146,7 @@ describe('subscriptions/listen (MCP 2026-07-28)', () => {
   it('refuses a malformed filter with -32602 before any stream', async () => {
     gw = await startTestGateway({ servers: { everything: everythingStdio() } });
     for (const notifications of [[], { toolsListChanged: 'yes' }, { resourceSubscriptions: 'x' }]) {
-      const res = await fetch(`${gw.url}/mcp`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          accept: 'application/json, text/event-stream',
-          'mcp-protocol-version': V,
-          'mcp-method': 'subscriptions/listen',
-        },
-        body: JSON.stringify({
-          jsonrpc: '2.0',
-          id: 1,
-          method: 'subscriptions/listen',
-          params: { notifications, _meta: META },
-        }),
-      });
+      const res = await postListen(`${gw.url}/mcp`, 1, notifications);
       expect(res.headers.get('content-type'), JSON.stringify(notifications)).toBe('application/json');
       const body = (await res.json()) as { id: number; error: { code: number } };
       expect([body.id, body.error.code], JSON.stringify(notifications)).toEqual([1, -32602]);
