@@ -285,6 +285,39 @@ export const ERROR_CODES = {
     jsonRpcCode: SWITCHBOARD_ERROR_BASE - 29,
     expose: true,
   },
+  /**
+   * The upstream does not speak the protocol era its `protocol` setting requires: `modern` and
+   * `server/discover` failed, or the upstream is modern but supports none of the modern versions
+   * Switchboard speaks (it answered a modern error such as `UnsupportedProtocolVersion`).
+   */
+  SWB_ERR_UPSTREAM_ERA: {
+    family: 'jsonrpc',
+    status: 502,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 42,
+    expose: false,
+    publicMessage: 'Upstream does not speak a protocol version Switchboard can use',
+  },
+  /**
+   * A method the modern era removed was called on a modern upstream and has no local answer:
+   * `resources/subscribe` (the modern era replaced it with `subscriptions/listen`, which
+   * Switchboard does not use towards upstreams).
+   */
+  SWB_ERR_UPSTREAM_METHOD_REMOVED: {
+    family: 'jsonrpc',
+    status: 400,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 43,
+    expose: true,
+  },
+  /**
+   * A modern upstream answered `resultType: "input_required"` (basic/patterns/mrtr) to a 2025-era
+   * client: Switchboard does not turn it into server→client requests.
+   */
+  SWB_ERR_UPSTREAM_INPUT_REQUIRED: {
+    family: 'jsonrpc',
+    status: 502,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 44,
+    expose: true,
+  },
   // Traffic control (rate limits)
   /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
   SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 50, expose: true },

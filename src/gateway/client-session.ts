@@ -467,6 +467,7 @@ export class ClientSession {
     return {
       sessionId: out.callerId ?? this.id,
       clientCapabilities: out.clientCapabilities ?? this.clientCapabilities,
+      modern: this.transportKind === 'stateless',
       notify: (n) => {
         if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
         if (!out.closed) this.#send(out, n);

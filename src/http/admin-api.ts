@@ -228,6 +228,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       prompts: u?.catalog.prompts.length ?? 0,
       resources: u?.catalog.resources.length ?? 0,
       serverInfo: u?.initializeResult?.serverInfo ?? null,
+      protocol: cfg?.protocol ?? 'auto',
+      era: u?.era ?? null,
       description: cfg?.description ?? null,
     };
   }

@@ -10,7 +10,7 @@ import { encodeError, GatewayError } from '../errors.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
-import { CACHEABLE_METHODS, META_SERVER_INFO } from '../protocol/era.js';
+import { CACHEABLE_METHODS, MCP_MISSING_CLIENT_CAPABILITY, META_SERVER_INFO } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { JSONRPC_INVALID_PARAMS, MCP_RESOURCE_NOT_FOUND } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
@@ -158,8 +158,11 @@ export class ModernChannel implements OutboundChannel, Parkable {
     }
     if (message.id !== this.#internalId) return;
     let member: string;
+    let status = 200;
     if ('error' in message) {
       let error = message.error;
+      // MissingRequiredClientCapability is a 400 in this era (basic §`_meta`), a modern upstream's own too.
+      if (error.code === MCP_MISSING_CLIENT_CAPABILITY) status = 400;
       // Resource not found is -32602 in this era (server/resources §Error Handling).
       if (error.code === MCP_RESOURCE_NOT_FOUND) error = { ...error, code: JSONRPC_INVALID_PARAMS };
       this.#meta.rpcError = error.code;
@@ -173,7 +176,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
       this.#finalWhileParked = member;
       return;
     }
-    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},${member}}`);
+    this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},${member}}`, status);
   }
 
   sendResult(id: JsonRpcId, resultJson: string): void {
@@ -288,7 +291,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
       requestState,
       _meta: { [META_SERVER_INFO]: this.#view.initializeResult().serverInfo },
     };
-    writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }));
+    writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }), 200);
   };
 
   /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
@@ -315,12 +318,13 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return out;
   }
 
-  #final(data: string): void {
+  /** Ends the response with `data`; `status` is the HTTP status of a JSON answer (default 200). */
+  #final(data: string, status = 200): void {
     this.#done = true;
     const res = this.#res;
     if (res === undefined) return;
     res.off('close', this.#onClose);
-    writeFinal(res, this.#sse, data);
+    writeFinal(res, this.#sse, data, status);
   }
 
   /** Writes a notification as an SSE event, opening the stream first. */
@@ -375,13 +379,13 @@ export class ModernChannel implements OutboundChannel, Parkable {
   };
 }
 
-/** Ends `res` with one message: as JSON, or as the last event of its SSE stream. */
-function writeFinal(res: ServerResponse, sse: boolean, data: string): void {
+/** Ends `res` with one message: as JSON (with `status`), or as the last event of its SSE stream. */
+function writeFinal(res: ServerResponse, sse: boolean, data: string, status: number): void {
   if (res.destroyed) return;
   if (sse) {
     res.end(`event: message\ndata: ${data}\n\n`);
     return;
   }
-  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
   res.end(data);
 }

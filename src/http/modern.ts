@@ -22,8 +22,9 @@
  *    hints on cacheable ones, -32602 for a resource not found (-32002 is the 2025 code). A
  *    response stream the client closes cancels the request (transports §Cancellation).
  *
- * Upstreams keep their 2025 sessions: the modern `_meta` fields, `inputResponses` and
- * `requestState` are removed from what is forwarded. A server→client request of an upstream during
+ * 2025-era upstreams keep their sessions: the modern `_meta` fields, `inputResponses` and
+ * `requestState` are removed from what is forwarded (a modern upstream gets its own `_meta`, and
+ * the `inputResponses`/`requestState` answering its own `input_required` results unchanged). A server→client request of an upstream during
  * a `tools/call`, `prompts/get` or `resources/read` (sampling, elicitation, roots; one the request
  * declared the capability for) becomes an `input_required` result, and the retry answers it
  * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` opens a stream of change
@@ -172,18 +173,21 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
       const requestMeta = request.params!._meta as JsonObject;
       const capabilities = requestMeta[META_CLIENT_CAPABILITIES] as ClientCapabilities;
       const logLevel = requestMeta[META_LOG_LEVEL];
-      // MRTR fields are the gateway's to interpret: a 2025-era upstream is never sent them.
+      // MRTR fields are the gateway's to interpret: a 2025-era upstream is never sent them. A
+      // modern upstream's own input_required results are answered to it: they pass unchanged.
       const state = params.requestState;
       const inputResponses = params.inputResponses;
-      delete params.requestState;
-      delete params.inputResponses;
-      if (state !== undefined) {
-        if (typeof state !== 'string') {
-          throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
+      if ((state !== undefined || inputResponses !== undefined) && !toModernUpstream(view, request.method, name)) {
+        delete params.requestState;
+        delete params.inputResponses;
+        if (state !== undefined) {
+          if (typeof state !== 'string') {
+            throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
+          }
+          const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
+          parked.attach(res, id, meta, inputResponses, capabilities, logLevel);
+          return;
         }
-        const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
-        parked.attach(res, id, meta, inputResponses, capabilities, logLevel);
-        return;
       }
       const session = sessionFor(view, meta.principal);
       const internal: JsonRpcRequest = { jsonrpc: '2.0', id: `~${++nextId}`, method: request.method, params };
@@ -204,6 +208,23 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   }
 
   return { claims, serve };
+}
+
+/**
+ * Whether a `tools/call`, `prompts/get` or `resources/read` goes to a modern upstream (MCP
+ * 2026-07-28): the `inputResponses` and `requestState` of its retry answer that upstream's own
+ * `input_required` result and are forwarded unchanged. Looked up only for a retry.
+ */
+function toModernUpstream(view: View, method: string, name: string): boolean {
+  const hit =
+    method === 'tools/call'
+      ? view.resolveTool(name)
+      : method === 'prompts/get'
+        ? view.resolvePrompt(name)
+        : method === 'resources/read'
+          ? view.resolveResource(name)
+          : undefined;
+  return hit?.member.upstream.era === 'modern';
 }
 
 /**

@@ -93,3 +93,46 @@ export function decodeHeaderValue(value: string): string | undefined {
   }
   return /^[\t\x20-\x7e]*$/.test(value) ? value : undefined;
 }
+
+/** The modern protocol version Switchboard speaks to a modern upstream (basic/versioning). */
+export const UPSTREAM_MODERN_VERSION = '2026-07-28';
+
+/**
+ * JSON-RPC codes only the modern era defines (basic §Error codes): `HeaderMismatch`,
+ * `MissingRequiredClientCapability`, `UnsupportedProtocolVersion`. A server answering a modern
+ * request with one of them speaks the modern era (basic/versioning §Backward Compatibility).
+ */
+export const MODERN_ERROR_CODES: ReadonlySet<number> = new Set([
+  MCP_HEADER_MISMATCH,
+  MCP_MISSING_CLIENT_CAPABILITY,
+  MCP_UNSUPPORTED_PROTOCOL_VERSION,
+]);
+
+/**
+ * Methods of the 2025 era the modern era removed (changelog): never sent to a modern upstream.
+ * `resources/subscribe` and `resources/unsubscribe` gave way to `subscriptions/listen`, `ping` to
+ * `server/discover`, `logging/setLevel` to the per-request `_meta` log level.
+ */
+export const REMOVED_IN_MODERN: ReadonlySet<string> = new Set([
+  'initialize',
+  'notifications/initialized',
+  'ping',
+  'logging/setLevel',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'notifications/roots/list_changed',
+]);
+
+/** Visible ASCII with inner spaces, no leading or trailing whitespace (the empty string too). */
+const PLAIN_HEADER_VALUE = /^(?:[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?)?$/;
+
+/**
+ * Encodes a value mirrored into a header (`Mcp-Name`; transports §Value Encoding): as it is when
+ * it is visible ASCII (inner spaces allowed) without leading or trailing whitespace and does not
+ * start like the sentinel; otherwise as `=?base64?{Base64 of its UTF-8}?=`.
+ * {@link decodeHeaderValue} reverses it.
+ */
+export function encodeHeaderValue(value: string): string {
+  if (PLAIN_HEADER_VALUE.test(value) && !value.startsWith('=?')) return value;
+  return `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}

@@ -50,6 +50,11 @@ export interface Caller {
   readonly sessionId: string;
   /** Capabilities that client declared at initialize. */
   readonly clientCapabilities: ClientCapabilities | undefined;
+  /**
+   * The client speaks the modern era (MCP 2026-07-28): results a modern upstream marks
+   * `resultType: "input_required"` reach it unchanged. Default false (a 2025-era client).
+   */
+  readonly modern?: boolean;
   /** Delivers a notification related to the call (progress, logging) to the client. */
   notify(notification: JsonRpcNotification): void;
   /**

@@ -4,6 +4,10 @@
  * `notifications/{tools,prompts,resources}/list_changed` names. A kind whose list did not change
  * is not reported.
  *
+ * A modern upstream (MCP 2026-07-28) sends no `list_changed` without `subscriptions/listen`; its
+ * lists carry `ttlMs` instead (server/utilities/caching), and the smallest `ttlMs` of a load is
+ * kept ({@link CatalogCache.ttlMs}) for the upstream to schedule the next refresh.
+ *
  * @module
  */
 import type { Logger } from '../observability/logger.js';
@@ -33,6 +37,8 @@ export interface CatalogCacheOptions {
   logger: Logger;
   /** Called after a load that changed some kinds. */
   onChange: (changed: ReadonlyArray<keyof Catalog>) => void;
+  /** Called after every load, changed or not ({@link CatalogCache.ttlMs} is up to date). */
+  onLoaded?: () => void;
 }
 
 /** The cached catalog of one upstream. */
@@ -41,12 +47,18 @@ export class CatalogCache {
   #version = 0;
   readonly #logger: Logger;
   readonly #onChange: CatalogCacheOptions['onChange'];
+  readonly #onLoaded: CatalogCacheOptions['onLoaded'];
+  /**
+   * The smallest `ttlMs` (ms, ≥ 0) the pages of the last load carried, or undefined when none did.
+   */
+  ttlMs: number | undefined = undefined;
   /** The catalog was loaded once (at start, or when an upstream unreachable at start answered). */
   loaded = false;
 
   constructor(options: CatalogCacheOptions) {
     this.#logger = options.logger;
     this.#onChange = options.onChange;
+    this.#onLoaded = options.onLoaded;
   }
 
   /** The cached lists. */
@@ -68,6 +80,7 @@ export class CatalogCache {
     const caps = conn.capabilities;
     const kinds = only ?? (Object.keys(LIST_METHODS) as Array<keyof Catalog>);
     const changed: Array<keyof Catalog> = [];
+    let ttlMs: number | undefined;
     await Promise.all(
       kinds.map(async (kind) => {
         const spec = LIST_METHODS[kind];
@@ -84,6 +97,8 @@ export class CatalogCache {
             }
             return;
           }
+          const ttl = response.result.ttlMs;
+          if (typeof ttl === 'number' && ttl >= 0 && (ttlMs === undefined || ttl < ttlMs)) ttlMs = ttl;
           const list = response.result[spec.field];
           if (Array.isArray(list)) items.push(...(list as JsonObject[]));
           cursor = response.result.nextCursor;
@@ -94,9 +109,11 @@ export class CatalogCache {
         changed.push(kind);
       }),
     );
+    this.ttlMs = ttlMs;
     if (changed.length > 0) {
       this.#version++;
       this.#onChange(changed);
     }
+    this.#onLoaded?.();
   }
 }

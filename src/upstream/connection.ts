@@ -1,11 +1,18 @@
 /**
- * The MCP client side of one upstream server instance: the initialize handshake, request id
+ * The MCP client side of one upstream server instance: the opening (the `server/discover` probe
+ * of the modern era, or the initialize handshake of the 2025 era), request id
  * remapping, progress-token remapping, cancellation, timeouts, and attribution of
  * server→client requests to the client call that caused them.
  *
  * Many client sessions share one connection (a shared stdio child, or an HTTP upstream session
  * per principal). Every outgoing request gets a fresh numeric id unique on this connection, so
  * ids from different clients never collide; the caller restores the client's own id.
+ *
+ * With a modern upstream (MCP 2026-07-28) there is no handshake: every request carries the
+ * per-request `_meta` fields (one frozen object per connection, merged over the caller's `_meta`
+ * in a copy: the caller's params are not touched), HTTP transports mirror the version, method and
+ * name into headers, and cancellation is the transport's (closing the response stream over HTTP,
+ * `notifications/cancelled` over stdio).
  *
  * @module
  */
@@ -19,6 +26,7 @@ import type {
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
+import { META_CLIENT_CAPABILITIES, REMOVED_IN_MODERN, UPSTREAM_MODERN_VERSION } from '../protocol/era.js';
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
@@ -29,6 +37,14 @@ import {
   type Caller,
   type ServerRequestAnswer,
 } from './attribution.js';
+import {
+  initializeResultOfDiscover,
+  judgeDiscoverAnswer,
+  modernRequestMeta,
+  type ProbeVerdict,
+  type UpstreamEra,
+  type UpstreamProtocol,
+} from './era-probe.js';
 
 /** The newest MCP protocol version the gateway offers to upstreams. */
 export const UPSTREAM_PROTOCOL_VERSION = '2025-11-25';
@@ -47,8 +63,16 @@ export interface UpstreamConnectionOptions {
   logger: Logger;
   /** Per-request timeout in ms; reset by progress notifications. Default 60 000. */
   requestTimeoutMs?: number;
-  /** Timeout of the initialize handshake in ms. Default 30 000. */
+  /** Timeout of the initialize handshake in ms (and of the probe under `protocol: modern`). Default 30 000. */
   initializeTimeoutMs?: number;
+  /**
+   * How {@link UpstreamConnection.open} learns the upstream's era (the `protocol` server setting):
+   * `auto` probes with `server/discover` and falls back to `initialize`, `legacy` only
+   * initializes, `modern` probes and never falls back. Default `legacy`.
+   */
+  protocol?: UpstreamProtocol;
+  /** How long an `auto` probe waits for an answer before falling back, in ms. Default 5 000. */
+  probeTimeoutMs?: number;
   /**
    * True when nothing on the wire relates server→client requests to calls (stdio). Calls from
    * clients that declared sampling/elicitation/roots are then admitted one session at a time,
@@ -119,6 +143,16 @@ export class UpstreamConnection {
   #closed = false;
   #closeInfo: TransportCloseInfo | undefined;
   #initializeResult: JsonObject | undefined;
+  readonly #protocol: UpstreamProtocol;
+  readonly #probeTimeoutMs: number;
+  /** The era, once the opening decided it. */
+  #era: UpstreamEra | undefined;
+  /** The upstream's `DiscoverResult` (modern era). */
+  #discoverResult: JsonObject | undefined;
+  /** The per-request `_meta` of the modern era (frozen, one per connection). */
+  readonly #modernMeta: Readonly<JsonObject>;
+  /** The params of a modern request that has none of its own. */
+  readonly #bareModernParams: Readonly<JsonObject>;
   /** Under exclusive attribution: admits the bidi calls of one client session at a time. */
   readonly #admission: ExclusiveAdmission;
   /** Upstream-originated requests currently forwarded to a client: upstream id → abort. */
@@ -134,6 +168,10 @@ export class UpstreamConnection {
     this.#attributionWaitMs = options.attributionWaitMs ?? 30_000;
     this.#admission = new ExclusiveAdmission(this.#attributionWaitMs, () => this.#closed);
     this.#gatewayVersion = options.gatewayVersion ?? '0.0.0';
+    this.#protocol = options.protocol ?? 'legacy';
+    this.#probeTimeoutMs = options.probeTimeoutMs ?? 5000;
+    this.#modernMeta = modernRequestMeta(this.#gatewayVersion);
+    this.#bareModernParams = Object.freeze({ _meta: this.#modernMeta });
     this.#onNotification = options.onNotification;
     this.#onClose = options.onClose;
     transport.onmessage = (message, info) => this.#onMessage(message, info);
@@ -144,6 +182,16 @@ export class UpstreamConnection {
   /** The upstream's InitializeResult (protocolVersion, capabilities, serverInfo, instructions). */
   get initializeResult(): JsonObject | undefined {
     return this.#initializeResult;
+  }
+
+  /** The era the upstream speaks, once the connection is open. */
+  get era(): UpstreamEra | undefined {
+    return this.#era;
+  }
+
+  /** A modern upstream's `DiscoverResult` (server/discover). */
+  get discoverResult(): JsonObject | undefined {
+    return this.#discoverResult;
   }
 
   /** Server capabilities from the InitializeResult. */
@@ -175,6 +223,75 @@ export class UpstreamConnection {
    */
   async initialize(): Promise<JsonObject> {
     await this.transport.start();
+    return this.#handshake();
+  }
+
+  /**
+   * Starts the transport and opens the connection in the era the `protocol` option asks for
+   * (basic/versioning §Backward Compatibility):
+   * - `legacy`: the initialize handshake ({@link initialize});
+   * - `auto`: a `server/discover` probe stamped with the modern `_meta` (and, over HTTP, the
+   *   modern headers). A `DiscoverResult` listing 2026-07-28 makes the connection modern; any
+   *   other answer, an HTTP 4xx without a modern error body, or no answer within
+   *   `probeTimeoutMs` falls back to the handshake. A modern error (e.g.
+   *   `UnsupportedProtocolVersion`) does not fall back;
+   * - `modern`: the probe (waiting up to `initializeTimeoutMs`), without fallback.
+   *
+   * Resolves with the InitializeResult, or for a modern upstream its InitializeResult-shaped view
+   * of the `DiscoverResult` ({@link initializeResultOfDiscover}).
+   *
+   * @throws GatewayError `SWB_ERR_UPSTREAM_ERA` when the upstream does not speak an era the
+   *   setting allows; those of {@link initialize} otherwise
+   */
+  async open(): Promise<JsonObject> {
+    await this.transport.start();
+    if (this.#protocol === 'legacy') return this.#handshake();
+    const verdict = await this.#probe();
+    switch (verdict.kind) {
+      case 'modern':
+        return this.#becomeModern(verdict.result);
+      case 'unreachable':
+        // `data.closedByProbe`: the upstream went away on the probe (a stdio child that exits on
+        // a method it does not know); the pool opens the next connection with initialize.
+        throw verdict.code === 'SWB_ERR_UPSTREAM_CLOSED'
+          ? new GatewayError('SWB_ERR_UPSTREAM_CLOSED', `server/discover failed: ${verdict.reason}`, {
+              data: { closedByProbe: true },
+            })
+          : new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `server/discover failed: ${verdict.reason}`);
+      case 'incompatible':
+        throw new GatewayError('SWB_ERR_UPSTREAM_ERA', `upstream "${this.name}" is modern but ${verdict.reason}`);
+      case 'legacy':
+        if (this.#protocol === 'modern') {
+          throw new GatewayError(
+            'SWB_ERR_UPSTREAM_ERA',
+            `upstream "${this.name}" does not speak MCP ${UPSTREAM_MODERN_VERSION} (protocol: modern): ${verdict.reason}`,
+          );
+        }
+        this.#logger.info({ reason: verdict.reason }, 'upstream is not modern; opening with initialize');
+        return this.#handshake();
+    }
+  }
+
+  /** Sends the `server/discover` probe and judges its answer. */
+  async #probe(): Promise<ProbeVerdict> {
+    const response = await this.request('server/discover', this.#bareModernParams, {
+      timeoutMs: this.#protocol === 'modern' ? this.#initializeTimeoutMs : this.#probeTimeoutMs,
+      headers: PROBE_HEADERS,
+    }).response;
+    return judgeDiscoverAnswer(response);
+  }
+
+  #becomeModern(discover: JsonObject): JsonObject {
+    this.#era = 'modern';
+    this.#discoverResult = discover;
+    const result = initializeResultOfDiscover(discover);
+    this.#initializeResult = result;
+    this.transport.useModernEra?.(UPSTREAM_MODERN_VERSION);
+    return result;
+  }
+
+  /** The initialize handshake on a started transport. */
+  async #handshake(): Promise<JsonObject> {
     const response = await this.request(
       'initialize',
       {
@@ -197,6 +314,7 @@ export class UpstreamConnection {
       throw new GatewayError('SWB_ERR_UPSTREAM_PROTOCOL', 'initialize result has no protocolVersion');
     }
     this.#initializeResult = result;
+    this.#era = 'legacy';
     this.transport.setProtocolVersion?.(result.protocolVersion);
     await this.transport.send({ jsonrpc: '2.0', method: 'notifications/initialized' });
     return result;
@@ -221,11 +339,33 @@ export class UpstreamConnection {
     }
     let progressToken: string | number | undefined;
     const meta = params?._meta as JsonObject | undefined;
-    if (meta !== undefined && meta.progressToken !== undefined) {
+    if (this.#era === 'modern') {
+      // A copy with the per-request fields over the caller's _meta (the caller's params stay as
+      // they are). A modern client's own capabilities are declared for its requests: the upstream's
+      // input_required results reach that client, which answers them.
+      const caps = caller?.modern === true ? caller.clientCapabilities : undefined;
+      const fields = caps === undefined ? this.#modernMeta : { ...this.#modernMeta, [META_CLIENT_CAPABILITIES]: caps };
+      if (meta === undefined) {
+        if (params !== undefined) params = { ...params, _meta: fields };
+        else params = caps === undefined ? this.#bareModernParams : { _meta: fields };
+      } else {
+        const merged: JsonObject = { ...meta, ...fields };
+        if (merged.progressToken !== undefined) {
+          progressToken = merged.progressToken as string | number;
+          merged.progressToken = upstreamId;
+        }
+        params = { ...params, _meta: merged };
+      }
+    } else if (meta !== undefined && meta.progressToken !== undefined) {
       progressToken = meta.progressToken as string | number;
       meta.progressToken = upstreamId;
     }
-    const bidi = this.#exclusive && caller !== undefined && declaresServerRequests(caller.clientCapabilities);
+    // A modern upstream sends no server→client requests (it answers input_required): nothing to attribute.
+    const bidi =
+      this.#exclusive &&
+      this.#era !== 'modern' &&
+      caller !== undefined &&
+      declaresServerRequests(caller.clientCapabilities);
     const pending: Pending = {
       upstreamId,
       resolve: bidi ? (r) => (this.#admission.release(), resolve(r)) : resolve,
@@ -268,13 +408,31 @@ export class UpstreamConnection {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
     this.#settle(pending, errorResponse(upstreamId, -32800, 'Request cancelled', { code: 'SWB_ERR_CANCELLED' }));
+    this.#cancelUpstream(upstreamId, reason);
+  }
+
+  /**
+   * Tells the upstream a request is cancelled: a transport that cancels by closing the response
+   * stream (HTTP, in the modern era and during the probe) does so; otherwise
+   * `notifications/cancelled` (utilities/cancellation; stdio in both eras).
+   */
+  #cancelUpstream(upstreamId: number, reason: string | undefined): void {
+    if (this.#era !== 'legacy' && this.transport.cancelRequest !== undefined) {
+      this.transport.cancelRequest(upstreamId);
+      return;
+    }
     const params: JsonObject = reason === undefined ? { requestId: upstreamId } : { requestId: upstreamId, reason };
     this.notify('notifications/cancelled', params);
   }
 
-  /** Sends a notification upstream (fire and forget; failures are logged). */
+  /**
+   * Sends a notification upstream (fire and forget; failures are logged). To a modern upstream,
+   * methods the modern era removed are not sent, nor anything over HTTP (that era defines no
+   * client notification there).
+   */
   notify(method: string, params?: JsonObject): void {
     if (this.#closed) return;
+    if (this.#era === 'modern' && (REMOVED_IN_MODERN.has(method) || this.transport.cancelRequest !== undefined)) return;
     const message: JsonRpcNotification =
       params === undefined ? { jsonrpc: '2.0', method } : { jsonrpc: '2.0', method, params };
     this.transport.send(message).catch((err: unknown) => this.#logger.debug({ err }, 'notification not delivered'));
@@ -323,7 +481,7 @@ export class UpstreamConnection {
         },
       ),
     );
-    this.notify('notifications/cancelled', { requestId: upstreamId, reason: 'timeout' });
+    this.#cancelUpstream(upstreamId, 'timeout');
   }
 
   /**
@@ -468,6 +626,12 @@ export class UpstreamConnection {
       .catch((err: unknown) => this.#logger.debug({ err }, 'response to upstream not delivered'));
   }
 }
+
+/** The headers of the `server/discover` probe over HTTP (transports/streamable-http §Standard Request Headers). */
+const PROBE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  'mcp-protocol-version': UPSTREAM_MODERN_VERSION,
+  'mcp-method': 'server/discover',
+});
 
 /** JSON-RPC codes used in synthetic responses (from ERROR_CODES). */
 const GatewayErrorCodes = {

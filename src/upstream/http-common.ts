@@ -23,6 +23,8 @@ const OWNED_HEADERS = new Set([
   'content-length',
   'mcp-session-id',
   'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
   'last-event-id',
   'host',
   'connection',

@@ -28,6 +28,7 @@ import { createStdioTransport } from './stdio-transport.js';
 import { createStreamableHttpTransport } from './streamable-http-transport.js';
 import type { MessageTransport, TransportCloseInfo } from './transport.js';
 import type { Audience, SlotContext, UpstreamOptions } from './types.js';
+import type { UpstreamEra, UpstreamProtocol } from './era-probe.js';
 
 /** One connection place of an upstream: the shared one, a session's or a principal's. */
 export interface Slot extends ConnectionBinding {
@@ -87,6 +88,13 @@ export class ConnectionPool {
   readonly #now: () => number;
   readonly #destinations: DestinationPolicy | undefined;
   #stopped = false;
+  /**
+   * The era the last connection found (basic/versioning: the era is a property of the server,
+   * cached for its configuration): later connections open in it (`legacy`: `initialize` without a
+   * probe; `modern`: `server/discover` without fallback); a connection that fails to open forgets
+   * it, so the next one probes.
+   */
+  #era: UpstreamEra | undefined;
 
   constructor(options: ConnectionPoolOptions) {
     this.#options = options;
@@ -96,6 +104,22 @@ export class ConnectionPool {
     this.#logger = options.logger;
     this.#now = options.now;
     this.#destinations = options.destinations;
+  }
+
+  /** The era the upstream was found to speak (undefined before the first connection opened). */
+  get era(): UpstreamEra | undefined {
+    return this.#era;
+  }
+
+  /**
+   * How the next connection opens: the cached era, else the `protocol` setting. The deprecated
+   * HTTP+SSE transport exists in the 2025 era only: `auto` opens it with `initialize` at once.
+   */
+  #protocol(): UpstreamProtocol {
+    const configured = this.#config.protocol ?? 'auto';
+    if (configured !== 'auto') return configured;
+    if (!isStdioServer(this.#config) && remoteTransport(this.#config) === 'sse') return 'legacy';
+    return this.#era ?? 'auto';
   }
 
   /** Whether {@link stop} was called. */
@@ -243,7 +267,9 @@ export class ConnectionPool {
       slot.authHeaders = await this.#options.connectHeaders(slot.principal);
     }
     const transport = this.#options.createTransport?.(logger) ?? this.#createTransport(logger, slot);
+    const protocol = this.#protocol();
     const conn: UpstreamConnection = new UpstreamConnection(transport, {
+      protocol,
       name: this.#name,
       logger,
       requestTimeoutMs: this.#config.timeout ?? 60_000,
@@ -255,8 +281,14 @@ export class ConnectionPool {
       onClose: (info) => this.#options.onClose(slot, conn, info),
     });
     try {
-      await conn.initialize();
+      await conn.open();
     } catch (err) {
+      if (protocol !== (this.#config.protocol ?? 'auto'))
+        this.#era = undefined; // re-probe next time
+      // An upstream that closed on the probe is not modern (transports/stdio §Backward
+      // Compatibility: anything but a DiscoverResult or a modern error): next time, initialize.
+      else if (protocol === 'auto' && err instanceof GatewayError && err.data?.closedByProbe === true)
+        this.#era = 'legacy';
       slot.notBefore = this.#now() + slot.backoff.next();
       await conn.close().catch(() => undefined);
       throw err instanceof GatewayError
@@ -274,10 +306,12 @@ export class ConnectionPool {
     }
     slot.connection = conn;
     slot.backoff.reset();
+    this.#era = conn.era;
     this.#options.onConnected(conn);
-    logger.info({ transport: transport.description }, 'upstream connected');
-    // Re-establish subscriptions after a reconnect.
-    for (const uri of slot.subscriptions.keys()) void conn.request('resources/subscribe', { uri }).response;
+    logger.info({ transport: transport.description, era: conn.era }, 'upstream connected');
+    // Re-establish subscriptions after a reconnect (the modern era has none).
+    if (conn.era !== 'modern')
+      for (const uri of slot.subscriptions.keys()) void conn.request('resources/subscribe', { uri }).response;
     return conn;
   }
 

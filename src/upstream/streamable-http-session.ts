@@ -9,6 +9,7 @@
 import type { Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { MODERN_ERROR_CODES } from '../protocol/era.js';
 import { excerptOf, httpStatusError, readBodyExcerpt, type ResponseBody } from './http-common.js';
 import type { HttpFailure } from './streamable-http-exchange.js';
 
@@ -67,7 +68,34 @@ export async function classifyHttpFailure(
       ),
     };
   }
-  return { sessionExpired, error: httpStatusError(logger, description, 'request', status, excerpt) };
+  const error = httpStatusError(logger, description, 'request', status, excerpt);
+  const modern = status >= 400 && status < 500 ? modernErrorOf(excerpt) : undefined;
+  if (modern === undefined) return { sessionExpired, error };
+  // A modern server's refusal (basic/versioning §Backward Compatibility): its code and the
+  // versions it supports are kept, nothing else of the body.
+  return {
+    sessionExpired,
+    error: new GatewayError('SWB_ERR_UPSTREAM_HTTP', error.message, { data: { status, ...modern } }),
+  };
+}
+
+/**
+ * The modern-era JSON-RPC error (-32020, -32021, -32022) an HTTP 4xx body carries, as
+ * `{ modernError: code, supported? }`; undefined for any other body.
+ */
+export function modernErrorOf(body: string): { modernError: number; supported?: string[] } | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return undefined;
+  }
+  const error = (parsed as { error?: { code?: unknown; data?: { supported?: unknown } } } | null)?.error;
+  if (typeof error?.code !== 'number' || !MODERN_ERROR_CODES.has(error.code)) return undefined;
+  const supported = error.data?.supported;
+  return Array.isArray(supported) && supported.every((v) => typeof v === 'string')
+    ? { modernError: error.code, supported: supported }
+    : { modernError: error.code };
 }
 
 /**

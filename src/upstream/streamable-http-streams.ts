@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { ErrorCode } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -57,7 +58,20 @@ export interface StreamHost {
   sleep(ms: number): Promise<void>;
   /** The upstream lost the session. */
   expire(): void;
+  /**
+   * The upstream speaks the modern era: a response stream that ended early is not resumed, and an
+   * HTTP 4xx may carry the request's JSON-RPC error as its body.
+   */
+  modern(): boolean;
+  /**
+   * Delivers a JSON body that is the JSON-RPC error response to `pending`; false (nothing
+   * delivered) for any other body.
+   */
+  deliverErrorBody(pending: PendingRequest, text: string): boolean;
 }
+
+/** Largest 4xx body read as a modern JSON-RPC error answer, bytes. */
+const MODERN_ERROR_BODY_BYTES = 64 * 1024;
 
 /** Every answer to a request POST that is not a 2xx JSON body, read as a stream. */
 export async function onStreamedAnswer(
@@ -67,6 +81,20 @@ export async function onStreamedAnswer(
   sentSession: string | undefined,
 ): Promise<void> {
   const status = res.statusCode;
+  if (
+    status >= 400 &&
+    status < 500 &&
+    host.modern() &&
+    mediaTypeOf(res.headers['content-type']) === 'application/json'
+  ) {
+    // The modern era answers some JSON-RPC errors with an HTTP 4xx (transports/streamable-http
+    // §Server Validation, and e.g. MissingRequiredClientCapability): the body is the answer.
+    const text = await readBodyExcerpt(res.body, MODERN_ERROR_BODY_BYTES);
+    if (host.deliverErrorBody(pending, text)) return;
+    const failure = await host.httpFailure({ statusCode: status, body: Readable.from([text]) }, sentSession);
+    host.fail(pending, failure.error.code, failure.error.message, failure.error.data);
+    return;
+  }
   if (status < 200 || status >= 300) {
     const failure = await host.httpFailure(res, sentSession);
     host.fail(pending, failure.error.code, failure.error.message, failure.error.data);
@@ -113,7 +141,7 @@ export async function consumeRequestStream(
   }
   if (!host.isLive(pending)) return;
   if (progressed) pending.backoff?.reset();
-  if (pending.lastEventId !== undefined) {
+  if (pending.lastEventId !== undefined && !host.modern()) {
     // MCP 2025-11-25: the server may close a stream early (after a priming event) and expects
     // the client to poll it back with GET + Last-Event-ID. A disconnect is not a cancellation.
     host.logger.debug(

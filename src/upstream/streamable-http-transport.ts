@@ -20,6 +20,7 @@ import type { LookupFunction } from 'node:net';
 import { Pool, type Dispatcher } from 'undici';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { encodeHeaderValue, MODERN_METHODS } from '../protocol/era.js';
 import { isRequest, type JsonRpcId, type JsonRpcMessage, type JsonRpcRequest } from '../protocol/jsonrpc.js';
 import {
   closedTransportError,
@@ -85,6 +86,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   #sessionId: string | undefined;
   #protocolVersion: string | undefined;
+  /** The upstream speaks the modern era: no session, no GET stream, no resumption, mirrored headers. */
+  #modern = false;
   #started = false;
   /** No more sends or deliveries (close() called or the session expired). */
   #closed = false;
@@ -148,6 +151,8 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       onEvent: (event, pending) => this.#delivery.onEvent(event, pending),
       sleep: (ms) => this.#sleep(ms),
       expire: () => this.#expire(),
+      modern: () => this.#modern,
+      deliverErrorBody: (pending, text) => this.#deliverErrorBody(pending, text),
     };
   }
 
@@ -161,6 +166,19 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
 
   setProtocolVersion(version: string): void {
     this.#protocolVersion = version;
+  }
+
+  useModernEra(version: string): void {
+    this.#modern = true;
+    this.#protocolVersion = version;
+  }
+
+  cancelRequest(id: JsonRpcId): void {
+    const pending = this.#delivery.pending.get(id);
+    if (pending === undefined) return;
+    this.#delivery.pending.delete(id);
+    pending.responded = true;
+    abortPending(pending);
   }
 
   async start(): Promise<void> {
@@ -300,6 +318,13 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
   #startRequest(request: JsonRpcRequest, pending: PendingRequest): void {
     const headers = this.#headers('application/json, text/event-stream', undefined, pending.extraHeaders);
     headers['content-type'] = 'application/json';
+    if (this.#modern) {
+      // Mirrored into headers (transports/streamable-http §Standard Request Headers).
+      headers['mcp-method'] = request.method;
+      const field = MODERN_METHODS.get(request.method);
+      const value = field === undefined ? undefined : request.params?.[field];
+      if (typeof value === 'string') headers['mcp-name'] = encodeHeaderValue(value);
+    }
     const exchange = new PostExchange(this.#exchangeSink, pending, request.method === 'initialize', this.#sessionId);
     try {
       this.#dispatcher!.dispatch(
@@ -369,6 +394,20 @@ class StreamableHttpTransportImpl implements StreamableHttpTransport {
       this.#getStreamStarted = true;
       void runGetStream(this.#streams);
     }
+  }
+
+  /** A modern upstream's 4xx body that is the JSON-RPC error response to `pending` is delivered as its answer. */
+  #deliverErrorBody(pending: PendingRequest, text: string): boolean {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      return false;
+    }
+    if (typeof parsed !== 'object' || parsed === null || !('error' in parsed)) return false;
+    if ((parsed as { id?: unknown }).id !== pending.id) return false;
+    this.#delivery.deliverValue(parsed, pending);
+    return pending.responded;
   }
 
   #reportProtocolError(reason: string, data: string): void {

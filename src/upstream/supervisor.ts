@@ -108,6 +108,9 @@ export class Supervisor {
   onClose(slot: Slot, conn: UpstreamConnection, info: TransportCloseInfo, isolation: string): void {
     if (slot.connection === conn) slot.connection = undefined;
     if (this.#pool.stopped || this.#pool.slots.get(slot.key) !== slot) return;
+    // A connection that never opened (its probe or handshake failed): the failed start reports
+    // the reason and schedules what follows; its close is not a crash.
+    if (conn.era === undefined) return;
     if (info.sessionExpired) {
       this.#logger.info('upstream session expired; the next request re-initialises');
       return;

@@ -78,6 +78,21 @@ export interface MessageTransport {
    * protocol version; HTTP transports then send `MCP-Protocol-Version` on every request.
    */
   setProtocolVersion?(version: string): void;
+  /**
+   * Called by the connection once the upstream is known to speak the modern era (MCP
+   * 2026-07-28, basic/transports/streamable-http): an HTTP transport then sends
+   * `MCP-Protocol-Version: version`, `Mcp-Method` and, for `tools/call`, `prompts/get` and
+   * `resources/read`, `Mcp-Name` on every request, opens no GET stream and never resumes a
+   * response stream. Transports without headers (stdio) do not implement it.
+   */
+  useModernEra?(version: string): void;
+  /**
+   * Stops reading a request's answer and closes its response stream, which a modern HTTP
+   * upstream takes as the request's cancellation (transports/streamable-http §Cancellation).
+   * Implemented where closing the stream is the cancellation signal; elsewhere the connection
+   * sends `notifications/cancelled`.
+   */
+  cancelRequest?(id: JsonRpcId): void;
   /** Short description for logs, e.g. `stdio pid=123` or `http http://host/mcp`. */
   readonly description: string;
 }

@@ -4,10 +4,19 @@
  * catalog (`catalog.ts`), resource subscriptions, and the call path: the interceptors the
  * gateway built for it (`dispatch.ts`, `interceptors/`) composed once over the connection step.
  *
+ * The upstream's protocol era (`protocol` setting; `era-probe.ts`) is learnt by its first
+ * connection. Towards a modern upstream (MCP 2026-07-28) the methods that era removed are not
+ * sent: `logging/setLevel` and `ping` succeed locally, `resources/subscribe`/`unsubscribe` are
+ * refused; health probes use `server/discover`; the catalog is refreshed when its `ttlMs`
+ * expires; and an `input_required` result reaches modern clients only.
+ *
  * @module
  */
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
+import { MCP_MISSING_CLIENT_CAPABILITY, REMOVED_IN_MODERN } from '../protocol/era.js';
+import { errorResponse } from '../protocol/jsonrpc.js';
+import type { UpstreamEra } from './era-probe.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { CatalogCache, listChangedKinds } from './catalog.js';
@@ -21,7 +30,7 @@ import {
   type UpstreamRequest,
 } from './dispatch.js';
 import { createRetryInterceptor } from './interceptors/retry.js';
-import { ConnectionPool, PROBE_CONTEXT, type Isolation, type Slot } from './pool.js';
+import { ConnectionPool, PROBE_CONTEXT, SHARED_KEY, type Isolation, type Slot } from './pool.js';
 import { Supervisor } from './supervisor.js';
 import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState } from './types.js';
 
@@ -106,6 +115,20 @@ class PendingCall implements UpstreamCall, UpstreamRequest {
   }
 }
 
+/** Catalog refresh of a modern upstream: bounds of the delay (ms), and the delay when lists carry no `ttlMs`. */
+const MIN_REFRESH_MS = 5_000;
+const MAX_REFRESH_MS = 3_600_000;
+const DEFAULT_REFRESH_MS = 300_000;
+
+/** An answer settled at once (a method a modern upstream does not have). */
+class SettledCall implements UpstreamCall {
+  readonly response: Promise<JsonRpcResponse>;
+  constructor(response: JsonRpcResponse) {
+    this.response = Promise.resolve(response);
+  }
+  cancel(): void {}
+}
+
 /**
  * A configured upstream server. `start()` connects (for `shared`/remote) or probes (for
  * `session`/`user`: one child is started to learn capabilities and the catalog, then stopped).
@@ -125,6 +148,11 @@ export class Upstream {
   readonly #dispatch: Dispatch;
   /** Whether {@link #settle} reports health (remote upstreams). */
   readonly #tracksHealth: boolean;
+  /** The upstream speaks the modern era (learnt by its connections). */
+  #modern = false;
+  /** The next catalog refresh of a modern upstream. */
+  #refreshTimer: NodeJS.Timeout | undefined;
+  #stopped = false;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
     forget: (conn) => this.#pool.forget(conn),
@@ -141,6 +169,9 @@ export class Upstream {
     this.#catalog = new CatalogCache({
       logger: this.#logger,
       onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
+      onLoaded: () => {
+        if (this.#modern) this.#scheduleRefresh();
+      },
     });
     this.#pool = new ConnectionPool({
       name: options.name,
@@ -156,6 +187,7 @@ export class Upstream {
       isolation: this.isolation,
       onConnected: (conn) => {
         this.#initializeResult ??= conn.initializeResult;
+        this.#modern = conn.era === 'modern';
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
@@ -168,6 +200,7 @@ export class Upstream {
       catalog: this.#catalog,
       // Tunnelled servers (a transport factory) are watched by the tunnel hub instead.
       watchHealth: options.createTransport === undefined,
+      // A ping; a modern upstream is sent server/discover instead (#sendOn): that era has no ping.
       probe: () => this.#dispatch(new PendingCall(this.#host, PROBE_CONTEXT, 'ping', undefined, undefined, true)),
       onState: (state, error) =>
         options.onEvent(
@@ -198,6 +231,14 @@ export class Upstream {
   /** The cached InitializeResult of the upstream. */
   get initializeResult(): JsonObject | undefined {
     return this.#initializeResult;
+  }
+
+  /**
+   * The protocol era the upstream speaks (`modern`: MCP 2026-07-28, stateless; `legacy`: a 2025
+   * session opened with `initialize`), once a connection opened; undefined before.
+   */
+  get era(): UpstreamEra | undefined {
+    return this.#pool.era;
   }
 
   /** Server capabilities (from the cached InitializeResult). */
@@ -245,6 +286,9 @@ export class Upstream {
 
   /** Stops every connection; no restarts afterwards. */
   async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
     const closing = this.#pool.stop();
     this.#supervisor.stop();
     await closing;
@@ -257,6 +301,7 @@ export class Upstream {
    * §Session Management.
    */
   call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
+    if (this.#modern && REMOVED_IN_MODERN.has(method)) return this.#removedMethod(method);
     // One object per call, methods on the prototype: no per-call closures on the hot path.
     const call = new PendingCall(this.#host, ctx, method, params, caller, false);
     if (this.#options.observe !== undefined) call.started = performance.now();
@@ -269,6 +314,13 @@ export class Upstream {
    * step, not through one more promise per call).
    */
   #settle(call: PendingCall, response: JsonRpcResponse): JsonRpcResponse {
+    if (this.#modern && call.caller?.modern !== true) {
+      if ('result' in response) {
+        if (response.result.resultType === 'input_required') response = this.#inputRequired(response, call.method, '');
+      } else if (response.error.code === MCP_MISSING_CLIENT_CAPABILITY) {
+        response = this.#inputRequired(response, call.method, ` (${response.error.message})`);
+      }
+    }
     if (call.started >= 0) {
       this.#options.observe?.(call.method, performance.now() - call.started, 'error' in response);
       call.started = -1;
@@ -303,8 +355,10 @@ export class Upstream {
       return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
     const ctx = call.ctx;
     const headers = call.headers;
+    // The era is known only once the connection opened (a probe may be what opens it).
+    const method = call.probe && call.method === 'ping' && conn.era === 'modern' ? 'server/discover' : call.method;
     const inflight = conn.request(
-      call.method,
+      method,
       call.params,
       headers === undefined
         ? { caller: call.caller, reqId: ctx.reqId }
@@ -382,6 +436,83 @@ export class Upstream {
    */
   reapIdle(): number {
     return this.#pool.reapIdle();
+  }
+
+  /**
+   * A method the modern era removed, asked of a modern upstream: `logging/setLevel` and `ping`
+   * succeed locally (the gateway filters log notifications itself; the upstream is reachable
+   * through its calls), anything else (`resources/subscribe`, …) is refused.
+   */
+  #removedMethod(method: string): UpstreamCall {
+    if (method === 'logging/setLevel' || method === 'ping')
+      return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
+    const error = new GatewayError(
+      'SWB_ERR_UPSTREAM_METHOD_REMOVED',
+      `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}${
+        method.startsWith('resources/')
+          ? ' (its replacement, subscriptions/listen, is not supported by Switchboard)'
+          : ''
+      }`,
+    );
+    return new SettledCall(errorResponse(0, error.jsonRpcCode, error.message, { code: error.code }));
+  }
+
+  /**
+   * The answer a 2025-era client gets when a modern upstream needs input from the client
+   * (basic/patterns/mrtr): an `input_required` result, or `MissingRequiredClientCapability`
+   * (-32021, its message in `detail`) because the gateway declares no client capabilities on that
+   * client's behalf.
+   */
+  #inputRequired(response: JsonRpcResponse, method: string, detail: string): JsonRpcResponse {
+    const error = new GatewayError(
+      'SWB_ERR_UPSTREAM_INPUT_REQUIRED',
+      `upstream "${this.name}" needs input from the client to complete ${method} (resultType "input_required")${detail}; Switchboard passes such requests for input only to MCP 2026-07-28 clients`,
+    );
+    return errorResponse(response.id, error.jsonRpcCode, error.message, { code: error.code });
+  }
+
+  /**
+   * (Re)schedules the next catalog refresh of a modern upstream, after every load: the smallest
+   * `ttlMs` of that load, bounded to 5 s … 1 h (5 min when the lists carried none). The timer does
+   * not keep the process alive.
+   */
+  #scheduleRefresh(): void {
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    if (this.#stopped) return;
+    const ttl = this.#catalog.ttlMs;
+    const delay = Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttl ?? DEFAULT_REFRESH_MS));
+    this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
+    this.#refreshTimer.unref();
+  }
+
+  /**
+   * Reloads the catalog on a live connection (or, for `shared`/remote upstreams, a new one); the
+   * load schedules the next refresh, and so does a refresh that could not load.
+   */
+  async #refresh(): Promise<void> {
+    this.#refreshTimer = undefined;
+    let loaded = false;
+    try {
+      let conn: UpstreamConnection | undefined;
+      for (const slot of this.#pool.slots.values()) {
+        if (slot.connection !== undefined && !slot.connection.closed) {
+          conn = slot.connection;
+          if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
+        }
+      }
+      if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
+        conn = await this.#pool.acquire(PROBE_CONTEXT);
+      }
+      if (conn !== undefined) {
+        await this.#catalog.load(conn, undefined);
+        loaded = true;
+      }
+    } catch (err) {
+      this.#logger.warn({ err }, 'catalog refresh failed');
+    } finally {
+      if (!loaded) this.#scheduleRefresh();
+    }
   }
 
   #onNotification(slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification): void {

@@ -1,10 +1,11 @@
 /**
  * The MCP 2026-07-28 conformance requirements (`@modelcontextprotocol/conformance@0.2.0-alpha.12`,
  * `--requirements 2026-07-28`), run directly against the SDK v2 dual-era fixture and through
- * Switchboard's `/servers/{name}/mcp` in front of it, where the gateway serves the suite as a
- * modern (stateless) client and talks to the fixture in the 2025 era, translating (docs/
- * protocol-eras.md). Every scored scenario that passes directly must pass through Switchboard,
- * except the ones listed in {@link TRANSLATION_LIMITS} with the reason.
+ * Switchboard's `/servers/{name}/mcp` in front of it, twice: with `protocol: legacy` the gateway
+ * serves the suite as a modern (stateless) client and talks to the fixture in the 2025 era,
+ * translating (docs/protocol-eras.md), and every scored scenario that passes directly must pass
+ * through, except the ones listed in {@link TRANSLATION_LIMITS} with the reason; with
+ * `protocol: auto` it talks to the fixture in the modern era, and every one must pass.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -36,14 +37,24 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
   let out: string;
   let direct: Summary2026;
   let through: Summary2026;
+  let modern: Summary2026;
 
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'swb-conformance-2026-'));
     fixture = await startV2HttpServer({ legacy: 'serve' });
-    gw = await startTestGateway({ servers: { v2: { url: fixture.url, transport: 'streamable-http' } } });
+    gw = await startTestGateway({
+      servers: {
+        v2: { url: fixture.url, transport: 'streamable-http', protocol: 'legacy' },
+        v2modern: { url: fixture.url, transport: 'streamable-http', protocol: 'auto' },
+      },
+    });
     direct = await runConformance2026({ url: fixture.url, outDir: join(out, 'direct') });
     through = await runConformance2026({ url: `${gw.url}/servers/v2/mcp`, outDir: join(out, 'switchboard') });
-  }, 240_000);
+    modern = await runConformance2026({
+      url: `${gw.url}/servers/v2modern/mcp`,
+      outDir: join(out, 'switchboard-modern'),
+    });
+  }, 360_000);
 
   afterAll(async () => {
     await gw?.close();
@@ -70,5 +81,15 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
     expect(through.scored.passing).toBeGreaterThanOrEqual(
       direct.scored.passing - Object.keys(TRANSLATION_LIMITS).length,
     );
+  });
+
+  it('passes through /servers/{name}/mcp every scored scenario that passes directly when the upstream is spoken to in the modern era', () => {
+    expect(gw.gateway.upstreams.get('v2modern')!.era).toBe('modern');
+    expect(gw.gateway.upstreams.get('v2')!.era).toBe('legacy');
+    const passedDirectly = new Set(direct.scenarios.filter((x) => x.scored && x.failed === 0).map((x) => x.scenario));
+    expect(
+      failing(modern).filter((name) => passedDirectly.has(name)),
+      formatSummary2026(modern),
+    ).toEqual([]);
   });
 });

@@ -24,6 +24,9 @@ export type NameFilter = z.infer<typeof NameFilter>;
 
 const Isolation = z.enum(['shared', 'session', 'user']);
 
+/** The `protocol` setting of a server: `auto`, `legacy` or `modern` (see the field). */
+export const UpstreamProtocolSetting = z.enum(['auto', 'legacy', 'modern']);
+
 const RestartPolicy = z
   .object({
     /** First backoff delay after a crash. Default 250ms. */
@@ -52,6 +55,13 @@ const CommonServerFields = {
   maxQueue: z.number().int().min(0).default(100),
   /** Longest wait in that queue. Default 30s. */
   queueTimeout: Duration.default(30_000),
+  /**
+   * The protocol era Switchboard speaks to this upstream (MCP 2026-07-28 basic/versioning
+   * §Backward Compatibility): `auto` probes with `server/discover` and talks MCP 2026-07-28 when
+   * the upstream lists it, else opens a 2025 session with `initialize`; `legacy` opens with
+   * `initialize` only; `modern` requires 2026-07-28 and never falls back. Default `auto`.
+   */
+  protocol: UpstreamProtocolSetting.default('auto'),
 };
 
 /** A variable name or a glob of names (`*`, `?`, `[…]`) in `inheritEnv`. */
