@@ -309,8 +309,10 @@ export const ERROR_CODES = {
     expose: true,
   },
   /**
-   * A modern upstream answered `resultType: "input_required"` (basic/patterns/mrtr) to a 2025-era
-   * client: Switchboard does not turn it into server→client requests.
+   * A modern upstream's `resultType: "input_required"` (basic/patterns/mrtr) could not be answered
+   * for a 2025-era client: the client lacks the capability, answered an input request with an
+   * error, or the call took more than 8 rounds; or the upstream refused with
+   * MissingRequiredClientCapability.
    */
   SWB_ERR_UPSTREAM_INPUT_REQUIRED: {
     family: 'jsonrpc',

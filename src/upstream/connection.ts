@@ -341,9 +341,10 @@ export class UpstreamConnection {
     const meta = params?._meta as JsonObject | undefined;
     if (this.#era === 'modern') {
       // A copy with the per-request fields over the caller's _meta (the caller's params stay as
-      // they are). A modern client's own capabilities are declared for its requests: the upstream's
-      // input_required results reach that client, which answers them.
-      const caps = caller?.modern === true ? caller.clientCapabilities : undefined;
+      // they are). The client's own capabilities are declared for its requests: the upstream's
+      // input_required results reach a modern client, which answers them, and are asked of a
+      // 2025-era client as server→client requests (`input-fulfil.ts`).
+      const caps = caller?.clientCapabilities;
       const fields = caps === undefined ? this.#modernMeta : { ...this.#modernMeta, [META_CLIENT_CAPABILITIES]: caps };
       if (meta === undefined) {
         if (params !== undefined) params = { ...params, _meta: fields };

@@ -30,6 +30,7 @@ import {
   type UpstreamRequest,
 } from './dispatch.js';
 import { createRetryInterceptor } from './interceptors/retry.js';
+import { fulfilInput, INPUT_REQUIRED_METHODS, type InputCall } from './input-fulfil.js';
 import { ConnectionPool, PROBE_CONTEXT, SHARED_KEY, type Isolation, type Slot } from './pool.js';
 import { Supervisor } from './supervisor.js';
 import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState } from './types.js';
@@ -67,6 +68,10 @@ class PendingCall implements UpstreamCall, UpstreamRequest {
   readonly meta: JsonObject | undefined;
   readonly progressToken: unknown;
   cancelled = false;
+  /** A 2025-era client's call to a modern upstream: `input_required` is answered for it, not refused. */
+  fulfils = false;
+  /** The retry in flight of an `input_required` round (cancelled with this call). */
+  round: PendingCall | undefined = undefined;
   attempt = 0;
   headers: OutboundHeaders | undefined = undefined;
   /** The connection and upstream id of the attempt in flight. */
@@ -96,6 +101,7 @@ class PendingCall implements UpstreamCall, UpstreamRequest {
   cancel(reason?: string): void {
     this.cancelled = true;
     if (this.connection !== undefined) this.connection.cancel(this.upstreamId, reason);
+    this.round?.cancel(reason);
   }
 
   binding(): ConnectionBinding | undefined {
@@ -306,7 +312,29 @@ export class Upstream {
     const call = new PendingCall(this.#host, ctx, method, params, caller, false);
     if (this.#options.observe !== undefined) call.started = performance.now();
     call.response = this.#dispatch(call);
+    if (this.#modern && caller !== undefined && caller.modern !== true && INPUT_REQUIRED_METHODS.has(method)) {
+      // A 2025-era client: the upstream's requests for input are asked of it as server→client requests.
+      call.fulfils = true;
+      call.response = call.response.then((r) =>
+        fulfilInput(r, call as InputCall, (p) => this.#round(call, p), this.#refuseInput(method)),
+      );
+    }
     return call;
+  }
+
+  /** One retry of an `input_required` round, as a call of its own (interceptors, metrics). */
+  #round(outer: PendingCall, params: JsonObject): Promise<JsonRpcResponse> {
+    const next = new PendingCall(this.#host, outer.ctx, outer.method, params, outer.caller, false);
+    next.fulfils = true;
+    outer.round = next;
+    next.response = this.#dispatch(next);
+    return next.response.finally(() => {
+      if (outer.round === next) outer.round = undefined;
+    });
+  }
+
+  #refuseInput(method: string): (response: JsonRpcResponse, detail: string) => JsonRpcResponse {
+    return (response, detail) => this.#inputRequired(response, method, detail);
   }
 
   /**
@@ -314,7 +342,7 @@ export class Upstream {
    * step, not through one more promise per call).
    */
   #settle(call: PendingCall, response: JsonRpcResponse): JsonRpcResponse {
-    if (this.#modern && call.caller?.modern !== true) {
+    if (this.#modern && call.caller?.modern !== true && !call.fulfils) {
       if ('result' in response) {
         if (response.result.resultType === 'input_required') response = this.#inputRequired(response, call.method, '');
       } else if (response.error.code === MCP_MISSING_CLIENT_CAPABILITY) {
@@ -466,7 +494,7 @@ export class Upstream {
   #inputRequired(response: JsonRpcResponse, method: string, detail: string): JsonRpcResponse {
     const error = new GatewayError(
       'SWB_ERR_UPSTREAM_INPUT_REQUIRED',
-      `upstream "${this.name}" needs input from the client to complete ${method} (resultType "input_required")${detail}; Switchboard passes such requests for input only to MCP 2026-07-28 clients`,
+      `upstream "${this.name}" needs input from the client to complete ${method}${detail}`,
     );
     return errorResponse(response.id, error.jsonRpcCode, error.message, { code: error.code });
   }

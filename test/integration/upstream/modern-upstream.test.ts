@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client as ClientV2, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { RunningGateway } from '../../../src/app.js';
 import { startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 import { connectClient, everythingStdio, startTestGateway, waitFor } from '../../helpers/gateway.js';
@@ -277,7 +278,7 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     expect(modernHttp.seen.slice(before).filter((s) => s.body?.method === 'resources/subscribe')).toEqual([]);
   });
 
-  it("passes a modern upstream's input_required to a modern client (its retry reaches the upstream), refuses it to a 2025 client", async () => {
+  it("passes a modern upstream's input_required to a modern client (its retry reaches the upstream)", async () => {
     const modern = new ClientV2(
       { name: 'v2-elicit', version: '1.0.0' },
       { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: V } } },
@@ -296,11 +297,34 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     const calls = modernHttp.seen.slice(before).filter((s) => s.body?.method === 'tools/call');
     expect(calls).toHaveLength(2);
     expect((calls[1]!.body!.params as Record<string, unknown>).inputResponses).toBeDefined();
+  });
 
+  it("asks a 2025-era client a modern upstream's input requests as server→client requests, and retries with its answers", async () => {
+    const { client: legacy } = await connectClient(gw.url + '/servers/mhttp/mcp', { elicitation: {} }, 'v1-elicit');
+    closers.push(() => legacy.close());
+    let asked = 0;
+    legacy.setRequestHandler(ElicitRequestSchema, () => {
+      asked++;
+      return { action: 'accept', content: { confirm: true } };
+    });
+    const before = modernHttp.seen.length;
+    const done = await legacy.callTool({ name: 'confirm', arguments: {} });
+    expect(text(done)).toBe('confirmed');
+    expect(asked).toBe(1);
+    const calls = modernHttp.seen.slice(before).filter((s) => s.body?.method === 'tools/call');
+    expect(calls).toHaveLength(2);
+    const first = calls[0]!.body!.params as { _meta: Record<string, unknown> };
+    // The 2025 client's capabilities are declared, so the upstream may ask it.
+    expect(first._meta['io.modelcontextprotocol/clientCapabilities']).toMatchObject({ elicitation: {} });
+    const retry = calls[1]!.body!.params as Record<string, unknown>;
+    expect(retry.inputResponses).toEqual({ confirm: { action: 'accept', content: { confirm: true } } });
+  });
+
+  it('refuses a 2025-era client that did not declare the capability an input request needs (-33044)', async () => {
     const legacy = await v1('/servers/mhttp/mcp');
     const refused = await legacy.callTool({ name: 'confirm', arguments: {} }).catch((e: unknown) => e);
-    expect(String(refused)).toMatch(/input_required/);
     expect(String(refused)).toMatch(/-33044/);
+    expect(String(refused)).toMatch(/needs input from the client/);
   });
 
   it('cancels a call to a modern HTTP upstream by closing its response stream (no notifications/cancelled)', async () => {
