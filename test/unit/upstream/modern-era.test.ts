@@ -176,7 +176,19 @@ function peer(discover: DiscoverAnswer, ttlMs = 1000) {
       case 'tools/call':
         if ((m.params as JsonObject).name === 'hang') return;
         if ((m.params as JsonObject).name === 'ask') reply({ resultType: 'input_required', inputRequests: {} });
-        else reply({ resultType: 'complete', content: [] });
+        else if ((m.params as JsonObject).name === 'ask-once') {
+          const answers = (m.params as JsonObject).inputResponses as JsonObject | undefined;
+          if (answers === undefined) {
+            reply({
+              resultType: 'input_required',
+              inputRequests: { q: { method: 'elicitation/create', params: { message: 'name?' } } },
+              requestState: 'opaque-1',
+            });
+          } else {
+            const state = (m.params as JsonObject).requestState;
+            reply({ resultType: 'complete', content: [{ type: 'text', text: JSON.stringify({ answers, state }) }] });
+          }
+        } else reply({ resultType: 'complete', content: [] });
         return;
       default:
         fail(-32601);
@@ -387,17 +399,45 @@ describe('Upstream with a modern upstream', () => {
     expect(sent).not.toContain('resources/subscribe');
   });
 
-  it('passes input_required to modern clients only; a 2025-era client gets SWB_ERR_UPSTREAM_INPUT_REQUIRED', async () => {
+  it('passes input_required to modern clients; answers it for a 2025-era client, giving up after 8 rounds', async () => {
     const p = peer('modern');
     const { u } = upstream(p);
     await u.start();
     const modern = await u.call(ctx, 'tools/call', { name: 'ask' }, caller(true)).response;
     expect(modern).toMatchObject({ result: { resultType: 'input_required' } });
+    const before = p.wire.length;
     const legacy = await u.call(ctx, 'tools/call', { name: 'ask' }, caller(false)).response;
     expect(legacy).toMatchObject({ error: { data: { code: 'SWB_ERR_UPSTREAM_INPUT_REQUIRED' } } });
-    expect((legacy as { error: { message: string } }).error.message).toMatch(/input_required/);
+    expect((legacy as { error: { message: string } }).error.message).toMatch(/more than 8 rounds/);
+    // The call and its 8 retries.
+    expect(methods(p.wire.slice(before)).filter((x) => x === 'tools/call')).toHaveLength(9);
     const done = await u.call(ctx, 'tools/call', { name: 'other' }, caller(false)).response;
     expect(done).toMatchObject({ result: { resultType: 'complete' } });
+  });
+
+  it("asks a 2025-era client the upstream's input request and retries with its answer and the requestState", async () => {
+    const p = peer('modern');
+    const { u } = upstream(p);
+    await u.start();
+    const asked: Array<[string, unknown]> = [];
+    const client: Caller = {
+      ...caller(false),
+      clientCapabilities: { elicitation: {} },
+      request: (method, params) => {
+        asked.push([method, params]);
+        return Promise.resolve({ result: { action: 'accept', content: { name: 'ada' } } });
+      },
+    };
+    const done = await u.call(ctx, 'tools/call', { name: 'ask-once' }, client).response;
+    expect(asked).toEqual([['elicitation/create', { message: 'name?' }]]);
+    const body = JSON.parse(
+      (done as unknown as { result: { content: Array<{ text: string }> } }).result.content[0]!.text,
+    );
+    expect(body).toEqual({ answers: { q: { action: 'accept', content: { name: 'ada' } } }, state: 'opaque-1' });
+    // Without the capability the client is not asked.
+    const refused = await u.call(ctx, 'tools/call', { name: 'ask-once' }, caller(false)).response;
+    expect(refused).toMatchObject({ error: { data: { code: 'SWB_ERR_UPSTREAM_INPUT_REQUIRED' } } });
+    expect((refused as { error: { message: string } }).error.message).toMatch(/did not declare the elicitation/);
   });
 
   it("refreshes the catalog when the lists' ttlMs expires (at least 5 s apart)", async () => {
