@@ -148,6 +148,8 @@ export class View {
   #members: ViewMember[];
   #separator: string;
   #gatewayVersion: string;
+  /** {@link serverInfo} of a view that is not a single server's (built once). */
+  #ownServerInfo: JsonObject | undefined;
   #compiled: Compiled | undefined;
   #membersVersion = 0;
   #scoped = new WeakMap<ListScope, ScopedLists & { stamp: number }>();
@@ -306,13 +308,30 @@ export class View {
    * view mirrors its upstream's capabilities, serverInfo and instructions; an aggregate
    * advertises the union of its members' features with `listChanged`.
    */
+  /**
+   * The identity this endpoint gives: the upstream's `serverInfo` for a single server's view,
+   * else Switchboard's name (with the virtual server's). Cheap: no object is built per call
+   * (results of modern requests carry it).
+   */
+  serverInfo(): JsonObject {
+    if (this.kind === 'single') {
+      const info = this.#members[0]?.upstream.initializeResult?.serverInfo;
+      if (typeof info === 'object' && info !== null) return info as JsonObject;
+    }
+    return (this.#ownServerInfo ??= {
+      name:
+        this.kind === 'aggregate' ? 'switchboard' : this.kind === 'virtual' ? `switchboard/${this.name}` : this.name,
+      version: this.kind === 'single' ? 'unknown' : this.#gatewayVersion,
+    });
+  }
+
   initializeResult(): JsonObject {
     if (this.kind === 'single') {
       const up = this.#members[0]?.upstream;
       const init = up?.initializeResult ?? {};
       const out: JsonObject = {
         capabilities: init.capabilities ?? {},
-        serverInfo: init.serverInfo ?? { name: this.name, version: 'unknown' },
+        serverInfo: this.serverInfo(),
       };
       if (init.instructions !== undefined) out.instructions = init.instructions;
       return out;
@@ -336,13 +355,7 @@ export class View {
     if (caps.resources !== undefined && subscribe) caps.resources = { listChanged: true, subscribe: true };
     // Always advertise tools so clients ask for them even while upstreams are still starting.
     caps.tools ??= { listChanged: true };
-    const out: JsonObject = {
-      capabilities: caps,
-      serverInfo: {
-        name: this.kind === 'aggregate' ? 'switchboard' : `switchboard/${this.name}`,
-        version: this.#gatewayVersion,
-      },
-    };
+    const out: JsonObject = { capabilities: caps, serverInfo: this.serverInfo() };
     if (instructions.length > 0) out.instructions = instructions.join('\n\n');
     return out;
   }

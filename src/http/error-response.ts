@@ -17,16 +17,17 @@ import type { JsonRpcId } from '../protocol/jsonrpc.js';
  * `headers` are added (and win). A response already started is only ended.
  *
  * @param id - the id of the request answered, `null` when unknown
+ * @returns the JSON-RPC error code sent, or `undefined` when the response had started
  */
 export function sendHttpError(
   res: ServerResponse,
   err: unknown,
   id: JsonRpcId | null = null,
   headers: Record<string, string> = {},
-): void {
+): number | undefined {
   if (res.headersSent) {
     res.end();
-    return;
+    return undefined;
   }
   const encoded = encodeError(err, { responseStarted: false, id });
   const body = JSON.stringify(encoded.response);
@@ -37,4 +38,5 @@ export function sendHttpError(
     ...headers,
   });
   res.end(body);
+  return encoded.response.error.code;
 }

@@ -289,14 +289,14 @@ export class ModernChannel implements OutboundChannel, Parkable {
       resultType: 'input_required',
       inputRequests,
       requestState,
-      _meta: { [META_SERVER_INFO]: this.#view.initializeResult().serverInfo },
+      _meta: { [META_SERVER_INFO]: this.#view.serverInfo() },
     };
     writeFinal(res, this.#sse, JSON.stringify({ jsonrpc: '2.0', id: this.#clientId, result }), 200);
   };
 
   /** The result fields the gateway adds, for {@link sendResult} (`upstream` false) or a forwarded result. */
   #fields(upstream: boolean): JsonObject {
-    const serverInfo = this.#view.initializeResult().serverInfo;
+    const serverInfo = this.#view.serverInfo();
     const fields: JsonObject = { resultType: 'complete', _meta: { [META_SERVER_INFO]: serverInfo } };
     if (CACHEABLE_METHODS.has(this.#method)) {
       // A read's freshness is the upstream's to tell; lists are the gateway's own.

@@ -34,7 +34,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Principal } from '../auth/principal.js';
-import { encodeError, GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
+import { sendHttpError } from './error-response.js';
 import type { ClientSession } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
@@ -335,17 +336,6 @@ function sendJson(res: ServerResponse, status: number, message: unknown): void {
 }
 
 function sendError(res: ServerResponse, err: unknown, id: JsonRpcId, meta: RequestContext): void {
-  if (res.headersSent) {
-    res.end();
-    return;
-  }
-  const encoded = encodeError(err, { responseStarted: false, id });
-  meta.rpcError = encoded.response.error.code;
-  const body = JSON.stringify(encoded.response);
-  res.writeHead(encoded.kind === 'http' ? encoded.status : 200, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    ...(encoded.kind === 'http' ? encoded.headers : {}),
-  });
-  res.end(body);
+  const code = sendHttpError(res, err, id);
+  if (code !== undefined) meta.rpcError = code;
 }

@@ -35,6 +35,7 @@ import {
   ExclusiveAdmission,
   forwardServerRequest,
   type Caller,
+  type ClientCapabilities,
   type ServerRequestAnswer,
 } from './attribution.js';
 import {
@@ -151,6 +152,8 @@ export class UpstreamConnection {
   #discoverResult: JsonObject | undefined;
   /** The per-request `_meta` of the modern era (frozen, one per connection). */
   readonly #modernMeta: Readonly<JsonObject>;
+  /** The modern `_meta` with a caller's capabilities, one per capabilities object (a 2025 session's is the same for all its calls). */
+  readonly #metaByCaps = new WeakMap<object, Readonly<JsonObject>>();
   /** The params of a modern request that has none of its own. */
   readonly #bareModernParams: Readonly<JsonObject>;
   /** Under exclusive attribution: admits the bidi calls of one client session at a time. */
@@ -345,7 +348,7 @@ export class UpstreamConnection {
       // input_required results reach a modern client, which answers them, and are asked of a
       // 2025-era client as server→client requests (`input-fulfil.ts`).
       const caps = caller?.clientCapabilities;
-      const fields = caps === undefined ? this.#modernMeta : { ...this.#modernMeta, [META_CLIENT_CAPABILITIES]: caps };
+      const fields = caps === undefined ? this.#modernMeta : this.#metaWith(caps);
       if (meta === undefined) {
         if (params !== undefined) params = { ...params, _meta: fields };
         else params = caps === undefined ? this.#bareModernParams : { _meta: fields };
@@ -504,6 +507,15 @@ export class UpstreamConnection {
     );
     // A transport that refuses sends is closing; do not hand this connection out again.
     if (ge.code === 'SWB_ERR_UPSTREAM_CLOSED') this.#handleClose({ error: ge });
+  }
+
+  #metaWith(caps: ClientCapabilities): Readonly<JsonObject> {
+    let fields = this.#metaByCaps.get(caps);
+    if (fields === undefined) {
+      fields = Object.freeze({ ...this.#modernMeta, [META_CLIENT_CAPABILITIES]: caps });
+      this.#metaByCaps.set(caps, fields);
+    }
+    return fields;
   }
 
   #closedError(upstreamId: number): JsonRpcResponse {
