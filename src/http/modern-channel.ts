@@ -62,6 +62,8 @@ const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get',
 export class ModernChannel implements OutboundChannel, Parkable {
   readonly #session: ClientSession;
   readonly #internalId: JsonRpcId;
+  /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
+  readonly callerId: string;
   readonly #method: string;
   readonly #name: string;
   readonly #view: View;
@@ -102,6 +104,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#session = session;
     this.#clientId = clientId;
     this.#internalId = internalId;
+    this.callerId = `${session.id}/${String(internalId)}`;
     this.#method = request.method;
     this.#name = request.name;
     this.#capabilities = request.capabilities;
@@ -125,10 +128,6 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return this.#asks ? this.#capabilities : NO_CAPABILITIES;
   }
 
-  /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
-  get callerId(): string {
-    return `${this.#session.id}/${String(this.#internalId)}`;
-  }
 
   send(message: JsonRpcMessage): void {
     if (this.#done) return;
