@@ -128,7 +128,6 @@ export class ModernChannel implements OutboundChannel, Parkable {
     return this.#asks ? this.#capabilities : NO_CAPABILITIES;
   }
 
-
   send(message: JsonRpcMessage): void {
     if (this.#done) return;
     if ('method' in message) {
