@@ -18,7 +18,7 @@ import { Name } from './schema/common.js';
 import { Guardrails } from './schema/guardrails.js';
 import { HttpConfig, ListenConfig, ShutdownConfig, TunnelsConfig } from './schema/http.js';
 import { LoggingConfig, MetricsConfig, UsageConfig } from './schema/observability.js';
-import { HeadersConfig, RuntimeServersConfig, ServerConfig, VirtualServer } from './schema/servers.js';
+import { HeadersConfig, NamePrefix, RuntimeServersConfig, ServerConfig, VirtualServer } from './schema/servers.js';
 import { SessionsConfig } from './schema/sessions.js';
 import { RateLimitingConfig, RateLimitRule } from './schema/traffic.js';
 
@@ -62,6 +62,8 @@ export const SwitchboardConfigInput = z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,8}$/, 'expected 1-8 characters from [A-Za-z0-9_-]')
       .default('__'),
+    /** Name prefixes at `/mcp`, and the default for virtual servers. Default `always`. */
+    namePrefix: NamePrefix.default('always'),
     logging: LoggingConfig,
     /** Directory for the embedded database and other state. Default `.switchboard` next to the config file. */
     dataDir: z.string().optional(),

@@ -87,6 +87,7 @@ export class GatewayViews {
     this.aggregate.setMembers(
       [...upstreams.values()].map((u) => member(u)),
       sep,
+      cfg.namePrefix,
     );
     // The loader, the admin API and tunnels refuse these; a reloaded file can still declare a
     // server beside a runtime one it overlaps (file servers take precedence).
@@ -125,14 +126,16 @@ export class GatewayViews {
         const u = upstreams.get(n);
         return u ? [member(u, vs.servers)] : [];
       });
+      const namePrefix = vs.namePrefix ?? cfg.namePrefix;
       const existing = this.#virtuals.get(name);
-      if (existing) existing.setMembers(members, sep);
+      if (existing) existing.setMembers(members, sep, namePrefix);
       else {
         const opts = {
           name,
           kind: 'virtual' as const,
           members,
           separator: sep,
+          namePrefix,
           gatewayVersion: this.#version,
           onCollision: this.#onNameCollision,
         };

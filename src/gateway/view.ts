@@ -1,8 +1,10 @@
 /**
  * Views: what one MCP endpoint shows. The aggregate (`/mcp`) and virtual servers
- * (`/mcp/{name}`) namespace tool and prompt names as `{server}{separator}{name}`; a single-server
- * view (`/servers/{name}/mcp`) keeps the upstream's names. Each view compiles its lists and
- * lookup maps once per catalog change and serves list methods from that cache.
+ * (`/mcp/{name}`) expose tool and prompt names by their {@link NamePrefixMode}: prefixed as
+ * `{server}{separator}{name}` (`always`), prefixed only where two members expose one name
+ * (`conditional`), or never; a single-server view (`/servers/{name}/mcp`) keeps the upstream's
+ * names. Each view compiles its lists and lookup maps once per catalog change and serves list
+ * methods from that cache.
  *
  * @module
  */
@@ -85,6 +87,23 @@ export interface NameCollision {
   readonly withheld: { readonly server: string; readonly name: string };
 }
 
+/**
+ * How an aggregating view names its members' tools and prompts:
+ *
+ * - `always`: every name is `{server}{separator}{name}`.
+ * - `conditional`: a name only one member exposes stays as it is; of the members that expose
+ *   the same name, the earliest in configuration order keeps it and the others are prefixed. The
+ *   result depends only on the configuration and the catalogs, not on the order upstreams came
+ *   up in; a member's names change only when a member configured before it starts exposing the
+ *   same name (the lists change and `list_changed` is sent).
+ * - `never`: names stay as they are; of two members exposing one name the incumbent (the owner at
+ *   the previous compilation, else the earlier member) keeps it and the other's item is withheld,
+ *   logged and counted ({@link NameCollision}), never silently shadowed.
+ *
+ * Resource URIs are never prefixed: colliding ones move to the `switchboard://` scheme.
+ */
+export type NamePrefixMode = 'always' | 'conditional' | 'never';
+
 /** Kinds of view. */
 export type ViewKind = 'aggregate' | 'virtual' | 'single';
 
@@ -94,6 +113,8 @@ export interface ViewOptions {
   kind: ViewKind;
   members: ViewMember[];
   separator: string;
+  /** How names are prefixed (aggregates and virtual servers). Default `always`; ignored by a single-server view. */
+  namePrefix?: NamePrefixMode;
   gatewayVersion: string;
   description?: string;
   /**
@@ -113,6 +134,27 @@ interface Candidate {
 /** The incumbent owner key of an exposed name: `server\0upstream name`. */
 function ownerKey(owner: Resolved): string {
   return `${owner.member.upstream.name}\0${owner.name}`;
+}
+
+/**
+ * The name `renamed` of `member` takes in a view with prefix `mode`. For `conditional`, `first`
+ * records the first member to expose each name (members are visited in configuration order): that
+ * member keeps it, any later one is prefixed.
+ */
+function exposedName(
+  mode: NamePrefixMode,
+  first: Map<string, ViewMember> | undefined,
+  member: ViewMember,
+  renamed: string,
+  separator: string,
+): string {
+  if (mode === 'never') return renamed;
+  if (mode === 'conditional' && first !== undefined) {
+    const holder = first.get(renamed);
+    if (holder === undefined) first.set(renamed, member);
+    if (holder === undefined || holder === member) return renamed;
+  }
+  return namespacedName(member.upstream.name, renamed, separator);
 }
 
 /**
@@ -147,6 +189,7 @@ export class View {
   readonly description: string | undefined;
   #members: ViewMember[];
   #separator: string;
+  #namePrefix: NamePrefixMode;
   #gatewayVersion: string;
   /** {@link serverInfo} of a view that is not a single server's (built once). */
   #ownServerInfo: JsonObject | undefined;
@@ -163,6 +206,7 @@ export class View {
     this.description = options.description;
     this.#members = options.members;
     this.#separator = options.separator;
+    this.#namePrefix = options.kind === 'single' ? 'never' : (options.namePrefix ?? 'always');
     this.#gatewayVersion = options.gatewayVersion;
     this.#onCollision = options.onCollision;
   }
@@ -172,18 +216,22 @@ export class View {
     return this.#members;
   }
 
-  /** True when names are prefixed with the server name. */
-  get namespaced(): boolean {
-    return this.kind !== 'single';
+  /** How names are prefixed with the server name (`never` for a single-server view). */
+  get namePrefix(): NamePrefixMode {
+    return this.#namePrefix;
   }
 
   /**
    * Replaces the members (hot reload); the lists are recompiled on next use, and exposed names
    * keep their owners where those are still members.
+   *
+   * @param separator - default: unchanged
+   * @param namePrefix - default: unchanged; ignored by a single-server view
    */
-  setMembers(members: ViewMember[], separator = this.#separator): void {
+  setMembers(members: ViewMember[], separator = this.#separator, namePrefix = this.#namePrefix): void {
     this.#members = members;
     this.#separator = separator;
+    if (this.kind !== 'single') this.#namePrefix = namePrefix;
     this.#membersVersion++;
   }
 
@@ -407,8 +455,8 @@ export class View {
   #compile(): Compiled {
     const stamp = this.stamp;
     if (this.#compiled && this.#compiled.stamp === stamp) return this.#compiled;
-    const ns = this.namespaced;
     const sep = this.#separator;
+    const mode = this.#namePrefix;
     const tools: JsonObject[] = [];
     const toolIndex = new Map<string, Resolved>();
     const prompts: JsonObject[] = [];
@@ -423,20 +471,23 @@ export class View {
     const templateOwners: Resolved[] = [];
     const toolCandidates: Candidate[] = [];
     const promptCandidates: Candidate[] = [];
+    // `conditional`: the first member (configuration order) exposing a name keeps it bare.
+    const firstTool = mode === 'conditional' ? new Map<string, ViewMember>() : undefined;
+    const firstPrompt = mode === 'conditional' ? new Map<string, ViewMember>() : undefined;
     for (const member of this.#members) {
       const up = member.upstream;
       for (const tool of up.catalog.tools) {
         const original = tool.name as string;
         const renamed = member.tools(original);
         if (renamed === undefined) continue;
-        const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
+        const exposed = exposedName(mode, firstTool, member, renamed, sep);
         toolCandidates.push({ owner: { member, name: original }, exposed, item: tool });
       }
       for (const prompt of up.catalog.prompts) {
         const original = prompt.name as string;
         const renamed = member.prompts(original);
         if (renamed === undefined) continue;
-        const exposed = ns ? namespacedName(up.name, renamed, sep) : renamed;
+        const exposed = exposedName(mode, firstPrompt, member, renamed, sep);
         promptCandidates.push({ owner: { member, name: original }, exposed, item: prompt });
       }
     }

@@ -7,9 +7,8 @@
  * compared as numbers, booleans as `true`/`false` — and a header value must be valid; anything
  * else is 400 `HeaderMismatch` (-32020, §Server Behavior for Custom Headers).
  *
- * Annotations are read from the tool as the endpoint lists it, once per catalog (a `WeakMap` on
- * the list array). Only annotations the specification allows count: on a primitive (`string`,
- * `integer`, `boolean`) property reached through `properties` keys alone.
+ * Annotations are read from the tool as the endpoint lists it, once per catalog
+ * (`protocol/param-headers.ts`).
  *
  * @module
  */
@@ -17,59 +16,9 @@ import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.js';
 import { decodeHeaderValue } from '../protocol/era.js';
 import type { JsonObject } from '../protocol/jsonrpc.js';
+import type { HeaderParam } from '../protocol/param-headers.js';
 
-/** One mirrored parameter: where its value is in the arguments, and its header. */
-interface HeaderParam {
-  /** Lower-case header name, `mcp-param-{name}`. */
-  readonly header: string;
-  /** The chain of `properties` keys from the schema root to the parameter. */
-  readonly path: readonly string[];
-  readonly type: 'string' | 'integer' | 'boolean';
-}
-
-/** RFC 9110 §5.6.2 `token`. */
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Annotations deeper than this are not followed (a schema is the upstream's to write). */
-const MAX_DEPTH = 8;
-
-const byTools = new WeakMap<readonly JsonObject[], Map<string, readonly HeaderParam[]>>();
-const NONE: readonly HeaderParam[] = [];
-
-/** The mirrored parameters of `name` in `tools` (an endpoint's tool list), cached per list. */
-export function headerParamsOf(tools: readonly JsonObject[], name: string): readonly HeaderParam[] {
-  let byName = byTools.get(tools);
-  if (byName === undefined) {
-    byName = new Map();
-    for (const tool of tools) {
-      const params = collect(tool.inputSchema, [], 0, []);
-      if (params.length > 0 && typeof tool.name === 'string') byName.set(tool.name, params);
-    }
-    byTools.set(tools, byName);
-  }
-  return byName.get(name) ?? NONE;
-}
-
-function collect(schema: unknown, path: string[], depth: number, out: HeaderParam[]): HeaderParam[] {
-  if (depth > MAX_DEPTH || typeof schema !== 'object' || schema === null) return out;
-  const properties = (schema as JsonObject).properties;
-  if (typeof properties !== 'object' || properties === null || Array.isArray(properties)) return out;
-  for (const [key, sub] of Object.entries(properties as JsonObject)) {
-    if (typeof sub !== 'object' || sub === null) continue;
-    const s = sub as JsonObject;
-    const name = s['x-mcp-header'];
-    const type = s.type;
-    if (
-      typeof name === 'string' &&
-      TOKEN.test(name) &&
-      (type === 'string' || type === 'integer' || type === 'boolean') &&
-      !out.some((p) => p.header === `mcp-param-${name.toLowerCase()}`)
-    ) {
-      out.push({ header: `mcp-param-${name.toLowerCase()}`, path: [...path, key], type });
-    }
-    collect(s, [...path, key], depth + 1, out);
-  }
-  return out;
-}
+export { headerParamsOf } from '../protocol/param-headers.js';
 
 /**
  * Checks the `Mcp-Param-*` headers of a `tools/call` against its arguments.

@@ -16,6 +16,7 @@ import { isStdioServer, type ServerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { MCP_MISSING_CLIENT_CAPABILITY, REMOVED_IN_MODERN } from '../protocol/era.js';
 import { errorResponse } from '../protocol/jsonrpc.js';
+import { mirroredParamHeaders } from '../protocol/param-headers.js';
 import type { UpstreamEra } from './era-probe.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
@@ -291,9 +292,14 @@ export class Upstream {
     if (call.cancelled)
       return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
     const ctx = call.ctx;
-    const headers = call.headers;
+    let headers: Readonly<Record<string, string>> | undefined = call.headers;
     // The era is known only once the connection opened (a probe may be what opens it).
     const method = call.probe && call.method === 'ping' && conn.era === 'modern' ? 'server/discover' : call.method;
+    if (method === 'tools/call' && conn.era === 'modern') {
+      // Over HTTP, the arguments the upstream's schema marks are mirrored into headers.
+      const mirrored = mirroredParamHeaders(this.catalog.tools, call.params);
+      if (mirrored !== undefined) headers = headers === undefined ? mirrored : { ...headers, ...mirrored };
+    }
     const inflight = conn.request(
       method,
       call.params,

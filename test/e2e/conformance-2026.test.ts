@@ -5,7 +5,10 @@
  * serves the suite as a modern (stateless) client and talks to the fixture in the 2025 era,
  * translating (docs/protocol-eras.md), and every scored scenario that passes directly must pass
  * through, except the ones listed in {@link TRANSLATION_LIMITS} with the reason; with
- * `protocol: auto` it talks to the fixture in the modern era, and every one must pass.
+ * `protocol: auto` it talks to the fixture in the modern era, and every one must pass. The
+ * aggregate `/mcp` (with `namePrefix: conditional`, both servers exposing the same names) is run
+ * too: the modern server comes first in configuration order and keeps the bare names, so every
+ * scenario that passes directly must pass there as well.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -38,14 +41,16 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
   let direct: Summary2026;
   let through: Summary2026;
   let modern: Summary2026;
+  let aggregate: Summary2026;
 
   beforeAll(async () => {
     out = await mkdtemp(join(tmpdir(), 'swb-conformance-2026-'));
     fixture = await startV2HttpServer({ legacy: 'serve' });
     gw = await startTestGateway({
+      namePrefix: 'conditional',
       servers: {
-        v2: { url: fixture.url, transport: 'streamable-http', protocol: 'legacy' },
         v2modern: { url: fixture.url, transport: 'streamable-http', protocol: 'auto' },
+        v2: { url: fixture.url, transport: 'streamable-http', protocol: 'legacy' },
       },
     });
     direct = await runConformance2026({ url: fixture.url, outDir: join(out, 'direct') });
@@ -54,7 +59,8 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
       url: `${gw.url}/servers/v2modern/mcp`,
       outDir: join(out, 'switchboard-modern'),
     });
-  }, 360_000);
+    aggregate = await runConformance2026({ url: `${gw.url}/mcp`, outDir: join(out, 'switchboard-aggregate') });
+  }, 480_000);
 
   afterAll(async () => {
     await gw?.close();
@@ -63,6 +69,12 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
   });
 
   const failing = (s: Summary2026) => s.scenarios.filter((x) => x.scored && x.failed > 0).map((x) => x.scenario);
+  /** Every scenario, scored or not (extensions, pending ones), that passes directly. */
+  const passingDirectly = () => direct.scenarios.filter((x) => x.failed === 0).map((x) => x.scenario);
+  const lostFrom = (s: Summary2026) => {
+    const failed = new Set(s.scenarios.filter((x) => x.failed > 0).map((x) => x.scenario));
+    return passingDirectly().filter((name) => failed.has(name));
+  };
 
   it('passes every scored scenario directly against the fixture', () => {
     expect(failing(direct), formatSummary2026(direct)).toEqual([]);
@@ -91,5 +103,16 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
       failing(modern).filter((name) => passedDirectly.has(name)),
       formatSummary2026(modern),
     ).toEqual([]);
+  });
+
+  it('passes through /mcp (namePrefix: conditional) every scenario that passes directly, unscored ones included', () => {
+    expect(passingDirectly().length).toBeGreaterThanOrEqual(40);
+    expect(lostFrom(aggregate), formatSummary2026(aggregate)).toEqual([]);
+    expect(aggregate.scored.passing).toBe(direct.scored.passing);
+  });
+
+  it('passes through /servers/{name}/mcp of a modern upstream every scenario that passes directly, unscored ones included', () => {
+    // e.g. http-custom-header-server-validation: Mcp-Param-* headers are mirrored to the upstream.
+    expect(lostFrom(modern), formatSummary2026(modern)).toEqual([]);
   });
 });

@@ -170,9 +170,18 @@ const VirtualMember = z
   })
   .strict();
 
+/**
+ * How an aggregating endpoint names its members' tools and prompts (`gateway/view.ts`
+ * `NamePrefixMode`): `always` `{server}{separator}{name}`, `conditional` only names two members
+ * share, `never` the upstream's own names (a colliding newcomer is withheld).
+ */
+export const NamePrefix = z.enum(['always', 'conditional', 'never']);
+
 export const VirtualServer = z
   .object({
     description: z.string().optional(),
+    /** Name prefixes at `/mcp/{name}`. Default: the top-level `namePrefix`. */
+    namePrefix: NamePrefix.optional(),
     /** Either a list of server names, or server name → filters applied on top of the server's own. */
     servers: z.union([z.array(Name), z.record(Name, VirtualMember)]),
   })

@@ -122,3 +122,90 @@ describe('View name collisions', () => {
     expect(view.tools).toEqual([{ name: 'x' }]);
   });
 });
+
+describe('View name prefixes', () => {
+  const names = (view: View) => view.tools.map((t) => t.name);
+  const owner = (view: View, name: string) => view.resolveTool(name)?.member.upstream.name;
+  const aggregate = (namePrefix: 'always' | 'conditional' | 'never', ...members: ViewMember[]) => {
+    const reported: NameCollision[] = [];
+    const view = new View({
+      name: 'default',
+      kind: 'aggregate',
+      members,
+      separator: '__',
+      namePrefix,
+      gatewayVersion: '1',
+      onCollision: (c) => reported.push(c),
+    });
+    return { view, reported };
+  };
+
+  it('always prefixes every name', () => {
+    const { view } = aggregate('always', member(upstream('a', ['echo', 'add'])), member(upstream('b', ['echo'])));
+    expect(names(view)).toEqual(['a__echo', 'a__add', 'b__echo']);
+    expect(view.resolveTool('echo')).toBeUndefined();
+  });
+
+  it('conditional prefixes only a shared name, and only for the members after the first in configuration order', () => {
+    const a = upstream('a', ['echo', 'add']);
+    const b = upstream('b', ['echo', 'sub']);
+    const { view, reported } = aggregate('conditional', member(a), member(b));
+    expect(names(view)).toEqual(['echo', 'add', 'b__echo', 'sub']);
+    expect(owner(view, 'echo')).toBe('a');
+    expect(view.resolveTool('b__echo')).toEqual({ member: view.members[1], name: 'echo' });
+    expect(owner(view, 'sub')).toBe('b');
+    expect(reported).toEqual([]);
+    // The first member stops exposing the name: the other gets it bare.
+    a.setTools(['add']);
+    expect(names(view)).toEqual(['add', 'echo', 'sub']);
+    expect(owner(view, 'echo')).toBe('b');
+    // It comes back: configuration order decides again, whatever the order of arrival.
+    a.setTools(['echo', 'add']);
+    expect(names(view)).toEqual(['echo', 'add', 'b__echo', 'sub']);
+  });
+
+  it('conditional withholds a prefixed name that equals another member’s own name', () => {
+    const { view, reported } = aggregate(
+      'conditional',
+      member(upstream('a', ['x'])),
+      member(upstream('b', ['a__x', 'y'])),
+      member(upstream('a2', ['x'])),
+    );
+    // a2's x becomes a2__x; b's a__x is its own name and stays; nothing collides here.
+    expect(names(view)).toEqual(['x', 'a__x', 'y', 'a2__x']);
+    expect(reported).toEqual([]);
+    const second = aggregate('conditional', member(upstream('b', ['x', 'a__x'])), member(upstream('a', ['x'])));
+    // a's x is prefixed to a__x, which b already exposes as its own: a's is withheld and reported.
+    expect(names(second.view)).toEqual(['x', 'a__x']);
+    expect(owner(second.view, 'a__x')).toBe('b');
+    expect(second.reported.map((c) => [c.exposed, c.withheld.server])).toEqual([['a__x', 'a']]);
+  });
+
+  it('never keeps the upstream names and withholds a colliding newcomer, reported once', () => {
+    const a = upstream('a', ['echo']);
+    const b = upstream('b', []);
+    const { view, reported } = aggregate('never', member(a), member(b));
+    expect(names(view)).toEqual(['echo']);
+    b.setTools(['echo', 'sub']);
+    expect(names(view)).toEqual(['echo', 'sub']);
+    expect(owner(view, 'echo')).toBe('a');
+    expect(reported).toEqual([
+      {
+        view: 'default',
+        kind: 'tool',
+        exposed: 'echo',
+        kept: { server: 'a', name: 'echo' },
+        withheld: { server: 'b', name: 'echo' },
+      },
+    ]);
+  });
+
+  it('changes mode on a reload of the members', () => {
+    const a = upstream('a', ['echo']);
+    const { view } = aggregate('always', member(a));
+    expect(names(view)).toEqual(['a__echo']);
+    view.setMembers([member(a)], '__', 'never');
+    expect(view.namePrefix).toBe('never');
+    expect(names(view)).toEqual(['echo']);
+  });
+});
