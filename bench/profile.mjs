@@ -5,10 +5,12 @@
 //
 //   node bench/profile.mjs [--case stdio|http|list|setup|startup] [--target switchboard|relay]
 //                          [-c 16] [-d 5] [--top 25] [--out DIR] [--heap] [--features FILE]
+//                          [--era legacy|modern]
 //
 // --heap records allocations (including short-lived garbage) instead of CPU time.
 // --features merges a config fragment (e.g. bench/features.yaml) into Switchboard's config and,
 // with auth.mode tokens, creates an API token and sends it on every request.
+// --era modern sends MCP 2026-07-28 stateless requests (no session) instead of 2025-era ones.
 //
 // Cases: stdio  tools/call echo__echo through a stdio upstream (4 sessions)
 //        http   tools/call echo__echo through a Streamable HTTP upstream (4 sessions)
@@ -41,6 +43,7 @@ const { values } = parseArgs({
     target: { type: 'string', default: 'switchboard' },
     heap: { type: 'boolean', default: false },
     features: { type: 'string' },
+    era: { type: 'string', default: 'legacy' },
     out: { type: 'string' },
   },
 });
@@ -101,6 +104,7 @@ try {
       duration: Number(values.duration),
       warmup: 1,
       verify: kase === 'list' ? 'light' : 'full',
+      era: values.era,
       headers,
     });
     process.stderr.write(`load: ${JSON.stringify(r)}\n`);

@@ -62,8 +62,7 @@ const INPUT_METHODS: ReadonlySet<string> = new Set(['tools/call', 'prompts/get',
 export class ModernChannel implements OutboundChannel, Parkable {
   readonly #session: ClientSession;
   readonly #internalId: JsonRpcId;
-  /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
-  readonly callerId: string;
+  #callerId: string | undefined;
   readonly #method: string;
   readonly #name: string;
   readonly #view: View;
@@ -104,7 +103,6 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#session = session;
     this.#clientId = clientId;
     this.#internalId = internalId;
-    this.callerId = `${session.id}/${String(internalId)}`;
     this.#method = request.method;
     this.#name = request.name;
     this.#capabilities = request.capabilities;
@@ -113,7 +111,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#view = view;
     this.#meta = meta;
     this.#parking = parking;
-    res.once('close', this.#onClose);
+    res.on('close', this.#onClose);
+  }
+
+  /** Each modern request (with its retries) is its own caller: clients share the stateless session. */
+  get callerId(): string {
+    return (this.#callerId ??= `${this.#session.id}/${String(this.#internalId)}`);
   }
 
   get closed(): boolean {
@@ -166,8 +169,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
       this.#meta.rpcError = error.code;
       member = `"error":${JSON.stringify(error)}`;
     } else {
-      const result = message.result ?? {};
-      member = `"result":${JSON.stringify(this.#decorate(result))}`;
+      member = `"result":${this.#decorated(message.result ?? {})}`;
     }
     if (this.#res === undefined) {
       // Parked: the retry gets it, under its own id.
@@ -180,8 +182,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
   sendResult(id: JsonRpcId, resultJson: string): void {
     if (this.#done || id !== this.#internalId || this.#res === undefined) return;
     // The list is shared by many requests and serialised once: the fields go in front of it.
-    const head = JSON.stringify(this.#fields(false)).slice(0, -1);
-    const body = resultJson.length > 2 ? `${head},${resultJson.slice(1)}` : `${head}}`;
+    const body = spliceFields(this.#fieldsHead(false), resultJson);
     this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(this.#clientId)},"result":${body}}`);
   }
 
@@ -236,7 +237,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#meta = meta;
     this.#sse = false;
     this.#capabilities = capabilities;
-    res.once('close', this.#onClose);
+    res.on('close', this.#onClose);
     if (this.#finalWhileParked !== undefined) {
       this.#final(`{"jsonrpc":"2.0","id":${JSON.stringify(clientId)},${this.#finalWhileParked}}`);
       return;
@@ -302,6 +303,37 @@ export class ModernChannel implements OutboundChannel, Parkable {
       fields.cacheScope = cacheScopeFor(this.#meta.principal);
     }
     return fields;
+  }
+
+  /**
+   * The JSON of {@link fields} without its closing brace, built once per (identity, caching
+   * hints) and shared by every response that carries them.
+   */
+  #fieldsHead(upstream: boolean): string {
+    const serverInfo = this.#view.serverInfo();
+    const cacheable = CACHEABLE_METHODS.has(this.#method);
+    const key = cacheable ? `${upstream ? 'read' : 'list'}/${cacheScopeFor(this.#meta.principal)}` : '';
+    let heads = FIELD_HEADS.get(serverInfo);
+    if (heads === undefined) FIELD_HEADS.set(serverInfo, (heads = new Map()));
+    let head = heads.get(key);
+    if (head === undefined) heads.set(key, (head = JSON.stringify(this.#fields(upstream)).slice(0, -1)));
+    return head;
+  }
+
+  /**
+   * A forwarded result's JSON with `resultType`, the gateway's identity and caching hints added.
+   * A result that sets none of those fields (what a 2025-era upstream answers) gets them spliced
+   * in front of its own serialisation; any other is merged as {@link decorate} says.
+   */
+  #decorated(result: JsonObject): string {
+    if (
+      result.resultType === undefined &&
+      result._meta === undefined &&
+      (!CACHEABLE_METHODS.has(this.#method) || (result.ttlMs === undefined && result.cacheScope === undefined))
+    ) {
+      return spliceFields(this.#fieldsHead(true), JSON.stringify(result));
+    }
+    return JSON.stringify(this.#decorate(result));
   }
 
   /** Adds `resultType`, the gateway's identity and caching hints to a forwarded result (fields the upstream set win, except the identity). */
@@ -375,6 +407,14 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#done = true;
     this.#cancel('the client closed the response stream');
   };
+}
+
+/** {@link ModernChannel}'s serialised result fields, per identity object, per caching hints. */
+const FIELD_HEADS = new WeakMap<JsonObject, Map<string, string>>();
+
+/** `head` (an object's JSON without its closing brace) joined with the members of the object `json`. */
+function spliceFields(head: string, json: string): string {
+  return json.length > 2 ? `${head},${json.slice(1)}` : `${head}}`;
 }
 
 /** Ends `res` with one message: as JSON (with `status`), or as the last event of its SSE stream. */

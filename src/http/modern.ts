@@ -58,7 +58,6 @@ import type { ClientCapabilities } from '../upstream/connection.js';
 import { InputParking } from './modern-input.js';
 import { parseListenFilter, serveListen } from './modern-listen.js';
 import { checkParamHeaders, headerParamsOf } from './modern-params.js';
-import { scopeOf } from '../auth/rbac.js';
 import type { StreamOverflowListener } from './stream-budget.js';
 import { cacheScopeFor, LIST_TTL_MS, ModernChannel } from './modern-channel.js';
 
@@ -168,7 +167,9 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
       const field = MODERN_METHODS.get(request.method);
       const name = field === undefined ? '' : String(params[field]);
       if (request.method === 'tools/call') {
-        const mirrored = headerParamsOf(view.listsFor(scopeOf(meta.principal)).tools, name);
+        // The annotations are the tool's own: the unfiltered list has them (a tool the caller may
+        // not use is refused further on).
+        const mirrored = headerParamsOf(view.tools, name);
         if (mirrored.length > 0) checkParamHeaders(req, mirrored, params.arguments);
       }
       const requestMeta = request.params!._meta as JsonObject;
