@@ -9,6 +9,7 @@
 import type { SwitchboardConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
+import { notifyCatalogChanged } from '../gateway/fan-out.js';
 import { createGuardrails, type Guardrails } from '../guardrails/guardrails.js';
 import { PinRegistry } from '../guardrails/pins.js';
 import type { Logger } from '../observability/logger.js';
@@ -95,6 +96,13 @@ export async function createStages(options: StagesOptions): Promise<Stages> {
       const registry = new PinRegistry({
         store: database.toolPins,
         logger: logger.child({ component: 'tool-pins' }),
+        // A tool hidden or shown again by a change or an approval: its clients re-list.
+        onChangedSet: (servers) => {
+          for (const name of servers) {
+            const upstream = gateway.upstreams.get(name);
+            if (upstream !== undefined) notifyCatalogChanged(gateway.sessions.values(), upstream, ['tools']);
+          }
+        },
       });
       await registry.load();
       pins = registry;

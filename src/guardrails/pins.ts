@@ -65,6 +65,13 @@ export interface PinRegistryOptions {
   logger: Logger;
   /** Called once per tool when a change is first detected (for a metric). */
   onChange?: (server: string, tool: string) => void;
+  /**
+   * Called with the servers whose set of changed tools grew or shrank through an approval or a
+   * re-read of the pins (not through a catalog, which announces itself), after the decisions
+   * changed: clients of those servers are told `notifications/tools/list_changed`, since a
+   * changed tool under `block` is not listed. Default: nobody is told.
+   */
+  onChangedSet?: (servers: readonly string[]) => void;
   /** Epoch ms clock. Default `Date.now`. */
   clock?: () => number;
 }
@@ -77,6 +84,7 @@ export class PinRegistry {
   readonly #store: ToolPinStore;
   readonly #logger: Logger;
   readonly #onChange: ((server: string, tool: string) => void) | undefined;
+  readonly #onChangedSet: ((servers: readonly string[]) => void) | undefined;
   readonly #clock: () => number;
   /** server → tool → state. */
   readonly #state = new Map<string, Map<string, PinState>>();
@@ -92,6 +100,7 @@ export class PinRegistry {
     this.#store = options.store;
     this.#logger = options.logger;
     this.#onChange = options.onChange;
+    this.#onChangedSet = options.onChangedSet;
     this.#clock = options.clock ?? Date.now;
   }
 
@@ -158,7 +167,8 @@ export class PinRegistry {
       }
       this.#write(() => this.#store.seen(server, name, hash, now));
     }
-    this.#recount();
+    // The catalog change that brought these tools is announced to clients by its own list_changed.
+    this.#recount(false);
   }
 
   /**
@@ -221,15 +231,20 @@ export class PinRegistry {
       .catch((err: unknown) => this.#logger.warn({ err }, 'tool pin could not be stored'));
   }
 
-  /** Rebuilds the changed sets; bumps {@link version} when they differ; (un)arms the refresh. */
-  #recount(): void {
+  /**
+   * Rebuilds the changed sets; bumps {@link version} and, unless `announce` is false, calls
+   * `onChangedSet` when they differ; (un)arms the refresh.
+   */
+  #recount(announce = true): void {
     let differs = false;
+    const servers: string[] = [];
     for (const [server, tools] of this.#state) {
       let set = this.#changed.get(server);
       for (const [tool, s] of tools) {
         const changed = s.current !== s.pinned;
         if (changed === (set?.has(tool) ?? false)) continue;
         differs = true;
+        if (servers[servers.length - 1] !== server) servers.push(server);
         if (changed) {
           if (set === undefined) this.#changed.set(server, (set = new Set()));
           set.add(tool);
@@ -237,7 +252,10 @@ export class PinRegistry {
       }
       if (set !== undefined && set.size === 0) this.#changed.delete(server);
     }
-    if (differs) this.version++;
+    if (differs) {
+      this.version++;
+      if (announce) this.#onChangedSet?.(servers);
+    }
     if (this.#changed.size > 0 && this.#timer === undefined && !this.#closed) {
       this.#timer = setInterval(() => {
         this.refresh().catch((err: unknown) => this.#logger.debug({ err }, 'tool pin refresh failed'));

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { McpError, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../../src/app.js';
 import { runToolsApprove } from '../../../src/cli/tools.js';
@@ -311,6 +311,9 @@ describe('tool pinning across restarts', () => {
       const userToken = await tokenFor(third.gw, 'alice');
       const adminToken = await tokenFor(third.gw, 'root', ['admin.*']);
       const c3 = await client(third.gw, { authorization: `Bearer ${userToken}` });
+      let listChanged = 0;
+      c3.setNotificationHandler(ToolListChangedNotificationSchema, () => void listChanged++);
+      expect((await c3.listTools()).tools.map((t) => t.name)).not.toContain('echo__echo');
       const blocked = await callError(c3.callTool({ name: 'echo__echo', arguments: { message: 'three' } }));
       expect(blocked.data).toMatchObject({ guardrail: 'pins' });
 
@@ -322,6 +325,9 @@ describe('tool pinning across restarts', () => {
       const approved = await fetch(approveUrl, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
       expect(approved.status).toBe(200);
       expect(await approved.json()).toEqual({ server: 'echo', approved: ['echo'] });
+      // The approval shows the tool again, and the client is told to re-list.
+      await expect.poll(() => listChanged, { timeout: 5000 }).toBe(1);
+      expect((await c3.listTools()).tools.map((t) => t.name)).toContain('echo__echo');
       expect(textOf(await c3.callTool({ name: 'echo__echo', arguments: { message: 'three' } }))).toBe('Echo: three');
       await c3.close();
     } finally {

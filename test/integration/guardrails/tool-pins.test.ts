@@ -124,10 +124,12 @@ for (const target of targets) {
     it('drives the registry: first sight pins, a change is reported and blocks until approved, state survives a reload', async () => {
       const db = await fresh();
       const changes: string[] = [];
+      const announced: string[][] = [];
       const registry = new PinRegistry({
         store: db.toolPins!,
         logger: silentLogger(),
         onChange: (s, t) => changes.push(`${s}/${t}`),
+        onChangedSet: (servers) => announced.push([...servers]),
       });
       await registry.load();
       const v1 = { name: 'echo', description: 'one', inputSchema: { type: 'object' } };
@@ -143,6 +145,8 @@ for (const target of targets) {
       expect(registry.anyChanged).toBe(true);
       expect(registry.version).toBe(version + 1);
       expect(changes).toEqual(['echo/echo']);
+      // A change seen in a catalog is announced by that catalog's own list_changed.
+      expect(announced).toEqual([]);
       expect((await registry.list()).map((p) => [p.tool, p.status])).toEqual([
         ['echo', 'changed'],
         ['ping', 'pinned'],
@@ -157,6 +161,8 @@ for (const target of targets) {
       expect(await registry.approve('echo', undefined, 'root')).toEqual(['echo']);
       expect(registry.isChanged('echo', 'echo')).toBe(false);
       expect(registry.anyChanged).toBe(false);
+      // The approval shows the tool again: its server's clients are to re-list.
+      expect(announced).toEqual([['echo']]);
       await registry.close();
     });
 
