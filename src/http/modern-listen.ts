@@ -22,12 +22,9 @@ import type { ClientSession, OutboundChannel } from '../gateway/client-session.j
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
-import { MODERN_PROTOCOL_VERSIONS } from '../protocol/era.js';
+import { META_SUBSCRIPTION_ID, MODERN_PROTOCOL_VERSIONS } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
-
-/** `_meta` key carrying the subscription (the listen request's id) on every message of the stream. */
-export const META_SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
 /** Most URIs one listen request may name in `resourceSubscriptions`. */
 export const MAX_RESOURCE_SUBSCRIPTIONS = 256;

@@ -26,7 +26,12 @@ import type {
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
-import { META_CLIENT_CAPABILITIES, REMOVED_IN_MODERN, UPSTREAM_MODERN_VERSION } from '../protocol/era.js';
+import {
+  META_CLIENT_CAPABILITIES,
+  META_SUBSCRIPTION_ID,
+  REMOVED_IN_MODERN,
+  UPSTREAM_MODERN_VERSION,
+} from '../protocol/era.js';
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
@@ -613,9 +618,20 @@ export class UpstreamConnection {
       if (id !== undefined) this.#serverRequests.get(id)?.abort();
       return;
     }
-    const caller = info.relatedRequestId !== undefined ? this.#callerFor(info, false) : undefined;
+    const caller = info.relatedRequestId !== undefined ? this.#callerFor(info, false) : this.#subscriberOf(n);
     if (caller) caller.notify(n);
     else this.#onNotification?.(n);
+  }
+
+  /**
+   * The `subscriptions/listen` request a modern upstream's notification names in
+   * `_meta["io.modelcontextprotocol/subscriptionId"]`: on stdio nothing else relates them
+   * (basic/patterns/subscriptions §Receiving Notifications).
+   */
+  #subscriberOf(n: JsonRpcNotification): Caller | undefined {
+    if (this.#era !== 'modern') return undefined;
+    const id = (n.params?._meta as JsonObject | undefined)?.[META_SUBSCRIPTION_ID];
+    return typeof id === 'number' ? this.#pending.get(id)?.caller : undefined;
   }
 
   #onServerRequest(req: JsonRpcRequest, info: IncomingMessageInfo): void {

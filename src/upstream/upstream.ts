@@ -6,9 +6,10 @@
  *
  * The upstream's protocol era (`protocol` setting; `era-probe.ts`) is learnt by its first
  * connection. Towards a modern upstream (MCP 2026-07-28) the methods that era removed are not
- * sent: `logging/setLevel` and `ping` succeed locally, `resources/subscribe`/`unsubscribe` are
- * refused; health probes use `server/discover`; the catalog is refreshed when its `ttlMs`
- * expires; and an `input_required` result reaches modern clients only.
+ * sent: `logging/setLevel` and `ping` succeed locally; resource subscriptions and list changes
+ * come through `subscriptions/listen` (`upstream-listen.ts`); health probes use
+ * `server/discover`; the catalog is refreshed when its `ttlMs` expires while no listen stream
+ * announces its changes; and an `input_required` result reaches modern clients only.
  *
  * @module
  */
@@ -28,6 +29,7 @@ import { ConnectionPool, PROBE_CONTEXT, SHARED_KEY, type Isolation, type Slot } 
 import { Supervisor } from './supervisor.js';
 import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState } from './types.js';
 import { PendingCall, SettledCall, type CallHost } from './pending-call.js';
+import { UpstreamListens } from './upstream-listen.js';
 
 export type {
   Audience,
@@ -67,6 +69,8 @@ export class Upstream {
   #modern = false;
   /** The next catalog refresh of a modern upstream. */
   #refreshTimer: NodeJS.Timeout | undefined;
+  /** The `subscriptions/listen` requests of a modern upstream's connections. */
+  readonly #listens: UpstreamListens;
   #stopped = false;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
@@ -100,9 +104,10 @@ export class Upstream {
       logger: this.#logger,
       now: this.#now,
       isolation: this.isolation,
-      onConnected: (conn) => {
+      onConnected: (slot, conn) => {
         this.#initializeResult ??= conn.initializeResult;
         this.#modern = conn.era === 'modern';
+        if (this.#modern) this.#listens.sync(slot);
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
@@ -125,6 +130,18 @@ export class Upstream {
         ),
     });
     this.#tracksHealth = this.#supervisor.tracksHealth;
+    this.#listens = new UpstreamListens({
+      name: options.name,
+      logger: this.#logger,
+      connectionOf: (slot) => slot.connection,
+      holds: (slot) => !this.#stopped && this.#pool.slots.get(slot.key) === slot,
+      // Each stdio child of session/user isolation is a server of its own; remote connections
+      // per principal reach one server, followed through the start-up principal's connection.
+      watchesLists: (slot) => this.isolation !== 'principal' || slot.key === PROBE_CONTEXT.principalId,
+      onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
+      onListsCovered: (covered, conn) => this.#listsCovered(covered, conn),
+      ...(options.listenReconnect === undefined ? {} : { reconnect: options.listenReconnect }),
+    });
     this.#dispatch = composeDispatch(options.interceptors ?? [createRetryInterceptor(this.#logger)], this.#send);
   }
 
@@ -204,6 +221,7 @@ export class Upstream {
     this.#stopped = true;
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
+    this.#listens.stop();
     const closing = this.#pool.stop();
     this.#supervisor.stop();
     await closing;
@@ -324,7 +342,8 @@ export class Upstream {
       for (const [uri, subs] of slot.subscriptions) {
         if (subs.delete(sessionId) && subs.size === 0) {
           slot.subscriptions.delete(uri);
-          if (slot.connection) void slot.connection.request('resources/unsubscribe', { uri }).response;
+          if (this.#modern) this.#listens.sync(slot);
+          else if (slot.connection) void slot.connection.request('resources/unsubscribe', { uri }).response;
         }
       }
     }
@@ -335,8 +354,13 @@ export class Upstream {
     void principalId;
   }
 
-  /** Subscribes a client session to a resource URI (refcounted per connection). */
+  /**
+   * Subscribes a client session to a resource URI (refcounted per connection): the first session
+   * sends `resources/subscribe`; towards a modern upstream the URI joins the filter of the
+   * connection's `subscriptions/listen` request, and the answer waits for its acknowledgement.
+   */
   async subscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    if (this.#modern) return this.#subscribeModern(ctx, uri);
     const slot = this.#pool.slotFor(ctx, true);
     let subs = slot.subscriptions.get(uri);
     if (!subs) {
@@ -349,15 +373,42 @@ export class Upstream {
     return { jsonrpc: '2.0', id: 0, result: {} };
   }
 
-  /** Removes a client session's subscription; unsubscribes upstream when it was the last. */
+  /**
+   * Removes a client session's subscription; when it was the last, unsubscribes upstream (a
+   * modern upstream's listen request is opened again without the URI).
+   */
   async unsubscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
     const slot = this.#pool.slotFor(ctx, false);
     const subs = slot?.subscriptions.get(uri);
     if (slot && subs?.delete(ctx.sessionId) && subs.size === 0) {
       slot.subscriptions.delete(uri);
-      return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
+      if (this.#modern) this.#listens.sync(slot);
+      else return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
     }
     return { jsonrpc: '2.0', id: 0, result: {} };
+  }
+
+  /** {@link subscribe} towards a modern upstream: through its connection's listen request. */
+  async #subscribeModern(ctx: SlotContext, uri: string): Promise<JsonRpcResponse> {
+    try {
+      // The listen request goes on the caller's connection, which must be open.
+      await this.#pool.acquire(ctx);
+    } catch (err) {
+      return errorResponseOf(err);
+    }
+    const slot = this.#pool.slotFor(ctx, true);
+    let subs = slot.subscriptions.get(uri);
+    if (subs === undefined) {
+      subs = new Set();
+      slot.subscriptions.set(uri, subs);
+    }
+    subs.add(ctx.sessionId);
+    const response = await this.#listens.subscribe(slot, uri);
+    if ('error' in response && subs.delete(ctx.sessionId) && subs.size === 0 && slot.subscriptions.get(uri) === subs) {
+      slot.subscriptions.delete(uri);
+      this.#listens.sync(slot);
+    }
+    return response;
   }
 
   /** Client sessions subscribed to `uri` through any connection. */
@@ -376,20 +427,17 @@ export class Upstream {
   }
 
   /**
-   * A method the modern era removed, asked of a modern upstream: `logging/setLevel` and `ping`
-   * succeed locally (the gateway filters log notifications itself; the upstream is reachable
-   * through its calls), anything else (`resources/subscribe`, …) is refused.
+   * A method the modern era removed, asked of a modern upstream as a call: `logging/setLevel` and
+   * `ping` succeed locally (the gateway filters log notifications itself; the upstream is
+   * reachable through its calls), anything else is refused (resource subscriptions go through
+   * {@link subscribe}, not here).
    */
   #removedMethod(method: string): UpstreamCall {
     if (method === 'logging/setLevel' || method === 'ping')
       return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
     const error = new GatewayError(
       'SWB_ERR_UPSTREAM_METHOD_REMOVED',
-      `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}${
-        method.startsWith('resources/')
-          ? ' (its replacement, subscriptions/listen, is not supported by Switchboard)'
-          : ''
-      }`,
+      `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}`,
     );
     return new SettledCall(errorResponse(0, error.jsonRpcCode, error.message, { code: error.code }));
   }
@@ -416,7 +464,7 @@ export class Upstream {
   #scheduleRefresh(): void {
     if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
     this.#refreshTimer = undefined;
-    if (this.#stopped) return;
+    if (this.#stopped || this.#listens.listsCovered) return;
     const ttl = this.#catalog.ttlMs;
     const delay = Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttl ?? DEFAULT_REFRESH_MS));
     this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
@@ -450,6 +498,20 @@ export class Upstream {
     } finally {
       if (!loaded) this.#scheduleRefresh();
     }
+  }
+
+  /**
+   * A listen stream now announces every list change (the `ttlMs` refresh stops; the catalog is
+   * loaded once, for what changed while none did), or no stream does any more (the refresh runs).
+   */
+  #listsCovered(covered: boolean, conn: UpstreamConnection | undefined): void {
+    if (!covered || conn === undefined) {
+      this.#scheduleRefresh();
+      return;
+    }
+    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = undefined;
+    this.#catalog.load(conn, undefined).catch((err: unknown) => this.#logger.warn({ err }, 'catalog refresh failed'));
   }
 
   #onNotification(slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification): void {
