@@ -337,8 +337,8 @@ export class Upstream {
   /** Tells the upstream a client session ended: session-isolated children become idle, subscriptions drop. */
   releaseSession(sessionId: string, principalId: string): void {
     for (const slot of this.#pool.slots.values()) {
-      if (!slot.sessions.delete(sessionId)) continue;
-      slot.lastUsed = this.#now();
+      if (slot.sessions.delete(sessionId)) slot.lastUsed = this.#now();
+      // A shared or per-principal slot does not list its sessions, but holds their subscriptions.
       for (const [uri, subs] of slot.subscriptions) {
         if (subs.delete(sessionId) && subs.size === 0) {
           slot.subscriptions.delete(uri);
