@@ -257,11 +257,7 @@ export class UpstreamListens {
       // A modern upstream asks nothing of its client: it answers input_required instead.
       request: () => Promise.resolve({ error: { code: -32601, message: 'Method not found' } }),
     };
-    const inflight = conn.request(
-      'subscriptions/listen',
-      { notifications: filter },
-      { caller, timeoutMs: 0 },
-    );
+    const inflight = conn.request('subscriptions/listen', { notifications: filter }, { caller, timeoutMs: 0 });
     attempt.upstreamId = inflight.upstreamId;
     attempt.ackTimer = setTimeout(() => {
       if (attempt.done || attempt.agreed !== undefined) return;

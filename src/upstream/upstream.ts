@@ -30,6 +30,7 @@ import { Supervisor } from './supervisor.js';
 import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState } from './types.js';
 import { PendingCall, SettledCall, type CallHost } from './pending-call.js';
 import { UpstreamListens } from './upstream-listen.js';
+import { CatalogRefresh } from './catalog-refresh.js';
 
 export type {
   Audience,
@@ -40,11 +41,6 @@ export type {
   UpstreamOptions,
   UpstreamState,
 } from './types.js';
-
-/** Catalog refresh of a modern upstream: bounds of the delay (ms), and the delay when lists carry no `ttlMs`. */
-const MIN_REFRESH_MS = 5_000;
-const MAX_REFRESH_MS = 3_600_000;
-const DEFAULT_REFRESH_MS = 300_000;
 
 /**
  * A configured upstream server. `start()` connects (for `shared`/remote) or probes (for
@@ -67,8 +63,8 @@ export class Upstream {
   readonly #tracksHealth: boolean;
   /** The upstream speaks the modern era (learnt by its connections). */
   #modern = false;
-  /** The next catalog refresh of a modern upstream. */
-  #refreshTimer: NodeJS.Timeout | undefined;
+  /** The `ttlMs` refresh of a modern upstream's catalog. */
+  readonly #refresh: CatalogRefresh;
   /** The `subscriptions/listen` requests of a modern upstream's connections. */
   readonly #listens: UpstreamListens;
   #stopped = false;
@@ -89,7 +85,7 @@ export class Upstream {
       logger: this.#logger,
       onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
       onLoaded: () => {
-        if (this.#modern) this.#scheduleRefresh();
+        if (this.#modern) this.#refresh.schedule();
       },
     });
     this.#pool = new ConnectionPool({
@@ -130,6 +126,12 @@ export class Upstream {
         ),
     });
     this.#tracksHealth = this.#supervisor.tracksHealth;
+    this.#refresh = new CatalogRefresh({
+      catalog: this.#catalog,
+      logger: this.#logger,
+      connection: () => this.#catalogConnection(),
+      covered: () => this.#listens.listsCovered,
+    });
     this.#listens = new UpstreamListens({
       name: options.name,
       logger: this.#logger,
@@ -139,7 +141,7 @@ export class Upstream {
       // per principal reach one server, followed through the start-up principal's connection.
       watchesLists: (slot) => this.isolation !== 'principal' || slot.key === PROBE_CONTEXT.principalId,
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
-      onListsCovered: (covered, conn) => this.#listsCovered(covered, conn),
+      onListsCovered: (covered, conn) => this.#refresh.listsCovered(covered, conn),
       ...(options.listenReconnect === undefined ? {} : { reconnect: options.listenReconnect }),
     });
     this.#dispatch = composeDispatch(options.interceptors ?? [createRetryInterceptor(this.#logger)], this.#send);
@@ -219,8 +221,7 @@ export class Upstream {
   /** Stops every connection; no restarts afterwards. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
+    this.#refresh.stop();
     this.#listens.stop();
     const closing = this.#pool.stop();
     this.#supervisor.stop();
@@ -457,61 +458,22 @@ export class Upstream {
   }
 
   /**
-   * (Re)schedules the next catalog refresh of a modern upstream, after every load: the smallest
-   * `ttlMs` of that load, bounded to 5 s … 1 h (5 min when the lists carried none). The timer does
-   * not keep the process alive.
+   * The connection a `ttlMs` refresh loads the catalog from: a live one (the shared or start-up
+   * principal's first), else for `shared` and remote upstreams a new one; none under
+   * `session`/`user` isolation without a live child.
    */
-  #scheduleRefresh(): void {
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    if (this.#stopped || this.#listens.listsCovered) return;
-    const ttl = this.#catalog.ttlMs;
-    const delay = Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttl ?? DEFAULT_REFRESH_MS));
-    this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
-    this.#refreshTimer.unref();
-  }
-
-  /**
-   * Reloads the catalog on a live connection (or, for `shared`/remote upstreams, a new one); the
-   * load schedules the next refresh, and so does a refresh that could not load.
-   */
-  async #refresh(): Promise<void> {
-    this.#refreshTimer = undefined;
-    let loaded = false;
-    try {
-      let conn: UpstreamConnection | undefined;
-      for (const slot of this.#pool.slots.values()) {
-        if (slot.connection !== undefined && !slot.connection.closed) {
-          conn = slot.connection;
-          if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
-        }
+  async #catalogConnection(): Promise<UpstreamConnection | undefined> {
+    let conn: UpstreamConnection | undefined;
+    for (const slot of this.#pool.slots.values()) {
+      if (slot.connection !== undefined && !slot.connection.closed) {
+        conn = slot.connection;
+        if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
       }
-      if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
-        conn = await this.#pool.acquire(PROBE_CONTEXT);
-      }
-      if (conn !== undefined) {
-        await this.#catalog.load(conn, undefined);
-        loaded = true;
-      }
-    } catch (err) {
-      this.#logger.warn({ err }, 'catalog refresh failed');
-    } finally {
-      if (!loaded) this.#scheduleRefresh();
     }
-  }
-
-  /**
-   * A listen stream now announces every list change (the `ttlMs` refresh stops; the catalog is
-   * loaded once, for what changed while none did), or no stream does any more (the refresh runs).
-   */
-  #listsCovered(covered: boolean, conn: UpstreamConnection | undefined): void {
-    if (!covered || conn === undefined) {
-      this.#scheduleRefresh();
-      return;
+    if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
+      conn = await this.#pool.acquire(PROBE_CONTEXT);
     }
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    this.#catalog.load(conn, undefined).catch((err: unknown) => this.#logger.warn({ err }, 'catalog refresh failed'));
+    return conn;
   }
 
   #onNotification(slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification): void {
