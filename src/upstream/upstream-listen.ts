@@ -20,7 +20,8 @@
  * unrelated notifications would, without the subscription id. A stream that ends — the
  * upstream's graceful closure (§Graceful Closure), a dropped transport, a failed opening — is
  * opened again after an exponential backoff (`util/backoff.ts`); timers never keep the process
- * alive. `stop()` cancels everything.
+ * alive. An upstream that acknowledges nothing or answers -32601 (Method not found) is not asked
+ * again until the filter changes. `stop()` cancels everything.
  *
  * @module
  */
@@ -68,6 +69,8 @@ export interface UpstreamListensOptions {
 /** A subscription taken (a new object each time: the caller puts its client's id in). */
 const ok = (): JsonRpcResponse => ({ jsonrpc: '2.0', id: 0, result: {} });
 const ACK_METHOD = 'notifications/subscriptions/acknowledged';
+/** JSON-RPC "Method not found". */
+const METHOD_NOT_FOUND = -32601;
 
 interface Waiter {
   readonly uri: string;
@@ -215,6 +218,8 @@ export class UpstreamListens {
       this.#close(s.opening);
       s.current = s.opening = undefined;
       this.#answer(s.waiting.splice(0), undefined);
+      // Nothing to listen for: the state is made again by the next `sync`.
+      if (key === '{}') this.#slots.delete(s.slot);
       this.#updateCoverage();
       return;
     }
@@ -328,7 +333,13 @@ export class UpstreamListens {
     } else {
       return;
     }
-    this.#retryLater(s);
+    if (!this.#o.holds(s.slot)) {
+      this.#slots.delete(s.slot);
+      return;
+    }
+    // An upstream that does not know the method is not asked again until the filter changes.
+    if ('error' in response && response.error.code === METHOD_NOT_FOUND) s.refusedKey = attempt.key;
+    else this.#retryLater(s);
   }
 
   #retryLater(s: SlotListen): void {
