@@ -298,9 +298,9 @@ export const ERROR_CODES = {
     publicMessage: 'Upstream does not speak a protocol version Switchboard can use',
   },
   /**
-   * A method the modern era removed was called on a modern upstream and has no local answer:
-   * `resources/subscribe` (the modern era replaced it with `subscriptions/listen`, which
-   * Switchboard does not use towards upstreams).
+   * A method the modern era removed was sent to a modern upstream as a call and has no local
+   * answer (`resources/subscribe` and `resources/unsubscribe` outside the gateway's subscription
+   * handling, which turns them into `subscriptions/listen` filters).
    */
   SWB_ERR_UPSTREAM_METHOD_REMOVED: {
     family: 'jsonrpc',
@@ -318,6 +318,17 @@ export const ERROR_CODES = {
     family: 'jsonrpc',
     status: 502,
     jsonRpcCode: SWITCHBOARD_ERROR_BASE - 44,
+    expose: true,
+  },
+  /**
+   * A modern upstream did not take a resource subscription: its capabilities declare no
+   * `resources.subscribe`, or the acknowledgement of its `subscriptions/listen` stream left the
+   * URI out (basic/patterns/subscriptions §Acknowledgment).
+   */
+  SWB_ERR_UPSTREAM_SUBSCRIPTION_REFUSED: {
+    family: 'jsonrpc',
+    status: 400,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 45,
     expose: true,
   },
   // Traffic control (rate limits)

@@ -7,8 +7,9 @@
  * Each listen request gets a session of its own on the endpoint's view (transport `stateless`,
  * counted like any session), which receives the gateway's change notifications as a 2025
  * session's GET stream would; `resourceSubscriptions` become `resources/subscribe` calls through
- * that session (routing, scopes and filters apply; a URI that cannot be subscribed is left out of
- * the acknowledgement). The acknowledgement is the first message; notifications that arrive
+ * that session (routing, scopes and filters apply; towards a modern upstream the URI joins the
+ * upstream's own listen request, `upstream/upstream-listen.ts`; a URI that cannot be subscribed
+ * is left out of the acknowledgement). The acknowledgement is the first message; notifications that arrive
  * before it wait. The stream has the budget of every SSE stream (`http.maxStreamBytes`,
  * `http.maxStreamEvents`) and keep-alive comments. Closing it ends the session; a session the
  * gateway ends (idle timeout, shutdown) answers the listen request with a `complete` result
@@ -22,12 +23,9 @@ import type { ClientSession, OutboundChannel } from '../gateway/client-session.j
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
 import type { RequestContext } from '../pipeline/stage.js';
-import { MODERN_PROTOCOL_VERSIONS } from '../protocol/era.js';
+import { META_SUBSCRIPTION_ID, MODERN_PROTOCOL_VERSIONS } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
-
-/** `_meta` key carrying the subscription (the listen request's id) on every message of the stream. */
-export const META_SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
 /** Most URIs one listen request may name in `resourceSubscriptions`. */
 export const MAX_RESOURCE_SUBSCRIPTIONS = 256;

@@ -24,6 +24,11 @@ export const META_CLIENT_INFO = 'io.modelcontextprotocol/clientInfo';
 export const META_LOG_LEVEL = 'io.modelcontextprotocol/logLevel';
 /** `_meta` key of a result: the server's name and version. */
 export const META_SERVER_INFO = 'io.modelcontextprotocol/serverInfo';
+/**
+ * `_meta` key of every message on a `subscriptions/listen` stream: the subscription, i.e. the
+ * listen request's JSON-RPC id (basic/patterns/subscriptions §Receiving Notifications).
+ */
+export const META_SUBSCRIPTION_ID = 'io.modelcontextprotocol/subscriptionId';
 
 /** MCP 2026-07-28 `HeaderMismatch` (transports §Server Validation). */
 export const MCP_HEADER_MISMATCH = -32020;

@@ -4,9 +4,10 @@
  * `notifications/{tools,prompts,resources}/list_changed` names. A kind whose list did not change
  * is not reported.
  *
- * A modern upstream (MCP 2026-07-28) sends no `list_changed` without `subscriptions/listen`; its
- * lists carry `ttlMs` instead (server/utilities/caching), and the smallest `ttlMs` of a load is
- * kept ({@link CatalogCache.ttlMs}) for the upstream to schedule the next refresh.
+ * A modern upstream (MCP 2026-07-28) sends `list_changed` only on a `subscriptions/listen` stream
+ * (`upstream-listen.ts`); its lists carry `ttlMs` (server/utilities/caching), and the smallest
+ * `ttlMs` of a load is kept ({@link CatalogCache.ttlMs}) for the refresh while no stream is open
+ * (`catalog-refresh.ts`).
  *
  * @module
  */

@@ -16,7 +16,7 @@
  *
  * @module
  */
-import { ERROR_CODES, GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import type {
   JsonObject,
   JsonRpcId,
@@ -26,10 +26,16 @@ import type {
   JsonRpcResponse,
 } from '../protocol/jsonrpc.js';
 import { errorResponse, isNotification, isRequest } from '../protocol/jsonrpc.js';
-import { META_CLIENT_CAPABILITIES, REMOVED_IN_MODERN, UPSTREAM_MODERN_VERSION } from '../protocol/era.js';
+import {
+  META_CLIENT_CAPABILITIES,
+  META_SUBSCRIPTION_ID,
+  REMOVED_IN_MODERN,
+  UPSTREAM_MODERN_VERSION,
+} from '../protocol/era.js';
 import type { Logger } from '../observability/logger.js';
 import { SENT, type IncomingMessageInfo, type MessageTransport, type TransportCloseInfo } from './transport.js';
 import { IdTable } from '../protocol/id-table.js';
+import { attributionTimeoutResponse, closedResponse, timeoutResponse } from './synthetic-responses.js';
 import {
   declaresServerRequests,
   ExclusiveAdmission,
@@ -454,12 +460,7 @@ export class UpstreamConnection {
     this.#admission.admit(sessionId, dispatch, (timedOut) =>
       resolve(
         timedOut
-          ? errorResponse(
-              upstreamId,
-              GatewayErrorCodes.attributionTimeout.jsonRpcCode,
-              `waited ${this.#attributionWaitMs} ms for another client's call on the shared upstream "${this.name}" to finish`,
-              { code: 'SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT' },
-            )
+          ? attributionTimeoutResponse(this.name, upstreamId, this.#attributionWaitMs)
           : this.#closedError(upstreamId),
       ),
     );
@@ -474,17 +475,7 @@ export class UpstreamConnection {
   #timeout(upstreamId: number, ms: number): void {
     const pending = this.#pending.get(upstreamId);
     if (!pending) return;
-    this.#settle(
-      pending,
-      errorResponse(
-        upstreamId,
-        GatewayErrorCodes.timeout.jsonRpcCode,
-        `upstream "${this.name}" did not answer ${pending.method} within ${ms} ms`,
-        {
-          code: 'SWB_ERR_UPSTREAM_TIMEOUT',
-        },
-      ),
-    );
+    this.#settle(pending, timeoutResponse(this.name, upstreamId, pending.method, ms));
     this.#cancelUpstream(upstreamId, 'timeout');
   }
 
@@ -519,30 +510,7 @@ export class UpstreamConnection {
   }
 
   #closedError(upstreamId: number): JsonRpcResponse {
-    const info = this.#closeInfo;
-    if (info?.sessionExpired) {
-      return errorResponse(
-        upstreamId,
-        GatewayErrorCodes.sessionExpired.jsonRpcCode,
-        `upstream "${this.name}" lost its session`,
-        {
-          code: 'SWB_ERR_UPSTREAM_SESSION_EXPIRED',
-        },
-      );
-    }
-    const why =
-      info?.error?.message ??
-      (info?.exitCode !== undefined || info?.signal
-        ? `exited with ${info.signal ? `signal ${info.signal}` : `code ${info.exitCode}`}`
-        : 'connection closed');
-    return errorResponse(
-      upstreamId,
-      GatewayErrorCodes.closed.jsonRpcCode,
-      `upstream "${this.name}" is unavailable: ${why}`,
-      {
-        code: 'SWB_ERR_UPSTREAM_CLOSED',
-      },
-    );
+    return closedResponse(this.name, upstreamId, this.#closeInfo);
   }
 
   #handleClose(info: TransportCloseInfo): void {
@@ -613,9 +581,20 @@ export class UpstreamConnection {
       if (id !== undefined) this.#serverRequests.get(id)?.abort();
       return;
     }
-    const caller = info.relatedRequestId !== undefined ? this.#callerFor(info, false) : undefined;
+    const caller = info.relatedRequestId !== undefined ? this.#callerFor(info, false) : this.#subscriberOf(n);
     if (caller) caller.notify(n);
     else this.#onNotification?.(n);
+  }
+
+  /**
+   * The `subscriptions/listen` request a modern upstream's notification names in
+   * `_meta["io.modelcontextprotocol/subscriptionId"]`: on stdio nothing else relates them
+   * (basic/patterns/subscriptions §Receiving Notifications).
+   */
+  #subscriberOf(n: JsonRpcNotification): Caller | undefined {
+    if (this.#era !== 'modern') return undefined;
+    const id = (n.params?._meta as JsonObject | undefined)?.[META_SUBSCRIPTION_ID];
+    return typeof id === 'number' ? this.#pending.get(id)?.caller : undefined;
   }
 
   #onServerRequest(req: JsonRpcRequest, info: IncomingMessageInfo): void {
@@ -645,11 +624,3 @@ const PROBE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
   'mcp-protocol-version': UPSTREAM_MODERN_VERSION,
   'mcp-method': 'server/discover',
 });
-
-/** JSON-RPC codes used in synthetic responses (from ERROR_CODES). */
-const GatewayErrorCodes = {
-  timeout: ERROR_CODES.SWB_ERR_UPSTREAM_TIMEOUT,
-  closed: ERROR_CODES.SWB_ERR_UPSTREAM_CLOSED,
-  sessionExpired: ERROR_CODES.SWB_ERR_UPSTREAM_SESSION_EXPIRED,
-  attributionTimeout: ERROR_CODES.SWB_ERR_ROUTE_ATTRIBUTION_TIMEOUT,
-} as const;

@@ -113,17 +113,13 @@ export function modernRequestMeta(gatewayVersion: string): Readonly<JsonObject> 
 /**
  * The InitializeResult-shaped view of a modern upstream's `DiscoverResult`, which views,
  * `server/discover` answers and the admin API read as they read a 2025 upstream's: the modern
- * version as `protocolVersion`, the capabilities (without resource `subscribe`, which the modern
- * era moved to `subscriptions/listen`), `serverInfo` from `_meta["io.modelcontextprotocol/
- * serverInfo"]` (or a top-level `serverInfo`) and the instructions.
+ * version as `protocolVersion`, the capabilities (resource `subscribe` included: the gateway
+ * serves subscriptions through the upstream's `subscriptions/listen`, `upstream-listen.ts`),
+ * `serverInfo` from `_meta["io.modelcontextprotocol/serverInfo"]` (or a top-level `serverInfo`)
+ * and the instructions.
  */
 export function initializeResultOfDiscover(discover: JsonObject): JsonObject {
   const caps = isObject(discover.capabilities) ? { ...discover.capabilities } : {};
-  if (isObject(caps.resources) && 'subscribe' in caps.resources) {
-    const { subscribe: _dropped, ...resources } = caps.resources as JsonObject;
-    void _dropped;
-    caps.resources = resources;
-  }
   const meta = isObject(discover._meta) ? (discover._meta as JsonObject) : undefined;
   const serverInfo = meta?.[META_SERVER_INFO] ?? discover.serverInfo;
   const out: JsonObject = { protocolVersion: UPSTREAM_MODERN_VERSION, capabilities: caps };

@@ -69,8 +69,8 @@ export interface ConnectionPoolOptions extends Pick<
   logger: Logger;
   now: () => number;
   isolation: Isolation;
-  /** A connection finished `initialize`. */
-  onConnected: (conn: UpstreamConnection) => void;
+  /** A slot's connection opened (`initialize`, or `server/discover` for a modern upstream). */
+  onConnected: (slot: Slot, conn: UpstreamConnection) => void;
   /** A connection received a notification without a related request. */
   onNotification: (slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification) => void;
   /** A connection's transport closed. */
@@ -307,9 +307,9 @@ export class ConnectionPool {
     slot.connection = conn;
     slot.backoff.reset();
     this.#era = conn.era;
-    this.#options.onConnected(conn);
+    this.#options.onConnected(slot, conn);
     logger.info({ transport: transport.description, era: conn.era }, 'upstream connected');
-    // Re-establish subscriptions after a reconnect (the modern era has none).
+    // Re-establish subscriptions after a reconnect (a modern upstream's are its listen request's).
     if (conn.era !== 'modern')
       for (const uri of slot.subscriptions.keys()) void conn.request('resources/subscribe', { uri }).response;
     return conn;

@@ -90,6 +90,11 @@ export interface UpstreamOptions {
    * checked before each connection attempt and by the sockets' DNS lookup. Default none.
    */
   destinations?: DestinationPolicy;
+  /**
+   * Delays (ms) between openings of a modern upstream's `subscriptions/listen` request after its
+   * stream ended or failed (`upstream-listen.ts`). Default 500 … 30 000.
+   */
+  listenReconnect?: { initialDelayMs: number; maxDelayMs: number };
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;

@@ -6,9 +6,10 @@
  *
  * The upstream's protocol era (`protocol` setting; `era-probe.ts`) is learnt by its first
  * connection. Towards a modern upstream (MCP 2026-07-28) the methods that era removed are not
- * sent: `logging/setLevel` and `ping` succeed locally, `resources/subscribe`/`unsubscribe` are
- * refused; health probes use `server/discover`; the catalog is refreshed when its `ttlMs`
- * expires; and an `input_required` result reaches modern clients only.
+ * sent: `logging/setLevel` and `ping` succeed locally; resource subscriptions and list changes
+ * come through `subscriptions/listen` (`upstream-listen.ts`); health probes use
+ * `server/discover`; the catalog is refreshed when its `ttlMs` expires while no listen stream
+ * announces its changes; and an `input_required` result reaches modern clients only.
  *
  * @module
  */
@@ -29,6 +30,8 @@ import { ConnectionPool, PROBE_CONTEXT, SHARED_KEY, type Isolation, type Slot } 
 import { Supervisor } from './supervisor.js';
 import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState } from './types.js';
 import { PendingCall, SettledCall, type CallHost } from './pending-call.js';
+import { UpstreamListens } from './upstream-listen.js';
+import { CatalogRefresh } from './catalog-refresh.js';
 
 export type {
   Audience,
@@ -39,11 +42,6 @@ export type {
   UpstreamOptions,
   UpstreamState,
 } from './types.js';
-
-/** Catalog refresh of a modern upstream: bounds of the delay (ms), and the delay when lists carry no `ttlMs`. */
-const MIN_REFRESH_MS = 5_000;
-const MAX_REFRESH_MS = 3_600_000;
-const DEFAULT_REFRESH_MS = 300_000;
 
 /**
  * A configured upstream server. `start()` connects (for `shared`/remote) or probes (for
@@ -66,8 +64,10 @@ export class Upstream {
   readonly #tracksHealth: boolean;
   /** The upstream speaks the modern era (learnt by its connections). */
   #modern = false;
-  /** The next catalog refresh of a modern upstream. */
-  #refreshTimer: NodeJS.Timeout | undefined;
+  /** The `ttlMs` refresh of a modern upstream's catalog. */
+  readonly #refresh: CatalogRefresh;
+  /** The `subscriptions/listen` requests of a modern upstream's connections. */
+  readonly #listens: UpstreamListens;
   #stopped = false;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
@@ -86,7 +86,7 @@ export class Upstream {
       logger: this.#logger,
       onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
       onLoaded: () => {
-        if (this.#modern) this.#scheduleRefresh();
+        if (this.#modern) this.#refresh.schedule();
       },
     });
     this.#pool = new ConnectionPool({
@@ -101,9 +101,10 @@ export class Upstream {
       logger: this.#logger,
       now: this.#now,
       isolation: this.isolation,
-      onConnected: (conn) => {
+      onConnected: (slot, conn) => {
         this.#initializeResult ??= conn.initializeResult;
         this.#modern = conn.era === 'modern';
+        if (this.#modern) this.#listens.sync(slot);
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
@@ -126,6 +127,24 @@ export class Upstream {
         ),
     });
     this.#tracksHealth = this.#supervisor.tracksHealth;
+    this.#refresh = new CatalogRefresh({
+      catalog: this.#catalog,
+      logger: this.#logger,
+      connection: () => this.#catalogConnection(),
+      covered: () => this.#listens.listsCovered,
+    });
+    this.#listens = new UpstreamListens({
+      name: options.name,
+      logger: this.#logger,
+      connectionOf: (slot) => slot.connection,
+      holds: (slot) => !this.#stopped && this.#pool.slots.get(slot.key) === slot,
+      // Each stdio child of session/user isolation is a server of its own; remote connections
+      // per principal reach one server, followed through the start-up principal's connection.
+      watchesLists: (slot) => this.isolation !== 'principal' || slot.key === PROBE_CONTEXT.principalId,
+      onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
+      onListsCovered: (covered, conn) => this.#refresh.listsCovered(covered, conn),
+      ...(options.listenReconnect === undefined ? {} : { reconnect: options.listenReconnect }),
+    });
     this.#dispatch = composeDispatch(options.interceptors ?? [createRetryInterceptor(this.#logger)], this.#send);
   }
 
@@ -203,8 +222,8 @@ export class Upstream {
   /** Stops every connection; no restarts afterwards. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
+    this.#refresh.stop();
+    this.#listens.stop();
     const closing = this.#pool.stop();
     this.#supervisor.stop();
     await closing;
@@ -325,12 +344,13 @@ export class Upstream {
   /** Tells the upstream a client session ended: session-isolated children become idle, subscriptions drop. */
   releaseSession(sessionId: string, principalId: string): void {
     for (const slot of this.#pool.slots.values()) {
-      if (!slot.sessions.delete(sessionId)) continue;
-      slot.lastUsed = this.#now();
+      if (slot.sessions.delete(sessionId)) slot.lastUsed = this.#now();
+      // A shared or per-principal slot does not list its sessions, but holds their subscriptions.
       for (const [uri, subs] of slot.subscriptions) {
         if (subs.delete(sessionId) && subs.size === 0) {
           slot.subscriptions.delete(uri);
-          if (slot.connection) void slot.connection.request('resources/unsubscribe', { uri }).response;
+          if (this.#modern) this.#listens.sync(slot);
+          else if (slot.connection) void slot.connection.request('resources/unsubscribe', { uri }).response;
         }
       }
     }
@@ -341,8 +361,13 @@ export class Upstream {
     void principalId;
   }
 
-  /** Subscribes a client session to a resource URI (refcounted per connection). */
+  /**
+   * Subscribes a client session to a resource URI (refcounted per connection): the first session
+   * sends `resources/subscribe`; towards a modern upstream the URI joins the filter of the
+   * connection's `subscriptions/listen` request, and the answer waits for its acknowledgement.
+   */
   async subscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    if (this.#modern) return this.#subscribeModern(ctx, uri);
     const slot = this.#pool.slotFor(ctx, true);
     let subs = slot.subscriptions.get(uri);
     if (!subs) {
@@ -355,15 +380,42 @@ export class Upstream {
     return { jsonrpc: '2.0', id: 0, result: {} };
   }
 
-  /** Removes a client session's subscription; unsubscribes upstream when it was the last. */
+  /**
+   * Removes a client session's subscription; when it was the last, unsubscribes upstream (a
+   * modern upstream's listen request is opened again without the URI).
+   */
   async unsubscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
     const slot = this.#pool.slotFor(ctx, false);
     const subs = slot?.subscriptions.get(uri);
     if (slot && subs?.delete(ctx.sessionId) && subs.size === 0) {
       slot.subscriptions.delete(uri);
-      return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
+      if (this.#modern) this.#listens.sync(slot);
+      else return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
     }
     return { jsonrpc: '2.0', id: 0, result: {} };
+  }
+
+  /** {@link subscribe} towards a modern upstream: through its connection's listen request. */
+  async #subscribeModern(ctx: SlotContext, uri: string): Promise<JsonRpcResponse> {
+    try {
+      // The listen request goes on the caller's connection, which must be open.
+      await this.#pool.acquire(ctx);
+    } catch (err) {
+      return errorResponseOf(err);
+    }
+    const slot = this.#pool.slotFor(ctx, true);
+    let subs = slot.subscriptions.get(uri);
+    if (subs === undefined) {
+      subs = new Set();
+      slot.subscriptions.set(uri, subs);
+    }
+    subs.add(ctx.sessionId);
+    const response = await this.#listens.subscribe(slot, uri);
+    if ('error' in response && subs.delete(ctx.sessionId) && subs.size === 0 && slot.subscriptions.get(uri) === subs) {
+      slot.subscriptions.delete(uri);
+      this.#listens.sync(slot);
+    }
+    return response;
   }
 
   /** Client sessions subscribed to `uri` through any connection. */
@@ -382,20 +434,17 @@ export class Upstream {
   }
 
   /**
-   * A method the modern era removed, asked of a modern upstream: `logging/setLevel` and `ping`
-   * succeed locally (the gateway filters log notifications itself; the upstream is reachable
-   * through its calls), anything else (`resources/subscribe`, …) is refused.
+   * A method the modern era removed, asked of a modern upstream as a call: `logging/setLevel` and
+   * `ping` succeed locally (the gateway filters log notifications itself; the upstream is
+   * reachable through its calls), anything else is refused (resource subscriptions go through
+   * {@link subscribe}, not here).
    */
   #removedMethod(method: string): UpstreamCall {
     if (method === 'logging/setLevel' || method === 'ping')
       return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
     const error = new GatewayError(
       'SWB_ERR_UPSTREAM_METHOD_REMOVED',
-      `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}${
-        method.startsWith('resources/')
-          ? ' (its replacement, subscriptions/listen, is not supported by Switchboard)'
-          : ''
-      }`,
+      `${method} is not available for upstream "${this.name}": it speaks MCP 2026-07-28, which removed ${method}`,
     );
     return new SettledCall(errorResponse(0, error.jsonRpcCode, error.message, { code: error.code }));
   }
@@ -415,47 +464,22 @@ export class Upstream {
   }
 
   /**
-   * (Re)schedules the next catalog refresh of a modern upstream, after every load: the smallest
-   * `ttlMs` of that load, bounded to 5 s … 1 h (5 min when the lists carried none). The timer does
-   * not keep the process alive.
+   * The connection a `ttlMs` refresh loads the catalog from: a live one (the shared or start-up
+   * principal's first), else for `shared` and remote upstreams a new one; none under
+   * `session`/`user` isolation without a live child.
    */
-  #scheduleRefresh(): void {
-    if (this.#refreshTimer !== undefined) clearTimeout(this.#refreshTimer);
-    this.#refreshTimer = undefined;
-    if (this.#stopped) return;
-    const ttl = this.#catalog.ttlMs;
-    const delay = Math.min(MAX_REFRESH_MS, Math.max(MIN_REFRESH_MS, ttl ?? DEFAULT_REFRESH_MS));
-    this.#refreshTimer = setTimeout(() => void this.#refresh(), delay);
-    this.#refreshTimer.unref();
-  }
-
-  /**
-   * Reloads the catalog on a live connection (or, for `shared`/remote upstreams, a new one); the
-   * load schedules the next refresh, and so does a refresh that could not load.
-   */
-  async #refresh(): Promise<void> {
-    this.#refreshTimer = undefined;
-    let loaded = false;
-    try {
-      let conn: UpstreamConnection | undefined;
-      for (const slot of this.#pool.slots.values()) {
-        if (slot.connection !== undefined && !slot.connection.closed) {
-          conn = slot.connection;
-          if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
-        }
+  async #catalogConnection(): Promise<UpstreamConnection | undefined> {
+    let conn: UpstreamConnection | undefined;
+    for (const slot of this.#pool.slots.values()) {
+      if (slot.connection !== undefined && !slot.connection.closed) {
+        conn = slot.connection;
+        if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
       }
-      if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
-        conn = await this.#pool.acquire(PROBE_CONTEXT);
-      }
-      if (conn !== undefined) {
-        await this.#catalog.load(conn, undefined);
-        loaded = true;
-      }
-    } catch (err) {
-      this.#logger.warn({ err }, 'catalog refresh failed');
-    } finally {
-      if (!loaded) this.#scheduleRefresh();
     }
+    if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
+      conn = await this.#pool.acquire(PROBE_CONTEXT);
+    }
+    return conn;
   }
 
   #onNotification(slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification): void {

@@ -271,11 +271,17 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     expect(after.find((s) => s.body?.method === 'resources/read')!.headers['mcp-name']).toBe('modern://info');
   });
 
-  it('refuses resources/subscribe for a modern upstream with a clear error, and never sends it', async () => {
+  it('subscribes through subscriptions/listen for a modern upstream, never sending resources/subscribe', async () => {
     const client = await v1('/servers/mhttp/mcp');
     const before = modernHttp.seen.length;
-    await expect(client.subscribeResource({ uri: 'modern://info' })).rejects.toThrow(/subscriptions\/listen/);
-    expect(modernHttp.seen.slice(before).filter((s) => s.body?.method === 'resources/subscribe')).toEqual([]);
+    await client.subscribeResource({ uri: 'modern://info' });
+    const after = modernHttp.seen.slice(before);
+    expect(after.filter((s) => s.body?.method === 'resources/subscribe')).toEqual([]);
+    const listen = after.filter((s) => s.body?.method === 'subscriptions/listen').at(-1);
+    expect((listen?.body?.params as Record<string, unknown>).notifications).toMatchObject({
+      resourceSubscriptions: ['modern://info'],
+    });
+    await client.unsubscribeResource({ uri: 'modern://info' });
   });
 
   it("passes a modern upstream's input_required to a modern client (its retry reaches the upstream)", async () => {
@@ -361,9 +367,11 @@ describe('health of a modern HTTP upstream', () => {
       await waitFor(() => m.state === 'failed', 5_000, 'marked down');
       up = await startModernHttpUpstream('reject', port);
       await waitFor(() => m.state === 'ready', 5_000, 'marked up by a probe');
-      // Only the gateway's probes reached the restarted server.
+      // Only the gateway's probes (and its listen request, opened again) reached the restarted server.
       expect(up.seen.length).toBeGreaterThan(0);
-      expect(new Set(up.seen.map((s) => s.body?.method))).toEqual(new Set(['server/discover']));
+      const reached = new Set(up.seen.map((s) => s.body?.method));
+      expect(reached.has('server/discover')).toBe(true);
+      expect([...reached].filter((m) => m !== 'server/discover' && m !== 'subscriptions/listen')).toEqual([]);
       const r = await client.callTool({ name: 'm__echo', arguments: { message: 'back' } });
       expect(text(r)).toBe('Echo: back');
     } finally {

@@ -128,10 +128,10 @@ describe('encodeHeaderValue (transports §Value Encoding)', () => {
 });
 
 describe('initializeResultOfDiscover', () => {
-  it('takes the capabilities (without resource subscribe), serverInfo from _meta and the instructions', () => {
+  it('takes the capabilities (resource subscribe included), serverInfo from _meta and the instructions', () => {
     expect(initializeResultOfDiscover(DISCOVER)).toEqual({
       protocolVersion: V,
-      capabilities: { tools: {}, resources: { listChanged: true }, logging: {} },
+      capabilities: { tools: {}, resources: { subscribe: true, listChanged: true }, logging: {} },
       serverInfo: { name: 'peer', version: '2' },
       instructions: 'be nice',
     });
@@ -383,7 +383,7 @@ describe('Upstream with a modern upstream', () => {
     request: () => Promise.resolve({ result: {} }),
   });
 
-  it('records the era and answers logging/setLevel locally, refusing resources/subscribe', async () => {
+  it('records the era and answers logging/setLevel locally; resources/subscribe is never sent', async () => {
     const p = peer('modern');
     const { u } = upstream(p);
     await u.start();
@@ -391,10 +391,14 @@ describe('Upstream with a modern upstream', () => {
     expect(u.capabilities).toMatchObject({ logging: {} });
     const set = await u.call(ctx, 'logging/setLevel', { level: 'info' }, undefined).response;
     expect(set).toMatchObject({ result: {} });
+    const removed = await u.call(ctx, 'resources/subscribe', { uri: 'a://b' }, undefined).response;
+    expect(removed).toMatchObject({ error: { data: { code: 'SWB_ERR_UPSTREAM_METHOD_REMOVED' } } });
+    // A subscription goes into a subscriptions/listen request, which this peer does not know.
     const sub = await u.subscribe(ctx, 'a://b', undefined);
-    expect(sub).toMatchObject({ error: { data: { code: 'SWB_ERR_UPSTREAM_METHOD_REMOVED' } } });
-    expect((sub as { error: { message: string } }).error.message).toMatch(/subscriptions\/listen/);
+    expect(sub).toMatchObject({ error: { code: -32601 } });
+    expect(u.subscribersOf('a://b').size).toBe(0);
     const sent = methods(p.wire);
+    expect(sent).toContain('subscriptions/listen');
     expect(sent).not.toContain('logging/setLevel');
     expect(sent).not.toContain('resources/subscribe');
   });
