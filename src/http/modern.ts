@@ -40,6 +40,7 @@ import type { ClientSession } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
+import { TASK_METHODS } from '../gateway/tasks.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import {
   decodeHeaderValue,
@@ -214,9 +215,12 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
 /**
  * Whether a `tools/call`, `prompts/get` or `resources/read` goes to a modern upstream (MCP
  * 2026-07-28): the `inputResponses` and `requestState` of its retry answer that upstream's own
- * `input_required` result and are forwarded unchanged. Looked up only for a retry.
+ * `input_required` result and are forwarded unchanged, as are a `tasks/update`'s. Looked up only
+ * for a retry or a task's update.
  */
 function toModernUpstream(view: View, method: string, name: string): boolean {
+  // A task exists only on a modern upstream: `tasks/update` answers the task's own input requests.
+  if (TASK_METHODS.has(method)) return true;
   const hit =
     method === 'tools/call'
       ? view.resolveTool(name)

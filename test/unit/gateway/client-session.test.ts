@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientSession, type SessionHost } from '../../../src/gateway/client-session.js';
 import { View, type ViewKind } from '../../../src/gateway/view.js';
+import { TaskIds } from '../../../src/gateway/tasks.js';
 import { Upstream, type UpstreamEvent } from '../../../src/upstream/upstream.js';
 import { StdioServer } from '../../../src/config/schema.js';
 import { ANONYMOUS, type Principal } from '../../../src/auth/principal.js';
@@ -69,6 +70,7 @@ async function setup(
     logger: silentLogger(),
     pageSize: options.pageSize ?? 0,
     clientRequestTimeoutMs: 5_000,
+    taskIds: new TaskIds(),
     now: () => 1000,
     onSessionClosed: (_s: ClientSession, reason: string) => closed.push(reason),
     closed,
