@@ -347,7 +347,18 @@ export class ClientSession {
       }
       case 'completion/complete': {
         const p = params ?? {};
-        this.#forward(req, out, routeCompletion(this.view, p, scope), p, ctx, meta);
+        const up = routeCompletion(this.view, p, scope);
+        if (
+          this.view.kind !== 'single' &&
+          up.initializeResult !== undefined &&
+          up.capabilities.completions === undefined
+        ) {
+          // The view advertises completions for all its members (gateway/capabilities.ts): a
+          // member without them has no suggestions.
+          out.send({ jsonrpc: '2.0', id: req.id, result: { completion: { values: [], hasMore: false } } });
+          return;
+        }
+        this.#forward(req, out, up, p, ctx, meta);
         return;
       }
       case 'logging/setLevel':
