@@ -129,8 +129,8 @@ export const ERROR_CODES = {
   SWB_ERR_PROTOCOL_INVALID_STATE: { family: 'http', status: 400, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   /**
    * A modern request needs a client capability it did not declare (its upstream asked for
-   * sampling, elicitation or roots): 400 `MissingRequiredClientCapability`, with
-   * `data.requiredCapabilities` (basic §`_meta`).
+   * sampling, elicitation or roots, or a `tasks/*` request without the tasks extension): 400
+   * `MissingRequiredClientCapability`, with `data.requiredCapabilities` (basic §`_meta`).
    */
   SWB_ERR_PROTOCOL_MISSING_CAPABILITY: {
     family: 'http',
@@ -182,6 +182,11 @@ export const ERROR_CODES = {
   SWB_ERR_ROUTE_UNKNOWN_TOOL: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_PROMPT: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_RESOURCE: { family: 'jsonrpc', status: 200, jsonRpcCode: MCP_RESOURCE_NOT_FOUND, expose: true },
+  /**
+   * A `tasks/*` request names a task id the gateway did not give this principal, or whose server
+   * is no longer a member of the view it reaches (tasks extension: unknown `taskId` is -32602).
+   */
+  SWB_ERR_ROUTE_UNKNOWN_TASK: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_UNKNOWN_METHOD: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_METHOD_NOT_FOUND, expose: true },
   SWB_ERR_ROUTE_INVALID_CURSOR: { family: 'jsonrpc', status: 200, jsonRpcCode: JSONRPC_INVALID_PARAMS, expose: true },
   SWB_ERR_ROUTE_NO_CALLER: { family: 'jsonrpc', status: 200, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 10, expose: true },

@@ -36,6 +36,7 @@ import { logLevelAllows, logLevelIndex } from './log-levels.js';
 import type { OutboundChannel, SessionHost } from './session-host.js';
 import { sendList } from './session-lists.js';
 import { routeCompletion, routeRequest, type Hit } from './session-route.js';
+import { exposeTaskId, routeTask, TASK_METHODS } from './tasks.js';
 import { negotiateVersion } from './protocol-versions.js';
 
 export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './protocol-versions.js';
@@ -159,7 +160,9 @@ export class ClientSession {
     this.lastActivity = this.#host.now();
     let hit: Hit | undefined;
     try {
-      hit = routeRequest(this.view, req, ctx);
+      hit = TASK_METHODS.has(req.method)
+        ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
+        : routeRequest(this.view, req, ctx);
     } catch (err) {
       this.#refuse(req, out, err, ctx);
       return;
@@ -318,6 +321,13 @@ export class ClientSession {
         (params as JsonObject).uri = hit!.name;
         this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
         return;
+      case 'tasks/get':
+      case 'tasks/update':
+      case 'tasks/cancel':
+        // Routed by routeTask: the owning upstream gets its own task id.
+        (params as JsonObject).taskId = hit!.name;
+        this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
+        return;
       case 'resources/subscribe':
       case 'resources/unsubscribe': {
         const up = hit!.member.upstream;
@@ -337,7 +347,18 @@ export class ClientSession {
       }
       case 'completion/complete': {
         const p = params ?? {};
-        this.#forward(req, out, routeCompletion(this.view, p, scope), p, ctx, meta);
+        const up = routeCompletion(this.view, p, scope);
+        if (
+          this.view.kind !== 'single' &&
+          up.initializeResult !== undefined &&
+          up.capabilities.completions === undefined
+        ) {
+          // The view advertises completions for all its members (gateway/capabilities.ts): a
+          // member without them has no suggestions.
+          out.send({ jsonrpc: '2.0', id: req.id, result: { completion: { values: [], hasMore: false } } });
+          return;
+        }
+        this.#forward(req, out, up, p, ctx, meta);
         return;
       }
       case 'logging/setLevel':
@@ -404,6 +425,8 @@ export class ClientSession {
         return;
       }
       response.id = id;
+      if (req.method === 'tools/call' || req.method === 'tasks/get')
+        exposeTaskId(this.#host.taskIds, req.method, meta.principal.id, upstream.name, response);
       const phase = this.#host.pipeline.result;
       if (phase !== undefined && 'result' in response) {
         let pending: Promise<void> | undefined;

@@ -21,6 +21,7 @@ import type { DestinationPolicy } from '../policy/destinations.js';
 import { Upstream } from '../upstream/upstream.js';
 import { createUpstreamInterceptors, type OutboundOptions } from '../upstream/interceptors/index.js';
 import { ClientSession, type SessionHost, type SessionTransport } from './client-session.js';
+import { TaskIds } from './tasks.js';
 import { EMPTY_PIPELINE, type Pipeline } from '../pipeline/stage.js';
 import { fanOut, notifyAllListChanged, notifyCatalogChanged } from './fan-out.js';
 import { overlappingNamespaces } from './naming.js';
@@ -68,6 +69,7 @@ export class Gateway implements SessionHost {
   readonly version: string;
   readonly pageSize: number;
   readonly clientRequestTimeoutMs = 600_000;
+  readonly taskIds = new TaskIds();
   /**
    * The request pipeline's stages (rate limits, guardrails), composed; replaced as a whole at
    * reload, read by sessions per request. {@link EMPTY_PIPELINE} until the application sets it.

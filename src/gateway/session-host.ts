@@ -10,6 +10,7 @@ import type { Pipeline } from '../pipeline/stage.js';
 import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { ClientSession } from './client-session.js';
+import type { TaskIds } from './tasks.js';
 
 /** Where messages for a client go. */
 export interface OutboundChannel {
@@ -66,6 +67,8 @@ export interface SessionHost {
   readonly pageSize: number;
   /** How long a server→client request may wait for the client's answer (ms). */
   readonly clientRequestTimeoutMs: number;
+  /** Mints and checks the task ids clients see (tasks extension; `./tasks.ts`). */
+  readonly taskIds: TaskIds;
   now(): number;
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;

@@ -10,6 +10,7 @@
  */
 import type { JsonObject } from '../protocol/jsonrpc.js';
 import type { Upstream } from '../upstream/upstream.js';
+import { mergeCapabilities } from './capabilities.js';
 import { filterResourceUri, type CompiledFilter } from './filters.js';
 import { namespacedName } from './naming.js';
 
@@ -352,11 +353,6 @@ export class View {
   }
 
   /**
-   * The InitializeResult body (without protocolVersion) this view answers with. A single-server
-   * view mirrors its upstream's capabilities, serverInfo and instructions; an aggregate
-   * advertises the union of its members' features with `listChanged`.
-   */
-  /**
    * The identity this endpoint gives: the upstream's `serverInfo` for a single server's view,
    * else Switchboard's name (with the virtual server's). Cheap: no object is built per call
    * (results of modern requests carry it).
@@ -373,6 +369,13 @@ export class View {
     });
   }
 
+  /**
+   * The InitializeResult body (without protocolVersion) this view answers with, and whose
+   * capabilities `server/discover` gives. A single-server view mirrors its upstream's
+   * capabilities (extensions included), serverInfo and instructions; a view of several members
+   * advertises what the gateway can honour for every member ({@link mergeCapabilities}) and their
+   * instructions under a heading per server.
+   */
   initializeResult(): JsonObject {
     if (this.kind === 'single') {
       const up = this.#members[0]?.upstream;
@@ -384,25 +387,12 @@ export class View {
       if (init.instructions !== undefined) out.instructions = init.instructions;
       return out;
     }
-    const caps: JsonObject = {};
-    let subscribe = false;
+    const caps = mergeCapabilities(this.#members.map((m) => m.upstream.capabilities));
     const instructions: string[] = [];
     for (const m of this.#members) {
-      const c = m.upstream.capabilities;
-      if (c.tools !== undefined) caps.tools = { listChanged: true };
-      if (c.prompts !== undefined) caps.prompts = { listChanged: true };
-      if (c.resources !== undefined) {
-        if ((c.resources as JsonObject).subscribe === true) subscribe = true;
-        caps.resources = { listChanged: true };
-      }
-      if (c.logging !== undefined) caps.logging = {};
-      if (c.completions !== undefined) caps.completions = {};
       const ins = m.upstream.initializeResult?.instructions;
       if (typeof ins === 'string' && ins.length > 0) instructions.push(`## ${m.upstream.name}\n${ins}`);
     }
-    if (caps.resources !== undefined && subscribe) caps.resources = { listChanged: true, subscribe: true };
-    // Always advertise tools so clients ask for them even while upstreams are still starting.
-    caps.tools ??= { listChanged: true };
     const out: JsonObject = { capabilities: caps, serverInfo: this.serverInfo() };
     if (instructions.length > 0) out.instructions = instructions.join('\n\n');
     return out;

@@ -9,6 +9,7 @@ import type { Principal } from '../auth/principal.js';
 import { encodeError, GatewayError } from '../errors.js';
 import type { ClientSession, OutboundChannel } from '../gateway/client-session.js';
 import type { View } from '../gateway/view.js';
+import { TASK_METHODS } from '../gateway/tasks.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import { CACHEABLE_METHODS, MCP_MISSING_CLIENT_CAPABILITY, META_SERVER_INFO } from '../protocol/era.js';
 import type { JsonObject, JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
@@ -75,6 +76,11 @@ export class ModernChannel implements OutboundChannel, Parkable {
   #capabilities: ClientCapabilities;
   /** Whether this request may ask the client anything (mrtr §Supported Requests). */
   readonly #asks: boolean;
+  /**
+   * Whether the capabilities it declared go on with it: those of requests that may ask, and of
+   * `tasks/*` (the tasks extension is negotiated per request; a modern upstream checks it too).
+   */
+  readonly #declares: boolean;
   /** The request's `_meta["io.modelcontextprotocol/logLevel"]` as a severity index; -1: no log messages. */
   #logLevel: number;
   #sse = false;
@@ -107,6 +113,7 @@ export class ModernChannel implements OutboundChannel, Parkable {
     this.#name = request.name;
     this.#capabilities = request.capabilities;
     this.#asks = INPUT_METHODS.has(request.method);
+    this.#declares = this.#asks || TASK_METHODS.has(request.method);
     this.#logLevel = logLevelIndex(request.logLevel);
     this.#view = view;
     this.#meta = meta;
@@ -124,11 +131,12 @@ export class ModernChannel implements OutboundChannel, Parkable {
   }
 
   /**
-   * What the session's attribution checks: the capabilities the client declared for a request
-   * whose result may be `input_required`, none for the others.
+   * What the session's attribution checks and a modern upstream is told: the capabilities the
+   * client declared for a request whose result may be `input_required` or that names a task,
+   * none for the others.
    */
   get clientCapabilities(): ClientCapabilities {
-    return this.#asks ? this.#capabilities : NO_CAPABILITIES;
+    return this.#declares ? this.#capabilities : NO_CAPABILITIES;
   }
 
   send(message: JsonRpcMessage): void {

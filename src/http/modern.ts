@@ -28,7 +28,9 @@
  * a `tools/call`, `prompts/get` or `resources/read` (sampling, elicitation, roots; one the request
  * declared the capability for) becomes an `input_required` result, and the retry answers it
  * (`./modern-input.ts`, basic/patterns/mrtr). `subscriptions/listen` opens a stream of change
- * notifications (`./modern-listen.ts`). docs/protocol-eras.md.
+ * notifications (`./modern-listen.ts`). `tasks/get`, `tasks/update` and `tasks/cancel` (the tasks
+ * extension) are routed by the session to the member owning the task (`gateway/tasks.ts`).
+ * docs/protocol-eras.md.
  *
  * @module
  */
@@ -40,6 +42,7 @@ import type { ClientSession } from '../gateway/client-session.js';
 import { SUPPORTED_PROTOCOL_VERSIONS } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { View } from '../gateway/view.js';
+import { TASK_METHODS } from '../gateway/tasks.js';
 import type { RequestContext } from '../pipeline/stage.js';
 import {
   decodeHeaderValue,
@@ -215,9 +218,12 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
 /**
  * Whether a `tools/call`, `prompts/get` or `resources/read` goes to a modern upstream (MCP
  * 2026-07-28): the `inputResponses` and `requestState` of its retry answer that upstream's own
- * `input_required` result and are forwarded unchanged. Looked up only for a retry.
+ * `input_required` result and are forwarded unchanged, as are a `tasks/update`'s. Looked up only
+ * for a retry or a task's update.
  */
 function toModernUpstream(view: View, method: string, name: string): boolean {
+  // A task exists only on a modern upstream: `tasks/update` answers the task's own input requests.
+  if (TASK_METHODS.has(method)) return true;
   const hit =
     method === 'tools/call'
       ? view.resolveTool(name)
@@ -313,7 +319,13 @@ export function validate(req: IncomingMessage, request: JsonRpcRequest): JsonObj
   return out;
 }
 
-/** The view's `server/discover` result (server/discover §Response). */
+/**
+ * The view's `server/discover` result (server/discover §Response): `supportedVersions` is every
+ * version the gateway serves on any endpoint, 2026-07-28 first (it serves the modern era whatever
+ * era its upstreams speak, translating for 2025-era ones), then the 2025-era versions; the
+ * capabilities are those `initialize` gives (a single server's own; for several members the
+ * merge of `gateway/capabilities.ts`: only what the gateway can honour for every member).
+ */
 export function discoverResult(view: View, principal: Principal): JsonObject {
   const init = view.initializeResult();
   const capabilities = (init.capabilities as JsonObject | undefined) ?? {};

@@ -26,7 +26,8 @@ export interface Route {
   readonly server: string;
   /**
    * The upstream's own name of the tool or prompt (`tools/call`, `prompts/get`) or the upstream's
-   * URI (`resources/*`); undefined for methods without a named item.
+   * URI (`resources/*`), or the upstream's task id (`tasks/*`); undefined for methods without a
+   * named item.
    */
   readonly name: string | undefined;
 }

@@ -37,11 +37,16 @@ export const MCP_MISSING_CLIENT_CAPABILITY = -32021;
 /** MCP 2026-07-28 `UnsupportedProtocolVersion` (versioning §Protocol Version Negotiation). */
 export const MCP_UNSUPPORTED_PROTOCOL_VERSION = -32022;
 
+/** Identifier of the tasks extension (MCP 2026-07-28 `capabilities.extensions`; SEP-2663). */
+export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';
+
 /**
  * Methods a modern client may call that the gateway serves, each naming the body field
- * `Mcp-Name` mirrors (transports §Standard Request Headers), or `undefined` when it has none.
+ * `Mcp-Name` mirrors (transports §Standard Request Headers; the tasks extension's Streamable HTTP
+ * binding adds `params.taskId` for `tasks/get`, `tasks/update` and `tasks/cancel`), or
+ * `undefined` when it has none.
  */
-export const MODERN_METHODS: ReadonlyMap<string, 'name' | 'uri' | undefined> = new Map([
+export const MODERN_METHODS: ReadonlyMap<string, 'name' | 'uri' | 'taskId' | undefined> = new Map([
   ['server/discover', undefined],
   ['tools/list', undefined],
   ['tools/call', 'name'],
@@ -52,6 +57,9 @@ export const MODERN_METHODS: ReadonlyMap<string, 'name' | 'uri' | undefined> = n
   ['resources/read', 'uri'],
   ['completion/complete', undefined],
   ['subscriptions/listen', undefined],
+  ['tasks/get', 'taskId'],
+  ['tasks/update', 'taskId'],
+  ['tasks/cancel', 'taskId'],
 ]);
 
 /** Results of these methods carry caching hints (`ttlMs`, `cacheScope`; server/utilities/caching §Cacheable Results). */

@@ -5,10 +5,11 @@
  * serves the suite as a modern (stateless) client and talks to the fixture in the 2025 era,
  * translating (docs/protocol-eras.md), and every scored scenario that passes directly must pass
  * through, except the ones listed in {@link TRANSLATION_LIMITS} with the reason; with
- * `protocol: auto` it talks to the fixture in the modern era, and every one must pass. The
- * aggregate `/mcp` (with `namePrefix: conditional`, both servers exposing the same names) is run
- * too: the modern server comes first in configuration order and keeps the bare names, so every
- * scenario that passes directly must pass there as well.
+ * `protocol: auto` it talks to the fixture in the modern era, and every one must pass, as must
+ * the (unscored) tasks-extension scenarios that pass directly. The aggregate `/mcp` (with
+ * `namePrefix: conditional`, both servers exposing the same names) is run too: the modern server
+ * comes first in configuration order and keeps the bare names, so every scenario that passes
+ * directly must pass there as well.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -114,5 +115,21 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
   it('passes through /servers/{name}/mcp of a modern upstream every scenario that passes directly, unscored ones included', () => {
     // e.g. http-custom-header-server-validation: Mcp-Param-* headers are mirrored to the upstream.
     expect(lostFrom(modern), formatSummary2026(modern)).toEqual([]);
+  });
+
+  it('passes through /servers/{name}/mcp every tasks-extension scenario that passes directly (modern upstream)', () => {
+    const tasks = (s: Summary2026) => s.scenarios.filter((x) => x.scenario.startsWith('tasks-'));
+    const passedDirectly = tasks(direct)
+      .filter((x) => x.failed === 0 && x.passed > 0)
+      .map((x) => x.scenario);
+    // The fixture serves the extension (test/fixtures/v2-tasks.ts): every scenario that checks
+    // anything passes directly (tasks-status-notifications is a placeholder with no checks).
+    expect(passedDirectly.length, formatSummary2026(direct)).toBeGreaterThanOrEqual(9);
+    const through = new Map(tasks(modern).map((x) => [x.scenario, x]));
+    const lost = passedDirectly.filter((name) => {
+      const x = through.get(name);
+      return x === undefined || x.failed > 0 || x.passed === 0;
+    });
+    expect(lost, formatSummary2026(modern)).toEqual([]);
   });
 });

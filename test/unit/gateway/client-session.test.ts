@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClientSession, type SessionHost } from '../../../src/gateway/client-session.js';
 import { View, type ViewKind } from '../../../src/gateway/view.js';
+import { TaskIds } from '../../../src/gateway/tasks.js';
 import { Upstream, type UpstreamEvent } from '../../../src/upstream/upstream.js';
 import { StdioServer } from '../../../src/config/schema.js';
 import { ANONYMOUS, type Principal } from '../../../src/auth/principal.js';
@@ -69,6 +70,7 @@ async function setup(
     logger: silentLogger(),
     pageSize: options.pageSize ?? 0,
     clientRequestTimeoutMs: 5_000,
+    taskIds: new TaskIds(),
     now: () => 1000,
     onSessionClosed: (_s: ClientSession, reason: string) => closed.push(reason),
     closed,
@@ -553,5 +555,50 @@ describe('ClientSession: resources, logging and server→client requests', () =>
     expect(out.ends).toBe(1);
     expect(session.closed).toBe(true);
     expect(host.closed).toEqual(['test over']);
+  });
+});
+
+describe('ClientSession: completions and tasks', () => {
+  const PROMPTS = [{ name: 'greet', arguments: [{ name: 'who' }] }];
+  const complete = { ref: { type: 'ref/prompt', name: 'a__greet' }, argument: { name: 'who', value: 'x' } };
+
+  it('answers completion/complete with an empty completion for an aggregate member without completions', async () => {
+    const { session, mems } = await setup({ a: new MemoryUpstream({ prompts: PROMPTS }) });
+    const out = await send(session, 'completion/complete', complete);
+    expect(out.response).toMatchObject({ result: { completion: { values: [], hasMore: false } } });
+    expect(mems.get('a')!.received.filter((r) => r.method === 'completion/complete')).toEqual([]);
+  });
+
+  it('forwards completion/complete on a single-server view, whose upstream answers for itself', async () => {
+    const { session } = await setup({ a: new MemoryUpstream({ prompts: PROMPTS }) }, { kind: 'single' });
+    const out = await send(session, 'completion/complete', { ...complete, ref: { type: 'ref/prompt', name: 'greet' } });
+    expect(out.response).toMatchObject({ error: { code: -32601 } });
+  });
+
+  it('refuses tasks/* with -32021 when the session did not declare the tasks extension', async () => {
+    const { session } = await setup({ a: new MemoryUpstream() });
+    await send(session, 'initialize', { protocolVersion: '2025-11-25', capabilities: {} });
+    const out = await send(session, 'tasks/get', { taskId: 'anything' }, { id: 7 });
+    expect(out.failures).toEqual([{ code: 'SWB_ERR_PROTOCOL_MISSING_CAPABILITY', status: 400, id: 7 }]);
+    const json = await send(
+      session,
+      'tasks/cancel',
+      { taskId: 'anything' },
+      { out: new RecordingChannel({ fail: false }) },
+    );
+    expect(json.response).toMatchObject({
+      error: { code: -32021, data: { code: 'SWB_ERR_PROTOCOL_MISSING_CAPABILITY' } },
+    });
+  });
+
+  it('answers an unknown task id with -32602 and never forwards it', async () => {
+    const { session, mems } = await setup({ a: new MemoryUpstream() }, { kind: 'single' });
+    await send(session, 'initialize', {
+      protocolVersion: '2025-11-25',
+      capabilities: { extensions: { 'io.modelcontextprotocol/tasks': {} } },
+    });
+    const out = await send(session, 'tasks/get', { taskId: 'upstream-id' });
+    expect(out.response).toMatchObject({ error: { code: -32602, data: { code: 'SWB_ERR_ROUTE_UNKNOWN_TASK' } } });
+    expect(mems.get('a')!.received.filter((r) => r.method.startsWith('tasks/'))).toEqual([]);
   });
 });
