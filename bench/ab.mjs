@@ -5,12 +5,16 @@
 // noisy shared VM the CPU per request is the steadier figure.
 //
 //   node bench/ab.mjs BASE_CLI [HEAD_CLI] [-c 16] [--rounds 6] [--duration 2] [--upstream stdio|http]
+//                     [--era legacy|modern|legacy,modern]
 //
 // BASE_CLI / HEAD_CLI: a build's CLI entry, e.g. an older commit built in a git worktree:
 //   git worktree add /tmp/base <rev> && ln -s "$PWD/node_modules" /tmp/base/node_modules
 //   (cd /tmp/base && npm run build)   # or `npx tsc -p tsconfig.build.json` for builds without bundle
 //   node bench/ab.mjs /tmp/base/dist/cli/main.js
 // HEAD_CLI defaults to this checkout's dist/bin/switchboard.js.
+// --era asks both contenders in one era (default legacy: 2025 sessions), or, given two eras, asks
+// BASE in the first and HEAD in the second: `node bench/ab.mjs dist/bin/switchboard.js
+// dist/bin/switchboard.js --era legacy,modern` compares the eras of one build.
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -33,6 +37,7 @@ const { values, positionals } = parseArgs({
     rounds: { type: 'string', default: '6' },
     duration: { type: 'string', default: '2' },
     upstream: { type: 'string', default: 'stdio' },
+    era: { type: 'string', default: 'legacy' },
   },
 });
 if (positionals.length === 0) {
@@ -43,6 +48,12 @@ if (positionals.length === 0) {
 }
 const clis = { base: resolve(positionals[0]), head: resolve(positionals[1] ?? GATEWAY_CLI) };
 const tmp = mkdtempSync(join(tmpdir(), 'swb-ab-'));
+const eraList = values.era.split(',');
+if (eraList.length > 2 || eraList.some((e) => e !== 'legacy' && e !== 'modern')) {
+  process.stderr.write(`--era must be legacy, modern or two of them separated by a comma, not ${values.era}\n`);
+  process.exit(2);
+}
+const eras = { base: eraList[0], head: eraList[1] ?? eraList[0] };
 
 if (values.upstream !== 'stdio' && values.upstream !== 'http') {
   process.stderr.write(`--upstream must be stdio or http, not ${values.upstream}\n`);
@@ -88,12 +99,15 @@ try {
         concurrency: Number(values.concurrency),
         duration: Number(values.duration),
         warmup: 0.5,
+        era: eras[k],
       });
       runs[k].push({ rps: x.rps, cpu: ((processCpuMs(h.pid) - cpu0) * 1000) / Math.max(1, x.total) });
       process.stderr.write(`  ${k} round ${r + 1}: ${x.rps} req/s\n`);
     }
   }
-  process.stdout.write(`${values.upstream} upstream, c=${values.concurrency}, ${values.rounds} interleaved rounds\n`);
+  process.stdout.write(
+    `${values.upstream} upstream, c=${values.concurrency}, ${values.rounds} interleaved rounds, eras ${eras.base}/${eras.head}\n`,
+  );
   for (const [k, v] of Object.entries(runs)) {
     process.stdout.write(
       `${k.padEnd(5)} ${clis[k]}\n      req/s best ${Math.max(...v.map((x) => x.rps))}, median ${median(v.map((x) => x.rps))}; ` +

@@ -195,7 +195,9 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         }
       }
       const session = sessionFor(view, meta.principal);
-      const internal: JsonRpcRequest = { jsonrpc: '2.0', id: `~${++nextId}`, method: request.method, params };
+      // An integer of the gateway's own: the session's id tables hash it for free (a string id
+      // would be hashed character by character on every lookup).
+      const internal: JsonRpcRequest = { jsonrpc: '2.0', id: ++nextId, method: request.method, params };
       const channel = new ModernChannel(
         res,
         session,
