@@ -65,6 +65,11 @@ if (parentPort !== null) {
   const data = workerData as SqliteUsageWorkerData;
   const db = new BetterSqlite3(data.path);
   db.pragma(`busy_timeout = ${Math.max(0, Math.floor(data.busyTimeout))}`);
+  // WAL with synchronous=NORMAL: a commit appends to the WAL without an fsync (the WAL is synced
+  // at checkpoints). A power loss can drop the last batches of usage rows but never corrupts the
+  // file; an application crash loses nothing that was committed. Saves ~0.4 µs of this thread's
+  // CPU per row and an fsync per batch (https://www.sqlite.org/pragma.html#pragma_synchronous).
+  db.pragma('synchronous = NORMAL');
   const statements = new Map<string, BetterSqlite3.Statement>();
 
   const prepare = (text: string): BetterSqlite3.Statement => {
