@@ -193,11 +193,10 @@ async function loadSigningKey(store: SettingsStore, logger: Logger | undefined):
     return stored;
   }
   const created = await generateStoredKey();
-  await store.set(IDENTITY_KEY_SETTING, created);
-  // Another replica may have stored its key at the same moment: use whatever the store now holds.
-  const settled = await store.get<unknown>(IDENTITY_KEY_SETTING);
+  // Another replica may store its key at the same moment: the first one stored wins, for all.
+  const settled = await store.setIfAbsent<unknown>(IDENTITY_KEY_SETTING, created);
   const key = isStoredKey(settled) ? settled : created;
-  logger?.info({ kid: key.kid }, 'identity signing key generated');
+  if (key === created) logger?.info({ kid: key.kid }, 'identity signing key generated');
   return key;
 }
 

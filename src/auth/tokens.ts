@@ -178,11 +178,14 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
   if (secretText === undefined || secretText === '') {
     secretText = await settings.get<string>(SECRET_SETTING);
     if (secretText === undefined) {
-      secretText = randomBytes(MIN_SECRET_BYTES).toString('base64url');
-      await settings.set(SECRET_SETTING, secretText);
-      logger.info(
-        'generated a token signing secret and stored it in the database (set SWITCHBOARD_SECRET to manage it yourself)',
-      );
+      const generated = randomBytes(MIN_SECRET_BYTES).toString('base64url');
+      // Replicas starting together on an empty database: the first secret stored wins, for all.
+      secretText = await settings.setIfAbsent(SECRET_SETTING, generated);
+      if (secretText === generated) {
+        logger.info(
+          'generated a token signing secret and stored it in the database (set SWITCHBOARD_SECRET to manage it yourself)',
+        );
+      }
     }
   } else if (Buffer.byteLength(secretText) < MIN_SECRET_BYTES) {
     logger.warn(`SWITCHBOARD_SECRET is shorter than ${MIN_SECRET_BYTES} bytes; use a longer random value`);

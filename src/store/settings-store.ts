@@ -47,4 +47,20 @@ export class KyselySettingsStore implements SettingsStore {
         .execute(),
     );
   }
+
+  /** {@link SettingsStore.setIfAbsent}: insert unless present, then read back (the first writer wins). */
+  async setIfAbsent<T = unknown>(key: string, value: T): Promise<T> {
+    const text = JSON.stringify(value) as string | undefined;
+    if (text === undefined) throw new TypeError(`setting ${JSON.stringify(key)}: value cannot be stored as JSON`);
+    const updatedAt = this.#clock();
+    await guard('storing a setting', () =>
+      this.#db
+        .insertInto('settings')
+        .values({ key, value: text, updated_at: updatedAt })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .execute(),
+    );
+    const stored = await this.get<T>(key);
+    return stored === undefined ? value : stored;
+  }
 }

@@ -90,6 +90,14 @@ export interface ServerStore {
 export interface SettingsStore {
   get<T = unknown>(key: string): Promise<T | undefined>;
   set(key: string, value: unknown): Promise<void>;
+  /**
+   * Stores `value` under `key` unless the key already holds a value, and returns what the key
+   * holds afterwards: the first writer wins, so replicas starting together on an empty database
+   * all settle on one value (one `INSERT … ON CONFLICT DO NOTHING`, then a read).
+   *
+   * @throws TypeError for values JSON cannot represent
+   */
+  setIfAbsent<T = unknown>(key: string, value: T): Promise<T>;
 }
 
 /** An open database with every store. */

@@ -394,6 +394,20 @@ describe.each(targets)('stores on $name', (target) => {
         await db.settings.set(key, undefined);
         expect(await db.settings.get(key)).toBeUndefined();
       });
+
+      it('setIfAbsent: of writers racing on one key, the first stored wins for every one of them', async () => {
+        const key = `secret-${randomUUID()}`;
+        // Two connections (two replicas) writing at once, several times each.
+        const answers = await Promise.all(
+          ['a', 'b', 'c', 'd'].map((v, i) => (i % 2 ? observer : db).settings.setIfAbsent(key, { v })),
+        );
+        const stored = await db.settings.get<{ v: string }>(key);
+        expect(stored).toBeDefined();
+        for (const a of answers) expect(a).toStrictEqual(stored);
+        // Later writers never replace it.
+        expect(await observer.settings.setIfAbsent(key, { v: 'late' })).toStrictEqual(stored);
+        expect(await db.settings.get(key)).toStrictEqual(stored);
+      });
     });
 
     describe('lifecycle', () => {

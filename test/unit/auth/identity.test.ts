@@ -29,6 +29,14 @@ class MemorySettings implements SettingsStore {
     this.#data.set(key, JSON.stringify(value));
     return Promise.resolve();
   }
+
+  setIfAbsent<T = unknown>(key: string, value: T): Promise<T> {
+    if (!this.#data.has(key)) {
+      this.sets++;
+      this.#data.set(key, JSON.stringify(value));
+    }
+    return Promise.resolve(JSON.parse(this.#data.get(key)!) as T);
+  }
 }
 
 const ISSUER = 'https://switchboard.example';

@@ -45,6 +45,10 @@ function memorySettings(initial: Record<string, unknown> = {}): SettingsStore {
       data.set(key, value);
       return Promise.resolve();
     },
+    setIfAbsent: <T>(key: string, value: T) => {
+      if (!data.has(key)) data.set(key, value);
+      return Promise.resolve(data.get(key) as T);
+    },
   };
 }
 
@@ -196,6 +200,7 @@ describe('stored allowlist', () => {
         return Promise.resolve(undefined);
       },
       set: () => Promise.resolve(),
+      setIfAbsent: <T>(_key: string, value: T) => Promise.resolve(value),
     };
     expect(await loadGlobalAllowlist({ source: 'env', settings, envValue: 'X-Env' })).toEqual(['X-Env']);
     expect(reads).toBe(0);
