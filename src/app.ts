@@ -30,6 +30,7 @@ import { createStages, type Stages } from './app/pipeline.js';
 import { readinessChecks } from './app/readiness.js';
 import { createShutdown, type CloseOptions, type CloseReport } from './app/shutdown.js';
 import { openStores } from './app/stores.js';
+import { sessionSealerFor, startSessionEndFeed, type SessionEndFeed } from './app/sessions.js';
 import { startTunnels, type Tunnels } from './app/tunnels.js';
 
 export type { CloseOptions, CloseReport } from './app/shutdown.js';
@@ -129,6 +130,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     onNameCollision: (c) => metrics.recordNameCollision(c.withheld.server, c.kind),
   });
   metrics.setActiveSessionsSource(() => gateway.sessions.size);
+  gateway.sessionSealer = sessionSealerFor(config, tokens);
+  // Replicas sharing Redis end each other's copies of a session the client deleted.
+  const sessionEnds: SessionEndFeed | undefined =
+    redisUrl && gateway.sessionSealer ? await startSessionEndFeed(gateway, config, redisUrl, logger) : undefined;
 
   // Listen first: absolute URLs (RFC 9728 metadata, identity assertions) need the public URL,
   // which defaults to the bound address. Upstreams start right after; /readyz tells when ready.
@@ -191,6 +196,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   } catch (err) {
     server.close();
     await revocations?.close();
+    await sessionEnds?.close();
     if (!options.database) await database.close();
     throw err;
   }
@@ -206,6 +212,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     tracing,
     stages,
     revocations,
+    sessionEnds,
     database,
     ownsDatabase: !options.database,
     logger,
@@ -219,6 +226,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     url,
     publicUrl,
     async reload(next) {
+      gateway.sessionSealer = sessionSealerFor(next, tokens);
       await auth.reload(next);
       await stages.reload(next);
       applyHttpLimits(server, next.http, logger);

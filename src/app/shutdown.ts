@@ -1,6 +1,6 @@
 /**
  * The gateway's graceful stop: named steps run one after another (HTTP listener, upstreams,
- * destination policy, usage log, tracing, rate limiter, guardrails, Redis, token revocations,
+ * destination policy, usage log, tracing, rate limiter, guardrails, Redis, token revocations, session ends,
  * database), all bounded by one deadline. A step still open at the deadline is abandoned and
  * named in the {@link CloseReport}; a step that fails is logged and counts as closed.
  *
@@ -38,6 +38,8 @@ export interface ShutdownParts {
   /** The rate limiter, guardrails, tool pins and Redis client of the request pipeline. */
   readonly stages: Stages;
   readonly revocations: RevocationFeed | undefined;
+  /** The Redis feed of ended sessions (`./sessions.ts`), when Redis is configured. */
+  readonly sessionEnds?: { close(): Promise<void> } | undefined;
   readonly database: Database;
   /** Whether the gateway opened `database` (then it closes it too). */
   readonly ownsDatabase: boolean;
@@ -50,7 +52,19 @@ export interface ShutdownParts {
  * The returned function never rejects.
  */
 export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptions) => Promise<CloseReport> {
-  const { server, gateway, tunnels, usageLog, tracing, stages, revocations, database, ownsDatabase, logger } = parts;
+  const {
+    server,
+    gateway,
+    tunnels,
+    usageLog,
+    tracing,
+    stages,
+    revocations,
+    sessionEnds,
+    database,
+    ownsDatabase,
+    logger,
+  } = parts;
   return async (closeOptions: CloseOptions = {}): Promise<CloseReport> => {
     const timeoutMs = closeOptions.timeoutMs ?? gateway.config.shutdown.gracePeriod;
     const deadline = performance.now() + timeoutMs;
@@ -105,6 +119,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
       const feed = revocations;
       await step('token revocations', () => feed.close());
     }
+    if (sessionEnds) await step('session ends', () => sessionEnds.close());
     if (ownsDatabase) await step('database', () => database.close());
     return { unclosed };
   };

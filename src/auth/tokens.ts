@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -131,6 +131,14 @@ export interface TokenService {
   revoke(id: string): Promise<boolean>;
   list(filter?: { subject?: string }): Promise<TokenRecord[]>;
   get(id: string): Promise<TokenRecord | undefined>;
+  /**
+   * Key material derived from the signing secret for another purpose (HKDF-SHA256, RFC 5869,
+   * empty salt, `info` naming the purpose): replicas sharing the secret derive the same bytes,
+   * and no derived key reveals the secret or another purpose's key.
+   *
+   * @param bytes - length, default 32
+   */
+  deriveKey(info: string, bytes?: number): Buffer;
 }
 
 /** True when the string has the shape of a JWT whose payload names Switchboard as issuer. */
@@ -240,6 +248,9 @@ export async function createTokenService(options: TokenServiceOptions): Promise<
   }
 
   return {
+    deriveKey(info, bytes = 32) {
+      return Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), info, bytes));
+    },
     async create(input) {
       assertValidInput(input);
       const now = clock();

@@ -53,6 +53,11 @@ export type SessionTransport = 'streamable-http' | 'sse' | 'stateless';
 /** One client session on one view. */
 export class ClientSession {
   readonly id: string;
+  /**
+   * The `Mcp-Session-Id` the client presents: {@link id}, or the sealed id any replica can read
+   * (`./session-seal.ts`), set when `initialize` is answered.
+   */
+  externalId: string;
   readonly principal: Principal;
   readonly transportKind: SessionTransport;
   view: View;
@@ -72,14 +77,27 @@ export class ClientSession {
   /** `server\nupstream URI` → the URI this client subscribed with (a `switchboard://` form for collisions). */
   #subscribed = new Map<string, string>();
 
-  constructor(id: string, view: View, principal: Principal, transportKind: SessionTransport, host: SessionHost) {
+  /**
+   * @param createdAt - when the session began (gateway clock, ms); default now. A session
+   *   restored from a sealed id keeps its original time, so `sessions.maxLifetime` still holds.
+   */
+  constructor(
+    id: string,
+    view: View,
+    principal: Principal,
+    transportKind: SessionTransport,
+    host: SessionHost,
+    createdAt?: number,
+  ) {
     this.id = id;
+    this.externalId = id;
     this.view = view;
     this.principal = principal;
     this.transportKind = transportKind;
     this.#host = host;
     this.#slot = { sessionId: id, principalId: principal.id };
-    this.createdAt = this.lastActivity = host.now();
+    this.lastActivity = host.now();
+    this.createdAt = createdAt ?? this.lastActivity;
   }
 
   /** True after close(). */
@@ -387,6 +405,7 @@ export class ClientSession {
     this.protocolVersion = version;
     this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
     this.clientInfo = params.clientInfo as JsonObject | undefined;
+    this.externalId = this.#host.sealSession?.(this) ?? this.id;
     return { protocolVersion: version, ...this.view.initializeResult() };
   }
 

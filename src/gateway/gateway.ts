@@ -28,6 +28,7 @@ import { overlappingNamespaces } from './naming.js';
 import { GatewayViews } from './gateway-views.js';
 import { SessionRegistry } from './session-registry.js';
 import type { NameCollision, View } from './view.js';
+import type { SessionSealer } from './session-seal.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -80,6 +81,17 @@ export class Gateway implements SessionHost {
    * first load (guardrail tool pinning). Set by the application; undefined: nobody listens.
    */
   onToolCatalog: ((server: string, tools: readonly JsonObject[]) => void) | undefined = undefined;
+  /**
+   * Seals the ids of Streamable HTTP sessions so that any replica with the same key can restore
+   * them ({@link findSession}); undefined: plain ids, known to this process only. Set by the
+   * application (`sessions.portable`).
+   */
+  sessionSealer: SessionSealer | undefined = undefined;
+  /**
+   * Told when a sealed session ends here by the client's DELETE or the operator, so other
+   * replicas can end their copies ({@link endSession}). Set by the application.
+   */
+  onSessionEnded: ((id: string, createdAt: number) => void) | undefined = undefined;
   #config: SwitchboardConfig;
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;
@@ -220,7 +232,86 @@ export class Gateway implements SessionHost {
 
   /** A live session, or undefined when unknown, closed, idle past `sessions.idleTimeout` or past `sessions.maxLifetime`. */
   getSession(id: string): ClientSession | undefined {
-    return this.#registry.get(id);
+    const dot = id.indexOf('.');
+    if (dot < 0) return this.#registry.get(id);
+    // A sealed id as the client presents it: this process's copy, if it has one.
+    const session = this.#registry.get(id.slice(0, dot));
+    return session?.externalId === id ? session : undefined;
+  }
+
+  /**
+   * SessionHost: the sealed id of a Streamable HTTP session (see {@link sessionSealer}), or
+   * undefined to keep its plain id.
+   */
+  sealSession(session: ClientSession): string | undefined {
+    const sealer = this.sessionSealer;
+    if (sealer === undefined || session.transportKind !== 'streamable-http') return undefined;
+    return sealer.seal({
+      sid: session.id,
+      principal: session.principal.id,
+      endpoint: endpointOf(session.view),
+      protocolVersion: session.protocolVersion ?? '',
+      clientCapabilities: session.clientCapabilities ?? {},
+      clientInfo: session.clientInfo,
+      createdAt: session.createdAt,
+    });
+  }
+
+  /**
+   * The session a client names with `Mcp-Session-Id` on `view`'s endpoint, as `principal`: a
+   * live session of this process, or one restored from its sealed id (opened on another
+   * replica, or before this process restarted) — bound, like any session, to that principal and
+   * endpoint. Undefined for anything else (unknown, ended, expired, another principal's, another
+   * endpoint's, an id that does not open): the caller answers 404.
+   *
+   * @throws GatewayError `SWB_ERR_SESSION_PRINCIPAL_LIMIT` / `SWB_ERR_SESSION_LIMIT` when
+   *   restoring would exceed the session limits
+   */
+  findSession(externalId: string, view: View, principal: Principal): ClientSession | undefined {
+    const dot = externalId.indexOf('.');
+    const sid = dot < 0 ? externalId : externalId.slice(0, dot);
+    const local = this.#registry.get(sid);
+    if (local !== undefined) {
+      return local.externalId === externalId && local.view === view && local.principal.id === principal.id
+        ? local
+        : undefined;
+    }
+    const sealer = this.sessionSealer;
+    if (dot < 0 || sealer === undefined || this.#registry.hasEnded(sid)) return undefined;
+    const claims = sealer.open(externalId);
+    if (claims === undefined || claims.principal !== principal.id || claims.endpoint !== endpointOf(view)) {
+      return undefined;
+    }
+    const { maxLifetime } = this.#config.sessions;
+    if (maxLifetime > 0 && this.#now() - claims.createdAt >= maxLifetime) return undefined;
+    this.#registry.admit(principal);
+    const session = new ClientSession(sid, view, principal, 'streamable-http', this, claims.createdAt);
+    session.protocolVersion = claims.protocolVersion;
+    session.clientCapabilities = claims.clientCapabilities;
+    session.clientInfo = claims.clientInfo;
+    session.initialized = true;
+    session.externalId = externalId;
+    this.#registry.add(session);
+    this.logger.debug({ session: sid, endpoint: claims.endpoint }, 'session restored from its sealed id');
+    return session;
+  }
+
+  /**
+   * Ends a session for good — the client's DELETE, the operator — and, for a sealed session,
+   * tells the other replicas ({@link onSessionEnded}), which end their copies.
+   */
+  closeSession(session: ClientSession, reason: string): void {
+    session.close(reason);
+    if (session.externalId !== session.id) this.onSessionEnded?.(session.id, session.createdAt);
+  }
+
+  /**
+   * Ends a sealed session another replica reports ended (the client's DELETE, the operator):
+   * closes this process's copy if it has one, and never restores it again.
+   */
+  endSession(id: string, createdAt: number): void {
+    this.#registry.markEnded(id, createdAt);
+    this.#registry.sessions.get(id)?.close('ended on another replica');
   }
 
   /** The live sessions of one principal (empty when it holds none). */
@@ -498,5 +589,17 @@ export class Gateway implements SessionHost {
         fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience);
         return;
     }
+  }
+}
+
+/** The endpoint path of a view: `/mcp`, `/mcp/{virtual}` or `/servers/{name}/mcp`. */
+export function endpointOf(view: View): string {
+  switch (view.kind) {
+    case 'aggregate':
+      return '/mcp';
+    case 'virtual':
+      return `/mcp/${view.name}`;
+    default:
+      return `/servers/${view.name}/mcp`;
   }
 }

@@ -70,6 +70,12 @@ export interface SessionHost {
   /** Mints and checks the task ids clients see (tasks extension; `./tasks.ts`). */
   readonly taskIds: TaskIds;
   now(): number;
+  /**
+   * The sealed `Mcp-Session-Id` of a session whose `initialize` was just answered (protocol
+   * version, capabilities and client info set), or undefined to keep its plain id. Absent: no
+   * sealing.
+   */
+  sealSession?(session: ClientSession): string | undefined;
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;
 }

@@ -12,6 +12,9 @@ import type { ClientSession } from './client-session.js';
 
 const NO_SESSIONS: ReadonlySet<ClientSession> = new Set();
 
+/** Ended sealed sessions remembered at most (the oldest are forgotten first). */
+export const MAX_ENDED_SESSIONS = 100_000;
+
 /** Options of {@link SessionRegistry}. */
 export interface SessionRegistryOptions {
   /** The session settings in force (read at each use: a reload may replace them). */
@@ -31,6 +34,11 @@ export class SessionRegistry {
   #nextExpiry = Infinity;
   #settings: () => SwitchboardConfig['sessions'];
   #now: () => number;
+  /**
+   * Sealed sessions that ended (id → when to forget, gateway clock ms): a sealed id stays
+   * readable until `sessions.maxLifetime`, so an ended one must not be restored from it.
+   */
+  #ended = new Map<string, number>();
 
   constructor(options: SessionRegistryOptions) {
     this.#settings = options.settings;
@@ -113,9 +121,29 @@ export class SessionRegistry {
     return this.#byPrincipal.get(principalId) ?? NO_SESSIONS;
   }
 
+  /**
+   * Remembers that the sealed session `id` ended, so it is never restored from its id again,
+   * until its id could no longer be restored anyway (`createdAt + sessions.maxLifetime`; a
+   * day after now without a lifetime). At most {@link MAX_ENDED_SESSIONS} are remembered.
+   */
+  markEnded(id: string, createdAt: number): void {
+    const { maxLifetime } = this.#settings();
+    const until = maxLifetime > 0 ? createdAt + maxLifetime : this.#now() + 86_400_000;
+    this.#ended.delete(id);
+    this.#ended.set(id, until);
+    if (this.#ended.size > MAX_ENDED_SESSIONS) this.#ended.delete(this.#ended.keys().next().value as string);
+  }
+
+  /** True when the sealed session `id` ended (see {@link markEnded}). */
+  hasEnded(id: string): boolean {
+    const until = this.#ended.get(id);
+    return until !== undefined && until > this.#now();
+  }
+
   /** Forgets a closed session; false when it was not registered (any more). */
   remove(session: ClientSession): boolean {
     if (!this.#sessions.delete(session.id)) return false;
+    if (session.externalId !== session.id) this.markEnded(session.id, session.createdAt);
     const own = this.#byPrincipal.get(session.principal.id);
     own?.delete(session);
     if (own?.size === 0) this.#byPrincipal.delete(session.principal.id);
@@ -134,6 +162,7 @@ export class SessionRegistry {
       } else next = Math.min(next, this.#deadline(s));
     }
     this.#nextExpiry = next;
+    for (const [id, until] of this.#ended) if (until <= now) this.#ended.delete(id);
     return closed;
   }
 

@@ -143,7 +143,7 @@ export function createSessionsApi(options: SessionsApiOptions): RouteHandler {
   function closeOne(res: ServerResponse, handle: string): void {
     for (const s of gateway.sessions.values()) {
       if (sessionHandle(s) !== handle) continue;
-      s.close('closed by an administrator');
+      gateway.closeSession(s, 'closed by an administrator');
       sendJson(res, 200, { handle, closed: true });
       return;
     }
@@ -155,7 +155,7 @@ export function createSessionsApi(options: SessionsApiOptions): RouteHandler {
     if (principal === null || principal === '')
       throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', 'DELETE /api/v1/sessions needs ?principal=<id>');
     const own = [...gateway.sessionsOf(principal)];
-    for (const s of own) s.close('closed by an administrator');
+    for (const s of own) gateway.closeSession(s, 'closed by an administrator');
     sendJson(res, 200, { principal, closed: own.length });
   }
 

@@ -129,7 +129,7 @@ export class PostChannel implements OutboundChannel {
           res.writeHead(200, {
             'content-type': 'application/json',
             'content-length': Buffer.byteLength(data),
-            'mcp-session-id': this.#session.id,
+            'mcp-session-id': this.#session.externalId,
           });
           res.end(data);
         }
@@ -161,7 +161,7 @@ export class PostChannel implements OutboundChannel {
       this.#res.writeHead(encoded.status, {
         'content-type': 'application/json',
         'content-length': Buffer.byteLength(body),
-        'mcp-session-id': this.#session.id,
+        'mcp-session-id': this.#session.externalId,
         ...encoded.headers,
       });
       this.#res.end(body);

@@ -145,7 +145,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     stream: StreamState,
     headers: Record<string, string> = {},
   ): void {
-    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id, ...headers });
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.externalId, ...headers });
     res.flushHeaders();
     // 2025-11-25: a priming event with an id lets the client resume before the first message.
     if (storeSizeOf() > 0 && session.protocolVersion === '2025-11-25') {
@@ -209,7 +209,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     if (!live && !replays && (oldest === undefined || oldest.seq > seq + 1)) {
       throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
     }
-    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.id });
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.externalId });
     res.flushHeaders();
     if (live && live.res && live.res !== res) {
       live.res.end();

@@ -72,12 +72,11 @@ export function createStreamableHandler(options: StreamableOptions) {
     const id = req.headers['mcp-session-id'];
     if (typeof id !== 'string' || id === '')
       throw new GatewayError('SWB_ERR_SESSION_REQUIRED', 'Bad Request: Mcp-Session-Id header is required');
-    const session = gateway.getSession(id);
     // A session is bound to its endpoint (view) and principal; presented by anyone else, or on
-    // another endpoint, it does not exist (a session id is never a credential).
-    if (!session || session.view !== view || session.principal.id !== principal.id) {
-      throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
-    }
+    // another endpoint, it does not exist (a session id is never a credential). A sealed id
+    // opened on another replica is restored here (gateway.findSession).
+    const session = gateway.findSession(id, view, principal);
+    if (!session) throw new GatewayError('SWB_ERR_SESSION_NOT_FOUND', 'Session not found');
     return session;
   }
 
@@ -171,7 +170,7 @@ export function createStreamableHandler(options: StreamableOptions) {
 
   function del(req: IncomingMessage, res: ServerResponse, view: View, principal: Principal): void {
     const session = sessionFor(req, view, principal);
-    session.close('deleted by client');
+    gateway.closeSession(session, 'deleted by client');
     res.writeHead(200).end();
   }
 

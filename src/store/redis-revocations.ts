@@ -29,6 +29,11 @@ export interface RedisRevocationFeedOptions {
   /** Pub/sub channel; every replica of one deployment must use the same. Pub/sub ignores the db index. */
   channel: string;
   logger: Logger;
+  /**
+   * What the messages announce, for log lines. Default `token revocations` (the feed also
+   * carries other announcements of one id, e.g. ended sessions).
+   */
+  what?: string;
 }
 
 /** A {@link RevocationFeed} with the step that connects it. */
@@ -46,6 +51,7 @@ export interface RedisRevocationFeed extends RevocationFeed {
  */
 export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): RedisRevocationFeed {
   const { publisher, subscriber, channel, logger } = options;
+  const what = options.what ?? 'token revocations';
   const listeners: Array<(tokenId: string | undefined) => void> = [];
   let started = false;
   let readyBefore = false;
@@ -53,7 +59,7 @@ export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): 
     subscriber.subscribe(channel).then(
       () => undefined,
       (err: unknown) =>
-        logger.warn({ err, channel }, 'could not subscribe to token revocations; other replicas are seen within 5 s'),
+        logger.warn({ err, channel }, `could not subscribe to ${what}; those of other replicas are not heard`),
     );
   subscriber.on('message', (from: string, message: string) => {
     if (from !== channel || message === '') return;
@@ -75,7 +81,7 @@ export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): 
       try {
         await publisher.publish(channel, tokenId);
       } catch (err) {
-        logger.warn({ err, channel }, 'could not announce a token revocation; other replicas see it within 5 s');
+        logger.warn({ err, channel }, `could not announce one of the ${what} to other replicas`);
       }
     },
     subscribe(listener) {

@@ -25,6 +25,41 @@ export const SessionsConfig = z
     attributionWait: Duration.default(30_000),
     /** Concurrent sessions one principal may hold; more gets 429. `0` or `null` = no limit. Default 100. */
     maxPerPrincipal: z.number().int().min(0).nullable().default(100),
+    /**
+     * Seal Streamable HTTP session ids (AES-256-GCM over principal, endpoint, protocol version,
+     * client capabilities and info) so that every replica with the same key serves every
+     * session, and a restarted process keeps serving its sessions. Default true.
+     */
+    portable: z.boolean().default(true),
+    /**
+     * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
+     * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
+     * rotation adds the new key first and removes the old one after `maxLifetime`. Default: one
+     * key derived from the gateway's signing secret (`SWITCHBOARD_SECRET`, or the one stored in
+     * the database), which every replica sharing that secret or database derives alike.
+     */
+    /**
+     * Redis pub/sub channel on which replicas announce sealed sessions that ended (the client's
+     * DELETE, the operator), when `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:ended`.
+     */
+    endedChannel: z.string().min(1).default('swb:sessions:ended'),
+    keys: z
+      .array(
+        z
+          .object({
+            id: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'a key id is 1–16 characters of A–Z, a–z, 0–9, _ and -'),
+            secret: z.string().min(32, 'a session key secret is at least 32 characters'),
+          })
+          .strict(),
+      )
+      .default([])
+      .superRefine((keys, ctx) => {
+        const seen = new Set<string>();
+        for (const [i, k] of keys.entries()) {
+          if (seen.has(k.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate key id ${k.id}` });
+          seen.add(k.id);
+        }
+      }),
   })
   .strict()
   .default({
@@ -34,4 +69,7 @@ export const SessionsConfig = z
     maxSessions: 10_000,
     attributionWait: 30_000,
     maxPerPrincipal: 100,
+    portable: true,
+    endedChannel: 'swb:sessions:ended',
+    keys: [],
   });

@@ -203,7 +203,7 @@ describe('Streamable HTTP edge', () => {
 
   it('drops the answer of a client that went away: nothing is written, the call settles, the session keeps serving', async () => {
     const sid = await initSession(mcp);
-    const session = gw.gateway.sessions.get(sid)!;
+    const session = gw.gateway.getSession(sid)!;
     // The real ServerResponse of that request, seen through a second 'request' listener.
     let response: ServerResponse | undefined;
     const spy = (req: IncomingMessage, res: ServerResponse): void => {
@@ -324,7 +324,9 @@ describe('session bounds', () => {
       await initSession(url);
       await expect(initSession(url)).rejects.toThrow(/initialize failed: 429/);
       await fetch(url, { method: 'DELETE', headers: { 'mcp-session-id': a } });
-      await expect(initSession(url)).resolves.toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      await expect(initSession(url)).resolves.toMatch(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)?$/,
+      );
     } finally {
       await gw.close();
     }

@@ -249,7 +249,7 @@ describe('expiry of sessions held by an open stream', () => {
     now += 9 * 60_000;
     await openGet('/mcp', sid);
     aborts.pop()!.abort(); // the stream is gone again: only the GET itself counts
-    await waitFor(() => gw!.gateway.sessions.get(sid)?.hasStandaloneStream === false, 3000, 'stream closed');
+    await waitFor(() => gw!.gateway.getSession(sid)?.hasStandaloneStream === false, 3000, 'stream closed');
     now += 9 * 60_000;
     expect(gw.gateway.sweep().sessions).toBe(0);
     expect(await ping('/mcp', sid)).toBe(200);

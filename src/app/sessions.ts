@@ -1,0 +1,68 @@
+/**
+ * Portable sessions: the {@link SessionSealer} built from `sessions.portable` and
+ * `sessions.keys` (or, without keys, from the gateway's signing secret), and the Redis feed on
+ * which replicas announce the sessions they ended.
+ *
+ * @module
+ */
+import type { TokenService } from '../auth/tokens.js';
+import type { SwitchboardConfig } from '../config/schema.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { Logger } from '../observability/logger.js';
+import { deriveSessionKey, SESSION_KEY_INFO, SessionSealer, sessionKeyOf } from '../gateway/session-seal.js';
+
+/**
+ * The sealer of `config` (undefined when `sessions.portable` is false): the configured keys,
+ * the first sealing, or one key derived from the token service's signing secret. Keys are
+ * derived here, once per start or reload, never per request.
+ */
+export function sessionSealerFor(config: SwitchboardConfig, tokens: TokenService): SessionSealer | undefined {
+  const { portable, keys } = config.sessions;
+  if (!portable) return undefined;
+  if (keys.length > 0) return new SessionSealer(keys.map((k) => deriveSessionKey(k.secret, k.id)));
+  return new SessionSealer([sessionKeyOf(tokens.deriveKey(SESSION_KEY_INFO))]);
+}
+
+/** The Redis feed of ended sealed sessions; see {@link startSessionEndFeed}. */
+export interface SessionEndFeed {
+  close(): Promise<void>;
+}
+
+/**
+ * Connects `gateway` to the other replicas over Redis pub/sub (`sessions.endedChannel`): a sealed
+ * session this replica ends for good (the client's DELETE, the operator) is announced, and one
+ * another replica announces is closed here and never restored again. Best effort: pub/sub keeps
+ * nothing, so a replica that was disconnected from Redis misses the announcements of that time.
+ */
+export async function startSessionEndFeed(
+  gateway: Gateway,
+  config: SwitchboardConfig,
+  redisUrl: string,
+  logger: Logger,
+): Promise<SessionEndFeed> {
+  const { createRedisClient } = await import('../store/redis.js');
+  const { createRedisRevocationFeed } = await import('../store/redis-revocations.js');
+  const log = logger.child({ component: 'session-ends' });
+  const feed = createRedisRevocationFeed({
+    publisher: createRedisClient(redisUrl, log),
+    subscriber: createRedisClient(redisUrl, log),
+    channel: config.sessions.endedChannel,
+    logger: log,
+    what: 'ended sessions',
+  });
+  feed.subscribe((message) => {
+    if (message === undefined) return;
+    const space = message.indexOf(' ');
+    const createdAt = Number(message.slice(space + 1));
+    if (space <= 0 || !Number.isFinite(createdAt)) return;
+    gateway.endSession(message.slice(0, space), createdAt);
+  });
+  gateway.onSessionEnded = (id, createdAt) => void feed.publish(`${id} ${createdAt}`);
+  await feed.start();
+  return {
+    close: () => {
+      gateway.onSessionEnded = undefined;
+      return feed.close();
+    },
+  };
+}

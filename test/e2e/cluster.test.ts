@@ -1,0 +1,180 @@
+/**
+ * Three `switchboard serve` replicas with one configuration, one `SWITCHBOARD_SECRET`, one Redis
+ * and one PostgreSQL database, behind a balancer that sends every HTTP request to the next
+ * replica (no affinity): a 2025-era session opened through one replica is served by all of them
+ * (sealed session ids), is refused to another principal on every replica, ends everywhere when
+ * the client deletes it, and a revoked token is refused by every replica within a second.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startBalancer, type Balancer } from '../helpers/balancer.js';
+import { startEverythingHttp, type EverythingHttp } from '../helpers/everything.js';
+import { connectClient, waitFor } from '../helpers/gateway.js';
+import { createSchema, dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../helpers/postgres.js';
+import { REDIS_URL, redisGate } from '../helpers/redis.js';
+import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
+
+const ready = (await postgresGate('multi-replica tests')) && (await redisGate('multi-replica tests'));
+
+const MCP_HEADERS = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+
+function run(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...CLI, ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`${args.join(' ')}: ${code}\n${err}`))));
+  });
+}
+
+describe.runIf(ready)('three replicas behind a balancer without affinity', () => {
+  const schema = uniqueSchema('cluster');
+  const replicas: ServeProcess[] = [];
+  let balancer: Balancer;
+  let everything: EverythingHttp;
+  let env: NodeJS.ProcessEnv;
+  let alice: { id: string; token: string };
+  let bob: { id: string; token: string };
+  let config: string;
+
+  beforeAll(async () => {
+    await createSchema(schema);
+    everything = await startEverythingHttp('streamableHttp');
+    const dir = mkdtempSync(`${tmpdir()}/swb-cluster-`);
+    config = `${dir}/switchboard.yaml`;
+    const prefix = `swb-test-${process.pid}-${randomBytes(3).toString('hex')}`;
+    writeFileSync(
+      config,
+      [
+        'auth:',
+        '  mode: tokens',
+        `  revocationChannel: ${prefix}:revoked`,
+        'listen: { port: 0 }',
+        'sessions:',
+        `  endedChannel: ${prefix}:ended`,
+        'rateLimiting: { keyPrefix: ' + JSON.stringify(`${prefix}:rl:`) + ' }',
+        'servers:',
+        `  everything: { url: ${JSON.stringify(everything.url)} }`,
+        `  echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(`${ROOT}test/fixtures/echo-server.mjs`)}] }`,
+        '',
+      ].join('\n'),
+    );
+    env = {
+      ...process.env,
+      SWITCHBOARD_SECRET: randomBytes(32).toString('base64url'),
+      SWITCHBOARD_REDIS_URL: `${REDIS_URL}/11`,
+      SWITCHBOARD_DATABASE_URL: `${POSTGRES_URL}?options=${encodeURIComponent(`-c search_path=${schema}`)}`,
+      SWITCHBOARD_LOG_FORMAT: 'json',
+    };
+    // The first replica migrates the schema; the others start together on it.
+    replicas.push(await startServe(['--config', config], { env }));
+    replicas.push(...(await Promise.all([1, 2].map(() => startServe(['--config', config], { env })))));
+    const create = async (name: string) =>
+      JSON.parse(
+        await run(['token', 'create', '--config', config, '--name', name, '--permissions', '*', '--json'], env),
+      ) as { id: string; token: string };
+    alice = await create('alice');
+    bob = await create('bob');
+    balancer = await startBalancer(replicas.map((r) => r.url));
+  }, 120_000);
+
+  afterAll(async () => {
+    await balancer?.close();
+    for (const r of replicas) r.child.kill('SIGTERM');
+    await Promise.all(replicas.map((r) => r.exited));
+    await everything?.stop();
+    await dropSchema(schema);
+  }, 60_000);
+
+  const auth = (t: { token: string }) => ({ authorization: `Bearer ${t.token}` });
+
+  async function status(url: string, sid: string, who: { token: string }): Promise<number> {
+    const r = await fetch(url, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(who), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 99, method: 'ping' }),
+    });
+    await r.arrayBuffer();
+    return r.status;
+  }
+
+  it('serves one SDK session on every replica: lists and calls on an HTTP upstream, a stdio upstream and the aggregate', async () => {
+    const before = [...balancer.served];
+    const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'cluster-client', auth(alice));
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names).toEqual(expect.arrayContaining(['everything__echo', 'echo__echo']));
+      for (let i = 0; i < 6; i++) {
+        const viaHttp = await client.callTool({ name: 'everything__echo', arguments: { message: `h${i}` } });
+        expect(JSON.stringify(viaHttp.content)).toContain(`h${i}`);
+        const viaStdio = await client.callTool({ name: 'echo__echo', arguments: { message: `s${i}` } });
+        expect(JSON.stringify(viaStdio.content)).toContain(`Echo: s${i}`);
+      }
+      // Every replica served part of this one session.
+      for (const [i, n] of balancer.served.entries()) expect(n - before[i]!).toBeGreaterThanOrEqual(4);
+    } finally {
+      await client.close();
+    }
+    const single = await connectClient(`${balancer.url}/servers/echo/mcp`, {}, 'cluster-single', auth(alice));
+    try {
+      expect((await single.client.listTools()).tools.map((t) => t.name)).toContain('echo');
+      for (let i = 0; i < 3; i++) {
+        const r = await single.client.callTool({ name: 'echo', arguments: { message: `x${i}` } });
+        expect(JSON.stringify(r.content)).toContain(`Echo: x${i}`);
+      }
+    } finally {
+      await single.client.close();
+    }
+  });
+
+  it("answers 404 to another principal presenting a session's id, on every replica", async () => {
+    const { client, transport } = await connectClient(`${balancer.url}/mcp`, {}, 'alice', auth(alice));
+    try {
+      const sid = transport.sessionId!;
+      expect(sid.split('.')).toHaveLength(3);
+      for (const r of replicas) {
+        expect(await status(`${r.url}/mcp`, sid, bob)).toBe(404);
+        expect(await status(`${r.url}/mcp`, sid, alice)).toBe(200);
+        // Bound to its endpoint too.
+        expect(await status(`${r.url}/servers/echo/mcp`, sid, alice)).toBe(404);
+      }
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('ends a session on every replica when its client deletes it through one', async () => {
+    const { transport } = await connectClient(`${balancer.url}/mcp`, {}, 'alice', auth(alice));
+    const sid = transport.sessionId!;
+    for (const r of replicas) expect(await status(`${r.url}/mcp`, sid, alice)).toBe(200);
+    await transport.terminateSession();
+    for (const r of replicas) {
+      await waitFor(async () => (await status(`${r.url}/mcp`, sid, alice)) === 404, 1000, `404 from ${r.url}`);
+    }
+  });
+
+  it('refuses a token revoked through one replica on every replica within a second', async () => {
+    const carol = JSON.parse(
+      await run(['token', 'create', '--config', config, '--name', 'carol', '--permissions', '*', '--json'], env),
+    ) as { id: string; token: string };
+    const { transport } = await connectClient(`${balancer.url}/mcp`, {}, 'carol', auth(carol));
+    const sid = transport.sessionId!;
+    // Every replica has verified (and cached) the token.
+    for (const r of replicas) expect(await status(`${r.url}/mcp`, sid, carol)).toBe(200);
+    const revoked = await fetch(`${replicas[0]!.url}/api/v1/tokens/${carol.id}`, {
+      method: 'DELETE',
+      headers: auth(alice),
+    });
+    expect(revoked.status).toBe(200);
+    const at = Date.now();
+    for (const r of replicas) {
+      await waitFor(async () => (await status(`${r.url}/mcp`, sid, carol)) === 401, 1000, `401 from ${r.url}`);
+    }
+    expect(Date.now() - at).toBeLessThan(1000);
+  });
+});
