@@ -145,6 +145,11 @@ export const ERROR_CODES = {
   /** `sessions.maxSessions` are open; `data.retryAfterMs` says when the first of them expires. */
   SWB_ERR_SESSION_LIMIT: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE, expose: true },
   /**
+   * This replica is draining (SIGTERM): it opens no new session. 503 with `Retry-After`; another
+   * replica opens it, and the sessions it already serves go on elsewhere (sealed session ids).
+   */
+  SWB_ERR_SESSION_DRAINING: { family: 'http', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 2, expose: true },
+  /**
    * The principal already holds `sessions.maxPerPrincipal` sessions. 429 (RFC 6585 §4), not 503:
    * the limit is the caller's own, the gateway is not overloaded. `data.retryAfterMs` says when
    * the first of its sessions expires; closing one (DELETE) frees a slot at once.

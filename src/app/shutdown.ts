@@ -1,5 +1,6 @@
 /**
- * The gateway's graceful stop: named steps run one after another (HTTP listener, upstreams,
+ * The gateway's graceful stop: first a drain (`/readyz` fails, no new sessions, every response
+ * closes its connection, for `shutdown.drainDelay`), then named steps run one after another (HTTP listener, upstreams,
  * destination policy, usage log, tracing, rate limiter, guardrails, Redis, token revocations, session ends,
  * database), all bounded by one deadline. A step still open at the deadline is abandoned and
  * named in the {@link CloseReport}; a step that fails is logged and counts as closed.
@@ -89,6 +90,14 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
       clearTimeout(timer);
       if (!finished) unclosed.push(name);
     };
+    // Drain: fail /readyz and refuse new sessions while still serving, so a load balancer stops
+    // sending here before the listener closes (`shutdown.drainDelay`).
+    gateway.draining = true;
+    const drainDelay = Math.min(gateway.config.shutdown.drainDelay, timeoutMs / 2);
+    if (drainDelay > 0) {
+      logger.info({ drainDelayMs: drainDelay }, 'draining: /readyz fails, no new sessions; still serving');
+      await new Promise((resolve) => setTimeout(resolve, drainDelay));
+    }
     // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
     tunnels.close();
     await step(

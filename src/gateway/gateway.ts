@@ -92,6 +92,12 @@ export class Gateway implements SessionHost {
    * replicas can end their copies ({@link endSession}). Set by the application.
    */
   onSessionEnded: ((id: string, createdAt: number) => void) | undefined = undefined;
+  /**
+   * True once the gateway is stopping (SIGTERM): `/readyz` fails, no new session is opened
+   * (`SWB_ERR_SESSION_DRAINING`), responses ask clients and balancers to close the connection,
+   * and what is in flight — requests of existing sessions included — is still served.
+   */
+  draining = false;
   #config: SwitchboardConfig;
   /** The configuration file's content; `#config` is it plus the runtime servers. */
   #fileConfig: SwitchboardConfig;
@@ -222,8 +228,14 @@ export class Gateway implements SessionHost {
    *   `sessions.maxPerPrincipal` live sessions; `SWB_ERR_SESSION_LIMIT` (503) when
    *   `sessions.maxSessions` are open. Both carry `data.retryAfterMs`: the time until the first
    *   of those sessions expires (at least 1 s), for the edge's `Retry-After` (RFC 9110 §10.2.3).
+   *   `SWB_ERR_SESSION_DRAINING` (503) for a session with a client stream while {@link draining}.
    */
   createSession(view: View, principal: Principal, transportKind: SessionTransport): ClientSession {
+    if (this.draining && transportKind !== 'stateless') {
+      throw new GatewayError('SWB_ERR_SESSION_DRAINING', 'this replica is shutting down; open the session again', {
+        data: { retryAfterMs: 1000 },
+      });
+    }
     this.#registry.admit(principal);
     const session = new ClientSession(randomUUID(), view, principal, transportKind, this);
     this.#registry.add(session);

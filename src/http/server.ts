@@ -285,6 +285,10 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       state: u.state,
       error: u.lastError,
     }));
+    if (gateway.draining) {
+      json(res, 503, { status: 'draining', upstreams, stores: [] });
+      return;
+    }
     const stores = options.readiness ? await options.readiness() : [];
     const ready = upstreams.every((u) => u.state === 'ready') && stores.every((c) => c.ok);
     json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams, stores });
@@ -311,6 +315,9 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
     // The id on every log line about this request: an inbound X-Request-Id when it is a safe
     // token, else a fresh one.
     const reqId = requestIdFrom(req.headers['x-request-id'] as string | undefined);
+    // Draining: every response closes its connection, so clients and balancers reconnect to a
+    // replica that stays (RFC 9112 §9.6).
+    if (gateway.draining) res.setHeader('connection', 'close');
     try {
       const url = req.url ?? '/';
       const q = url.indexOf('?');

@@ -55,6 +55,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
         '  mode: tokens',
         `  revocationChannel: ${prefix}:revoked`,
         'listen: { port: 0 }',
+        'shutdown: { drainDelay: 500ms }',
         'sessions:',
         `  endedChannel: ${prefix}:ended`,
         'rateLimiting: { keyPrefix: ' + JSON.stringify(`${prefix}:rl:`) + ' }',
@@ -176,5 +177,63 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
       await waitFor(async () => (await status(`${r.url}/mcp`, sid, carol)) === 401, 1000, `401 from ${r.url}`);
     }
     expect(Date.now() - at).toBeLessThan(1000);
+  });
+
+  it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0', async () => {
+    const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'steady', auth(alice));
+    const failures: unknown[] = [];
+    let calls = 0;
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        try {
+          const r = await client.callTool({ name: 'echo__echo', arguments: { message: `n${calls}` } });
+          if (!JSON.stringify(r.content).includes(`Echo: n${calls}`)) failures.push(r);
+        } catch (err) {
+          failures.push(err);
+        }
+        calls++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const leaving = replicas[2]!;
+      leaving.child.kill('SIGTERM');
+      // While it drains it fails /readyz and opens no session, but still serves this one.
+      await waitFor(
+        async () => {
+          const r = await fetch(`${leaving.url}/readyz`).catch(() => undefined);
+          return r?.status === 503 && ((await r.json()) as { status: string }).status === 'draining';
+        },
+        400,
+        'draining /readyz',
+      );
+      const init = await fetch(`${leaving.url}/mcp`, {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, ...auth(alice) },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'late', version: '1' } },
+        }),
+      });
+      expect(init.status).toBe(503);
+      expect(init.headers.get('connection')).toBe('close');
+      expect(((await init.json()) as { error: { data: { code: string } } }).error.data.code).toBe(
+        'SWB_ERR_SESSION_DRAINING',
+      );
+      expect(await leaving.exited).toBe(0);
+      const after = calls;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      expect(calls - after).toBeGreaterThan(5);
+    } finally {
+      stop = true;
+      await loop;
+      await client.close();
+    }
+    expect(failures).toEqual([]);
+    expect(calls).toBeGreaterThan(20);
   });
 });

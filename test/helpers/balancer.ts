@@ -1,7 +1,8 @@
 /**
  * A load balancer without affinity for tests: every HTTP request (not every connection) goes to
- * the next backend in turn, bodies streamed both ways (SSE responses included). Counts what each
- * backend served.
+ * the next backend in turn; the request body is read first (MCP messages are small), responses
+ * are streamed (SSE included). A backend that refuses the connection — a stopped replica — is
+ * skipped for the next one. Counts what each backend served.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,8 @@ export interface Balancer {
   readonly url: string;
   /** Requests sent to each backend, in backend order. */
   readonly served: number[];
+  /** Requests sent on to the next backend because a backend refused the connection. */
+  readonly refused: number;
   close(): Promise<void>;
 }
 
@@ -21,9 +24,9 @@ export async function startBalancer(backends: readonly string[]): Promise<Balanc
   const agent = new http.Agent({ keepAlive: true });
   const served = backends.map(() => 0);
   let next = 0;
-  const server = http.createServer((req, res) => {
-    const i = next;
-    next = (next + 1) % targets.length;
+  let refused = 0;
+  /** Sends `body` to backend `i`; a refused connection (nothing sent) goes to the next one, as HAProxy's `retries`/`redispatch` do. */
+  const forward = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer, i: number, tries: number) => {
     served[i]!++;
     const target = targets[i]!;
     const upstream = http.request(
@@ -40,20 +43,33 @@ export async function startBalancer(backends: readonly string[]): Promise<Balanc
         answer.pipe(res);
       },
     );
-    upstream.on('error', () => {
-      if (!res.headersSent) res.writeHead(502).end();
+    upstream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ECONNREFUSED' && tries < targets.length && !res.headersSent) {
+        refused++;
+        forward(req, res, body, (i + 1) % targets.length, tries + 1);
+      } else if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
     });
     res.on('close', () => {
       if (!res.writableFinished) upstream.destroy();
     });
-    req.pipe(upstream);
+    upstream.end(body);
+  };
+  const server = http.createServer((req, res) => {
+    const i = next;
+    next = (next + 1) % targets.length;
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => forward(req, res, Buffer.concat(chunks), i, 1));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}`,
     served,
+    get refused() {
+      return refused;
+    },
     close: () =>
       new Promise<void>((resolve) => {
         agent.destroy();

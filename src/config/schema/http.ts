@@ -98,6 +98,17 @@ export const ShutdownConfig = z
      * log flush, stores) are abandoned, listed in a warning, and the exit code is 1. Default 10s.
      */
     gracePeriod: Duration.pipe(z.number().min(100).max(600_000)).default(10_000),
+    /**
+     * How long a stopping replica keeps serving after it starts failing `/readyz` and refusing
+     * new sessions, before it closes its listener: the time a load balancer needs to notice (its
+     * health-check interval × fall count). Part of `gracePeriod`. Default 0 (one process, no
+     * balancer); behind a balancer set it, e.g. `3s`.
+     */
+    drainDelay: Duration.pipe(z.number().min(0).max(600_000)).default(0),
   })
   .strict()
-  .default({ gracePeriod: 10_000 });
+  .refine((s) => s.drainDelay < s.gracePeriod, {
+    message: 'shutdown.drainDelay must be shorter than shutdown.gracePeriod',
+    path: ['drainDelay'],
+  })
+  .default({ gracePeriod: 10_000, drainDelay: 0 });
