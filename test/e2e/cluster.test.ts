@@ -179,6 +179,39 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     expect(Date.now() - at).toBeLessThan(1000);
   });
 
+  it('serves MCP 2026-07-28 stateless requests on every replica (no session to share)', async () => {
+    const before = [...balancer.served];
+    for (let i = 0; i < 6; i++) {
+      const r = await fetch(`${balancer.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          ...MCP_HEADERS,
+          ...auth(alice),
+          'mcp-protocol-version': '2026-07-28',
+          'mcp-method': 'tools/call',
+          'mcp-name': 'echo__echo',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: i,
+          method: 'tools/call',
+          params: {
+            name: 'echo__echo',
+            arguments: { message: `m${i}` },
+            _meta: {
+              'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+              'io.modelcontextprotocol/clientCapabilities': {},
+            },
+          },
+        }),
+      });
+      expect(r.status).toBe(200);
+      expect(r.headers.get('mcp-session-id')).toBeNull();
+      expect(JSON.stringify(await r.json())).toContain(`Echo: m${i}`);
+    }
+    for (const [i, n] of balancer.served.entries()) expect(n - before[i]!).toBe(2);
+  });
+
   it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0', async () => {
     const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'steady', auth(alice));
     const failures: unknown[] = [];
