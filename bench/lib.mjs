@@ -568,3 +568,73 @@ export async function startPeer(kind) {
   h.version = pkg.version;
   return h;
 }
+
+/** The HAProxy binary of the cluster scenario (`SWITCHBOARD_BENCH_HAPROXY`, else `haproxy` from PATH), or undefined. */
+export function haproxyBin() {
+  const bin = process.env.SWITCHBOARD_BENCH_HAPROXY ?? 'haproxy';
+  const r = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return r.status === 0 ? bin : undefined;
+}
+
+/**
+ * HAProxy on a free loopback port in front of `backends` (base URLs), without affinity: in HTTP
+ * mode with keep-alive on both sides, every request is balanced round robin on its own, a
+ * refused connection is retried on the next server. Resolves with `{ url: …/mcp, stop }`.
+ */
+export async function startHaproxy(backends, { tmpDir }) {
+  const bin = haproxyBin();
+  if (!bin) throw new Error('haproxy is not installed (apt-get install -y haproxy)');
+  const port = await freePort();
+  const file = join(tmpDir, `haproxy-${process.pid}-${port}.cfg`);
+  writeFileSync(
+    file,
+    [
+      'global',
+      '  maxconn 4096',
+      '  nbthread 1',
+      'defaults',
+      '  mode http',
+      '  timeout connect 2s',
+      '  timeout client 60s',
+      '  timeout server 60s',
+      '  option http-keep-alive',
+      '  http-reuse always',
+      '  retries 2',
+      '  option redispatch',
+      '  retry-on conn-failure empty-response',
+      'frontend mcp',
+      `  bind 127.0.0.1:${port}`,
+      '  default_backend replicas',
+      'backend replicas',
+      '  balance roundrobin',
+      ...backends.map((b, i) => `  server r${i + 1} ${new URL(b).host}`),
+      '',
+    ].join('\n'),
+  );
+  const proc = spawn(bin, ['-db', '-f', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr.on('data', (d) => (err += d));
+  for (let i = 0; ; i++) {
+    if (proc.exitCode !== null) throw new Error(`haproxy exited with ${proc.exitCode}: ${err}`);
+    const up = await new Promise((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (i > 100) throw new Error(`haproxy did not listen on ${port}: ${err}`);
+    await sleep(50);
+  }
+  return {
+    pid: proc.pid,
+    url: `http://127.0.0.1:${port}/mcp`,
+    stop: () =>
+      new Promise((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once('exit', () => resolve());
+        proc.kill('SIGTERM');
+      }),
+  };
+}

@@ -57,7 +57,7 @@ if (argv.help) {
       '                          [--features FILE.yaml [--header "Authorization: Bearer …"]]\n' +
       'Scenarios: 1 stdio tools/call, 2 Streamable HTTP tools/call, 3 features (default only),\n' +
       '           4 tools/list of a 1,000-tool aggregate, 5 idle sessions RSS, 6 session setup rate,\n' +
-      '           7 cold start.\n',
+      '           7 cold start, 8 three replicas behind HAProxy against one.\n',
   );
   process.exit(0);
 }
@@ -847,6 +847,48 @@ async function scenario7() {
   results.s7 = r;
 }
 
+// ─── scenario 8: a cluster behind HAProxy ──────────────────────────────────────────────────────
+
+/**
+ * Replicas with one `SWITCHBOARD_SECRET` (portable sessions) behind HAProxy balancing every
+ * request round robin (no affinity), each over its own stdio echo child.
+ */
+async function startCluster(n) {
+  const env = { SWITCHBOARD_SECRET: 'bench-cluster-secret-0123456789abcdef' };
+  const replicas = await Promise.all(
+    Array.from({ length: n }, () => track(lib.startSwitchboard(stdioEcho(), { tmpDir: TMP, env }))),
+  );
+  const lb = await lib.startHaproxy(
+    replicas.map((r) => r.url.replace(/\/mcp$/, '')),
+    { tmpDir: TMP },
+  );
+  return {
+    url: lb.url,
+    replicas: replicas.length,
+    stop: async () => {
+      await lb.stop();
+      await Promise.all(replicas.map((r) => r.stop()));
+    },
+  };
+}
+
+async function scenario8() {
+  log(`\n[8] tools/call echo through HAProxy (per-request round robin), ${CFG.sessions} sessions, c=16`);
+  if (!lib.haproxyBin()) {
+    log('  skipped: haproxy is not installed (apt-get install -y haproxy)');
+    results.s8 = { error: 'haproxy is not installed' };
+    return;
+  }
+  const contenders = [
+    { key: 'one', label: 'HAProxy → 1 replica', start: () => startCluster(1), tool: 'echo__echo' },
+    { key: 'three', label: 'HAProxy → 3 replicas (sealed sessions)', start: () => startCluster(3), tool: 'echo__echo' },
+  ];
+  results.s8 = await compare(contenders, [
+    { id: 16, label: 'c=16', opts: (c) => ({ op: 'call', tool: c.tool, concurrency: 16 }) },
+  ]);
+  results.s8.contenders = contenders.map(({ key, label }) => ({ key, label }));
+}
+
 // ─── report ────────────────────────────────────────────────────────────────────────────────────
 
 function report() {
@@ -993,6 +1035,38 @@ function report() {
       }
     }
   }
+  const s8 = results.s8;
+  if (s8 && !s8.error) {
+    print('### 8. tools/call echo through HAProxy: three replicas against one (per-request round robin, no affinity)');
+    print();
+    const t = [];
+    for (const c of s8.contenders) {
+      const x = s8[c.key]?.[16];
+      if (!x) {
+        t.push([c.label, `not run: ${s8[c.key]?.error ?? 'no result'}`, '', '', '', '', '']);
+        continue;
+      }
+      t.push([
+        c.label,
+        int(x.rps),
+        int(x.medianRps),
+        f3(x.p50),
+        f3(x.p99),
+        x.errors,
+        x.runs.map((r) => int(r.rps)).join(' / '),
+      ]);
+    }
+    table(
+      ['contender (c=16)', 'req/s (best)', 'req/s (median)', 'p50 ms', 'p99 ms', 'errors', 'req/s of each round'],
+      t,
+    );
+    print(
+      'Every replica runs its own stdio echo child; the 4 sessions are opened through the balancer, so most of their ' +
+        'requests land on a replica that did not open them and is served from the sealed session id (the first such ' +
+        'request restores the session there; later ones find it).',
+    );
+    print();
+  }
   if (results.s7) {
     const r = results.s7;
     print('### 7. Cold start to ready');
@@ -1134,6 +1208,16 @@ function printTargets() {
       status(ratios.every((x) => x >= 4)),
     ]);
   }
+  const one = results.s8?.one?.[16];
+  const three = results.s8?.three?.[16];
+  if (one && three) {
+    const med = three.medianRps / one.medianRps;
+    rows.push([
+      'Three replicas ≥ 0.9× one replica behind the same HAProxy (scenario 8, c=16; median rounds, best rounds in parentheses)',
+      `${f2(med)} (${f2(three.rps / one.rps)})`,
+      status(CFG.repeat >= 3 ? med >= 0.9 : undefined),
+    ]);
+  }
   const modern = s1?.['switchboard-modern'];
   if (modern && !modern.error && s1.switchboard && !s1.switchboard.error) {
     const med = highC.map((c) => modern[c].medianRps / s1.switchboard[c].medianRps);
@@ -1227,6 +1311,7 @@ async function main() {
   if (want(5)) await scenario5();
   if (want(6)) await scenario6();
   if (want(7)) await scenario7();
+  if (want(8)) await scenario8();
   results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);
   log(`\ndone in ${results.meta.elapsedS} s\n`);
   report();
