@@ -872,6 +872,23 @@ async function startCluster(n) {
   };
 }
 
+/** Bare relays (each over its own stdio echo child) behind the same HAProxy: what the platform allows. */
+async function startRelayCluster(n) {
+  const relays = await Promise.all(Array.from({ length: n }, () => startRelay()));
+  const path = new URL(relays[0].url).pathname;
+  const lb = await lib.startHaproxy(
+    relays.map((r) => new URL(r.url).origin),
+    { tmpDir: TMP },
+  );
+  return {
+    url: lb.url.replace(/\/mcp$/, path),
+    stop: async () => {
+      await lb.stop();
+      await Promise.all(relays.map((r) => r.stop()));
+    },
+  };
+}
+
 async function scenario8() {
   log(`\n[8] tools/call echo through HAProxy (per-request round robin), ${CFG.sessions} sessions, c=16`);
   if (!lib.haproxyBin()) {
@@ -880,6 +897,8 @@ async function scenario8() {
     return;
   }
   const contenders = [
+    { key: 'relay-one', label: 'HAProxy → 1 bare relay', start: () => startRelayCluster(1), tool: 'echo' },
+    { key: 'relay-three', label: 'HAProxy → 3 bare relays', start: () => startRelayCluster(3), tool: 'echo' },
     { key: 'one', label: 'HAProxy → 1 replica', start: () => startCluster(1), tool: 'echo__echo' },
     { key: 'three', label: 'HAProxy → 3 replicas (sealed sessions)', start: () => startCluster(3), tool: 'echo__echo' },
   ];
@@ -1060,6 +1079,15 @@ function report() {
       ['contender (c=16)', 'req/s (best)', 'req/s (median)', 'p50 ms', 'p99 ms', 'errors', 'req/s of each round'],
       t,
     );
+    const r1 = s8['relay-one']?.[16];
+    const r3 = s8['relay-three']?.[16];
+    if (r1 && r3) {
+      print(
+        `Three bare relays reach ${f2(r3.medianRps / r1.medianRps)}× one (median rounds) on this machine: with more ` +
+          'processes than cores every request wakes more processes, and each pipe and socket write costs more.',
+      );
+      print();
+    }
     print(
       'Every replica runs its own stdio echo child; the 4 sessions are opened through the balancer, so most of their ' +
         'requests land on a replica that did not open them and is served from the sealed session id (the first such ' +
