@@ -9,6 +9,7 @@ import type { TokenService } from '../auth/tokens.js';
 import type { SwitchboardConfig } from '../config/schema.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
+import type { JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { deriveSessionKey, SESSION_KEY_INFO, SessionSealer, sessionKeyOf } from '../gateway/session-seal.js';
 
 /**
@@ -23,7 +24,7 @@ export function sessionSealerFor(config: SwitchboardConfig, tokens: TokenService
   return new SessionSealer([sessionKeyOf(tokens.deriveKey(SESSION_KEY_INFO))]);
 }
 
-/** The Redis feed of ended sealed sessions; see {@link startSessionEndFeed}. */
+/** The Redis feeds of portable sessions; see {@link startSessionEndFeed}. */
 export interface SessionEndFeed {
   close(): Promise<void>;
 }
@@ -33,6 +34,8 @@ export interface SessionEndFeed {
  * session this replica ends for good (the client's DELETE, the operator) is announced, and one
  * another replica announces is closed here and never restored again. Best effort: pub/sub keeps
  * nothing, so a replica that was disconnected from Redis misses the announcements of that time.
+ * On a second channel (`sessions.answersChannel`) a client's answer to a server→client request
+ * that another replica sent is passed on to every replica; the one whose request waits takes it.
  */
 export async function startSessionEndFeed(
   gateway: Gateway,
@@ -58,11 +61,37 @@ export async function startSessionEndFeed(
     gateway.endSession(message.slice(0, space), createdAt);
   });
   gateway.onSessionEnded = (id, createdAt) => void feed.publish(`${id} ${createdAt}`);
-  await feed.start();
+  // A client's answer to a server→client request another replica sent (sampling, elicitation,
+  // roots): every replica hears it, the one whose request waits for it takes it.
+  const answers = createRedisRevocationFeed({
+    publisher: createRedisClient(redisUrl, log),
+    subscriber: createRedisClient(redisUrl, log),
+    channel: config.sessions.answersChannel,
+    logger: log,
+    what: 'client answers',
+  });
+  answers.subscribe((message) => {
+    if (message === undefined) return;
+    try {
+      const { s, r } = JSON.parse(message) as { s?: unknown; r?: unknown };
+      if (typeof s === 'string' && isResponse(r)) gateway.deliverClientResponse(s, r);
+    } catch {
+      log.debug('a malformed client answer on the answers channel was ignored');
+    }
+  });
+  gateway.onForeignClientResponse = (s, r) => void answers.publish(JSON.stringify({ s, r }));
+  await Promise.all([feed.start(), answers.start()]);
   return {
-    close: () => {
+    close: async () => {
       gateway.onSessionEnded = undefined;
-      return feed.close();
+      gateway.onForeignClientResponse = undefined;
+      await Promise.all([feed.close(), answers.close()]);
     },
   };
+}
+
+function isResponse(v: unknown): v is JsonRpcResponse {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return (typeof o.id === 'number' || typeof o.id === 'string') && ('result' in o || 'error' in o);
 }

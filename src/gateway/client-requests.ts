@@ -21,10 +21,32 @@ interface ClientRequest {
   readonly timer: NodeJS.Timeout;
 }
 
+/**
+ * This process's block of server→client request ids for portable sessions: `block × 2^32 + n`.
+ * Replicas serving one session pick blocks at random (1 … 2^20), so their ids do not collide
+ * (two replicas of a session share a block with probability 2^-20) and the ids stay exact
+ * JSON numbers (< 2^53).
+ */
+export const PROCESS_ID_BLOCK = 1 + Math.floor(Math.random() * 2 ** 20);
+const BLOCK_SIZE = 2 ** 32;
+
 /** The server→client requests a session has sent and awaits answers for. */
 export class ClientRequests {
   #pending = new Map<number, ClientRequest>();
-  #nextId = 1;
+  #nextId: number;
+
+  /**
+   * @param base - the first id is `base + 1`: 0 for a session only this process serves,
+   *   `PROCESS_ID_BLOCK × 2^32` for a portable one (other replicas send it requests too)
+   */
+  constructor(base = 0) {
+    this.#nextId = base + 1;
+  }
+
+  /** The base of this process's id block for portable sessions ({@link PROCESS_ID_BLOCK}). */
+  static get portableBase(): number {
+    return PROCESS_ID_BLOCK * BLOCK_SIZE;
+  }
 
   /**
    * Sends `method` to the client on `ch` with the next integer id.
@@ -48,14 +70,20 @@ export class ClientRequests {
     });
   }
 
-  /** Routes the client's response to the request waiting for it; ignores unknown ids. */
-  answer(r: JsonRpcResponse): void {
-    if (typeof r.id !== 'number') return;
+  /**
+   * Routes the client's response to the request waiting for it.
+   *
+   * @returns false when no request of this process waits for that id (unknown, answered,
+   *   timed out, or sent by another replica)
+   */
+  answer(r: JsonRpcResponse): boolean {
+    if (typeof r.id !== 'number') return false;
     const pending = this.#pending.get(r.id);
-    if (!pending) return;
+    if (!pending) return false;
     this.#pending.delete(r.id);
     clearTimeout(pending.timer);
     pending.resolve('error' in r ? { error: r.error } : { result: r.result });
+    return true;
   }
 
   /** Fails every request still waiting (the session closed), each with an error from `reason`. */

@@ -258,10 +258,33 @@ export class ClientSession {
     }
   }
 
-  /** Handles the client's response to a server→client request we forwarded. */
+  /**
+   * Handles the client's response to a server→client request we forwarded. A portable
+   * session's response that no request of this process waits for may answer another replica's:
+   * it goes to the host's {@link SessionHost.forwardClientResponse}.
+   */
   handleResponse(r: JsonRpcResponse): void {
     this.lastActivity = this.#host.now();
-    this.#clientRequests.answer(r);
+    if (!this.#clientRequests.answer(r) && this.externalId !== this.id) this.#host.forwardClientResponse?.(this, r);
+  }
+
+  /**
+   * Answers a server→client request of this process with a response the client sent to another
+   * replica of this portable session.
+   *
+   * @returns false when no request of this process waits for it
+   */
+  answerForwarded(r: JsonRpcResponse): boolean {
+    return this.#clientRequests.answer(r);
+  }
+
+  /**
+   * Gives the session the sealed id the client presents (see {@link externalId}): other replicas
+   * may serve it too, so its server→client requests take ids from this process's own block.
+   */
+  adoptSealedId(externalId: string): void {
+    this.externalId = externalId;
+    if (externalId !== this.id) this.#clientRequests = new ClientRequests(ClientRequests.portableBase);
   }
 
   /** Ends the session: cancels its upstream calls, fails its pending client requests, releases isolated children. */
@@ -405,7 +428,7 @@ export class ClientSession {
     this.protocolVersion = version;
     this.clientCapabilities = (params.capabilities as ClientCapabilities | undefined) ?? {};
     this.clientInfo = params.clientInfo as JsonObject | undefined;
-    this.externalId = this.#host.sealSession?.(this) ?? this.id;
+    this.adoptSealedId(this.#host.sealSession?.(this) ?? this.id);
     return { protocolVersion: version, ...this.view.initializeResult() };
   }
 

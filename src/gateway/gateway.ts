@@ -13,7 +13,7 @@ import type { Principal } from '../auth/principal.js';
 import { StdioServer, type ServerConfig, type SwitchboardConfig } from '../config/schema.js';
 import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
-import type { JsonObject } from '../protocol/jsonrpc.js';
+import type { JsonObject, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import type { UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
@@ -302,10 +302,29 @@ export class Gateway implements SessionHost {
     session.clientCapabilities = claims.clientCapabilities;
     session.clientInfo = claims.clientInfo;
     session.initialized = true;
-    session.externalId = externalId;
+    session.adoptSealedId(externalId);
     this.#registry.add(session);
     this.logger.debug({ session: sid, endpoint: claims.endpoint }, 'session restored from its sealed id');
     return session;
+  }
+
+  /**
+   * Sends a portable session's client response that answers no request of this process to the
+   * other replicas (set by the application with Redis); undefined: such responses are dropped.
+   */
+  onForeignClientResponse: ((sessionId: string, response: JsonRpcResponse) => void) | undefined = undefined;
+
+  /** SessionHost: see {@link onForeignClientResponse}. */
+  forwardClientResponse(session: ClientSession, response: JsonRpcResponse): void {
+    this.onForeignClientResponse?.(session.id, response);
+  }
+
+  /**
+   * A client response another replica received for a portable session this process holds:
+   * answers the server→client request of this process waiting for it, if any.
+   */
+  deliverClientResponse(sessionId: string, response: JsonRpcResponse): void {
+    this.#registry.sessions.get(sessionId)?.answerForwarded(response);
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import type { Pipeline } from '../pipeline/stage.js';
-import type { JsonRpcId, JsonRpcMessage } from '../protocol/jsonrpc.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { ClientSession } from './client-session.js';
 import type { TaskIds } from './tasks.js';
@@ -76,6 +76,11 @@ export interface SessionHost {
    * sealing.
    */
   sealSession?(session: ClientSession): string | undefined;
+  /**
+   * A client response of a portable session that answers no request of this process: sent on
+   * to the replica whose request it answers. Absent: dropped.
+   */
+  forwardClientResponse?(session: ClientSession, response: JsonRpcResponse): void;
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;
 }

@@ -12,7 +12,8 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startBalancer, type Balancer } from '../helpers/balancer.js';
 import { startEverythingHttp, type EverythingHttp } from '../helpers/everything.js';
-import { connectClient, waitFor } from '../helpers/gateway.js';
+import { BIDI_CAPABILITIES, connectClient, EVERYTHING_ENTRY, waitFor } from '../helpers/gateway.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createSchema, dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../helpers/postgres.js';
 import { REDIS_URL, redisGate } from '../helpers/redis.js';
 import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
@@ -62,6 +63,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
         'servers:',
         `  everything: { url: ${JSON.stringify(everything.url)} }`,
         `  echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(`${ROOT}test/fixtures/echo-server.mjs`)}] }`,
+        `  sampler: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(EVERYTHING_ENTRY)}, stdio] }`,
         '',
       ].join('\n'),
     );
@@ -210,6 +212,46 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
       expect(JSON.stringify(await r.json())).toContain(`Echo: m${i}`);
     }
     for (const [i, n] of balancer.served.entries()) expect(n - before[i]!).toBe(2);
+  });
+
+  it('brings sampling and elicitation from a stdio upstream to the right one of two concurrent sessions, and their answers back, whichever replica they land on', async () => {
+    const seen = { a: 0, b: 0 };
+    const make = async (who: 'a' | 'b') => {
+      const { client } = await connectClient(`${balancer.url}/mcp`, BIDI_CAPABILITIES, who, auth(alice));
+      client.setRequestHandler(CreateMessageRequestSchema, async () => {
+        seen[who]++;
+        await new Promise((r) => setTimeout(r, 20));
+        return { model: 'm', role: 'assistant', content: { type: 'text', text: `answer-from-${who}` } };
+      });
+      client.setRequestHandler(ElicitRequestSchema, async () => ({
+        action: 'accept',
+        content: { name: `name-${who}` },
+      }));
+      return client;
+    };
+    const [a, b] = await Promise.all([make('a'), make('b')]);
+    const text = (r: unknown) => JSON.stringify((r as { content: unknown }).content);
+    try {
+      for (let i = 0; i < 4; i++) {
+        const [ra, rb] = await Promise.all([
+          a.callTool({ name: 'sampler__trigger-sampling-request', arguments: { prompt: 'x', maxTokens: 5 } }),
+          b.callTool({ name: 'sampler__trigger-sampling-request', arguments: { prompt: 'y', maxTokens: 5 } }),
+        ]);
+        expect(text(ra)).toContain('answer-from-a');
+        expect(text(ra)).not.toContain('answer-from-b');
+        expect(text(rb)).toContain('answer-from-b');
+        expect(text(rb)).not.toContain('answer-from-a');
+      }
+      const [ea, eb] = await Promise.all([
+        a.callTool({ name: 'sampler__trigger-elicitation-request', arguments: {} }),
+        b.callTool({ name: 'sampler__trigger-elicitation-request', arguments: {} }),
+      ]);
+      expect(text(ea)).toContain('name-a');
+      expect(text(eb)).toContain('name-b');
+      expect(seen).toEqual({ a: 4, b: 4 });
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
   });
 
   it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0', async () => {

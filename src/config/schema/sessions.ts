@@ -43,6 +43,12 @@ export const SessionsConfig = z
      * DELETE, the operator), when `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:ended`.
      */
     endedChannel: z.string().min(1).default('swb:sessions:ended'),
+    /**
+     * Redis pub/sub channel on which a replica passes on a client's answer to a server→client
+     * request (sampling, elicitation, roots) that another replica sent, when
+     * `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:answers`.
+     */
+    answersChannel: z.string().min(1).default('swb:sessions:answers'),
     keys: z
       .array(
         z
@@ -71,5 +77,6 @@ export const SessionsConfig = z
     maxPerPrincipal: 100,
     portable: true,
     endedChannel: 'swb:sessions:ended',
+    answersChannel: 'swb:sessions:answers',
     keys: [],
   });
