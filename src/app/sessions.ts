@@ -46,13 +46,16 @@ export async function startSessionEndFeed(
   const { createRedisClient } = await import('../store/redis.js');
   const { createRedisRevocationFeed } = await import('../store/redis-revocations.js');
   const log = logger.child({ component: 'session-ends' });
-  const feed = createRedisRevocationFeed({
-    publisher: createRedisClient(redisUrl, log),
-    subscriber: createRedisClient(redisUrl, log),
-    channel: config.sessions.endedChannel,
-    logger: log,
-    what: 'ended sessions',
-  });
+  // One publishing and one subscribed connection per channel (a subscribed connection runs no other command).
+  const channel = (name: string, what: string) =>
+    createRedisRevocationFeed({
+      publisher: createRedisClient(redisUrl, log),
+      subscriber: createRedisClient(redisUrl, log),
+      channel: name,
+      logger: log,
+      what,
+    });
+  const feed = channel(config.sessions.endedChannel, 'ended sessions');
   feed.subscribe((message) => {
     if (message === undefined) return;
     const space = message.indexOf(' ');
@@ -63,13 +66,7 @@ export async function startSessionEndFeed(
   gateway.onSessionEnded = (id, createdAt) => void feed.publish(`${id} ${createdAt}`);
   // A client's answer to a server→client request another replica sent (sampling, elicitation,
   // roots): every replica hears it, the one whose request waits for it takes it.
-  const answers = createRedisRevocationFeed({
-    publisher: createRedisClient(redisUrl, log),
-    subscriber: createRedisClient(redisUrl, log),
-    channel: config.sessions.answersChannel,
-    logger: log,
-    what: 'client answers',
-  });
+  const answers = channel(config.sessions.answersChannel, 'client answers');
   answers.subscribe((message) => {
     if (message === undefined) return;
     try {

@@ -36,20 +36,18 @@ export class KyselySettingsStore implements SettingsStore {
       await guard('deleting a setting', () => this.#db.deleteFrom('settings').where('key', '=', key).execute());
       return;
     }
-    const text = JSON.stringify(value) as string | undefined;
-    if (text === undefined) throw new TypeError(`setting ${JSON.stringify(key)}: value cannot be stored as JSON`);
-    const updatedAt = this.#clock();
-    await guard('storing a setting', () =>
-      this.#db
-        .insertInto('settings')
-        .values({ key, value: text, updated_at: updatedAt })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ value: text, updated_at: updatedAt }))
-        .execute(),
-    );
+    await this.#insert(key, value, true);
   }
 
   /** {@link SettingsStore.setIfAbsent}: insert unless present, then read back (the first writer wins). */
   async setIfAbsent<T = unknown>(key: string, value: T): Promise<T> {
+    await this.#insert(key, value, false);
+    const stored = await this.get<T>(key);
+    return stored === undefined ? value : stored;
+  }
+
+  /** Inserts `value` as JSON under `key`; on a conflict replaces it, or keeps what is there. */
+  async #insert(key: string, value: unknown, replace: boolean): Promise<void> {
     const text = JSON.stringify(value) as string | undefined;
     if (text === undefined) throw new TypeError(`setting ${JSON.stringify(key)}: value cannot be stored as JSON`);
     const updatedAt = this.#clock();
@@ -57,10 +55,10 @@ export class KyselySettingsStore implements SettingsStore {
       this.#db
         .insertInto('settings')
         .values({ key, value: text, updated_at: updatedAt })
-        .onConflict((oc) => oc.column('key').doNothing())
+        .onConflict((oc) =>
+          replace ? oc.column('key').doUpdateSet({ value: text, updated_at: updatedAt }) : oc.column('key').doNothing(),
+        )
         .execute(),
     );
-    const stored = await this.get<T>(key);
-    return stored === undefined ? value : stored;
   }
 }
