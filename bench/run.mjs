@@ -296,7 +296,14 @@ async function countTools(url) {
     const r = await fetch(url, { method: 'POST', headers, body: JSON.stringify(body) });
     const text = await r.text();
     if (notification) return { r };
-    return { r, msg: extractResponse(r.headers.get('content-type'), text, body.id) };
+    try {
+      return { r, msg: extractResponse(r.headers.get('content-type'), text, body.id) };
+    } catch (err) {
+      // Say what answered: a wrong body from the right port tells a gateway bug from a port race.
+      throw new Error(`${method} at ${url}: HTTP ${r.status} ${r.headers.get('content-type')}: ${text.slice(0, 300)}`, {
+        cause: err,
+      });
+    }
   }
   const init = await rpc(base, 'initialize', {
     protocolVersion: PROTOCOL_VERSION,
