@@ -14,7 +14,7 @@ const ROOT = fileURLToPath(new URL('../../..', import.meta.url));
 const SELF = relative(ROOT, fileURLToPath(import.meta.url));
 
 /** Where comments and docs live. */
-const SCANNED = ['src', 'docs', 'test', 'bench', 'scripts', 'examples', 'README.md'];
+const SCANNED = ['src', 'docs', 'test', 'bench', 'scripts', 'examples', 'deploy', 'README.md'];
 const TEXT = /\.(ts|mts|mjs|cjs|js|md|ya?ml|json|toml|sh)$/;
 
 /** References to documents outside the repository. */
