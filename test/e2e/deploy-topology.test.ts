@@ -206,7 +206,7 @@ describe.skipIf(!run)('the deploy/ topology as processes: three replicas behind 
     }
   });
 
-  it('keeps a 2025-era session on the replica that created it: the next request, balanced elsewhere, gets 404', async () => {
+  it('serves a 2025-era session on every replica: the next requests, balanced elsewhere, find it (sealed session id)', async () => {
     const init = await through('/mcp', {
       token: admin,
       body: JSON.stringify({
@@ -218,13 +218,17 @@ describe.skipIf(!run)('the deploy/ topology as processes: three replicas behind 
     });
     expect(init.status).toBe(200);
     const session = init.headers.get('mcp-session-id')!;
-    const next = await through('/mcp', {
-      token: admin,
-      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'ping' }),
-      headers: { 'mcp-session-id': session },
-    });
-    expect(next.replica).not.toBe(init.replica);
-    expect(next.status).toBe(404);
+    const seen = new Set([init.replica]);
+    for (let id = 2; id < 5; id++) {
+      const next = await through('/mcp', {
+        token: admin,
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'ping' }),
+        headers: { 'mcp-session-id': session, 'mcp-protocol-version': '2025-06-18' },
+      });
+      expect(next.status).toBe(200);
+      seen.add(next.replica);
+    }
+    expect(seen.size).toBe(3);
   });
 
   it('keeps answering while a replica drains on SIGTERM, which then exits 0', async () => {
