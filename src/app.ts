@@ -14,7 +14,8 @@ import type { TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
 import { Gateway } from './gateway/gateway.js';
 import type { PinRegistry } from './guardrails/pins.js';
-import { createAdminApi, loadRuntimeServers } from './http/admin-api.js';
+import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
+import { startChangeFeed, type ChangeFeed } from './app/changes.js';
 import { applyHttpLimits, createRequestHandler, type RouteHandler } from './http/server.js';
 import { createSessionsApi } from './http/sessions-api.js';
 import { createUsageApi } from './http/usage-api.js';
@@ -149,6 +150,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   let auth: Auth;
   let stages: Stages;
   let tunnels: Tunnels;
+  let changes: ChangeFeed | undefined;
   try {
     auth = await createAuth({ config, gateway, tokens, database, publicUrl, logger });
     const { authenticate, challenge } = auth;
@@ -162,6 +164,18 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       onRateLimitEvent: options.onRateLimitEvent,
     });
     tunnels = startTunnels({ config, gateway, server, host, authenticate, challenge, metrics, logger });
+    // Replicas sharing Redis re-read runtime servers and approvals another one wrote at once.
+    if (redisUrl) {
+      changes = await startChangeFeed({
+        gateway,
+        servers: database.servers,
+        pins: () => stages.pins,
+        redisUrl,
+        channel: config.runtimeServers.changesChannel,
+        logger,
+      });
+    }
+    const feed = changes;
     // Refused credentials on the admin API go to the usage log.
     const onRefused = refusalRecorder(usageLog);
     const routes: RouteHandler[] = [
@@ -178,6 +192,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
         ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => stages.pins } } : {}),
         onRefused,
+        ...(feed ? { onChange: (kind: 'servers' | 'pins') => feed.announce(kind) } : {}),
       }),
     ];
     const serve = createRequestHandler({
@@ -191,12 +206,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
     });
     await gateway.start();
-    await loadRuntimeServers(gateway, database.servers);
+    await applyRuntimeServers(gateway, database.servers);
     listener.serve(serve);
   } catch (err) {
     server.close();
     await revocations?.close();
     await sessionEnds?.close();
+    await changes?.close();
     if (!options.database) await database.close();
     throw err;
   }
@@ -213,6 +229,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     stages,
     revocations,
     sessionEnds,
+    changes,
     database,
     ownsDatabase: !options.database,
     logger,

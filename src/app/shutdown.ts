@@ -41,6 +41,8 @@ export interface ShutdownParts {
   readonly revocations: RevocationFeed | undefined;
   /** The Redis feed of ended sessions (`./sessions.ts`), when Redis is configured. */
   readonly sessionEnds?: { close(): Promise<void> } | undefined;
+  /** The Redis feed of runtime server changes and tool approvals (`./changes.ts`). */
+  readonly changes?: { close(): Promise<void> } | undefined;
   readonly database: Database;
   /** Whether the gateway opened `database` (then it closes it too). */
   readonly ownsDatabase: boolean;
@@ -62,6 +64,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     stages,
     revocations,
     sessionEnds,
+    changes,
     database,
     ownsDatabase,
     logger,
@@ -129,6 +132,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
       await step('token revocations', () => feed.close());
     }
     if (sessionEnds) await step('session ends', () => sessionEnds.close());
+    if (changes) await step('shared changes', () => changes.close());
     if (ownsDatabase) await step('database', () => database.close());
     return { unclosed };
   };

@@ -170,8 +170,8 @@ export async function runTokenRevoke(opts: TokenRevokeOptions, output: CliOutput
     output.out(`revoked ${opts.id}`);
     const redisUrl = opts.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
     if (redisUrl) {
-      const { announceRevocation } = await import('../store/redis-revocations.js');
-      if (!(await announceRevocation(redisUrl, config.auth.revocationChannel, opts.id)))
+      const { publishOnce } = await import('../store/redis-revocations.js');
+      if (!(await publishOnce(redisUrl, config.auth.revocationChannel, opts.id)))
         output.err('warning: could not announce the revocation over Redis; running gateways see it within 5 s');
     }
     return 0;

@@ -4,7 +4,9 @@
  * file in the data directory of the configuration), the same one `switchboard serve` uses.
  *
  * A running gateway re-reads the pins while a tool is changed, so an approval made here applies
- * to it within a few seconds (`PIN_REFRESH_MS`), and to every gateway started afterwards.
+ * to it within a few seconds (`PIN_REFRESH_MS`), and to every gateway started afterwards. With
+ * `SWITCHBOARD_REDIS_URL` set, the approval is also announced on `runtimeServers.changesChannel`
+ * and applies to the running gateways at once.
  *
  * @module
  */
@@ -22,6 +24,8 @@ export interface ToolsApproveOptions {
   tool?: string | undefined;
   /** Recorded as the approver. Default `cli`. */
   by?: string | undefined;
+  /** Redis on which the approval is announced. Default `SWITCHBOARD_REDIS_URL`; none: not announced. */
+  redisUrl?: string | undefined;
 }
 
 /**
@@ -34,7 +38,7 @@ export interface ToolsApproveOptions {
  * @returns the exit code: 0 when something was approved, 1 when nothing was (or on an error)
  */
 export function runToolsApprove(options: ToolsApproveOptions, output: CliOutput = processOutput): Promise<number> {
-  return withConfiguredDatabase({ config: options.config, logger: silentLogger() }, output, async (db) => {
+  return withConfiguredDatabase({ config: options.config, logger: silentLogger() }, output, async (db, config) => {
     await db.migrate();
     const store = db.toolPins;
     if (store === undefined) {
@@ -49,6 +53,13 @@ export function runToolsApprove(options: ToolsApproveOptions, output: CliOutput 
       return 1;
     }
     for (const tool of approved) output.out(`approved ${options.server}/${tool}`);
+    const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
+    if (redisUrl) {
+      const { publishOnce } = await import('../store/redis-revocations.js');
+      // The message format of app/changes.ts: `{origin} pins`.
+      if (!(await publishOnce(redisUrl, config.runtimeServers.changesChannel, 'cli pins')))
+        output.err('warning: could not announce the approval over Redis; running gateways see it within 5 s');
+    }
     return 0;
   });
 }

@@ -51,6 +51,11 @@ export interface AdminApiOptions {
    * guardrail is configured (approvals then apply at once). Absent: the routes answer 404.
    */
   toolPins?: { store: ToolPinStore; registry: () => PinRegistry | undefined };
+  /**
+   * Called after this API changed shared state in the database: `servers` after a runtime server
+   * was written or deleted, `pins` after an approval (so other replicas re-read it at once).
+   */
+  onChange?: (kind: 'servers' | 'pins') => void;
 }
 
 const PREFIX = '/api/v1/';
@@ -235,10 +240,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
   }
 
   async function applyRuntime(): Promise<void> {
-    const stored = await servers.list();
-    const map: Record<string, ServerConfig> = {};
-    for (const s of stored) map[s.name] = ServerConfig.parse(s.config);
-    await gateway.setRuntimeServers(map);
+    await applyRuntimeServers(gateway, servers);
+    options.onChange?.('servers');
   }
 
   async function serversRoute(
@@ -345,7 +348,14 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       }
       if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
       if (collection === 'tools' && id === 'pins' && options.toolPins) {
-        await toolPinsRoute(req, res, principal, path.slice(PREFIX.length).split('/').slice(2), options.toolPins);
+        await toolPinsRoute(
+          req,
+          res,
+          principal,
+          path.slice(PREFIX.length).split('/').slice(2),
+          options.toolPins,
+          options.onChange,
+        );
         return true;
       }
       if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);
@@ -378,6 +388,7 @@ async function toolPinsRoute(
   principal: Principal,
   rest: string[],
   pins: NonNullable<AdminApiOptions['toolPins']>,
+  onChange: AdminApiOptions['onChange'],
 ): Promise<void> {
   const segments = rest.map((s) => decodeURIComponent(s));
   if (segments.length === 0 || (segments.length === 1 && segments[0] === '')) {
@@ -411,11 +422,22 @@ async function toolPinsRoute(
   const approved = registry
     ? await registry.approve(server, tool, principal.id)
     : await pins.store.approve(server, tool, principal.id, Date.now());
+  if (approved.length > 0) onChange?.('pins');
   send(res, 200, { server, approved });
 }
 
-/** Loads runtime servers from the store into the gateway at startup. */
-export async function loadRuntimeServers(gateway: Gateway, store: ServerStore): Promise<void> {
+/**
+ * Makes the gateway's runtime servers those of the store: the ones added, changed or deleted
+ * since the last call start, restart or stop (at startup, after an admin API write, and when
+ * another replica announces one). A stored server named like a file-declared one, or one that no
+ * longer validates, is skipped with a log line.
+ *
+ * @returns the names added, removed and changed
+ */
+export async function applyRuntimeServers(
+  gateway: Gateway,
+  store: ServerStore,
+): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
   const map: Record<string, ServerConfig> = {};
   for (const s of await store.list()) {
     if (gateway.isFileServer(s.name)) {
@@ -433,5 +455,5 @@ export async function loadRuntimeServers(gateway: Gateway, store: ServerStore): 
         'stored runtime server is invalid; skipped',
       );
   }
-  if (Object.keys(map).length > 0) await gateway.setRuntimeServers(map);
+  return gateway.setRuntimeServers(map);
 }

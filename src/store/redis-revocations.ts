@@ -95,17 +95,18 @@ export function createRedisRevocationFeed(options: RedisRevocationFeedOptions): 
 }
 
 /**
- * Publishes one revocation from a process that does not run a gateway (`switchboard token
- * revoke`): connects, publishes on `channel`, disconnects.
+ * Publishes one message from a process that does not run a gateway (`switchboard token revoke`
+ * announces a revoked token id, `switchboard tools approve` an approval): connects, publishes
+ * `message` on `channel`, disconnects.
  *
  * @returns false when Redis could not be reached or refused the command (never throws)
  */
-export async function announceRevocation(url: string, channel: string, tokenId: string): Promise<boolean> {
+export async function publishOnce(url: string, channel: string, message: string): Promise<boolean> {
   const logger = silentLogger();
   const client = createRedisClient(url, logger);
   try {
     if (!(await connectRedis(client, logger))) return false;
-    await client.publish(channel, tokenId);
+    await client.publish(channel, message);
     return true;
   } catch {
     return false;

@@ -227,9 +227,15 @@ export const RuntimeServersConfig = z
     allowDestinations: z
       .array(z.string().refine(isDestination, 'expected a CIDR, an IP address or a host name'))
       .default([]),
+    /**
+     * Redis pub/sub channel on which replicas announce runtime server changes and tool approvals,
+     * so every other replica re-reads them from the shared database within a second, when
+     * `SWITCHBOARD_REDIS_URL` is set. Default `swb:changes`.
+     */
+    changesChannel: z.string().min(1).default('swb:changes'),
   })
   .strict()
-  .default({ allowDestinations: [] });
+  .default({ allowDestinations: [], changesChannel: 'swb:changes' });
 
 /** True for a stdio server entry. */
 export function isStdioServer(s: ServerConfig): s is StdioServer {

@@ -32,13 +32,6 @@ export const SessionsConfig = z
      */
     portable: z.boolean().default(true),
     /**
-     * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
-     * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
-     * rotation adds the new key first and removes the old one after `maxLifetime`. Default: one
-     * key derived from the gateway's signing secret (`SWITCHBOARD_SECRET`, or the one stored in
-     * the database), which every replica sharing that secret or database derives alike.
-     */
-    /**
      * Redis pub/sub channel on which replicas announce sealed sessions that ended (the client's
      * DELETE, the operator), when `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:ended`.
      */
@@ -49,6 +42,13 @@ export const SessionsConfig = z
      * `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:answers`.
      */
     answersChannel: z.string().min(1).default('swb:sessions:answers'),
+    /**
+     * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
+     * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
+     * rotation adds the new key first and removes the old one after `maxLifetime`. Default: one
+     * key derived from the gateway's signing secret (`SWITCHBOARD_SECRET`, or the one stored in
+     * the database), which every replica sharing that secret or database derives alike.
+     */
     keys: z
       .array(
         z
