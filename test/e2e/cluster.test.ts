@@ -3,7 +3,9 @@
  * and one PostgreSQL database, behind a balancer that sends every HTTP request to the next
  * replica (no affinity): a 2025-era session opened through one replica is served by all of them
  * (sealed session ids), is refused to another principal on every replica, ends everywhere when
- * the client deletes it, and a revoked token is refused by every replica within a second.
+ * the client deletes it, and a revoked token is refused by every replica within a second; a
+ * runtime server written through one replica runs on all of them within a second; a session
+ * survives one replica draining on SIGTERM and another dying on SIGKILL.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -59,6 +61,8 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
         'shutdown: { drainDelay: 500ms }',
         'sessions:',
         `  endedChannel: ${prefix}:ended`,
+        `  answersChannel: ${prefix}:answers`,
+        `runtimeServers: { changesChannel: ${JSON.stringify(`${prefix}:changes`)} }`,
         'rateLimiting: { keyPrefix: ' + JSON.stringify(`${prefix}:rl:`) + ' }',
         'servers:',
         `  everything: { url: ${JSON.stringify(everything.url)} }`,
@@ -159,6 +163,30 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     for (const r of replicas) {
       await waitFor(async () => (await status(`${r.url}/mcp`, sid, alice)) === 404, 1000, `404 from ${r.url}`);
     }
+  });
+
+  it('starts a runtime server written through one replica on every replica within a second, and stops it everywhere', async () => {
+    const headers = { ...auth(alice), 'content-type': 'application/json' };
+    const listed = async (url: string) =>
+      (
+        (await (await fetch(`${url}/api/v1/servers`, { headers })).json()) as { servers: Array<{ name: string }> }
+      ).servers
+        .map((s) => s.name)
+        .includes('added');
+    const entry = { command: process.execPath, args: [`${ROOT}test/fixtures/echo-server.mjs`] };
+    const put = await fetch(`${replicas[0]!.url}/api/v1/servers/added`, {
+      method: 'PUT',
+      headers,
+      body: JSON.stringify(entry),
+    });
+    expect(put.status).toBe(201);
+    const at = Date.now();
+    for (const r of replicas.slice(1)) await waitFor(() => listed(r.url), 1_000, 'runtime server on another replica');
+    expect(Date.now() - at).toBeLessThan(1_000);
+    const del = await fetch(`${replicas[2]!.url}/api/v1/servers/added`, { method: 'DELETE', headers });
+    expect(del.status).toBe(200);
+    for (const r of replicas.slice(0, 2))
+      await waitFor(async () => !(await listed(r.url)), 1_000, 'runtime server gone on another replica');
   });
 
   it('refuses a token revoked through one replica on every replica within a second', async () => {
@@ -310,5 +338,41 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     }
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(20);
+  });
+
+  it('loses no call of a session when a replica it used is killed with SIGKILL between its calls', async () => {
+    const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'survivor', auth(alice));
+    const victim = replicas[1]!;
+    const failures: unknown[] = [];
+    let calls = 0;
+    let killedAt = -1;
+    const servedBefore = balancer.served[1]!;
+    const started = Date.now();
+    try {
+      while (Date.now() - started < 2_500) {
+        const tool = calls % 2 === 0 ? 'everything__echo' : 'echo__echo';
+        try {
+          const r = await client.callTool({ name: tool, arguments: { message: `k${calls}` } });
+          if (!JSON.stringify(r.content).includes(`k${calls}`)) failures.push(r);
+        } catch (err) {
+          failures.push(err);
+        }
+        calls++;
+        // The replica dies with no warning: no drain, no announcement, no closed sessions.
+        if (calls === 10) {
+          victim.child.kill('SIGKILL');
+          killedAt = calls;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await client.close();
+    }
+    expect(await victim.exited).not.toBe(0);
+    // The victim served part of this session before it died; the rest went to the survivor.
+    expect(balancer.served[1]! - servedBefore).toBeGreaterThan(0);
+    expect(killedAt).toBe(10);
+    expect(failures).toEqual([]);
+    expect(calls).toBeGreaterThan(25);
   });
 });
