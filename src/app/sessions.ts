@@ -9,7 +9,7 @@ import type { TokenService } from '../auth/tokens.js';
 import type { SwitchboardConfig } from '../config/schema.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
-import type { JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { deriveSessionKey, SESSION_KEY_INFO, SessionSealer, sessionKeyOf } from '../gateway/session-seal.js';
 
 /**
@@ -24,6 +24,9 @@ export function sessionSealerFor(config: SwitchboardConfig, tokens: TokenService
   return new SessionSealer([sessionKeyOf(tokens.deriveKey(SESSION_KEY_INFO))]);
 }
 
+/** Largest notification passed on to another replica, in characters of its JSON message (1 MiB). */
+export const MAX_FORWARDED_NOTIFICATION = 1 << 20;
+
 /** The Redis feeds of portable sessions; see {@link startSessionEndFeed}. */
 export interface SessionEndFeed {
   close(): Promise<void>;
@@ -36,6 +39,10 @@ export interface SessionEndFeed {
  * nothing, so a replica that was disconnected from Redis misses the announcements of that time.
  * On a second channel (`sessions.answersChannel`) a client's answer to a server→client request
  * that another replica sent is passed on to every replica; the one whose request waits takes it.
+ * On a third (`sessions.eventsChannel`) a notification for one session raised where its stream
+ * is not held (an update of a resource it subscribed to through this replica, a message of its
+ * session-isolated connection) goes to the replica holding the stream; larger than
+ * {@link MAX_FORWARDED_NOTIFICATION}, it is dropped with a warning.
  */
 export async function startSessionEndFeed(
   gateway: Gateway,
@@ -77,14 +84,42 @@ export async function startSessionEndFeed(
     }
   });
   gateway.onForeignClientResponse = (s, r) => void answers.publish(JSON.stringify({ s, r }));
-  await Promise.all([feed.start(), answers.start()]);
+  // A notification for one session (its subscription's resources/updated, its isolated
+  // connection's messages) raised on a replica that does not hold the session's stream.
+  const events = channel(config.sessions.eventsChannel, 'session notifications');
+  events.subscribe((message) => {
+    if (message === undefined) return;
+    try {
+      const { s, n } = JSON.parse(message) as { s?: unknown; n?: unknown };
+      if (typeof s === 'string' && isNotification(n)) gateway.deliverNotification(s, n);
+    } catch {
+      log.debug('a malformed notification on the session notifications channel was ignored');
+    }
+  });
+  gateway.onForeignNotification = (s, n) => {
+    const message = JSON.stringify({ s, n });
+    if (message.length > MAX_FORWARDED_NOTIFICATION)
+      log.warn(
+        { session: s, method: n.method, bytes: message.length },
+        'a notification too large to pass on to another replica was dropped',
+      );
+    else void events.publish(message);
+  };
+  await Promise.all([feed.start(), answers.start(), events.start()]);
   return {
     close: async () => {
       gateway.onSessionEnded = undefined;
       gateway.onForeignClientResponse = undefined;
-      await Promise.all([feed.close(), answers.close()]);
+      gateway.onForeignNotification = undefined;
+      await Promise.all([feed.close(), answers.close(), events.close()]);
     },
   };
+}
+
+function isNotification(v: unknown): v is JsonRpcNotification {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return o.jsonrpc === '2.0' && typeof o.method === 'string' && !('id' in o);
 }
 
 function isResponse(v: unknown): v is JsonRpcResponse {

@@ -144,17 +144,46 @@ export class ClientSession {
   deliverResourceUpdated(upstream: Upstream, n: JsonRpcNotification): void {
     const uri = n.params?.uri;
     const exposed = typeof uri === 'string' ? this.#subscribed.get(`${upstream.name}\n${uri}`) : undefined;
+    // The subscription lives on this replica's upstream connection: the update is for this
+    // session only, wherever its stream is.
     if (exposed === undefined || exposed === uri) {
-      this.sendUnrelated(n);
+      this.#sendOrForward(n);
       return;
     }
-    this.sendUnrelated({ jsonrpc: '2.0', method: n.method, params: { ...n.params, uri: exposed } });
+    this.#sendOrForward({ jsonrpc: '2.0', method: n.method, params: { ...n.params, uri: exposed } });
   }
 
-  /** Delivers an upstream's unrelated notification, applying this session's log level. */
-  deliverNotification(n: JsonRpcNotification): void {
+  /**
+   * Delivers an upstream's unrelated notification, applying this session's log level. `own`:
+   * the notification comes from a connection held for this session alone (`isolation:
+   * session`), which exists on this replica only, so it is passed to the replica holding the
+   * session's stream when this one does not; a shared connection's notification is heard by
+   * every replica's own connection and is not passed on.
+   */
+  deliverNotification(n: JsonRpcNotification, own = false): void {
     if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
-    this.sendUnrelated(n);
+    if (own) this.#sendOrForward(n);
+    else this.sendUnrelated(n);
+  }
+
+  /**
+   * A notification for this session that another replica passed on ({@link
+   * SessionHost.forwardNotification}): sent on the standalone stream if this replica holds it,
+   * else dropped (never passed on again).
+   */
+  deliverForwarded(n: JsonRpcNotification): void {
+    const ch = this.#standalone;
+    if (ch && (!ch.closed || ch.retains === true)) this.#send(ch, n);
+  }
+
+  /**
+   * Sends `n` on the standalone stream (or its retained buffer); without one here, a portable
+   * session's notification goes to the replica that holds the stream.
+   */
+  #sendOrForward(n: JsonRpcNotification): void {
+    const ch = this.#standalone;
+    if (ch && (!ch.closed || ch.retains === true)) this.#send(ch, n);
+    else if (this.externalId !== this.id) this.#host.forwardNotification?.(this, n);
   }
 
   /**
@@ -536,7 +565,8 @@ export class ClientSession {
       notify: (n) => {
         if (n.method === 'notifications/message' && !logLevelAllows(this.#minLogLevel, n)) return;
         if (!out.closed) this.#send(out, n);
-        else this.sendUnrelated(n);
+        // The POST stream ended (progress after the response): the client's stream, wherever it is.
+        else this.#sendOrForward(n);
       },
       request: (method, params) => this.#requestClient(method, params, out),
       missingCapability: out.missingCapability?.bind(out),

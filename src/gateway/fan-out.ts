@@ -60,7 +60,7 @@ export function fanOut(
   }
   for (const s of sessions.values()) {
     if (!s.initialized || !s.view.includes(upstream) || !reaches(audience, s)) continue;
-    s.deliverNotification(n);
+    s.deliverNotification(n, audience.kind === 'session');
   }
 }
 

@@ -13,7 +13,7 @@ import type { Principal } from '../auth/principal.js';
 import { StdioServer, type ServerConfig, type SwitchboardConfig } from '../config/schema.js';
 import type { MessageTransport } from '../upstream/transport.js';
 import { GatewayError } from '../errors.js';
-import type { JsonObject, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { Logger } from '../observability/logger.js';
 import type { UpstreamEvent, UpstreamState } from '../upstream/upstream.js';
 import type { Tracing } from '../observability/tracing.js';
@@ -325,6 +325,25 @@ export class Gateway implements SessionHost {
    */
   deliverClientResponse(sessionId: string, response: JsonRpcResponse): void {
     this.#registry.sessions.get(sessionId)?.answerForwarded(response);
+  }
+
+  /**
+   * Sends a portable session's notification that this process holds no stream for to the other
+   * replicas (set by the application with Redis); undefined: such notifications are dropped.
+   */
+  onForeignNotification: ((sessionId: string, notification: JsonRpcNotification) => void) | undefined = undefined;
+
+  /** SessionHost: see {@link onForeignNotification}. */
+  forwardNotification(session: ClientSession, notification: JsonRpcNotification): void {
+    this.onForeignNotification?.(session.id, notification);
+  }
+
+  /**
+   * A notification another replica passed on for a portable session: sent on this process's
+   * standalone stream of that session, if it holds one.
+   */
+  deliverNotification(sessionId: string, notification: JsonRpcNotification): void {
+    this.#registry.sessions.get(sessionId)?.deliverForwarded(notification);
   }
 
   /**

@@ -7,7 +7,7 @@
  */
 import type { Logger } from '../observability/logger.js';
 import type { Pipeline } from '../pipeline/stage.js';
-import type { JsonRpcId, JsonRpcMessage, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { ClientSession } from './client-session.js';
 import type { TaskIds } from './tasks.js';
@@ -81,6 +81,12 @@ export interface SessionHost {
    * to the replica whose request it answers. Absent: dropped.
    */
   forwardClientResponse?(session: ClientSession, response: JsonRpcResponse): void;
+  /**
+   * A notification for one portable session (its resource subscription's update, its isolated
+   * connection's message) that this replica has no stream for: sent on to the replica holding
+   * the session's standalone stream. Absent: dropped.
+   */
+  forwardNotification?(session: ClientSession, notification: JsonRpcNotification): void;
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;
 }

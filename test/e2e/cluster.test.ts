@@ -62,6 +62,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
         'sessions:',
         `  endedChannel: ${prefix}:ended`,
         `  answersChannel: ${prefix}:answers`,
+        `  eventsChannel: ${prefix}:events`,
         `runtimeServers: { changesChannel: ${JSON.stringify(`${prefix}:changes`)} }`,
         'rateLimiting: { keyPrefix: ' + JSON.stringify(`${prefix}:rl:`) + ' }',
         'servers:',
@@ -187,6 +188,80 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     expect(del.status).toBe(200);
     for (const r of replicas.slice(0, 2))
       await waitFor(async () => !(await listed(r.url)), 1_000, 'runtime server gone on another replica');
+  });
+
+  it("brings an update of a resource subscribed through one replica to the session's GET stream on another", async () => {
+    const endpoint = '/servers/everything/mcp';
+    const post = async (base: string, sid: string | undefined, body: unknown) => {
+      const r = await fetch(`${base}${endpoint}`, {
+        method: 'POST',
+        headers: {
+          ...MCP_HEADERS,
+          ...auth(alice),
+          ...(sid === undefined ? {} : { 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }),
+        },
+        body: JSON.stringify(body),
+      });
+      const text = await r.text();
+      expect(r.status, text).toBeLessThan(300);
+      return { r, text };
+    };
+    const [holder, other] = [replicas[0]!.url, replicas[1]!.url];
+    const { r: init } = await post(holder, undefined, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'initialize',
+      params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'subscriber', version: '1' } },
+    });
+    const sid = init.headers.get('mcp-session-id')!;
+    await post(holder, sid, { jsonrpc: '2.0', method: 'notifications/initialized' });
+    // The GET stream is held by the other replica, which restores the session from its id.
+    const ac = new AbortController();
+    const stream = await fetch(`${other}${endpoint}`, {
+      headers: {
+        accept: 'text/event-stream',
+        ...auth(alice),
+        'mcp-session-id': sid,
+        'mcp-protocol-version': '2025-06-18',
+      },
+      signal: ac.signal,
+    });
+    expect(stream.status).toBe(200);
+    let seen = '';
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      try {
+        for await (const chunk of stream.body as unknown as AsyncIterable<Uint8Array>) seen += decoder.decode(chunk);
+      } catch {
+        // aborted below
+      }
+    })();
+    const uri = 'demo://resource/static/document/architecture.md';
+    try {
+      await post(holder, sid, { jsonrpc: '2.0', id: 2, method: 'resources/subscribe', params: { uri } });
+      // server-everything sends an update at once, then every 5 s, through the holder's upstream session.
+      const toggle = {
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tools/call',
+        params: { name: 'toggle-subscriber-updates', arguments: {} },
+      };
+      await post(holder, sid, toggle);
+      await waitFor(
+        () => seen.includes('notifications/resources/updated'),
+        3_000,
+        'resources/updated on the other replica',
+      );
+      expect(seen).toContain(uri);
+      await post(holder, sid, { ...toggle, id: 4 });
+    } finally {
+      ac.abort();
+      await reading;
+      await fetch(`${holder}${endpoint}`, {
+        method: 'DELETE',
+        headers: { ...auth(alice), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      });
+    }
   });
 
   it('refuses a token revoked through one replica on every replica within a second', async () => {

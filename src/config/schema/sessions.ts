@@ -43,6 +43,13 @@ export const SessionsConfig = z
      */
     answersChannel: z.string().min(1).default('swb:sessions:answers'),
     /**
+     * Redis pub/sub channel on which a replica passes on a notification for one session (an
+     * update of a resource it subscribed to, a message of its session-isolated connection) to
+     * the replica holding the session's GET stream, when `SWITCHBOARD_REDIS_URL` is set.
+     * Default `swb:sessions:events`.
+     */
+    eventsChannel: z.string().min(1).default('swb:sessions:events'),
+    /**
      * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
      * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
      * rotation adds the new key first and removes the old one after `maxLifetime`. Default: one
@@ -78,5 +85,6 @@ export const SessionsConfig = z
     portable: true,
     endedChannel: 'swb:sessions:ended',
     answersChannel: 'swb:sessions:answers',
+    eventsChannel: 'swb:sessions:events',
     keys: [],
   });
