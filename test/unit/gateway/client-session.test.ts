@@ -489,6 +489,49 @@ describe('ClientSession: resources, logging and server→client requests', () =>
     ]);
   });
 
+  it("passes a portable session's own notifications to the replica holding its stream when this one holds none", async () => {
+    const { session, host } = await setup({ a: new MemoryUpstream({ tools: TOOLS }) });
+    const forwarded: Array<[string, JsonRpcNotification]> = [];
+    // The session reads its host per call: the hook set now applies.
+    Object.assign(host, {
+      forwardNotification: (s: ClientSession, n: JsonRpcNotification) => forwarded.push([s.id, n]),
+    });
+    const log: JsonRpcNotification = {
+      jsonrpc: '2.0',
+      method: 'notifications/message',
+      params: { level: 'error', data: 'x' },
+    };
+    // A plain (not sealed) session is known to this process only: nothing to pass on.
+    session.deliverNotification(log, true);
+    expect(forwarded).toEqual([]);
+
+    session.adoptSealedId('sess-1.k1.sealed');
+    // A shared connection's message is heard by every replica's own connection: not passed on.
+    session.deliverNotification(log, false);
+    expect(forwarded).toEqual([]);
+    session.deliverNotification(log, true);
+    expect(forwarded).toEqual([['sess-1', log]]);
+
+    // Holding the stream here, it is sent here; a forwarded one is sent only where the stream is.
+    const standalone = new RecordingChannel();
+    session.attachStandalone(standalone);
+    session.deliverNotification(log, true);
+    session.deliverForwarded({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: 1, progress: 1 },
+    });
+    expect(standalone.messages.map((m) => (m as JsonRpcNotification).method)).toEqual([
+      'notifications/message',
+      'notifications/progress',
+    ]);
+    expect(forwarded).toHaveLength(1);
+    session.attachStandalone(undefined);
+    session.deliverForwarded(log);
+    expect(forwarded).toHaveLength(1);
+    expect(standalone.messages).toHaveLength(2);
+  });
+
   it('forwards logging/setLevel to members with logging and filters log messages below it', async () => {
     const { session, mems } = await setup({ a: new MemoryUpstream(), b: new MemoryUpstream({ logging: false }) });
     const out = await send(session, 'logging/setLevel', { level: 'warning' }, { id: 'lv' });
