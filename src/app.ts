@@ -15,6 +15,7 @@ import type { SwitchboardConfig } from './config/schema.js';
 import { Gateway } from './gateway/gateway.js';
 import type { PinRegistry } from './guardrails/pins.js';
 import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
+import { adminAuthenticate } from './http/admin-access.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
 import { applyHttpLimits, createRequestHandler, type RouteHandler } from './http/server.js';
 import { createSessionsApi } from './http/sessions-api.js';
@@ -176,16 +177,18 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       });
     }
     const feed = changes;
+    // Anonymous callers (auth.mode none) reach the admin API only when admitted, from loopback.
+    const adminAuth = adminAuthenticate(authenticate, () => gateway.config.admin.allowAnonymous);
     // Refused credentials on the admin API go to the usage log.
     const onRefused = refusalRecorder(usageLog);
     const routes: RouteHandler[] = [
       metricsRoute(gateway, metrics),
       tunnels.api,
       auth.wellKnown,
-      createSessionsApi({ gateway, authenticate, challenge, onRefused }),
+      createSessionsApi({ gateway, authenticate: adminAuth, challenge, onRefused }),
       createAdminApi({
         gateway,
-        authenticate,
+        authenticate: adminAuth,
         tokens,
         servers: database.servers,
         challenge,

@@ -13,6 +13,7 @@
  * @module
  */
 import { z } from 'zod';
+import { AdminConfig } from './schema/admin.js';
 import { AuthConfig } from './schema/auth.js';
 import { Name } from './schema/common.js';
 import { Guardrails } from './schema/guardrails.js';
@@ -22,6 +23,7 @@ import { HeadersConfig, NamePrefix, RuntimeServersConfig, ServerConfig, VirtualS
 import { SessionsConfig } from './schema/sessions.js';
 import { RateLimitingConfig, RateLimitRule } from './schema/traffic.js';
 
+export { AdminConfig } from './schema/admin.js';
 export { AuthConfig, PERMISSION_RE } from './schema/auth.js';
 export { Duration, HEADER_NAME_RE, NAME_RE, parseDuration, parseSize, Size } from './schema/common.js';
 export { Guardrail, Guardrails, RedactPattern } from './schema/guardrails.js';
@@ -54,6 +56,8 @@ export const SwitchboardConfigInput = z
     headers: HeadersConfig,
     /** Servers added through the admin API (`/api/v1/servers`), not this file. */
     runtimeServers: RuntimeServersConfig,
+    /** Who may use the admin API (`/api/v1/…`) without credentials. */
+    admin: AdminConfig,
     listen: ListenConfig,
     http: HttpConfig,
     sessions: SessionsConfig,

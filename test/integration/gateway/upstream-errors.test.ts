@@ -76,7 +76,8 @@ describe('upstream HTTP errors seen by clients', () => {
   it('keeps the body of a failed initialize out of /readyz and the admin API', async () => {
     const upstream = await startUpstream(401, true);
     cleanups.push(upstream.close);
-    gw = await startTestGateway({ servers: { remote: { url: upstream.url } } });
+    // Unauthenticated, from loopback: admitted to the admin API only by admin.allowAnonymous.
+    gw = await startTestGateway({ admin: { allowAnonymous: true }, servers: { remote: { url: upstream.url } } });
     const running = gw;
     // The first answer that reports the upstream's failure.
     const ready = await waitFor(async () => {

@@ -81,6 +81,7 @@ describe('modern (2026-07-28) upstreams behind Switchboard', () => {
     });
     await new Promise<void>((resolve) => newer.listen(0, '127.0.0.1', resolve));
     gw = await startTestGateway({
+      admin: { allowAnonymous: true },
       servers: {
         mhttp: { url: modernHttp.url },
         mstdio: stdioFixture('reject', seenModernStdio()),
