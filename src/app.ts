@@ -12,7 +12,7 @@
 import type { Server } from 'node:http';
 import type { TokenService } from './auth/tokens.js';
 import type { SwitchboardConfig } from './config/schema.js';
-import { Gateway } from './gateway/gateway.js';
+import { Gateway, settledWithin } from './gateway/gateway.js';
 import type { PinRegistry } from './guardrails/pins.js';
 import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
 import { adminAuthenticate } from './http/admin-access.js';
@@ -92,7 +92,32 @@ export interface StartGatewayOptions {
   metrics?: Metrics;
   /** Rate-limit events (metrics). */
   onRateLimitEvent?: (event: { type: 'limited' | 'store_error'; rule: string }) => void;
+  /**
+   * How long the start waits for the upstreams to settle (ready or failed) before it logs the
+   * `listening` summary and resolves, ms. Requests are served from the moment the socket is
+   * bound either way; an upstream still starting then comes up on its own. Default 10000.
+   */
+  startupWaitMs?: number;
 }
+
+/** Upstreams by state, for the startup summary: `{ready, failed, starting}` counts and the names not ready. */
+function upstreamSummary(gateway: Gateway): { ready: number; failed: number; starting: number; notReady?: string[] } {
+  let ready = 0;
+  let failed = 0;
+  const notReady: string[] = [];
+  for (const [name, u] of gateway.upstreams) {
+    if (u.state === 'ready') ready++;
+    else {
+      if (u.state === 'failed') failed++;
+      notReady.push(name);
+    }
+  }
+  const starting = notReady.length - failed;
+  return notReady.length === 0 ? { ready, failed, starting } : { ready, failed, starting, notReady };
+}
+
+/** Default of {@link StartGatewayOptions.startupWaitMs}, ms. */
+export const DEFAULT_STARTUP_WAIT_MS = 10_000;
 
 /**
  * Starts a gateway on a listening HTTP server.
@@ -208,9 +233,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       readiness: readinessChecks(database, () => stages.redis),
       onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
     });
-    await gateway.start();
-    await applyRuntimeServers(gateway, database.servers);
+    // Upstreams start in parallel while requests are served: a slow or hanging one holds up
+    // neither the healthy ones nor the edge. The views exist once start() has been called.
+    const upstreamsStarted = gateway.start();
+    const runtimeStarted = applyRuntimeServers(gateway, database.servers).catch((err: unknown) =>
+      logger.error({ err }, 'could not load the runtime servers from the database'),
+    );
     listener.serve(serve);
+    await settledWithin(
+      Promise.all([upstreamsStarted, runtimeStarted]),
+      options.startupWaitMs ?? DEFAULT_STARTUP_WAIT_MS,
+    );
   } catch (err) {
     server.close();
     await revocations?.close();
@@ -220,7 +253,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     throw err;
   }
   logger.info(
-    { url, mcp: `${url}/mcp`, startupMs: Date.now() - started, servers: gateway.upstreams.size },
+    {
+      url,
+      mcp: `${url}/mcp`,
+      startupMs: Date.now() - started,
+      servers: gateway.upstreams.size,
+      ...upstreamSummary(gateway),
+    },
     'listening',
   );
   const shutdown = createShutdown({

@@ -186,16 +186,25 @@ export class Gateway implements SessionHost {
     return this.#destinations;
   }
 
-  /** Starts every upstream (in parallel; a failing one is logged and retried, not fatal). */
-  async start(): Promise<void> {
+  /**
+   * Creates every upstream of the configuration (synchronously, before the first `await`: the
+   * views exist when this returns its promise) and starts them in parallel; a failing one is
+   * logged and retried, not fatal. Requests may be served meanwhile: a session sees the
+   * upstreams ready so far, and each one that comes up later announces its lists with
+   * `list_changed`.
+   *
+   * @param waitMs - resolve once every upstream has settled (ready or failed) or after this many
+   *   ms, whichever comes first. Default: until every upstream has settled.
+   */
+  async start(waitMs = Number.POSITIVE_INFINITY): Promise<void> {
     for (const [name, cfg] of Object.entries(this.#config.servers))
       this.#upstreams.set(name, this.#createUpstream(name, cfg));
     this.#rebuildViews();
-    await Promise.all([...this.#upstreams.values()].map((u) => this.#startUpstream(u)));
     if (this.#sweepIntervalMs > 0) {
       this.#sweepTimer = setInterval(() => this.sweep(), this.#sweepIntervalMs);
       this.#sweepTimer.unref();
     }
+    await settledWithin(Promise.all([...this.#upstreams.values()].map((u) => this.#startUpstream(u))), waitMs);
   }
 
   /** Stops sessions and upstreams. */
@@ -640,6 +649,18 @@ export class Gateway implements SessionHost {
         return;
     }
   }
+}
+
+/** Waits for `work`, or `waitMs` at most (infinite: no bound); never rejects. */
+export async function settledWithin(work: Promise<unknown>, waitMs: number): Promise<void> {
+  const done = work.then(
+    () => undefined,
+    () => undefined,
+  );
+  if (!Number.isFinite(waitMs)) return done;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([done, new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, waitMs))))]);
+  clearTimeout(timer);
 }
 
 /** The endpoint path of a view: `/mcp`, `/mcp/{virtual}` or `/servers/{name}/mcp`. */

@@ -1,7 +1,8 @@
 /**
  * Health of a remote upstream, from what its calls return: consecutive transport failures mark it
  * down, any answer marks it up. While it is down a cheap probe (an MCP `ping`, basic utilities
- * §Ping) runs with exponential backoff until the upstream answers again.
+ * §Ping) runs with exponential backoff until the upstream answers again; while it is up but
+ * idle, the same probe runs every probe interval so a death without traffic is noticed too.
  *
  * Only transport failures count: the network (refused, reset, DNS), a timeout, a closed
  * connection, or an HTTP status of 500 or more. Everything the upstream actually answered — a
@@ -75,6 +76,9 @@ export function healthOutcome(response: JsonRpcResponse): HealthOutcome {
   }
 }
 
+/** Delay before repeating an idle probe that failed, ms (1 s). */
+export const IDLE_RETRY_MS = 1000;
+
 /** JSON-RPC code of a request cancelled before it was answered. */
 const REQUEST_CANCELLED = -32800;
 
@@ -86,6 +90,10 @@ export class UpstreamHealth {
   #down = false;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** When the last call or probe was recorded, ms on the monotonic clock. */
+  #lastRecordAt = performance.now();
+  #idleTimer: NodeJS.Timeout | undefined;
+  #active: (() => boolean) | undefined;
 
   constructor(options: UpstreamHealthOptions) {
     this.#options = options;
@@ -110,6 +118,7 @@ export class UpstreamHealth {
    * path).
    */
   record(response: JsonRpcResponse): void {
+    this.#lastRecordAt = performance.now();
     const outcome = healthOutcome(response);
     if (outcome === 'answered') {
       if (this.#failures !== 0 || this.#down) this.#markUp();
@@ -119,6 +128,11 @@ export class UpstreamHealth {
     this.#failures++;
     if (!this.#down && this.#failures >= this.#options.failureThreshold) {
       this.markDown((response as { error: { message: string } }).error.message);
+    } else if (!this.#down && this.#active !== undefined) {
+      // A failure while up: the idle watch probes again soon rather than after a whole interval.
+      if (this.#idleTimer) clearTimeout(this.#idleTimer);
+      this.#idleTimer = undefined;
+      this.#scheduleIdle(Math.min(IDLE_RETRY_MS, this.#options.probeIntervalMs));
     }
   }
 
@@ -131,11 +145,48 @@ export class UpstreamHealth {
     this.#schedule();
   }
 
+  /**
+   * Watches an upstream that is up but idle, so one that died without traffic is noticed (and
+   * `/readyz` tells the truth): every `probeIntervalMs` in which no call was recorded, while
+   * `active()` is true (the upstream is ready), a probe is sent once `probeIntervalMs` passed
+   * without a recorded call. A failed idle probe is repeated after {@link IDLE_RETRY_MS} until
+   * the upstream answers or `failureThreshold` consecutive failures mark it down, so an idle
+   * upstream that dies is marked down within about `probeIntervalMs + (failureThreshold − 1) ×
+   * IDLE_RETRY_MS` of its last call, plus the probes' own time.
+   */
+  watchIdle(active: () => boolean): void {
+    this.#active = active;
+    this.#scheduleIdle(this.#options.probeIntervalMs);
+  }
+
   /** Stops probing for good (the upstream is being stopped). */
   stop(): void {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#idleTimer) clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+
+  #scheduleIdle(delayMs: number): void {
+    if (this.#stopped || this.#idleTimer) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#stopped) return;
+      const interval = this.#options.probeIntervalMs;
+      const quietMs = performance.now() - this.#lastRecordAt;
+      // Busy: look again one interval after the last call — unless the last calls failed, which
+      // a probe confirms or refutes now. Down: markDown()'s probes run instead.
+      if (this.#failures === 0 && quietMs < interval) return this.#scheduleIdle(interval - quietMs);
+      if (this.#down || this.#active?.() !== true) return this.#scheduleIdle(interval);
+      this.#options
+        .probe()
+        .catch(() => undefined)
+        // A failed probe's answer (recorded above) has already brought the next check forward.
+        .finally(() => this.#scheduleIdle(interval));
+    }, delayMs);
+    // Watching never keeps the process alive on its own.
+    this.#idleTimer.unref();
   }
 
   #markUp(): void {

@@ -57,6 +57,8 @@ export class Supervisor {
         probe: options.probe,
         onChange: (up, reason) => this.#onHealth(up, reason),
       });
+      // An idle upstream that died is noticed by a probe, not by the next client's failed call.
+      this.#health.watchIdle(() => this.#state === 'ready');
     }
   }
 
