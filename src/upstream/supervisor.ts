@@ -10,6 +10,7 @@ import type { Logger } from '../observability/logger.js';
 import type { JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { CatalogCache } from './catalog.js';
 import type { UpstreamConnection } from './connection.js';
+import { createBackoff, type Backoff } from '../util/backoff.js';
 import { UpstreamHealth } from './health.js';
 import { PROBE_CONTEXT, SHARED_KEY, type ConnectionPool, type Slot } from './pool.js';
 import type { TransportCloseInfo } from './transport.js';
@@ -28,6 +29,11 @@ export interface SupervisorOptions {
   probe: () => Promise<unknown>;
   /** Reports a state change. */
   onState: (state: UpstreamState, error: string | undefined) => void;
+  /**
+   * Runs the start again (stdio `session`/`user` isolation: a probe child that learns the
+   * catalog); rejects when it fails, after reporting the failure through {@link Supervisor.startFailed}.
+   */
+  retryStart?: () => Promise<void>;
 }
 
 /** The lifecycle of one upstream's connections. */
@@ -39,6 +45,8 @@ export class Supervisor {
   #state: UpstreamState = 'starting';
   #lastError: string | undefined;
   #restartTimer: NodeJS.Timeout | undefined;
+  #startRetryTimer: NodeJS.Timeout | undefined;
+  #startBackoff: Backoff | undefined;
   #restarts = 0;
   /** Remote upstreams only: consecutive transport failures and the probe while down. */
   readonly #health: UpstreamHealth | undefined;
@@ -102,6 +110,7 @@ export class Supervisor {
     this.#lastError = err instanceof Error ? err.message : String(err);
     this.setState('failed', this.#lastError);
     if (isolation === 'shared' && !this.#pool.stopped) this.#scheduleRestart(this.#pool.slots.get(SHARED_KEY));
+    if ((isolation === 'session' || isolation === 'user') && !this.#pool.stopped) this.#scheduleStartRetry();
     // A remote upstream not reachable at start is probed until it answers.
     this.#health?.markDown(this.#lastError);
   }
@@ -131,6 +140,40 @@ export class Supervisor {
   stop(): void {
     this.#health?.stop();
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    if (this.#startRetryTimer) clearTimeout(this.#startRetryTimer);
+  }
+
+  /**
+   * A failed start of `session`/`user` isolation is tried again after the `restart` policy's
+   * backoff (jittered, capped at `restart.maxDelay`), until it succeeds or `restart.maxRetries`
+   * (when > 0) attempts failed.
+   */
+  #scheduleStartRetry(): void {
+    const retry = this.#options.retryStart;
+    const cfg = this.#options.config;
+    if (retry === undefined || !isStdioServer(cfg) || this.#startRetryTimer) return;
+    this.#startBackoff ??= createBackoff({
+      initialDelayMs: cfg.restart.initialDelay,
+      maxDelayMs: cfg.restart.maxDelay,
+    });
+    const backoff = this.#startBackoff;
+    if (cfg.restart.maxRetries > 0 && backoff.attempts >= cfg.restart.maxRetries) {
+      this.setState('failed', `gave up after ${cfg.restart.maxRetries} start attempts: ${this.#lastError ?? ''}`);
+      return;
+    }
+    this.#startRetryTimer = setTimeout(() => {
+      this.#startRetryTimer = undefined;
+      if (this.#pool.stopped) return;
+      retry().then(
+        () => {
+          this.#restarts++;
+          backoff.reset();
+        },
+        // startFailed() ran inside the retry and scheduled the next one.
+        (err: unknown) => this.#logger.warn({ err }, 'upstream start failed again; retrying with backoff'),
+      );
+    }, backoff.next());
+    this.#startRetryTimer.unref();
   }
 
   #scheduleRestart(slot: Slot | undefined): void {

@@ -119,6 +119,7 @@ export class Upstream {
       watchHealth: options.createTransport === undefined,
       // A ping; a modern upstream is sent server/discover instead (#sendOn): that era has no ping.
       probe: () => this.#dispatch(new PendingCall(this.#host, PROBE_CONTEXT, 'ping', undefined, undefined, true)),
+      retryStart: () => this.#open(),
       onState: (state, error) =>
         options.onEvent(
           error === undefined
@@ -198,10 +199,16 @@ export class Upstream {
 
   /**
    * Connects and loads the catalog. Resolves when ready; on failure the state becomes `failed`
-   * (shared stdio children keep retrying with backoff) and the error is rethrown.
+   * and the error is rethrown; the supervisor retries with backoff (stdio: a shared child is
+   * restarted, the probe child of `session`/`user` isolation started again; remote: probed).
    */
   async start(): Promise<void> {
     this.#supervisor.setState('starting');
+    return this.#open();
+  }
+
+  /** The work of {@link start}, also run again by the supervisor after a failed start of `session`/`user` isolation. */
+  async #open(): Promise<void> {
     try {
       const slot = this.#pool.slotFor(PROBE_CONTEXT, true);
       const conn = await this.#pool.connect(slot);

@@ -4,7 +4,10 @@
  * without any traffic; an upstream that never answers `initialize` does not hold up the others.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { fileURLToPath } from 'node:url';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RunningGateway } from '../../../src/app.js';
 import { freePort, startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 import { connectClient, startTestGateway, waitFor } from '../../helpers/gateway.js';
@@ -68,6 +71,38 @@ describe('upstream supervision', () => {
     expect(Date.now() - down).toBeLessThan(10_000);
     expect((await readyz(g)).status).toBe(503);
   }, 40_000);
+
+  it('starts a session-isolated stdio server again after a failed start, with backoff, until it comes up', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swb-supervision-'));
+    const marker = join(dir, 'installed');
+    const script = join(dir, 'server.mjs');
+    // Exits at once until the marker exists (a missing dependency, a database not yet up).
+    writeFileSync(
+      script,
+      `import { existsSync } from 'node:fs';\nif (!existsSync(${JSON.stringify(marker)})) process.exit(1);\nawait import(${JSON.stringify(pathToFileURL(ECHO).href)});\n`,
+    );
+    gw = await startTestGateway({
+      servers: {
+        iso: {
+          command: process.execPath,
+          args: [script],
+          isolation: 'session',
+          restart: { initialDelay: '100ms', maxDelay: '500ms' },
+        },
+      },
+    });
+    const g = gw;
+    expect(g.gateway.upstreams.get('iso')?.state).toBe('failed');
+    writeFileSync(marker, '');
+    await waitFor(() => g.gateway.upstreams.get('iso')?.state === 'ready', 5_000, 'the isolated server to start');
+    const { client } = await connectClient(`${g.url}/mcp`);
+    try {
+      const r = await client.callTool({ name: 'iso__echo', arguments: { message: 'back' } });
+      expect(JSON.stringify(r.content)).toContain('Echo: back');
+    } finally {
+      await client.close();
+    }
+  }, 20_000);
 
   it('lists the healthy servers at once while another never answers initialize', async () => {
     const hang = { command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] };
