@@ -66,7 +66,8 @@ export async function startChangeFeed(options: ChangeFeedOptions): Promise<Chang
   let closed = false;
   const reread = async (kind: SharedChange): Promise<void> => {
     if (kind === 'servers') {
-      const result = await applyRuntimeServers(gateway, servers);
+      // Without waiting for the servers to start: a hanging one must not hold the next re-read.
+      const result = await applyRuntimeServers(gateway, servers, 0);
       if (result.added.length + result.removed.length + result.changed.length > 0)
         log.info(result, 'runtime servers changed by another replica');
     } else {

@@ -416,12 +416,17 @@ export class Gateway implements SessionHost {
   /**
    * Replaces the servers added at run time (admin API, tunnels). File-declared servers keep
    * precedence; callers refuse clashing names before calling this.
+   *
+   * @param waitMs - resolve once the added and changed servers have settled (ready or failed)
+   *   or after this many ms, whichever comes first; one still starting then comes up on its own
+   *   and announces its lists with `list_changed`. Default: until they have settled.
    */
   async setRuntimeServers(
     servers: Record<string, ServerConfig>,
+    waitMs = Number.POSITIVE_INFINITY,
   ): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     this.#runtimeServers = { ...servers };
-    return this.#apply(this.#effective());
+    return this.#apply(this.#effective(), waitMs);
   }
 
   /**
@@ -505,7 +510,10 @@ export class Gateway implements SessionHost {
     return { ...this.#fileConfig, servers: { ...this.#runtimeServers, ...this.#fileConfig.servers } };
   }
 
-  async #apply(next: SwitchboardConfig): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
+  async #apply(
+    next: SwitchboardConfig,
+    waitMs = Number.POSITIVE_INFINITY,
+  ): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
     const prev = this.#config.servers;
     const added: string[] = [];
     const removed: string[] = [];
@@ -547,9 +555,11 @@ export class Gateway implements SessionHost {
       starting.push(u);
     }
     this.#rebuildViews();
-    await Promise.all(starting.map((u) => this.#startUpstream(u)));
-    if (added.length + removed.length + changed.length > 0) notifyAllListChanged(this.#registry.sessions.values());
-    this.logger.info({ added, removed, changed }, 'configuration reloaded');
+    const started = Promise.all(starting.map((u) => this.#startUpstream(u))).then(() => {
+      if (added.length + removed.length + changed.length > 0) notifyAllListChanged(this.#registry.sessions.values());
+      this.logger.info({ added, removed, changed }, 'configuration reloaded');
+    });
+    await settledWithin(started, waitMs);
     return { added, removed, changed };
   }
 

@@ -59,6 +59,12 @@ export interface AdminApiOptions {
 }
 
 const PREFIX = '/api/v1/';
+
+/**
+ * How long a `PUT`/`DELETE` of a runtime server waits for the server to start, ms (5 s): the
+ * answer then shows its state, `starting` when it is slower.
+ */
+export const RUNTIME_START_WAIT_MS = 5000;
 const MAX_BODY = 1024 * 1024;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
@@ -240,7 +246,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
   }
 
   async function applyRuntime(): Promise<void> {
-    await applyRuntimeServers(gateway, servers);
+    // A server that hangs in its start holds the API call no longer than this.
+    await applyRuntimeServers(gateway, servers, RUNTIME_START_WAIT_MS);
     options.onChange?.('servers');
   }
 
@@ -432,11 +439,14 @@ async function toolPinsRoute(
  * another replica announces one). A stored server named like a file-declared one, or one that no
  * longer validates, is skipped with a log line.
  *
+ * @param waitMs - how long to wait for the started servers to settle (see
+ *   `Gateway.setRuntimeServers`); default until they have.
  * @returns the names added, removed and changed
  */
 export async function applyRuntimeServers(
   gateway: Gateway,
   store: ServerStore,
+  waitMs = Number.POSITIVE_INFINITY,
 ): Promise<{ added: string[]; removed: string[]; changed: string[] }> {
   const map: Record<string, ServerConfig> = {};
   for (const s of await store.list()) {
@@ -455,5 +465,5 @@ export async function applyRuntimeServers(
         'stored runtime server is invalid; skipped',
       );
   }
-  return gateway.setRuntimeServers(map);
+  return gateway.setRuntimeServers(map, waitMs);
 }

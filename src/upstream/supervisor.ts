@@ -80,7 +80,7 @@ export class Supervisor {
     return this.#lastError;
   }
 
-  /** Restarts since start (crash recoveries of shared children). */
+  /** Restart attempts since start: of a crashed shared child, or of a failed start (successful or not). */
   get restarts(): number {
     return this.#restarts;
   }
@@ -164,11 +164,9 @@ export class Supervisor {
     this.#startRetryTimer = setTimeout(() => {
       this.#startRetryTimer = undefined;
       if (this.#pool.stopped) return;
+      this.#restarts++;
       retry().then(
-        () => {
-          this.#restarts++;
-          backoff.reset();
-        },
+        () => backoff.reset(),
         // startFailed() ran inside the retry and scheduled the next one.
         (err: unknown) => this.#logger.warn({ err }, 'upstream start failed again; retrying with backoff'),
       );
@@ -190,10 +188,11 @@ export class Supervisor {
       this.#restartTimer = undefined;
       if (this.#pool.stopped) return;
       const live = s.connection && !s.connection.closed ? s.connection : undefined;
+      // Every attempt counts, so a crash loop shows in `restarts` (not only the recoveries).
+      this.#restarts++;
       const p = live ? Promise.resolve(live) : (s.starting ?? this.#pool.connect(s));
       p.then(
         async (conn) => {
-          this.#restarts++;
           await this.#catalog.load(conn, undefined);
           this.setState('ready');
         },

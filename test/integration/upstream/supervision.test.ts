@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RunningGateway } from '../../../src/app.js';
+import { RUNTIME_START_WAIT_MS } from '../../../src/http/admin-api.js';
 import { freePort, startEverythingHttp, type EverythingHttp } from '../../helpers/everything.js';
 import { connectClient, startTestGateway, waitFor } from '../../helpers/gateway.js';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -123,4 +124,41 @@ describe('upstream supervision', () => {
     const body = (await readyz(g)).body;
     expect(body.upstreams.find((u) => u.name === 'hang')?.state).toBe('starting');
   }, 30_000);
+
+  it('answers a PUT of a runtime server that hangs in its start within RUNTIME_START_WAIT_MS, showing it starting', async () => {
+    gw = await startTestGateway({ admin: { allowAnonymous: true }, servers: { echo } });
+    const hang = { command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] };
+    const at = Date.now();
+    const put = await fetch(`${gw.url}/api/v1/servers/hang`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(hang),
+    });
+    expect(put.status).toBe(201);
+    expect(((await put.json()) as { state: string }).state).toBe('starting');
+    const took = Date.now() - at;
+    expect(took).toBeGreaterThanOrEqual(RUNTIME_START_WAIT_MS - 50);
+    expect(took).toBeLessThan(RUNTIME_START_WAIT_MS + 2_000);
+    // The healthy server was served throughout.
+    const { client } = await connectClient(`${gw.url}/mcp`);
+    try {
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain('echo__echo');
+    } finally {
+      await client.close();
+    }
+  }, 20_000);
+
+  it('counts the restart attempts of a crash-looping server', async () => {
+    const crash = {
+      command: process.execPath,
+      args: ['-e', 'process.exit(3)'],
+      restart: { initialDelay: '50ms', maxDelay: '100ms' },
+    };
+    gw = await startTestGateway({ admin: { allowAnonymous: true }, servers: { crash } });
+    const g = gw;
+    await waitFor(() => (g.gateway.upstreams.get('crash')?.restarts ?? 0) >= 3, 5_000, 'restart attempts');
+    const view = (await (await fetch(`${g.url}/api/v1/servers/crash`)).json()) as { restarts: number; state: string };
+    expect(view.restarts).toBeGreaterThanOrEqual(3);
+    expect(view.state).not.toBe('ready');
+  }, 20_000);
 });
