@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { LOG_LEVELS } from '../observability/logger.js';
+import type { ServeOptions } from './serve.js';
 import { isGatewayError } from '../errors.js';
 import type { TokenCreateOptions } from './token.js';
 import { packageVersion } from '../package-root.js';
@@ -35,7 +37,28 @@ export function createProgram(): Command {
     .option('--host <host>', 'bind address, overrides listen.host (default 127.0.0.1)')
     .option('--port <port>', 'TCP port, overrides listen.port (default 8080)', parsePort)
     .option('--insecure', 'allow binding beyond loopback without inbound authentication')
-    .action(async (opts: { config?: string; host?: string; port?: number; insecure?: boolean }) => {
+    .addOption(
+      new Option(
+        '--log-level <level>',
+        'log level (default SWITCHBOARD_LOG_LEVEL, else logging.level, else info)',
+      ).choices(LOG_LEVELS),
+    )
+    .addOption(
+      new Option(
+        '--log-format <format>',
+        'json lines, or readable lines (default: pretty on a terminal, else json)',
+      ).choices(['json', 'pretty']),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ switchboard serve                                  # the bundled example config on 127.0.0.1:8080
+  $ switchboard serve -c switchboard.yaml --port 9000
+  $ switchboard serve -c switchboard.yaml --log-level debug --log-format pretty
+  $ SWITCHBOARD_SECRET=… SWITCHBOARD_DATABASE_URL=postgres://… switchboard serve -c prod.yaml --host 0.0.0.0`,
+    )
+    .action(async (opts: ServeOptions) => {
       const { runServe } = await import('./serve.js');
       process.exitCode = await runServe(opts);
     });

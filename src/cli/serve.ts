@@ -8,7 +8,7 @@ import { isConfigError, loadConfigFile, resolveConfigPath } from '../config/load
 import type { SwitchboardConfig } from '../config/schema.js';
 import { watchConfig } from '../config/watch.js';
 import { startGateway, type RunningGateway } from '../app.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, type LOG_LEVELS } from '../observability/logger.js';
 import { dataDirFor } from './database.js';
 
 /** Options of `switchboard serve`. */
@@ -18,6 +18,10 @@ export interface ServeOptions {
   port?: number;
   /** Allow binding beyond loopback without inbound auth (refused by default: anyone on the network could use every server). */
   insecure?: boolean;
+  /** Log level; wins over `SWITCHBOARD_LOG_LEVEL` and `logging.level` (also after a reload). */
+  logLevel?: (typeof LOG_LEVELS)[number];
+  /** Log format; wins over `SWITCHBOARD_LOG_FORMAT`. */
+  logFormat?: 'json' | 'pretty';
 }
 
 /**
@@ -26,7 +30,12 @@ export interface ServeOptions {
  * @returns the process exit code (0 after a clean shutdown, 1 on startup failure)
  */
 export async function runServe(opts: ServeOptions): Promise<number> {
-  const logger = createLogger();
+  const logger = createLogger({
+    ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }),
+    ...(opts.logFormat === undefined ? {} : { format: opts.logFormat }),
+  });
+  // The level from the command line or the environment wins over the file's.
+  const levelFixed = opts.logLevel !== undefined || process.env.SWITCHBOARD_LOG_LEVEL !== undefined;
   let path: string;
   let config: SwitchboardConfig;
   try {
@@ -39,7 +48,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     }
     throw err;
   }
-  if (process.env.SWITCHBOARD_LOG_LEVEL === undefined) logger.level = config.logging.level;
+  if (!levelFixed) logger.level = config.logging.level;
   let running: RunningGateway;
   try {
     running = await startGateway({
@@ -59,7 +68,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     logger,
     initial: config,
     onChange: (next) => {
-      if (process.env.SWITCHBOARD_LOG_LEVEL === undefined) logger.level = next.logging.level;
+      if (!levelFixed) logger.level = next.logging.level;
       if (next.listen.host !== config.listen.host || next.listen.port !== config.listen.port) {
         logger.warn('listen.host/listen.port changed: restart Switchboard to apply them');
       }

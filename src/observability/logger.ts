@@ -16,7 +16,15 @@ export interface LoggerOptions {
   level?: LevelWithSilent;
   /** Destination stream; default stderr (fd 2) so stdout stays free for CLI output. */
   destination?: NodeJS.WritableStream;
+  /**
+   * `json` (one JSON object per line) or `pretty` (readable lines). Default
+   * `SWITCHBOARD_LOG_FORMAT`, else `pretty` when stderr is a terminal and `json` otherwise.
+   */
+  format?: 'json' | 'pretty';
 }
+
+/** The levels `logging.level`, `SWITCHBOARD_LOG_LEVEL` and `--log-level` accept, most severe first. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
  * Header and field names whose values never reach the logs (pino redact paths: a field at the
@@ -46,8 +54,8 @@ export const REDACT_PATHS = [
 
 /**
  * Creates the root logger: JSON lines on stderr, or human-readable lines (pino-pretty) when
- * stderr is a terminal and `SWITCHBOARD_LOG_FORMAT` is not `json`. `SWITCHBOARD_LOG_FORMAT=pretty`
- * forces the readable form.
+ * stderr is a terminal and the format (`options.format`, else `SWITCHBOARD_LOG_FORMAT`) is not
+ * `json`. Format `pretty` forces the readable form.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? (process.env.SWITCHBOARD_LOG_LEVEL as LevelWithSilent | undefined) ?? 'info';
@@ -57,7 +65,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
   if (options.destination) return pino(opts, options.destination);
-  const format = process.env.SWITCHBOARD_LOG_FORMAT;
+  const format = options.format ?? process.env.SWITCHBOARD_LOG_FORMAT;
   if (format === 'pretty' || (format !== 'json' && process.stderr.isTTY)) {
     return pino(
       opts,

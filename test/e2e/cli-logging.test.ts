@@ -1,0 +1,58 @@
+/**
+ * `switchboard serve --log-level/--log-format`: the flags win over `SWITCHBOARD_LOG_LEVEL` /
+ * `SWITCHBOARD_LOG_FORMAT` and the file's `logging.level`; an unknown level is refused with the
+ * valid ones.
+ */
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { CLI, ROOT } from '../helpers/serve.js';
+
+function serve(args: string[], env: NodeJS.ProcessEnv, until: (log: string) => boolean) {
+  const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const seen = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out; log:\n${log}`)), 20_000);
+    child.stderr.on('data', (d: Buffer) => {
+      log += d.toString();
+      if (until(log)) {
+        clearTimeout(timer);
+        resolve(log);
+      }
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      resolve(log);
+    });
+  });
+  return { child, exited, seen };
+}
+
+describe('switchboard serve --log-level / --log-format', () => {
+  it('logs debug lines as JSON with --log-level debug although the environment says error', async () => {
+    const run = serve(
+      ['--log-level', 'debug', '--log-format', 'json'],
+      { SWITCHBOARD_LOG_LEVEL: 'error', SWITCHBOARD_LOG_FORMAT: 'pretty' },
+      (log) => /"msg":"listening"/.test(log) && /"level":20/.test(log),
+    );
+    const log = await run.seen;
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+    const lines = log.split('\n').filter((l) => l.trim() !== '');
+    // Every line is JSON (not pino-pretty), debug ones included.
+    for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.toThrow();
+    expect(lines.some((l) => (JSON.parse(l) as { level: number }).level === 20)).toBe(true);
+  }, 30_000);
+
+  it('refuses an unknown level and names the valid ones', async () => {
+    const run = serve(['--log-level', 'verbose'], {}, () => false);
+    const log = await run.seen;
+    expect(await run.exited).toBe(1);
+    expect(log).toContain("argument 'verbose' is invalid");
+    expect(log).toContain('fatal, error, warn, info, debug, trace, silent');
+  }, 30_000);
+});
