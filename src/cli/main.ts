@@ -64,6 +64,24 @@ Examples:
     });
 
   program
+    .command('status')
+    .description("show a running gateway's state: each server's state and last error, and the stores (GET /readyz)")
+    .option('--url <url>', `gateway base URL (default SWITCHBOARD_URL, else http://127.0.0.1:8080)`)
+    .option('--json', 'print the /readyz report as JSON')
+    .addHelpText(
+      'after',
+      `
+Exit code: 0 ready, 1 not ready (starting, draining, a server or store down), 2 unreachable.
+
+Examples:
+  $ switchboard status
+  $ switchboard status --url http://gateway.internal:8080 --json`,
+    )
+    .action(async (opts: { url?: string; json?: boolean }) => {
+      process.exitCode = await (await import('./status.js')).runStatus(opts);
+    });
+
+  program
     .command('check')
     .description('validate a configuration file and print every problem with its path; exit 1 on any')
     .option('-c, --config <file>', 'configuration file (default SWITCHBOARD_CONFIG, else the bundled example)')
