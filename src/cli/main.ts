@@ -154,6 +154,74 @@ Examples:
       process.exitCode = await (await import('./token.js')).runTokenRevoke({ ...opts, id });
     });
 
+  const server = program
+    .command('server')
+    .description('runtime servers in the configured database (what PUT /api/v1/servers writes)');
+  const collect = (value: string, previous: string[] = []) => [...previous, value];
+  server
+    .command('add')
+    .description('add a runtime server: a stdio command or a remote URL')
+    .argument('<name>', 'server name')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--command <cmd>', 'stdio server: the program to run')
+    .option('--arg <value>', 'an argument of --command (repeat for several)', collect)
+    .option('--url <url>', 'remote server: its Streamable HTTP URL')
+    .addOption(new Option('--transport <kind>', 'remote transport').choices(['streamable-http', 'sse']))
+    .option('--description <text>', 'free text shown in the admin API')
+    .option('--json <entry>', 'the whole entry as JSON, as under servers: in the file (flags are merged over it)')
+    .option('-f, --force', 'replace a runtime server of the same name')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ switchboard server add files --command npx --arg -y --arg @modelcontextprotocol/server-filesystem --arg /srv/data
+  $ switchboard server add search --url https://mcp.example.com/mcp --description "web search"
+  $ switchboard server add gh --json '{"url":"https://api.githubcopilot.com/mcp/","auth":{"type":"bearer","token":"\${GH_TOKEN}"}}'`,
+    )
+    .action(async (name: string, opts: Record<string, unknown>) => {
+      const { runServerAdd } = await import('./server.js');
+      process.exitCode = await runServerAdd({
+        name,
+        config: opts.config as string | undefined,
+        command: opts.command as string | undefined,
+        args: opts.arg as string[] | undefined,
+        url: opts.url as string | undefined,
+        transport: opts.transport as 'streamable-http' | 'sse' | undefined,
+        description: opts.description as string | undefined,
+        json: opts.json as string | undefined,
+        force: opts.force as boolean | undefined,
+      });
+    });
+  server
+    .command('list')
+    .description('list the runtime servers (name, enabled, target, description)')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      process.exitCode = await (await import('./server.js')).runServerList(opts);
+    });
+  server
+    .command('remove')
+    .description('remove a runtime server')
+    .argument('<name>', 'server name')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .action(async (name: string, opts: { config?: string }) => {
+      process.exitCode = await (await import('./server.js')).runServerRemove({ ...opts, name });
+    });
+  for (const [verb, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    server
+      .command(verb)
+      .description(`${verb} a runtime server (a disabled one stays stored but is not started)`)
+      .argument('<name>', 'server name')
+      .option('-c, --config <file>', 'configuration file (finds the database)')
+      .action(async (name: string, opts: { config?: string }) => {
+        process.exitCode = await (await import('./server.js')).runServerSetEnabled({ ...opts, name, enabled });
+      });
+  }
+
   const tools = program.command('tools').description('tool definition pins of pinTools guardrails');
   tools
     .command('approve')

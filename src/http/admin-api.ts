@@ -457,6 +457,8 @@ export async function applyRuntimeServers(
       );
       continue;
     }
+    // Stored but switched off (`switchboard server disable`, or `enabled: false` in the entry).
+    if (s.config.enabled === false || s.config.disabled === true) continue;
     const parsed = ServerConfig.safeParse(s.config);
     if (parsed.success) map[s.name] = parsed.data;
     else
