@@ -178,7 +178,8 @@ export class UpstreamConnection {
     this.#admission = new ExclusiveAdmission(this.#attributionWaitMs, () => this.#closed);
     this.#gatewayVersion = options.gatewayVersion ?? '0.0.0';
     this.#protocol = options.protocol ?? 'legacy';
-    this.#probeTimeoutMs = options.probeTimeoutMs ?? 5000;
+    // The probe is part of opening the connection: it never outlasts the initialize budget.
+    this.#probeTimeoutMs = Math.min(options.probeTimeoutMs ?? 5000, this.#initializeTimeoutMs);
     this.#modernMeta = modernRequestMeta(this.#gatewayVersion);
     this.#bareModernParams = Object.freeze({ _meta: this.#modernMeta });
     this.#onNotification = options.onNotification;

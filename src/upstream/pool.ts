@@ -273,6 +273,7 @@ export class ConnectionPool {
       name: this.#name,
       logger,
       requestTimeoutMs: this.#config.timeout ?? 60_000,
+      initializeTimeoutMs: this.#config.initializeTimeout,
       exclusiveAttribution:
         isStdioServer(this.#config) || (!isStdioServer(this.#config) && remoteTransport(this.#config) === 'sse'),
       attributionWaitMs: this.#options.attributionWaitMs,

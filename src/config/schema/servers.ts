@@ -46,6 +46,12 @@ const CommonServerFields = {
   enabled: z.boolean().optional(),
   /** Per-request timeout towards this upstream. Default 60s. */
   timeout: Duration.optional(),
+  /**
+   * How long the upstream may take to answer `initialize` (or `server/discover`) when a
+   * connection opens; slower, the start fails and is retried with backoff. Other servers are
+   * served meanwhile. Default 30s.
+   */
+  initializeTimeout: Duration.default(30_000),
   tools: NameFilter.optional(),
   prompts: NameFilter.optional(),
   resources: NameFilter.optional(),

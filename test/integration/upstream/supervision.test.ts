@@ -161,4 +161,19 @@ describe('upstream supervision', () => {
     expect(view.restarts).toBeGreaterThanOrEqual(3);
     expect(view.state).not.toBe('ready');
   }, 20_000);
+
+  it('fails the start of a server that does not answer initialize within its initializeTimeout', async () => {
+    const hang = {
+      command: process.execPath,
+      args: ['-e', 'setInterval(() => {}, 1000)'],
+      initializeTimeout: '300ms',
+      restart: { initialDelay: '10s', maxDelay: '10s' },
+    };
+    const at = Date.now();
+    gw = await startTestGateway({ servers: { hang } });
+    const u = gw.gateway.upstreams.get('hang')!;
+    expect(u.state).toBe('failed');
+    expect(u.lastError).toContain('did not answer initialize within 300 ms');
+    expect(Date.now() - at).toBeLessThan(3_000);
+  }, 20_000);
 });
