@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Argument, Command, InvalidArgumentError, Option } from 'commander';
 import { LOG_LEVELS } from '../observability/logger.js';
 import type { ServeOptions } from './serve.js';
 import { isGatewayError } from '../errors.js';
@@ -79,6 +79,40 @@ Examples:
     )
     .action(async (opts: { url?: string; json?: boolean }) => {
       process.exitCode = await (await import('./status.js')).runStatus(opts);
+    });
+
+  program
+    .command('connect')
+    .description("add the gateway to an MCP client's configuration file (dry run unless --write)")
+    .addArgument(new Argument('<client>', 'the client').choices(['claude-desktop', 'claude-code', 'cursor', 'vscode']))
+    .option('--url <url>', "the gateway's MCP URL (default http://127.0.0.1:8080/mcp)")
+    .option('--name <name>', 'the entry name in the client file (default switchboard)')
+    .option('--token <token>', 'API token sent as Authorization: Bearer (written into the file in clear)')
+    .option('--file <path>', "the client's configuration file (default: its usual location)")
+    .option('--write', 'write the file (a backup of the old one is kept next to it)')
+    .option('-f, --force', 'replace an existing entry of that name')
+    .addHelpText(
+      'after',
+      `
+Files: claude-desktop: claude_desktop_config.json in the app's folder (runs "switchboard stdio");
+       claude-code: ./.mcp.json; cursor: ~/.cursor/mcp.json; vscode: ./.vscode/mcp.json.
+
+Examples:
+  $ switchboard connect cursor                                   # print what would be written
+  $ switchboard connect vscode --url http://127.0.0.1:8080/mcp --write
+  $ switchboard connect claude-desktop --token "$SWITCHBOARD_TOKEN" --write`,
+    )
+    .action(async (client: string, opts: Record<string, unknown>) => {
+      const { runConnect } = await import('./connect.js');
+      process.exitCode = await runConnect({
+        client: client as 'claude-desktop',
+        url: opts.url as string | undefined,
+        name: opts.name as string | undefined,
+        token: opts.token as string | undefined,
+        file: opts.file as string | undefined,
+        write: opts.write as boolean | undefined,
+        force: opts.force as boolean | undefined,
+      });
     });
 
   program
