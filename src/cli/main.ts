@@ -146,14 +146,26 @@ Examples:
     .command('usage')
     .description('print API-token usage: a summary for one token, or a time series')
     .option('-c, --config <file>', 'configuration file (finds the database)')
-    .option('--token <id>', 'one token: its summary (or filter the series with --group-by)')
+    .option('--token-id <id>', 'one token, by id: its summary (or filter the series with --group-by)')
+    .addOption(new Option('--token <id>', 'former name of --token-id').hideHelp())
     .option('--days <n>', 'look back this many days (default 7)')
     .option('--group-by <what>', 'server, tool or token')
     .option('--bucket <size>', 'minute, hour or day')
     .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ switchboard usage --days 30 --group-by tool
+  $ switchboard usage --token-id 3f0c2a9e-5b1d-4c8e-9a7f-2d6b1e4c8a10
+  $ switchboard usage --group-by token --bucket day --json`,
+    )
     .action(async (opts: Record<string, string | boolean | undefined>) => {
       const { runUsage } = await import('./usage.js');
-      process.exitCode = await runUsage(opts);
+      // --token means a token secret elsewhere (tunnel); here it was an id: --token-id.
+      if (opts.token !== undefined) process.stderr.write('switchboard usage: --token is now --token-id\n');
+      const { tokenId, ...rest } = opts;
+      process.exitCode = await runUsage({ ...rest, ...(typeof tokenId === 'string' ? { token: tokenId } : {}) });
     });
 
   const token = program.command('token').description('manage API tokens in the configured database');

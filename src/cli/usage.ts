@@ -1,11 +1,11 @@
 /**
- * `switchboard usage [--config FILE] [--token ID] [--days N] [--group-by server|tool|token]
+ * `switchboard usage [--config FILE] [--token-id ID] [--days N] [--group-by server|tool|token]
  * [--bucket minute|hour|day] [--json]` (docs/usage.md): prints the usage analytics
  * of the admin API as a table, read from the configured database (`SWITCHBOARD_DATABASE_URL`,
  * else the SQLite file in the data directory — the one `switchboard serve` writes).
  *
- * - `--token ID` alone: that token's summary (as `GET /api/v1/tokens/{id}/usage`).
- * - otherwise: a time series grouped by `--group-by` (default `server`), restricted to `--token`
+ * - `--token-id ID` alone: that token's summary (as `GET /api/v1/tokens/{id}/usage`).
+ * - otherwise: a time series grouped by `--group-by` (default `server`), restricted to `--token-id`
  *   when given (as `GET /api/v1/usage`).
  *
  * Like `switchboard token`, it applies pending migrations first.

@@ -1,9 +1,12 @@
 /**
- * `switchboard serve --log-level/--log-format`: the flags win over `SWITCHBOARD_LOG_LEVEL` /
- * `SWITCHBOARD_LOG_FORMAT` and the file's `logging.level`; an unknown level is refused with the
- * valid ones.
+ * Command-line options as a user types them: `serve --log-level/--log-format` win over
+ * `SWITCHBOARD_LOG_LEVEL` / `SWITCHBOARD_LOG_FORMAT` and the file's `logging.level`, and an
+ * unknown level is refused with the valid ones; `usage --token-id` (formerly `--token`).
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CLI, ROOT } from '../helpers/serve.js';
 
@@ -54,5 +57,32 @@ describe('switchboard serve --log-level / --log-format', () => {
     expect(await run.exited).toBe(1);
     expect(log).toContain("argument 'verbose' is invalid");
     expect(log).toContain('fatal, error, warn, info, debug, trace, silent');
+  }, 30_000);
+});
+
+describe('switchboard usage --token-id', () => {
+  it('takes the token id as --token-id, and --token (its former name) with a notice', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swb-usage-cli-'));
+    const config = join(dir, 'switchboard.yaml');
+    writeFileSync(config, 'servers: {}\n');
+    const usage = (flag: string) =>
+      new Promise<{ code: number | null; err: string }>((resolve) => {
+        const child = spawn(process.execPath, [...CLI, 'usage', '--config', config, flag, 'no-such-id'], {
+          cwd: ROOT,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let err = '';
+        child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+        child.once('exit', (code) => resolve({ code, err }));
+      });
+    const byId = await usage('--token-id');
+    expect(byId.code).toBe(1);
+    expect(byId.err).toContain('no token with id no-such-id');
+    expect(byId.err).not.toContain('--token is now --token-id');
+    const former = await usage('--token');
+    expect(former.code).toBe(1);
+    expect(former.err).toContain('--token is now --token-id');
+    expect(former.err).toContain('no token with id no-such-id');
+    rmSync(dir, { recursive: true, force: true });
   }, 30_000);
 });
