@@ -149,6 +149,16 @@ describe('switchboard import', () => {
     expect(await runImport({ file, output: join(dir, 'sb.json'), env: {} }, capture())).toBe(1);
   });
 
+  it('creates the missing parent folders of --output', async () => {
+    const file = join(dir, 'claude.json');
+    const out = join(dir, 'some', 'missing', 'dir', 'sb.yaml');
+    await writeFile(file, claude);
+    const io = capture();
+    expect(await runImport({ file, output: out, env: {} }, io)).toBe(0);
+    expect(io.stderr).toEqual([]);
+    expect(await readFile(out, 'utf8')).toContain('command: x');
+  });
+
   it('exits 1 for a file that is not a client configuration', async () => {
     const file = join(dir, 'x.json');
     await writeFile(file, '{"a": 1}');
