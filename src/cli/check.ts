@@ -4,9 +4,12 @@
  *
  * @module
  */
-import { relative, isAbsolute } from 'node:path';
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { delimiter, relative, isAbsolute, resolve } from 'node:path';
 import type { EnvSource } from '../config/interpolate.js';
 import { ConfigError, loadConfigFile, resolveConfigPath } from '../config/load.js';
+import type { ServerConfig } from '../config/schema/servers.js';
 
 /** Where a command writes: one call per line, without the trailing newline. */
 export interface CliOutput {
@@ -35,6 +38,10 @@ export interface CheckOptions {
  * schema, cross-references such as virtual servers naming unknown servers, guardrails: CEL
  * syntax and types, redaction patterns, `match` globs).
  *
+ * Every stdio server's `command` must resolve to an executable file: a name is looked up on the
+ * `PATH` (the server's own `env.PATH` when it sets one), a path (containing `/`) is taken relative
+ * to the server's `cwd`. A file that declares no servers gets a warning (not a problem).
+ *
  * Prints warnings as `warning: …` and problems as `file: path: message` to `output.err`, then
  * either `ok: N servers, M virtual servers in FILE` to `output.out` or a count of problems to
  * `output.err`.
@@ -46,7 +53,16 @@ export async function runCheck(options: CheckOptions = {}, output: CliOutput = p
   const file = displayPath(options.config, env);
   try {
     const config = await loadConfigFile(file, { env, onWarning: (w) => output.err(`warning: ${w}`) });
+    const missing = await missingCommands(config.servers, env);
+    if (missing.length > 0) {
+      for (const m of missing) {
+        output.err(`${file}: servers.${m.server}.command: command "${m.command}" not found (${m.where})`);
+      }
+      output.err(`${plural(missing.length, 'problem')} found in ${file}`);
+      return 1;
+    }
     const servers = Object.keys(config.servers).length;
+    if (servers === 0) output.err(`warning: ${file} declares no servers; the gateway would serve nothing`);
     const virtualServers = Object.keys(config.virtualServers).length;
     // Guardrails (CEL expressions, redaction patterns, match globs) are validated by the schema.
     const guardrails = config.guardrails.length;
@@ -59,6 +75,52 @@ export async function runCheck(options: CheckOptions = {}, output: CliOutput = p
     for (const line of e.format().split('\n')) output.err(line);
     output.err(`${plural(e.issues.length, 'problem')} found in ${file}`);
     return 1;
+  }
+}
+
+/** A stdio server whose command does not resolve to an executable file. */
+interface MissingCommand {
+  readonly server: string;
+  readonly command: string;
+  /** Where it was looked for. */
+  readonly where: string;
+}
+
+/**
+ * The stdio servers whose `command` is not an executable file, looked up as spawning the server
+ * would: on `PATH` for a bare name, relative to the server's `cwd` for a path.
+ */
+async function missingCommands(servers: Record<string, ServerConfig>, env: EnvSource): Promise<MissingCommand[]> {
+  const missing: MissingCommand[] = [];
+  for (const [server, def] of Object.entries(servers)) {
+    if (!('command' in def)) continue;
+    const command = def.command;
+    if (command.includes('/')) {
+      const path = resolve(def.cwd ?? process.cwd(), command);
+      if (!(await isExecutable(path))) missing.push({ server, command, where: `no executable file at ${path}` });
+      continue;
+    }
+    const ownPath = def.env.PATH;
+    const searchPath = typeof ownPath === 'string' ? ownPath : (env.PATH ?? process.env.PATH ?? '');
+    const dirs = searchPath.split(delimiter).filter((d) => d !== '');
+    let found = false;
+    for (const dir of dirs) {
+      if (await isExecutable(resolve(def.cwd ?? process.cwd(), dir, command))) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) missing.push({ server, command, where: 'not on PATH' });
+  }
+  return missing;
+}
+
+async function isExecutable(path: string): Promise<boolean> {
+  try {
+    await access(path, constants.X_OK);
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
   }
 }
 

@@ -4,7 +4,8 @@
  *
  * @module
  */
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { EnvSource } from '../config/interpolate.js';
 import { importClientConfigFile } from '../config/import.js';
 import { ConfigError, formatFromPath } from '../config/load.js';
@@ -23,7 +24,8 @@ export interface ImportCommandOptions {
 }
 
 /**
- * Converts `file` and prints the YAML to `output.out`, or writes it to `options.output`.
+ * Converts `file` and prints the YAML to `output.out`, or writes it to `options.output` (creating
+ * its missing parent folders).
  * Warnings (anything not carried over exactly, and problems the result would have if loaded now,
  * such as unset environment variables) go to `output.err` as `warning: …` lines.
  *
@@ -44,6 +46,7 @@ export async function runImport(options: ImportCommandOptions, output: CliOutput
       return 0;
     }
     try {
+      await mkdir(dirname(options.output), { recursive: true });
       await writeFile(options.output, result.yaml, { flag: options.force === true ? 'w' : 'wx' });
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;

@@ -12,6 +12,13 @@ import type { Logger } from '../observability/logger.js';
 /** How often a process group is probed while waiting for it to empty after its leader exited. */
 const GROUP_POLL_MS = 20;
 
+/** How long a group is waited for after SIGKILL before it is given up on. */
+const KILL_WAIT_MS = 1_000;
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 /** The process groups of live children, killed when the gateway exits. */
 const liveGroups = new Set<number>();
 let exitHookInstalled = false;
@@ -93,11 +100,16 @@ export class ProcessGroup {
         this.#armKill();
       }
       const deadline = this.#killDeadline ?? Date.now();
+      // The poll timers are ref'd: a shutdown awaiting this reap keeps the event loop alive until
+      // the group is gone, so the process never exits with a promise still pending.
       while (Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, GROUP_POLL_MS).unref());
+        await pause(GROUP_POLL_MS);
         if (!signalGroup(pid, 0)) return;
       }
       signalGroup(pid, 'SIGKILL');
+      // SIGKILL cannot be ignored; wait (bounded) until the kernel has removed the group.
+      const killDeadline = Date.now() + KILL_WAIT_MS;
+      while (Date.now() < killDeadline && signalGroup(pid, 0)) await pause(GROUP_POLL_MS);
     } finally {
       if (this.#killTimer !== undefined) clearTimeout(this.#killTimer);
       liveGroups.delete(pid);

@@ -70,8 +70,19 @@ const DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 const PIPE_CLOSE_SLACK_MS = 250;
 /** Stdout carries nothing but messages, so there is nothing to add per message. */
 const NO_INFO: IncomingMessageInfo = Object.freeze({});
-/** stderr lines logged at `warn` rather than `info`. */
-const STDERR_WARN_RE = /\b(?:error|err|fatal|panic|exception|traceback|critical|warn|warning)\b/i;
+/** stderr lines logged at `warn` rather than `debug`: anywhere in the line, any case. */
+const STDERR_WARN_RE = /error|fatal|panic|exception|traceback|warn/i;
+
+/**
+ * The level a child's stderr line is logged at: `warn` when it looks like an error or a warning
+ * (it contains `error`, `fatal`, `panic`, `exception`, `traceback` or `warn`, in any case and
+ * anywhere, so `TypeError` and `WARNING` count), else `debug`: servers chat on stderr.
+ *
+ * @param line - one stderr line, without its newline
+ */
+export function stderrLogLevel(line: string): 'warn' | 'debug' {
+  return STDERR_WARN_RE.test(line) ? 'warn' : 'debug';
+}
 
 // ---------------------------------------------------------------------------------------------
 // The transport.
@@ -349,8 +360,7 @@ class StdioTransportImpl implements StdioTransport {
       this.#ring[this.#ringNext] = line;
       this.#ringNext = (this.#ringNext + 1) % this.#ringSize;
     }
-    if (STDERR_WARN_RE.test(line)) this.#logger.warn({ pid: this.#pid, stderr: line }, 'upstream stderr');
-    else this.#logger.info({ pid: this.#pid, stderr: line }, 'upstream stderr');
+    this.#logger[stderrLogLevel(line)]({ pid: this.#pid, stderr: line }, 'upstream stderr');
   }
 
   #wireStdin(child: ChildProcess): void {
@@ -449,8 +459,8 @@ class StdioTransportImpl implements StdioTransport {
  *   `send()` resolves once its line is accepted.
  * - `send()` respects the pipe's backpressure: once a `write()` returns false, later sends queue
  *   in order and resolve as the pipe drains.
- * - stderr lines are kept in a bounded ring (`stderrTail()`) and logged at `info` (`warn` when they
- *   look like errors), each truncated to {@link STDERR_LINE_MAX_BYTES}.
+ * - stderr lines are kept in a bounded ring (`stderrTail()`) and logged at `debug` (`warn` when
+ *   they look like errors: {@link stderrLogLevel}), each truncated to {@link STDERR_LINE_MAX_BYTES}.
  * - The child's exit fires `onclose({ exitCode, signal })` once, after stdout is drained; what it
  *   left behind in its process group gets SIGTERM, then SIGKILL after `killGraceMs`.
  * - `close()` ends stdin and sends SIGTERM to the group, SIGKILL after `killGraceMs`; it resolves

@@ -180,7 +180,7 @@ describe('stdio transport', () => {
     expect(t.stderrTail()).toEqual(['995', '996', '997', '998', '999'].map((n) => `${n} ${'e'.repeat(10)}`));
     const logged = records.filter((r) => r.msg === 'upstream stderr');
     expect(logged).toHaveLength(1000);
-    expect(logged.every((r) => r.server === 'noisy' && (r.level === 30 || r.level === 40))).toBe(true);
+    expect(logged.every((r) => r.server === 'noisy' && r.level === 20)).toBe(true);
 
     await t.send(request(2, 'stderr', { count: 1, width: 100_000 }));
     await inbox.response(2);
@@ -188,6 +188,22 @@ describe('stdio transport', () => {
     const long = t.stderrTail()[4]!;
     expect(Buffer.byteLength(long)).toBeLessThanOrEqual(STDERR_LINE_MAX_BYTES + 3);
     expect(long.endsWith('…')).toBe(true);
+  });
+
+  it('logs stderr lines at debug, and at warn those that look like errors', async () => {
+    const { logger, records } = memoryLogger({ server: 'noisy' });
+    const t = fixture({ logger });
+    const inbox = attachInbox(t);
+    await t.start();
+    await t.send(request(1, 'stderr', { count: 0, lines: ['listening on stdio', 'TypeError: boom', 'WARNING: old'] }));
+    await inbox.response(1);
+    await eventually(() => records.filter((r) => r.msg === 'upstream stderr').length === 3, 5000, 'stderr logged');
+    const levels = records.filter((r) => r.msg === 'upstream stderr').map((r) => [r.stderr, r.level]);
+    expect(levels).toEqual([
+      ['listening on stdio', 20],
+      ['TypeError: boom', 40],
+      ['WARNING: old', 40],
+    ]);
   });
 
   it('fires onclose once with the exit code when the child crashes, then rejects send()', async () => {

@@ -29,7 +29,7 @@ describe('switchboard check', () => {
     const file = join(dir, 'ok.yaml');
     await writeFile(
       file,
-      'servers:\n  a: { command: x }\n  b: { url: "https://b.example/mcp" }\nvirtualServers:\n  v: { servers: [a] }\n',
+      'servers:\n  a: { command: sh }\n  b: { url: "https://b.example/mcp" }\nvirtualServers:\n  v: { servers: [a] }\n',
     );
     const io = capture();
     expect(await runCheck({ config: file, env: {} }, io)).toBe(0);
@@ -59,11 +59,46 @@ describe('switchboard check', () => {
 
   it('uses SWITCHBOARD_CONFIG when --config is absent, and prints warnings', async () => {
     const file = join(dir, 'claude.json');
-    await writeFile(file, JSON.stringify({ globalShortcut: 'x', mcpServers: { a: { command: 'x' } } }));
+    await writeFile(file, JSON.stringify({ globalShortcut: 'x', mcpServers: { a: { command: 'sh' } } }));
     const io = capture();
     expect(await runCheck({ env: { SWITCHBOARD_CONFIG: file } }, io)).toBe(0);
     expect(io.stdout).toEqual([`ok: 1 server, 0 virtual servers in ${file}`]);
     expect(io.stderr).toEqual([expect.stringMatching(/^warning: .*globalShortcut: ignored/)]);
+  });
+
+  it('exits 1 naming the server and the command when a stdio command is not installed', async () => {
+    const file = join(dir, 'missing.yaml');
+    await writeFile(
+      file,
+      'servers:\n  ok: { command: sh }\n  gone: { command: swb-no-such-command-7f3a }\n  rel: { command: ./nope.sh }\n',
+    );
+    const io = capture();
+    expect(await runCheck({ config: file, env: {} }, io)).toBe(1);
+    expect(io.stdout).toEqual([]);
+    expect(io.stderr).toEqual([
+      `${file}: servers.gone.command: command "swb-no-such-command-7f3a" not found (not on PATH)`,
+      expect.stringMatching(new RegExp(`^${file}: servers\\.rel\\.command: command "\\./nope\\.sh" not found`)),
+      `2 problems found in ${file}`,
+    ]);
+  });
+
+  it('finds a command by path and on the PATH of the checking environment', async () => {
+    const script = join(dir, 'server.sh');
+    await writeFile(script, '#!/bin/sh\n', { mode: 0o755 });
+    const file = join(dir, 'paths.yaml');
+    await writeFile(file, `servers:\n  byPath: { command: ${script} }\n  byName: { command: server.sh }\n`);
+    const io = capture();
+    expect(await runCheck({ config: file, env: { PATH: dir } }, io)).toBe(0);
+    expect(io.stdout).toEqual([`ok: 2 servers, 0 virtual servers in ${file}`]);
+  });
+
+  it('warns (exit 0) when the file declares no servers', async () => {
+    const file = join(dir, 'empty.yaml');
+    await writeFile(file, '');
+    const io = capture();
+    expect(await runCheck({ config: file, env: {} }, io)).toBe(0);
+    expect(io.stderr).toEqual([`warning: ${file} declares no servers; the gateway would serve nothing`]);
+    expect(io.stdout).toEqual([`ok: 0 servers, 0 virtual servers in ${file}`]);
   });
 
   it('checks the bundled example when nothing is given', async () => {
@@ -112,6 +147,16 @@ describe('switchboard import', () => {
     expect(again.stderr[0]).toContain('pass --force');
     expect(await runImport({ file, output: out, force: true, env: {} }, capture())).toBe(0);
     expect(await runImport({ file, output: join(dir, 'sb.json'), env: {} }, capture())).toBe(1);
+  });
+
+  it('creates the missing parent folders of --output', async () => {
+    const file = join(dir, 'claude.json');
+    const out = join(dir, 'some', 'missing', 'dir', 'sb.yaml');
+    await writeFile(file, claude);
+    const io = capture();
+    expect(await runImport({ file, output: out, env: {} }, io)).toBe(0);
+    expect(io.stderr).toEqual([]);
+    expect(await readFile(out, 'utf8')).toContain('command: x');
   });
 
   it('exits 1 for a file that is not a client configuration', async () => {
