@@ -48,8 +48,7 @@ export const BRIDGE_ERROR_CODE = -32000;
 export function describeHttpError(error: unknown, url: string): string {
   if (error instanceof StreamableHTTPError) {
     const status = error.code ?? -1;
-    if (status === 401)
-      return `the gateway at ${url} refused the token (HTTP 401): check --token or SWITCHBOARD_TOKEN`;
+    if (status === 401) return `the gateway at ${url} refused the token (HTTP 401): check --token or SWITCHBOARD_TOKEN`;
     if (status === 403) return `the gateway at ${url} denied access (HTTP 403): the token lacks a permission`;
     if (status === 404)
       return `not found at ${url} (HTTP 404): check the endpoint path, or the session ended on the gateway`;
@@ -59,7 +58,11 @@ export function describeHttpError(error: unknown, url: string): string {
   if (error instanceof Error) {
     const cause = (error as { cause?: unknown }).cause;
     const causeText =
-      cause instanceof Error ? ((cause as { code?: string }).code ?? cause.message) : cause ? String(cause) : '';
+      cause instanceof Error
+        ? ((cause as { code?: string }).code ?? cause.message)
+        : typeof cause === 'string'
+          ? cause
+          : '';
     return `cannot reach the gateway at ${url}: ${oneLine(error.message)}${causeText ? ` (${oneLine(causeText)})` : ''}`;
   }
   return `gateway error at ${url}: ${oneLine(String(error))}`;
@@ -129,7 +132,9 @@ export async function runStdioBridge(options: StdioBridgeOptions, output: CliOut
         error: {
           code: BRIDGE_ERROR_CODE,
           message: `switchboard stdio: ${describeHttpError(error, shown)}`,
-          ...(error instanceof StreamableHTTPError && (error.code ?? 0) > 0 ? { data: { httpStatus: error.code } } : {}),
+          ...(error instanceof StreamableHTTPError && (error.code ?? 0) > 0
+            ? { data: { httpStatus: error.code } }
+            : {}),
         },
       };
       stdio.send(reply).catch(() => undefined);
