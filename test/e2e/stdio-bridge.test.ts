@@ -2,8 +2,10 @@
  * `switchboard stdio` as an MCP client launches it: an official SDK client over
  * `StdioClientTransport` runs the built CLI, which bridges to a real gateway (API tokens,
  * server-everything over stdio). Tools are listed and called, a sampling request from the
- * upstream reaches the client and its answer goes back, a wrong token fails `initialize` with a
- * one-line message on stderr, and stdin EOF ends the bridge with exit code 0.
+ * upstream reaches the client and its answer goes back, requests after `initialize` carry
+ * `MCP-Protocol-Version`, the client closing stdin ends the gateway session, a wrong token fails
+ * `initialize` with a one-line message on stderr, and an unreachable gateway gets a JSON-RPC
+ * error for the request and exit code 0 on stdin EOF.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { startBalancer } from '../helpers/balancer.js';
 import { EVERYTHING_ENTRY } from '../helpers/gateway.js';
 import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
 
@@ -78,7 +81,21 @@ describe('switchboard stdio', () => {
   });
 
   it('lists and calls tools, and round-trips a sampling request through the client', async () => {
-    const { client, transport, stderr } = bridgeClient(`${serve.url}/mcp`, token);
+    // A pass-through proxy in front of the gateway records what the bridge sends.
+    const seen: Array<{ method: string; version: string | undefined }> = [];
+    const proxy = await startBalancer([serve.url], {
+      onRequest: (req) => {
+        const v = req.headers['mcp-protocol-version'];
+        seen.push({ method: req.method ?? '', version: typeof v === 'string' ? v : undefined });
+      },
+    });
+    const sessions = async (): Promise<Array<{ client: { name: string } | null }>> => {
+      const res = await fetch(`${serve.url}/api/v1/sessions`, { headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      return ((await res.json()) as { sessions: Array<{ client: { name: string } | null }> }).sessions;
+    };
+    const ours = async () => (await sessions()).filter((s) => s.client?.name === 'bridge-test').length;
+    const { client, transport, stderr } = bridgeClient(`${proxy.url}/mcp`, token);
     const prompts: string[] = [];
     client.setRequestHandler(CreateMessageRequestSchema, (request) => {
       const content = request.params.messages[0]?.content;
@@ -102,9 +119,19 @@ describe('switchboard stdio', () => {
       });
       expect(prompts.some((p) => p.includes('hello sampler'))).toBe(true);
       expect(JSON.stringify(sampled.content)).toContain('answer from the stdio client');
+      // The first POST is initialize (no version yet); every later request carries it.
+      expect(seen[0]?.version).toBeUndefined();
+      const later = seen.slice(1);
+      expect(later.length).toBeGreaterThan(3);
+      for (const r of later) expect(r.version).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(await ours()).toBe(1);
     } finally {
       await client.close();
     }
+    // Closing the client ends the bridge's stdin: it sends DELETE, the session ends at once.
+    expect(seen.some((r) => r.method === 'DELETE')).toBe(true);
+    expect(await ours()).toBe(0);
+    await proxy.close();
     expect(stderr()).not.toContain('switchboard stdio:');
   }, 60_000);
 
