@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `switchboard` command line: `serve`, `check`, `import` and the store, token, tunnel and
- * usage commands.
+ * The `switchboard` command line: `serve`, `check`, `import`, `stdio` and the store, token,
+ * tunnel and usage commands.
  *
  * The CLI is the only layer that prints or sets the process exit code; commands return their
  * exit code and the library code below them throws {@link GatewayError}s.
@@ -308,6 +308,34 @@ Examples:
         process.exitCode = await (await import('./tunnel.js')).runTunnel({ ...opts, command });
       },
     );
+
+  program
+    .command('stdio')
+    .description('bridge an MCP client that launches local commands (stdio) to a gateway URL (docs/clients.md)')
+    .requiredOption('--url <url>', 'gateway MCP endpoint, e.g. http://127.0.0.1:8080/mcp or …/mcp/{virtual}')
+    .option(
+      '--token <token>',
+      'API token sent as Authorization: Bearer (default SWITCHBOARD_TOKEN; on the command line it shows in ps)',
+    )
+    .addHelpText(
+      'after',
+      [
+        '',
+        'Examples:',
+        '  $ SWITCHBOARD_TOKEN=swb_… switchboard stdio --url http://127.0.0.1:8080/mcp',
+        '  $ switchboard stdio --url https://gateway.example.com/mcp/dev-tools',
+        '  $ switchboard stdio --url http://127.0.0.1:8080/servers/github/mcp',
+        '',
+        'stdin/stdout carry JSON-RPC only; messages about the gateway (401, 404, unreachable) go to',
+        'stderr. The command exits 0 when stdin ends, after ending the gateway session.',
+      ].join('\n'),
+    )
+    .action(async (opts: { url: string; token?: string }) => {
+      const code = await (await import('./stdio-bridge.js')).runStdioBridge(opts);
+      process.exitCode = code;
+      // Idle keep-alive sockets must not hold the process open once stdin has ended.
+      setTimeout(() => process.exit(code), 1000).unref();
+    });
 
   return program;
 }

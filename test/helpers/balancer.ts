@@ -18,8 +18,14 @@ export interface Balancer {
   close(): Promise<void>;
 }
 
-/** Starts a round-robin balancer over `backends` (base URLs such as `http://127.0.0.1:1234`). */
-export async function startBalancer(backends: readonly string[]): Promise<Balancer> {
+/**
+ * Starts a round-robin balancer over `backends` (base URLs such as `http://127.0.0.1:1234`);
+ * `onRequest` sees each incoming request (method, URL, headers) before it is forwarded.
+ */
+export async function startBalancer(
+  backends: readonly string[],
+  options: { onRequest?: (req: http.IncomingMessage) => void } = {},
+): Promise<Balancer> {
   const targets = backends.map((b) => new URL(b));
   const agent = new http.Agent({ keepAlive: true });
   const served = backends.map(() => 0);
@@ -56,6 +62,7 @@ export async function startBalancer(backends: readonly string[]): Promise<Balanc
     upstream.end(body);
   };
   const server = http.createServer((req, res) => {
+    options.onRequest?.(req);
     const i = next;
     next = (next + 1) % targets.length;
     const chunks: Buffer[] = [];
