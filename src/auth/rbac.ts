@@ -90,7 +90,13 @@ export interface Scope {
   /** True when the principal is not restricted at all (fast path). */
   readonly unrestricted: boolean;
   server(name: string): boolean;
-  tool(server: string, name: string): boolean;
+  /**
+   * True when the tool `name` of `server` is in scope.
+   *
+   * @param separator - the gateway's `namespaceSeparator`; when given, an entry written as the
+   *   client-visible name `{server}{separator}{tool}` matches too. Default: only `tool` and `server/tool`.
+   */
+  tool(server: string, name: string, separator?: string): boolean;
 }
 
 const UNRESTRICTED: Scope = Object.freeze({ unrestricted: true, server: () => true, tool: () => true });
@@ -98,7 +104,12 @@ const scopeCache = new WeakMap<Principal, Scope>();
 
 /**
  * The principal's scope (token `servers` / `tools`): out-of-scope names are absent from lists and
- * refused on call. Tool globs match the upstream's own tool name, or `server/tool`.
+ * refused on call. A tool entry (a glob) matches when it matches any of: the upstream's own tool
+ * name (`echo`), `server/tool` (`everything/echo`), or the client-visible aggregate name
+ * `{server}{separator}{tool}` (`everything__echo`). Each form is compared with the name composed
+ * from the tool's actual server and upstream name, so a tool whose own name contains the separator
+ * (`a__b` on `x`) is reached as `a__b`, `x/a__b` or `x__a__b`; the gateway refuses server names
+ * that could compose the same exposed name, so the composed form names one tool.
  */
 export function scopeOf(principal: Principal): Scope {
   const servers = principal.servers;
@@ -111,9 +122,12 @@ export function scopeOf(principal: Principal): Scope {
   scope = {
     unrestricted: false,
     server: (name) => serverSet === undefined || serverSet.has(name),
-    tool: (server, name) =>
+    tool: (server, name, separator) =>
       (serverSet === undefined || serverSet.has(server)) &&
-      (toolMatch === undefined || toolMatch(name) || toolMatch(`${server}/${name}`)),
+      (toolMatch === undefined ||
+        toolMatch(name) ||
+        toolMatch(`${server}/${name}`) ||
+        (separator !== undefined && separator !== '' && toolMatch(`${server}${separator}${name}`))),
   };
   scopeCache.set(principal, scope);
   return scope;

@@ -38,7 +38,7 @@ export function routeRequest(view: View, req: JsonRpcRequest, ctx: RequestContex
     case 'tools/call': {
       const name = params?.name;
       hit = typeof name === 'string' ? (view.resolveTool(name) ?? passThrough(view, name, 'tools')) : undefined;
-      if (!hit || !scopeOf(ctx.principal).tool(hit.member.upstream.name, hit.name)) {
+      if (!hit || !scopeOf(ctx.principal).tool(hit.member.upstream.name, hit.name, view.separator)) {
         if (typeof name === 'string' && view.kind === 'single') ctx.tool = name;
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
       }

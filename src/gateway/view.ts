@@ -56,7 +56,7 @@ interface Compiled {
 export interface ListScope {
   readonly unrestricted: boolean;
   server(name: string): boolean;
-  tool(server: string, name: string): boolean;
+  tool(server: string, name: string, separator?: string): boolean;
 }
 
 /** The four lists of a view, possibly filtered for one principal. */
@@ -217,6 +217,11 @@ export class View {
     return this.#members;
   }
 
+  /** The namespace separator between server and item names (`namespaceSeparator`). */
+  get separator(): string {
+    return this.#separator;
+  }
+
   /** How names are prefixed with the server name (`never` for a single-server view). */
   get namePrefix(): NamePrefixMode {
     return this.#namePrefix;
@@ -283,7 +288,7 @@ export class View {
     if (hit && hit.stamp === c.stamp) return hit;
     const keep = (owners: Resolved[], tool: boolean) => (_: unknown, i: number) => {
       const o = owners[i]!;
-      return tool ? scope.tool(o.member.upstream.name, o.name) : scope.server(o.member.upstream.name);
+      return tool ? scope.tool(o.member.upstream.name, o.name, this.#separator) : scope.server(o.member.upstream.name);
     };
     const lists = {
       stamp: c.stamp,

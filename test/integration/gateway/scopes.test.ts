@@ -315,6 +315,31 @@ describe('servers added at run time', () => {
     await accepted.text();
     expect(accepted.status).toBe(201);
   });
+
+  it('lets a token scoped to the client-visible name a__x list and call exactly that tool on /mcp', async () => {
+    gw = await startTestGateway({
+      auth: { mode: 'tokens' },
+      servers: { a: fixture('a', { tools: 'x,y' }), b: fixture('b', { tools: 'x' }) },
+    });
+    const token = (
+      await gw.tokens.create({
+        name: 'one-tool',
+        subject: 'alice',
+        permissions: ['servers.use', 'tools.execute'],
+        tools: ['a__x'],
+      })
+    ).token;
+    const { client } = await connectClient(`${gw.url}/mcp`, {}, 'scoped', { authorization: `Bearer ${token}` });
+    try {
+      const names = (await client.listTools()).tools.map((t) => t.name);
+      expect(names).toEqual(['a__x']);
+      expect(text(await client.callTool({ name: 'a__x', arguments: {} }))).toBe('a:x');
+      await expect(client.callTool({ name: 'a__y', arguments: {} })).rejects.toThrow(/Unknown tool/);
+      await expect(client.callTool({ name: 'b__x', arguments: {} })).rejects.toThrow(/Unknown tool/);
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('resources/updated', () => {

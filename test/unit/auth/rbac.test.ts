@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hasPermission, isAdmin, permissionMatches, requirePermission } from '../../../src/auth/rbac.js';
+import { hasPermission, isAdmin, permissionMatches, requirePermission, scopeOf } from '../../../src/auth/rbac.js';
 import type { Principal } from '../../../src/auth/principal.js';
 
 /** The definition, written the obvious way: equal segment counts, each `*` or equal. */
@@ -63,5 +63,39 @@ describe('hasPermission, requirePermission, isAdmin', () => {
       expect.objectContaining({ status: 403, message: expect.stringContaining('tools.execute') }),
     );
     expect(() => requirePermission(principal(['tools.execute']), 'tools.execute')).not.toThrow();
+  });
+});
+
+describe('scopeOf tool entries', () => {
+  const scoped = (tools: string[], servers?: string[]): Principal => ({
+    id: 't',
+    kind: 'token',
+    subject: 't',
+    permissions: ['servers.use', 'tools.execute'],
+    tools,
+    ...(servers ? { servers } : {}),
+  });
+
+  it('accepts the client-visible name server{separator}tool with the given separator', () => {
+    const scope = scopeOf(scoped(['everything__echo']));
+    expect(scope.tool('everything', 'echo', '__')).toBe(true);
+    expect(scope.tool('everything', 'add', '__')).toBe(false);
+    expect(scope.tool('other', 'echo', '__')).toBe(false);
+    expect(scope.tool('everything', 'echo', '.')).toBe(false);
+    expect(scopeOf(scoped(['everything.echo'])).tool('everything', 'echo', '.')).toBe(true);
+  });
+
+  it('still accepts bare tool names and server/tool', () => {
+    expect(scopeOf(scoped(['echo'])).tool('everything', 'echo', '__')).toBe(true);
+    expect(scopeOf(scoped(['everything/echo'])).tool('everything', 'echo', '__')).toBe(true);
+    expect(scopeOf(scoped(['everything/echo'])).tool('other', 'echo', '__')).toBe(false);
+  });
+
+  it('composes the name from the actual server, so a tool whose name contains the separator is unambiguous', () => {
+    const scope = scopeOf(scoped(['x__a__b']));
+    expect(scope.tool('x', 'a__b', '__')).toBe(true);
+    expect(scope.tool('x', 'b', '__')).toBe(false);
+    expect(scopeOf(scoped(['a__b'])).tool('x', 'a__b', '__')).toBe(true);
+    expect(scopeOf(scoped(['everything__*'])).tool('everything', 'echo', '__')).toBe(true);
   });
 });
