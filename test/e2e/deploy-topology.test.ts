@@ -16,9 +16,15 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { haproxyGate, localHaproxyConfig, startHaproxy, type HaproxyProcess } from '../helpers/haproxy.js';
+import {
+  freeStablePort,
+  haproxyGate,
+  localHaproxyConfig,
+  startHaproxy,
+  type HaproxyProcess,
+} from '../helpers/haproxy.js';
 import { createSchema, dropSchema, POSTGRES_URL, postgresGate, uniqueSchema } from '../helpers/postgres.js';
-import { deleteKeys, freePort, REDIS_URL, redisGate, uniqueKeyPrefix } from '../helpers/redis.js';
+import { deleteKeys, REDIS_URL, redisGate, uniqueKeyPrefix } from '../helpers/redis.js';
 import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
 
 const run = haproxyGate('the deployment topology test (three replicas behind HAProxy)')
@@ -104,7 +110,8 @@ describe.skipIf(!run)('the deploy/ topology as processes: three replicas behind 
     config = join(dir, 'switchboard.yaml');
     writeFileSync(config, stringify(doc));
 
-    const port = await freePort();
+    // Named in SWITCHBOARD_PUBLIC_URL before HAProxy binds it: a port no outgoing connection takes.
+    const port = await freeStablePort();
     url = `http://127.0.0.1:${port}`;
     env = {
       ...process.env,

@@ -6,8 +6,35 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+/**
+ * A free TCP port on 127.0.0.1 *below* the kernel's ephemeral range: a port that must stay free
+ * from the moment it is chosen until a process binds it later (HAProxy, started after the
+ * replicas whose URLs name it) cannot be taken meanwhile as the local port of some outgoing
+ * connection, as a port from the ephemeral range can.
+ */
+export async function freeStablePort(): Promise<number> {
+  let low = 32768;
+  try {
+    low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || low;
+  } catch {
+    // Not Linux: keep the IANA default start of the dynamic range.
+  }
+  const floor = Math.min(20_000, Math.max(1024, low - 5000));
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = floor + Math.floor(Math.random() * Math.max(1, low - floor));
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) return port;
+  }
+  throw new Error('no free port below the ephemeral range');
+}
 
 /** The deployment's HAProxy configuration. */
 export const HAPROXY_CFG = fileURLToPath(new URL('../../deploy/haproxy/haproxy.cfg', import.meta.url));
