@@ -117,6 +117,7 @@ Examples:
 
   program
     .command('check')
+    .addHelpText('after', `\nExamples:\n  $ switchboard check\n  $ switchboard check -c switchboard.yaml`)
     .description('validate a configuration file and print every problem with its path; exit 1 on any')
     .option('-c, --config <file>', 'configuration file (default SWITCHBOARD_CONFIG, else the bundled example)')
     .action(async (opts: { config?: string }) => {
@@ -125,6 +126,10 @@ Examples:
 
   program
     .command('import')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ switchboard import ~/.cursor/mcp.json\n  $ switchboard import claude_desktop_config.json -o switchboard.yaml`,
+    )
     .description('convert a Claude Desktop / Cursor / VS Code MCP config (JSON) to Switchboard YAML')
     .argument('<file>', 'client configuration, e.g. claude_desktop_config.json or .vscode/mcp.json')
     .option('-o, --output <file>', 'write the YAML to this .yaml/.yml file instead of stdout')
@@ -135,6 +140,10 @@ Examples:
 
   program
     .command('migrate')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ switchboard migrate -c switchboard.yaml\n  $ SWITCHBOARD_DATABASE_URL=postgres://… switchboard migrate`,
+    )
     .description('apply pending database migrations (serve also does this on start)')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .option('--database-url <url>', 'database to migrate (default SWITCHBOARD_DATABASE_URL, else the data directory)')
@@ -171,6 +180,10 @@ Examples:
   const token = program.command('token').description('manage API tokens in the configured database');
   token
     .command('create')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ switchboard token create --name ci --permissions servers.use,tools.execute --expires 30d\n  $ switchboard token create --name alice --servers github --tools 'github__*' --json\n  $ switchboard token create --name ops --permissions 'admin.*'`,
+    )
     .description('create an API token and print it once')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .requiredOption('--name <name>', 'label of the token')
@@ -185,6 +198,7 @@ Examples:
     });
   token
     .command('list')
+    .addHelpText('after', `\nExamples:\n  $ switchboard token list\n  $ switchboard token list --json`)
     .description('list API tokens (never the token strings)')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .option('--json', 'print JSON')
@@ -193,6 +207,7 @@ Examples:
     });
   token
     .command('revoke')
+    .addHelpText('after', `\nExamples:\n  $ switchboard token revoke 3f0c2a9e-5b1d-4c8e-9a7f-2d6b1e4c8a10`)
     .description('revoke an API token by id and every token minted from it (takes effect at once)')
     .argument('<id>', 'token id')
     .option('-c, --config <file>', 'configuration file (finds the database)')
@@ -240,6 +255,7 @@ Examples:
     });
   server
     .command('list')
+    .addHelpText('after', `\nExamples:\n  $ switchboard server list\n  $ switchboard server list --json`)
     .description('list the runtime servers (name, enabled, target, description)')
     .option('-c, --config <file>', 'configuration file (finds the database)')
     .option('--json', 'print JSON')
@@ -248,6 +264,7 @@ Examples:
     });
   server
     .command('remove')
+    .addHelpText('after', `\nExamples:\n  $ switchboard server remove files`)
     .description('remove a runtime server')
     .argument('<name>', 'server name')
     .option('-c, --config <file>', 'configuration file (finds the database)')
@@ -261,6 +278,7 @@ Examples:
     server
       .command(verb)
       .description(`${verb} a runtime server (a disabled one stays stored but is not started)`)
+      .addHelpText('after', `\nExamples:\n  $ switchboard server ${verb} files -c switchboard.yaml`)
       .argument('<name>', 'server name')
       .option('-c, --config <file>', 'configuration file (finds the database)')
       .action(async (name: string, opts: { config?: string }) => {
@@ -271,6 +289,10 @@ Examples:
   const tools = program.command('tools').description('tool definition pins of pinTools guardrails');
   tools
     .command('approve')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ switchboard tools approve github\n  $ switchboard tools approve github --tool create_issue`,
+    )
     .description("accept the current definitions of a server's changed tools (pinTools guardrails)")
     .argument('<server>', 'server name')
     .option('--tool <name>', "only this tool (the upstream's own name)")
@@ -280,6 +302,7 @@ Examples:
     });
   tools
     .command('pins')
+    .addHelpText('after', `\nExamples:\n  $ switchboard tools pins\n  $ switchboard tools pins --server github --json`)
     .description('list tool pins and whether each definition changed since pinned')
     .option('--server <name>', "only this server's pins")
     .option('-c, --config <file>', 'configuration file (finds the database)')
@@ -290,6 +313,10 @@ Examples:
 
   program
     .command('tunnel')
+    .addHelpText(
+      'after',
+      `\nExamples:\n  $ SWITCHBOARD_TOKEN=swb_… switchboard tunnel --gateway https://gw.example.com -- npx -y @modelcontextprotocol/server-everything\n  $ switchboard tunnel --gateway http://127.0.0.1:8080 --name files -- node files-server.js`,
+    )
     .description('connect a local stdio MCP server to a gateway through a reverse tunnel (docs/tunnel.md)')
     .requiredOption('--gateway <url>', 'gateway base URL, e.g. http://127.0.0.1:8080 (ws:// and wss:// also accepted)')
     .option('--token <token>', 'API token with servers.manage (default SWITCHBOARD_TOKEN)')

@@ -3,7 +3,8 @@
  * `SWITCHBOARD_LOG_LEVEL` / `SWITCHBOARD_LOG_FORMAT` and the file's `logging.level`, and an
  * unknown level is refused with the valid ones; `usage --token-id` (formerly `--token`).
  */
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,4 +86,28 @@ describe('switchboard usage --token-id', () => {
     expect(former.err).toContain('no token with id no-such-id');
     rmSync(dir, { recursive: true, force: true });
   }, 30_000);
+});
+
+describe('switchboard --help', () => {
+  const help = async (args: string[]): Promise<string> =>
+    (await promisify(execFile)(process.execPath, [...CLI, ...args, '--help'], { cwd: ROOT })).stdout;
+  const commandsOf = (text: string): string[] =>
+    [...(text.split('\nCommands:\n')[1] ?? '').matchAll(/^ {2}(\S+)/gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+
+  it('shows examples for every command', async () => {
+    const checked: string[] = [];
+    for (const name of commandsOf(await help([]))) {
+      const text = await help([name]);
+      const subs = commandsOf(text);
+      for (const path of subs.length === 0 ? [[name]] : subs.map((s) => [name, s])) {
+        const page = subs.length === 0 ? text : await help(path);
+        expect(page, path.join(' ')).toMatch(/\nExamples:\n {2}\$ (SWITCHBOARD_\S+ )?switchboard /);
+        checked.push(path.join(' '));
+      }
+    }
+    expect(checked).toEqual(
+      expect.arrayContaining(['serve', 'status', 'token create', 'server add', 'stdio', 'connect']),
+    );
+    expect(checked.length).toBeGreaterThan(18);
+  }, 60_000);
 });
