@@ -6,6 +6,7 @@
  */
 import { GatewayError } from '../errors.js';
 import { NAME_RE, PERMISSION_RE } from '../config/schema.js';
+import { isKnownPermission, unknownPermissionMessage } from '../config/schema/auth.js';
 
 const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
 
@@ -32,8 +33,10 @@ export function tokenInputProblems(input: {
   };
   text(input.name, 'name');
   text(input.subject, 'subject');
-  for (const p of input.permissions ?? [])
+  for (const p of input.permissions ?? []) {
     if (!PERMISSION_RE.test(p)) problems.push(`invalid permission "${p}" (expected resource.action)`);
+    else if (!isKnownPermission(p)) problems.push(unknownPermissionMessage(p));
+  }
   for (const s of input.servers ?? []) if (!NAME_RE.test(s)) problems.push(`invalid server name "${s}"`);
   for (const t of input.tools ?? [])
     if (t.trim() === '' || t.length > 256 || CONTROL_CHARS.test(t)) problems.push(`invalid tool pattern "${t}"`);

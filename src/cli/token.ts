@@ -13,6 +13,7 @@ import {
   type TokenService,
 } from '../auth/tokens.js';
 import { PERMISSION_RE, parseDuration, type SwitchboardConfig } from '../config/schema.js';
+import { isKnownPermission, unknownPermissionMessage } from '../config/schema/auth.js';
 import { silentLogger } from '../observability/logger.js';
 import type { Database, TokenRecord } from '../store/types.js';
 import { processOutput, type CliOutput } from './check.js';
@@ -70,6 +71,11 @@ export async function runTokenCreate(opts: TokenCreateOptions, output: CliOutput
     output.err(
       `invalid permission(s): ${bad.join(', ')} (expected resource.action, e.g. servers.use, tools.execute, tokens.manage, servers.manage, admin.*)`,
     );
+    return 1;
+  }
+  const unknown = permissions.filter((p) => !isKnownPermission(p));
+  if (unknown.length > 0) {
+    for (const p of unknown) output.err(unknownPermissionMessage(p));
     return 1;
   }
   let expiresInMs: number | undefined;

@@ -9,9 +9,42 @@ import { HeaderName } from './common.js';
 
 /** `resource.action` permission strings, `*` wildcards per segment (docs/security.md). */
 export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
+/**
+ * Every permission the gateway checks (docs/security.md): a granted permission must name one of
+ * them, or cover at least one through `*` segments (`tools.*`, `*`), else it is a typo that would
+ * silently grant nothing.
+ */
+export const KNOWN_PERMISSIONS = Object.freeze([
+  'servers.use',
+  'tools.execute',
+  'tokens.manage',
+  'servers.manage',
+  'servers.create',
+  'servers.update',
+  'usage.read',
+  'metrics.read',
+  'admin.*',
+] as const);
+
+/** True when `permission` is, or covers segment by segment (`*` wildcards), one of {@link KNOWN_PERMISSIONS}. */
+export function isKnownPermission(permission: string): boolean {
+  if (permission === '*') return true;
+  const granted = permission.split('.');
+  return KNOWN_PERMISSIONS.some((known) => {
+    const k = known.split('.');
+    return k.length === granted.length && k.every((seg, i) => granted[i] === '*' || granted[i] === seg);
+  });
+}
+
+/** The message for a permission that is well formed but names nothing the gateway checks. */
+export function unknownPermissionMessage(permission: string): string {
+  return `unknown permission "${permission}"; valid: ${KNOWN_PERMISSIONS.join(', ')} (or a * wildcard covering one of them, such as tools.* or *)`;
+}
+
 const Permission = z
   .string()
-  .regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*');
+  .regex(PERMISSION_RE, 'expected a permission such as servers.use, tools.execute or admin.*')
+  .refine(isKnownPermission, { error: (issue) => unknownPermissionMessage(String(issue.input)) });
 
 /** Inbound authentication and authorization: API tokens, OAuth 2.1 resource server, trusted proxy header, roles. */
 export const AuthConfig = z
