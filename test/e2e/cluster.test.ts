@@ -314,7 +314,9 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
       expect(r.headers.get('mcp-session-id')).toBeNull();
       expect(JSON.stringify(await r.json())).toContain(`Echo: m${i}`);
     }
-    for (const [i, n] of balancer.served.entries()) expect(n - before[i]!).toBe(2);
+    // Round robin over six requests: every replica served at least two (a late request of an
+    // earlier test, such as an SDK client's DELETE, may shift the rotation by one).
+    for (const [i, n] of balancer.served.entries()) expect(n - before[i]!).toBeGreaterThanOrEqual(2);
   });
 
   it('brings sampling and elicitation from a stdio upstream to the right one of two concurrent sessions, and their answers back, whichever replica they land on', async () => {
