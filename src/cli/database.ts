@@ -71,6 +71,16 @@ async function openConfiguredDatabase(
     env,
     ...(options.databaseUrl === undefined ? {} : { url: options.databaseUrl }),
   });
+  // Without a configuration the bundled example's database is used: say where it is, since a
+  // gateway started with its own configuration does not see it.
+  if (
+    (options.config === undefined || options.config === '') &&
+    !env.SWITCHBOARD_CONFIG &&
+    !env.SWITCHBOARD_DATABASE_URL
+  )
+    output.err(
+      `note: no --config given; using the database at ${db.location ?? db.dialect} (pass the gateway's --config to use its database)`,
+    );
   return { db, config };
 }
 

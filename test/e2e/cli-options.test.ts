@@ -111,3 +111,17 @@ describe('switchboard --help', () => {
     expect(checked.length).toBeGreaterThan(18);
   }, 60_000);
 });
+
+describe('database commands without --config', () => {
+  it('say which database they use', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'swb-noconfig-'));
+    const env = { ...process.env };
+    delete env.SWITCHBOARD_CONFIG;
+    delete env.SWITCHBOARD_DATABASE_URL;
+    const { stderr } = await promisify(execFile)(process.execPath, [...CLI, 'token', 'list'], { cwd: dir, env });
+    expect(stderr).toContain(
+      `note: no --config given; using the database at ${join(dir, '.switchboard', 'switchboard.db')}`,
+    );
+    rmSync(dir, { recursive: true, force: true });
+  }, 30_000);
+});
