@@ -62,6 +62,22 @@ export async function startSessionEndFeed(
       logger: log,
       what,
     });
+  // Answers and notifications travel as `{"s": session id, key: message}`.
+  const onSessionMessage = (
+    on: { subscribe(listener: (message: string | undefined) => void): void },
+    key: 'r' | 'n',
+    what: string,
+    deliver: (session: string, message: unknown) => void,
+  ): void =>
+    on.subscribe((message) => {
+      if (message === undefined) return;
+      try {
+        const o = JSON.parse(message) as Record<string, unknown>;
+        if (typeof o.s === 'string') deliver(o.s, o[key]);
+      } catch {
+        log.debug(`a malformed message on the ${what} channel was ignored`);
+      }
+    });
   const feed = channel(config.sessions.endedChannel, 'ended sessions');
   feed.subscribe((message) => {
     if (message === undefined) return;
@@ -74,27 +90,15 @@ export async function startSessionEndFeed(
   // A client's answer to a server→client request another replica sent (sampling, elicitation,
   // roots): every replica hears it, the one whose request waits for it takes it.
   const answers = channel(config.sessions.answersChannel, 'client answers');
-  answers.subscribe((message) => {
-    if (message === undefined) return;
-    try {
-      const { s, r } = JSON.parse(message) as { s?: unknown; r?: unknown };
-      if (typeof s === 'string' && isResponse(r)) gateway.deliverClientResponse(s, r);
-    } catch {
-      log.debug('a malformed client answer on the answers channel was ignored');
-    }
+  onSessionMessage(answers, 'r', 'client answers', (s, r) => {
+    if (isResponse(r)) gateway.deliverClientResponse(s, r);
   });
   gateway.onForeignClientResponse = (s, r) => void answers.publish(JSON.stringify({ s, r }));
   // A notification for one session (its subscription's resources/updated, its isolated
   // connection's messages) raised on a replica that does not hold the session's stream.
   const events = channel(config.sessions.eventsChannel, 'session notifications');
-  events.subscribe((message) => {
-    if (message === undefined) return;
-    try {
-      const { s, n } = JSON.parse(message) as { s?: unknown; n?: unknown };
-      if (typeof s === 'string' && isNotification(n)) gateway.deliverNotification(s, n);
-    } catch {
-      log.debug('a malformed notification on the session notifications channel was ignored');
-    }
+  onSessionMessage(events, 'n', 'session notifications', (s, n) => {
+    if (isNotification(n)) gateway.deliverNotification(s, n);
   });
   gateway.onForeignNotification = (s, n) => {
     const message = JSON.stringify({ s, n });

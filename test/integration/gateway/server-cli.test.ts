@@ -13,15 +13,10 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import { startTestGateway } from '../../helpers/gateway.js';
 import { REDIS_URL, redisGate, uniqueKeyPrefix } from '../../helpers/redis.js';
+import { captureOutput } from '../../helpers/cli-output.js';
 
 const redisUp = await redisGate('switchboard server announcements over Redis');
 const ECHO = fileURLToPath(new URL('../../fixtures/echo-server.mjs', import.meta.url));
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
-}
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -43,7 +38,7 @@ async function setup(channel = 'swb:changes') {
 describe('switchboard server', () => {
   it('adds, lists, disables, enables and removes runtime servers; a gateway starts the enabled ones', async () => {
     const { dir, config } = await setup();
-    const c = capture();
+    const c = captureOutput();
     const add = (extra: Record<string, unknown>) => runServerAdd({ config, redisUrl: '', ...extra } as never, c.output);
     expect(await add({ name: 'echo2', command: process.execPath, args: [ECHO], description: 'second echo' })).toBe(0);
     expect(c.out).toEqual(['added echo2']);
@@ -60,7 +55,7 @@ describe('switchboard server', () => {
     expect(c.err.at(-1)).toContain('--force');
     expect(await add({ name: 'j', json: '{"url":"https://mcp.example.com/mcp"}' })).toBe(0);
 
-    const l = capture();
+    const l = captureOutput();
     expect(await runServerList({ config }, l.output)).toBe(0);
     expect(l.out).toEqual([
       `echo2\tenabled\tstdio ${process.execPath}\tsecond echo`,
@@ -77,7 +72,7 @@ describe('switchboard server', () => {
     expect(gw.gateway.upstreams.get('echo2')?.state).toBe('ready');
 
     expect(await runServerSetEnabled({ config, redisUrl: '', name: 'j', enabled: true }, c.output)).toBe(0);
-    const l2 = capture();
+    const l2 = captureOutput();
     await runServerList({ config }, l2.output);
     expect(l2.out[1]).toBe('j\tenabled\turl https://mcp.example.com/mcp');
     expect(await runServerRemove({ config, redisUrl: '', name: 'j' }, c.output)).toBe(0);
@@ -95,7 +90,7 @@ describe('switchboard server', () => {
       { database, redisUrl: REDIS_URL },
     );
     cleanups.push(() => gw.close());
-    const c = capture();
+    const c = captureOutput();
     expect(
       await runServerAdd(
         { config, redisUrl: REDIS_URL, name: 'live', command: process.execPath, args: [ECHO] },

@@ -7,12 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { defaultConfigFile, runConnect } from '../../../src/cli/connect.js';
-
-function capture() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return { out, err, output: { out: (l: string) => out.push(l), err: (l: string) => err.push(l) } };
-}
+import { captureOutput } from '../../helpers/cli-output.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -30,7 +25,7 @@ describe('switchboard connect', () => {
     const file = join(dir, 'mcp.json');
     const before = JSON.stringify({ mcpServers: { other: { url: 'https://x.example/mcp' } }, theme: 'dark' });
     await writeFile(file, before);
-    const c = capture();
+    const c = captureOutput();
     expect(await runConnect({ client: 'cursor', file, url: 'http://127.0.0.1:9000/mcp' }, c.output)).toBe(0);
     expect(JSON.parse(c.out.join('\n'))).toEqual({
       mcpServers: { other: { url: 'https://x.example/mcp' }, switchboard: { url: 'http://127.0.0.1:9000/mcp' } },
@@ -43,7 +38,7 @@ describe('switchboard connect', () => {
   it('writes each client its own shape, with a backup of the old file', async () => {
     const dir = await tempDir();
     const vscode = join(dir, '.vscode', 'mcp.json');
-    const c = capture();
+    const c = captureOutput();
     // A missing file (and folder) is created.
     expect(await runConnect({ client: 'vscode', file: vscode, token: 'tok', write: true }, c.output)).toBe(0);
     expect(JSON.parse(await readFile(vscode, 'utf8'))).toEqual({
@@ -77,7 +72,7 @@ describe('switchboard connect', () => {
     const dir = await tempDir();
     const file = join(dir, 'mcp.json');
     await writeFile(file, '{"mcpServers":{"switchboard":{"url":"http://old/mcp"}}}');
-    const c = capture();
+    const c = captureOutput();
     expect(await runConnect({ client: 'cursor', file, write: true }, c.output)).toBe(1);
     expect(c.err.at(-1)).toContain('--force');
     expect(
