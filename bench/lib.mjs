@@ -488,7 +488,8 @@ export async function startSwitchboard(
     mkdirSync(cpuProfDir, { recursive: true });
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir);
   }
-  // Ready on the `listening` log line; /healthz polling covers configs that raise the log level.
+  // Ready on the `listening` log line; /readyz polling covers configs that raise the log level.
+  // (/healthz answers as soon as the port is bound, before the upstreams are ready.)
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const h = await startProcess(
@@ -506,7 +507,7 @@ export async function startSwitchboard(
         for (;;) {
           if (cancelled()) throw new Error('cancelled');
           try {
-            const r = await fetch(`${base}/healthz`);
+            const r = await fetch(`${base}/readyz`);
             await r.arrayBuffer();
             if (r.ok) return { url: base };
           } catch {
