@@ -33,4 +33,6 @@ export default tseslint.config(
       ],
     },
   },
+  // The admin web UI runs in browsers (its own tsconfig: DOM types, Preact JSX).
+  { files: ['ui/**/*.{ts,tsx}'], languageOptions: { globals: { ...globals.browser } } },
 );

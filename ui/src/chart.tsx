@@ -1,0 +1,109 @@
+/**
+ * uPlot charts: a small sparkline for the overview and a time-series line chart for usage.
+ *
+ * @module
+ */
+import { useEffect, useRef } from 'preact/hooks';
+import uPlot from 'uplot';
+import 'uplot/dist/uPlot.min.css';
+
+/** Colours of successive series, readable on both themes' backgrounds. */
+export const SERIES_COLOURS = ['#2f7bd6', '#d9534f', '#2e9e5b', '#c98a10', '#8e5bd6', '#1aa3a3', '#c0508d', '#7a7a7a'];
+
+function cssVar(name: string, fallback: string): string {
+  const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+  return v === '' ? fallback : v;
+}
+
+/** Props of {@link Sparkline}. */
+export interface SparklineProps {
+  /** Epoch ms of each point. */
+  times: number[];
+  values: number[];
+  /** Accessible description, e.g. "requests per 10 s over the last 5 minutes". */
+  label: string;
+  width?: number;
+  height?: number;
+}
+
+/** A tiny line chart without axes (the numbers beside it carry the values). */
+export function Sparkline({ times, values, label, width = 160, height = 36 }: SparklineProps) {
+  const host = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  useEffect(() => {
+    if (!host.current) return undefined;
+    const opts: uPlot.Options = {
+      width,
+      height,
+      pxAlign: false,
+      cursor: { show: false },
+      legend: { show: false },
+      select: { show: false, left: 0, top: 0, width: 0, height: 0 },
+      scales: { x: { time: false }, y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+      axes: [{ show: false }, { show: false }],
+      series: [
+        {},
+        { stroke: cssVar('--accent', '#2f7bd6'), width: 1.5, fill: cssVar('--accent-fill', 'rgba(47,123,214,0.15)') },
+      ],
+    };
+    plot.current = new uPlot(opts, [times.map((t) => t / 1000), values], host.current);
+    return () => {
+      plot.current?.destroy();
+      plot.current = null;
+    };
+    // Created once per size; data updates go through setData below.
+  }, [width, height]);
+  useEffect(() => {
+    plot.current?.setData([times.map((t) => t / 1000), values]);
+  }, [times, values]);
+  return <div class="sparkline" ref={host} role="img" aria-label={label} />;
+}
+
+/** Props of {@link TimeChart}. */
+export interface TimeChartProps {
+  /** Epoch ms of each bucket. */
+  times: number[];
+  series: Array<{ label: string; values: Array<number | null> }>;
+  /** Accessible description of the chart. */
+  label: string;
+  height?: number;
+}
+
+/** A time-series line chart with axes and a legend, as wide as its container. */
+export function TimeChart({ times, series, label, height = 260 }: TimeChartProps) {
+  const host = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    const el = host.current;
+    if (!el) return undefined;
+    const axisColour = cssVar('--text-muted', '#555');
+    const gridColour = cssVar('--border', '#ddd');
+    const axis = {
+      stroke: axisColour,
+      grid: { stroke: gridColour, width: 1 },
+      ticks: { stroke: gridColour, width: 1 },
+    };
+    const opts: uPlot.Options = {
+      width: Math.max(300, el.clientWidth),
+      height,
+      axes: [axis, axis],
+      scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.label,
+          stroke: SERIES_COLOURS[i % SERIES_COLOURS.length],
+          width: 2,
+          points: { show: true, size: 6 },
+        })),
+      ],
+    };
+    const u = new uPlot(opts, [times.map((t) => t / 1000), ...series.map((s) => s.values)], el);
+    const resize = new ResizeObserver(() => u.setSize({ width: Math.max(300, el.clientWidth), height }));
+    resize.observe(el);
+    return () => {
+      resize.disconnect();
+      u.destroy();
+    };
+  }, [times, series, height]);
+  return <div class="chart" ref={host} role="img" aria-label={label} />;
+}

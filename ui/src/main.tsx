@@ -1,0 +1,11 @@
+/**
+ * Entry of the admin web UI.
+ *
+ * @module
+ */
+import { render } from 'preact';
+import { App } from './app.tsx';
+import './styles.css';
+
+const root = document.getElementById('app');
+if (root) render(<App />, root);
