@@ -56,7 +56,7 @@ export class ApiError extends Error {
     this.data = data;
   }
 
-  /** The validation issues of a 400 answer, or an empty list. */
+  /** The validation issues of a 400 answer (`issues`), or an empty list. */
   get issues(): Issue[] {
     const raw = this.data?.issues;
     if (!Array.isArray(raw)) return [];
@@ -85,11 +85,12 @@ export async function errorFrom(res: Response): Promise<ApiError> {
   let message = res.statusText || `HTTP ${res.status}`;
   let data: Record<string, unknown> | undefined;
   try {
-    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown; data?: unknown } };
-    if (typeof body.error?.code === 'string') code = body.error.code;
-    if (typeof body.error?.message === 'string') message = body.error.message;
-    if (typeof body.error?.data === 'object' && body.error.data !== null)
-      data = body.error.data as Record<string, unknown>;
+    const body = (await res.json()) as { error?: Record<string, unknown> };
+    const { code: c, message: m, data: d, ...rest } = body.error ?? {};
+    if (typeof c === 'string') code = c;
+    if (typeof m === 'string') message = m;
+    // The details are in `error.data`, or (as the gateway writes them) beside code and message.
+    data = typeof d === 'object' && d !== null ? (d as Record<string, unknown>) : rest;
   } catch {
     // Not JSON (a proxy's error page): keep the status line.
   }

@@ -167,7 +167,7 @@ export function CatalogPage({ me }: { me: Me }) {
                   <button
                     type="button"
                     aria-expanded={open === t.name}
-                    aria-label={`Try ${t.name}`}
+                    aria-label={`${open === t.name ? 'Close' : 'Try it'}: ${t.name}`}
                     onClick={() => setOpen(open === t.name ? null : t.name)}
                   >
                     {open === t.name ? 'Close' : 'Try it'}

@@ -20,12 +20,13 @@ export const RECONNECT_MS = 3000;
 /** A `request` event. */
 export interface LiveRequest {
   time: string;
-  reqId: string;
+  reqId: string | null;
   endpoint: string;
-  method: string;
+  method: string | null;
   server: string | null;
   tool: string | null;
-  principal: string;
+  /** Null when the request was refused before authentication ended. */
+  principal: string | null;
   outcome: string;
   status: number;
   code: string | null;
@@ -175,21 +176,19 @@ export function LivePage({ me }: { me: Me }) {
               </tr>
             </thead>
             <tbody>
-              {rows.map((r) => (
+              {rows.map((r, i) => (
                 <tr
-                  key={r.reqId + r.time}
+                  key={`${r.reqId ?? i}-${r.time}`}
                   class={r.outcome === 'ok' ? '' : `row-${r.outcome}`}
                   data-outcome={r.outcome}
                 >
                   <td>
                     <time dateTime={r.time}>{formatClock(r.time)}</time>
                   </td>
-                  <td>
-                    <code>{r.method}</code>
-                  </td>
+                  <td>{r.method ? <code>{r.method}</code> : '–'}</td>
                   <td>{r.server ?? '–'}</td>
                   <td>{r.tool ?? '–'}</td>
-                  <td>{r.principal}</td>
+                  <td>{r.principal ?? <span class="muted">unauthenticated</span>}</td>
                   <td>
                     <Badge word={r.outcome} />
                     {r.outcome !== 'ok' && (

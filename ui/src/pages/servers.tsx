@@ -224,7 +224,7 @@ function EditServer({
             />
             {redacted && (
               <small id="edit-redacted" class="muted">
-                Values shown as "[redacted]" are secrets: type them again, or they are saved as the text "[redacted]".
+                Values shown as "[redacted]" are secrets: left as they are, the stored values are kept.
               </small>
             )}
           </div>
@@ -270,7 +270,7 @@ export function ServersPage({ me }: { me: Me }) {
   };
   const path = (s: ServerView) => `servers/${encodeURIComponent(s.name)}`;
   const setEnabled = (s: ServerView, enabled: boolean) => {
-    const { enabled: _e, ...rest } = s.config ?? {};
+    const { enabled: _e, disabled: _d, ...rest } = s.config ?? {};
     return run(
       s.name,
       () => api(path(s), { method: 'PUT', body: enabled ? rest : { ...rest, enabled: false } }),
