@@ -309,7 +309,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
       page.waitForEvent('download'),
       page.getByRole('button', { name: 'Export CSV' }).click(),
     ]);
-    const csv = readFileSync((await download.path())!, 'utf8');
+    const csv = readFileSync((await download.path()), 'utf8');
     expect(csv.split('\r\n')[0]).toBe('bucket,tool,server_or_subject,count,success,blocked,errors,avg_latency_ms');
     expect(csv).toMatch(/echo/);
     await checkPage(page, 'usage');
