@@ -3,9 +3,10 @@
  *
  * @module
  */
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { THEME_CHANGE_EVENT } from './theme.ts';
 
 /** Colours of successive series, readable on both themes' backgrounds. */
 export const SERIES_COLOURS = ['#2f7bd6', '#d9534f', '#2e9e5b', '#c98a10', '#8e5bd6', '#1aa3a3', '#c0508d', '#7a7a7a'];
@@ -13,6 +14,25 @@ export const SERIES_COLOURS = ['#2f7bd6', '#d9534f', '#2e9e5b', '#c98a10', '#8e5
 function cssVar(name: string, fallback: string): string {
   const v = getComputedStyle(document.documentElement).getPropertyValue(name).trim();
   return v === '' ? fallback : v;
+}
+
+/**
+ * A number that changes whenever the theme does (the system preference or the toggle): canvas
+ * colours are read from CSS variables when a chart is drawn, so charts are redrawn with it.
+ */
+export function useThemeVersion(): number {
+  const [version, setVersion] = useState(0);
+  useEffect(() => {
+    const bump = () => setVersion((v) => v + 1);
+    const media = matchMedia('(prefers-color-scheme: dark)');
+    media.addEventListener('change', bump);
+    window.addEventListener(THEME_CHANGE_EVENT, bump);
+    return () => {
+      media.removeEventListener('change', bump);
+      window.removeEventListener(THEME_CHANGE_EVENT, bump);
+    };
+  }, []);
+  return version;
 }
 
 /** Props of {@link Sparkline}. */
@@ -30,6 +50,7 @@ export interface SparklineProps {
 export function Sparkline({ times, values, label, width = 160, height = 36 }: SparklineProps) {
   const host = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const theme = useThemeVersion();
   useEffect(() => {
     if (!host.current) return undefined;
     const opts: uPlot.Options = {
@@ -51,8 +72,8 @@ export function Sparkline({ times, values, label, width = 160, height = 36 }: Sp
       plot.current?.destroy();
       plot.current = null;
     };
-    // Created once per size; data updates go through setData below.
-  }, [width, height]);
+    // Created once per size and theme; data updates go through setData below.
+  }, [width, height, theme]);
   useEffect(() => {
     plot.current?.setData([times.map((t) => t / 1000), values]);
   }, [times, values]);
@@ -64,14 +85,17 @@ export interface TimeChartProps {
   /** Epoch ms of each bucket. */
   times: number[];
   series: Array<{ label: string; values: Array<number | null> }>;
+  /** The x range, epoch ms: the requested window, also where it has no data. */
+  range: { from: number; to: number };
   /** Accessible description of the chart. */
   label: string;
   height?: number;
 }
 
 /** A time-series line chart with axes and a legend, as wide as its container. */
-export function TimeChart({ times, series, label, height = 260 }: TimeChartProps) {
+export function TimeChart({ times, series, range, label, height = 260 }: TimeChartProps) {
   const host = useRef<HTMLDivElement>(null);
+  const theme = useThemeVersion();
   useEffect(() => {
     const el = host.current;
     if (!el) return undefined;
@@ -86,7 +110,10 @@ export function TimeChart({ times, series, label, height = 260 }: TimeChartProps
       width: Math.max(300, el.clientWidth),
       height,
       axes: [axis, axis],
-      scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
+      scales: {
+        x: { range: () => [range.from / 1000, range.to / 1000] },
+        y: { range: (_u, _min, max) => [0, Math.max(1, max)] },
+      },
       series: [
         {},
         ...series.map((s, i) => ({
@@ -104,6 +131,6 @@ export function TimeChart({ times, series, label, height = 260 }: TimeChartProps
       resize.disconnect();
       u.destroy();
     };
-  }, [times, series, height]);
+  }, [times, series, range.from, range.to, height, theme]);
   return <div class="chart" ref={host} role="img" aria-label={label} />;
 }

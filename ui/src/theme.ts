@@ -20,10 +20,14 @@ export function storedTheme(): ThemeChoice {
   }
 }
 
+/** Event dispatched on `window` after the applied theme changed (charts redraw their canvas colours). */
+export const THEME_CHANGE_EVENT = 'switchboard:themechange';
+
 /** Applies and stores a choice. */
 export function applyTheme(choice: ThemeChoice): void {
   if (choice === 'system') delete document.documentElement.dataset.theme;
   else document.documentElement.dataset.theme = choice;
+  window.dispatchEvent(new Event(THEME_CHANGE_EVENT));
   try {
     if (choice === 'system') localStorage.removeItem(KEY);
     else localStorage.setItem(KEY, choice);

@@ -179,6 +179,7 @@ export function CatalogPage({ me }: { me: Me }) {
             </li>
           ))}
         </ul>
+        {data && tools.length === 0 && <p>No tools match.</p>}
       </section>
       <section aria-labelledby="prompts-title">
         <h2 id="prompts-title">Prompts</h2>
@@ -197,31 +198,35 @@ export function CatalogPage({ me }: { me: Me }) {
             </li>
           ))}
         </ul>
+        {data && prompts.length === 0 && <p>No prompts match.</p>}
       </section>
       <section aria-labelledby="resources-title">
         <h2 id="resources-title">Resources</h2>
-        <table class="data">
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">URI</th>
-              <th scope="col">Server</th>
-              <th scope="col">Type</th>
-            </tr>
-          </thead>
-          <tbody>
-            {resources.map((r) => (
-              <tr key={r.uri}>
-                <td>{r.name}</td>
-                <td>
-                  <code>{r.uri}</code>
-                </td>
-                <td>{r.server}</td>
-                <td>{r.mimeType ?? '–'}</td>
+        {data && resources.length === 0 && <p>No resources match.</p>}
+        {resources.length > 0 && (
+          <table class="data">
+            <thead>
+              <tr>
+                <th scope="col">Name</th>
+                <th scope="col">URI</th>
+                <th scope="col">Server</th>
+                <th scope="col">Type</th>
               </tr>
-            ))}
-          </tbody>
-        </table>
+            </thead>
+            <tbody>
+              {resources.map((r) => (
+                <tr key={r.uri}>
+                  <td>{r.name}</td>
+                  <td>
+                    <code>{r.uri}</code>
+                  </td>
+                  <td>{r.server}</td>
+                  <td>{r.mimeType ?? '–'}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
       </section>
     </>
   );

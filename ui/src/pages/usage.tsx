@@ -16,6 +16,7 @@ import { usePoll } from '../poll.ts';
 export const MAX_CHART_SERIES = 8;
 
 const DAY_MS = 86_400_000;
+const HOUR_MS = 3_600_000;
 
 interface Total {
   key: string;
@@ -27,6 +28,7 @@ interface Total {
   avgLatencyMs: number | null;
 }
 
+/** The row's key; requests that reached no server or tool (refused early, `initialize`) have none. */
 function keyOf(r: UsageRow): string {
   return r.key ?? '(none)';
 }
@@ -81,15 +83,23 @@ export function UsagePage() {
   const rows = data?.series ?? [];
   const table = useMemo(() => totals(rows), [rows]);
   const chart = useMemo(() => {
-    const times = [...new Set(rows.map((r) => Date.parse(r.bucket)))].sort((a, b) => a - b);
+    const from = data ? Date.parse(data.from) : Date.now();
+    const to = data ? Date.parse(data.to) : Date.now();
+    // Every bucket of the window (UTC-aligned, like the API's), so quiet ones are drawn as 0.
+    const step = bucket === 'day' ? DAY_MS : HOUR_MS;
+    const times: number[] = [];
+    for (let t = Math.floor(from / step) * step; t < to; t += step) times.push(t);
     const index = new Map(times.map((t, i) => [t, i]));
     const series = table.slice(0, MAX_CHART_SERIES).map((t) => {
       const values: Array<number | null> = times.map(() => 0);
-      for (const r of rows) if (keyOf(r) === t.key) values[index.get(Date.parse(r.bucket)) ?? 0] = r.count;
+      for (const r of rows) {
+        const i = index.get(Date.parse(r.bucket));
+        if (keyOf(r) === t.key && i !== undefined) values[i] = r.count;
+      }
       return { label: t.key, values };
     });
-    return { times, series };
-  }, [rows, table]);
+    return { times, series, range: { from: times[0] ?? from, to: Math.max(to, (times.at(-1) ?? to) + step / 2) } };
+  }, [rows, table, data, bucket]);
 
   const detailHeader = groupBy === 'token' ? 'Subject' : groupBy === 'tool' ? 'Server' : null;
   const exportCsv = () => {
@@ -159,10 +169,11 @@ export function UsagePage() {
           </p>
         )}
       </div>
-      {chart.times.length > 0 && (
+      {chart.times.length > 0 && rows.length > 0 && (
         <TimeChart
           times={chart.times}
           series={chart.series}
+          range={chart.range}
           label={`Requests per ${bucket} by ${groupBy}; the table below has the numbers`}
         />
       )}
