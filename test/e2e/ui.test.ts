@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEverythingHttp, type EverythingHttp } from '../helpers/everything.js';
 import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
 
 const run = promisify(execFile);
@@ -43,6 +44,8 @@ interface Token {
 }
 
 let serve: ServeProcess;
+/** The reference server over Streamable HTTP, added at run time as a URL server. */
+let remote: EverythingHttp;
 let browser: Browser;
 let admin: Token;
 let readOnly: Token;
@@ -155,6 +158,8 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
         'auth: { mode: tokens }',
         'listen: { port: 0 }',
         'usage: { flushInterval: 200ms }',
+        // The runtime URL server of the servers test listens on loopback.
+        "runtimeServers: { allowDestinations: ['127.0.0.1/32'] }",
         'servers:',
         '  everything:',
         `    command: ${JSON.stringify(process.execPath)}`,
@@ -169,8 +174,9 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
       await cli('token', 'create', '--name', 'ui-viewer', '--permissions', 'servers.use,usage.read', '--json'),
     ) as Token;
     const env = { ...process.env, SWITCHBOARD_DATABASE_URL: join(dir, 'switchboard.db') };
-    [serve, browser] = await Promise.all([
+    [serve, remote, browser] = await Promise.all([
       startServe(['--config', join(dir, 'switchboard.yaml')], { cwd: dir, env }),
+      startEverythingHttp('streamableHttp'),
       chromium.launch({
         executablePath: CHROMIUM,
         headless: true,
@@ -195,6 +201,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
 
   afterAll(async () => {
     await browser?.close();
+    await remote?.stop();
     if (serve) {
       serve.child.kill('SIGTERM');
       await serve.exited;
@@ -309,7 +316,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
       page.waitForEvent('download'),
       page.getByRole('button', { name: 'Export CSV' }).click(),
     ]);
-    const csv = readFileSync((await download.path()), 'utf8');
+    const csv = readFileSync(await download.path(), 'utf8');
     expect(csv.split('\r\n')[0]).toBe('bucket,tool,server_or_subject,count,success,blocked,errors,avg_latency_ms');
     expect(csv).toMatch(/echo/);
     await checkPage(page, 'usage');
@@ -331,6 +338,46 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     expect(consoleErrors.every((e) => /status of 400/.test(e))).toBe(true);
     consoleErrors = [];
     await checkPage(page, 'servers');
+  });
+
+  it('adds a runtime URL server, disables, enables, restarts, edits and removes it', async () => {
+    const page = await openPage();
+    await login(page, admin.token);
+    await goTo(page, 'servers', 'Servers');
+    await page.getByLabel('Name', { exact: true }).fill('remote');
+    await page.getByRole('textbox', { name: 'URL', exact: true }).fill(remote.url);
+    await page.getByRole('button', { name: 'Add server' }).click();
+    const row = page.locator('tr[data-server="remote"]');
+    const state = () => row.locator('.badge').textContent();
+    await expect.poll(state, { timeout: 10_000 }).toBe('ready');
+    expect(await row.textContent()).toContain('runtime (API)');
+
+    await row.getByRole('button', { name: 'Disable remote' }).click();
+    await expect.poll(state).toBe('disabled');
+    expect((await apiGet<{ state: string }>('servers/remote', admin.token)).state).toBe('disabled');
+    await row.getByRole('button', { name: 'Enable remote' }).click();
+    await expect.poll(state, { timeout: 10_000 }).toBe('ready');
+
+    await row.getByRole('button', { name: 'Restart remote' }).click();
+    await expect.poll(() => page.getByRole('status').allTextContents()).toContain('Server "remote" restarted.');
+    expect((await apiGet<{ state: string }>('servers/remote', admin.token)).state).toBe('ready');
+
+    await row.getByRole('button', { name: 'Edit remote' }).click();
+    const editor = page.getByLabel('Entry (JSON)');
+    const entry = JSON.parse(await editor.inputValue()) as Record<string, unknown>;
+    expect(entry.url).toBe(remote.url);
+    await editor.fill(JSON.stringify({ ...entry, description: 'edited in the UI' }));
+    await page.getByRole('button', { name: 'Save' }).click();
+    await expect.poll(() => row.textContent()).toContain('edited in the UI');
+
+    await row.getByRole('button', { name: 'Remove remote' }).click();
+    await row.getByRole('button', { name: 'Confirm remove' }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    const gone = await fetch(`${serve.url}/api/v1/servers/remote`, {
+      headers: { authorization: `Bearer ${admin.token}` },
+    });
+    expect(gone.status).toBe(404);
+    await gone.text();
   });
 
   it('shows a read-only token no write action on any page', async () => {
