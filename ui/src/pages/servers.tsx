@@ -331,67 +331,69 @@ export function ServersPage({ me }: { me: Me }) {
                 <td>{s.transport ?? '–'}</td>
                 <td>{s.tools}</td>
                 {manage && (
-                  <td class="row-actions">
-                    {confirming === s.name ? (
-                      <>
-                        <span>Remove {s.name}?</span>
-                        <button
-                          type="button"
-                          class="danger"
-                          disabled={busy === s.name}
-                          onClick={() =>
-                            void run(s.name, () => api(path(s), { method: 'DELETE' }), `Server "${s.name}" removed.`)
-                          }
-                        >
-                          Confirm remove
-                        </button>
-                        <button type="button" onClick={() => setConfirming(null)}>
-                          Cancel
-                        </button>
-                      </>
-                    ) : (
-                      <>
-                        <button
-                          type="button"
-                          disabled={busy === s.name}
-                          aria-label={`Restart ${s.name}`}
-                          onClick={() =>
-                            void run(
-                              s.name,
-                              () => api(`${path(s)}/restart`, { method: 'POST' }),
-                              `Server "${s.name}" restarted.`,
-                            )
-                          }
-                        >
-                          Restart
-                        </button>
-                        {runtime && s.config && (
-                          <>
-                            <button type="button" aria-label={`Edit ${s.name}`} onClick={() => setEditing(s.name)}>
-                              Edit
-                            </button>
-                            <button
-                              type="button"
-                              disabled={busy === s.name}
-                              aria-label={`${disabled ? 'Enable' : 'Disable'} ${s.name}`}
-                              onClick={() => void setEnabled(s, disabled)}
-                            >
-                              {disabled ? 'Enable' : 'Disable'}
-                            </button>
-                          </>
-                        )}
-                        {runtime && (
+                  <td>
+                    <div class="row-actions">
+                      {confirming === s.name ? (
+                        <>
+                          <span>Remove {s.name}?</span>
                           <button
                             type="button"
                             class="danger"
-                            aria-label={`Remove ${s.name}`}
-                            onClick={() => setConfirming(s.name)}
+                            disabled={busy === s.name}
+                            onClick={() =>
+                              void run(s.name, () => api(path(s), { method: 'DELETE' }), `Server "${s.name}" removed.`)
+                            }
                           >
-                            Remove
+                            Confirm remove
                           </button>
-                        )}
-                      </>
-                    )}
+                          <button type="button" onClick={() => setConfirming(null)}>
+                            Cancel
+                          </button>
+                        </>
+                      ) : (
+                        <>
+                          <button
+                            type="button"
+                            disabled={busy === s.name}
+                            aria-label={`Restart ${s.name}`}
+                            onClick={() =>
+                              void run(
+                                s.name,
+                                () => api(`${path(s)}/restart`, { method: 'POST' }),
+                                `Server "${s.name}" restarted.`,
+                              )
+                            }
+                          >
+                            Restart
+                          </button>
+                          {runtime && s.config && (
+                            <>
+                              <button type="button" aria-label={`Edit ${s.name}`} onClick={() => setEditing(s.name)}>
+                                Edit
+                              </button>
+                              <button
+                                type="button"
+                                disabled={busy === s.name}
+                                aria-label={`${disabled ? 'Enable' : 'Disable'} ${s.name}`}
+                                onClick={() => void setEnabled(s, disabled)}
+                              >
+                                {disabled ? 'Enable' : 'Disable'}
+                              </button>
+                            </>
+                          )}
+                          {runtime && (
+                            <button
+                              type="button"
+                              class="danger"
+                              aria-label={`Remove ${s.name}`}
+                              onClick={() => setConfirming(s.name)}
+                            >
+                              Remove
+                            </button>
+                          )}
+                        </>
+                      )}
+                    </div>
                   </td>
                 )}
               </tr>

@@ -232,28 +232,30 @@ export function TokensPage({ me }: { me: Me }) {
                   <td class="small">{formatTime(t.createdAt)}</td>
                   <td class="small">{t.expiresAt ? formatTime(t.expiresAt) : 'never'}</td>
                   <td class="small">{formatTime(t.lastUsedAt)}</td>
-                  <td class="row-actions">
-                    {status === 'active' &&
-                      (confirming === t.id ? (
-                        <>
-                          <span>Revoke {t.name}?</span>
-                          <button type="button" class="danger" onClick={() => void revoke(t)}>
-                            Confirm revoke
+                  <td>
+                    <div class="row-actions">
+                      {status === 'active' &&
+                        (confirming === t.id ? (
+                          <>
+                            <span>Revoke {t.name}?</span>
+                            <button type="button" class="danger" onClick={() => void revoke(t)}>
+                              Confirm revoke
+                            </button>
+                            <button type="button" onClick={() => setConfirming(null)}>
+                              Cancel
+                            </button>
+                          </>
+                        ) : (
+                          <button
+                            type="button"
+                            class="danger"
+                            aria-label={`Revoke ${t.name}`}
+                            onClick={() => setConfirming(t.id)}
+                          >
+                            Revoke
                           </button>
-                          <button type="button" onClick={() => setConfirming(null)}>
-                            Cancel
-                          </button>
-                        </>
-                      ) : (
-                        <button
-                          type="button"
-                          class="danger"
-                          aria-label={`Revoke ${t.name}`}
-                          onClick={() => setConfirming(t.id)}
-                        >
-                          Revoke
-                        </button>
-                      ))}
+                        ))}
+                    </div>
                   </td>
                 </tr>
               );
