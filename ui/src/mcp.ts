@@ -33,7 +33,8 @@ export interface ToolResult {
   isError?: boolean;
 }
 
-interface JsonRpcAnswer {
+/** A JSON-RPC 2.0 response (§5). */
+export interface JsonRpcAnswer {
   jsonrpc: '2.0';
   id?: number | string;
   result?: unknown;
@@ -68,14 +69,18 @@ async function limitedText(res: Response): Promise<string> {
   return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
-/** Reads the JSON-RPC answer with `id` from a JSON or `text/event-stream` answer. */
-async function answerOf(res: Response, id: number): Promise<JsonRpcAnswer> {
+/**
+ * Reads the JSON-RPC answer with `id` from a JSON or `text/event-stream` answer.
+ *
+ * @throws Error when the answer exceeds {@link MAX_ANSWER_BYTES}, or the stream ends without it.
+ */
+export async function answerOf(res: Response, id: number): Promise<JsonRpcAnswer> {
   const type = res.headers.get('content-type') ?? '';
   if (type.startsWith('text/event-stream')) {
     if (!res.body) throw new Error('empty event stream');
     let found: JsonRpcAnswer | undefined;
     let size = 0;
-    await readEventStream(res.body, (event) => {
+    await readEventStream(res.body, MAX_ANSWER_BYTES, (event) => {
       size += event.data.length;
       if (size > MAX_ANSWER_BYTES) throw new Error('the answer stream is too large');
       if (found || (event.event !== undefined && event.event !== 'message')) return;

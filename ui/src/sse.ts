@@ -14,15 +14,18 @@ export const MAX_EVENT_BYTES = 256 * 1024;
 /**
  * Feeds the events of an event-stream body to `onEvent` until it ends.
  *
- * @throws Error when one event exceeds {@link MAX_EVENT_BYTES} (the stream is cancelled).
+ * @param maxEventBytes - longest event accepted (its characters, field lines included).
+ * @throws Error when one event exceeds `maxEventBytes` (the stream is cancelled), or what
+ *   `onEvent` throws.
  */
 export async function readEventStream(
   body: ReadableStream<Uint8Array>,
+  maxEventBytes: number,
   onEvent: (event: EventSourceMessage) => void,
 ): Promise<void> {
   let failure: Error | undefined;
   const parser = createParser({
-    maxBufferSize: MAX_EVENT_BYTES,
+    maxBufferSize: maxEventBytes,
     onEvent,
     onError(err) {
       failure = new Error(`event stream: ${err.message}`);
@@ -60,5 +63,5 @@ export async function streamEvents(
   if (!res.ok) throw await errorFrom(res);
   if (!res.body) throw new Error('the answer has no body');
   onOpen?.();
-  await readEventStream(res.body, onEvent);
+  await readEventStream(res.body, MAX_EVENT_BYTES, onEvent);
 }

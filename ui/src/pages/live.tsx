@@ -45,7 +45,8 @@ export interface LiveLog {
 
 type Connection = 'connecting' | 'connected' | 'reconnecting';
 
-function append<T>(list: T[], item: T): T[] {
+/** `list` with `item` at its end, the oldest entries dropped beyond {@link MAX_LIVE_ENTRIES}. */
+export function append<T>(list: T[], item: T): T[] {
   const next = list.length >= MAX_LIVE_ENTRIES ? list.slice(list.length - MAX_LIVE_ENTRIES + 1) : list.slice();
   next.push(item);
   return next;
