@@ -110,11 +110,9 @@ interface AxeViolation {
 
 /** axe-core's serious and critical violations on the page as it is now. */
 async function axeViolations(page: Page): Promise<string[]> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.addScriptTag({ content: axeSource });
-  const violations = await page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run: () => Promise<{ violations: AxeViolation[] }> } }).axe;
-    return (await axe.run()).violations;
-  });
+  // Browser-side code is given as text: the test's own TypeScript program has no DOM types.
+  if (!(await page.evaluate<boolean>("'axe' in window"))) await page.addScriptTag({ content: axeSource });
+  const violations = await page.evaluate<AxeViolation[]>('axe.run().then((r) => r.violations)');
   return violations
     .filter((v) => v.impact === 'serious' || v.impact === 'critical')
     .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
@@ -128,7 +126,7 @@ async function checkPage(page: Page, name: string): Promise<void> {
   for (const scheme of ['light', 'dark'] as const) {
     await page.emulateMedia({ colorScheme: scheme });
     // Let the theme's colours apply before measuring contrast.
-    await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve(null))));
+    await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => resolve(null)))');
     expect(await axeViolations(page), `${name} (${scheme})`).toEqual([]);
     const file = `${name}${scheme === 'dark' ? '-dark' : ''}.png`;
     // A new token's secret is masked: the pictures go into the repository.
@@ -309,7 +307,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
           await page.getByRole('button', { name: 'Refresh' }).click();
           return false;
         },
-        { timeout: 10_000, intervals: [250] },
+        { timeout: 10_000, interval: 250 },
       )
       .toBe(true);
     await page.locator('.chart canvas').first().waitFor();
@@ -411,12 +409,9 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     const page = await openPage({ csp: true });
     const violations: string[] = [];
     await page.exposeFunction('reportCspViolation', (v: string) => violations.push(v));
-    await page.addInitScript(() => {
-      document.addEventListener('securitypolicyviolation', (e) => {
-        void (window as unknown as { reportCspViolation: (v: string) => Promise<void> }).reportCspViolation(
-          `${e.violatedDirective} ${e.blockedURI}`,
-        );
-      });
+    await page.addInitScript({
+      content:
+        "document.addEventListener('securitypolicyviolation', (e) => void reportCspViolation(e.violatedDirective + ' ' + e.blockedURI));",
     });
     await login(page, admin.token);
     await page
