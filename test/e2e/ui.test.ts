@@ -213,6 +213,14 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     await checkPage(page, 'login');
     const field = page.getByLabel('API token');
     expect(await field.getAttribute('type')).toBe('password');
+    // Keyboard: Tab reaches the field (after the theme button), with a visible focus outline.
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    expect(await field.evaluate((el) => el === el.ownerDocument.activeElement)).toBe(true);
+    const outline = await page.evaluate<string>(
+      "(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle + ' ' + s.outlineWidth; })()",
+    );
+    expect(outline).toMatch(/^solid [2-9]/);
     await field.fill('swb_not-a-token');
     await field.press('Enter');
     await expect.poll(() => page.getByRole('alert').textContent()).toContain('401');

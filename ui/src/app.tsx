@@ -29,7 +29,7 @@ const ROUTES: Route[] = [
   { path: 'servers', title: 'Servers', allowed: (me) => me.can.serversUse, render: (me) => <ServersPage me={me} /> },
   { path: 'catalog', title: 'Catalog', allowed: (me) => me.can.serversUse, render: (me) => <CatalogPage me={me} /> },
   { path: 'tokens', title: 'Tokens', allowed: (me) => me.can.tokensManage, render: (me) => <TokensPage me={me} /> },
-  { path: 'usage', title: 'Usage', allowed: (me) => me.can.usageRead, render: () => <UsagePage /> },
+  { path: 'usage', title: 'Usage', allowed: (me) => me.can.usageRead, render: (me) => <UsagePage me={me} /> },
   { path: 'live', title: 'Live', allowed: (me) => me.can.usageRead, render: (me) => <LivePage me={me} /> },
 ];
 
@@ -88,6 +88,9 @@ export function App() {
   useEffect(() => {
     const route = ROUTES.find((r) => r.path === path);
     document.title = me && route ? `${route.title} · Switchboard` : 'Switchboard';
+    // A new page: move focus to its content, as a page load would, so screen readers announce it
+    // and the next Tab starts there.
+    if (me) document.getElementById('main')?.focus();
   }, [me, path]);
 
   const logout = () => {

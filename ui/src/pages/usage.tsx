@@ -6,7 +6,7 @@
  * @module
  */
 import { useMemo, useState } from 'preact/hooks';
-import { api, type UsageRow, type UsageSeries } from '../api.ts';
+import { api, type Me, type TokenView, type UsageRow, type UsageSeries } from '../api.ts';
 import { TimeChart } from '../chart.tsx';
 import { Notice } from '../components.tsx';
 import { downloadText, formatMs, toCsv } from '../format.ts';
@@ -66,7 +66,7 @@ export function totals(rows: UsageRow[]): Total[] {
 }
 
 /** The usage page. */
-export function UsagePage() {
+export function UsagePage({ me }: { me: Me }) {
   const [groupBy, setGroupBy] = useState<'token' | 'server' | 'tool'>('tool');
   const [days, setDays] = useState(7);
   const [bucket, setBucket] = useState<'hour' | 'day'>('day');
@@ -79,6 +79,16 @@ export function UsagePage() {
     30_000,
     [groupBy, days, bucket],
   );
+
+  // Token names for the token grouping, when this token may list tokens.
+  const names = usePoll(
+    async (signal) =>
+      groupBy === 'token' && me.can.tokensManage
+        ? new Map((await api<{ tokens: TokenView[] }>('tokens', { signal })).tokens.map((t) => [t.id, t.name]))
+        : new Map<string, string>(),
+    0,
+    [groupBy],
+  ).data;
 
   const rows = data?.series ?? [];
   const table = useMemo(() => totals(rows), [rows]);
@@ -204,6 +214,7 @@ export function UsagePage() {
           {table.map((t) => (
             <tr key={t.key} data-key={t.key}>
               <th scope="row">
+                {names?.get(t.key) && <span>{names.get(t.key)} </span>}
                 <code>{t.key}</code>
               </th>
               {detailHeader && <td>{t.detail}</td>}
