@@ -74,6 +74,11 @@ export function setUnauthorizedHandler(handler: (() => void) | undefined): void 
   onUnauthorized = handler;
 }
 
+/** Reports a 401 answer read outside {@link api} (event streams, MCP calls): the app logs out. */
+export function notifyUnauthorized(): void {
+  onUnauthorized?.();
+}
+
 /** Request headers with the bearer token. */
 export function authHeaders(extra: Record<string, string> = {}): Record<string, string> {
   return token === null ? { ...extra } : { ...extra, authorization: `Bearer ${token}` };

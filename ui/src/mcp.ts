@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { authHeaders, errorFrom } from './api.ts';
+import { authHeaders, errorFrom, notifyUnauthorized } from './api.ts';
 import { readEventStream } from './sse.ts';
 
 /** The protocol version offered in `initialize`. */
@@ -109,6 +109,7 @@ export async function callTool(path: string, tool: string, args: Record<string, 
   let headers = base;
   const post = async (message: Record<string, unknown>): Promise<Response> => {
     const res = await fetch(path, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', ...message }) });
+    if (res.status === 401) notifyUnauthorized();
     if (!res.ok) throw await errorFrom(res);
     return res;
   };

@@ -6,7 +6,7 @@
  * @module
  */
 import { useEffect, useState } from 'preact/hooks';
-import { authHeaders, describeError, type Me } from '../api.ts';
+import { ApiError, authHeaders, describeError, notifyUnauthorized, type Me } from '../api.ts';
 import { Badge, Notice } from '../components.tsx';
 import { formatClock, formatMs } from '../format.ts';
 import { streamEvents } from '../sse.ts';
@@ -99,6 +99,12 @@ export function LivePage({ me }: { me: Me }) {
         if (!controller.signal.aborted) setError('The live stream ended; reconnecting…');
       } catch (err) {
         if (controller.signal.aborted) return;
+        // A refused token or permission does not change by retrying.
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+          setError(describeError(err));
+          if (err.status === 401) notifyUnauthorized();
+          return;
+        }
         setError(`${describeError(err)} Reconnecting in ${RECONNECT_MS / 1000} s…`);
       }
       if (controller.signal.aborted) return;
