@@ -327,6 +327,14 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     expect(csv.split('\r\n')[0]).toBe('bucket,tool,server_or_subject,count,success,blocked,errors,avg_latency_ms');
     expect(csv).toMatch(/echo/);
     await checkPage(page, 'usage');
+
+    // The overview now has traffic to draw: the echo call and the refused request.
+    await goTo(page, 'overview', 'Overview');
+    const card = page.locator('article[data-server="everything"]');
+    await expect
+      .poll(async () => (await card.textContent()) ?? '', { timeout: 10_000 })
+      .not.toMatch(/Requests\/min\s*0\.0/);
+    await checkPage(page, 'overview');
   });
 
   it('shows a refused server entry with its validation issues next to the form', async () => {

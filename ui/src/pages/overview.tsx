@@ -14,6 +14,13 @@ import { usePoll } from '../poll.ts';
 /** Refresh interval of the overview, ms. */
 export const OVERVIEW_REFRESH_MS = 5000;
 
+/** `12 / 40 ms`, or each value with its own unit when they differ (`800 ms / 1.20 s`). */
+function latencyPair(p50: number | null | undefined, p95: number | null | undefined): string {
+  const a = formatMs(p50);
+  const b = formatMs(p95);
+  return a.endsWith(' ms') && b.endsWith(' ms') ? `${a.slice(0, -3)} / ${b}` : `${a} / ${b}`;
+}
+
 function ServerCard({ s }: { s: ServerView }) {
   const stats = s.stats;
   const series = stats?.series ?? [];
@@ -47,9 +54,7 @@ function ServerCard({ s }: { s: ServerView }) {
         </div>
         <div>
           <dt>p50 / p95</dt>
-          <dd>
-            {formatMs(stats?.p50Ms)} / {formatMs(stats?.p95Ms)}
-          </dd>
+          <dd>{latencyPair(stats?.p50Ms, stats?.p95Ms)}</dd>
         </div>
         <div>
           <dt>Error rate</dt>
@@ -62,6 +67,8 @@ function ServerCard({ s }: { s: ServerView }) {
       </dl>
       {series.length > 0 && (
         <Sparkline
+          width={300}
+          height={40}
           times={series.map((p) => p.t)}
           values={series.map((p) => p.requests)}
           label={`${s.name}: ${stats?.requests ?? 0} requests in the last ${Math.round((stats?.windowSeconds ?? 300) / 60)} minutes`}
