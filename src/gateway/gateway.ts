@@ -29,6 +29,7 @@ import { GatewayViews } from './gateway-views.js';
 import { SessionRegistry } from './session-registry.js';
 import type { NameCollision, View } from './view.js';
 import type { SessionSealer } from './session-seal.js';
+import { StreamHandoverLink } from './stream-handover.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -87,6 +88,8 @@ export class Gateway implements SessionHost {
    * application (`sessions.portable`).
    */
   sessionSealer: SessionSealer | undefined = undefined;
+  /** Resumption of a portable session's stream on another replica (`./stream-handover.ts`). */
+  readonly streamHandover = new StreamHandoverLink();
   /**
    * Told when a sealed session ends here by the client's DELETE or the operator, so other
    * replicas can end their copies ({@link endSession}). Set by the application.

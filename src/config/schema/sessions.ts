@@ -45,8 +45,9 @@ export const SessionsConfig = z
     /**
      * Redis pub/sub channel on which a replica passes on a notification for one session (an
      * update of a resource it subscribed to, a message of its session-isolated connection) to
-     * the replica holding the session's GET stream, when `SWITCHBOARD_REDIS_URL` is set.
-     * Default `swb:sessions:events`.
+     * the replica holding the session's GET stream, and the stored events of a stream its
+     * client resumes on another replica (`gateway/stream-handover.ts`), when
+     * `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:events`.
      */
     eventsChannel: z.string().min(1).default('swb:sessions:events'),
     /**

@@ -249,10 +249,10 @@ describe('resource URIs, logging/setLevel and roots pass the same filter and sco
     expect((await rpc(url, sid, 'prompts/get', { name: 'nowhere__p' }, headers)).error?.data?.code).toBe(
       'SWB_ERR_ROUTE_UNKNOWN_PROMPT',
     );
-    const usage = await waitFor(async () => {
+    const usage = (await waitFor(async () => {
       const u = await gw.database.usage!.tokenUsage(created.id, { days: 1 });
       return u.blocked + u.errors >= 3 ? u : undefined;
-    });
+    }))!;
     expect(usage).toMatchObject({ blocked: 2, errors: 1 });
     // The refused attempts name the server they aimed at.
     expect(usage.topServers).toEqual([{ name: 'a', count: 2 }]);
