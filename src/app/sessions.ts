@@ -12,6 +12,7 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { deriveSessionKey, SESSION_KEY_INFO, SessionSealer, sessionKeyOf } from '../gateway/session-seal.js';
+import { startSlotForwarding } from './forwarding.js';
 import { HANDOVER_TIMEOUT_MS, type StreamHandover } from '../gateway/stream-handover.js';
 
 /**
@@ -45,7 +46,8 @@ export interface SessionEndFeed {
  * is not held (an update of a resource it subscribed to through this replica, a message of its
  * session-isolated connection) goes to the replica holding the stream; larger than
  * {@link MAX_FORWARDED_NOTIFICATION}, it is dropped with a warning. The same channel carries the
- * stream handovers of `gateway/stream-handover.ts` ({@link handoverExchange}).
+ * stream handovers of `gateway/stream-handover.ts` ({@link handoverExchange}). And the owners of
+ * session- and user-isolated stdio children are shared (`./forwarding.ts`).
  */
 export async function startSessionEndFeed(
   gateway: Gateway,
@@ -123,8 +125,11 @@ export async function startSessionEndFeed(
     else void events.publish(message);
   };
   await Promise.all([feed.start(), answers.start(), events.start()]);
+  // Session- and user-isolated stdio children run on one replica; the others pass calls on.
+  const forwarding = await startSlotForwarding(gateway, config, redisUrl, logger);
   return {
     close: async () => {
+      await forwarding.close();
       gateway.onSessionEnded = undefined;
       gateway.onForeignClientResponse = undefined;
       gateway.onForeignNotification = undefined;

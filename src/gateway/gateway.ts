@@ -30,6 +30,7 @@ import { SessionRegistry } from './session-registry.js';
 import type { NameCollision, View } from './view.js';
 import type { SessionSealer } from './session-seal.js';
 import { StreamHandoverLink } from './stream-handover.js';
+import type { SlotOwnership } from '../upstream/ownership.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -88,6 +89,12 @@ export class Gateway implements SessionHost {
    * application (`sessions.portable`).
    */
   sessionSealer: SessionSealer | undefined = undefined;
+  /**
+   * The owners of `session`/`user`-isolated stdio children across replicas
+   * (`upstream/ownership.ts`); set by the application when replicas share Redis. Undefined: every
+   * replica runs its own children.
+   */
+  slotOwnership: SlotOwnership | undefined = undefined;
   /** Resumption of a portable session's stream on another replica (`./stream-handover.ts`). */
   readonly streamHandover = new StreamHandoverLink();
   /**
@@ -373,7 +380,10 @@ export class Gateway implements SessionHost {
    */
   endSession(id: string, createdAt: number): void {
     this.#registry.markEnded(id, createdAt);
-    this.#registry.sessions.get(id)?.close('ended on another replica');
+    const session = this.#registry.sessions.get(id);
+    if (session !== undefined) session.close('ended on another replica');
+    // Children run here for it through calls other replicas passed on (`upstream/ownership.ts`).
+    else for (const upstream of this.upstreams.values()) upstream.releaseSession(id, '');
   }
 
   /** The live sessions of one principal (empty when it holds none). */
@@ -599,6 +609,7 @@ export class Gateway implements SessionHost {
       forbiddenEnv: this.#forbiddenEnv(name),
       ...(destinations ? { destinations } : {}),
       now: this.#now,
+      ownership: () => this.slotOwnership,
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
   }
@@ -658,7 +669,7 @@ export class Gateway implements SessionHost {
         return;
       }
       case 'notification':
-        fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience);
+        fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience, this.onForeignNotification);
         return;
     }
   }

@@ -51,6 +51,12 @@ export const SessionsConfig = z
      */
     eventsChannel: z.string().min(1).default('swb:sessions:events'),
     /**
+     * Prefix of the Redis keys recording which replica runs the `session`/`user`-isolated stdio
+     * child of a session or principal, and of each replica's channel for calls passed on to it
+     * (`upstream/ownership.ts`), when `SWITCHBOARD_REDIS_URL` is set. Default `swb:owners:`.
+     */
+    ownersPrefix: z.string().min(1).default('swb:owners:'),
+    /**
      * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
      * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
      * rotation adds the new key first and removes the old one after `maxLifetime`. Default: one
@@ -87,5 +93,6 @@ export const SessionsConfig = z
     endedChannel: 'swb:sessions:ended',
     answersChannel: 'swb:sessions:answers',
     eventsChannel: 'swb:sessions:events',
+    ownersPrefix: 'swb:owners:',
     keys: [],
   });
