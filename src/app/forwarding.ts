@@ -239,6 +239,9 @@ export async function startSlotForwarding(
         }),
     };
     const params = (m.params ?? undefined) as JsonObject | undefined;
+    // A copy of the session held here stays alive while its calls come through another replica
+    // (its idle expiry would otherwise close the child they use).
+    gateway.sessions.get(c.sessionId)?.touch();
     const call = upstream.serveForwarded(ctx, m.method, params, caller);
     serving.set(m.k, { from, call, asked });
     void call.response.then((r) => {
