@@ -177,8 +177,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   let stages: Stages;
   let tunnels: Tunnels;
   let changes: ChangeFeed | undefined;
+  let stopAuth: (() => void) | undefined;
   try {
     auth = await createAuth({ config, gateway, tokens, database, publicUrl, logger });
+    const built = auth;
+    stopAuth = () => built.close();
     const { authenticate, challenge } = auth;
     stages = await createStages({
       config,
@@ -198,6 +201,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         pins: () => stages.pins,
         redisUrl,
         channel: config.runtimeServers.changesChannel,
+        identityKeys: () => auth.reloadIdentityKeys(),
         logger,
       });
     }
@@ -246,6 +250,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     );
   } catch (err) {
     server.close();
+    stopAuth?.();
     await revocations?.close();
     await sessionEnds?.close();
     await changes?.close();
@@ -272,6 +277,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     revocations,
     sessionEnds,
     changes,
+    auth,
     database,
     ownsDatabase: !options.database,
     logger,

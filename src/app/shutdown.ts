@@ -43,6 +43,8 @@ export interface ShutdownParts {
   readonly sessionEnds?: { close(): Promise<void> } | undefined;
   /** The Redis feed of runtime server changes and tool approvals (`./changes.ts`). */
   readonly changes?: { close(): Promise<void> } | undefined;
+  /** Authentication; its periodic re-read of the identity keys is stopped. */
+  readonly auth?: { close(): void } | undefined;
   readonly database: Database;
   /** Whether the gateway opened `database` (then it closes it too). */
   readonly ownsDatabase: boolean;
@@ -65,6 +67,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     revocations,
     sessionEnds,
     changes,
+    auth,
     database,
     ownsDatabase,
     logger,
@@ -133,6 +136,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     }
     if (sessionEnds) await step('session ends', () => sessionEnds.close());
     if (changes) await step('shared changes', () => changes.close());
+    auth?.close();
     if (ownsDatabase) await step('database', () => database.close());
     return { unclosed };
   };
