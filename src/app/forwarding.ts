@@ -47,6 +47,12 @@ const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call
 
 /** The slot forwarding of one replica; see {@link startSlotForwarding}. */
 export interface SlotForwarding {
+  /**
+   * Lets go of this replica's owner records at the start of a drain, so that the other replicas
+   * take the next calls of those sessions (on new children) while this one finishes what it
+   * serves. Its children keep serving the calls that still reach them.
+   */
+  drain(): Promise<void>;
   /** Fails the calls waiting on other replicas, releases this replica's records, disconnects. */
   close(): Promise<void>;
 }
@@ -342,18 +348,25 @@ export async function startSlotForwarding(
   gateway.slotOwnership = ownership;
   log.debug({ replica: me }, 'isolated children are shared with the other replicas');
 
+  const releaseAll = async (): Promise<void> => {
+    const ids = [...claimed];
+    claimed.clear();
+    await Promise.allSettled(ids.map((id) => commands.eval(RELEASE, 1, id, me)));
+  };
+
   return {
+    async drain() {
+      if (claimed.size > 0)
+        log.info({ children: claimed.size }, 'draining: the other replicas take over isolated children');
+      await releaseAll();
+    },
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(timer);
       if (gateway.slotOwnership === ownership) gateway.slotOwnership = undefined;
       for (const k of [...waiting.keys()]) fail(k, 'is unreachable: this replica is stopping');
-      await Promise.allSettled([
-        ...[...claimed].map((id) => commands.eval(RELEASE, 1, id, me)),
-        commands.del(aliveKey(me)),
-      ]);
-      claimed.clear();
+      await Promise.allSettled([releaseAll(), commands.del(aliveKey(me))]);
       await Promise.all([closeRedis(commands), closeRedis(publisher), closeRedis(subscriber)]);
     },
   };

@@ -32,6 +32,8 @@ export const MAX_FORWARDED_NOTIFICATION = 1 << 20;
 
 /** The Redis feeds of portable sessions; see {@link startSessionEndFeed}. */
 export interface SessionEndFeed {
+  /** At the start of a drain: lets the other replicas take over this one's isolated children. */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -128,6 +130,7 @@ export async function startSessionEndFeed(
   // Session- and user-isolated stdio children run on one replica; the others pass calls on.
   const forwarding = await startSlotForwarding(gateway, config, redisUrl, logger);
   return {
+    drain: () => forwarding.drain(),
     close: async () => {
       await forwarding.close();
       gateway.onSessionEnded = undefined;

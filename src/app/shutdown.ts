@@ -40,7 +40,7 @@ export interface ShutdownParts {
   readonly stages: Stages;
   readonly revocations: RevocationFeed | undefined;
   /** The Redis feed of ended sessions (`./sessions.ts`), when Redis is configured. */
-  readonly sessionEnds?: { close(): Promise<void> } | undefined;
+  readonly sessionEnds?: { drain?(): Promise<void>; close(): Promise<void> } | undefined;
   /** The Redis feed of runtime server changes and tool approvals (`./changes.ts`). */
   readonly changes?: { close(): Promise<void> } | undefined;
   /** Authentication; its periodic re-read of the identity keys is stopped. */
@@ -99,6 +99,8 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     // Drain: fail /readyz and refuse new sessions while still serving, so a load balancer stops
     // sending here before the listener closes (`shutdown.drainDelay`).
     gateway.draining = true;
+    // Isolated children owned here: the other replicas start their own for the next calls.
+    if (sessionEnds?.drain) await step('isolated children handover', () => sessionEnds.drain!());
     const drainDelay = Math.min(gateway.config.shutdown.drainDelay, timeoutMs / 2);
     if (drainDelay > 0) {
       logger.info({ drainDelayMs: drainDelay }, 'draining: /readyz fails, no new sessions; still serving');

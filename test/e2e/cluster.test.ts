@@ -194,6 +194,34 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
       await waitFor(async () => !(await listed(r.url)), 1_000, 'runtime server gone on another replica');
   });
 
+  /** Opens a session on `iso` (a session-isolated odd-server) through `base`. */
+  async function isoSession(base: string): Promise<string> {
+    const r = await fetch(`${base}/servers/iso/mcp`, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(alice) },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'iso', version: '1' } },
+      }),
+    });
+    await r.text();
+    return r.headers.get('mcp-session-id')!;
+  }
+
+  /** The pid of the session's `iso` child, asked through `base`; throws on an error answer. */
+  async function isoPid(base: string, sid: string): Promise<string> {
+    const r = await fetch(`${base}/servers/iso/mcp`, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(alice), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'pid', arguments: {} } }),
+    });
+    const body = (await r.json()) as { result?: { content: Array<{ text: string }> }; error?: unknown };
+    if (body.result === undefined) throw new Error(`iso pid: ${r.status} ${JSON.stringify(body)}`);
+    return body.result.content[0]!.text;
+  }
+
   it("brings an update of a resource subscribed through one replica to the session's GET stream on another", async () => {
     const endpoint = '/servers/everything/mcp';
     const post = async (base: string, sid: string | undefined, body: unknown) => {
@@ -363,7 +391,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     }
   });
 
-  it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0', async () => {
+  it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0, and hands its isolated children over', async () => {
     const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'steady', auth(alice));
     const failures: unknown[] = [];
     let calls = 0;
@@ -377,6 +405,22 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
           failures.push(err);
         }
         calls++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    // A session whose session-isolated child runs on the replica that will drain, called through
+    // the two others: the calls go on without a failure (on a new child once it is handed over).
+    const leavingUrl = replicas[2]!.url;
+    const isoSid = await isoSession(leavingUrl);
+    const isoPids = [await isoPid(leavingUrl, isoSid)];
+    let isoCalls = 0;
+    const isoLoop = (async () => {
+      while (!stop) {
+        const o = await isoPid(replicas[isoCalls % 2]!.url, isoSid).catch((err: unknown) => ({ error: err }));
+        if (typeof o === 'string') {
+          if (o !== isoPids.at(-1)) isoPids.push(o);
+        } else failures.push(o);
+        isoCalls++;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
@@ -415,10 +459,14 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     } finally {
       stop = true;
       await loop;
+      await isoLoop;
       await client.close();
     }
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(20);
+    expect(isoCalls).toBeGreaterThan(20);
+    // The drained replica's child, then at most one new one.
+    expect(isoPids.length).toBeLessThanOrEqual(2);
   });
 
   it('loses no call of a session when a replica it used is killed with SIGKILL between its calls, and reclaims the isolated child it owned', async () => {
