@@ -55,9 +55,10 @@ export function fanOut(
     for (const id of upstream.subscribersOf(uri)) {
       const s = sessions.get(id);
       if (s === undefined) {
-        // A child this replica runs for a session another replica serves (its calls were passed
-        // on here): the update goes to that session's stream, wherever it is.
-        if (audience.kind === 'session' && audience.id === id) forward?.(id, n);
+        // A session another replica serves subscribed through this replica's connection (its
+        // calls were passed on here: an isolated child's, a tunnel's): the update goes to that
+        // session's stream, wherever it is. No other replica's connection announces it.
+        forward?.(id, n);
         continue;
       }
       if (!s.view.includes(upstream) || !reaches(audience, s)) continue;

@@ -449,7 +449,12 @@ export class Gateway implements SessionHost {
    * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists, or one whose
    *   namespaced names could coincide with its own ({@link Gateway.namespaceConflict})
    */
-  attachTunnel(name: string, description: string | undefined, createTransport: () => MessageTransport): Upstream {
+  attachTunnel(
+    name: string,
+    description: string | undefined,
+    createTransport: () => MessageTransport,
+    remoteOwner?: string,
+  ): Upstream {
     if (this.#upstreams.has(name)) {
       throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `a server named "${name}" already exists`);
     }
@@ -465,18 +470,40 @@ export class Gateway implements SessionHost {
       ...(description === undefined ? {} : { description }),
       restart: { maxRetries: 1 },
     });
-    const u = this.#newUpstream(name, config, createTransport);
+    const u = this.#newUpstream(name, config, createTransport, remoteOwner);
     this.#upstreams.set(name, u);
     this.#tunnels.add(name);
+    if (remoteOwner === undefined) this.#localTunnels.add(name);
     this.#rebuildViews();
-    void this.#startUpstream(u);
+    void this.#startUpstream(u).then(() => this.#tunnelChanged(name));
     return u;
+  }
+
+  /**
+   * Told when a tunnel whose connection this replica holds appears, changes its lists or goes
+   * away (`name`), so the other replicas can serve it too (`app/forwarding.ts`). Set by the
+   * application when replicas share Redis.
+   */
+  onLocalTunnel: ((name: string, upstream: Upstream | undefined) => void) | undefined = undefined;
+
+  /** Tunnels whose connection this replica holds (not those served from another replica's record). */
+  readonly #localTunnels = new Set<string>();
+
+  /** True when `name` is a tunnel whose connection this replica holds. */
+  isLocalTunnel(name: string): boolean {
+    return this.#localTunnels.has(name);
+  }
+
+  #tunnelChanged(name: string): void {
+    if (!this.#localTunnels.has(name)) return;
+    this.onLocalTunnel?.(name, this.#upstreams.get(name));
   }
 
   /** Removes a tunnelled server (the tunnel went away); sessions that saw it get list_changed. */
   async detachTunnel(name: string): Promise<void> {
     const u = this.#upstreams.get(name);
     if (!u || !this.#tunnels.delete(name)) return;
+    if (this.#localTunnels.delete(name)) this.onLocalTunnel?.(name, undefined);
     this.#upstreams.delete(name);
     for (const s of [...this.#registry.sessions.values()])
       if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('tunnel closed');
@@ -582,7 +609,7 @@ export class Gateway implements SessionHost {
     return u;
   }
 
-  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport): Upstream {
+  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport, remoteOwner?: string): Upstream {
     const custom = this.#createTransport;
     const createTransport =
       tunnel ?? (custom === undefined ? undefined : (logger: Logger) => custom(name, cfg, logger));
@@ -610,6 +637,7 @@ export class Gateway implements SessionHost {
       ...(destinations ? { destinations } : {}),
       now: this.#now,
       ownership: () => this.slotOwnership,
+      ...(remoteOwner === undefined ? {} : { remoteOwner }),
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
   }
@@ -666,6 +694,7 @@ export class Gateway implements SessionHost {
         for (const view of this.#views.viewsOf(e.upstream)) view.prepare();
         if (e.changed.includes('tools')) this.onToolCatalog?.(e.upstream.name, e.upstream.catalog.tools);
         notifyCatalogChanged(this.#registry.sessions.values(), e.upstream, e.changed);
+        if (this.#upstreams.get(e.upstream.name) === e.upstream) this.#tunnelChanged(e.upstream.name);
         return;
       }
       case 'notification':

@@ -102,6 +102,12 @@ export interface UpstreamOptions {
    * answering undefined: every replica runs its own children.
    */
   ownership?: () => SlotOwnership | undefined;
+  /**
+   * The replica this upstream runs on, when it is another one (a tunnelled server whose tunnel
+   * reached that replica): every call and subscription is passed there through `ownership`;
+   * the local connection (`createTransport`) only answers `initialize` and the lists.
+   */
+  remoteOwner?: string;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;

@@ -305,6 +305,7 @@ export class Upstream {
    */
   readonly #send: Dispatch = (request) => {
     const call = request as PendingCall;
+    if (this.#options.remoteOwner !== undefined) return this.#forward(this.#options.remoteOwner, call);
     // Hot path: a live connection needs no await (a retry always goes through acquire).
     const conn = call.attempt === 0 ? this.#pool.liveFor(call.ctx) : undefined;
     return conn === undefined ? this.#acquireAndSend(call) : this.#sendOn(conn, call);
@@ -345,14 +346,15 @@ export class Upstream {
   #forward(owner: string, call: PendingCall): Promise<JsonRpcResponse> {
     if (call.cancelled)
       return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
-    const forwarded = this.#options.ownership!()!.forward(
-      owner,
-      this.name,
-      call.ctx,
-      call.method,
-      call.params,
-      call.caller,
-    );
+    const owners = this.#options.ownership?.();
+    if (owners === undefined) {
+      const err = new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `server "${this.name}" runs on another replica, which cannot be reached`,
+      );
+      return Promise.resolve(errorResponseOf(err));
+    }
+    const forwarded = owners.forward(owner, this.name, call.ctx, call.method, call.params, call.caller);
     call.forwarded = forwarded;
     return forwarded.response;
   }
@@ -443,7 +445,7 @@ export class Upstream {
    * connection's `subscriptions/listen` request, and the answer waits for its acknowledgement.
    */
   async subscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
-    const owner = this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined;
+    const owner = this.#options.remoteOwner ?? (this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined);
     if (owner !== undefined) return this.#forwardSubscription(owner, ctx, 'resources/subscribe', uri, caller);
     if (this.#modern) return this.#subscribeModern(ctx, uri);
     const slot = this.#pool.slotFor(ctx, true);
@@ -463,7 +465,7 @@ export class Upstream {
    * modern upstream's listen request is opened again without the URI).
    */
   async unsubscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
-    const owner = this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined;
+    const owner = this.#options.remoteOwner ?? (this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined);
     if (owner !== undefined) return this.#forwardSubscription(owner, ctx, 'resources/unsubscribe', uri, caller);
     const slot = this.#pool.slotFor(ctx, false);
     const subs = slot?.subscriptions.get(uri);
@@ -483,7 +485,15 @@ export class Upstream {
     uri: string,
     caller: Caller | undefined,
   ): Promise<JsonRpcResponse> {
-    return this.#options.ownership!()!.forward(owner, this.name, ctx, method, { uri }, caller).response;
+    const owners = this.#options.ownership?.();
+    if (owners === undefined) {
+      const err = new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `server "${this.name}" runs on another replica, which cannot be reached`,
+      );
+      return Promise.resolve(errorResponseOf(err));
+    }
+    return owners.forward(owner, this.name, ctx, method, { uri }, caller).response;
   }
 
   /** {@link subscribe} towards a modern upstream: through its connection's listen request. */
