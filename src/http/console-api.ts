@@ -68,8 +68,9 @@ export function meView(principal: Principal): Record<string, unknown> {
     subject: principal.subject,
     kind: principal.kind,
     permissions: [...principal.permissions],
-    servers: principal.servers === undefined ? null : [...principal.servers],
-    tools: principal.tools === undefined ? null : [...principal.tools],
+    // No list (or an empty one) means no restriction (`scopeOf` in auth/rbac.ts).
+    servers: principal.servers && principal.servers.length > 0 ? [...principal.servers] : null,
+    tools: principal.tools && principal.tools.length > 0 ? [...principal.tools] : null,
     can: {
       serversUse: hasPermission(principal, 'servers.use'),
       serversManage: hasPermission(principal, 'servers.manage'),
