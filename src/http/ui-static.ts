@@ -29,7 +29,6 @@ import { readFile, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import { brotliCompressSync, constants as zlib, gzipSync } from 'node:zlib';
-import Negotiator from 'negotiator';
 import { packageRoot } from '../package-root.js';
 import type { RouteHandler } from './server.js';
 
@@ -207,8 +206,8 @@ export function createUiRoute(options: UiRouteOptions = {}): RouteHandler {
     }
     let body = entry.body;
     if (compressible && entry.body.length > 0) {
-      const encoding = new Negotiator(req).encoding(['br', 'gzip', 'identity']);
-      if (encoding === 'br' || encoding === 'gzip') {
+      const encoding = preferredEncoding(req.headers['accept-encoding']);
+      if (encoding !== undefined) {
         body = await encoded(file, entry, encoding);
         headers['content-encoding'] = encoding;
       }
@@ -269,6 +268,32 @@ export function createUiRoute(options: UiRouteOptions = {}): RouteHandler {
     await serveFile(req, res, file, entry, segments[0] === 'assets' && segments.length > 1 ? IMMUTABLE : 'no-cache');
     return true;
   };
+}
+
+/**
+ * The coding to send for an `Accept-Encoding` value (RFC 9110 §12.5.3): `br` or `gzip`, whichever
+ * has the higher quality value (`br` on a tie: it is smaller), `*` standing for codings not
+ * listed; undefined for none (send the identity).
+ */
+export function preferredEncoding(header: string | undefined): 'br' | 'gzip' | undefined {
+  if (header === undefined || header === '') return undefined;
+  const q = new Map<string, number>();
+  for (const part of header.split(',')) {
+    const [name, ...params] = part.split(';');
+    const coding = name?.trim().toLowerCase();
+    if (!coding) continue;
+    let weight = 1;
+    for (const p of params) {
+      const [k, v] = p.split('=');
+      if (k?.trim().toLowerCase() === 'q') weight = Number(v?.trim());
+    }
+    q.set(coding, Number.isFinite(weight) ? weight : 0);
+  }
+  const of = (coding: string): number => q.get(coding) ?? q.get('*') ?? 0;
+  const br = of('br');
+  const gzip = of('gzip');
+  if (br <= 0 && gzip <= 0) return undefined;
+  return br >= gzip ? 'br' : 'gzip';
 }
 
 /** True when an `If-None-Match` value matches `etag` (RFC 9110 §13.1.2: weak comparison, `*`). */

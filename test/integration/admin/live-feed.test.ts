@@ -89,6 +89,13 @@ async function callEcho(token: string, message: string, path = '/mcp'): Promise<
   }
 }
 
+/** {@link waitFor} for a value that must be there in the end. */
+async function until<T>(fn: () => T | undefined | Promise<T | undefined>, what: string): Promise<T> {
+  const v = await waitFor(fn, 5000, what);
+  if (v === undefined) throw new Error(`no ${what}`);
+  return v;
+}
+
 const requestsOf = (s: Stream) => s.events.filter((e) => e.event === 'request').map((e) => e.data);
 const toolCalls = (s: Stream) => requestsOf(s).filter((r) => r.method === 'tools/call');
 
@@ -131,7 +138,7 @@ describe('GET /api/v1/live', () => {
     expect(s.res.headers['content-type']).toBe('text/event-stream');
     expect(s.res.headers['cache-control']).toBe('no-store');
     await callEcho(tokens.viewer!, 'live-1');
-    const call = await waitFor(() => toolCalls(s).find((r) => r.server === 'echo'), 5000, 'the tools/call event');
+    const call = await until(() => toolCalls(s).find((r) => r.server === 'echo'), 'the tools/call event');
     expect(call).toMatchObject({
       endpoint: 'mcp',
       method: 'tools/call',
@@ -150,9 +157,8 @@ describe('GET /api/v1/live', () => {
   it('replays the recent requests to a new stream', async () => {
     await callEcho(tokens.user!, 'before-connect');
     const s = await stream(tokens.viewer!);
-    const replayed = await waitFor(
+    const replayed = await until(
       () => toolCalls(s).find((r) => r.principal === 'token:user'),
-      5000,
       'the replayed tools/call',
     );
     expect(replayed).toMatchObject({ server: 'echo', tool: 'echo', outcome: 'ok' });
@@ -166,7 +172,7 @@ describe('GET /api/v1/live', () => {
       body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'ping' }),
     });
     expect(res.status).toBe(401);
-    const blocked = await waitFor(() => requestsOf(s).find((r) => r.status === 401), 5000, 'the blocked event');
+    const blocked = await until(() => requestsOf(s).find((r) => r.status === 401), 'the blocked event');
     expect(blocked).toMatchObject({ outcome: 'blocked', principal: null });
     expect(String(blocked.code)).toMatch(/^SWB_ERR_AUTH_/);
     expect(requestsOf(s).every((r) => r.outcome === 'blocked')).toBe(true);
@@ -187,9 +193,8 @@ describe('GET /api/v1/live', () => {
     // Startup lines are replayed to the admin.
     await waitFor(() => admin.events.some((e) => e.event === 'log'), 5000, 'a replayed log line');
     logger.warn({ component: 'test', server: 'echo', reqId: 'r-1', token: 'hidden' }, 'a live line');
-    const line = await waitFor(
+    const line = await until(
       () => admin.events.find((e) => e.event === 'log' && e.data.msg === 'a live line'),
-      5000,
       'the live log line',
     );
     expect(line.data).toEqual({
@@ -201,16 +206,15 @@ describe('GET /api/v1/live', () => {
       reqId: 'r-1',
     });
     await callEcho(tokens.viewer!, 'after-log');
-    await waitFor(() => toolCalls(viewer).some((r) => r.principal === 'token:viewer'), 5000, 'the viewer call');
+    await until(() => toolCalls(viewer).find((r) => r.principal === 'token:viewer'), 'the viewer call');
     expect(viewer.events.filter((e) => e.event === 'log')).toEqual([]);
   });
 
   it('cuts a log line to 4 KiB', async () => {
     const admin = await stream(tokens.admin!);
     logger.info(`long ${'x'.repeat(10_000)}`);
-    const line = await waitFor(
+    const line = await until(
       () => admin.events.find((e) => e.event === 'log' && String(e.data.msg).startsWith('long ')),
-      5000,
       'the long line',
     );
     expect(Buffer.byteLength(JSON.stringify(line.data))).toBeLessThanOrEqual(4096);
@@ -235,10 +239,10 @@ describe('GET /api/v1/live', () => {
     );
     // Closing one frees its place.
     streams[0]!.close();
-    const again = await waitFor(async () => {
+    const again = await until(async () => {
       const s = await connect(tokens.viewer!);
       return 'events' in s ? s : undefined;
-    }, 5000);
+    }, 'a stream after one closed');
     expect('events' in again).toBe(true);
   });
 
