@@ -81,13 +81,25 @@ export function logLineOf(line: string): RecentLogLine {
   if (reqId !== undefined) event.reqId = reqId;
   let json = JSON.stringify(event);
   if (Buffer.byteLength(json) > MAX_LOG_EVENT_BYTES) {
-    // Cut the message by the bytes over the limit (plus room for the escapes and the ellipsis).
-    const over = Buffer.byteLength(json) - MAX_LOG_EVENT_BYTES;
-    let msg = event.msg.slice(0, Math.max(0, event.msg.length - over - 16));
-    for (;;) {
-      json = JSON.stringify({ ...event, msg: `${msg}…` });
-      if (Buffer.byteLength(json) <= MAX_LOG_EVENT_BYTES || msg === '') break;
-      msg = msg.slice(0, Math.floor(msg.length * 0.9));
+    // The longest prefix of the message that fits (binary search: escapes and multi-byte
+    // characters make the serialised length of a prefix hard to tell in advance).
+    const fits = (n: number): string | undefined => {
+      let msg = event.msg.slice(0, n);
+      if (/[\uD800-\uDBFF]$/.test(msg)) msg = msg.slice(0, -1); // never half a surrogate pair
+      const out = JSON.stringify({ ...event, msg: `${msg}…` });
+      return Buffer.byteLength(out) <= MAX_LOG_EVENT_BYTES ? out : undefined;
+    };
+    let lo = 0;
+    let hi = Math.min(event.msg.length, MAX_LOG_EVENT_BYTES);
+    json = fits(0) ?? JSON.stringify({ time: event.time, level: event.level, msg: '…' });
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      const out = fits(mid);
+      if (out === undefined) hi = mid - 1;
+      else {
+        lo = mid;
+        json = out;
+      }
     }
   }
   return { time, server, json };
