@@ -290,6 +290,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     server,
     gateway,
     tunnels,
+    live: observability.live,
     usageLog,
     tracing,
     stages,

@@ -211,7 +211,6 @@ export function createConsoleApi(options: ConsoleApiOptions): UsageRoute {
     res.writeHead(200, {
       'content-type': 'text/event-stream',
       'cache-control': 'no-store',
-      connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
     let open = true;
@@ -259,6 +258,10 @@ export function createConsoleApi(options: ConsoleApiOptions): UsageRoute {
       },
       log(line) {
         if (wantsLog(line)) write(`event: log\ndata: ${line.json}\n\n`);
+      },
+      end() {
+        close();
+        res.end();
       },
     });
   }

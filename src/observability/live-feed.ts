@@ -48,6 +48,8 @@ export interface LiveListener {
   request(record: Readonly<LiveRequest>, json: string): void;
   /** A new log line (see `recent-logs.ts`). */
   log(line: RecentLogLine): void;
+  /** The feed is closing (graceful shutdown): end the stream. */
+  end(): void;
 }
 
 /** Options of {@link LiveFeed}. */
@@ -155,6 +157,14 @@ export class LiveFeed {
   /** The kept log lines, oldest first (none without {@link LiveFeedOptions.logs}). */
   recentLogs(): RecentLogLine[] {
     return this.#logs?.recent() ?? [];
+  }
+
+  /**
+   * Ends every listener (graceful shutdown: open live streams must not hold the listener open).
+   * Listeners added later are served as before.
+   */
+  close(): void {
+    for (const l of [...this.#listeners]) l.end();
   }
 
   /** Adds a listener until the returned function is called. */

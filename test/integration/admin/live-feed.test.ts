@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../../../src/observability/logger.js'
 import { RecentLogs } from '../../../src/observability/recent-logs.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
-import { buildConfig, connectClient, waitFor } from '../../helpers/gateway.js';
+import { buildConfig, connectClient, startTestGateway, waitFor } from '../../helpers/gateway.js';
 
 const ECHO = fileURLToPath(new URL('../../fixtures/echo-server.mjs', import.meta.url));
 
@@ -269,6 +269,33 @@ describe('GET /api/v1/live', () => {
     await waitFor(() => closed, 5000, 'the slow stream to close');
     // A reader that keeps up stays connected.
     expect(fast.res.socket.destroyed).toBe(false);
+  });
+});
+
+describe('live streams at shutdown', () => {
+  it('end at once, so an open stream does not hold the graceful stop', async () => {
+    const own = await startTestGateway({ auth: { mode: 'tokens' } });
+    try {
+      const admin = (await own.tokens.create({ name: 'a', subject: 'a', permissions: ['admin.*'] })).token;
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(`${own.url}/api/v1/live`, { headers: { authorization: `Bearer ${admin}` } });
+        req.on('response', resolve);
+        req.on('error', reject);
+        req.end();
+      });
+      expect(res.statusCode).toBe(200);
+      let ended = false;
+      res.on('end', () => (ended = true));
+      res.resume();
+      const t0 = Date.now();
+      const report = await own.shutdown();
+      // Without ending them, open streams are cut only after min(2 s, gracePeriod / 4).
+      expect(Date.now() - t0).toBeLessThan(1500);
+      expect(report.unclosed).toEqual([]);
+      await waitFor(() => ended, 5000, 'the stream to end');
+    } finally {
+      await own.close();
+    }
   });
 });
 
