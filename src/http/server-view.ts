@@ -15,6 +15,7 @@ import { isStdioServer, ServerConfig } from '../config/schema.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { RecentTraffic, TrafficStats } from '../observability/recent-traffic.js';
 import type { ServerStore, StoredServer } from '../store/types.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /** What replaces a secret in an entry shown to a caller without `admin.*`. */
 export const REDACTED = '[redacted]';
@@ -70,6 +71,12 @@ export interface ServerViews {
   list(principal: Principal): Promise<ServerViewBody[]>;
   /** One server's view, or undefined when there is no such server (running or stored). */
   get(name: string, principal: Principal): Promise<ServerViewBody | undefined>;
+}
+
+/** `fn`, called at most once: later calls return its first result. */
+function once<T>(fn: () => T): () => T {
+  let value: { v: T } | undefined;
+  return () => (value ??= { v: fn() }).v;
 }
 
 /** True when a stored entry is switched off (`enabled: false` or `disabled: true`). */
@@ -148,16 +155,27 @@ export function createServerViews(options: ServerViewsOptions): ServerViews {
     };
   }
 
-  function liveSessions(name: string): number {
+  /** Live sessions per upstream, counted in one pass over the sessions (for one answer). */
+  function sessionCounts(): Map<Upstream, number> {
+    const counts = new Map<Upstream, number>();
+    for (const s of gateway.sessions.values())
+      for (const m of s.view.members) counts.set(m.upstream, (counts.get(m.upstream) ?? 0) + 1);
+    return counts;
+  }
+
+  function liveSessions(name: string, counts: () => Map<Upstream, number>): number {
     const u = gateway.upstreams.get(name);
     if (u === undefined) return 0;
     if (u.isolation === 'session' || u.isolation === 'user') return u.connectionCount;
-    let n = 0;
-    for (const s of gateway.sessions.values()) if (s.view.includes(u)) n++;
-    return n;
+    return counts().get(u) ?? 0;
   }
 
-  function running(name: string, principal: Principal, stored: StoredServer | undefined): ServerViewBody {
+  function running(
+    name: string,
+    principal: Principal,
+    stored: StoredServer | undefined,
+    counts: () => Map<Upstream, number>,
+  ): ServerViewBody {
     const u = gateway.upstreams.get(name);
     const cfg = gateway.config.servers[name];
     const source = gateway.isTunnel(name) ? 'tunnel' : gateway.isFileServer(name) ? 'file' : 'api';
@@ -182,7 +200,7 @@ export function createServerViews(options: ServerViewsOptions): ServerViews {
       era: u?.era ?? null,
       description: cfg?.description ?? null,
       isolation: cfg && isStdioServer(cfg) ? cfg.isolation : null,
-      sessions: liveSessions(name),
+      sessions: liveSessions(name, counts),
       sourceFile: source === 'file' ? (gateway.config.source ?? null) : null,
       enabled: true,
       config: source === 'api' && stored ? shown(stored.config, principal) : null,
@@ -236,13 +254,14 @@ export function createServerViews(options: ServerViewsOptions): ServerViews {
     async list(principal) {
       const stored = await servers.list();
       const byName = new Map(stored.map((s) => [s.name, s]));
-      const out = [...gateway.upstreams.keys()].map((name) => running(name, principal, byName.get(name)));
+      const counts = once(sessionCounts);
+      const out = [...gateway.upstreams.keys()].map((name) => running(name, principal, byName.get(name), counts));
       for (const s of stored) if (isDisabled(s)) out.push(switchedOff(s, principal));
       return out;
     },
     async get(name, principal) {
       const stored = await servers.get(name);
-      if (gateway.upstreams.has(name)) return running(name, principal, stored);
+      if (gateway.upstreams.has(name)) return running(name, principal, stored, once(sessionCounts));
       if (stored !== undefined && isDisabled(stored)) return switchedOff(stored, principal);
       return undefined;
     },
