@@ -109,6 +109,7 @@ beforeAll(async () => {
     config: buildConfig({
       auth: { mode: 'tokens' },
       metrics: { enabled: true },
+      rateLimits: [{ match: { principal: 'token:limited', method: 'tools/call' }, limit: 1, window: '1h' }],
       servers: { echo: { command: process.execPath, args: [ECHO] } },
     }),
     logger,
@@ -121,6 +122,7 @@ beforeAll(async () => {
   await mint('admin', ['admin.*']);
   await mint('viewer', ['servers.use', 'tools.execute', 'usage.read']);
   await mint('user', ['servers.use', 'tools.execute']);
+  await mint('limited', ['servers.use', 'tools.execute']);
 }, 30_000);
 
 afterEach(() => {
@@ -176,6 +178,18 @@ describe('GET /api/v1/live', () => {
     expect(blocked).toMatchObject({ outcome: 'blocked', principal: null });
     expect(String(blocked.code)).toMatch(/^SWB_ERR_AUTH_/);
     expect(requestsOf(s).every((r) => r.outcome === 'blocked')).toBe(true);
+  });
+
+  it('reports a request over a rate limit as rate_limited', async () => {
+    const s = await stream(tokens.admin!, '?principal=token%3Alimited');
+    await callEcho(tokens.limited!, 'first');
+    await expect(callEcho(tokens.limited!, 'second')).rejects.toThrow();
+    const limited = await until(
+      () => toolCalls(s).find((r) => r.outcome === 'rate_limited'),
+      'the rate-limited tools/call',
+    );
+    expect(limited).toMatchObject({ server: 'echo', tool: 'echo', code: 'SWB_ERR_RATE_LIMITED' });
+    expect(toolCalls(s).filter((r) => r.outcome === 'ok')).toHaveLength(1);
   });
 
   it('filters by server and principal', async () => {
