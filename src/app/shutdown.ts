@@ -34,6 +34,8 @@ export interface ShutdownParts {
   readonly server: Server;
   readonly gateway: Gateway;
   readonly tunnels: Tunnels;
+  /** The admin API's live feed: its open streams end before the listener closes. */
+  readonly live?: { close(): void } | undefined;
   readonly usageLog: UsageLog | undefined;
   readonly tracing: Tracing;
   /** The rate limiter, guardrails, tool pins and Redis client of the request pipeline. */
@@ -106,8 +108,9 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
       logger.info({ drainDelayMs: drainDelay }, 'draining: /readyz fails, no new sessions; still serving');
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
     }
-    // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
+    // Tunnels and live feeds first: their sockets would otherwise keep server.close() waiting.
     tunnels.close();
+    parts.live?.close();
     await step(
       'http server',
       () =>

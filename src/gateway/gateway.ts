@@ -443,6 +443,44 @@ export class Gateway implements SessionHost {
   }
 
   /**
+   * Restarts one upstream with its configuration unchanged (the admin API's
+   * `POST /api/v1/servers/{name}/restart`): its connections (stdio children) are stopped, client
+   * sessions bound to that one server (`/servers/{name}/mcp`) end as when it is reconfigured, and
+   * a new upstream is started in its place; sessions of aggregates and virtual servers get
+   * `list_changed` once it is up.
+   *
+   * @param waitMs - resolve once the new upstream has settled (ready or failed) or after this many
+   *   ms, whichever comes first. Default: until it has settled.
+   * @throws GatewayError `SWB_ERR_HTTP_NOT_FOUND` for an unknown server; `SWB_ERR_HTTP_CONFLICT`
+   *   for a tunnelled server (its transport belongs to the tunnel, which must reconnect instead)
+   */
+  async restartUpstream(name: string, waitMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const u = this.#upstreams.get(name);
+    const cfg = this.#config.servers[name];
+    if (u === undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+    if (this.#tunnels.has(name) || cfg === undefined) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_CONFLICT',
+        `server "${name}" is a tunnel: reconnect the tunnel to restart it`,
+      );
+    }
+    this.#upstreams.delete(name);
+    for (const s of [...this.#registry.sessions.values()])
+      if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server restarted');
+    await u.stop();
+    // A reload or another restart may have replaced it meanwhile: theirs stands.
+    if (this.#upstreams.has(name) || this.#config.servers[name] !== cfg) return;
+    const next = this.#createUpstream(name, cfg);
+    this.#upstreams.set(name, next);
+    this.#rebuildViews();
+    const started = this.#startUpstream(next).then(() => {
+      notifyAllListChanged(this.#registry.sessions.values());
+      this.logger.info({ server: name }, 'upstream restarted');
+    });
+    await settledWithin(started, waitMs);
+  }
+
+  /**
    * Adds a tunnelled server (a reverse tunnel, `tunnel/`): an upstream backed by a transport over
    * the tunnel session, started without waiting (its initialize travels through that session).
    *
