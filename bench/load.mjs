@@ -15,7 +15,7 @@
 // `--verify light` checks JSON answers by id and a result member instead of a full JSON.parse
 // (for large bodies such as a 1,000-tool list, where client-side parsing would dominate).
 // `--header 'Name: value'` (repeatable) adds a header to every request (e.g. Authorization).
-// Ops: call (tools/call TOOL {text}), list (tools/list), ping, setup (initialize +
+// Ops: call (tools/call TOOL {message: --text}), list (tools/list), ping, setup (initialize +
 // notifications/initialized as one operation; new session each time; never closed).
 // Prints one JSON object on stdout (see `summarize`). `--max-ops K` stops after K operations.
 // `--sessions 0` sends no initialize (for servers that need none).

@@ -5,7 +5,8 @@
  * {@link startGateway} is the wiring, in order: stores (`app/stores.ts`) and observability
  * (`app/observer.ts`) → the gateway → the listener (`app/listen.ts`) → authentication
  * (`app/auth.ts`) and the pipeline's stages (`app/pipeline.ts`) → tunnels (`app/tunnels.ts`)
- * and routes → the request handler → start; the graceful stop is `app/shutdown.ts`.
+ * and routes (admin API with the console routes, the `/ui` app) → the request handler → start;
+ * the graceful stop is `app/shutdown.ts`.
  *
  * @module
  */
@@ -16,6 +17,9 @@ import { Gateway, settledWithin } from './gateway/gateway.js';
 import type { PinRegistry } from './guardrails/pins.js';
 import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
 import { adminAuthenticate } from './http/admin-access.js';
+import { createConsoleApi } from './http/console-api.js';
+import { createUiRoute } from './http/ui-static.js';
+import type { RecentLogs } from './observability/recent-logs.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
 import { applyHttpLimits, createRequestHandler, type RouteHandler } from './http/server.js';
 import { createSessionsApi } from './http/sessions-api.js';
@@ -98,6 +102,13 @@ export interface StartGatewayOptions {
    * bound either way; an upstream still starting then comes up on its own. Default 10000.
    */
   startupWaitMs?: number;
+  /**
+   * The process's recent log lines (the ring the logger writes to, `createLogger({ recent })`),
+   * shown to `admin.*` principals by the live feed `GET /api/v1/live`. Default none.
+   */
+  recentLogs?: RecentLogs;
+  /** Directory of the built admin console served at `/ui/`; default `dist/ui` under the package root. */
+  uiRoot?: string;
 }
 
 /** Upstreams by state, for the startup summary: `{ready, failed, starting}` counts and the names not ready. */
@@ -139,7 +150,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     redisUrl,
     now: options.now,
   });
-  const observability = await openObservability({ config, database, logger, metrics: options.metrics });
+  const observability = await openObservability({
+    config,
+    database,
+    logger,
+    metrics: options.metrics,
+    recentLogs: options.recentLogs,
+  });
   const { metrics, tracing, usageLog } = observability;
   const gateway = new Gateway({
     config,
@@ -177,8 +194,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   let stages: Stages;
   let tunnels: Tunnels;
   let changes: ChangeFeed | undefined;
+  let stopAuth: (() => void) | undefined;
   try {
     auth = await createAuth({ config, gateway, tokens, database, publicUrl, logger });
+    const built = auth;
+    stopAuth = () => built.close();
     const { authenticate, challenge } = auth;
     stages = await createStages({
       config,
@@ -198,6 +218,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         pins: () => stages.pins,
         redisUrl,
         channel: config.runtimeServers.changesChannel,
+        identityKeys: () => auth.reloadIdentityKeys(),
         logger,
       });
     }
@@ -218,10 +239,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         servers: database.servers,
         challenge,
         ...(database.usage ? { usageRoute: createUsageApi({ usage: database.usage, tokens, logger }) } : {}),
+        consoleRoute: createConsoleApi({
+          gateway,
+          live: observability.live,
+          onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
+        }),
+        traffic: observability.traffic,
         ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => stages.pins } } : {}),
         onRefused,
         ...(feed ? { onChange: (kind: 'servers' | 'pins') => feed.announce(kind) } : {}),
       }),
+      createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
     const serve = createRequestHandler({
       gateway,
@@ -246,6 +274,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     );
   } catch (err) {
     server.close();
+    stopAuth?.();
     await revocations?.close();
     await sessionEnds?.close();
     await changes?.close();
@@ -266,12 +295,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     server,
     gateway,
     tunnels,
+    live: observability.live,
     usageLog,
     tracing,
     stages,
     revocations,
     sessionEnds,
     changes,
+    auth,
     database,
     ownsDatabase: !options.database,
     logger,

@@ -342,7 +342,10 @@ export const ERROR_CODES = {
     expose: true,
   },
   // Traffic control (rate limits)
-  /** Over a `rateLimits` rule; `data.retryAfterMs` and `data.rule` say when to retry and which rule. */
+  /**
+   * Over a `rateLimits` rule (`data.retryAfterMs` and `data.rule` say when to retry and which rule),
+   * or over the admin API's limit of open live streams (`GET /api/v1/live`; `data.retryAfterMs`).
+   */
   SWB_ERR_RATE_LIMITED: { family: 'http', status: 429, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 50, expose: true },
   /** The shared rate-limit store (Redis) failed and `rateLimiting.failOpen` is false. */
   SWB_ERR_RATE_LIMIT_UNAVAILABLE: {

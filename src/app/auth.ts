@@ -50,7 +50,17 @@ export interface Auth {
    * outbound settings from it.
    */
   reload(next: SwitchboardConfig): Promise<void>;
+  /**
+   * Re-reads the identity signing keys now (a rotation announced by another replica or the CLI).
+   * They are also re-read every {@link IDENTITY_KEY_REREAD_MS}.
+   */
+  reloadIdentityKeys(): Promise<void>;
+  /** Stops the periodic re-read of the identity signing keys. */
+  close(): void;
 }
+
+/** How often the identity signing keys are re-read from the database, ms (1 min). */
+export const IDENTITY_KEY_REREAD_MS = 60_000;
 
 /** Builds the authenticator and the identity propagator, and sets the gateway's outbound settings. */
 export async function createAuth(options: AuthOptions): Promise<Auth> {
@@ -108,6 +118,9 @@ export async function createAuth(options: AuthOptions): Promise<Auth> {
     identity,
   });
   gateway.setOutbound(await outboundFor(config));
+  // A rotation (`switchboard identity rotate`) reaches a gateway without Redis within a minute.
+  const rereadKeys = setInterval(() => void identity.reload(), IDENTITY_KEY_REREAD_MS);
+  rereadKeys.unref();
   const wellKnown: RouteHandler = (req, res, path) => {
     if (path === '/.well-known/jwks.json') {
       res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=300' });
@@ -133,6 +146,12 @@ export async function createAuth(options: AuthOptions): Promise<Auth> {
     authenticate,
     challenge,
     wellKnown,
+    async reloadIdentityKeys() {
+      await identity.reload();
+    },
+    close() {
+      clearInterval(rereadKeys);
+    },
     async reload(next) {
       if (JSON.stringify(next.auth) !== auth.source) {
         auth = buildAuth(next.auth);

@@ -5,7 +5,8 @@
  * (servers) or its next pin re-read (approvals, every 5 s while a tool is changed).
  *
  * A message is `{origin} {kind}`: `origin` is a random id per process (a replica ignores its own
- * announcements, whose effect it already applied), `kind` is `servers` or `pins`. The database is
+ * announcements, whose effect it already applied), `kind` is `servers`, `pins` or `identity`
+ * (a rotation of the identity signing key, `switchboard identity rotate`). The database is
  * the source of truth; a message only says "re-read now", so a lost one (Redis down) costs time,
  * never correctness, and a reconnect re-reads both.
  *
@@ -18,8 +19,8 @@ import { applyRuntimeServers } from '../http/admin-api.js';
 import type { Logger } from '../observability/logger.js';
 import type { ServerStore } from '../store/types.js';
 
-/** What changed: the runtime servers, or the approvals of tool pins. */
-export type SharedChange = 'servers' | 'pins';
+/** What changed: the runtime servers, the approvals of tool pins, or the identity signing keys. */
+export type SharedChange = 'servers' | 'pins' | 'identity';
 
 /** The feed of shared changes; see {@link startChangeFeed}. */
 export interface ChangeFeed {
@@ -39,6 +40,8 @@ export interface ChangeFeedOptions {
   redisUrl: string;
   /** Pub/sub channel; every replica of one deployment uses the same. */
   channel: string;
+  /** Re-reads the identity signing keys (after a rotation). */
+  identityKeys?: () => Promise<void>;
   logger: Logger;
 }
 
@@ -70,8 +73,10 @@ export async function startChangeFeed(options: ChangeFeedOptions): Promise<Chang
       const result = await applyRuntimeServers(gateway, servers, 0);
       if (result.added.length + result.removed.length + result.changed.length > 0)
         log.info(result, 'runtime servers changed by another replica');
-    } else {
+    } else if (kind === 'pins') {
       await pins()?.refresh();
+    } else {
+      await options.identityKeys?.();
     }
   };
   const schedule = (kind: SharedChange): void => {
@@ -93,12 +98,13 @@ export async function startChangeFeed(options: ChangeFeedOptions): Promise<Chang
     if (message === undefined) {
       schedule('servers');
       schedule('pins');
+      schedule('identity');
       return;
     }
     const space = message.indexOf(' ');
     if (space <= 0 || message.slice(0, space) === origin) return;
     const kind = message.slice(space + 1);
-    if (kind === 'servers' || kind === 'pins') schedule(kind);
+    if (kind === 'servers' || kind === 'pins' || kind === 'identity') schedule(kind);
   });
   await feed.start();
   return {

@@ -1,7 +1,8 @@
 /**
  * The gateway's observability sinks and what feeds them: the metrics registry, tracing (a no-op
- * unless `OTEL_*` enables it) and the usage log; the {@link ExchangeObserver} that records every
- * finished MCP exchange in all three (request metrics, a usage row, the server span); the
+ * unless `OTEL_*` enables it), the usage log, the recent traffic per server and the live feed of
+ * the admin API; the {@link ExchangeObserver} that records every finished MCP exchange in all of
+ * them (request metrics, a usage row, the server span, a traffic bucket, a live record); the
  * recorder of refused admin-API credentials; and the `/metrics` route.
  *
  * @module
@@ -13,7 +14,10 @@ import type { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ExchangeObserver, RouteHandler } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
+import { errorCodeOfRpc, LiveFeed } from '../observability/live-feed.js';
 import { createMetrics, requestStatus, type Metrics } from '../observability/metrics.js';
+import type { RecentLogs } from '../observability/recent-logs.js';
+import { RecentTraffic } from '../observability/recent-traffic.js';
 import type { Tracing } from '../observability/tracing.js';
 import { otelConfigured, TRACING_OFF } from '../observability/tracing-off.js';
 import {
@@ -33,6 +37,10 @@ export interface Observability {
   readonly tracing: Tracing;
   /** Undefined when `usage.enabled` is off or the database has no usage store. */
   readonly usageLog: UsageLog | undefined;
+  /** Requests, errors and latencies per server over the last five minutes (server view `stats`). */
+  readonly traffic: RecentTraffic;
+  /** The most recent requests and log lines, and the live streams of `GET /api/v1/live`. */
+  readonly live: LiveFeed;
 }
 
 /** Options of {@link openObservability}. */
@@ -42,6 +50,8 @@ export interface ObservabilityOptions {
   readonly logger: Logger;
   /** A metrics registry to use (tests); default a new one. */
   readonly metrics?: Metrics | undefined;
+  /** The process's recent log lines for the live feed; default none (no `log` events). */
+  readonly recentLogs?: RecentLogs | undefined;
 }
 
 /**
@@ -69,11 +79,17 @@ export async function openObservability(options: ObservabilityOptions): Promise<
         })
       : undefined;
   if (usageLog) metrics.setUsageLogSource(usageLog);
-  return { metrics, tracing, usageLog };
+  return {
+    metrics,
+    tracing,
+    usageLog,
+    traffic: new RecentTraffic(),
+    live: new LiveFeed({ logs: options.recentLogs }),
+  };
 }
 
-/** Metrics, usage log and the server span of every MCP exchange. */
-export function createExchangeObserver({ metrics, tracing, usageLog }: Observability): ExchangeObserver {
+/** Metrics, usage log, server span, recent traffic and live record of every MCP exchange. */
+export function createExchangeObserver({ metrics, tracing, usageLog, traffic, live }: Observability): ExchangeObserver {
   return {
     start: tracing.enabled
       ? (req, path) =>
@@ -87,13 +103,42 @@ export function createExchangeObserver({ metrics, tracing, usageLog }: Observabi
       const meta = e.meta;
       const latencyMs = performance.now() - e.t0;
       const status = e.res.statusCode;
+      const server = meta?.server ?? e.endpoint;
+      const outcome = requestStatus(status, meta?.rpcError);
       metrics.recordRequest(
-        meta?.server ?? e.endpoint,
+        server,
         meta?.method ?? e.req.method ?? 'POST',
-        requestStatus(status, meta?.rpcError),
+        outcome,
         latencyMs / 1000,
         meta?.era === 'modern',
       );
+      traffic.record(server, e.startedAt, latencyMs, outcome !== 'ok');
+      // One of the feed's preallocated records, overwritten in place.
+      const r = live.next();
+      r.time = e.startedAt;
+      r.reqId = meta?.reqId ?? null;
+      r.endpoint = e.endpoint;
+      r.method = meta?.method ?? null;
+      r.server = meta?.server ?? null;
+      r.tool = meta?.tool ?? null;
+      r.principal = meta?.principal.id ?? null;
+      r.status = status;
+      r.durationMs = latencyMs;
+      if (e.refusal !== undefined) {
+        r.outcome = e.refusal.status === 429 ? 'rate_limited' : 'blocked';
+        r.code = e.refusal.code;
+      } else if (status === 429) {
+        r.outcome = 'rate_limited';
+        r.code = 'SWB_ERR_RATE_LIMITED';
+      } else if (outcome === 'ok') {
+        r.outcome = 'ok';
+        r.code = null;
+      } else {
+        // A stage that set its name and then failed the request refused it.
+        r.outcome = meta?.stage === undefined ? 'error' : meta.stage === 'rate-limit' ? 'rate_limited' : 'blocked';
+        r.code = meta?.rpcError === undefined ? null : (errorCodeOfRpc(meta.rpcError) ?? null);
+      }
+      live.published();
       if (usageLog) {
         const row = e.refusal
           ? blockedRowFor(e.refusal, {

@@ -1,7 +1,8 @@
 /**
  * Portable sessions: the {@link SessionSealer} built from `sessions.portable` and
- * `sessions.keys` (or, without keys, from the gateway's signing secret), and the Redis feed on
- * which replicas announce the sessions they ended.
+ * `sessions.keys` (or, without keys, from the gateway's signing secret), and the Redis feeds on
+ * which replicas announce the sessions they ended, pass on client answers and notifications, and
+ * hand a session's stream over to the replica its client resumed it on.
  *
  * @module
  */
@@ -11,6 +12,8 @@ import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
 import type { JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import { deriveSessionKey, SESSION_KEY_INFO, SessionSealer, sessionKeyOf } from '../gateway/session-seal.js';
+import { startSlotForwarding } from './forwarding.js';
+import { HANDOVER_TIMEOUT_MS, type StreamHandover } from '../gateway/stream-handover.js';
 
 /**
  * The sealer of `config` (undefined when `sessions.portable` is false): the configured keys,
@@ -29,6 +32,8 @@ export const MAX_FORWARDED_NOTIFICATION = 1 << 20;
 
 /** The Redis feeds of portable sessions; see {@link startSessionEndFeed}. */
 export interface SessionEndFeed {
+  /** At the start of a drain: lets the other replicas take over this one's isolated children. */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -42,7 +47,9 @@ export interface SessionEndFeed {
  * On a third (`sessions.eventsChannel`) a notification for one session raised where its stream
  * is not held (an update of a resource it subscribed to through this replica, a message of its
  * session-isolated connection) goes to the replica holding the stream; larger than
- * {@link MAX_FORWARDED_NOTIFICATION}, it is dropped with a warning.
+ * {@link MAX_FORWARDED_NOTIFICATION}, it is dropped with a warning. The same channel carries the
+ * stream handovers of `gateway/stream-handover.ts` ({@link handoverExchange}). And the owners of
+ * session- and user-isolated stdio children are shared (`./forwarding.ts`).
  */
 export async function startSessionEndFeed(
   gateway: Gateway,
@@ -95,10 +102,20 @@ export async function startSessionEndFeed(
   });
   gateway.onForeignClientResponse = (s, r) => void answers.publish(JSON.stringify({ s, r }));
   // A notification for one session (its subscription's resources/updated, its isolated
-  // connection's messages) raised on a replica that does not hold the session's stream.
+  // connection's messages) raised on a replica that does not hold the session's stream; and the
+  // handover of a session's stream to the replica its client resumed it on.
   const events = channel(config.sessions.eventsChannel, 'session notifications');
-  onSessionMessage(events, 'n', 'session notifications', (s, n) => {
-    if (isNotification(n)) gateway.deliverNotification(s, n);
+  const handovers = handoverExchange(gateway, (message) => void events.publish(message), log);
+  events.subscribe((message) => {
+    const o = message === undefined ? undefined : parseSessionMessage(message);
+    if (o === undefined) {
+      if (message !== undefined) log.debug('a malformed message on the session notifications channel was ignored');
+      return;
+    }
+    if (o.n !== undefined) {
+      if (isNotification(o.n)) gateway.deliverNotification(o.s, o.n);
+    } else if (o.h !== undefined) handovers.asked(o.s, o.h);
+    else if (o.o !== undefined) handovers.answered(o.o);
   });
   gateway.onForeignNotification = (s, n) => {
     const message = JSON.stringify({ s, n });
@@ -110,12 +127,96 @@ export async function startSessionEndFeed(
     else void events.publish(message);
   };
   await Promise.all([feed.start(), answers.start(), events.start()]);
+  // Session- and user-isolated stdio children run on one replica; the others pass calls on.
+  const forwarding = await startSlotForwarding(gateway, config, redisUrl, logger);
   return {
+    drain: () => forwarding.drain(),
     close: async () => {
+      await forwarding.close();
       gateway.onSessionEnded = undefined;
       gateway.onForeignClientResponse = undefined;
       gateway.onForeignNotification = undefined;
+      handovers.close();
       await Promise.all([feed.close(), answers.close(), events.close()]);
+    },
+  };
+}
+
+/** A message of the session channels: `{"s": session id, …}`; undefined when it is not one. */
+function parseSessionMessage(message: string): (Record<string, unknown> & { s: string }) | undefined {
+  try {
+    const o = JSON.parse(message) as unknown;
+    if (typeof o !== 'object' || o === null) return undefined;
+    return typeof (o as { s?: unknown }).s === 'string' ? (o as Record<string, unknown> & { s: string }) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Most handovers one replica waits for at once; beyond, a resumption is answered without one. */
+export const MAX_PENDING_HANDOVERS = 256;
+
+/**
+ * The stream handover exchange over the session notifications channel
+ * (`gateway/stream-handover.ts`): a question `{"s", "h": {"r": owner, "x": stream, "a": after,
+ * "t": asker, "k": key}}`, heard by every replica and answered by the owner with `{"s", "o":
+ * {"t": asker, "k": key, "e": [[seq, data], …], "l": live, "c": truncated}}` (`"none": true`
+ * when it has no state for the session). Sets `gateway.streamHandover.request`.
+ */
+function handoverExchange(gateway: Gateway, publish: (message: string) => void, log: Logger) {
+  const link = gateway.streamHandover;
+  const pending = new Map<string, { done: (h: StreamHandover | undefined) => void; timer: NodeJS.Timeout }>();
+  let next = 0;
+  link.request = (sessionId, replica, stream, after, done) => {
+    if (pending.size >= MAX_PENDING_HANDOVERS) {
+      log.warn({ session: sessionId }, 'too many stream handovers in flight; this one goes on without the events');
+      done(undefined);
+      return;
+    }
+    const k = String(next++);
+    const timer = setTimeout(() => {
+      pending.delete(k);
+      done(undefined);
+    }, HANDOVER_TIMEOUT_MS);
+    timer.unref();
+    pending.set(k, { done, timer });
+    publish(JSON.stringify({ s: sessionId, h: { r: replica, x: stream, a: after, t: link.replica, k } }));
+  };
+  return {
+    asked(sessionId: string, h: unknown): void {
+      if (typeof h !== 'object' || h === null) return;
+      const q = h as Record<string, unknown>;
+      if (q.r !== link.replica || typeof q.x !== 'number' || typeof q.a !== 'number') return;
+      const session = gateway.sessions.get(sessionId);
+      const handover = session === undefined ? undefined : link.source?.(session, q.x, q.a);
+      const o =
+        handover === undefined
+          ? { t: q.t, k: q.k, none: true }
+          : { t: q.t, k: q.k, e: handover.events, l: handover.live, c: handover.truncated === true };
+      publish(JSON.stringify({ s: sessionId, o }));
+    },
+    answered(o: unknown): void {
+      if (typeof o !== 'object' || o === null) return;
+      const a = o as Record<string, unknown>;
+      if (a.t !== link.replica || typeof a.k !== 'string') return;
+      const waiting = pending.get(a.k);
+      if (waiting === undefined) return;
+      pending.delete(a.k);
+      clearTimeout(waiting.timer);
+      const events = Array.isArray(a.e)
+        ? a.e.filter(
+            (ev): ev is [number, string] => Array.isArray(ev) && typeof ev[0] === 'number' && typeof ev[1] === 'string',
+          )
+        : [];
+      waiting.done(a.none === true ? undefined : { events, live: a.l === true, truncated: a.c === true });
+    },
+    close(): void {
+      link.request = undefined;
+      for (const { done, timer } of pending.values()) {
+        clearTimeout(timer);
+        done(undefined);
+      }
+      pending.clear();
     },
   };
 }

@@ -34,15 +34,19 @@ export interface ShutdownParts {
   readonly server: Server;
   readonly gateway: Gateway;
   readonly tunnels: Tunnels;
+  /** The admin API's live feed: its open streams end before the listener closes. */
+  readonly live?: { close(): void } | undefined;
   readonly usageLog: UsageLog | undefined;
   readonly tracing: Tracing;
   /** The rate limiter, guardrails, tool pins and Redis client of the request pipeline. */
   readonly stages: Stages;
   readonly revocations: RevocationFeed | undefined;
   /** The Redis feed of ended sessions (`./sessions.ts`), when Redis is configured. */
-  readonly sessionEnds?: { close(): Promise<void> } | undefined;
+  readonly sessionEnds?: { drain?(): Promise<void>; close(): Promise<void> } | undefined;
   /** The Redis feed of runtime server changes and tool approvals (`./changes.ts`). */
   readonly changes?: { close(): Promise<void> } | undefined;
+  /** Authentication; its periodic re-read of the identity keys is stopped. */
+  readonly auth?: { close(): void } | undefined;
   readonly database: Database;
   /** Whether the gateway opened `database` (then it closes it too). */
   readonly ownsDatabase: boolean;
@@ -65,6 +69,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     revocations,
     sessionEnds,
     changes,
+    auth,
     database,
     ownsDatabase,
     logger,
@@ -96,13 +101,16 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     // Drain: fail /readyz and refuse new sessions while still serving, so a load balancer stops
     // sending here before the listener closes (`shutdown.drainDelay`).
     gateway.draining = true;
+    // Isolated children owned here: the other replicas start their own for the next calls.
+    if (sessionEnds?.drain) await step('isolated children handover', () => sessionEnds.drain!());
     const drainDelay = Math.min(gateway.config.shutdown.drainDelay, timeoutMs / 2);
     if (drainDelay > 0) {
       logger.info({ drainDelayMs: drainDelay }, 'draining: /readyz fails, no new sessions; still serving');
       await new Promise((resolve) => setTimeout(resolve, drainDelay));
     }
-    // Tunnels first: their upgraded sockets would otherwise keep server.close() waiting.
+    // Tunnels and live feeds first: their sockets would otherwise keep server.close() waiting.
     tunnels.close();
+    parts.live?.close();
     await step(
       'http server',
       () =>
@@ -133,6 +141,7 @@ export function createShutdown(parts: ShutdownParts): (closeOptions?: CloseOptio
     }
     if (sessionEnds) await step('session ends', () => sessionEnds.close());
     if (changes) await step('shared changes', () => changes.close());
+    auth?.close();
     if (ownsDatabase) await step('database', () => database.close());
     return { unclosed };
   };

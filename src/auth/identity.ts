@@ -55,6 +55,16 @@ export const IDENTITY_HEADERS = Object.freeze({
 /** Settings key holding the private signing key (a JWK with `kid`). */
 export const IDENTITY_KEY_SETTING = 'identity.signingKey';
 
+/**
+ * Settings key holding the public keys of retired signing keys, each `{jwk, until}` (`until`:
+ * epoch ms): they stay in the JWKS until then, so assertions signed just before a rotation, and
+ * verifiers holding a cached JWKS, keep working ({@link rotateIdentityKey}).
+ */
+export const IDENTITY_RETIRED_SETTING = 'identity.retiredKeys';
+
+/** How long a retired signing key stays published after {@link rotateIdentityKey}, ms (1 day). */
+export const DEFAULT_RETIRED_KEY_TTL_MS = 86_400_000;
+
 /** JWS `typ` of the assertion (explicit typing, RFC 8725 §3.11): upstreams should check it. */
 export const IDENTITY_ASSERTION_TYPE = 'switchboard-identity+jwt';
 
@@ -110,8 +120,70 @@ export interface IdentityPropagator {
    * assertion, not the request.
    */
   headersFor(ctx: IdentityContext): Promise<Readonly<Record<string, string>>>;
-  /** The public JWKS document (one ES256 key, `use: sig`) to serve at `/.well-known/jwks.json`. */
+  /**
+   * The public JWKS document to serve at `/.well-known/jwks.json`: the signing key first, then
+   * the retired keys still published (ES256, `use: sig`).
+   */
   jwks(): JSONWebKeySet;
+  /**
+   * Re-reads the keys from the settings store: after a rotation (on this or another replica),
+   * signs with the new key and publishes the retired ones. Never throws: a failed read keeps the
+   * keys in use and is logged.
+   *
+   * @returns true when the signing key changed
+   */
+  reload(): Promise<boolean>;
+}
+
+/** A retired signing key's public half and until when it is published (epoch ms). */
+interface RetiredKey {
+  readonly jwk: JWK;
+  readonly until: number;
+}
+
+function isRetiredKey(v: unknown): v is RetiredKey {
+  if (typeof v !== 'object' || v === null) return false;
+  const r = v as Record<string, unknown>;
+  return typeof r.until === 'number' && typeof r.jwk === 'object' && r.jwk !== null;
+}
+
+async function loadRetired(store: SettingsStore): Promise<RetiredKey[]> {
+  const v = await store.get<unknown>(IDENTITY_RETIRED_SETTING);
+  return Array.isArray(v) ? v.filter(isRetiredKey) : [];
+}
+
+function publicJwkOf(stored: StoredKey): JWK {
+  const { kty, crv, x, y, kid } = stored;
+  return { kty, crv, x, y, kid, alg: ALG, use: 'sig' };
+}
+
+/**
+ * Replaces the identity signing key with a new one (generated here) and keeps the old public key
+ * published for `keepMs`, so that verifiers accept assertions signed with either until then.
+ * Running gateways pick the new key up at their next re-read ({@link IdentityPropagator.reload}:
+ * at once when told over Redis, else within a minute).
+ *
+ * @param keepMs - how long the old key stays in the JWKS, ms; default {@link DEFAULT_RETIRED_KEY_TTL_MS}
+ * @returns the new key id and the retired one (undefined when there was no key yet)
+ */
+export async function rotateIdentityKey(
+  store: SettingsStore,
+  options: { keepMs?: number; now?: number } = {},
+): Promise<{ kid: string; retiredKid: string | undefined }> {
+  const now = options.now ?? Date.now();
+  const keepMs = options.keepMs ?? DEFAULT_RETIRED_KEY_TTL_MS;
+  const current = await store.get<unknown>(IDENTITY_KEY_SETTING);
+  const next = await generateStoredKey();
+  const retired = (await loadRetired(store)).filter((r) => r.until > now);
+  let retiredKid: string | undefined;
+  if (isStoredKey(current)) {
+    retiredKid = current.kid;
+    retired.unshift({ jwk: publicJwkOf(current), until: now + keepMs });
+  }
+  // Published first, so that nobody sees the new key without the old one.
+  await store.set(IDENTITY_RETIRED_SETTING, retired);
+  await store.set(IDENTITY_KEY_SETTING, next);
+  return { kid: next.kid, retiredKid };
 }
 
 const IDENTITY_HEADER_RE = /^x-switchboard-/i;
@@ -206,10 +278,16 @@ interface CacheEntry {
 }
 
 class Propagator implements IdentityPropagator {
-  readonly kid: string;
+  #kid: string;
   readonly #issuer: string;
-  readonly #key: CryptoKey;
-  readonly #jwks: JSONWebKeySet;
+  #key: CryptoKey;
+  #publicJwk: JWK;
+  #retired: readonly RetiredKey[] = [];
+  #jwks: JSONWebKeySet;
+  /** When the JWKS must be rebuilt because a retired key's time is up (epoch ms). */
+  #jwksUntil = Number.POSITIVE_INFINITY;
+  readonly #store: SettingsStore;
+  readonly #logger: Logger | undefined;
   readonly #clock: () => number;
   readonly #ttlSeconds: number;
   readonly #marginMs: number;
@@ -221,22 +299,68 @@ class Propagator implements IdentityPropagator {
     kid: string;
     key: CryptoKey;
     publicJwk: JWK;
+    retired: readonly RetiredKey[];
+    store: SettingsStore;
+    logger: Logger | undefined;
     clock: () => number;
     ttlSeconds: number;
     cacheSize: number;
   }) {
-    this.kid = options.kid;
+    this.#kid = options.kid;
     this.#issuer = options.issuer;
     this.#key = options.key;
-    this.#jwks = Object.freeze({ keys: Object.freeze([Object.freeze(options.publicJwk)]) }) as JSONWebKeySet;
+    this.#publicJwk = options.publicJwk;
+    this.#retired = options.retired;
+    this.#store = options.store;
+    this.#logger = options.logger;
     this.#clock = options.clock;
     this.#ttlSeconds = options.ttlSeconds;
     this.#marginMs = Math.min(10_000, (options.ttlSeconds * 1000) / 4);
     this.#cacheSize = options.cacheSize;
+    this.#jwks = this.#buildJwks();
+  }
+
+  get kid(): string {
+    return this.#kid;
   }
 
   jwks(): JSONWebKeySet {
+    if (this.#clock() >= this.#jwksUntil) this.#jwks = this.#buildJwks();
     return this.#jwks;
+  }
+
+  #buildJwks(): JSONWebKeySet {
+    const now = this.#clock();
+    const live = this.#retired.filter((r) => r.until > now && r.jwk.kid !== this.#kid);
+    this.#jwksUntil = live.reduce((min, r) => Math.min(min, r.until), Number.POSITIVE_INFINITY);
+    const keys = [this.#publicJwk, ...live.map((r) => r.jwk)].map((k) => Object.freeze({ ...k }));
+    return Object.freeze({ keys: Object.freeze(keys) }) as JSONWebKeySet;
+  }
+
+  async reload(): Promise<boolean> {
+    try {
+      const [stored, retired] = await Promise.all([
+        this.#store.get<unknown>(IDENTITY_KEY_SETTING),
+        loadRetired(this.#store),
+      ]);
+      this.#retired = retired;
+      const changed = isStoredKey(stored) && stored.kid !== this.#kid;
+      if (changed) {
+        const key = await importJWK(stored, ALG);
+        if (key instanceof Uint8Array) throw new Error('identity signing key imported as a secret key');
+        this.#key = key;
+        this.#kid = stored.kid;
+        this.#publicJwk = publicJwkOf(stored);
+        // Assertions signed with the old key are not handed out again.
+        this.#cache.clear();
+        this.#logger?.info({ kid: stored.kid }, 'identity signing key changed');
+      }
+      this.#jwks = this.#buildJwks();
+      return changed;
+    } catch (err) {
+      this.#logger?.warn({ err }, 'could not re-read the identity signing keys; the current ones stay in use');
+      return false;
+    }
   }
 
   async headersFor(ctx: IdentityContext): Promise<Readonly<Record<string, string>>> {
@@ -278,7 +402,7 @@ class Propagator implements IdentityPropagator {
     if (sessionId !== undefined && sessionId !== '') claims.sid = sessionId;
     if (principal.tokenId !== undefined) claims.token_id = principal.tokenId;
     const jwt = await new SignJWT({ ...claims })
-      .setProtectedHeader({ alg: ALG, kid: this.kid, typ: IDENTITY_ASSERTION_TYPE })
+      .setProtectedHeader({ alg: ALG, kid: this.#kid, typ: IDENTITY_ASSERTION_TYPE })
       .setIssuer(this.#issuer)
       .setSubject(principal.id)
       .setAudience(serverName)
@@ -320,12 +444,14 @@ export async function createIdentityPropagator(options: IdentityPropagatorOption
   const key = await importJWK(stored, ALG);
   if (key instanceof Uint8Array)
     throw new GatewayError('SWB_ERR_INTERNAL', 'identity signing key imported as a secret key');
-  const { kty, crv, x, y, kid } = stored;
   return new Propagator({
     issuer: options.issuer,
-    kid,
+    kid: stored.kid,
     key,
-    publicJwk: { kty, crv, x, y, kid, alg: ALG, use: 'sig' },
+    publicJwk: publicJwkOf(stored),
+    retired: await loadRetired(options.keyStore),
+    store: options.keyStore,
+    logger: options.logger,
     clock: options.clock ?? Date.now,
     ttlSeconds,
     cacheSize: Math.max(1, options.cacheSize ?? 10_000),

@@ -311,6 +311,28 @@ Examples:
       process.exitCode = await (await import('./tools.js')).runToolsPins(opts);
     });
 
+  const identity = program
+    .command('identity')
+    .description('the signing key of identity assertions sent to upstreams (identityHeaders)');
+  identity
+    .command('rotate')
+    .addHelpText('after', `\nExamples:\n  $ switchboard identity rotate\n  $ switchboard identity rotate --keep 2h`)
+    .description('replace the signing key; the old one stays in the JWKS for --keep')
+    .option('--keep <duration>', 'how long the old public key stays published (default 1d)')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .action(async (opts: { keep?: string; config?: string }) => {
+      process.exitCode = await (await import('./identity.js')).runIdentityRotate(opts);
+    });
+  identity
+    .command('show')
+    .addHelpText('after', `\nExamples:\n  $ switchboard identity show\n  $ switchboard identity show --json`)
+    .description('print the signing key id and the retired keys still published')
+    .option('-c, --config <file>', 'configuration file (finds the database)')
+    .option('--json', 'print JSON')
+    .action(async (opts: { config?: string; json?: boolean }) => {
+      process.exitCode = await (await import('./identity.js')).runIdentityShow(opts);
+    });
+
   program
     .command('tunnel')
     .addHelpText(

@@ -9,6 +9,7 @@ import type { SwitchboardConfig } from '../config/schema.js';
 import { watchConfig } from '../config/watch.js';
 import { startGateway, type RunningGateway } from '../app.js';
 import { createLogger, type LOG_LEVELS } from '../observability/logger.js';
+import { RecentLogs } from '../observability/recent-logs.js';
 import { dataDirFor } from './database.js';
 
 /** Options of `switchboard serve`. */
@@ -30,7 +31,10 @@ export interface ServeOptions {
  * @returns the process exit code (0 after a clean shutdown, 1 on startup failure)
  */
 export async function runServe(opts: ServeOptions): Promise<number> {
+  // The admin API's live feed shows the most recent log lines (to admin.* principals).
+  const recentLogs = new RecentLogs();
   const logger = createLogger({
+    recent: recentLogs,
     ...(opts.logLevel === undefined ? {} : { level: opts.logLevel }),
     ...(opts.logFormat === undefined ? {} : { format: opts.logFormat }),
   });
@@ -54,6 +58,7 @@ export async function runServe(opts: ServeOptions): Promise<number> {
     running = await startGateway({
       config,
       logger,
+      recentLogs,
       dataDir: dataDirFor(config),
       ...(opts.host === undefined ? {} : { host: opts.host }),
       ...(opts.port === undefined ? {} : { port: opts.port }),

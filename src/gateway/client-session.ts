@@ -417,7 +417,7 @@ export class ClientSession {
       }
       case 'completion/complete': {
         const p = params ?? {};
-        const up = routeCompletion(this.view, p, scope);
+        const up = routeCompletion(this.view, p, scope, meta);
         if (
           this.view.kind !== 'single' &&
           up.initializeResult !== undefined &&

@@ -45,6 +45,7 @@ export function fanOut(
   upstream: Upstream,
   n: JsonRpcNotification,
   audience: Audience,
+  forward?: (sessionId: string, n: JsonRpcNotification) => void,
 ): void {
   if (n.method === 'notifications/resources/updated') {
     const uri = n.params?.uri;
@@ -53,9 +54,20 @@ export function fanOut(
     // is not another session's or principal's, even under the same URI.
     for (const id of upstream.subscribersOf(uri)) {
       const s = sessions.get(id);
-      if (!s || !s.view.includes(upstream) || !reaches(audience, s)) continue;
+      if (s === undefined) {
+        // A session another replica serves subscribed through this replica's connection (its
+        // calls were passed on here: an isolated child's, a tunnel's): the update goes to that
+        // session's stream, wherever it is. No other replica's connection announces it.
+        forward?.(id, n);
+        continue;
+      }
+      if (!s.view.includes(upstream) || !reaches(audience, s)) continue;
       s.deliverResourceUpdated(upstream, n);
     }
+    return;
+  }
+  if (audience.kind === 'session' && forward !== undefined && !sessions.has(audience.id)) {
+    forward(audience.id, n);
     return;
   }
   for (const s of sessions.values()) {

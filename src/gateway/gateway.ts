@@ -29,6 +29,8 @@ import { GatewayViews } from './gateway-views.js';
 import { SessionRegistry } from './session-registry.js';
 import type { NameCollision, View } from './view.js';
 import type { SessionSealer } from './session-seal.js';
+import { StreamHandoverLink } from './stream-handover.js';
+import type { SlotOwnership } from '../upstream/ownership.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -87,6 +89,14 @@ export class Gateway implements SessionHost {
    * application (`sessions.portable`).
    */
   sessionSealer: SessionSealer | undefined = undefined;
+  /**
+   * The owners of `session`/`user`-isolated stdio children across replicas
+   * (`upstream/ownership.ts`); set by the application when replicas share Redis. Undefined: every
+   * replica runs its own children.
+   */
+  slotOwnership: SlotOwnership | undefined = undefined;
+  /** Resumption of a portable session's stream on another replica (`./stream-handover.ts`). */
+  readonly streamHandover = new StreamHandoverLink();
   /**
    * Told when a sealed session ends here by the client's DELETE or the operator, so other
    * replicas can end their copies ({@link endSession}). Set by the application.
@@ -370,7 +380,10 @@ export class Gateway implements SessionHost {
    */
   endSession(id: string, createdAt: number): void {
     this.#registry.markEnded(id, createdAt);
-    this.#registry.sessions.get(id)?.close('ended on another replica');
+    const session = this.#registry.sessions.get(id);
+    if (session !== undefined) session.close('ended on another replica');
+    // Children run here for it through calls other replicas passed on (`upstream/ownership.ts`).
+    else for (const upstream of this.upstreams.values()) upstream.releaseSession(id, '');
   }
 
   /** The live sessions of one principal (empty when it holds none). */
@@ -430,13 +443,56 @@ export class Gateway implements SessionHost {
   }
 
   /**
+   * Restarts one upstream with its configuration unchanged (the admin API's
+   * `POST /api/v1/servers/{name}/restart`): its connections (stdio children) are stopped, client
+   * sessions bound to that one server (`/servers/{name}/mcp`) end as when it is reconfigured, and
+   * a new upstream is started in its place; sessions of aggregates and virtual servers get
+   * `list_changed` once it is up.
+   *
+   * @param waitMs - resolve once the new upstream has settled (ready or failed) or after this many
+   *   ms, whichever comes first. Default: until it has settled.
+   * @throws GatewayError `SWB_ERR_HTTP_NOT_FOUND` for an unknown server; `SWB_ERR_HTTP_CONFLICT`
+   *   for a tunnelled server (its transport belongs to the tunnel, which must reconnect instead)
+   */
+  async restartUpstream(name: string, waitMs = Number.POSITIVE_INFINITY): Promise<void> {
+    const u = this.#upstreams.get(name);
+    const cfg = this.#config.servers[name];
+    if (u === undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+    if (this.#tunnels.has(name) || cfg === undefined) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_CONFLICT',
+        `server "${name}" is a tunnel: reconnect the tunnel to restart it`,
+      );
+    }
+    this.#upstreams.delete(name);
+    for (const s of [...this.#registry.sessions.values()])
+      if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('server restarted');
+    await u.stop();
+    // A reload or another restart may have replaced it meanwhile: theirs stands.
+    if (this.#upstreams.has(name) || this.#config.servers[name] !== cfg) return;
+    const next = this.#createUpstream(name, cfg);
+    this.#upstreams.set(name, next);
+    this.#rebuildViews();
+    const started = this.#startUpstream(next).then(() => {
+      notifyAllListChanged(this.#registry.sessions.values());
+      this.logger.info({ server: name }, 'upstream restarted');
+    });
+    await settledWithin(started, waitMs);
+  }
+
+  /**
    * Adds a tunnelled server (a reverse tunnel, `tunnel/`): an upstream backed by a transport over
    * the tunnel session, started without waiting (its initialize travels through that session).
    *
    * @throws GatewayError `SWB_ERR_HTTP_CONFLICT` when a server of that name exists, or one whose
    *   namespaced names could coincide with its own ({@link Gateway.namespaceConflict})
    */
-  attachTunnel(name: string, description: string | undefined, createTransport: () => MessageTransport): Upstream {
+  attachTunnel(
+    name: string,
+    description: string | undefined,
+    createTransport: () => MessageTransport,
+    remoteOwner?: string,
+  ): Upstream {
     if (this.#upstreams.has(name)) {
       throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `a server named "${name}" already exists`);
     }
@@ -452,18 +508,40 @@ export class Gateway implements SessionHost {
       ...(description === undefined ? {} : { description }),
       restart: { maxRetries: 1 },
     });
-    const u = this.#newUpstream(name, config, createTransport);
+    const u = this.#newUpstream(name, config, createTransport, remoteOwner);
     this.#upstreams.set(name, u);
     this.#tunnels.add(name);
+    if (remoteOwner === undefined) this.#localTunnels.add(name);
     this.#rebuildViews();
-    void this.#startUpstream(u);
+    void this.#startUpstream(u).then(() => this.#tunnelChanged(name));
     return u;
+  }
+
+  /**
+   * Told when a tunnel whose connection this replica holds appears, changes its lists or goes
+   * away (`name`), so the other replicas can serve it too (`app/forwarding.ts`). Set by the
+   * application when replicas share Redis.
+   */
+  onLocalTunnel: ((name: string, upstream: Upstream | undefined) => void) | undefined = undefined;
+
+  /** Tunnels whose connection this replica holds (not those served from another replica's record). */
+  readonly #localTunnels = new Set<string>();
+
+  /** True when `name` is a tunnel whose connection this replica holds. */
+  isLocalTunnel(name: string): boolean {
+    return this.#localTunnels.has(name);
+  }
+
+  #tunnelChanged(name: string): void {
+    if (!this.#localTunnels.has(name)) return;
+    this.onLocalTunnel?.(name, this.#upstreams.get(name));
   }
 
   /** Removes a tunnelled server (the tunnel went away); sessions that saw it get list_changed. */
   async detachTunnel(name: string): Promise<void> {
     const u = this.#upstreams.get(name);
     if (!u || !this.#tunnels.delete(name)) return;
+    if (this.#localTunnels.delete(name)) this.onLocalTunnel?.(name, undefined);
     this.#upstreams.delete(name);
     for (const s of [...this.#registry.sessions.values()])
       if (s.view.kind === 'single' && s.view.members[0]?.upstream === u) s.close('tunnel closed');
@@ -569,7 +647,7 @@ export class Gateway implements SessionHost {
     return u;
   }
 
-  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport): Upstream {
+  #newUpstream(name: string, cfg: ServerConfig, tunnel?: () => MessageTransport, remoteOwner?: string): Upstream {
     const custom = this.#createTransport;
     const createTransport =
       tunnel ?? (custom === undefined ? undefined : (logger: Logger) => custom(name, cfg, logger));
@@ -596,6 +674,8 @@ export class Gateway implements SessionHost {
       forbiddenEnv: this.#forbiddenEnv(name),
       ...(destinations ? { destinations } : {}),
       now: this.#now,
+      ownership: () => this.slotOwnership,
+      ...(remoteOwner === undefined ? {} : { remoteOwner }),
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
   }
@@ -652,10 +732,11 @@ export class Gateway implements SessionHost {
         for (const view of this.#views.viewsOf(e.upstream)) view.prepare();
         if (e.changed.includes('tools')) this.onToolCatalog?.(e.upstream.name, e.upstream.catalog.tools);
         notifyCatalogChanged(this.#registry.sessions.values(), e.upstream, e.changed);
+        if (this.#upstreams.get(e.upstream.name) === e.upstream) this.#tunnelChanged(e.upstream.name);
         return;
       }
       case 'notification':
-        fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience);
+        fanOut(this.#registry.sessions, e.upstream, e.notification, e.audience, this.onForeignNotification);
         return;
     }
   }

@@ -3,7 +3,9 @@
  * tool, prompt, resource or completion it names, under which upstream name, and whether the
  * principal may reach it. Resolved once per request, before the pipeline's stages run.
  *
- * An item outside the principal's scope is answered as unknown, as it is absent from the lists.
+ * An item outside the principal's scope is answered as unknown, as it is absent from the lists;
+ * the request is then marked refused by the `scope` stage (`ctx.stage`), so the usage log counts
+ * it as blocked, not as an error.
  *
  * @module
  */
@@ -40,6 +42,7 @@ export function routeRequest(view: View, req: JsonRpcRequest, ctx: RequestContex
       hit = typeof name === 'string' ? (view.resolveTool(name) ?? passThrough(view, name, 'tools')) : undefined;
       if (!hit || !scopeOf(ctx.principal).tool(hit.member.upstream.name, hit.name, view.separator)) {
         if (typeof name === 'string' && view.kind === 'single') ctx.tool = name;
+        if (hit) refusedByScope(ctx, hit);
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_TOOL', `Unknown tool: ${String(name)}`);
       }
       ctx.tool = hit.name;
@@ -50,6 +53,7 @@ export function routeRequest(view: View, req: JsonRpcRequest, ctx: RequestContex
       const name = params?.name;
       hit = typeof name === 'string' ? (view.resolvePrompt(name) ?? passThrough(view, name, 'prompts')) : undefined;
       if (!hit || !scopeOf(ctx.principal).server(hit.member.upstream.name)) {
+        if (hit) refusedByScope(ctx, hit);
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${String(name)}`);
       }
       break;
@@ -57,7 +61,7 @@ export function routeRequest(view: View, req: JsonRpcRequest, ctx: RequestContex
     case 'resources/read':
     case 'resources/subscribe':
     case 'resources/unsubscribe':
-      hit = resolveResource(view, params, scopeOf(ctx.principal));
+      hit = resolveResource(view, params, scopeOf(ctx.principal), ctx);
       break;
     default:
       return undefined;
@@ -66,6 +70,21 @@ export function routeRequest(view: View, req: JsonRpcRequest, ctx: RequestContex
   ctx.server = server;
   ctx.route = { server, name: hit.name } satisfies Route;
   return hit;
+}
+
+/** The fields of a request's context a scope refusal writes. */
+type ScopeMarks = Pick<RequestContext, 'stage' | 'server'>;
+
+/** The stage name of a refusal by the principal's scope (usage log `blockReason`). */
+export const SCOPE_STAGE = 'scope';
+
+/**
+ * Marks the request refused by the principal's scope: it names an item that exists but that the
+ * principal may not reach. The server is recorded; the client still sees "unknown".
+ */
+function refusedByScope(ctx: ScopeMarks, hit: Hit): void {
+  ctx.stage = SCOPE_STAGE;
+  ctx.server = hit.member.upstream.name;
 }
 
 /**
@@ -79,11 +98,13 @@ function passThrough(view: View, name: string, kind: 'tools' | 'prompts'): Hit |
   return member && member[kind](name) === name ? { member, name } : undefined;
 }
 
-function resolveResource(view: View, params: JsonObject | undefined, scope: Scope): Hit {
+function resolveResource(view: View, params: JsonObject | undefined, scope: Scope, ctx: ScopeMarks): Hit {
   const uri = params?.uri;
   const hit = typeof uri === 'string' ? view.resolveResource(uri) : undefined;
-  if (!hit || !scope.server(hit.member.upstream.name))
+  if (!hit || !scope.server(hit.member.upstream.name)) {
+    if (hit) refusedByScope(ctx, hit);
     throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Resource not found: ${String(uri)}`, { data: { uri } });
+  }
   return hit;
 }
 
@@ -95,19 +116,23 @@ function resolveResource(view: View, params: JsonObject | undefined, scope: Scop
  * @throws GatewayError `SWB_ERR_ROUTE_UNKNOWN_PROMPT` / `SWB_ERR_ROUTE_UNKNOWN_RESOURCE` for a
  *   reference not exposed to this principal; `SWB_ERR_PROTOCOL_INVALID_PARAMS` for another `ref`
  */
-export function routeCompletion(view: View, params: JsonObject, scope: Scope): Upstream {
+export function routeCompletion(view: View, params: JsonObject, scope: Scope, ctx: ScopeMarks): Upstream {
   const ref = params.ref as JsonObject | undefined;
   if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
     const hit = view.resolvePrompt(ref.name);
-    if (!hit || !scope.server(hit.member.upstream.name))
+    if (!hit || !scope.server(hit.member.upstream.name)) {
+      if (hit) refusedByScope(ctx, hit);
       throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_PROMPT', `Unknown prompt: ${ref.name}`);
+    }
     ref.name = hit.name;
     return hit.member.upstream;
   }
   if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
     const member = view.resolveTemplate(ref.uri);
-    if (!member || !scope.server(member.upstream.name))
+    if (!member || !scope.server(member.upstream.name)) {
+      if (member) refusedByScope(ctx, { member, name: ref.uri });
       throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_RESOURCE', `Unknown resource template: ${ref.uri}`);
+    }
     return member.upstream;
   }
   throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_PARAMS', 'completion/complete needs ref/prompt or ref/resource');

@@ -6,7 +6,9 @@
  *   them. A minted token never reaches further than its creator (`TokenService.mint`: permissions,
  *   servers, tools, expiry) and is revoked with it; revoking a token revokes every token minted
  *   from it.
- * - servers: reading needs `servers.use`; writing needs `servers.manage`. A stdio server (an
+ * - servers: reading needs `servers.use` (the view: `server-view.ts`; secrets of stored entries
+ *   are redacted for callers without `admin.*`); writing and restarting
+ *   (`POST /api/v1/servers/{name}/restart`) need `servers.manage`. A stdio server (an
  *   entry with `command`, `args`, `cwd`, `env` or `inheritEnv`) runs a program as the gateway's
  *   user, so creating, changing or deleting one also needs `admin.*`
  *   (`SWB_ERR_AUTH_ADMIN_REQUIRED`), as does a URL server that sends callers' credentials to its
@@ -29,8 +31,10 @@ import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord, ToolPinStore } from '../store/types.js';
 import type { PinRegistry } from '../guardrails/pins.js';
+import type { RecentTraffic } from '../observability/recent-traffic.js';
 import { readBody } from './guards.js';
 import type { RouteHandler } from './server.js';
+import { createServerViews, restoreRedacted, type ServerViewBody } from './server-view.js';
 import type { UsageRoute } from './usage-api.js';
 
 /** Options for {@link createAdminApi}. */
@@ -43,6 +47,10 @@ export interface AdminApiOptions {
   challenge: (path: string, err: GatewayError) => string;
   /** Usage analytics (`/api/v1/tokens/{id}/usage`, `/api/v1/usage`). */
   usageRoute?: UsageRoute;
+  /** More authenticated routes under `/api/v1`, tried after the usage routes (`console-api.ts`). */
+  consoleRoute?: UsageRoute;
+  /** Recent traffic per server, for the server view's `stats`. */
+  traffic?: RecentTraffic;
   /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
   onRefused?: (req: IncomingMessage, path: string, err: GatewayError) => void;
   clock?: () => number;
@@ -171,6 +179,13 @@ export function tokenView(r: TokenRecord): Record<string, unknown> {
 export function createAdminApi(options: AdminApiOptions): RouteHandler {
   const { gateway, tokens, servers } = options;
   const clock = options.clock ?? Date.now;
+  const views = createServerViews({ gateway, servers, traffic: options.traffic });
+
+  async function serverView(name: string, principal: Principal): Promise<ServerViewBody> {
+    const view = await views.get(name, principal);
+    if (view === undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+    return view;
+  }
 
   async function tokensRoute(req: IncomingMessage, res: ServerResponse, principal: Principal, id: string | undefined) {
     requirePermission(principal, 'tokens.manage');
@@ -219,32 +234,6 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use GET or DELETE');
   }
 
-  function serverView(name: string) {
-    const u = gateway.upstreams.get(name);
-    const cfg = gateway.config.servers[name];
-    return {
-      name,
-      source: gateway.isTunnel(name) ? 'tunnel' : gateway.isFileServer(name) ? 'file' : 'api',
-      readOnly: gateway.isFileServer(name) || gateway.isTunnel(name),
-      transport:
-        cfg && 'command' in cfg
-          ? 'stdio'
-          : cfg && 'url' in cfg
-            ? (cfg.transport ?? (cfg.type === 'sse' ? 'sse' : 'streamable-http'))
-            : null,
-      state: u?.state ?? 'stopped',
-      error: u?.lastError ?? null,
-      restarts: u?.restarts ?? 0,
-      tools: u?.catalog.tools.length ?? 0,
-      prompts: u?.catalog.prompts.length ?? 0,
-      resources: u?.catalog.resources.length ?? 0,
-      serverInfo: u?.initializeResult?.serverInfo ?? null,
-      protocol: cfg?.protocol ?? 'auto',
-      era: u?.era ?? null,
-      description: cfg?.description ?? null,
-    };
-  }
-
   async function applyRuntime(): Promise<void> {
     // A server that hangs in its start holds the API call no longer than this.
     await applyRuntimeServers(gateway, servers, RUNTIME_START_WAIT_MS);
@@ -259,9 +248,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
   ) {
     if (req.method === 'GET') {
       requirePermission(principal, 'servers.use');
-      if (name === undefined) return send(res, 200, { servers: [...gateway.upstreams.keys()].map(serverView) });
-      if (!gateway.upstreams.has(name)) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
-      return send(res, 200, serverView(name));
+      if (name === undefined) return send(res, 200, { servers: await views.list(principal) });
+      return send(res, 200, await serverView(name, principal));
     }
     requirePermission(principal, 'servers.manage');
     if (req.method === 'POST' && name === undefined) {
@@ -281,8 +269,10 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         `server "${name}" is declared in the configuration file and is read-only here`,
       );
     if (req.method === 'PUT') {
-      const { name: _n, ...entry } = await jsonBody(req);
+      const { name: _n, ...body } = await jsonBody(req);
       const existing = await servers.get(name);
+      // An entry edited from a redacted view keeps the secrets it left as "[redacted]".
+      const entry = restoreRedacted(body, existing?.config);
       requireAdminFor(principal, entry, existing?.config);
       return putServer(res, name, entry, principal, existing ? 200 : 201);
     }
@@ -335,7 +325,27 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       createdBy: existing?.createdBy ?? principal.id,
     });
     await applyRuntime();
-    return send(res, status, serverView(name));
+    return send(res, status, await serverView(name, principal));
+  }
+
+  /**
+   * `POST /api/v1/servers/{name}/restart` (`servers.manage`; `admin.*` for a server only an admin
+   * may manage, such as a stdio one): restarts a running upstream, file-declared ones too, with its
+   * configuration unchanged, waits up to {@link RUNTIME_START_WAIT_MS} for it, and answers its view.
+   */
+  async function restartRoute(req: IncomingMessage, res: ServerResponse, principal: Principal, name: string) {
+    if (req.method !== 'POST') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST');
+    requirePermission(principal, 'servers.manage');
+    const cfg = gateway.config.servers[name];
+    if (!gateway.upstreams.has(name)) {
+      const stored = await servers.get(name);
+      if (stored !== undefined && !gateway.isFileServer(name))
+        throw new GatewayError('SWB_ERR_HTTP_CONFLICT', `server "${name}" is disabled; enable it to start it`);
+      throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `server "${name}" not found`);
+    }
+    requireAdminFor(principal, cfg);
+    await gateway.restartUpstream(name, RUNTIME_START_WAIT_MS);
+    return send(res, 200, await serverView(name, principal));
   }
 
   return async function adminApi(req, res, path, query, reqId) {
@@ -354,6 +364,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
         throw err;
       }
       if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
+      if (options.consoleRoute && (await options.consoleRoute(req, res, path, query, principal, reqId))) return true;
       if (collection === 'tools' && id === 'pins' && options.toolPins) {
         await toolPinsRoute(
           req,
@@ -363,6 +374,11 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
           options.toolPins,
           options.onChange,
         );
+        return true;
+      }
+      const segments = path.slice(PREFIX.length).split('/').length;
+      if (collection === 'servers' && id && extra === 'restart' && segments === 3) {
+        await restartRoute(req, res, principal, id);
         return true;
       }
       if (extra !== undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `Not found: ${path}`);

@@ -39,6 +39,8 @@ export const STREAM_KINDS = Object.freeze([
   'tunnel-feed',
   /** A modern client's `subscriptions/listen` stream (`http/modern-listen.ts`). */
   'modern-listen',
+  /** An admin's live feed of requests and log lines (`GET /api/v1/live`, `http/console-api.ts`). */
+  'admin-live',
 ] as const);
 
 /** One of {@link STREAM_KINDS}. */

@@ -13,6 +13,7 @@ import { GatewayError } from '../errors.js';
 import type { ClientSession } from '../gateway/client-session.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { IdTable } from '../protocol/id-table.js';
+import { HANDOVER_TIMEOUT_MS, parseEventId, type EventId, type StreamHandover } from '../gateway/stream-handover.js';
 import { reportOverflow, writeWithin, type StreamMeter, type StreamOverflowListener } from './stream-budget.js';
 
 /** Options for {@link createSessionStreams}: those of the streamable handler it serves. */
@@ -80,10 +81,19 @@ export interface SessionStreams {
    * Resumes the stream named by `lastEventId` on `res`: replays the stored events after it, then
    * carries the live stream when it still is open.
    *
+   * An id another replica sent (a portable session, `./stream-handover.ts`) is resumed from that
+   * replica's events: the answer is then asynchronous, and its failure goes to `fail`.
+   *
    * @throws GatewayError `SWB_ERR_SESSION_EVENT_EXPIRED` when the id is malformed or the events
    *   after it are gone
    */
-  resume(res: ServerResponse, session: ClientSession, e: EdgeState, lastEventId: string): void;
+  resume(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    lastEventId: string,
+    fail: (err: unknown) => void,
+  ): void;
 }
 
 /** Creates the per-session stream state and operations of one streamable handler. */
@@ -93,6 +103,10 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
   const keepAliveMs = options.keepAliveMs ?? 25_000;
   // Read per use so a hot reload of `sessions.eventStoreSize` applies at once.
   const storeSizeOf = () => gateway.config.sessions.eventStoreSize;
+  const link = gateway.streamHandover;
+  // Portable sessions' event ids name this replica, so that another one can ask it for them.
+  const ownTag = `.${link.replica}`;
+  const tagOf = () => (gateway.sessionSealer === undefined ? '' : ownTag);
 
   function edgeOf(session: ClientSession): EdgeState {
     let e = edge.get(session);
@@ -120,7 +134,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
       const seq = e.nextSeq++;
       e.events.push({ stream: stream.id, seq, data });
       if (e.events.length > storeSizeOf()) e.events.shift();
-      idLine = `id: ${stream.id}.${seq}\n`;
+      idLine = `id: ${stream.id}.${seq}${tagOf()}\n`;
     }
     const res = stream.res;
     if (res) writeBounded(e, stream, res, `${idLine}event: message\ndata: ${data}\n\n`);
@@ -149,7 +163,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     res.flushHeaders();
     // 2025-11-25: a priming event with an id lets the client resume before the first message.
     if (storeSizeOf() > 0 && session.protocolVersion === '2025-11-25') {
-      res.write(`id: ${stream.id}.${e.nextSeq - 1}\ndata: \n\n`);
+      res.write(`id: ${stream.id}.${e.nextSeq - 1}${tagOf()}\ndata: \n\n`);
     }
     res.on('close', () => {
       if (stream.res === res) stream.res = undefined;
@@ -196,13 +210,22 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     });
   }
 
-  function resume(res: ServerResponse, session: ClientSession, e: EdgeState, lastEventId: string): void {
-    const dot = lastEventId.indexOf('.');
-    const streamId = Number(lastEventId.slice(0, dot));
-    const seq = Number(lastEventId.slice(dot + 1));
-    if (dot < 0 || !Number.isInteger(streamId) || !Number.isInteger(seq)) {
+  function resume(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    lastEventId: string,
+    fail: (err: unknown) => void,
+  ): void {
+    const id = parseEventId(lastEventId);
+    if (id === undefined) {
       throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Unknown Last-Event-ID: ${lastEventId}`);
     }
+    if (id.replica !== undefined && id.replica !== link.replica) {
+      resumeForeign(res, session, e, id, lastEventId, fail);
+      return;
+    }
+    const { stream: streamId, seq } = id;
     const live = streamId === STANDALONE_STREAM ? e.standalone : e.streams.get(streamId);
     const oldest = e.events.find((ev) => ev.stream === streamId);
     const replays = e.events.some((ev) => ev.stream === streamId && ev.seq > seq);
@@ -238,7 +261,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     let last = afterSeq;
     for (const ev of e.events) {
       if (ev.stream !== streamId || ev.seq <= last) continue;
-      res.write(`id: ${ev.stream}.${ev.seq}\nevent: message\ndata: ${ev.data}\n\n`);
+      res.write(`id: ${ev.stream}.${ev.seq}${tagOf()}\nevent: message\ndata: ${ev.data}\n\n`);
       last = ev.seq;
       if (res.writableNeedDrain) {
         res.once('drain', () => catchUp(res, session, e, streamId, last, live));
@@ -260,5 +283,145 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     res.end();
   }
 
+  /**
+   * Resumes on this replica a stream another replica sent `id` on: asks that replica for its
+   * stored events after `id`. The standalone stream moves here (the owner has let it go, and
+   * passes the session's later notifications on); when the owner does not answer (it is gone),
+   * the standalone stream opens here without the events it held. A request's stream is replayed
+   * with the owner's ids as far as the owner has stored it, then ended; while the request is
+   * still open there, the client resumes it again for the rest.
+   */
+  function resumeForeign(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    id: EventId,
+    lastEventId: string,
+    fail: (err: unknown) => void,
+  ): void {
+    const request = link.request;
+    if (request === undefined) {
+      throw new GatewayError(
+        'SWB_ERR_SESSION_EVENT_EXPIRED',
+        `Last-Event-ID ${lastEventId} was sent by another replica, and there is no shared channel to ask it (sessions.redisUrl)`,
+      );
+    }
+    request(session.id, id.replica!, id.stream, id.seq, (handover) => {
+      if (res.destroyed) return;
+      try {
+        if (id.stream === STANDALONE_STREAM) takeOverStandalone(res, session, e, id, handover);
+        else replayForeign(res, session, id, handover, lastEventId);
+      } catch (err) {
+        fail(err);
+      }
+    });
+  }
+
+  function takeOverStandalone(
+    res: ServerResponse,
+    session: ClientSession,
+    e: EdgeState,
+    id: EventId,
+    handover: StreamHandover | undefined,
+  ): void {
+    if (handover === undefined || handover.truncated === true) {
+      gateway.logger.warn(
+        { session: session.id, replica: id.replica, after: id.seq },
+        handover === undefined
+          ? `the replica that held this session's stream did not hand its events over within ${HANDOVER_TIMEOUT_MS} ms; the stream goes on here without them`
+          : 'the events handed over by another replica were cut to their size bound; the stream goes on here without the rest',
+      );
+    }
+    if (e.standalone?.res) {
+      e.standalone.res.end();
+      e.standalone.res = undefined;
+    }
+    const stream: StreamState = e.standalone ?? {
+      id: STANDALONE_STREAM,
+      res: undefined,
+      done: false,
+      stalled: 0,
+      overflowBytes: 0,
+    };
+    e.standalone = stream;
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.externalId });
+    res.flushHeaders();
+    stream.res = res;
+    res.on('close', () => {
+      if (stream.res === res) stream.res = undefined;
+    });
+    // Written as this replica's events (stored here, ids of this replica) before the stream is
+    // attached, so they precede every notification passed on from now.
+    for (const [, data] of handover?.events ?? []) writeEvent(e, stream, data);
+    attachStandalone(session, e, stream, res);
+  }
+
+  function replayForeign(
+    res: ServerResponse,
+    session: ClientSession,
+    id: EventId,
+    handover: StreamHandover | undefined,
+    lastEventId: string,
+  ): void {
+    if (handover === undefined || (!handover.live && handover.events.length === 0)) {
+      throw new GatewayError('SWB_ERR_SESSION_EVENT_EXPIRED', `Events after ${lastEventId} are no longer available`);
+    }
+    res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.externalId });
+    // Still open on the owner: the client resumes again for the rest, after this pause.
+    if (handover.live) res.write(`retry: ${FOREIGN_RETRY_MS}\n\n`);
+    for (const [seq, data] of handover.events) {
+      res.write(`id: ${id.stream}.${seq}.${id.replica!}\nevent: message\ndata: ${data}\n\n`);
+    }
+    res.end();
+  }
+
+  /**
+   * Hands this replica's stored events of a session's stream over to another replica (see
+   * `StreamHandoverLink.source`). The standalone stream is let go: its open response ended, the
+   * session's channel detached, so the session passes its notifications on from now.
+   */
+  function handOver(session: ClientSession, streamId: number, after: number): StreamHandover | undefined {
+    const e = edge.get(session);
+    if (e === undefined) return undefined;
+    const events: Array<readonly [number, string]> = [];
+    let size = 0;
+    let truncated = false;
+    for (const ev of e.events) {
+      if (ev.stream !== streamId || ev.seq <= after) continue;
+      size += ev.data.length + 16;
+      if (size > MAX_HANDOVER_CHARS) {
+        truncated = true;
+        break;
+      }
+      events.push([ev.seq, ev.data]);
+    }
+    if (streamId !== STANDALONE_STREAM) {
+      const live = e.streams.get(streamId);
+      return { events, live: live !== undefined && !live.done, ...(truncated ? { truncated } : {}) };
+    }
+    const standalone = e.standalone;
+    if (standalone !== undefined) {
+      e.standalone = undefined;
+      const open = standalone.res;
+      standalone.res = undefined;
+      standalone.done = true;
+      open?.end();
+      session.attachStandalone(undefined);
+    }
+    // Its events now live on the new holder.
+    for (let i = e.events.length - 1; i >= 0; i--) if (e.events[i]!.stream === STANDALONE_STREAM) e.events.splice(i, 1);
+    return { events, live: true, ...(truncated ? { truncated } : {}) };
+  }
+  link.source = handOver;
+
   return { edgeOf, openSse, writeEvent, openStandalone, resume };
 }
+
+/** The SSE `retry` (ms) on a request stream replayed from another replica while it is still open there. */
+const FOREIGN_RETRY_MS = 500;
+
+/**
+ * Largest handover answer, in characters of event data (768 KiB): it travels as one message on
+ * the shared channel, whose messages are bounded at 1 MiB.
+ */
+const MAX_HANDOVER_CHARS = 768 * 1024;

@@ -162,7 +162,7 @@ export function createStreamableHandler(options: StreamableOptions) {
     const e = streams.edgeOf(session);
     const lastEventId = req.headers['last-event-id'];
     if (typeof lastEventId === 'string' && lastEventId !== '') {
-      streams.resume(res, session, e, lastEventId);
+      streams.resume(res, session, e, lastEventId, (err) => answerError(res, err, undefined));
       return;
     }
     streams.openStandalone(res, session, e);

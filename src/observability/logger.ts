@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { pino, type Logger, type LevelWithSilent } from 'pino';
+import { pino, type DestinationStream, type Logger, type LevelWithSilent } from 'pino';
+import type { RecentLogs } from './recent-logs.js';
 
 export type { Logger };
 
@@ -21,6 +22,11 @@ export interface LoggerOptions {
    * `SWITCHBOARD_LOG_FORMAT`, else `pretty` when stderr is a terminal and `json` otherwise.
    */
   format?: 'json' | 'pretty';
+  /**
+   * Also hands every line written (after redaction) to this ring of recent lines, for the admin
+   * API's live feed (`recent-logs.ts`). What the destination receives is unchanged. Default none.
+   */
+  recent?: RecentLogs;
 }
 
 /** The levels `logging.level`, `SWITCHBOARD_LOG_LEVEL` and `--log-level` accept, most severe first. */
@@ -64,18 +70,29 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     base: { name: 'switchboard' },
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
-  if (options.destination) return pino(opts, options.destination);
+  const recent = options.recent;
+  // Beside the real destination, the ring of recent lines gets the same serialised lines.
+  const to = (destination: DestinationStream | NodeJS.WritableStream): Logger =>
+    recent === undefined
+      ? pino(opts, destination)
+      : pino(
+          opts,
+          pino.multistream([
+            { level: 'trace', stream: destination },
+            { level: 'trace', stream: recent },
+          ]),
+        );
+  if (options.destination) return to(options.destination);
   const format = options.format ?? process.env.SWITCHBOARD_LOG_FORMAT;
   if (format === 'pretty' || (format !== 'json' && process.stderr.isTTY)) {
-    return pino(
-      opts,
+    return to(
       pino.transport({
         target: 'pino-pretty',
         options: { destination: 2, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name', singleLine: true },
       }),
     );
   }
-  return pino(opts, pino.destination({ fd: 2, sync: false }));
+  return to(pino.destination({ fd: 2, sync: false }));
 }
 
 /** A logger that discards everything (tests, library use). */

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ForwardedCall } from './ownership.js';
 import type { JsonObject, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { Caller, UpstreamConnection } from './connection.js';
 import type { ConnectionBinding, OutboundHeaders, UpstreamRequest } from './dispatch.js';
@@ -44,6 +45,8 @@ export class PendingCall implements UpstreamCall, UpstreamRequest {
   upstreamId = 0;
   /** `performance.now()` at the call when it is observed (metrics), else -1; -1 once observed. */
   started = -1;
+  /** The attempt in flight when it was passed to the replica owning the slot (`./ownership.ts`). */
+  forwarded: ForwardedCall | undefined = undefined;
 
   constructor(
     host: CallHost,
@@ -66,6 +69,7 @@ export class PendingCall implements UpstreamCall, UpstreamRequest {
   cancel(reason?: string): void {
     this.cancelled = true;
     if (this.connection !== undefined) this.connection.cancel(this.upstreamId, reason);
+    this.forwarded?.cancel(reason);
     this.round?.cancel(reason);
   }
 

@@ -75,6 +75,8 @@ export interface ConnectionPoolOptions extends Pick<
   onNotification: (slot: Slot, conn: UpstreamConnection, n: JsonRpcNotification) => void;
   /** A connection's transport closed. */
   onClose: (slot: Slot, conn: UpstreamConnection, info: TransportCloseInfo) => void;
+  /** A slot was closed for good (its session ended, idle, or the pool stopped). Optional. */
+  onSlotClosed?: (slot: Slot) => void;
 }
 
 /** The slots of one upstream and the connections they hold. */
@@ -346,6 +348,7 @@ export class ConnectionPool {
   /** Removes a slot and closes its connection. */
   closeSlot(slot: Slot, why: string): void {
     this.slots.delete(slot.key);
+    this.#options.onSlotClosed?.(slot);
     const conn = slot.connection;
     slot.connection = undefined;
     if (conn) {
@@ -358,6 +361,7 @@ export class ConnectionPool {
   async stop(): Promise<void> {
     this.#stopped = true;
     const closing = [...this.slots.values()].flatMap((s) => (s.connection ? [s.connection.close()] : []));
+    for (const slot of this.slots.values()) this.#options.onSlotClosed?.(slot);
     this.slots.clear();
     await Promise.allSettled(closing);
   }

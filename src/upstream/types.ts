@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { SlotOwnership } from './ownership.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Principal } from '../auth/principal.js';
 import type { ServerConfig } from '../config/schema.js';
@@ -95,6 +96,18 @@ export interface UpstreamOptions {
    * stream ended or failed (`upstream-listen.ts`). Default 500 … 30 000.
    */
   listenReconnect?: { initialDelayMs: number; maxDelayMs: number };
+  /**
+   * The owners of `session`/`user`-isolated stdio children across replicas (`./ownership.ts`),
+   * read per use (set once the application's shared store is connected). Undefined, or a getter
+   * answering undefined: every replica runs its own children.
+   */
+  ownership?: () => SlotOwnership | undefined;
+  /**
+   * The replica this upstream runs on, when it is another one (a tunnelled server whose tunnel
+   * reached that replica): every call and subscription is passed there through `ownership`;
+   * the local connection (`createTransport`) only answers `initialize` and the lists.
+   */
+  remoteOwner?: string;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;

@@ -69,6 +69,8 @@ export class Upstream {
   /** The `subscriptions/listen` requests of a modern upstream's connections. */
   readonly #listens: UpstreamListens;
   #stopped = false;
+  /** Calls of a session's or principal's child may belong to another replica (`./ownership.ts`). */
+  readonly #ownsSlots: boolean;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
     forget: (conn) => this.#pool.forget(conn),
@@ -82,6 +84,7 @@ export class Upstream {
     this.#logger = options.logger;
     this.#now = options.now ?? Date.now;
     this.isolation = isStdioServer(options.config) ? options.config.isolation : 'principal';
+    this.#ownsSlots = options.ownership !== undefined && (this.isolation === 'session' || this.isolation === 'user');
     this.#catalog = new CatalogCache({
       logger: this.#logger,
       onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
@@ -108,6 +111,9 @@ export class Upstream {
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
+      onSlotClosed: (slot) => {
+        if (this.#ownsSlots) options.ownership?.()?.release(this.name, slot.key);
+      },
     });
     this.#supervisor = new Supervisor({
       config: options.config,
@@ -299,12 +305,17 @@ export class Upstream {
    */
   readonly #send: Dispatch = (request) => {
     const call = request as PendingCall;
+    if (this.#options.remoteOwner !== undefined) return this.#forward(this.#options.remoteOwner, call);
     // Hot path: a live connection needs no await (a retry always goes through acquire).
     const conn = call.attempt === 0 ? this.#pool.liveFor(call.ctx) : undefined;
     return conn === undefined ? this.#acquireAndSend(call) : this.#sendOn(conn, call);
   };
 
   async #acquireAndSend(call: PendingCall): Promise<JsonRpcResponse> {
+    if (this.#ownsSlots) {
+      const owner = await this.#remoteOwner(call.ctx);
+      if (owner !== undefined) return this.#forward(owner, call);
+    }
     let conn: UpstreamConnection;
     try {
       conn = await this.#pool.acquire(call.ctx);
@@ -312,6 +323,66 @@ export class Upstream {
       return errorResponseOf(err);
     }
     return this.#sendOn(conn, call);
+  }
+
+  /**
+   * The replica owning the caller's child, when it is another one and this replica holds no live
+   * child for the caller; undefined: serve here. A shared store that cannot be reached is logged
+   * and the call served here (availability first).
+   */
+  async #remoteOwner(ctx: SlotContext): Promise<string | undefined> {
+    const owners = this.#options.ownership?.();
+    if (owners === undefined || this.#pool.liveFor(ctx) !== undefined) return undefined;
+    const key = this.isolation === 'session' ? ctx.sessionId : ctx.principalId;
+    try {
+      return await owners.ownerOf(this.name, key);
+    } catch (err) {
+      this.#logger.warn({ err, slot: key }, 'could not reach the owners of isolated children; serving the call here');
+      return undefined;
+    }
+  }
+
+  /** Passes the call to the replica owning the caller's child. */
+  #forward(owner: string, call: PendingCall): Promise<JsonRpcResponse> {
+    if (call.cancelled)
+      return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
+    const owners = this.#options.ownership?.();
+    if (owners === undefined) {
+      const err = new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `server "${this.name}" runs on another replica, which cannot be reached`,
+      );
+      return Promise.resolve(errorResponseOf(err));
+    }
+    const forwarded = owners.forward(owner, this.name, call.ctx, call.method, call.params, call.caller);
+    call.forwarded = forwarded;
+    return forwarded.response;
+  }
+
+  /**
+   * Takes a call another replica passed on for a child this replica owns: a plain call, or a
+   * `resources/subscribe` / `resources/unsubscribe` (recorded here, where the child's updates
+   * arrive).
+   */
+  serveForwarded(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller): UpstreamCall {
+    const uri = params?.uri;
+    if ((method === 'resources/subscribe' || method === 'resources/unsubscribe') && typeof uri === 'string') {
+      const response =
+        method === 'resources/subscribe' ? this.subscribe(ctx, uri, caller) : this.unsubscribe(ctx, uri, caller);
+      return { response, cancel: () => undefined };
+    }
+    return this.call(ctx, method, params, caller);
+  }
+
+  /**
+   * A session served here only through calls passed on from other replicas has no call in
+   * flight: its child stays (another call may come) but counts as unattached, so it is reaped
+   * after `idleTimeout` without use.
+   */
+  detachSession(sessionId: string): void {
+    for (const slot of this.#pool.slots.values()) {
+      if (slot.sessions.delete(sessionId)) slot.lastUsed = this.#now();
+    }
   }
 
   #sendOn(conn: UpstreamConnection, call: PendingCall): Promise<JsonRpcResponse> {
@@ -374,6 +445,8 @@ export class Upstream {
    * connection's `subscriptions/listen` request, and the answer waits for its acknowledgement.
    */
   async subscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    const owner = this.#options.remoteOwner ?? (this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined);
+    if (owner !== undefined) return this.#forwardSubscription(owner, ctx, 'resources/subscribe', uri, caller);
     if (this.#modern) return this.#subscribeModern(ctx, uri);
     const slot = this.#pool.slotFor(ctx, true);
     let subs = slot.subscriptions.get(uri);
@@ -392,6 +465,8 @@ export class Upstream {
    * modern upstream's listen request is opened again without the URI).
    */
   async unsubscribe(ctx: SlotContext, uri: string, caller: Caller | undefined): Promise<JsonRpcResponse> {
+    const owner = this.#options.remoteOwner ?? (this.#ownsSlots ? await this.#remoteOwner(ctx) : undefined);
+    if (owner !== undefined) return this.#forwardSubscription(owner, ctx, 'resources/unsubscribe', uri, caller);
     const slot = this.#pool.slotFor(ctx, false);
     const subs = slot?.subscriptions.get(uri);
     if (slot && subs?.delete(ctx.sessionId) && subs.size === 0) {
@@ -400,6 +475,25 @@ export class Upstream {
       else return this.call(ctx, 'resources/unsubscribe', { uri }, caller).response;
     }
     return { jsonrpc: '2.0', id: 0, result: {} };
+  }
+
+  /** A subscription change for a child another replica owns: recorded there, where its updates arrive. */
+  #forwardSubscription(
+    owner: string,
+    ctx: SlotContext,
+    method: 'resources/subscribe' | 'resources/unsubscribe',
+    uri: string,
+    caller: Caller | undefined,
+  ): Promise<JsonRpcResponse> {
+    const owners = this.#options.ownership?.();
+    if (owners === undefined) {
+      const err = new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `server "${this.name}" runs on another replica, which cannot be reached`,
+      );
+      return Promise.resolve(errorResponseOf(err));
+    }
+    return owners.forward(owner, this.name, ctx, method, { uri }, caller).response;
   }
 
   /** {@link subscribe} towards a modern upstream: through its connection's listen request. */

@@ -1,8 +1,9 @@
 /**
  * Smoke test of the benchmark harness (`npm run bench`, bench/run.mjs): a `--quick` run of
- * scenarios 1 (tools/call through a stdio upstream: bare relay, Switchboard, supergateway,
- * mcp-proxy) and 4 (tools/list of a 1,000-tool aggregate) must finish, serve every request
- * without errors and print the result tables. It checks that the harness still works against the
+ * scenarios 1 (tools/call through a stdio upstream: bare relay, Switchboard in both protocol
+ * eras, supergateway, mcp-proxy), 3 (features with and without the usage log, which must store
+ * one row per request served) and 4 (tools/list of a 1,000-tool aggregate) must finish, serve
+ * every request without errors and print the result tables. It checks that the harness still works against the
  * current build, not performance (that is `npm run bench`'s job, on a quiet machine).
  */
 import { execFile } from 'node:child_process';

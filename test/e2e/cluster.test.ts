@@ -5,7 +5,9 @@
  * (sealed session ids), is refused to another principal on every replica, ends everywhere when
  * the client deletes it, and a revoked token is refused by every replica within a second; a
  * runtime server written through one replica runs on all of them within a second; a session
- * survives one replica draining on SIGTERM and another dying on SIGKILL.
+ * survives one replica draining on SIGTERM and another dying on SIGKILL, and the session-isolated
+ * child the killed replica owned is started again on a survivor within seconds, with clear errors
+ * in between.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -63,12 +65,14 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
         `  endedChannel: ${prefix}:ended`,
         `  answersChannel: ${prefix}:answers`,
         `  eventsChannel: ${prefix}:events`,
+        `  ownersPrefix: ${JSON.stringify(`${prefix}:owners:`)}`,
         `runtimeServers: { changesChannel: ${JSON.stringify(`${prefix}:changes`)} }`,
         'rateLimiting: { keyPrefix: ' + JSON.stringify(`${prefix}:rl:`) + ' }',
         'servers:',
         `  everything: { url: ${JSON.stringify(everything.url)} }`,
         `  echo: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(`${ROOT}test/fixtures/echo-server.mjs`)}] }`,
         `  sampler: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(EVERYTHING_ENTRY)}, stdio] }`,
+        `  iso: { command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(`${ROOT}test/fixtures/odd-server.mjs`)}], isolation: session }`,
         '',
       ].join('\n'),
     );
@@ -189,6 +193,34 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     for (const r of replicas.slice(0, 2))
       await waitFor(async () => !(await listed(r.url)), 1_000, 'runtime server gone on another replica');
   });
+
+  /** Opens a session on `iso` (a session-isolated odd-server) through `base`. */
+  async function isoSession(base: string): Promise<string> {
+    const r = await fetch(`${base}/servers/iso/mcp`, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(alice) },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'iso', version: '1' } },
+      }),
+    });
+    await r.text();
+    return r.headers.get('mcp-session-id')!;
+  }
+
+  /** The pid of the session's `iso` child, asked through `base`; throws on an error answer. */
+  async function isoPid(base: string, sid: string): Promise<string> {
+    const r = await fetch(`${base}/servers/iso/mcp`, {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(alice), 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'pid', arguments: {} } }),
+    });
+    const body = (await r.json()) as { result?: { content: Array<{ text: string }> }; error?: unknown };
+    if (body.result === undefined) throw new Error(`iso pid: ${r.status} ${JSON.stringify(body)}`);
+    return body.result.content[0]!.text;
+  }
 
   it("brings an update of a resource subscribed through one replica to the session's GET stream on another", async () => {
     const endpoint = '/servers/everything/mcp';
@@ -359,7 +391,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     }
   });
 
-  it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0', async () => {
+  it('loses no call of a session calling every 50 ms while one replica drains on SIGTERM and exits 0, and hands its isolated children over', async () => {
     const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'steady', auth(alice));
     const failures: unknown[] = [];
     let calls = 0;
@@ -373,6 +405,22 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
           failures.push(err);
         }
         calls++;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    // A session whose session-isolated child runs on the replica that will drain, called through
+    // the two others: the calls go on without a failure (on a new child once it is handed over).
+    const leavingUrl = replicas[2]!.url;
+    const isoSid = await isoSession(leavingUrl);
+    const isoPids = [await isoPid(leavingUrl, isoSid)];
+    let isoCalls = 0;
+    const isoLoop = (async () => {
+      while (!stop) {
+        const o = await isoPid(replicas[isoCalls % 2]!.url, isoSid).catch((err: unknown) => ({ error: err }));
+        if (typeof o === 'string') {
+          if (o !== isoPids.at(-1)) isoPids.push(o);
+        } else failures.push(o);
+        isoCalls++;
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
     })();
@@ -411,15 +459,52 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     } finally {
       stop = true;
       await loop;
+      await isoLoop;
       await client.close();
     }
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(20);
+    expect(isoCalls).toBeGreaterThan(20);
+    // The drained replica's child, then at most one new one.
+    expect(isoPids.length).toBeLessThanOrEqual(2);
   });
 
-  it('loses no call of a session when a replica it used is killed with SIGKILL between its calls', async () => {
+  it('loses no call of a session when a replica it used is killed with SIGKILL between its calls, and reclaims the isolated child it owned', async () => {
     const { client } = await connectClient(`${balancer.url}/mcp`, {}, 'survivor', auth(alice));
     const victim = replicas[1]!;
+    // A session whose session-isolated child runs on the victim (its first call went there); its
+    // calls through another replica are passed on to that child.
+    const isoUrl = (base: string) => `${base}/servers/iso/mcp`;
+    const isoInit = await fetch(isoUrl(replicas[0]!.url), {
+      method: 'POST',
+      headers: { ...MCP_HEADERS, ...auth(alice) },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'initialize',
+        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'iso', version: '1' } },
+      }),
+    });
+    await isoInit.text();
+    const isoSid = isoInit.headers.get('mcp-session-id')!;
+    const pid = async (base: string): Promise<{ pid?: string; code?: string; ms: number }> => {
+      const t0 = Date.now();
+      const r = await fetch(isoUrl(base), {
+        method: 'POST',
+        headers: { ...MCP_HEADERS, ...auth(alice), 'mcp-session-id': isoSid, 'mcp-protocol-version': '2025-06-18' },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'pid', arguments: {} } }),
+      });
+      const body = (await r.json()) as {
+        result?: { content: Array<{ text: string }> };
+        error?: { data?: { code?: string } };
+      };
+      const out: { pid?: string; code?: string; ms: number } = { ms: Date.now() - t0 };
+      if (body.result) out.pid = body.result.content[0]!.text;
+      else if (body.error?.data?.code) out.code = body.error.data.code;
+      return out;
+    };
+    const owned = (await pid(victim.url)).pid!;
+    expect((await pid(replicas[0]!.url)).pid).toBe(owned);
     const failures: unknown[] = [];
     let calls = 0;
     let killedAt = -1;
@@ -451,5 +536,22 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     expect(killedAt).toBe(10);
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(25);
+
+    // The child the victim owned: until its record expires, calls end with a clear error (never a
+    // hang); then the survivor starts a new child, well within 10 s of the kill.
+    const outcomes: Array<{ pid?: string; code?: string; ms: number }> = [];
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      const o = await pid(replicas[0]!.url);
+      outcomes.push(o);
+      if (o.pid !== undefined) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    const last = outcomes.at(-1)!;
+    expect(last.pid, JSON.stringify(outcomes)).toBeDefined();
+    expect(last.pid).not.toBe(owned);
+    for (const o of outcomes.slice(0, -1)) expect(o.code).toBe('SWB_ERR_UPSTREAM_UNAVAILABLE');
+    for (const o of outcomes) expect(o.ms).toBeLessThan(3_000);
+    expect((await pid(replicas[0]!.url)).pid).toBe(last.pid);
   });
 });

@@ -45,10 +45,17 @@ export const SessionsConfig = z
     /**
      * Redis pub/sub channel on which a replica passes on a notification for one session (an
      * update of a resource it subscribed to, a message of its session-isolated connection) to
-     * the replica holding the session's GET stream, when `SWITCHBOARD_REDIS_URL` is set.
-     * Default `swb:sessions:events`.
+     * the replica holding the session's GET stream, and the stored events of a stream its
+     * client resumes on another replica (`gateway/stream-handover.ts`), when
+     * `SWITCHBOARD_REDIS_URL` is set. Default `swb:sessions:events`.
      */
     eventsChannel: z.string().min(1).default('swb:sessions:events'),
+    /**
+     * Prefix of the Redis keys recording which replica runs the `session`/`user`-isolated stdio
+     * child of a session or principal, and of each replica's channel for calls passed on to it
+     * (`upstream/ownership.ts`), when `SWITCHBOARD_REDIS_URL` is set. Default `swb:owners:`.
+     */
+    ownersPrefix: z.string().min(1).default('swb:owners:'),
     /**
      * Keys that seal session ids, each `{id, secret}` (secret ≥ 32 characters; put it in the
      * environment: `secret: ${SWITCHBOARD_SESSION_KEY}`). The first seals; all open ids, so a
@@ -86,5 +93,6 @@ export const SessionsConfig = z
     endedChannel: 'swb:sessions:ended',
     answersChannel: 'swb:sessions:answers',
     eventsChannel: 'swb:sessions:events',
+    ownersPrefix: 'swb:owners:',
     keys: [],
   });

@@ -143,7 +143,7 @@ describe('backpressure on SSE streams', () => {
     const { res, first } = await openStream(mcp, headers);
     expect(res.statusCode).toBe(200);
     const priming = parseSse(first)[0]?.id; // 2025-11-25: a priming event carries the resume point
-    expect(priming).toMatch(/^0\.\d+$/);
+    expect(priming).toMatch(/^0\.\d+\.[0-9a-f]{8}$/);
     stopReading(res);
 
     // Unrelated messages (as an upstream's log notifications would be) pile up on the GET stream.

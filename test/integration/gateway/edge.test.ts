@@ -284,8 +284,9 @@ describe('Streamable HTTP edge', () => {
     const reader = stream.body!.getReader();
     const first = new TextDecoder().decode((await reader.read()).value);
     const priming = parseSse(first)[0];
-    // Standalone stream 0, before its first event (transports §Resumability and Redelivery).
-    expect(priming?.id).toBe('0.0');
+    // Standalone stream 0, before its first event (transports §Resumability and Redelivery); the
+    // id names this replica (portable sessions).
+    expect(priming?.id).toMatch(/^0\.0\.[0-9a-f]{8}$/);
     ac.abort();
     // While no GET stream is open, the upstream adds a tool: list_changed is stored for the session.
     await new Promise((r) => setTimeout(r, 50));

@@ -228,6 +228,36 @@ describe('resource URIs, logging/setLevel and roots pass the same filter and sco
     expect((b.result!.contents as Array<{ text: string }>)[0]!.text).toBe('b:read:fixture://shared');
   });
 
+  it('records refusals by the token scope in the usage log as blocked by the scope, unknown names as errors', async () => {
+    const created = await gw.tokens.create({
+      name: 'scoped',
+      subject: 'carol',
+      permissions: ['servers.use', 'tools.execute'],
+      servers: ['b'],
+      tools: [],
+    });
+    const headers = { authorization: `Bearer ${created.token}` };
+    const url = `${gw.url}/mcp`;
+    const sid = await openSession(url, headers);
+    // Exists, out of scope: refused by the scope (the client still sees "unknown").
+    expect((await rpc(url, sid, 'prompts/get', { name: 'a__p' }, headers)).error?.data?.code).toBe(
+      'SWB_ERR_ROUTE_UNKNOWN_PROMPT',
+    );
+    const read = await rpc(url, sid, 'resources/read', { uri: 'fixture://a/public' }, headers);
+    expect(read.error?.data?.code).toBe(UNKNOWN_RESOURCE);
+    // Does not exist anywhere: an error, not a refusal.
+    expect((await rpc(url, sid, 'prompts/get', { name: 'nowhere__p' }, headers)).error?.data?.code).toBe(
+      'SWB_ERR_ROUTE_UNKNOWN_PROMPT',
+    );
+    const usage = (await waitFor(async () => {
+      const u = await gw.database.usage!.tokenUsage(created.id, { days: 1 });
+      return u.blocked + u.errors >= 3 ? u : undefined;
+    }))!;
+    expect(usage).toMatchObject({ blocked: 2, errors: 1 });
+    // The refused attempts name the server they aimed at.
+    expect(usage.topServers).toEqual([{ name: 'a', count: 2 }]);
+  });
+
   it("sends logging/setLevel and roots/list_changed only to servers in the token's scope", async () => {
     const url = `${gw.url}/mcp`;
     const sid = await openSession(url, onlyB);

@@ -7,6 +7,7 @@ import {
   IDENTITY_HEADERS,
   IDENTITY_KEY_SETTING,
   createIdentityPropagator,
+  rotateIdentityKey,
   stripIdentityHeaders,
   type IdentityPropagatorOptions,
 } from '../../../src/auth/identity.js';
@@ -230,6 +231,56 @@ describe('signing key', () => {
     const err = await propagator(store).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).code).toBe('SWB_ERR_INTERNAL');
+  });
+
+  it('rotates: the new key signs after a reload, the old one stays in the JWKS until its time is up', async () => {
+    let now = Date.UTC(2026, 0, 1);
+    const clock = () => now;
+    const store = new MemorySettings();
+    const gw = await propagator(store, { clock });
+    const before = gw.kid;
+    const oldJwt = (await gw.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
+    expect(await gw.reload()).toBe(false);
+
+    const rotated = await rotateIdentityKey(store, { keepMs: 3_600_000, now });
+    expect(rotated.retiredKid).toBe(before);
+    expect(rotated.kid).not.toBe(before);
+    // Until the gateway re-reads the keys it signs with the old one.
+    expect(gw.kid).toBe(before);
+    expect(await gw.reload()).toBe(true);
+    expect(gw.kid).toBe(rotated.kid);
+    expect(gw.jwks().keys.map((k) => k.kid)).toEqual([rotated.kid, before]);
+    expect(gw.jwks().keys.every((k) => !('d' in k))).toBe(true);
+
+    // The cached assertion of the old key is not handed out again; both verify with the JWKS.
+    const newJwt = (await gw.headersFor({ serverName: 'hdr', principal: alice }))[IDENTITY_HEADERS.assertion]!;
+    expect(decodeProtectedHeader(newJwt).kid).toBe(rotated.kid);
+    const jwks = createLocalJWKSet(gw.jwks());
+    await expect(verify(newJwt, jwks, 'hdr', new Date(now))).resolves.toBeDefined();
+    await expect(verify(oldJwt, jwks, 'hdr', new Date(now))).resolves.toBeDefined();
+
+    // Another replica (a second propagator on the same store) starts with both published.
+    const replica = await propagator(store, { clock });
+    expect(replica.kid).toBe(rotated.kid);
+    expect(replica.jwks().keys.map((k) => k.kid)).toEqual([rotated.kid, before]);
+
+    // After --keep the old key leaves the JWKS.
+    now += 3_600_001;
+    expect(gw.jwks().keys.map((k) => k.kid)).toEqual([rotated.kid]);
+    // A second rotation keeps only retired keys whose time is not up.
+    const again = await rotateIdentityKey(store, { keepMs: 1000, now });
+    await gw.reload();
+    expect(gw.jwks().keys.map((k) => k.kid)).toEqual([again.kid, rotated.kid]);
+  });
+
+  it('keeps its keys when the store cannot be read on a reload', async () => {
+    const store = new MemorySettings();
+    const gw = await propagator(store);
+    const kid = gw.kid;
+    store.get = () => Promise.reject(new Error('database is down'));
+    expect(await gw.reload()).toBe(false);
+    expect(gw.kid).toBe(kid);
+    expect(gw.jwks().keys).toHaveLength(1);
   });
 
   it('rejects a non-positive ttl', async () => {

@@ -1,0 +1,507 @@
+/**
+ * Owners of `session`/`user`-isolated stdio children across replicas, over Redis
+ * (`upstream/ownership.ts`). A child holds one session's or principal's state, so it runs on one
+ * replica, which records itself as the owner: key `{ownersPrefix}slot:{server}:{key}`, set with
+ * `SET NX` and a time to live of {@link OWNER_TTL_MS}, renewed every {@link OWNER_HEARTBEAT_MS}
+ * while the child runs and deleted (compare-and-delete) when it stops. A replica that gets a call
+ * for a child another one owns passes it on through the owner's channel
+ * `{ownersPrefix}inbox:{replica}`; the owner acknowledges it within {@link FORWARD_ACK_MS},
+ * runs it on its child, and sends back the related notifications, the server→client requests
+ * (answered by the caller's client) and the answer.
+ *
+ * When an owner dies its keys expire: the next call claims the slot and starts a new child there
+ * (the old child's state is gone with its replica). Calls in flight to a dead owner end with
+ * `SWB_ERR_UPSTREAM_UNAVAILABLE` once its liveness key `{ownersPrefix}replica:{tag}` expires,
+ * never by hanging; a call it never acknowledged ends after {@link FORWARD_ACK_MS}.
+ *
+ * @module
+ */
+import type { Principal } from '../auth/principal.js';
+import type { SwitchboardConfig } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { Gateway } from '../gateway/gateway.js';
+import type { Logger } from '../observability/logger.js';
+import type { JsonObject, JsonRpcErrorObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { Caller } from '../upstream/attribution.js';
+import { errorResponseOf } from '../upstream/dispatch.js';
+import type { ForwardedCall, SlotOwnership } from '../upstream/ownership.js';
+import type { SlotContext, UpstreamCall } from '../upstream/types.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { CatalogTransport, isRemoteTunnelRecord, type RemoteTunnelRecord } from '../tunnel/remote.js';
+
+/** Time to live of an owner record and of a replica's liveness key, ms (6 s). */
+export const OWNER_TTL_MS = 6000;
+/** How often a replica renews its records and checks the owners it waits on, ms (2 s). */
+export const OWNER_HEARTBEAT_MS = 2000;
+/** How long a passed-on call waits for the owner to take it, ms (2 s). */
+export const FORWARD_ACK_MS = 2000;
+/** Largest message passed between replicas, in characters of JSON (16 MiB). */
+export const MAX_FORWARD_MESSAGE = 16 * 1024 * 1024;
+/** How long a replica trusts what it read about another replica's ownership, ms (1 s). */
+const REMOTE_OWNER_CACHE_MS = 1000;
+/** Most remembered remote owners; beyond, the memory is cleared. */
+const MAX_REMOTE_OWNERS = 10_000;
+
+/** Renews an owner record only while it is still this replica's. */
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
+/** Deletes a record only while it still holds what this replica wrote (`ARGV[1]`). */
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
+
+/** The slot forwarding of one replica; see {@link startSlotForwarding}. */
+export interface SlotForwarding {
+  /**
+   * Lets go of this replica's owner records at the start of a drain, so that the other replicas
+   * take the next calls of those sessions (on new children) while this one finishes what it
+   * serves. Its children keep serving the calls that still reach them.
+   */
+  drain(): Promise<void>;
+  /** Fails the calls waiting on other replicas, releases this replica's records, disconnects. */
+  close(): Promise<void>;
+}
+
+/** A call this replica passed on, waiting for its owner. */
+interface Waiting {
+  readonly owner: string;
+  readonly server: string;
+  readonly slot: string;
+  readonly caller: Caller | undefined;
+  readonly settle: (response: JsonRpcResponse) => void;
+  ackTimer: NodeJS.Timeout | undefined;
+}
+
+/** A call another replica passed on, running here. */
+interface Serving {
+  readonly from: string;
+  readonly call: UpstreamCall;
+  readonly asked: Map<number, (answer: { result?: JsonObject; error?: JsonRpcErrorObject }) => void>;
+}
+
+type Message = Record<string, unknown> & { t: string; k: string };
+
+/**
+ * Connects `gateway` to the other replicas' owner records and channels (Redis at `redisUrl`)
+ * and sets `gateway.slotOwnership`.
+ *
+ * @throws Error when Redis cannot be reached at start
+ */
+export async function startSlotForwarding(
+  gateway: Gateway,
+  config: SwitchboardConfig,
+  redisUrl: string,
+  logger: Logger,
+): Promise<SlotForwarding> {
+  const { createRedisClient, closeRedis } = await import('../store/redis.js');
+  const log = logger.child({ component: 'slot-owners' });
+  const prefix = config.sessions.ownersPrefix;
+  const me = gateway.streamHandover.replica;
+  const commands = createRedisClient(redisUrl, log);
+  const publisher = createRedisClient(redisUrl, log);
+  const subscriber = createRedisClient(redisUrl, log);
+  await Promise.all([commands.connect(), publisher.connect(), subscriber.connect()]);
+
+  const slotKey = (server: string, key: string) => `${prefix}slot:${server}:${key}`;
+  const aliveKey = (tag: string) => `${prefix}replica:${tag}`;
+  const inbox = (tag: string) => `${prefix}inbox:${tag}`;
+  const claimed = new Set<string>();
+  const remote = new Map<string, { owner: string; until: number }>();
+  const waiting = new Map<string, Waiting>();
+  const serving = new Map<string, Serving>();
+  let next = 0;
+  let closed = false;
+
+  const send = (tag: string, message: Record<string, unknown>): void => {
+    const text = JSON.stringify(message);
+    if (text.length > MAX_FORWARD_MESSAGE) {
+      log.warn({ to: tag, bytes: text.length }, 'a message too large to pass to another replica was dropped');
+      return;
+    }
+    publisher.publish(inbox(tag), text).catch((err: unknown) => log.debug({ err }, 'publish failed'));
+  };
+
+  /** Ends a waiting call with a clear error, and forgets what was known of its owner. */
+  const fail = (k: string, why: string): void => {
+    const w = waiting.get(k);
+    if (w === undefined) return;
+    waiting.delete(k);
+    if (w.ackTimer !== undefined) clearTimeout(w.ackTimer);
+    remote.delete(w.slot);
+    w.settle(
+      errorResponseOf(
+        new GatewayError(
+          'SWB_ERR_UPSTREAM_UNAVAILABLE',
+          `the replica running this session's "${w.server}" child ${why}; retry in a few seconds`,
+        ),
+      ),
+    );
+  };
+
+  const ownership: SlotOwnership = {
+    async ownerOf(server, key) {
+      const id = slotKey(server, key);
+      if (claimed.has(id)) return undefined;
+      const known = remote.get(id);
+      if (known !== undefined && known.until > Date.now()) return known.owner;
+      for (let attempt = 0; attempt < 2; attempt++) {
+        if ((await commands.set(id, me, 'PX', OWNER_TTL_MS, 'NX')) === 'OK') {
+          claimed.add(id);
+          remote.delete(id);
+          return undefined;
+        }
+        const owner = await commands.get(id);
+        if (owner === null) continue; // released meanwhile: claim again
+        if (owner === me) {
+          claimed.add(id);
+          return undefined;
+        }
+        if (remote.size >= MAX_REMOTE_OWNERS) remote.clear();
+        remote.set(id, { owner, until: Date.now() + REMOTE_OWNER_CACHE_MS });
+        return owner;
+      }
+      return undefined;
+    },
+
+    forward(owner, server, ctx, method, params, caller): ForwardedCall {
+      const k = `${me}.${next++}`;
+      let settle!: (response: JsonRpcResponse) => void;
+      const response = new Promise<JsonRpcResponse>((resolve) => (settle = resolve));
+      waiting.set(k, {
+        owner,
+        server,
+        slot: slotKey(server, keyOf(ctx, gateway, server)),
+        caller,
+        settle,
+        ackTimer: undefined,
+      });
+      const w = waiting.get(k)!;
+      w.ackTimer = setTimeout(() => fail(k, `did not take the call within ${FORWARD_ACK_MS} ms`), FORWARD_ACK_MS);
+      w.ackTimer.unref();
+      const message = {
+        t: 'call',
+        k,
+        from: me,
+        server,
+        ctx: {
+          sessionId: ctx.sessionId,
+          principalId: ctx.principalId,
+          principal: wirePrincipal(ctx.principal),
+          reqId: ctx.reqId,
+        },
+        method,
+        params,
+        caps: caller?.clientCapabilities ?? null,
+        modern: caller?.modern === true,
+      };
+      const text = JSON.stringify(message);
+      if (text.length > MAX_FORWARD_MESSAGE) fail(k, 'cannot be sent a call this large');
+      else publisher.publish(inbox(owner), text).catch(() => fail(k, 'cannot be reached (Redis)'));
+      return {
+        response,
+        cancel: (reason) => {
+          if (waiting.has(k)) send(owner, { t: 'cancel', k, reason: reason ?? 'cancelled' });
+        },
+      };
+    },
+
+    release(server, key) {
+      const id = slotKey(server, key);
+      if (!claimed.delete(id)) return;
+      commands.eval(RELEASE, 1, id, me).catch((err: unknown) => log.debug({ err }, 'release failed'));
+    },
+  };
+
+  /** A call passed on to this replica: run on the child here, answers sent back. */
+  function serve(m: Message): void {
+    const from = m.from;
+    const c = m.ctx as { sessionId?: unknown; principalId?: unknown; principal?: unknown; reqId?: unknown } | undefined;
+    if (typeof from !== 'string' || typeof m.server !== 'string' || typeof m.method !== 'string' || c === undefined)
+      return;
+    if (typeof c.sessionId !== 'string' || typeof c.principalId !== 'string') return;
+    send(from, { t: 'ack', k: m.k });
+    const upstream = gateway.upstreams.get(m.server);
+    if (upstream === undefined) {
+      const err = new GatewayError(
+        'SWB_ERR_UPSTREAM_UNAVAILABLE',
+        `server "${m.server}" is not running on the owning replica`,
+      );
+      send(from, { t: 'r', k: m.k, r: errorResponseOf(err) });
+      return;
+    }
+    const ctx: SlotContext = {
+      sessionId: c.sessionId,
+      principalId: c.principalId,
+      ...(typeof c.principal === 'object' && c.principal !== null ? { principal: c.principal as Principal } : {}),
+      ...(typeof c.reqId === 'string' ? { reqId: c.reqId } : {}),
+    };
+    const asked: Serving['asked'] = new Map();
+    let question = 0;
+    const caller: Caller = {
+      sessionId: c.sessionId,
+      clientCapabilities: (m.caps ?? undefined) as Caller['clientCapabilities'],
+      modern: m.modern === true,
+      notify: (n: JsonRpcNotification) => send(from, { t: 'n', k: m.k, n }),
+      request: (method, params) =>
+        new Promise((resolve) => {
+          const i = question++;
+          asked.set(i, resolve);
+          send(from, { t: 'q', k: m.k, i, method, params });
+        }),
+    };
+    const params = (m.params ?? undefined) as JsonObject | undefined;
+    // A copy of the session held here stays alive while its calls come through another replica
+    // (its idle expiry would otherwise close the child they use).
+    gateway.sessions.get(c.sessionId)?.touch();
+    const call = upstream.serveForwarded(ctx, m.method, params, caller);
+    serving.set(m.k, { from, call, asked });
+    void call.response.then((r) => {
+      serving.delete(m.k);
+      send(from, { t: 'r', k: m.k, r });
+      if (!gateway.sessions.has(c.sessionId as string)) upstream.detachSession(c.sessionId as string);
+    });
+  }
+
+  subscriber.on('message', (_channel: string, text: string) => {
+    let m: Message;
+    try {
+      m = JSON.parse(text) as Message;
+    } catch {
+      return;
+    }
+    if (typeof m !== 'object' || m === null || typeof m.t !== 'string' || typeof m.k !== 'string') return;
+    switch (m.t) {
+      case 'call':
+        serve(m);
+        return;
+      case 'cancel':
+        serving.get(m.k)?.call.cancel(typeof m.reason === 'string' ? m.reason : undefined);
+        return;
+      case 'qa': {
+        const s = serving.get(m.k);
+        const answer = s?.asked.get(m.i as number);
+        if (answer === undefined) return;
+        s!.asked.delete(m.i as number);
+        const a = m.a as { result?: JsonObject; error?: JsonRpcErrorObject } | undefined;
+        answer(a ?? { error: { code: -32603, message: 'no answer' } });
+        return;
+      }
+      case 'ack': {
+        const w = waiting.get(m.k);
+        if (w?.ackTimer !== undefined) clearTimeout(w.ackTimer);
+        if (w !== undefined) w.ackTimer = undefined;
+        return;
+      }
+      case 'n':
+        waiting.get(m.k)?.caller?.notify(m.n as JsonRpcNotification);
+        return;
+      case 'q': {
+        const w = waiting.get(m.k);
+        if (w === undefined) return;
+        const i = m.i;
+        const reply = (a: unknown) => send(w.owner, { t: 'qa', k: m.k, i, a });
+        if (w.caller === undefined || typeof m.method !== 'string') {
+          reply({ error: { code: -32601, message: 'the caller takes no server→client requests' } });
+          return;
+        }
+        w.caller.request(m.method, (m.params ?? undefined) as JsonObject | undefined).then(reply, (err: unknown) => {
+          const r = errorResponseOf(err);
+          reply({ error: 'error' in r ? r.error : { code: -32603, message: 'Internal error' } });
+        });
+        return;
+      }
+      case 'r': {
+        const w = waiting.get(m.k);
+        if (w === undefined) return;
+        waiting.delete(m.k);
+        if (w.ackTimer !== undefined) clearTimeout(w.ackTimer);
+        w.settle(m.r as JsonRpcResponse);
+        return;
+      }
+    }
+  });
+  // Tunnels: the replica holding a tunnel publishes its server's record; the others serve it.
+  const tunnelKey = (name: string) => `${prefix}tunnel:${name}`;
+  const tunnelSet = `${prefix}tunnels`;
+  const tunnelChannel = `${prefix}tunnels`;
+  const localTunnels = new Map<string, string>(); // name → the record as published
+  interface RemoteTunnel {
+    owner: string;
+    record: RemoteTunnelRecord;
+    transport: CatalogTransport | undefined;
+  }
+  const remoteTunnels = new Map<string, RemoteTunnel>();
+
+  const publishTunnel = async (name: string, upstream: Upstream | undefined): Promise<void> => {
+    if (upstream === undefined || upstream.initializeResult === undefined) {
+      const published = localTunnels.get(name);
+      if (published !== undefined) {
+        localTunnels.delete(name);
+        await commands.eval(RELEASE, 1, tunnelKey(name), published);
+        await publisher.publish(tunnelChannel, name);
+      }
+      return;
+    }
+    const { tools, prompts, resources, resourceTemplates } = upstream.catalog;
+    const record: RemoteTunnelRecord = {
+      replica: me,
+      description: upstream.config.description,
+      initializeResult: upstream.initializeResult,
+      tools,
+      prompts,
+      resources,
+      resourceTemplates,
+    };
+    const text = JSON.stringify(record);
+    if (text.length > MAX_FORWARD_MESSAGE) {
+      log.warn({ tunnel: name, bytes: text.length }, 'a tunnel’s lists are too large to share with the other replicas');
+      return;
+    }
+    localTunnels.set(name, text);
+    await commands.set(tunnelKey(name), text, 'PX', OWNER_TTL_MS);
+    await commands.sadd(tunnelSet, name);
+    await publisher.publish(tunnelChannel, name);
+  };
+
+  let syncing: Promise<void> = Promise.resolve();
+  /** Serves here every tunnel another replica holds, and stops serving those that went away. */
+  const syncTunnels = (): Promise<void> =>
+    (syncing = syncing.then(async () => {
+      if (closed) return;
+      const names = await commands.smembers(tunnelSet);
+      const live = new Set<string>();
+      for (const name of names) {
+        const text = await commands.get(tunnelKey(name));
+        let record: unknown;
+        try {
+          record = text === null ? undefined : JSON.parse(text);
+        } catch {
+          record = undefined;
+        }
+        if (!isRemoteTunnelRecord(record)) {
+          if (text === null && !localTunnels.has(name)) await commands.srem(tunnelSet, name);
+          continue;
+        }
+        if (record.replica === me) continue;
+        live.add(name);
+        const known = remoteTunnels.get(name);
+        if (known !== undefined && known.owner === record.replica) {
+          known.record = record;
+          known.transport?.update(record);
+          continue;
+        }
+        if (known !== undefined) {
+          remoteTunnels.delete(name);
+          await gateway.detachTunnel(name);
+        }
+        if (gateway.upstreams.has(name)) continue; // a server of this replica's own has the name
+        const entry: RemoteTunnel = { owner: record.replica, record, transport: undefined };
+        try {
+          gateway.attachTunnel(
+            name,
+            record.description,
+            () => (entry.transport = new CatalogTransport(name, entry.record)),
+            record.replica,
+          );
+          remoteTunnels.set(name, entry);
+          log.info({ tunnel: name, replica: record.replica }, 'serving a tunnel another replica holds');
+        } catch (err) {
+          log.warn({ err, tunnel: name }, 'cannot serve a tunnel another replica holds');
+        }
+      }
+      for (const name of [...remoteTunnels.keys()]) {
+        if (live.has(name)) continue;
+        remoteTunnels.delete(name);
+        log.info({ tunnel: name }, 'a tunnel another replica held went away');
+        await gateway.detachTunnel(name);
+      }
+    }));
+
+  gateway.onLocalTunnel = (name, upstream) => {
+    publishTunnel(name, upstream).catch((err: unknown) => log.warn({ err, tunnel: name }, 'could not share a tunnel'));
+  };
+  for (const name of gateway.upstreams.keys()) {
+    if (gateway.isLocalTunnel(name)) gateway.onLocalTunnel(name, gateway.upstreams.get(name));
+  }
+  subscriber.on('message', (channel: string, name: string) => {
+    if (channel === tunnelChannel && !localTunnels.has(name)) {
+      syncTunnels().catch((err: unknown) => log.debug({ err }, 'tunnel sync failed'));
+    }
+  });
+
+  await subscriber.subscribe(inbox(me), tunnelChannel);
+
+  /** Renews this replica's records; fails the calls waiting on replicas that are gone. */
+  async function heartbeat(): Promise<void> {
+    await commands.set(aliveKey(me), '1', 'PX', OWNER_TTL_MS);
+    for (const [name, text] of localTunnels) await commands.set(tunnelKey(name), text, 'PX', OWNER_TTL_MS);
+    await syncTunnels();
+    for (const id of [...claimed]) {
+      if ((await commands.eval(RENEW, 1, id, me, OWNER_TTL_MS)) === 0) {
+        claimed.delete(id);
+        log.warn({ slot: id }, 'another replica took over an isolated child this replica ran');
+      }
+    }
+    const peers = new Set<string>();
+    for (const w of waiting.values()) if (w.ackTimer === undefined) peers.add(w.owner);
+    for (const s of serving.values()) peers.add(s.from);
+    for (const peer of peers) {
+      if ((await commands.exists(aliveKey(peer))) === 1) continue;
+      log.warn({ replica: peer }, 'a replica stopped answering; its calls end here');
+      for (const [k, w] of waiting) if (w.owner === peer) fail(k, 'stopped answering');
+      for (const [k, s] of serving) {
+        if (s.from !== peer) continue;
+        serving.delete(k);
+        s.call.cancel('the replica that passed the call on is gone');
+      }
+    }
+  }
+  await heartbeat();
+  const timer = setInterval(() => {
+    heartbeat().catch((err: unknown) => log.debug({ err }, 'owner heartbeat failed'));
+  }, OWNER_HEARTBEAT_MS);
+  timer.unref();
+  gateway.slotOwnership = ownership;
+  log.debug({ replica: me }, 'isolated children are shared with the other replicas');
+
+  const releaseAll = async (): Promise<void> => {
+    const ids = [...claimed];
+    claimed.clear();
+    await Promise.allSettled(ids.map((id) => commands.eval(RELEASE, 1, id, me)));
+  };
+
+  return {
+    async drain() {
+      if (claimed.size > 0)
+        log.info({ children: claimed.size }, 'draining: the other replicas take over isolated children');
+      await releaseAll();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(timer);
+      if (gateway.slotOwnership === ownership) gateway.slotOwnership = undefined;
+      gateway.onLocalTunnel = undefined;
+      await syncing.catch(() => undefined);
+      await Promise.allSettled(
+        [...localTunnels].map(async ([name, published]) => {
+          await commands.eval(RELEASE, 1, tunnelKey(name), published);
+          await publisher.publish(tunnelChannel, name);
+        }),
+      );
+      localTunnels.clear();
+      for (const k of [...waiting.keys()]) fail(k, 'is unreachable: this replica is stopping');
+      await Promise.allSettled([releaseAll(), commands.del(aliveKey(me))]);
+      await Promise.all([closeRedis(commands), closeRedis(publisher), closeRedis(subscriber)]);
+    },
+  };
+}
+
+/** The principal as it travels to the owner: without the bearer credential. */
+function wirePrincipal(principal: Principal | undefined): Principal | undefined {
+  if (principal === undefined) return undefined;
+  const { bearer: _bearer, ...rest } = principal;
+  return rest;
+}
+
+/** The slot key of `ctx` on `server`: its session for `session` isolation, else its principal. */
+function keyOf(ctx: SlotContext, gateway: Gateway, server: string): string {
+  return gateway.upstreams.get(server)?.isolation === 'session' ? ctx.sessionId : ctx.principalId;
+}
