@@ -303,6 +303,16 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     const refusedRow = page.locator('table.live-requests tbody tr[data-outcome]:not([data-outcome="ok"])').first();
     await refusedRow.waitFor({ timeout: 10_000 });
     expect(await refusedRow.locator('.badge').textContent()).toMatch(/blocked|error/);
+    // Filters: by text, and by outcome (only the refused request is "not ok").
+    const rows = page.locator('table.live-requests tbody tr');
+    await page.getByLabel('Outcome').selectOption('problems');
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().getAttribute('data-outcome')).not.toBe('ok');
+    await page.getByLabel('Outcome').selectOption('');
+    await page.getByRole('searchbox', { name: /^Filter/ }).fill('echo');
+    await expect.poll(async () => (await rows.allTextContents()).every((t) => t.includes('echo'))).toBe(true);
+    expect(await rows.count()).toBeGreaterThan(0);
+    await page.getByRole('searchbox', { name: /^Filter/ }).fill('');
     await checkPage(page, 'live');
 
     await goTo(page, 'usage', 'Usage');
@@ -418,7 +428,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     }
   });
 
-  it("runs every page under the gateway's Content-Security-Policy without a violation", async () => {
+  it("runs every page, and try-it image and structured results, under the gateway's Content-Security-Policy without a violation", async () => {
     const res = await fetch(`${serve.url}/ui/`);
     expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
     await res.text();
@@ -434,6 +444,24 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
       .locator('article[data-server="everything"] .sparkline canvas, article[data-server="everything"]')
       .first()
       .waitFor();
+    // Try it with an image result (a data: URL, which the policy allows) and an enum argument
+    // whose answer has structured content.
+    await goTo(page, 'catalog', 'Catalog');
+    const search = page.getByRole('searchbox', { name: 'Search' });
+    await search.fill('tiny-image');
+    await page.getByRole('button', { name: 'Try it: everything__get-tiny-image' }).click();
+    await page.getByRole('button', { name: 'Call tool' }).click();
+    const image = page.getByTestId('tool-result').getByRole('img');
+    await image.waitFor();
+    expect(await image.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBeGreaterThan(0);
+    await search.fill('structured');
+    await page.getByRole('button', { name: 'Try it: everything__get-structured-content' }).click();
+    await page.getByLabel(/^location/).selectOption('Chicago');
+    await page.getByRole('button', { name: 'Call tool' }).click();
+    await expect
+      .poll(() => page.getByTestId('tool-result').textContent())
+      .toMatch(/Structured content[\s\S]*"temperature"/);
+
     for (const [route, heading, loaded] of [
       ['servers', 'Servers', 'tr[data-server="everything"]'],
       ['catalog', 'Catalog', 'li[data-tool="everything__echo"]'],
