@@ -29,8 +29,11 @@ interface Total {
 }
 
 /** The row's key; requests that reached no server or tool (refused early, `initialize`) have none. */
+/** The key of rows without one. */
+const NO_KEY = '(none)';
+
 function keyOf(r: UsageRow): string {
-  return r.key ?? '(none)';
+  return r.key ?? NO_KEY;
 }
 
 /** Totals per key over all buckets, busiest first; latency weighted by non-blocked requests. */
@@ -90,6 +93,8 @@ export function UsagePage({ me }: { me: Me }) {
     [groupBy],
   ).data;
 
+  /** Requests that reached no server or tool (refused early, `initialize`) are `(no tool)` etc. */
+  const labelOf = (key: string) => (key === NO_KEY ? `(no ${groupBy})` : key);
   const rows = data?.series ?? [];
   const table = useMemo(() => totals(rows), [rows]);
   const chart = useMemo(() => {
@@ -106,10 +111,10 @@ export function UsagePage({ me }: { me: Me }) {
         const i = index.get(Date.parse(r.bucket));
         if (keyOf(r) === t.key && i !== undefined) values[i] = r.count;
       }
-      return { label: t.key, values };
+      return { label: labelOf(t.key), values };
     });
     return { times, series, range: { from: times[0] ?? from, to: Math.max(to, (times.at(-1) ?? to) + step / 2) } };
-  }, [rows, table, data, bucket]);
+  }, [rows, table, data, bucket, groupBy]);
 
   const detailHeader = groupBy === 'token' ? 'Subject' : groupBy === 'tool' ? 'Server' : null;
   const exportCsv = () => {
@@ -215,7 +220,7 @@ export function UsagePage({ me }: { me: Me }) {
             <tr key={t.key} data-key={t.key}>
               <th scope="row">
                 {names?.get(t.key) && <span>{names.get(t.key)} </span>}
-                <code>{t.key}</code>
+                <code>{labelOf(t.key)}</code>
               </th>
               {detailHeader && <td>{t.detail}</td>}
               <td class="num">{t.count}</td>
