@@ -235,6 +235,7 @@ export interface JsonSchema {
   maximum?: number;
 }
 
+/** A tool of the catalog: `name` as clients of the endpoint see it, `upstreamName` the server's own. */
 export interface CatalogTool {
   name: string;
   server: string;
@@ -244,6 +245,7 @@ export interface CatalogTool {
   inputSchema?: JsonSchema;
 }
 
+/** A prompt of the catalog. */
 export interface CatalogPrompt {
   name: string;
   server: string;
@@ -251,6 +253,7 @@ export interface CatalogPrompt {
   arguments?: Array<{ name: string; description?: string; required?: boolean }>;
 }
 
+/** A resource of the catalog. */
 export interface CatalogResource {
   uri: string;
   name: string;
