@@ -82,7 +82,8 @@ type Message = Record<string, unknown> & { t: string; k: string };
  * Connects `gateway` to the other replicas' owner records and channels (Redis at `redisUrl`)
  * and sets `gateway.slotOwnership`.
  *
- * @throws Error when Redis cannot be reached at start
+ * Never throws: when Redis is not reachable yet, its clients keep reconnecting and calls are served
+ * here meanwhile.
  */
 export async function startSlotForwarding(
   gateway: Gateway,
@@ -90,14 +91,16 @@ export async function startSlotForwarding(
   redisUrl: string,
   logger: Logger,
 ): Promise<SlotForwarding> {
-  const { createRedisClient, closeRedis } = await import('../store/redis.js');
+  const { createRedisClient, closeRedis, connectRedis } = await import('../store/redis.js');
   const log = logger.child({ component: 'slot-owners' });
   const prefix = config.sessions.ownersPrefix;
   const me = gateway.streamHandover.replica;
   const commands = createRedisClient(redisUrl, log);
   const publisher = createRedisClient(redisUrl, log);
   const subscriber = createRedisClient(redisUrl, log);
-  await Promise.all([commands.connect(), publisher.connect(), subscriber.connect()]);
+  // Redis may not be reachable yet: the clients keep reconnecting, and until then calls are
+  // served here (`Upstream` falls back when the owner records cannot be read).
+  await Promise.all([connectRedis(commands, log), connectRedis(publisher, log)]);
 
   const slotKey = (server: string, key: string) => `${prefix}slot:${server}:${key}`;
   const aliveKey = (tag: string) => `${prefix}replica:${tag}`;
@@ -426,7 +429,18 @@ export async function startSlotForwarding(
     }
   });
 
-  await subscriber.subscribe(inbox(me), tunnelChannel);
+  let subscribed = false;
+  const subscribe = (): Promise<void> =>
+    subscriber.subscribe(inbox(me), tunnelChannel).then(
+      () => undefined,
+      (err: unknown) => log.warn({ err }, 'could not subscribe to the calls other replicas pass on'),
+    );
+  // A reconnect, or a first connection that could not be made at start: (re)subscribe.
+  subscriber.on('ready', () => {
+    if (subscribed) void subscribe();
+  });
+  if (await connectRedis(subscriber, log)) await subscribe();
+  subscribed = true;
 
   /** Renews this replica's records; fails the calls waiting on replicas that are gone. */
   async function heartbeat(): Promise<void> {
@@ -453,7 +467,7 @@ export async function startSlotForwarding(
       }
     }
   }
-  await heartbeat();
+  await heartbeat().catch((err: unknown) => log.debug({ err }, 'owner heartbeat failed'));
   const timer = setInterval(() => {
     heartbeat().catch((err: unknown) => log.debug({ err }, 'owner heartbeat failed'));
   }, OWNER_HEARTBEAT_MS);

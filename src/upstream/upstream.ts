@@ -71,6 +71,8 @@ export class Upstream {
   #stopped = false;
   /** Calls of a session's or principal's child may belong to another replica (`./ownership.ts`). */
   readonly #ownsSlots: boolean;
+  /** When the unreachable owner records were last logged (ms, {@link #now}). */
+  #ownersWarnedAt = Number.NEGATIVE_INFINITY;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
     forget: (conn) => this.#pool.forget(conn),
@@ -337,7 +339,12 @@ export class Upstream {
     try {
       return await owners.ownerOf(this.name, key);
     } catch (err) {
-      this.#logger.warn({ err, slot: key }, 'could not reach the owners of isolated children; serving the call here');
+      // Once per 10 s at most: while Redis is down every such call lands here.
+      const now = this.#now();
+      if (now - this.#ownersWarnedAt >= 10_000) {
+        this.#ownersWarnedAt = now;
+        this.#logger.warn({ err, slot: key }, 'could not reach the owners of isolated children; serving calls here');
+      }
       return undefined;
     }
   }
