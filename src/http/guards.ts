@@ -38,7 +38,8 @@ function hostnameOf(hostHeader: string): string {
 /**
  * Builds the DNS-rebinding guard. `Host` must be a loopback name, the bind host, or listed in
  * `allowedHosts` (when bound to a wildcard address with no `allowedHosts`, any Host is
- * accepted). `Origin`, when present, must be a loopback origin or listed in `allowedOrigins`.
+ * accepted). `Origin`, when present, must be a loopback origin, listed in `allowedOrigins`, or —
+ * when the Host was checked by name — the request's own origin (same `host[:port]` as `Host`).
  *
  * @returns a function that throws GatewayError `SWB_ERR_HTTP_FORBIDDEN_HOST` / `SWB_ERR_HTTP_FORBIDDEN_ORIGIN` (403)
  */
@@ -66,13 +67,17 @@ export function createOriginGuard(options: OriginGuardOptions): (req: IncomingMe
     }
     const o = origin.toLowerCase();
     if (allowedOrigins.has(o)) return;
-    let hostname: string;
+    let url: URL;
     try {
-      hostname = new URL(o).hostname;
+      url = new URL(o);
     } catch {
       throw new GatewayError('SWB_ERR_HTTP_FORBIDDEN_ORIGIN', `Origin "${origin}" is not a valid origin`);
     }
-    if (!isLoopbackHost(hostname)) {
+    // Same origin (a page the gateway served, such as the admin UI) on a Host that passed the
+    // check by name: a rebinding page cannot present an allowed Host. With any Host accepted
+    // (wildcard bind, no allowedHosts) it could, so there the Origin must be listed.
+    if (!anyHost && url.host === host) return;
+    if (!isLoopbackHost(url.hostname)) {
       throw new GatewayError(
         'SWB_ERR_HTTP_FORBIDDEN_ORIGIN',
         `Origin "${origin}" is not allowed (configure http.allowedOrigins)`,

@@ -120,6 +120,27 @@ describe('origin guard: Origin header', () => {
     expect(guardError(options, { host, origin: 'http://app.example.com' })).toMatchObject(FORBIDDEN_ORIGIN);
   });
 
+  it('accepts the request’s own origin when its Host was allowed by name (a page the gateway served)', () => {
+    const options = { bindHost: '0.0.0.0', allowedHosts: ['gw.example.com'] };
+    expect(guardError(options, { host: 'gw.example.com', origin: 'https://gw.example.com' })).toBeUndefined();
+    expect(guardError(options, { host: 'gw.example.com:8443', origin: 'https://gw.example.com:8443' })).toBeUndefined();
+    // Another port or host is another origin.
+    expect(guardError(options, { host: 'gw.example.com', origin: 'https://gw.example.com:9000' })).toMatchObject(
+      FORBIDDEN_ORIGIN,
+    );
+    expect(guardError(options, { host: 'gw.example.com', origin: 'https://evil.example' })).toMatchObject(
+      FORBIDDEN_ORIGIN,
+    );
+    // Bound to a name: the same.
+    expect(guardError({ bindHost: 'gw.lan' }, { host: 'gw.lan:8080', origin: 'http://gw.lan:8080' })).toBeUndefined();
+  });
+
+  it('does not accept a same-origin request when any Host is accepted: a rebinding page would be same-origin', () => {
+    expect(
+      guardError({ bindHost: '0.0.0.0' }, { host: 'evil.example:8080', origin: 'http://evil.example:8080' }),
+    ).toMatchObject(FORBIDDEN_ORIGIN);
+  });
+
   it('checks Origin even when any Host is accepted', () => {
     expect(
       guardError({ bindHost: '0.0.0.0' }, { host: 'gateway.internal', origin: 'http://evil.example' }),
