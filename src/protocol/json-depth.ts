@@ -18,9 +18,10 @@ const CLOSE_ARRAY = 0x5d; // ]
 
 /**
  * True when the JSON text nests objects and arrays more than `maxDepth` deep: `{}` is depth 1,
- * `{"a":[1]}` depth 2. One pass over the text with no allocation: brackets are counted outside
- * strings (RFC 8259 §2), and each string is skipped with a native `indexOf` for its closing
- * quote, so long string values cost little.
+ * `{"a":[1]}` depth 2. A text with no more than `maxDepth` opening brackets in all is within the
+ * limit (counted with native `indexOf`, the usual case); otherwise one pass over the text with no
+ * allocation: brackets are counted outside strings (RFC 8259 §2), and each string is skipped with
+ * a native `indexOf` for its closing quote, so long string values cost little.
  *
  * The text is not validated: malformed JSON within the limit returns false and is left to
  * `JSON.parse`, which reports it.
@@ -32,6 +33,12 @@ export function exceedsJsonDepth(text: string, maxDepth: number): boolean {
   // Nesting deeper than maxDepth takes at least maxDepth + 1 opening and as many closing brackets.
   const n = text.length;
   if (n < 2 * (maxDepth + 1)) return false;
+  // The same bound, counted with native searches: the opening brackets anywhere in the text (in
+  // strings too, which only over-counts) bound the depth. A usual message has a handful.
+  let opens = 0;
+  for (let i = text.indexOf('{'); i !== -1 && opens <= maxDepth; i = text.indexOf('{', i + 1)) opens++;
+  for (let i = text.indexOf('['); i !== -1 && opens <= maxDepth; i = text.indexOf('[', i + 1)) opens++;
+  if (opens <= maxDepth) return false;
   let depth = 0;
   for (let i = 0; i < n; i++) {
     const c = text.charCodeAt(i);

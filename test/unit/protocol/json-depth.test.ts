@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { exceedsJsonDepth } from '../../../src/protocol/json-depth.js';
 
@@ -32,5 +33,19 @@ describe('exceedsJsonDepth', () => {
   it('leaves malformed text within the limit to JSON.parse', () => {
     expect(exceedsJsonDepth('{"a":"unterminated [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[', 4)).toBe(false);
     expect(exceedsJsonDepth(']]]]]]]]]]]]]]]]]][[[[', 4)).toBe(false);
+  });
+
+  it('agrees with the depth of the parsed value for any JSON value and limit', () => {
+    const depthOf = (v: unknown): number =>
+      typeof v === 'object' && v !== null
+        ? 1 + Math.max(0, ...Object.values(v as Record<string, unknown>).map(depthOf))
+        : 0;
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 12 }), fc.integer({ min: 1, max: 12 }), (value, limit) => {
+        const text = JSON.stringify(value);
+        expect(exceedsJsonDepth(text, limit)).toBe(depthOf(value) > limit);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });
