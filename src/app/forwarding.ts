@@ -26,8 +26,7 @@ import type { Caller } from '../upstream/attribution.js';
 import { errorResponseOf } from '../upstream/dispatch.js';
 import type { ForwardedCall, SlotOwnership } from '../upstream/ownership.js';
 import type { SlotContext, UpstreamCall } from '../upstream/types.js';
-import type { Upstream } from '../upstream/upstream.js';
-import { CatalogTransport, isRemoteTunnelRecord, type RemoteTunnelRecord } from '../tunnel/remote.js';
+import { RELEASE, shareTunnels } from './tunnel-sharing.js';
 
 /** Time to live of an owner record and of a replica's liveness key, ms (6 s). */
 export const OWNER_TTL_MS = 6000;
@@ -44,8 +43,6 @@ const MAX_REMOTE_OWNERS = 10_000;
 
 /** Renews an owner record only while it is still this replica's. */
 const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) else return 0 end`;
-/** Deletes a record only while it still holds what this replica wrote (`ARGV[1]`). */
-const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 
 /** The slot forwarding of one replica; see {@link startSlotForwarding}. */
 export interface SlotForwarding {
@@ -321,117 +318,14 @@ export async function startSlotForwarding(
     }
   });
   // Tunnels: the replica holding a tunnel publishes its server's record; the others serve it.
-  const tunnelKey = (name: string) => `${prefix}tunnel:${name}`;
-  const tunnelSet = `${prefix}tunnels`;
-  const tunnelChannel = `${prefix}tunnels`;
-  const localTunnels = new Map<string, string>(); // name → the record as published
-  interface RemoteTunnel {
-    owner: string;
-    record: RemoteTunnelRecord;
-    transport: CatalogTransport | undefined;
-  }
-  const remoteTunnels = new Map<string, RemoteTunnel>();
-
-  const publishTunnel = async (name: string, upstream: Upstream | undefined): Promise<void> => {
-    if (upstream === undefined || upstream.initializeResult === undefined) {
-      const published = localTunnels.get(name);
-      if (published !== undefined) {
-        localTunnels.delete(name);
-        await commands.eval(RELEASE, 1, tunnelKey(name), published);
-        await publisher.publish(tunnelChannel, name);
-      }
-      return;
-    }
-    const { tools, prompts, resources, resourceTemplates } = upstream.catalog;
-    const record: RemoteTunnelRecord = {
-      replica: me,
-      description: upstream.config.description,
-      initializeResult: upstream.initializeResult,
-      tools,
-      prompts,
-      resources,
-      resourceTemplates,
-    };
-    const text = JSON.stringify(record);
-    if (text.length > MAX_FORWARD_MESSAGE) {
-      log.warn({ tunnel: name, bytes: text.length }, 'a tunnel’s lists are too large to share with the other replicas');
-      return;
-    }
-    localTunnels.set(name, text);
-    await commands.set(tunnelKey(name), text, 'PX', OWNER_TTL_MS);
-    await commands.sadd(tunnelSet, name);
-    await publisher.publish(tunnelChannel, name);
-  };
-
-  let syncing: Promise<void> = Promise.resolve();
-  /** Serves here every tunnel another replica holds, and stops serving those that went away. */
-  const syncTunnels = (): Promise<void> =>
-    (syncing = syncing.then(async () => {
-      if (closed) return;
-      const names = await commands.smembers(tunnelSet);
-      const live = new Set<string>();
-      for (const name of names) {
-        const text = await commands.get(tunnelKey(name));
-        let record: unknown;
-        try {
-          record = text === null ? undefined : JSON.parse(text);
-        } catch {
-          record = undefined;
-        }
-        if (!isRemoteTunnelRecord(record)) {
-          if (text === null && !localTunnels.has(name)) await commands.srem(tunnelSet, name);
-          continue;
-        }
-        if (record.replica === me) continue;
-        live.add(name);
-        const known = remoteTunnels.get(name);
-        if (known !== undefined && known.owner === record.replica) {
-          known.record = record;
-          known.transport?.update(record);
-          continue;
-        }
-        if (known !== undefined) {
-          remoteTunnels.delete(name);
-          await gateway.detachTunnel(name);
-        }
-        if (gateway.upstreams.has(name)) continue; // a server of this replica's own has the name
-        const entry: RemoteTunnel = { owner: record.replica, record, transport: undefined };
-        try {
-          gateway.attachTunnel(
-            name,
-            record.description,
-            () => (entry.transport = new CatalogTransport(name, entry.record)),
-            record.replica,
-          );
-          remoteTunnels.set(name, entry);
-          log.info({ tunnel: name, replica: record.replica }, 'serving a tunnel another replica holds');
-        } catch (err) {
-          log.warn({ err, tunnel: name }, 'cannot serve a tunnel another replica holds');
-        }
-      }
-      for (const name of [...remoteTunnels.keys()]) {
-        if (live.has(name)) continue;
-        remoteTunnels.delete(name);
-        log.info({ tunnel: name }, 'a tunnel another replica held went away');
-        await gateway.detachTunnel(name);
-      }
-    }));
-
-  gateway.onLocalTunnel = (name, upstream) => {
-    publishTunnel(name, upstream).catch((err: unknown) => log.warn({ err, tunnel: name }, 'could not share a tunnel'));
-  };
-  for (const name of gateway.upstreams.keys()) {
-    if (gateway.isLocalTunnel(name)) gateway.onLocalTunnel(name, gateway.upstreams.get(name));
-  }
+  const tunnels = shareTunnels({ gateway, commands, publisher, me, prefix, ttlMs: OWNER_TTL_MS, log });
   subscriber.on('message', (channel: string, name: string) => {
-    if (channel === tunnelChannel && !localTunnels.has(name)) {
-      syncTunnels().catch((err: unknown) => log.debug({ err }, 'tunnel sync failed'));
-    }
+    if (channel === tunnels.channel) tunnels.announced(name);
   });
 
   let subscribed = false;
   const subscribe = (): Promise<void> =>
-    subscriber.subscribe(inbox(me), tunnelChannel).then(
+    subscriber.subscribe(inbox(me), tunnels.channel).then(
       () => undefined,
       (err: unknown) => log.warn({ err }, 'could not subscribe to the calls other replicas pass on'),
     );
@@ -445,8 +339,7 @@ export async function startSlotForwarding(
   /** Renews this replica's records; fails the calls waiting on replicas that are gone. */
   async function heartbeat(): Promise<void> {
     await commands.set(aliveKey(me), '1', 'PX', OWNER_TTL_MS);
-    for (const [name, text] of localTunnels) await commands.set(tunnelKey(name), text, 'PX', OWNER_TTL_MS);
-    await syncTunnels();
+    await tunnels.heartbeat();
     for (const id of [...claimed]) {
       if ((await commands.eval(RENEW, 1, id, me, OWNER_TTL_MS)) === 0) {
         claimed.delete(id);
@@ -492,15 +385,7 @@ export async function startSlotForwarding(
       closed = true;
       clearInterval(timer);
       if (gateway.slotOwnership === ownership) gateway.slotOwnership = undefined;
-      gateway.onLocalTunnel = undefined;
-      await syncing.catch(() => undefined);
-      await Promise.allSettled(
-        [...localTunnels].map(async ([name, published]) => {
-          await commands.eval(RELEASE, 1, tunnelKey(name), published);
-          await publisher.publish(tunnelChannel, name);
-        }),
-      );
-      localTunnels.clear();
+      await tunnels.close();
       for (const k of [...waiting.keys()]) fail(k, 'is unreachable: this replica is stopping');
       await Promise.allSettled([releaseAll(), commands.del(aliveKey(me))]);
       await Promise.all([closeRedis(commands), closeRedis(publisher), closeRedis(subscriber)]);
