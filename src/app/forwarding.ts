@@ -14,6 +14,9 @@
  * `SWB_ERR_UPSTREAM_UNAVAILABLE` once its liveness key `{ownersPrefix}replica:{tag}` expires,
  * never by hanging; a call it never acknowledged ends after {@link FORWARD_ACK_MS}.
  *
+ * The same connections share the replicas' tunnels (`./tunnel-sharing.ts`): a tunnelled server's
+ * calls reach its holder the same way.
+ *
  * @module
  */
 import type { Principal } from '../auth/principal.js';
