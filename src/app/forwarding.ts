@@ -24,7 +24,17 @@ import type { SwitchboardConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { Logger } from '../observability/logger.js';
-import type { JsonObject, JsonRpcErrorObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
+import type { ServerResponse } from 'node:http';
+import { RelayedResponse, type RelayedRetry } from '../gateway/retry-relay.js';
+import { sendHttpError } from '../http/error-response.js';
+import type { RequestContext } from '../pipeline/stage.js';
+import type {
+  JsonObject,
+  JsonRpcErrorObject,
+  JsonRpcId,
+  JsonRpcNotification,
+  JsonRpcResponse,
+} from '../protocol/jsonrpc.js';
 import type { Caller } from '../upstream/attribution.js';
 import { errorResponseOf } from '../upstream/dispatch.js';
 import type { ForwardedCall, SlotOwnership } from '../upstream/ownership.js';
@@ -109,6 +119,13 @@ export async function startSlotForwarding(
   const remote = new Map<string, { owner: string; until: number }>();
   const waiting = new Map<string, Waiting>();
   const serving = new Map<string, Serving>();
+  /** Retries of parked 2026-07-28 calls this replica passed on, by key: the client's response. */
+  const relaying = new Map<
+    string,
+    { owner: string; res: ServerResponse; id: JsonRpcId; ackTimer: NodeJS.Timeout | undefined }
+  >();
+  /** Retries other replicas passed on, resumed here, by key. */
+  const resumed = new Map<string, { from: string; response: RelayedResponse }>();
   let next = 0;
   let closed = false;
 
@@ -262,6 +279,82 @@ export async function startSlotForwarding(
     });
   }
 
+  /** Ends a relayed retry whose owner is gone or never took it. */
+  const failRelay = (k: string, why: string): void => {
+    const r = relaying.get(k);
+    if (r === undefined) return;
+    relaying.delete(k);
+    if (r.ackTimer !== undefined) clearTimeout(r.ackTimer);
+    if (r.res.headersSent) r.res.destroy();
+    else
+      sendHttpError(
+        r.res,
+        new GatewayError('SWB_ERR_UPSTREAM_UNAVAILABLE', `the replica holding this call ${why}; call again`),
+        r.id,
+      );
+  };
+
+  gateway.retryRelay.forward = (owner, retry, res, meta) => {
+    const k = `${me}.${next++}`;
+    const ackTimer = setTimeout(
+      () => failRelay(k, `did not take the retry within ${FORWARD_ACK_MS} ms`),
+      FORWARD_ACK_MS,
+    );
+    ackTimer.unref();
+    relaying.set(k, { owner, res, id: retry.id, ackTimer });
+    res.on('close', () => {
+      // The client went away before the answer: the owner cancels the call.
+      if (relaying.delete(k)) send(owner, { t: 'rc', k });
+    });
+    send(owner, { t: 'retry', k, from: me, retry, principal: wirePrincipal(meta.principal), reqId: meta.reqId });
+  };
+
+  /** A frame of a relayed answer: written on the client's response. */
+  function relayFrame(m: Message): void {
+    const r = relaying.get(m.k);
+    if (r === undefined || r.res.destroyed) return;
+    if (m.t === 'rh' && typeof m.status === 'number') {
+      r.res.writeHead(m.status, (m.headers ?? {}) as Record<string, string | number>);
+      r.res.flushHeaders();
+    } else if (m.t === 'rw' && typeof m.chunk === 'string') {
+      r.res.write(m.chunk);
+    } else if (m.t === 're') {
+      relaying.delete(m.k);
+      r.res.end(typeof m.chunk === 'string' ? m.chunk : undefined);
+    }
+  }
+
+  /** A retry another replica passed on, for a call parked here. */
+  function resumeRetry(m: Message): void {
+    const from = m.from;
+    const retry = m.retry as RelayedRetry | undefined;
+    const principal = m.principal as Principal | undefined;
+    if (typeof from !== 'string' || retry === undefined || typeof principal !== 'object' || principal === null) return;
+    send(from, { t: 'ack', k: m.k });
+    const response = new RelayedResponse((frame) => {
+      if (frame.kind === 'head') send(from, { t: 'rh', k: m.k, status: frame.status, headers: frame.headers });
+      else if (frame.kind === 'write') send(from, { t: 'rw', k: m.k, chunk: frame.chunk });
+      else {
+        resumed.delete(m.k);
+        send(from, { t: 're', k: m.k, ...(frame.chunk === undefined ? {} : { chunk: frame.chunk }) });
+      }
+    });
+    resumed.set(m.k, { from, response });
+    const meta: RequestContext = {
+      principal,
+      ...(typeof m.reqId === 'string' ? { reqId: m.reqId } : {}),
+      method: retry.method,
+      era: 'modern',
+    };
+    const resume = gateway.retryRelay.resume;
+    if (resume === undefined) {
+      const err = new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState is unknown here');
+      sendHttpError(response.asResponse(), err, retry.id);
+      return;
+    }
+    resume(retry, response.asResponse(), meta);
+  }
+
   subscriber.on('message', (_channel: string, text: string) => {
     let m: Message;
     try {
@@ -273,6 +366,17 @@ export async function startSlotForwarding(
     switch (m.t) {
       case 'call':
         serve(m);
+        return;
+      case 'retry':
+        resumeRetry(m);
+        return;
+      case 'rc':
+        resumed.get(m.k)?.response.clientClosed();
+        return;
+      case 'rh':
+      case 'rw':
+      case 're':
+        relayFrame(m);
         return;
       case 'cancel':
         serving.get(m.k)?.call.cancel(typeof m.reason === 'string' ? m.reason : undefined);
@@ -287,6 +391,11 @@ export async function startSlotForwarding(
         return;
       }
       case 'ack': {
+        const r = relaying.get(m.k);
+        if (r?.ackTimer !== undefined) {
+          clearTimeout(r.ackTimer);
+          r.ackTimer = undefined;
+        }
         const w = waiting.get(m.k);
         if (w?.ackTimer !== undefined) clearTimeout(w.ackTimer);
         if (w !== undefined) w.ackTimer = undefined;
@@ -352,10 +461,18 @@ export async function startSlotForwarding(
     const peers = new Set<string>();
     for (const w of waiting.values()) if (w.ackTimer === undefined) peers.add(w.owner);
     for (const s of serving.values()) peers.add(s.from);
+    for (const r of relaying.values()) if (r.ackTimer === undefined) peers.add(r.owner);
+    for (const r of resumed.values()) peers.add(r.from);
     for (const peer of peers) {
       if ((await commands.exists(aliveKey(peer))) === 1) continue;
       log.warn({ replica: peer }, 'a replica stopped answering; its calls end here');
       for (const [k, w] of waiting) if (w.owner === peer) fail(k, 'stopped answering');
+      for (const [k, r] of relaying) if (r.owner === peer) failRelay(k, 'stopped answering');
+      for (const [k, r] of resumed) {
+        if (r.from !== peer) continue;
+        resumed.delete(k);
+        r.response.clientClosed();
+      }
       for (const [k, s] of serving) {
         if (s.from !== peer) continue;
         serving.delete(k);
@@ -390,6 +507,8 @@ export async function startSlotForwarding(
       if (gateway.slotOwnership === ownership) gateway.slotOwnership = undefined;
       await tunnels.close();
       for (const k of [...waiting.keys()]) fail(k, 'is unreachable: this replica is stopping');
+      for (const k of [...relaying.keys()]) failRelay(k, 'is unreachable: this replica is stopping');
+      if (gateway.retryRelay.forward !== undefined) gateway.retryRelay.forward = undefined;
       await Promise.allSettled([releaseAll(), commands.del(aliveKey(me))]);
       await Promise.all([closeRedis(commands), closeRedis(publisher), closeRedis(subscriber)]);
     },

@@ -30,6 +30,7 @@ import { SessionRegistry } from './session-registry.js';
 import type { NameCollision, View } from './view.js';
 import type { SessionSealer } from './session-seal.js';
 import { StreamHandoverLink } from './stream-handover.js';
+import { RetryRelayLink } from './retry-relay.js';
 import type { SlotOwnership } from '../upstream/ownership.js';
 
 /** Options for {@link Gateway}. */
@@ -97,6 +98,8 @@ export class Gateway implements SessionHost {
   slotOwnership: SlotOwnership | undefined = undefined;
   /** Resumption of a portable session's stream on another replica (`./stream-handover.ts`). */
   readonly streamHandover = new StreamHandoverLink();
+  /** Retries of parked 2026-07-28 calls that land on another replica (`./retry-relay.ts`). */
+  readonly retryRelay = new RetryRelayLink();
   /**
    * Told when a sealed session ends here by the client's DELETE or the operator, so other
    * replicas can end their copies ({@link endSession}). Set by the application.

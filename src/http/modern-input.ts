@@ -6,9 +6,11 @@
  * call. The client's retry, carrying `inputResponses` and that `requestState`, answers the
  * upstream's requests and picks up the call's outcome.
  *
- * `requestState` is `sw1.{key}.{mac}`: `key` is 144 random bits naming the parked call, `mac` an
- * HMAC-SHA256 under a per-process secret over the key, the principal's id, the method, the
- * request's name (tool or prompt name, resource URI) and the expiry. A state is accepted once,
+ * `requestState` is `sw1.{key}.{mac}`, or `sw1.{key}.{mac}.{replica}` when replicas share a
+ * channel: `key` is 144 random bits naming the parked call, `mac` an HMAC-SHA256 under a
+ * per-process secret over the key, the principal's id, the method, the request's name (tool or
+ * prompt name, resource URI) and the expiry, and `replica` names the replica that parked it (a
+ * routing hint: a retry elsewhere is passed there, `gateway/retry-relay.ts`; the MAC decides). A state is accepted once,
  * before it expires, from the same principal, on the same method and name; anything else is
  * refused (mrtr §Server Requirements: integrity, principal, expiry and request binding). The
  * parked call is cancelled upstream when no retry comes before the expiry.
@@ -48,13 +50,24 @@ export class InputParking<T extends Parkable> {
   readonly #now: () => number;
   readonly #parked = new Map<string, Parked<T>>();
 
+  readonly #replica: string | undefined;
+
   /**
    * @param ttlMs - how long a parked call waits for the client's retry, ms
    * @param now - the clock (epoch ms); default `Date.now`
+   * @param replica - this replica's tag, appended to every state (replicas sharing a channel)
    */
-  constructor(ttlMs: number, now: () => number = Date.now) {
+  constructor(ttlMs: number, now: () => number = Date.now, replica?: string) {
     this.#ttlMs = ttlMs;
     this.#now = now;
+    this.#replica = replica;
+  }
+
+  /** The replica that parked the call `state` names, when it is another one (else undefined). */
+  ownerOf(state: string): string | undefined {
+    const parts = state.split('.');
+    const replica = parts.length === 4 && parts[0] === PREFIX ? parts[3] : undefined;
+    return replica !== undefined && replica !== '' && replica !== this.#replica ? replica : undefined;
   }
 
   /** Parked calls right now. */
@@ -73,7 +86,8 @@ export class InputParking<T extends Parkable> {
     }, this.#ttlMs);
     timer.unref();
     this.#parked.set(key, { call, binding, expiresAt, timer });
-    return `${PREFIX}.${key}.${this.#mac(key, binding, expiresAt)}`;
+    const state = `${PREFIX}.${key}.${this.#mac(key, binding, expiresAt)}`;
+    return this.#replica === undefined ? state : `${state}.${this.#replica}`;
   }
 
   /**
@@ -88,7 +102,7 @@ export class InputParking<T extends Parkable> {
     const refuse = (why: string): never => {
       throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', `Invalid params: requestState ${why}`);
     };
-    if (parts.length !== 3 || parts[0] !== PREFIX) return refuse('is malformed');
+    if ((parts.length !== 3 && parts.length !== 4) || parts[0] !== PREFIX) return refuse('is malformed');
     const key = parts[1]!;
     const parked = this.#parked.get(key);
     if (parked === undefined) return refuse('is unknown, already used or expired');

@@ -105,8 +105,25 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
   /** The stateless session of each principal on each view (a reload builds new views). */
   const sessions = new WeakMap<View, Map<string, ClientSession>>();
   // A parked call waits for its retry as long as the upstream's request waits for the answer.
-  const parking = new InputParking<ModernChannel>(gateway.clientRequestTimeoutMs);
+  // Its states name this replica, so that a retry landing on another one is passed here.
+  const parking = new InputParking<ModernChannel>(
+    gateway.clientRequestTimeoutMs,
+    Date.now,
+    gateway.streamHandover.replica,
+  );
   let nextId = 0;
+  gateway.retryRelay.resume = (retry, res, meta) => {
+    try {
+      const parked = parking.claim(retry.requestState, {
+        principalId: meta.principal.id,
+        method: retry.method,
+        name: retry.name,
+      });
+      parked.attach(res, retry.id, meta, retry.inputResponses, retry.capabilities, retry.logLevel);
+    } catch (err) {
+      sendError(res, err, retry.id, meta);
+    }
+  };
 
   function sessionFor(view: View, principal: Principal): ClientSession {
     let byPrincipal = sessions.get(view);
@@ -188,6 +205,28 @@ export function createModernHandler(options: ModernOptions): ModernHandler {
         if (state !== undefined) {
           if (typeof state !== 'string') {
             throw new GatewayError('SWB_ERR_PROTOCOL_INVALID_STATE', 'Invalid params: requestState must be a string');
+          }
+          const owner = parking.ownerOf(state);
+          if (owner !== undefined) {
+            // Parked on another replica: the retry is passed there and its answer comes back here.
+            const forward = gateway.retryRelay.forward;
+            if (forward === undefined) {
+              throw new GatewayError(
+                'SWB_ERR_PROTOCOL_INVALID_STATE',
+                'Invalid params: requestState was issued by another replica, and the replicas share no channel to reach it (SWITCHBOARD_REDIS_URL)',
+              );
+            }
+            const retry = {
+              requestState: state,
+              method: request.method,
+              name,
+              id,
+              inputResponses,
+              capabilities,
+              logLevel,
+            };
+            forward(owner, retry, res, meta);
+            return;
           }
           const parked = parking.claim(state, { principalId: meta.principal.id, method: request.method, name });
           parked.attach(res, id, meta, inputResponses, capabilities, logLevel);

@@ -65,6 +65,18 @@ async function until(what: string, check: () => boolean, timeoutMs = 5000): Prom
 
 const count = (text: string, needle: string) => text.split(needle).length - 1;
 
+/** A JSON-RPC answer of a 2026-07-28 call, as far as these tests read it. */
+interface RpcAnswer {
+  id: number;
+  result: {
+    resultType: string;
+    requestState?: string;
+    inputRequests?: Record<string, unknown>;
+    content?: unknown;
+  };
+  error?: { code: number };
+}
+
 describe.runIf(ready)('a portable session resumes its stream on another replica (Redis)', () => {
   let a: RunningGateway;
   let b: RunningGateway;
@@ -193,6 +205,48 @@ describe.runIf(ready)('a portable session resumes its stream on another replica 
     }
     expect(all).toContain('Long running operation completed');
     expect(rounds).toBeGreaterThan(1);
+  });
+
+  it('passes the retry of a 2026-07-28 call parked on A to A when it lands on B, and answers it on B', async () => {
+    const modern = (method: string, name: string) => ({
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': '2026-07-28',
+      'mcp-method': method,
+      'mcp-name': name,
+    });
+    const meta = {
+      'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+      'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
+      'io.modelcontextprotocol/clientCapabilities': { sampling: {} },
+    };
+    const params = { name: 'trigger-sampling-request', arguments: { prompt: 'p', maxTokens: 5 }, _meta: meta };
+    const call = async (gw: RunningGateway, id: number, extra: Record<string, unknown> = {}) => {
+      const res = await fetch(`${gw.url}${ENDPOINT}`, {
+        method: 'POST',
+        headers: modern('tools/call', 'trigger-sampling-request'),
+        body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { ...params, ...extra } }),
+      });
+      return { status: res.status, body: (await res.json()) as RpcAnswer };
+    };
+    const first = await call(a, 1);
+    expect(first.body.result.resultType).toBe('input_required');
+    const state = first.body.result.requestState!;
+    // The state names the replica that parked the call.
+    expect(state.endsWith(`.${a.gateway.streamHandover.replica}`)).toBe(true);
+    const key = Object.keys(first.body.result.inputRequests!)[0]!;
+    const answer = { [key]: { model: 'm', role: 'assistant', content: { type: 'text', text: 'answered-through-B' } } };
+
+    const done = await call(b, 2, { requestState: state, inputResponses: answer });
+    expect(done.status).toBe(200);
+    expect(done.body.id).toBe(2);
+    expect(done.body.result.resultType).toBe('complete');
+    expect(JSON.stringify(done.body.result.content)).toContain('answered-through-B');
+    // Spent on A: a replay through either replica is refused.
+    for (const gw of [a, b]) {
+      const replay = await call(gw, 3, { requestState: state, inputResponses: answer });
+      expect([replay.status, replay.body.error?.code]).toEqual([400, -32602]);
+    }
   });
 
   it('opens the standalone stream without the events of an owner that does not answer, and refuses a request stream of one', async () => {
