@@ -17,6 +17,8 @@
  * command line, an upstream URL, a driver error) stays in the log. 5xx details are logged, not
  * returned.
  *
+ * Size: over 500 lines: the table of every code is kept in one place (docs/errors.md lists it).
+ *
  * @module
  */
 import {

@@ -12,6 +12,9 @@
  * version negotiation `protocol-versions.ts`, and the channel and host interfaces
  * `session-host.ts`.
  *
+ * Size: over 500 lines: the per-method dispatch shares the session's in-flight and
+ * subscription tables; the parts above are split out.
+ *
  * @module
  */
 import type { Principal } from '../auth/principal.js';

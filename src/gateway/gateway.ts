@@ -6,6 +6,11 @@
  * registry with its limits and expiry `session-registry.ts`, and the notifications sent to
  * sessions without a request (`list_changed`, audiences) `fan-out.ts`.
  *
+ * Size: over 500 lines, because `Gateway` is the one owner of the upstream map, the views and the
+ * sessions; each part that needs none of that private state is a module of its own (above, and
+ * `stream-handover.ts`, `retry-relay.ts`); what stays here changes the shared state (reload,
+ * runtime servers, tunnels, restarts).
+ *
  * @module
  */
 import { randomUUID } from 'node:crypto';

@@ -14,6 +14,10 @@
  * name into headers, and cancellation is the transport's (closing the response stream over HTTP,
  * `notifications/cancelled` over stdio).
  *
+ * Size: over 500 lines: id remapping, the opening, timeouts and attribution are one state
+ * machine over shared private tables; the transports, the era probe and the attribution
+ * admission are modules of their own.
+ *
  * @module
  */
 import { GatewayError } from '../errors.js';

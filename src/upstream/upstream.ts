@@ -11,6 +11,10 @@
  * `server/discover`; the catalog is refreshed when its `ttlMs` expires while no listen stream
  * announces its changes; and an `input_required` result reaches modern clients only.
  *
+ * Size: over 500 lines: the call path, subscriptions and calls passed to another replica
+ * (`ownership.ts`) share one upstream's pool and catalog; the parts named above are modules of
+ * their own.
+ *
  * @module
  */
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
