@@ -36,6 +36,7 @@ export {
   remoteTransport,
   ServerConfig,
   StdioServer,
+  TokenExchangeAuth,
   UpstreamAuth,
   VirtualServer,
 } from './schema/servers.js';

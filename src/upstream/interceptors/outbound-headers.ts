@@ -14,6 +14,7 @@
  * @module
  */
 import type { IdentityPropagator } from '../../auth/identity.js';
+import type { AuthorizationServerMetadata } from '../../auth/oauth-common.js';
 import { ANONYMOUS, type Principal } from '../../auth/principal.js';
 import type { PassthroughPolicy } from '../../policy/passthrough.js';
 import type { JsonRpcResponse } from '../../protocol/jsonrpc.js';
@@ -37,6 +38,11 @@ export interface OutboundOptions {
   reservedHeaders: readonly string[];
   /** Signs identity assertions for servers with `identityHeaders: true`. */
   identity?: IdentityPropagator;
+  /**
+   * The inbound OAuth authorization server's metadata (RFC 8414 §3), for the token endpoint of
+   * `token-exchange` upstreams. Undefined when inbound OAuth is off.
+   */
+  authorizationServer?: () => Promise<AuthorizationServerMetadata>;
 }
 
 /** Options for {@link createOutboundHeadersInterceptor}. */
