@@ -2,6 +2,9 @@
  * `auth.type: token-exchange`: OAuth 2.0 Token Exchange (RFC 8693) of the caller's inbound access
  * token for a token meant for one upstream.
  *
+ * The anonymous principal (the start-up connection that loads the catalog, health probes) sends
+ * no credential, as with `forward`.
+ *
  * Per call, the caller's OAuth access token (`Principal.bearer` of an `oauth` principal) is the
  * RFC 8693 §2.1 `subject_token`. It is sent to the token endpoint — the configured `tokenEndpoint`,
  * else the `token_endpoint` of the inbound authorization server's metadata (RFC 8414 §3 / OpenID
@@ -36,6 +39,8 @@ import {
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** RFC 8693 §3 token type of an OAuth 2.0 access token: the default `subject_token_type`. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Why an exchange failed, as reported in `data.reason` of `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE`. */
 export type TokenExchangeFailure = 'refused' | 'unreachable' | 'discovery' | 'invalid_response';
@@ -174,7 +179,8 @@ export interface TokenExchangeOptions {
 export interface TokenExchangeCredentials {
   readonly type: 'token-exchange';
   /**
-   * `Authorization: Bearer <exchanged token>` for `principal`.
+   * `Authorization: Bearer <exchanged token>` for `principal`; no header for the anonymous
+   * principal (the start-up connection and health probes, which have no caller).
    *
    * @throws GatewayError `SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN` (403) when the caller has no OAuth
    *   access token; `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE` (502) when the exchange fails.
@@ -299,6 +305,9 @@ export function createTokenExchangeCredentials(
   return {
     type: 'token-exchange',
     headersFor(principal) {
+      // The start-up connection and health probes have no caller: they go without a credential,
+      // like `forward`, so an upstream that lists its tools to anyone still gets its catalog loaded.
+      if (principal.kind === 'anonymous') return NO_HEADERS;
       const subjectToken = principal.kind === 'oauth' ? principal.bearer : undefined;
       if (subjectToken === undefined || subjectToken === '') {
         throw new GatewayError(

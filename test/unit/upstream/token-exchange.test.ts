@@ -238,13 +238,14 @@ describe('token-exchange credential against a token endpoint on 127.0.0.1', () =
     expect(seen).toHaveLength(3);
   });
 
-  it('refuses a caller without an OAuth access token before any request', async () => {
+  it('refuses a caller without an OAuth access token, and sends nothing for the anonymous probe, without any request', async () => {
     const { url, seen } = await endpoint(issued);
     const c = createUpstreamCredentials(
       { ...TokenExchangeAuth.parse(ISSUE_ENTRY), tokenEndpoint: url },
       { serverName: 'up', logger: silentLogger() },
     );
-    for (const p of [principal('anon', undefined, 'anonymous'), principal('t', 'swb_api_token', 'token')]) {
+    expect(c.headersFor(principal('anonymous', undefined, 'anonymous'))).toEqual({});
+    for (const p of [principal('proxy-user', undefined, 'proxy-header'), principal('t', 'swb_api_token', 'token')]) {
       let err: unknown;
       try {
         await c.headersFor(p);
