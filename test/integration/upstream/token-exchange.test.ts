@@ -44,6 +44,8 @@ interface ExchangeContext {
   };
   body: unknown;
 }
+// Not a literal, so that the compiler does not look for the declarations oidc-provider lacks.
+const OIDC_PROVIDER: string = 'oidc-provider';
 interface OidcErrors {
   InvalidTarget: new (description?: string) => Error;
   InvalidGrant: new (description?: string) => Error;
@@ -115,7 +117,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
   const logLines: string[] = [];
 
   beforeAll(async () => {
-    const { errors } = (await import('oidc-provider')) as { errors: OidcErrors };
+    const { errors } = (await import(OIDC_PROVIDER)) as { errors: OidcErrors };
     // The upstream's URL is its audience, known only once it listens: the grant reads it late.
     const allowed = new Set<string>();
     as = await startAuthorizationServer({
