@@ -324,6 +324,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     if (destinations !== undefined && !isStdioServer(cfg)) {
       await destinations.check(cfg.url);
       if (cfg.auth?.type === 'oauth2-client-credentials') await destinations.check(cfg.auth.tokenUrl);
+      if (cfg.auth?.type === 'token-exchange' && cfg.auth.tokenEndpoint !== undefined)
+        await destinations.check(cfg.auth.tokenEndpoint);
     }
     const now = clock();
     const existing = await servers.get(name);
