@@ -74,10 +74,12 @@ export interface UpstreamCredentials {
    */
   headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
   /**
-   * Forgets cached tokens so the next call fetches a new one (call it when the upstream answers
-   * 401 to a client-credentials or exchanged token). A no-op for the other types.
+   * Forgets a cached token so the next call fetches a new one: the outbound-headers step calls it
+   * when the upstream answers HTTP 401. `oauth2-client-credentials` drops its one token;
+   * `token-exchange` drops `principal`'s exchanged token (every one when no principal is given).
+   * A no-op for the other types.
    */
-  invalidate(): void;
+  invalidate(principal?: Principal): void;
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});

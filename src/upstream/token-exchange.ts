@@ -128,6 +128,12 @@ export class ExchangedTokenCache {
     return flight;
   }
 
+  /** Drops the token under `key` and forgets its exchange in flight (its result is not cached). */
+  delete(key: string): void {
+    this.#entries.delete(key);
+    this.#inflight.delete(key);
+  }
+
   /** Drops every token and forgets exchanges in flight (their results are not cached). */
   clear(): void {
     this.#entries.clear();
@@ -186,8 +192,8 @@ export interface TokenExchangeCredentials {
    *   access token; `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE` (502) when the exchange fails.
    */
   headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
-  /** Drops every cached token. */
-  invalidate(): void;
+  /** Drops `principal`'s exchanged token, or every cached token when no principal is given. */
+  invalidate(principal?: Principal): void;
 }
 
 /**
@@ -319,8 +325,10 @@ export function createTokenExchangeCredentials(
       const got = cache.get(exchangeCacheKey(subjectToken, auth.audience, auth.scope), () => exchange(subjectToken));
       return got instanceof Promise ? got.then((t) => t.headers) : got.headers;
     },
-    invalidate() {
-      cache.clear();
+    invalidate(principal) {
+      if (principal === undefined) return cache.clear();
+      const subjectToken = principal.kind === 'oauth' ? principal.bearer : undefined;
+      if (subjectToken) cache.delete(exchangeCacheKey(subjectToken, auth.audience, auth.scope));
     },
   };
 }

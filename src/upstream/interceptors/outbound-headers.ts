@@ -99,6 +99,17 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
     call.headers = call.headers === undefined ? headers : { ...headers, ...call.headers };
   };
 
+  // A token the gateway obtained may be revoked or rejected before it expires: after an HTTP 401
+  // the next call of that caller fetches a fresh one (RFC 6750 §3.1 `invalid_token`).
+  const refreshable = credentials.type === 'oauth2-client-credentials' || credentials.type === 'token-exchange';
+  const send = (next: Dispatch, call: UpstreamRequest): Promise<JsonRpcResponse> => {
+    if (!refreshable) return next(call);
+    return next(call).then((res) => {
+      if (isUnauthorized(res)) credentials.invalidate(call.ctx.principal ?? call.binding()?.principal ?? ANONYMOUS);
+      return res;
+    });
+  };
+
   return (next: Dispatch): Dispatch =>
     (call: UpstreamRequest): Promise<JsonRpcResponse> => {
       let pending: OutboundHeaders | Promise<OutboundHeaders>;
@@ -111,14 +122,26 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
         return pending.then(
           (headers) => {
             put(call, headers);
-            return next(call);
+            return send(next, call);
           },
           (err: unknown) => errorResponseOf(err),
         );
       }
       put(call, pending);
-      return next(call);
+      return send(next, call);
     };
+}
+
+/** True for the answer to a request the upstream refused with HTTP 401 (as such, or wrapped by a failed connect). */
+function isUnauthorized(res: JsonRpcResponse): boolean {
+  if (!('error' in res)) return false;
+  const data = res.error.data as
+    { code?: unknown; status?: unknown; upstreamError?: { data?: { code?: unknown; status?: unknown } } } | undefined;
+  if (data?.code === 'SWB_ERR_UPSTREAM_HTTP') return data.status === 401;
+  const inner = data?.upstreamError?.data;
+  return (
+    data?.code === 'SWB_ERR_UPSTREAM_UNAVAILABLE' && inner?.code === 'SWB_ERR_UPSTREAM_HTTP' && inner.status === 401
+  );
 }
 
 /**

@@ -62,7 +62,7 @@ const ANONYMOUS_METHODS = new Set(['initialize', 'notifications/initialized', 't
 async function startProtectedUpstream(issuer: string) {
   const jwks = createRemoteJWKSet(new URL(`${issuer}/jwks`));
   const seenAuthorizations: string[] = [];
-  const app = { url: '' };
+  const app = { url: '', refuseNextToken: false };
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     void (async () => {
       const chunks: Buffer[] = [];
@@ -70,8 +70,9 @@ async function startProtectedUpstream(issuer: string) {
       const body = JSON.parse(Buffer.concat(chunks).toString() || 'null') as { method?: string } | null;
       const authorization = req.headers.authorization ?? '';
       seenAuthorizations.push(authorization);
+      const unauthorized = () => res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
       let payload: JWTPayload = {};
-      if (authorization !== '' || !ANONYMOUS_METHODS.has(body?.method ?? ''))
+      if (authorization !== '' || !ANONYMOUS_METHODS.has(body?.method ?? '')) {
         try {
           ({ payload } = await jwtVerify(authorization.replace(/^Bearer /, ''), jwks, {
             issuer,
@@ -79,9 +80,16 @@ async function startProtectedUpstream(issuer: string) {
             typ: 'at+jwt',
           }));
         } catch {
-          res.writeHead(401, { 'www-authenticate': 'Bearer error="invalid_token"' }).end();
+          unauthorized();
           return;
         }
+      }
+      if (app.refuseNextToken && body?.method === 'tools/call') {
+        // As if the token had been revoked at the authorization server.
+        app.refuseNextToken = false;
+        unauthorized();
+        return;
+      }
       const mcp = new McpServer({ name: 'protected', version: '1.0.0' });
       mcp.registerTool('whoami', { description: 'the subject and audience of the bearer' }, () => ({
         content: [{ type: 'text', text: JSON.stringify({ sub: payload.sub, aud: payload.aud }) }],
@@ -100,6 +108,10 @@ async function startProtectedUpstream(issuer: string) {
   return {
     url: app.url,
     seenAuthorizations,
+    /** Answers the next `tools/call` with HTTP 401 whatever its token. */
+    refuseNextToken: () => {
+      app.refuseNextToken = true;
+    },
     close: async () => {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));
@@ -248,6 +260,23 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     for (const seen of upstream.seenAuthorizations) {
       expect(seen).not.toContain(alice);
       expect(seen).not.toContain(bob);
+    }
+  });
+
+  it('exchanges again for a caller whose exchanged token the upstream answered with 401', async () => {
+    const carol = await inbound('carol');
+    const { client } = await connectClient(`${gw.url}/mcp`, {}, 'te', { authorization: `Bearer ${carol}` });
+    try {
+      const call = () => client.callTool({ name: 'up__whoami', arguments: {} });
+      await call();
+      const before = exchanges.length;
+      upstream.refuseNextToken();
+      await expect(call()).rejects.toThrow();
+      const again = (await call()) as { content: { text: string }[] };
+      expect(JSON.parse(again.content[0]!.text)).toMatchObject({ sub: 'carol' });
+      expect(exchanges.slice(before).map((e) => e.sub)).toEqual(['carol']);
+    } finally {
+      await client.close();
     }
   });
 

@@ -236,6 +236,15 @@ describe('token-exchange credential against a token endpoint on 127.0.0.1', () =
     now = 30_000;
     await c.headersFor(alice);
     expect(seen).toHaveLength(3);
+    // After an upstream 401: only that caller exchanges again.
+    const bob = principal('bob', 'bob-token');
+    await c.headersFor(bob);
+    expect(seen).toHaveLength(4);
+    c.invalidate(alice);
+    await c.headersFor(alice);
+    expect(seen).toHaveLength(5);
+    expect(c.headersFor(bob)).toEqual({ authorization: 'Bearer exchanged-for-bob-token' });
+    expect(seen).toHaveLength(5);
   });
 
   it('refuses a caller without an OAuth access token, and sends nothing for the anonymous probe, without any request', async () => {
