@@ -17,6 +17,7 @@ import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 import { buildConfig, connectClient } from '../../helpers/gateway.js';
 import { startAuthorizationServer, type RunningAuthorizationServer } from '../../helpers/oidc.js';
+import { startOtlpReceiver, type OtlpReceiver } from '../observability/otlp-receiver.js';
 
 /** The gateway's public URL, fixed so inbound tokens can be issued for it before it starts. */
 const PUB = 'http://switchboard.test';
@@ -122,8 +123,10 @@ async function startProtectedUpstream(issuer: string) {
 describe('token-exchange upstream credential (RFC 8693)', () => {
   let as: RunningAuthorizationServer;
   let upstream: Awaited<ReturnType<typeof startProtectedUpstream>>;
-  let gw: RunningGateway;
+  let gw: RunningGateway | undefined;
   let db: Database;
+  /** Receives the gateway's traces (OTLP/HTTP JSON). */
+  let otlp: OtlpReceiver;
   /** Subjects of the exchanges the authorization server performed, in order. */
   const exchanges: { sub: string; audience: string | undefined }[] = [];
   const logLines: string[] = [];
@@ -198,6 +201,10 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
       destination: new PassThrough().on('data', (c: Buffer) => logLines.push(c.toString())),
     });
     db = await openDatabase({ url: ':memory:', dataDir: '.', logger });
+    otlp = await startOtlpReceiver();
+    // Tracing is switched on by the standard OpenTelemetry variables, read when the gateway starts.
+    process.env.OTEL_EXPORTER_OTLP_ENDPOINT = otlp.endpoint;
+    process.env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json';
     const exchange = {
       type: 'token-exchange',
       clientId: GATEWAY_CLIENT.clientId,
@@ -218,7 +225,10 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     });
   });
   afterAll(async () => {
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete process.env.OTEL_EXPORTER_OTLP_PROTOCOL;
     await gw?.close();
+    await otlp?.close();
     await db?.close();
     await upstream?.close();
     await as?.stop();
@@ -233,7 +243,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
   };
 
   async function whoami(token: string, tool = 'up__whoami') {
-    const { client } = await connectClient(`${gw.url}/mcp`, {}, 'te', { authorization: `Bearer ${token}` });
+    const { client } = await connectClient(`${gw!.url}/mcp`, {}, 'te', { authorization: `Bearer ${token}` });
     try {
       const result = await client.callTool({ name: tool, arguments: {} });
       return result as { isError?: boolean; content: { type: string; text: string }[] };
@@ -265,7 +275,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
 
   it('exchanges again for a caller whose exchanged token the upstream answered with 401', async () => {
     const carol = await inbound('carol');
-    const { client } = await connectClient(`${gw.url}/mcp`, {}, 'te', { authorization: `Bearer ${carol}` });
+    const { client } = await connectClient(`${gw!.url}/mcp`, {}, 'te', { authorization: `Bearer ${carol}` });
     try {
       const call = () => client.callTool({ name: 'up__whoami', arguments: {} });
       await call();
@@ -282,7 +292,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
 
   it('answers a refused exchange with a JSON-RPC error naming the server and the reason, never the token', async () => {
     const alice = await inbound('alice');
-    const { client } = await connectClient(`${gw.url}/mcp`, {}, 'te', { authorization: `Bearer ${alice}` });
+    const { client } = await connectClient(`${gw!.url}/mcp`, {}, 'te', { authorization: `Bearer ${alice}` });
     let err: { code?: number; message?: string; data?: Record<string, unknown> } | undefined;
     try {
       await client.callTool({ name: 'refused__whoami', arguments: {} });
@@ -301,18 +311,25 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     expect(JSON.stringify(err)).not.toContain(alice);
   });
 
-  it('writes no inbound or exchanged token to the logs, the metrics or an error', async () => {
+  // Runs last: it stops the gateway to flush its traces.
+  it('writes no inbound or exchanged token to the logs, the metrics, the traces or an error', async () => {
     const alice = await inbound('alice');
     await whoami(alice);
     const exchangedTokens = upstream.seenAuthorizations.map((a) => a.replace(/^Bearer /, '')).filter(Boolean);
     expect(exchangedTokens.length).toBeGreaterThan(0);
-    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    const metrics = await (await fetch(`${gw!.url}/metrics`)).text();
+    const running = gw!;
+    gw = undefined;
+    await running.close();
+    const traces = JSON.stringify(otlp.spans);
     const logs = logLines.join('');
     expect(logs).toContain('upstream token exchange failed');
+    expect(traces).toContain('"error.type":"-33065"'); // the refused exchange's span
     expect(inboundTokens).toContain(alice);
     for (const secret of [...inboundTokens, ...exchangedTokens, GATEWAY_CLIENT.clientSecret]) {
       expect(logs).not.toContain(secret);
       expect(metrics).not.toContain(secret);
+      expect(traces).not.toContain(secret);
     }
   });
 });
