@@ -36,10 +36,10 @@ export {
   remoteTransport,
   ServerConfig,
   StdioServer,
-  TokenExchangeAuth,
   UpstreamAuth,
   VirtualServer,
 } from './schema/servers.js';
+export { TokenExchangeAuth } from './schema/token-exchange.js';
 export { RateLimitRule, RuleMatch } from './schema/traffic.js';
 
 export const SwitchboardConfigInput = z
