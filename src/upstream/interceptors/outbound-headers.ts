@@ -9,7 +9,9 @@
  * Synchronous when no part needs I/O (a static bearer, `none`, `forward`, no identity
  * assertion): the call goes on in the same step, with no extra promise. The credential headers
  * and principal of each call are remembered on the connection's binding, so the connection's own
- * traffic (the GET stream, notifications) carries the latest credential.
+ * traffic (the GET stream, notifications) carries the latest credential. When the upstream
+ * answers HTTP 401, a token the gateway obtained (client credentials, or the caller's exchanged
+ * token) is dropped so the next call fetches a new one.
  *
  * @module
  */
