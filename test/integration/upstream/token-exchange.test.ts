@@ -1,7 +1,7 @@
 /**
  * `auth.type: token-exchange` end to end (docs/upstream-identity.md): a real `oidc-provider`
  * authorization server with an RFC 8693 grant registered by this test, a gateway in
- * `auth.mode: oauth` trusting it, and an official SDK MCP server as the upstream that verifies
+ * `auth.mode: tokens+oauth` trusting it, and an official SDK MCP server as the upstream that verifies
  * each bearer's signature, issuer and audience against the provider's JWKS and echoes its subject.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -212,7 +212,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     };
     gw = await startGateway({
       config: buildConfig({
-        auth: { mode: 'oauth', oauth: { issuer: as.issuer, validation: 'jwt', audience: `${PUB}/mcp` } },
+        auth: { mode: 'tokens+oauth', oauth: { issuer: as.issuer, validation: 'jwt', audience: `${PUB}/mcp` } },
         servers: {
           up: { url: upstream.url, auth: { ...exchange, audience: upstream.url, scope: 'mcp:use' } },
           refused: { url: upstream.url, auth: { ...exchange, audience: REFUSED_AUDIENCE, scope: 'mcp:use' } },
@@ -288,6 +288,27 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     } finally {
       await client.close();
     }
+  });
+
+  it('refuses a caller with a Switchboard API token instead of an OAuth access token (-33066), sending it nowhere', async () => {
+    const apiToken = (
+      await gw!.tokens.create({ name: 'api', subject: 'dave', permissions: ['servers.use', 'tools.execute'] })
+    ).token;
+    const exchangesBefore = exchanges.length;
+    const seenBefore = upstream.seenAuthorizations.length;
+    const { client } = await connectClient(`${gw!.url}/mcp`, {}, 'te', { authorization: `Bearer ${apiToken}` });
+    let err: { code?: number; data?: Record<string, unknown> } | undefined;
+    try {
+      await client.callTool({ name: 'up__whoami', arguments: {} });
+    } catch (e) {
+      err = e as typeof err;
+    } finally {
+      await client.close();
+    }
+    expect(err?.code).toBe(-33066);
+    expect(err?.data).toMatchObject({ code: 'SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN', server: 'up' });
+    expect(exchanges.length).toBe(exchangesBefore);
+    expect(upstream.seenAuthorizations.slice(seenBefore).join('')).not.toContain(apiToken);
   });
 
   it('answers a refused exchange with a JSON-RPC error naming the server and the reason, never the token', async () => {
