@@ -167,7 +167,11 @@ export interface TokenExchangeOptions {
    * `tokenEndpoint` is not configured. Undefined when inbound OAuth is off.
    */
   authorizationServer?: (() => Promise<AuthorizationServerMetadata>) | undefined;
-  /** undici dispatcher for token requests. Default: undici's global dispatcher. */
+  /**
+   * undici dispatcher for requests to a configured `tokenEndpoint` (a runtime server's is held to
+   * the destination policy). The inbound issuer's discovered endpoint is the operator's own
+   * configuration and always uses undici's global dispatcher. Default: the global dispatcher.
+   */
   dispatcher?: Dispatcher | undefined;
   /** Epoch milliseconds. Default `Date.now`. */
   clock?: (() => number) | undefined;
@@ -265,7 +269,9 @@ export function createTokenExchangeCredentials(
         body: tokenExchangeForm(auth, subjectToken).toString(),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
-        ...(options.dispatcher === undefined ? {} : { dispatcher: options.dispatcher }),
+        ...(options.dispatcher === undefined || auth.tokenEndpoint === undefined
+          ? {}
+          : { dispatcher: options.dispatcher }),
       });
     } catch (err) {
       if (err instanceof GatewayError) throw err; // the destination policy's refusal

@@ -6,6 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Principal } from '../../../src/auth/principal.js';
 import { ConfigError, parseConfigText } from '../../../src/config/load.js';
@@ -315,6 +316,32 @@ describe('token-exchange credential against a token endpoint on 127.0.0.1', () =
     expect(text).not.toContain('subject-token-xyz');
     expect(text).not.toContain('exchanged-secret');
     expect(text).not.toContain('gw-secret');
+  });
+
+  it('sends a configured tokenEndpoint through the given dispatcher, the discovered one through the global one', async () => {
+    const { url, seen } = await endpoint(issued);
+    // Stands for the destination policy of a runtime server: it refuses every connection.
+    const refusing = new Agent({ connect: (_opts, cb) => cb(new Error('destination refused'), null) });
+    try {
+      const configured = createUpstreamCredentials(
+        { ...TokenExchangeAuth.parse(ISSUE_ENTRY), tokenEndpoint: url },
+        { serverName: 'up', logger: silentLogger(), dispatcher: refusing },
+      );
+      await expect(configured.headersFor(principal('alice', 'a'))).rejects.toMatchObject({
+        data: { reason: 'unreachable' },
+      });
+      expect(seen).toHaveLength(0);
+      const discovered = createUpstreamCredentials(TokenExchangeAuth.parse(ISSUE_ENTRY), {
+        serverName: 'up',
+        logger: silentLogger(),
+        dispatcher: refusing,
+        authorizationServer: () => Promise.resolve({ issuer: 'http://127.0.0.1', token_endpoint: url }),
+      });
+      expect(await discovered.headersFor(principal('alice', 'a'))).toEqual({ authorization: 'Bearer exchanged-for-a' });
+      expect(seen).toHaveLength(1);
+    } finally {
+      await refusing.close();
+    }
   });
 
   it('finds the token endpoint in the inbound authorization server metadata', async () => {
