@@ -275,6 +275,26 @@ export const ERROR_CODES = {
     expose: false,
     publicMessage: 'Switchboard could not obtain its credential for the upstream',
   },
+  /**
+   * An RFC 8693 token exchange for an upstream failed: the token endpoint refused it (`data.reason`
+   * `refused`, with the RFC 6749 §5.2 `error` code in `data.error`), could not be reached or found
+   * (`unreachable`, `discovery`), or answered something unusable (`invalid_response`).
+   */
+  SWB_ERR_UPSTREAM_TOKEN_EXCHANGE: {
+    family: 'jsonrpc',
+    status: 502,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 65,
+    expose: false,
+    publicMessage: "Switchboard could not exchange the caller's token for the upstream",
+    publicData: ['server', 'reason', 'error'],
+  },
+  /** An upstream with `auth.type: token-exchange` was called by a principal without an OAuth access token to exchange. */
+  SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN: {
+    family: 'jsonrpc',
+    status: 403,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 66,
+    expose: true,
+  },
   /** The upstream's `maxInFlight` slots are taken and its wait queue is full, or the wait exceeded `queueTimeout`. */
   SWB_ERR_UPSTREAM_BUSY: { family: 'jsonrpc', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 28, expose: true },
   /**

@@ -18,7 +18,7 @@ import {
 } from '../auth/resource-metadata.js';
 import type { TokenService } from '../auth/tokens.js';
 import type { SwitchboardConfig } from '../config/schema.js';
-import type { GatewayError } from '../errors.js';
+import { GatewayError } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import { defaultChallenge, type RouteHandler } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
@@ -91,6 +91,7 @@ export async function createAuth(options: AuthOptions): Promise<Auth> {
       : undefined;
     return {
       source: JSON.stringify(auth),
+      oauth,
       oauthCfg: oauthOn ? oauthCfg : undefined,
       authenticate: createAuthenticator({ config: auth, tokens, ...(oauth ? { oauth } : {}), logger }),
     };
@@ -116,6 +117,10 @@ export async function createAuth(options: AuthOptions): Promise<Auth> {
     overwriteBase: c.headers.overwriteBase,
     reservedHeaders: c.auth.trustedProxy ? [c.auth.trustedProxy.header] : [],
     identity,
+    // The verifier in force at call time: a reload that changes `auth` replaces it.
+    authorizationServer: () =>
+      auth.oauth?.discover() ??
+      Promise.reject(new GatewayError('SWB_ERR_AUTH_UNAVAILABLE', 'inbound OAuth is not configured')),
   });
   gateway.setOutbound(await outboundFor(config));
   // A rotation (`switchboard identity rotate`) reaches a gateway without Redis within a minute.

@@ -1,7 +1,8 @@
 /**
  * Checks between configuration entries, run on the raw tree so they are reported even beside
  * schema errors: unknown or disabled servers in virtual servers, names defined twice or that
- * can collide once namespaced, conflicting renames; and which `${VAR}` variables each server
+ * can collide once namespaced, conflicting renames, `token-exchange` upstreams without inbound
+ * OAuth; and which `${VAR}` variables each server
  * entry read.
  *
  * @module
@@ -58,6 +59,20 @@ export function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
 
   const all = { ...servers, ...mcpServers };
   const names = Object.keys(all);
+
+  // RFC 8693 exchanges the caller's OAuth access token: without inbound OAuth there is none.
+  const mode = isPlainObject(doc.auth) && typeof doc.auth.mode === 'string' ? doc.auth.mode : 'none';
+  if (mode !== 'oauth' && mode !== 'tokens+oauth') {
+    for (const name of names) {
+      const entry = all[name];
+      if (isDisabled(entry) || !isPlainObject(entry) || !isPlainObject(entry.auth)) continue;
+      if (entry.auth.type !== 'token-exchange') continue;
+      issues.push({
+        path: [name in mcpServers ? 'mcpServers' : 'servers', name, 'auth', 'type'],
+        message: `token-exchange exchanges the caller's OAuth access token, but auth.mode is ${JSON.stringify(mode)}; set auth.mode to oauth or tokens+oauth`,
+      });
+    }
+  }
 
   // Exposed names must be unique: refuse what can be known to collide before any upstream runs.
   const separator =

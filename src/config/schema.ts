@@ -39,6 +39,7 @@ export {
   UpstreamAuth,
   VirtualServer,
 } from './schema/servers.js';
+export { TokenExchangeAuth } from './schema/token-exchange.js';
 export { RateLimitRule, RuleMatch } from './schema/traffic.js';
 
 export const SwitchboardConfigInput = z

@@ -118,8 +118,9 @@ const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'x-ups
 /**
  * Why a raw server entry (valid or not) needs `admin.*`, or undefined: it is a stdio server (a
  * program run as the gateway's user), or it sends callers' credentials to its URL
- * (`auth.type: forward`, or a credential header in `passthroughHeaders`) — every user of the
- * server would hand their token to whoever chose the URL.
+ * (`auth.type: forward`, `token-exchange` with its own `tokenEndpoint`, or a credential header
+ * in `passthroughHeaders`) — every user of the server would hand their token to whoever chose
+ * the URL.
  */
 function adminOnlyReason(entry: unknown): string | undefined {
   if (typeof entry !== 'object' || entry === null) return undefined;
@@ -127,6 +128,15 @@ function adminOnlyReason(entry: unknown): string | undefined {
   if (e.type === 'stdio' || STDIO_FIELDS.some((f) => Object.hasOwn(e, f))) return 'a stdio server';
   const auth = e.auth as { type?: unknown } | undefined;
   if (typeof auth === 'object' && auth !== null && auth.type === 'forward') return 'a server with auth.type forward';
+  // The callers' access tokens go to the token endpoint: only the inbound issuer's is safe by default.
+  if (
+    typeof auth === 'object' &&
+    auth !== null &&
+    auth.type === 'token-exchange' &&
+    (auth as { tokenEndpoint?: unknown }).tokenEndpoint !== undefined
+  ) {
+    return 'a server with auth.type token-exchange and its own tokenEndpoint';
+  }
   if (
     Array.isArray(e.passthroughHeaders) &&
     e.passthroughHeaders.some((h) => typeof h === 'string' && CREDENTIAL_HEADERS.has(h.toLowerCase()))
@@ -314,6 +324,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     if (destinations !== undefined && !isStdioServer(cfg)) {
       await destinations.check(cfg.url);
       if (cfg.auth?.type === 'oauth2-client-credentials') await destinations.check(cfg.auth.tokenUrl);
+      if (cfg.auth?.type === 'token-exchange' && cfg.auth.tokenEndpoint !== undefined)
+        await destinations.check(cfg.auth.tokenEndpoint);
     }
     const now = clock();
     const existing = await servers.get(name);

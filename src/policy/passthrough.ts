@@ -292,7 +292,7 @@ export interface PassthroughPolicy {
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
-const CREDENTIALED = new Set<UpstreamAuth['type']>(['bearer', 'basic', 'oauth2-client-credentials']);
+const CREDENTIALED = new Set<UpstreamAuth['type']>(['bearer', 'basic', 'oauth2-client-credentials', 'token-exchange']);
 
 function headerValue(raw: string | string[] | undefined): string | undefined {
   if (raw === undefined) return undefined;

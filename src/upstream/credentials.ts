@@ -10,7 +10,9 @@
  *   RFC 8707 `resource` and `audience`; cached until shortly before `expires_in`, refreshed by a
  *   single request however many callers are waiting;
  * - `forward`: the caller's own bearer token (`Principal.bearer`); nothing when the caller
- *   authenticated without one (e.g. a trusted proxy header).
+ *   authenticated without one (e.g. a trusted proxy header);
+ * - `token-exchange`: a token obtained per caller by exchanging the caller's OAuth access token
+ *   (RFC 8693, `token-exchange.ts`); the caller's own token is never sent upstream.
  *
  * The operator's credential is never replaced by a client header: the header
  * passthrough policy (`src/policy/passthrough.ts`) refuses client `Authorization` headers for
@@ -20,9 +22,19 @@
  */
 import { request, type Dispatcher } from 'undici';
 import type { Principal } from '../auth/principal.js';
+import type { AuthorizationServerMetadata } from '../auth/oauth-common.js';
 import type { UpstreamAuth } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { createTokenExchangeCredentials } from './token-exchange.js';
+import {
+  MAX_TOKEN_RESPONSE_BYTES,
+  OAUTH_ERROR_RE,
+  TOKEN_CHARS_RE,
+  clientSecretBasic,
+  parseJsonObject,
+  readCapped,
+} from './token-response.js';
 
 /** Options for {@link createUpstreamCredentials}. */
 export interface UpstreamCredentialsOptions {
@@ -39,6 +51,11 @@ export interface UpstreamCredentialsOptions {
   defaultLifetimeSeconds?: number;
   /** Time allowed for the token endpoint's response headers, and for its body. Default 10 000 ms. */
   tokenTimeoutMs?: number;
+  /**
+   * The inbound authorization server's metadata (RFC 8414 §3), whose `token_endpoint` a
+   * `token-exchange` credential uses when it configures none. Undefined when inbound OAuth is off.
+   */
+  authorizationServer?: (() => Promise<AuthorizationServerMetadata>) | undefined;
 }
 
 /** The credential of one upstream. */
@@ -52,21 +69,20 @@ export interface UpstreamCredentials {
    *
    * @throws GatewayError `SWB_ERR_UPSTREAM_AUTH` (502) when a client-credentials token cannot be
    *   obtained; the next call tries again. The message never contains the client secret.
+   * @throws GatewayError `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE` (502) or
+   *   `SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN` (403) for `token-exchange` (`token-exchange.ts`).
    */
   headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
   /**
-   * Forgets a cached token so the next call fetches a new one (call it when the upstream answers
-   * 401 to a client-credentials token). A no-op for the other types.
+   * Forgets a cached token so the next call fetches a new one: the outbound-headers step calls it
+   * when the upstream answers HTTP 401. `oauth2-client-credentials` drops its one token;
+   * `token-exchange` drops `principal`'s exchanged token (every one when no principal is given).
+   * A no-op for the other types.
    */
-  invalidate(): void;
+  invalidate(principal?: Principal): void;
 }
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
-// Visible ASCII only: a credential with CR/LF or controls would be refused by undici on every request.
-const TOKEN_CHARS_RE = /^[\x21-\x7e]+$/;
-// RFC 6749 §5.2 `error` values: NQSCHAR (%x20-21 / %x23-5B / %x5D-7E).
-const OAUTH_ERROR_RE = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/;
-const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
 
 /** A credential that does not depend on the caller: one frozen object, returned synchronously. */
 class StaticCredentials implements UpstreamCredentials {
@@ -99,35 +115,6 @@ class ForwardCredentials implements UpstreamCredentials {
 
 type ClientCredentialsAuth = Extract<UpstreamAuth, { type: 'oauth2-client-credentials' }>;
 
-/** RFC 6749 §2.3.1: client id and secret are form-urlencoded before the Basic encoding. */
-function formEncode(v: string): string {
-  return new URLSearchParams({ v }).toString().slice(2);
-}
-
-async function readCapped(body: Dispatcher.ResponseData['body'], max: number): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-function parseJson(text: string | undefined): Record<string, unknown> | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const v: unknown = JSON.parse(text);
-    return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** RFC 6749 §4.4 client credentials grant with a cached, single-flight token. */
 class ClientCredentials implements UpstreamCredentials {
   readonly type = 'oauth2-client-credentials' as const;
@@ -152,8 +139,7 @@ class ClientCredentials implements UpstreamCredentials {
     this.#skewMs = options.expirySkewMs ?? 30_000;
     this.#defaultLifetimeMs = (options.defaultLifetimeSeconds ?? 300) * 1000;
     this.#timeoutMs = options.tokenTimeoutMs ?? 10_000;
-    const pair = `${formEncode(auth.clientId)}:${formEncode(auth.clientSecret)}`;
-    this.#clientAuthorization = `Basic ${Buffer.from(pair, 'utf8').toString('base64')}`;
+    this.#clientAuthorization = clientSecretBasic(auth.clientId, auth.clientSecret);
   }
 
   headersFor(): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>> {
@@ -215,7 +201,7 @@ class ClientCredentials implements UpstreamCredentials {
     } catch (err) {
       throw this.#fail('token response could not be read', err);
     }
-    const json = parseJson(text);
+    const json = parseJsonObject(text);
     if (res.statusCode !== 200) {
       // RFC 6749 §5.2: only the registered `error` code is repeated, never `error_description`.
       const error = json?.error;
@@ -285,5 +271,7 @@ export function createUpstreamCredentials(
       return new ClientCredentials(auth, options);
     case 'forward':
       return new ForwardCredentials();
+    case 'token-exchange':
+      return createTokenExchangeCredentials(auth, options);
   }
 }

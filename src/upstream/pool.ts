@@ -259,6 +259,8 @@ export class ConnectionPool {
         await destinations.check(this.#config.url);
         if (this.#config.auth?.type === 'oauth2-client-credentials')
           await destinations.check(this.#config.auth.tokenUrl);
+        if (this.#config.auth?.type === 'token-exchange' && this.#config.auth.tokenEndpoint !== undefined)
+          await destinations.check(this.#config.auth.tokenEndpoint);
       } catch (err) {
         slot.notBefore = this.#now() + slot.backoff.next();
         throw err;

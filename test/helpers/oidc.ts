@@ -33,6 +33,14 @@ export interface AuthorizationServerOptions {
   scopes?: string[];
   /** Access token lifetime in seconds. Default 600. */
   accessTokenTtlSec?: number;
+  /** More client metadata records (e.g. a client allowed a grant registered by `configure`). */
+  extraClients?: Record<string, unknown>[];
+  /**
+   * Called with the provider before it serves, e.g. to `registerGrantType` an RFC 8693 token
+   * exchange handler. A token whose `testClaims` property is set before `save()` carries those
+   * claims (a JWT access token: in its payload, `sub` included).
+   */
+  configure?: (provider: ProviderInstance) => void;
 }
 
 /** Parameters of a token request. */
@@ -77,8 +85,11 @@ export interface RunningAuthorizationServer {
 
 // oidc-provider ships no type declarations; this is the little of it the helper uses. The
 // specifier is not a literal so that the compiler does not look for declarations.
-interface ProviderInstance {
+/** The part of an `oidc-provider` instance the helper and its `configure` callers use. */
+export interface ProviderInstance {
   callback(): (req: IncomingMessage, res: ServerResponse) => void;
+  registerGrantType(name: string, handler: (ctx: never) => Promise<void>, parameters?: string[]): void;
+  readonly issuer: string;
 }
 type ProviderConstructor = new (issuer: string, configuration: Record<string, unknown>) => ProviderInstance;
 const OIDC_PROVIDER: string = 'oidc-provider';
@@ -164,14 +175,15 @@ export async function startAuthorizationServer(
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
       },
+      ...(options.extraClients ?? []),
     ],
     jwks: { keys: [signingKey] },
     scopes: ['openid', 'offline_access', ...scopes],
     // Test-only: a token request may choose the subject with an `x-test-sub` header (see
     // IssueTokenParams.sub); opaque tokens report it through introspection's `sub`.
-    extraTokenClaims(ctx: { get(name: string): string }) {
+    extraTokenClaims(ctx: { get(name: string): string }, token: { testClaims?: Record<string, unknown> }) {
       const sub = ctx.get('x-test-sub');
-      return sub ? { sub } : undefined;
+      return sub ? { sub } : token.testClaims;
     },
     formats: {
       customizers: {
@@ -204,6 +216,7 @@ export async function startAuthorizationServer(
       },
     },
   });
+  options.configure?.(provider);
   app.handler = provider.callback();
 
   const basic = (c: { clientId: string; clientSecret: string }): string =>

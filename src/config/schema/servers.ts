@@ -8,6 +8,7 @@
 import ipaddr from 'ipaddr.js';
 import { z } from 'zod';
 import { Duration, HeaderName, Name, StringLike } from './common.js';
+import { TokenExchangeAuth } from './token-exchange.js';
 
 /** allow/deny globs plus renames, applied to one kind of primitive (tools, prompts or resources). */
 export const NameFilter = z
@@ -140,6 +141,7 @@ export const UpstreamAuth = z.discriminatedUnion('type', [
     .strict(),
   /** Passes the caller's own bearer token to the upstream; must be chosen explicitly. */
   z.object({ type: z.literal('forward') }).strict(),
+  TokenExchangeAuth,
 ]);
 export type UpstreamAuth = z.infer<typeof UpstreamAuth>;
 

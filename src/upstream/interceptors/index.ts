@@ -72,6 +72,7 @@ export function createUpstreamInterceptors(options: UpstreamInterceptorsOptions)
   const credentials = createUpstreamCredentials(cfg.auth, {
     serverName: name,
     logger,
+    authorizationServer: options.outbound?.authorizationServer,
     // A runtime server's token endpoint is held to the destination policy at connect time too.
     ...(options.destinations ? { dispatcher: options.destinations.dispatcher() } : {}),
   });

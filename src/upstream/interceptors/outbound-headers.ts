@@ -9,11 +9,14 @@
  * Synchronous when no part needs I/O (a static bearer, `none`, `forward`, no identity
  * assertion): the call goes on in the same step, with no extra promise. The credential headers
  * and principal of each call are remembered on the connection's binding, so the connection's own
- * traffic (the GET stream, notifications) carries the latest credential.
+ * traffic (the GET stream, notifications) carries the latest credential. When the upstream
+ * answers HTTP 401, a token the gateway obtained (client credentials, or the caller's exchanged
+ * token) is dropped so the next call fetches a new one.
  *
  * @module
  */
 import type { IdentityPropagator } from '../../auth/identity.js';
+import type { AuthorizationServerMetadata } from '../../auth/oauth-common.js';
 import { ANONYMOUS, type Principal } from '../../auth/principal.js';
 import type { PassthroughPolicy } from '../../policy/passthrough.js';
 import type { JsonRpcResponse } from '../../protocol/jsonrpc.js';
@@ -37,6 +40,11 @@ export interface OutboundOptions {
   reservedHeaders: readonly string[];
   /** Signs identity assertions for servers with `identityHeaders: true`. */
   identity?: IdentityPropagator;
+  /**
+   * The inbound OAuth authorization server's metadata (RFC 8414 §3), for the token endpoint of
+   * `token-exchange` upstreams. Undefined when inbound OAuth is off.
+   */
+  authorizationServer?: () => Promise<AuthorizationServerMetadata>;
 }
 
 /** Options for {@link createOutboundHeadersInterceptor}. */
@@ -93,6 +101,17 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
     call.headers = call.headers === undefined ? headers : { ...headers, ...call.headers };
   };
 
+  // A token the gateway obtained may be revoked or rejected before it expires: after an HTTP 401
+  // the next call of that caller fetches a fresh one (RFC 6750 §3.1 `invalid_token`).
+  const refreshable = credentials.type === 'oauth2-client-credentials' || credentials.type === 'token-exchange';
+  const send = (next: Dispatch, call: UpstreamRequest): Promise<JsonRpcResponse> => {
+    if (!refreshable) return next(call);
+    return next(call).then((res) => {
+      if (isUnauthorized(res)) credentials.invalidate(call.ctx.principal ?? call.binding()?.principal ?? ANONYMOUS);
+      return res;
+    });
+  };
+
   return (next: Dispatch): Dispatch =>
     (call: UpstreamRequest): Promise<JsonRpcResponse> => {
       let pending: OutboundHeaders | Promise<OutboundHeaders>;
@@ -105,14 +124,26 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
         return pending.then(
           (headers) => {
             put(call, headers);
-            return next(call);
+            return send(next, call);
           },
           (err: unknown) => errorResponseOf(err),
         );
       }
       put(call, pending);
-      return next(call);
+      return send(next, call);
     };
+}
+
+/** True for the answer to a request the upstream refused with HTTP 401 (as such, or wrapped by a failed connect). */
+function isUnauthorized(res: JsonRpcResponse): boolean {
+  if (!('error' in res)) return false;
+  const data = res.error.data as
+    { code?: unknown; status?: unknown; upstreamError?: { data?: { code?: unknown; status?: unknown } } } | undefined;
+  if (data?.code === 'SWB_ERR_UPSTREAM_HTTP') return data.status === 401;
+  const inner = data?.upstreamError?.data;
+  return (
+    data?.code === 'SWB_ERR_UPSTREAM_UNAVAILABLE' && inner?.code === 'SWB_ERR_UPSTREAM_HTTP' && inner.status === 401
+  );
 }
 
 /**

@@ -87,3 +87,52 @@ describe('destinations of runtime URL servers', () => {
     expect(u?.lastError).toContain('refused for runtime servers');
   });
 });
+
+describe('runtime servers with auth.type token-exchange', () => {
+  let gw: RunningGateway | undefined;
+  afterEach(async () => {
+    await gw?.close();
+    gw = undefined;
+  });
+
+  async function post(g: RunningGateway, token: string, name: string, auth: Record<string, unknown>) {
+    const res = await fetch(`${g.url}/api/v1/servers`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify({ name, url: 'https://upstream.example/mcp', auth }),
+    });
+    const body = (await res.json()) as { error?: { code: string } };
+    return { status: res.status, code: body.error?.code };
+  }
+
+  const exchange = {
+    type: 'token-exchange',
+    clientId: 'gw-client',
+    clientSecret: 'gw-secret',
+    audience: 'https://upstream.example/mcp',
+  };
+
+  it('needs admin.* for its own tokenEndpoint, which is held to the destination policy', async () => {
+    gw = await startTestGateway({
+      auth: { mode: 'tokens' },
+      // Names that resolve nowhere in a test: allowed by name, so no DNS lookup is needed.
+      runtimeServers: { allowDestinations: ['upstream.example', 'collector.example'] },
+    });
+    const manager = (
+      await gw.tokens.create({ name: 'm', subject: 'mallory', permissions: ['servers.use', 'servers.manage'] })
+    ).token;
+    const admin = (await gw.tokens.create({ name: 'a', subject: 'root', permissions: ['admin.*'] })).token;
+    // Every caller's access token would go to the endpoint: only an administrator may choose it.
+    expect(await post(gw, manager, 'own', { ...exchange, tokenEndpoint: 'https://collector.example/token' })).toEqual({
+      status: 403,
+      code: 'SWB_ERR_AUTH_ADMIN_REQUIRED',
+    });
+    expect(await post(gw, admin, 'meta', { ...exchange, tokenEndpoint: 'http://169.254.169.254/token' })).toEqual({
+      status: 403,
+      code: 'SWB_ERR_UPSTREAM_FORBIDDEN_DESTINATION',
+    });
+    await expect(gw.database.servers.get('meta')).resolves.toBeUndefined();
+    // The inbound issuer's endpoint (the default) already sees those tokens.
+    expect(await post(gw, manager, 'default', exchange)).toEqual({ status: 201, code: undefined });
+  });
+});

@@ -52,7 +52,7 @@ function memorySettings(initial: Record<string, unknown> = {}): SettingsStore {
   };
 }
 
-const CREDENTIALED: UpstreamAuth['type'][] = ['bearer', 'basic', 'oauth2-client-credentials'];
+const CREDENTIALED: UpstreamAuth['type'][] = ['bearer', 'basic', 'oauth2-client-credentials', 'token-exchange'];
 
 describe('sanitizeHeaderValue', () => {
   it('removes CR and LF so a client cannot inject a header line', () => {
