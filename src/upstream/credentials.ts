@@ -256,7 +256,8 @@ function configError(serverName: string, detail: string): GatewayError {
  * @param auth - the server's `auth`; `undefined` means `{type: none}`.
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when a bearer token or basic credential contains
  *   characters that cannot appear in a header (CR, LF, controls…), or a basic username contains
- *   `:` (RFC 7617 §2). The message never contains the secret.
+ *   `:` (RFC 7617 §2), and for `oauth2-user`, whose upstream calls are not supported yet. The
+ *   message never contains the secret.
  */
 export function createUpstreamCredentials(
   auth: UpstreamAuth | undefined,
@@ -285,5 +286,12 @@ export function createUpstreamCredentials(
       return new ClientCredentials(auth, options);
     case 'forward':
       return new ForwardCredentials();
+    case 'oauth2-user':
+      // Refused rather than run without a credential: calling the upstream anonymously on the
+      // user's behalf would be wrong in both directions.
+      throw configError(
+        options.serverName,
+        'auth.type "oauth2-user" is not supported yet for calls to the upstream: use bearer, basic, oauth2-client-credentials or forward',
+      );
   }
 }
