@@ -18,6 +18,8 @@ import type { PinRegistry } from './guardrails/pins.js';
 import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
 import { adminAuthenticate } from './http/admin-access.js';
 import { createConsoleApi } from './http/console-api.js';
+import { createConnectionsApi } from './http/connections-api.js';
+import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
@@ -47,6 +49,11 @@ export interface RunningGateway {
   readonly server: Server;
   readonly database: Database;
   readonly tokens: TokenService;
+  /**
+   * Per-user upstream tokens of `oauth2-user` servers, sealed under `tokenVault.keys` (fixed at
+   * start); undefined when the database has no upstream token store.
+   */
+  readonly tokenVault: TokenVault | undefined;
   /** Tool definition pins (`pinTools` guardrails); undefined until a guardrail uses them. */
   readonly toolPins: () => PinRegistry | undefined;
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -150,6 +157,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     redisUrl,
     now: options.now,
   });
+  // Keys derived once at start; a reload keeps them (stored values must keep opening).
+  const tokenVault =
+    database.upstreamTokens === undefined
+      ? undefined
+      : createTokenVault(database.upstreamTokens, config.tokenVault.keys, (info) => tokens.deriveKey(info));
   const observability = await openObservability({
     config,
     database,
@@ -244,6 +256,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           live: observability.live,
           onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
         }),
+        ...(tokenVault ? { connectionsRoute: createConnectionsApi({ vault: tokenVault }) } : {}),
         traffic: observability.traffic,
         ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => stages.pins } } : {}),
         onRefused,
@@ -312,6 +325,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     server,
     database,
     tokens,
+    tokenVault,
     toolPins: () => stages.pins,
     url,
     publicUrl,

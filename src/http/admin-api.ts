@@ -49,6 +49,8 @@ export interface AdminApiOptions {
   usageRoute?: UsageRoute;
   /** More authenticated routes under `/api/v1`, tried after the usage routes (`console-api.ts`). */
   consoleRoute?: UsageRoute;
+  /** The connections routes (`/api/v1/me/connections`, `/api/v1/connections`; `connections-api.ts`). */
+  connectionsRoute?: UsageRoute;
   /** Recent traffic per server, for the server view's `stats`. */
   traffic?: RecentTraffic;
   /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
@@ -365,6 +367,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       }
       if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
       if (options.consoleRoute && (await options.consoleRoute(req, res, path, query, principal, reqId))) return true;
+      if (options.connectionsRoute && (await options.connectionsRoute(req, res, path, query, principal, reqId)))
+        return true;
       if (collection === 'tools' && id === 'pins' && options.toolPins) {
         await toolPinsRoute(
           req,
