@@ -20,6 +20,10 @@ import { adminAuthenticate } from './http/admin-access.js';
 import { createConsoleApi } from './http/console-api.js';
 import { createConnectionsApi } from './http/connections-api.js';
 import { createTokenVault, type TokenVault } from './auth/token-vault.js';
+import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
+import { createAuthServerHttp } from './auth/oauth-common.js';
+import { createOAuthCallbackRoute } from './http/oauth-callback.js';
+import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
@@ -147,6 +151,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const host = options.host ?? config.listen.host;
   const port = options.port ?? config.listen.port;
   checkBind(config, host, options.insecure);
+  refuseUnsupportedUpstreamAuth(config.servers);
   const started = Date.now();
   const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
   const { database, revocations, tokens } = await openStores({
@@ -264,6 +269,16 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       }),
       createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
+    if (tokenVault) {
+      const broker = new UpstreamOAuthBroker({
+        key: tokens.deriveKey(BROKER_KEY_INFO),
+        vault: tokenVault,
+        redirectUri: `${publicUrl}/oauth/callback`,
+        http: createAuthServerHttp(10_000, undefined),
+        logger: logger.child({ component: 'upstream-oauth' }),
+      });
+      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers));
+    }
     const serve = createRequestHandler({
       gateway,
       bindHost: host,
@@ -330,6 +345,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     url,
     publicUrl,
     async reload(next) {
+      refuseUnsupportedUpstreamAuth(next.servers);
       gateway.sessionSealer = sessionSealerFor(next, tokens);
       await auth.reload(next);
       await stages.reload(next);

@@ -186,12 +186,7 @@ export class UpstreamOAuthBroker {
   async authorizationUrl(principal: string, server: BrokerServer, wwwAuthenticate?: string): Promise<string> {
     const clientId = this.#clientId(server);
     const as = await this.discover(server, wwwAuthenticate);
-    const state = this.#seal({
-      principal,
-      server: server.name,
-      expiresAt: this.#clock() + this.#ttl,
-      nonce: randomBytes(12).toString('base64url'),
-    });
+    const state = this.issueState(principal, server.name);
     const url = new URL(as.metadata.authorization_endpoint!);
     const scopes = server.auth.scopes ?? as.resourceScopes;
     url.searchParams.set('response_type', 'code');
@@ -203,6 +198,16 @@ export class UpstreamOAuthBroker {
     url.searchParams.set('code_challenge_method', 'S256');
     url.searchParams.set('resource', as.resource);
     return url.toString();
+  }
+
+  /** A fresh `state` for (principal, server), valid for the state TTL, with a random nonce. */
+  issueState(principal: string, server: string): string {
+    return this.#seal({
+      principal,
+      server,
+      expiresAt: this.#clock() + this.#ttl,
+      nonce: randomBytes(12).toString('base64url'),
+    });
   }
 
   /**
