@@ -21,6 +21,12 @@ import type { StoredUpstreamToken, UpstreamTokenStore } from '../store/types.js'
 /** HKDF `info` of vault keys: a key derived for another purpose never opens a vault value. */
 export const VAULT_KEY_INFO = 'switchboard upstream-token-vault v1';
 
+/** Longest token value the vault stores, characters (16 KiB: far above real access tokens). */
+export const MAX_VAULT_TOKEN_LENGTH = 16 * 1024;
+
+/** Most scopes stored per connection. */
+export const MAX_VAULT_SCOPES = 64;
+
 const KEY_ID = /^[A-Za-z0-9_-]{1,16}$/;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -124,9 +130,19 @@ export class TokenVault {
   /**
    * Stores (replaces) the tokens of (principal, server), sealed under the first key.
    *
+   * @throws RangeError for an empty token or one longer than {@link MAX_VAULT_TOKEN_LENGTH}, or
+   *   more than {@link MAX_VAULT_SCOPES} scopes
    * @throws {@link GatewayError} `SWB_ERR_STORE_*` from the store
    */
   async put(principal: string, server: string, tokens: UpstreamTokensInput): Promise<void> {
+    for (const value of [tokens.accessToken, tokens.refreshToken]) {
+      if (value !== undefined && (value === '' || value.length > MAX_VAULT_TOKEN_LENGTH)) {
+        throw new RangeError(`a stored token is 1 to ${MAX_VAULT_TOKEN_LENGTH} characters`);
+      }
+    }
+    if ((tokens.scopes?.length ?? 0) > MAX_VAULT_SCOPES) {
+      throw new RangeError(`at most ${MAX_VAULT_SCOPES} scopes are stored per connection`);
+    }
     const now = this.#clock();
     const existing = await this.#store.get(principal, server);
     const key = this.#sealing;

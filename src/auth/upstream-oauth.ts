@@ -23,7 +23,7 @@ import type { Logger } from '../observability/logger.js';
 import type { OAuth2UserAuth } from '../config/schema.js';
 import { AuthorizationServerDiscovery } from './oauth-discovery.js';
 import type { AuthorizationServerMetadata, AuthServerHttp } from './oauth-common.js';
-import type { TokenVault } from './token-vault.js';
+import { MAX_VAULT_SCOPES, MAX_VAULT_TOKEN_LENGTH, type TokenVault } from './token-vault.js';
 
 /** HKDF `info` of the key protecting `state` and deriving PKCE verifiers. */
 export const BROKER_KEY_INFO = 'switchboard upstream-oauth-state v1';
@@ -303,15 +303,28 @@ export class UpstreamOAuthBroker {
       const error = typeof body.error === 'string' ? body.error : `HTTP ${status}`;
       throw upstreamAuth(server.name, `the token endpoint refused the authorization code (${error})`);
     }
+    const scopes = (typeof body.scope === 'string' ? body.scope : (server.auth.scopes ?? []).join(' '))
+      .split(' ')
+      .filter((s) => s !== '');
+    const refresh = typeof body.refresh_token === 'string' ? body.refresh_token : undefined;
+    if (
+      body.access_token.length > MAX_VAULT_TOKEN_LENGTH ||
+      (refresh !== undefined && refresh.length > MAX_VAULT_TOKEN_LENGTH) ||
+      scopes.length > MAX_VAULT_SCOPES
+    ) {
+      throw upstreamAuth(
+        server.name,
+        `the token response is beyond the stored bounds (${MAX_VAULT_TOKEN_LENGTH} characters per token, ${MAX_VAULT_SCOPES} scopes)`,
+      );
+    }
     const now = this.#clock();
     const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in);
-    const scope = typeof body.scope === 'string' ? body.scope : (server.auth.scopes ?? []).join(' ');
     const subject = subjectOf(body.id_token);
     await this.#vault.put(verified.principal, server.name, {
       accessToken: body.access_token,
-      ...(typeof body.refresh_token === 'string' ? { refreshToken: body.refresh_token } : {}),
+      ...(refresh === undefined || refresh === '' ? {} : { refreshToken: refresh }),
       ...(Number.isFinite(expiresIn) && expiresIn > 0 ? { expiresAt: now + expiresIn * 1000 } : {}),
-      scopes: scope.split(' ').filter((s) => s !== ''),
+      scopes,
       ...(subject === undefined ? {} : { upstreamSubject: subject }),
     });
     this.#logger.info(

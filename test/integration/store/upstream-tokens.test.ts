@@ -9,7 +9,13 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deriveVaultKey, TokenVault, vaultKeyOf } from '../../../src/auth/token-vault.js';
+import {
+  deriveVaultKey,
+  MAX_VAULT_SCOPES,
+  MAX_VAULT_TOKEN_LENGTH,
+  TokenVault,
+  vaultKeyOf,
+} from '../../../src/auth/token-vault.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database, UpstreamTokenStore } from '../../../src/store/types.js';
@@ -184,6 +190,32 @@ describe.each(targets)('token vault on $name', (target) => {
       expect(await vault.delete('carol', 'github')).toBe(false);
       expect(await vault.get('carol', 'github')).toBeUndefined();
     });
+  });
+});
+
+describe('vault bounds', () => {
+  it('refuses an empty token, one over 16 KiB, and more than 64 scopes, before touching the store', async () => {
+    const store = {
+      get: () => Promise.reject(new Error('the store must not be reached')),
+    } as unknown as UpstreamTokenStore;
+    const vault = new TokenVault({ store, keys: [deriveVaultKey('x'.repeat(32), 'a')] });
+    await expect(vault.put('p', 's', { accessToken: '' })).rejects.toThrow(RangeError);
+    await expect(vault.put('p', 's', { accessToken: 'a'.repeat(MAX_VAULT_TOKEN_LENGTH + 1) })).rejects.toThrow(
+      RangeError,
+    );
+    await expect(
+      vault.put('p', 's', { accessToken: 'a', refreshToken: 'r'.repeat(MAX_VAULT_TOKEN_LENGTH + 1) }),
+    ).rejects.toThrow(RangeError);
+    await expect(
+      vault.put('p', 's', {
+        accessToken: 'a',
+        scopes: Array.from({ length: MAX_VAULT_SCOPES + 1 }, (_, i) => `s${i}`),
+      }),
+    ).rejects.toThrow(RangeError);
+    // At the bound: accepted (reaches the store).
+    await expect(vault.put('p', 's', { accessToken: 'a'.repeat(MAX_VAULT_TOKEN_LENGTH) })).rejects.toThrow(
+      /must not be reached/,
+    );
   });
 });
 
