@@ -113,6 +113,12 @@ export class UpstreamOAuthBroker {
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #discoveries = new Map<string, AuthorizationServerDiscovery>();
+  /**
+   * The last discovery per server name, so the callback uses the authorization server the
+   * authorization URL named (found from a 401 that the callback does not see). Bounded by the
+   * number of configured servers.
+   */
+  readonly #found = new Map<string, { url: string; issuer: string | undefined; found: UpstreamAuthorizationServer }>();
 
   /** @throws TypeError for a key that is not 32 bytes */
   constructor(options: UpstreamOAuthBrokerOptions) {
@@ -141,7 +147,14 @@ export class UpstreamOAuthBroker {
     if (issuer === undefined || wwwAuthenticate !== undefined) {
       const url = resourceMetadataFromChallenge(wwwAuthenticate) ?? protectedResourceMetadataUrl(server.url);
       const prm = await this.#json(url, server.name, 'protected-resource metadata');
-      if (typeof prm.resource === 'string') resource = prm.resource;
+      if (typeof prm.resource === 'string') {
+        // RFC 9728 §3.3/§7.3: metadata for another resource must not be used (an upstream
+        // could otherwise send its users' tokens to another server's authorization).
+        if (!sameOrigin(prm.resource, server.url)) {
+          throw upstreamAuth(server.name, `${url} describes another resource (${prm.resource})`);
+        }
+        resource = prm.resource;
+      }
       const listed = Array.isArray(prm.authorization_servers)
         ? prm.authorization_servers.filter((a): a is string => typeof a === 'string')
         : [];
@@ -173,7 +186,9 @@ export class UpstreamOAuthBroker {
     if (metadata.authorization_endpoint === undefined || metadata.token_endpoint === undefined) {
       throw upstreamAuth(server.name, `the authorization server ${issuer} lists no authorization or token endpoint`);
     }
-    return { resource, metadata, resourceScopes };
+    const found = { resource, metadata, resourceScopes };
+    this.#found.set(server.name, { url: server.url, issuer: server.auth.authorizationServer, found });
+    return found;
   }
 
   /**
@@ -261,7 +276,11 @@ export class UpstreamOAuthBroker {
       );
     }
     const clientId = this.#clientId(server);
-    const as = await this.discover(server);
+    const known = this.#found.get(server.name);
+    const as =
+      known !== undefined && known.url === server.url && known.issuer === server.auth.authorizationServer
+        ? known.found
+        : await this.discover(server);
     const form = new URLSearchParams({
       grant_type: 'authorization_code',
       code,
@@ -394,6 +413,14 @@ function subjectOf(idToken: unknown): string | undefined {
     return typeof claims.sub === 'string' && claims.sub.length <= 255 ? claims.sub : undefined;
   } catch {
     return undefined;
+  }
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
   }
 }
 

@@ -236,6 +236,25 @@ describe('discovery', () => {
   });
 });
 
+describe('protected-resource metadata for another resource', () => {
+  it('is not used: SWB_ERR_UPSTREAM_AUTH names the server', async () => {
+    const other = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ resource: 'https://elsewhere.example/mcp', authorization_servers: [issuer] }));
+    });
+    const base = await listen(other);
+    try {
+      await expect(broker().discover({ ...server(), url: `${base}/mcp` })).rejects.toMatchObject({
+        code: 'SWB_ERR_UPSTREAM_AUTH',
+        message: expect.stringContaining('describes another resource'),
+      });
+    } finally {
+      other.closeAllConnections();
+      await new Promise((r) => other.close(r));
+    }
+  });
+});
+
 describe('authorization URL and callback', () => {
   it('builds a code + PKCE S256 request with resource and a state bound to principal, server and expiry', async () => {
     const url = new URL(await broker().authorizationUrl('token:alice', server(), await challenge()));
