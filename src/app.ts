@@ -270,14 +270,15 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
     if (tokenVault) {
+      const brokerLogger = logger.child({ component: 'upstream-oauth' });
       const broker = new UpstreamOAuthBroker({
         key: tokens.deriveKey(BROKER_KEY_INFO),
         vault: tokenVault,
         redirectUri: `${publicUrl}/oauth/callback`,
         http: createAuthServerHttp(10_000, undefined),
-        logger: logger.child({ component: 'upstream-oauth' }),
+        logger: brokerLogger,
       });
-      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers));
+      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger));
     }
     const serve = createRequestHandler({
       gateway,

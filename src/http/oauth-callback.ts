@@ -4,14 +4,16 @@
  * principal and server and is checked before anything else; the code is exchanged with the PKCE
  * verifier and the tokens go to the token vault (`auth/upstream-oauth.ts`). The answer is a small
  * HTML page for the user; errors are the gateway's usual JSON errors (`SWB_ERR_HTTP_INVALID_REQUEST`
- * for a bad or expired state or an error from the authorization server, `SWB_ERR_UPSTREAM_AUTH`
- * for a refused code). Nothing of the code or the tokens is ever in an answer or a log line.
+ * for a bad or expired state or an error from the authorization server), except a refused or
+ * failed code exchange (`SWB_ERR_UPSTREAM_AUTH`): a 502 page. Nothing of the code or the tokens is ever in an answer or a log line.
  *
  * @module
  */
 import type { BrokerServer, UpstreamOAuthBroker } from '../auth/upstream-oauth.js';
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
-import { GatewayError } from '../errors.js';
+import type { ServerResponse } from 'node:http';
+import { GatewayError, isGatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
 import type { RouteHandler } from './server.js';
 
 /** The path of the callback. */
@@ -33,14 +35,27 @@ export function brokerServerOf(
 const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
+/** A minimal HTML answer for the user's browser (no script, no referrer, not cached). */
+function page(res: ServerResponse, status: number, title: string, text: string): void {
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'",
+    'referrer-policy': 'no-referrer',
+  });
+  res.end(`<!doctype html><meta charset="utf-8"><title>${escapeHtml(title)}</title><p>${escapeHtml(text)}</p>`);
+}
+
 /**
  * The callback route.
  *
  * @param servers - the servers in effect now (so a reload that removed a server is seen)
+ * @param logger - where a refused code exchange is reported
  */
 export function createOAuthCallbackRoute(
   broker: UpstreamOAuthBroker,
   servers: () => Readonly<Record<string, ServerConfig>>,
+  logger: Logger,
 ): RouteHandler {
   return async function oauthCallback(req, res, path, query) {
     if (path !== OAUTH_CALLBACK_PATH) return false;
@@ -60,15 +75,23 @@ export function createOAuthCallbackRoute(
     if (code.length > MAX_CODE_LENGTH) {
       throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `the code is longer than ${MAX_CODE_LENGTH} characters`);
     }
-    const done = await broker.complete(code, state, (name) => brokerServerOf(servers(), name));
-    const body = `<!doctype html><meta charset="utf-8"><title>Connected</title><p>Connected to ${escapeHtml(done.server)}. You can close this window and retry the call.</p>`;
-    res.writeHead(200, {
-      'content-type': 'text/html; charset=utf-8',
-      'cache-control': 'no-store',
-      'content-security-policy': "default-src 'none'",
-      'referrer-policy': 'no-referrer',
-    });
-    res.end(body);
+    let done: { principal: string; server: string };
+    try {
+      done = await broker.complete(code, state, (name) => brokerServerOf(servers(), name));
+    } catch (err) {
+      if (!isGatewayError(err) || err.code !== 'SWB_ERR_UPSTREAM_AUTH') throw err;
+      // A JSON-RPC-family error would be a 200 on this browser-facing route: a 502 page instead,
+      // the details (server, OAuth error code; never the code or a token) in the log.
+      logger.warn({ err: err.message }, 'upstream authorization code not exchanged');
+      page(
+        res,
+        502,
+        'Not connected',
+        `Switchboard could not obtain the upstream's tokens (${err.code}). Start the connection again.`,
+      );
+      return true;
+    }
+    page(res, 200, 'Connected', `Connected to ${done.server}. You can close this window and retry the call.`);
     return true;
   };
 }

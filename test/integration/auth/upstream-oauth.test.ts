@@ -18,6 +18,7 @@ import {
   type BrokerServer,
 } from '../../../src/auth/upstream-oauth.js';
 import { OAuth2UserAuth } from '../../../src/config/schema.js';
+import { createOAuthCallbackRoute } from '../../../src/http/oauth-callback.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
@@ -331,6 +332,39 @@ describe('authorization URL and callback', () => {
     expect(err).toMatchObject({ code: 'SWB_ERR_UPSTREAM_AUTH', message: expect.stringContaining('invalid_grant') });
     expect(String((err as Error).message)).not.toContain('not-a-real-code-4711');
     expect(await vault.get('token:carol', 'notes')).toBeUndefined();
+  });
+
+  it('GET /oauth/callback stores the connection (200 page), and answers a refused code with a 502 page', async () => {
+    const b = broker();
+    const s = server({ scopes: ['openid', 'mcp:read'] });
+    const route = createOAuthCallbackRoute(b, () => ({ notes: { url: s.url, auth: s.auth } }) as never, silentLogger());
+    const site = createServer((req, res) => {
+      const url = req.url ?? '/';
+      const q = url.indexOf('?');
+      void Promise.resolve(route(req, res, q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q + 1), 'r')).catch(
+        (err: unknown) => {
+          res.writeHead(400);
+          res.end(String((err as Error).message));
+        },
+      );
+    });
+    const base = await listen(site);
+    try {
+      const back = await authorize(await b.authorizationUrl('token:dave', s, await challenge()), 'dave');
+      const ok = await fetch(`${base}/oauth/callback${back.search}`);
+      expect(ok.status).toBe(200);
+      expect(await ok.text()).toContain('Connected to notes');
+      expect((await vault.get('token:dave', 'notes'))?.upstreamSubject).toBe('dave');
+      // The same code again: the provider refuses it (RFC 6749 §4.1.2: a code is used once).
+      const again = await fetch(`${base}/oauth/callback${back.search}`);
+      expect(again.status).toBe(502);
+      const text = await again.text();
+      expect(text).toContain('SWB_ERR_UPSTREAM_AUTH');
+      expect(text).not.toContain(back.searchParams.get('code')!);
+    } finally {
+      site.closeAllConnections();
+      await new Promise((r) => site.close(r));
+    }
   });
 
   it('refuses dynamic registration as not supported yet', async () => {
