@@ -34,6 +34,9 @@ export const DEFAULT_STATE_TTL_MS = 600_000;
 /** Largest metadata or token response read, bytes. */
 const BODY_LIMIT = 256 * 1024;
 
+/** RFC 6749 §5.2 `error` values (NQSCHAR), at most 64 of them. */
+const OAUTH_ERROR = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/;
+
 /** Longest `state` accepted at the callback, characters. */
 export const MAX_STATE_LENGTH = 2048;
 
@@ -113,6 +116,8 @@ export class UpstreamOAuthBroker {
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #discoveries = new Map<string, AuthorizationServerDiscovery>();
+  /** Refreshes in flight, per (principal, server). */
+  readonly #refreshing = new Map<string, Promise<string | undefined>>();
   /**
    * The last discovery per server name, so the callback uses the authorization server the
    * authorization URL named (found from a 401 that the callback does not see). Bounded by the
@@ -275,19 +280,103 @@ export class UpstreamOAuthBroker {
         `server "${verified.server}" is not an oauth2-user server any more`,
       );
     }
-    const clientId = this.#clientId(server);
+    const as = await this.#serverOf(server);
+    const body = await this.#tokenRequest(
+      server,
+      as,
+      {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: this.#redirectUri,
+        code_verifier: this.#verifier(state),
+      },
+      'the authorization code',
+    );
+    const subject = await this.#store(verified.principal, server, body, undefined);
+    this.#logger.info(
+      { principal: verified.principal, server: server.name, upstreamSubject: subject },
+      'upstream connection stored',
+    );
+    return { principal: verified.principal, server: server.name };
+  }
+
+  /**
+   * A usable access token of `principal` for `server`: the stored one, or, when it expires
+   * within `skewMs`, a new one from the refresh grant (RFC 6749 §6), stored before it is returned
+   * (a refresh token not rotated by the server is kept). Concurrent calls for one (principal,
+   * server) share one refresh. Records the use.
+   *
+   * @param skewMs - refresh this long before expiry. Default 60 000 ms.
+   * @returns undefined when the principal is not connected, or its token expired without a
+   *   refresh token, or the authorization server refused the refresh token (`invalid_grant`:
+   *   revoked or expired; the stored tokens are then dropped): the user connects again.
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` when the token endpoint cannot be
+   *   reached or fails otherwise (the tokens are kept; the next call tries again)
+   */
+  async accessToken(principal: string, server: BrokerServer, skewMs = 60_000): Promise<string | undefined> {
+    const tokens = await this.#vault.get(principal, server.name);
+    if (tokens === undefined) return undefined;
+    if (tokens.expiresAt === undefined || tokens.expiresAt - skewMs > this.#clock()) {
+      await this.#vault.touch(principal, server.name);
+      return tokens.accessToken;
+    }
+    const refreshToken = tokens.refreshToken;
+    if (refreshToken === undefined) return undefined;
+    const key = `${principal}\0${server.name}`;
+    let pending = this.#refreshing.get(key);
+    if (pending === undefined) {
+      pending = this.#refresh(principal, server, refreshToken).finally(() => this.#refreshing.delete(key));
+      this.#refreshing.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #refresh(principal: string, server: BrokerServer, refreshToken: string): Promise<string | undefined> {
+    const as = await this.#serverOf(server);
+    let body: Record<string, unknown> & { access_token: string };
+    try {
+      body = await this.#tokenRequest(
+        server,
+        as,
+        { grant_type: 'refresh_token', refresh_token: refreshToken },
+        'the refresh token',
+      );
+    } catch (err) {
+      if (err instanceof GatewayError && err.data?.oauthError === 'invalid_grant') {
+        await this.#vault.delete(principal, server.name);
+        this.#logger.info({ principal, server: server.name }, 'upstream refresh token refused; connection dropped');
+        return undefined;
+      }
+      throw err;
+    }
+    await this.#store(principal, server, body, refreshToken);
+    await this.#vault.touch(principal, server.name);
+    this.#logger.debug({ principal, server: server.name }, 'upstream access token refreshed');
+    return body.access_token;
+  }
+
+  /** The authorization server of `server`: the one found last for it, else discovered now. */
+  async #serverOf(server: BrokerServer): Promise<UpstreamAuthorizationServer> {
     const known = this.#found.get(server.name);
-    const as =
-      known !== undefined && known.url === server.url && known.issuer === server.auth.authorizationServer
-        ? known.found
-        : await this.discover(server);
-    const form = new URLSearchParams({
-      grant_type: 'authorization_code',
-      code,
-      redirect_uri: this.#redirectUri,
-      code_verifier: this.#verifier(state),
-      resource: as.resource,
-    });
+    return known !== undefined && known.url === server.url && known.issuer === server.auth.authorizationServer
+      ? known.found
+      : this.discover(server);
+  }
+
+  /**
+   * One token request (RFC 6749 §4.1.3 or §6) with the client's authentication and `resource`.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH`, with `data.oauthError` the RFC 6749 §5.2
+   *   `error` when the server gave one
+   */
+  async #tokenRequest(
+    server: BrokerServer,
+    as: UpstreamAuthorizationServer,
+    params: Record<string, string>,
+    what: string,
+  ): Promise<Record<string, unknown> & { access_token: string }> {
+    const clientId = this.#clientId(server);
+    const form = new URLSearchParams({ ...params, resource: as.resource });
     const headers: Record<string, string> = {
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
@@ -319,13 +408,33 @@ export class UpstreamOAuthBroker {
     }
     if (status !== 200 || typeof body.access_token !== 'string' || body.access_token === '') {
       // RFC 6749 §5.2 `error` only: `error_description` is the server's text and may echo input.
-      const error = typeof body.error === 'string' ? body.error : `HTTP ${status}`;
-      throw upstreamAuth(server.name, `the token endpoint refused the authorization code (${error})`);
+      const error = typeof body.error === 'string' && OAUTH_ERROR.test(body.error) ? body.error : undefined;
+      throw new GatewayError(
+        'SWB_ERR_UPSTREAM_AUTH',
+        `server "${server.name}": the token endpoint refused ${what} (${error ?? `HTTP ${status}`})`,
+        { ...(error === undefined ? {} : { data: { oauthError: error } }) },
+      );
     }
+    return body as Record<string, unknown> & { access_token: string };
+  }
+
+  /**
+   * Stores a token response for (principal, server); `previousRefresh` is kept when the response
+   * carries no new refresh token (RFC 6749 §6: the server may keep the old one valid).
+   *
+   * @returns the upstream subject, when the response had an ID token
+   */
+  async #store(
+    principal: string,
+    server: BrokerServer,
+    body: Record<string, unknown> & { access_token: string },
+    previousRefresh: string | undefined,
+  ): Promise<string | undefined> {
     const scopes = (typeof body.scope === 'string' ? body.scope : (server.auth.scopes ?? []).join(' '))
       .split(' ')
       .filter((s) => s !== '');
-    const refresh = typeof body.refresh_token === 'string' ? body.refresh_token : undefined;
+    const refresh =
+      typeof body.refresh_token === 'string' && body.refresh_token !== '' ? body.refresh_token : previousRefresh;
     if (
       body.access_token.length > MAX_VAULT_TOKEN_LENGTH ||
       (refresh !== undefined && refresh.length > MAX_VAULT_TOKEN_LENGTH) ||
@@ -338,19 +447,16 @@ export class UpstreamOAuthBroker {
     }
     const now = this.#clock();
     const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in);
-    const subject = subjectOf(body.id_token);
-    await this.#vault.put(verified.principal, server.name, {
+    const previous = previousRefresh === undefined ? undefined : await this.#vault.get(principal, server.name);
+    const subject = subjectOf(body.id_token) ?? previous?.upstreamSubject;
+    await this.#vault.put(principal, server.name, {
       accessToken: body.access_token,
-      ...(refresh === undefined || refresh === '' ? {} : { refreshToken: refresh }),
+      ...(refresh === undefined ? {} : { refreshToken: refresh }),
       ...(Number.isFinite(expiresIn) && expiresIn > 0 ? { expiresAt: now + expiresIn * 1000 } : {}),
       scopes,
       ...(subject === undefined ? {} : { upstreamSubject: subject }),
     });
-    this.#logger.info(
-      { principal: verified.principal, server: server.name, upstreamSubject: subject },
-      'upstream connection stored',
-    );
-    return { principal: verified.principal, server: server.name };
+    return subject;
   }
 
   #clientId(server: BrokerServer): string {
