@@ -48,6 +48,8 @@ let upstreamUrl: string;
 let publicKeys: JWK[];
 /** The user the next interaction logs in as (the test's "browser" picks it). */
 let nextUser = 'alice';
+/** Requests to the provider's token endpoint so far. */
+let tokenRequests = 0;
 let db: Database;
 let vault: TokenVault;
 let now = Date.now();
@@ -69,6 +71,7 @@ beforeAll(async () => {
   as = createServer((req, res) => {
     const provider = app.provider!;
     const path = (req.url ?? '/').split('?')[0]!;
+    if (path === '/token') tokenRequests++;
     if (path.startsWith('/interaction/')) {
       // Headless login and consent: the interaction API, as a login page would call it.
       void (async () => {
@@ -112,6 +115,7 @@ beforeAll(async () => {
     issueRefreshToken: () => true,
     features: {
       devInteractions: { enabled: false },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf,
@@ -374,5 +378,83 @@ describe('authorization URL and callback', () => {
         auth: OAuth2UserAuth.parse({ type: 'oauth2-user', registration: 'dynamic' }),
       }),
     ).rejects.toMatchObject({ code: 'SWB_ERR_CONFIG_INVALID', message: expect.stringMatching(/not supported yet/) });
+  });
+});
+
+describe('access tokens and refresh', () => {
+  const s = () => server({ scopes: ['openid', 'mcp:read'] });
+
+  async function connect(user: string): Promise<void> {
+    const b = broker();
+    const back = await authorize(await b.authorizationUrl(`token:${user}`, s(), await challenge()), user);
+    await b.complete(back.searchParams.get('code')!, back.searchParams.get('state')!, () => s());
+  }
+
+  it('returns the stored token while it is fresh (no token request) and records the use', async () => {
+    await connect('erin');
+    const stored = (await vault.get('token:erin', 'notes'))!;
+    const before = tokenRequests;
+    expect(await broker().accessToken('token:erin', s())).toBe(stored.accessToken);
+    expect(tokenRequests).toBe(before);
+    expect((await vault.get('token:erin', 'notes'))?.lastUsedAt).toBe(now);
+  });
+
+  it('refreshes before expiry, once for concurrent calls, and stores the new token with the same subject', async () => {
+    await connect('frank');
+    const stored = (await vault.get('token:frank', 'notes'))!;
+    const b = broker();
+    const saved = now;
+    // 30 s before expiry: inside the default 60 s skew.
+    now = stored.expiresAt! - 30_000;
+    try {
+      const before = tokenRequests;
+      const [t1, t2, t3] = await Promise.all([
+        b.accessToken('token:frank', s()),
+        b.accessToken('token:frank', s()),
+        b.accessToken('token:frank', s()),
+      ]);
+      expect(tokenRequests - before).toBe(1);
+      expect(t1).toBeDefined();
+      expect(t1).not.toBe(stored.accessToken);
+      expect(t2).toBe(t1);
+      expect(t3).toBe(t1);
+      const after = (await vault.get('token:frank', 'notes'))!;
+      expect(after.accessToken).toBe(t1);
+      expect(after.expiresAt).toBeGreaterThan(now);
+      expect(after.upstreamSubject).toBe('frank');
+      expect(after.refreshToken).toEqual(expect.any(String));
+      const { payload } = await jwtVerify(t1!, createLocalJWKSet({ keys: publicKeys }), { audience: upstreamUrl });
+      expect(payload.sub).toBe('frank');
+    } finally {
+      now = saved;
+    }
+  });
+
+  it('drops the connection when the refresh token was revoked, so the user connects again', async () => {
+    await connect('grace');
+    const stored = (await vault.get('token:grace', 'notes'))!;
+    const revoke = await fetch(`${issuer}/token/revocation`, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({ token: stored.refreshToken!, token_type_hint: 'refresh_token' }),
+    });
+    expect(revoke.ok).toBe(true);
+    const saved = now;
+    now = stored.expiresAt! + 1;
+    try {
+      expect(await broker().accessToken('token:grace', s())).toBeUndefined();
+      expect(await vault.get('token:grace', 'notes')).toBeUndefined();
+    } finally {
+      now = saved;
+    }
+  });
+
+  it('answers undefined for a principal that never connected, or whose expired token has no refresh token', async () => {
+    expect(await broker().accessToken('token:nobody', s())).toBeUndefined();
+    await vault.put('token:henry', 'notes', { accessToken: 'h-access', expiresAt: now - 1 });
+    expect(await broker().accessToken('token:henry', s())).toBeUndefined();
   });
 });
