@@ -18,6 +18,12 @@ import type { PinRegistry } from './guardrails/pins.js';
 import { applyRuntimeServers, createAdminApi } from './http/admin-api.js';
 import { adminAuthenticate } from './http/admin-access.js';
 import { createConsoleApi } from './http/console-api.js';
+import { createConnectionsApi } from './http/connections-api.js';
+import { createTokenVault, type TokenVault } from './auth/token-vault.js';
+import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
+import { createAuthServerHttp } from './auth/oauth-common.js';
+import { createOAuthCallbackRoute } from './http/oauth-callback.js';
+import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
@@ -47,6 +53,11 @@ export interface RunningGateway {
   readonly server: Server;
   readonly database: Database;
   readonly tokens: TokenService;
+  /**
+   * Per-user upstream tokens of `oauth2-user` servers, sealed under `tokenVault.keys` (fixed at
+   * start); undefined when the database has no upstream token store.
+   */
+  readonly tokenVault: TokenVault | undefined;
   /** Tool definition pins (`pinTools` guardrails); undefined until a guardrail uses them. */
   readonly toolPins: () => PinRegistry | undefined;
   /** Base URL, e.g. `http://127.0.0.1:8080`. */
@@ -140,6 +151,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const host = options.host ?? config.listen.host;
   const port = options.port ?? config.listen.port;
   checkBind(config, host, options.insecure);
+  refuseUnsupportedUpstreamAuth(config.servers);
   const started = Date.now();
   const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
   const { database, revocations, tokens } = await openStores({
@@ -150,6 +162,11 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     redisUrl,
     now: options.now,
   });
+  // Keys derived once at start; a reload keeps them (stored values must keep opening).
+  const tokenVault =
+    database.upstreamTokens === undefined
+      ? undefined
+      : createTokenVault(database.upstreamTokens, config.tokenVault.keys, (info) => tokens.deriveKey(info));
   const observability = await openObservability({
     config,
     database,
@@ -244,6 +261,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           live: observability.live,
           onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
         }),
+        ...(tokenVault ? { connectionsRoute: createConnectionsApi({ vault: tokenVault }) } : {}),
         traffic: observability.traffic,
         ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => stages.pins } } : {}),
         onRefused,
@@ -251,6 +269,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       }),
       createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
+    if (tokenVault) {
+      const brokerLogger = logger.child({ component: 'upstream-oauth' });
+      const broker = new UpstreamOAuthBroker({
+        key: tokens.deriveKey(BROKER_KEY_INFO),
+        vault: tokenVault,
+        redirectUri: `${publicUrl}/oauth/callback`,
+        http: createAuthServerHttp(10_000, undefined),
+        logger: brokerLogger,
+      });
+      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger));
+    }
     const serve = createRequestHandler({
       gateway,
       bindHost: host,
@@ -312,10 +341,12 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     server,
     database,
     tokens,
+    tokenVault,
     toolPins: () => stages.pins,
     url,
     publicUrl,
     async reload(next) {
+      refuseUnsupportedUpstreamAuth(next.servers);
       gateway.sessionSealer = sessionSealerFor(next, tokens);
       await auth.reload(next);
       await stages.reload(next);

@@ -21,6 +21,7 @@ import { HttpConfig, ListenConfig, ShutdownConfig, TunnelsConfig } from './schem
 import { LoggingConfig, MetricsConfig, UsageConfig } from './schema/observability.js';
 import { HeadersConfig, NamePrefix, RuntimeServersConfig, ServerConfig, VirtualServer } from './schema/servers.js';
 import { SessionsConfig } from './schema/sessions.js';
+import { TokenVaultConfig } from './schema/token-vault.js';
 import { RateLimitingConfig, RateLimitRule } from './schema/traffic.js';
 
 export { AdminConfig } from './schema/admin.js';
@@ -31,6 +32,7 @@ export {
   isDestination,
   isStdioServer,
   NameFilter,
+  OAuth2UserAuth,
   RemoteHealth,
   RemoteServer,
   remoteTransport,
@@ -62,6 +64,8 @@ export const SwitchboardConfigInput = z
     listen: ListenConfig,
     http: HttpConfig,
     sessions: SessionsConfig,
+    /** Keys sealing per-user upstream tokens at rest (docs/upstream-identity.md). Default: derived from the signing secret. */
+    tokenVault: TokenVaultConfig,
     /** Separator between server name and tool/prompt name in aggregates; from [A-Za-z0-9_-]. Default `__`. */
     namespaceSeparator: z
       .string()

@@ -27,6 +27,7 @@ import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
 import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
+import { refuseUnsupportedUpstreamAuth } from '../upstream/credentials.js';
 import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord, ToolPinStore } from '../store/types.js';
@@ -49,6 +50,8 @@ export interface AdminApiOptions {
   usageRoute?: UsageRoute;
   /** More authenticated routes under `/api/v1`, tried after the usage routes (`console-api.ts`). */
   consoleRoute?: UsageRoute;
+  /** The connections routes (`/api/v1/me/connections`, `/api/v1/connections`; `connections-api.ts`). */
+  connectionsRoute?: UsageRoute;
   /** Recent traffic per server, for the server view's `stats`. */
   traffic?: RecentTraffic;
   /** Records refused credentials in the usage log (revoked or expired API tokens, docs/usage.md). */
@@ -320,6 +323,13 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       );
     }
     const cfg = parsed.data;
+    try {
+      refuseUnsupportedUpstreamAuth({ [name]: cfg });
+    } catch (err) {
+      throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', (err as Error).message, {
+        data: { issues: [{ path: 'auth.type', message: 'not supported yet' }] },
+      });
+    }
     const destinations = gateway.destinations;
     if (destinations !== undefined && !isStdioServer(cfg)) {
       await destinations.check(cfg.url);
@@ -377,6 +387,8 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       }
       if (options.usageRoute && (await options.usageRoute(req, res, path, query, principal, reqId))) return true;
       if (options.consoleRoute && (await options.consoleRoute(req, res, path, query, principal, reqId))) return true;
+      if (options.connectionsRoute && (await options.connectionsRoute(req, res, path, query, principal, reqId)))
+        return true;
       if (collection === 'tools' && id === 'pins' && options.toolPins) {
         await toolPinsRoute(
           req,

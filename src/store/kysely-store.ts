@@ -6,7 +6,7 @@
  *
  * This module holds {@link KyselyDatabase}, which builds one store per port over one Kysely
  * instance, migrates and closes them; the stores live in `./token-store.ts`, `./server-store.ts`,
- * `./settings-store.ts`, `./tool-pin-store.ts` and `./usage-store.ts`, the row shapes in
+ * `./settings-store.ts`, `./tool-pin-store.ts`, `./upstream-token-store.ts` and `./usage-store.ts`, the row shapes in
  * `./store-tables.ts`; it re-exports the stores and row shapes.
  *
  * Driver errors never leave the stores raw (`./store-errors.ts`): a unique-key violation becomes
@@ -23,6 +23,7 @@ import type { Database } from './types.js';
 import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import { KyselyUsageStore, type UsageTables } from './usage-store.js';
 import { KyselyToolPinStore, type ToolPinTables } from './tool-pin-store.js';
+import { KyselyUpstreamTokenStore, type UpstreamTokenTables } from './upstream-token-store.js';
 import { toStoreError } from './store-errors.js';
 import type { StoreTables } from './store-tables.js';
 import { KyselyServerStore } from './server-store.js';
@@ -78,6 +79,7 @@ export class KyselyDatabase implements Database {
   readonly settings: KyselySettingsStore;
   readonly usage: KyselyUsageStore;
   readonly toolPins: KyselyToolPinStore;
+  readonly upstreamTokens: KyselyUpstreamTokenStore;
   #db: Kysely<StoreTables>;
   #schema: string | undefined;
   #pingTimeout: number;
@@ -100,6 +102,7 @@ export class KyselyDatabase implements Database {
     this.settings = new KyselySettingsStore(options.db, clock);
     this.#usageWriter = options.usageWriter;
     this.toolPins = new KyselyToolPinStore(options.db.withTables<ToolPinTables>());
+    this.upstreamTokens = new KyselyUpstreamTokenStore(options.db.withTables<UpstreamTokenTables>());
     this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), {
       dialect: options.dialect,
       clock,

@@ -144,6 +144,35 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('tool_pins').execute();
     },
   },
+  /**
+   * Per-user upstream OAuth tokens of `auth.type: oauth2-user` servers: one row per (principal,
+   * server), token values sealed (AES-256-GCM, `key_id` names the key), scopes as JSON text,
+   * epoch-millisecond times.
+   */
+  '0005_upstream_tokens': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('upstream_tokens')
+        .addColumn('principal', 'text', (c) => c.notNull())
+        .addColumn('server', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('access_token', 'text', (c) => c.notNull())
+        .addColumn('refresh_token', 'text')
+        .addColumn('expires_at', 'bigint')
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('upstream_subject', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .addColumn('last_used_at', 'bigint')
+        .addPrimaryKeyConstraint('upstream_tokens_pk', ['principal', 'server'])
+        .execute();
+      // Serves the admin listing by server and dropping a removed server's connections.
+      await db.schema.createIndex('upstream_tokens_server_idx').on('upstream_tokens').column('server').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('upstream_tokens').execute();
+    },
+  },
 };
 
 /** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */

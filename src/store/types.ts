@@ -112,6 +112,8 @@ export interface Database {
   readonly usage?: UsageStore;
   /** Tool definition pins of `pinTools` guardrails (present on every SQL database). */
   readonly toolPins?: ToolPinStore;
+  /** Per-user upstream OAuth tokens, sealed (present on every SQL database). */
+  readonly upstreamTokens?: UpstreamTokenStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when a trivial query succeeds (for /readyz). */
@@ -261,4 +263,48 @@ export interface ToolPinStore {
    * @returns the names of the tools approved (empty when nothing was changed)
    */
   approve(server: string, tool: string | undefined, by: string, at: number): Promise<string[]>;
+}
+
+/**
+ * The upstream OAuth tokens one principal holds for one `auth.type: oauth2-user` server, as
+ * stored: the token values are sealed by the token vault (`src/auth/token-vault.ts`, AES-256-GCM
+ * with a per-value IV and the (principal, server) pair as additional authenticated data), never
+ * plain text. Times are epoch milliseconds.
+ */
+export interface StoredUpstreamToken {
+  /** The principal id the tokens belong to. */
+  principal: string;
+  /** The upstream server's configured name. */
+  server: string;
+  /** Id of the vault key that sealed {@link accessToken} and {@link refreshToken}. */
+  keyId: string;
+  /** The sealed access token (RFC 6749 §5.1 `access_token`). */
+  accessToken: string;
+  /** The sealed refresh token (RFC 6749 §5.1 `refresh_token`), when the upstream issued one. */
+  refreshToken?: string;
+  /** When the access token expires (from `expires_in`); absent when the upstream did not say. */
+  expiresAt?: number;
+  /** The scopes granted (RFC 6749 §5.1 `scope`, split on spaces). */
+  scopes: string[];
+  /** The upstream's subject for this principal (e.g. the ID token's `sub`), when known. */
+  upstreamSubject?: string;
+  createdAt: number;
+  updatedAt: number;
+  lastUsedAt?: number;
+}
+
+/** Storage of {@link StoredUpstreamToken}s, one per (principal, server). Errors are `SWB_ERR_STORE_*` GatewayErrors. */
+export interface UpstreamTokenStore {
+  get(principal: string, server: string): Promise<StoredUpstreamToken | undefined>;
+  /**
+   * Inserts or replaces the tokens of (principal, server). A replacement keeps the first
+   * `createdAt` and the stored `lastUsedAt`.
+   */
+  put(record: StoredUpstreamToken): Promise<void>;
+  /** Every entry, or those of one principal and/or one server, ordered by principal then server. */
+  list(filter?: { principal?: string; server?: string }): Promise<StoredUpstreamToken[]>;
+  /** Removes the tokens of (principal, server); false when there were none. */
+  delete(principal: string, server: string): Promise<boolean>;
+  /** Records a use of the tokens at `at` (never moves the time backwards). */
+  touch(principal: string, server: string, at: number): Promise<void>;
 }

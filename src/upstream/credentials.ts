@@ -235,6 +235,30 @@ function configError(serverName: string, detail: string): GatewayError {
   return new GatewayError('SWB_ERR_CONFIG_INVALID', `servers.${serverName}.auth: ${detail}`);
 }
 
+/** `auth.type`s the schema accepts whose upstream calls are not supported yet. */
+const UNSUPPORTED_AUTH: ReadonlySet<string> = new Set(['oauth2-user']);
+
+/**
+ * Refuses a configuration naming an upstream credential whose calls are not supported yet
+ * (`oauth2-user`), so that such a server is never started, nor called without its credential.
+ * Checked at start, on reload and for runtime servers, before any upstream is built.
+ *
+ * @throws GatewayError `SWB_ERR_CONFIG_INVALID` naming the first such server
+ */
+export function refuseUnsupportedUpstreamAuth(servers: Readonly<Record<string, object>>): void {
+  for (const [name, cfg] of Object.entries(servers)) {
+    const type = 'auth' in cfg ? (cfg.auth as { type?: unknown } | undefined)?.type : undefined;
+    if (typeof type === 'string' && UNSUPPORTED_AUTH.has(type)) throw unsupported(name, type);
+  }
+}
+
+function unsupported(serverName: string, type: string): GatewayError {
+  return configError(
+    serverName,
+    `auth.type "${type}" is not supported yet for calls to the upstream: use bearer, basic, oauth2-client-credentials or forward`,
+  );
+}
+
 /**
  * Builds the outbound credential of one upstream from its `auth` config.
  * Call once per server at startup/reload; `headersFor` is the hot path.
@@ -242,7 +266,8 @@ function configError(serverName: string, detail: string): GatewayError {
  * @param auth - the server's `auth`; `undefined` means `{type: none}`.
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when a bearer token or basic credential contains
  *   characters that cannot appear in a header (CR, LF, controls…), or a basic username contains
- *   `:` (RFC 7617 §2). The message never contains the secret.
+ *   `:` (RFC 7617 §2), and for `oauth2-user`, whose upstream calls are not supported yet. The
+ *   message never contains the secret.
  */
 export function createUpstreamCredentials(
   auth: UpstreamAuth | undefined,
@@ -273,5 +298,9 @@ export function createUpstreamCredentials(
       return new ForwardCredentials();
     case 'token-exchange':
       return createTokenExchangeCredentials(auth, options);
+    case 'oauth2-user':
+      // Refused rather than run without a credential: calling the upstream anonymously on the
+      // user's behalf would be wrong in both directions.
+      throw unsupported(options.serverName, auth.type);
   }
 }

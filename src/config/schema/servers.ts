@@ -119,6 +119,55 @@ export const StdioServer = z
 export type StdioServer = z.infer<typeof StdioServer>;
 
 /**
+ * `auth.type: oauth2-user`: each principal reaches the upstream with its own upstream OAuth
+ * tokens, obtained by the gateway through the authorization code grant with PKCE (RFC 6749
+ * §4.1, RFC 7636) and kept in the token vault (docs/upstream-identity.md).
+ */
+export const OAuth2UserAuth = z
+  .object({
+    type: z.literal('oauth2-user'),
+    /** The gateway's client id at the upstream's authorization server; required unless `registration: dynamic`. */
+    clientId: z.string().min(1).optional(),
+    /** The client secret (confidential client, `client_secret_basic`); absent for a public client. */
+    clientSecret: z.string().min(1).optional(),
+    /**
+     * `static`: the configured `clientId`/`clientSecret`; `dynamic`: the gateway registers itself
+     * (RFC 7591) with the authorization server. Default `static`.
+     */
+    registration: z.enum(['static', 'dynamic']).default('static'),
+    /** Scopes requested (RFC 6749 §3.3). Default: those the protected-resource metadata lists, else none. */
+    scopes: z
+      .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, " or \\'))
+      .optional(),
+    /**
+     * Issuer URL of the upstream's authorization server (RFC 8414 §2). Default: found from the
+     * upstream's 401 `WWW-Authenticate` `resource_metadata` (RFC 9728 §5.1).
+     */
+    authorizationServer: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+  })
+  .strict()
+  .superRefine((auth, ctx) => {
+    if (auth.registration === 'static' && auth.clientId === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['clientId'],
+        message: 'oauth2-user needs a clientId (or registration: dynamic)',
+      });
+    }
+    if (auth.registration === 'dynamic' && (auth.clientId !== undefined || auth.clientSecret !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['registration'],
+        message: 'registration: dynamic obtains its own client id: remove clientId and clientSecret',
+      });
+    }
+    if (auth.clientSecret !== undefined && auth.clientId === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['clientSecret'], message: 'a clientSecret needs its clientId' });
+    }
+  });
+export type OAuth2UserAuth = z.infer<typeof OAuth2UserAuth>;
+
+/**
  * How Switchboard authenticates to a remote upstream (docs/upstream-identity.md). A configured
  * credential is never replaced by a client header.
  */
@@ -142,6 +191,7 @@ export const UpstreamAuth = z.discriminatedUnion('type', [
   /** Passes the caller's own bearer token to the upstream; must be chosen explicitly. */
   z.object({ type: z.literal('forward') }).strict(),
   TokenExchangeAuth,
+  OAuth2UserAuth,
 ]);
 export type UpstreamAuth = z.infer<typeof UpstreamAuth>;
 

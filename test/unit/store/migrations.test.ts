@@ -25,11 +25,18 @@ describe('migrations', () => {
     expect(names).toEqual([...names].sort());
   });
 
-  it('create the tokens, servers, settings, usage_log and tool_pins tables with the documented columns', async () => {
+  it('create the tokens, servers, settings, usage_log, tool_pins and upstream_tokens tables with the documented columns', async () => {
     expect(await migrateToLatest(db)).toEqual(Object.keys(MIGRATIONS));
     const tables = await db.introspection.getTables();
     const columns = Object.fromEntries(tables.map((t) => [t.name, t.columns.map((c) => c.name)]));
-    expect(Object.keys(columns).sort()).toEqual(['servers', 'settings', 'tokens', 'tool_pins', 'usage_log']);
+    expect(Object.keys(columns).sort()).toEqual([
+      'servers',
+      'settings',
+      'tokens',
+      'tool_pins',
+      'upstream_tokens',
+      'usage_log',
+    ]);
     expect(columns.tokens).toEqual([
       'id',
       'jti',
@@ -56,6 +63,19 @@ describe('migrations', () => {
       'pinned_at',
       'changed_at',
       'approved_by',
+    ]);
+    expect(columns.upstream_tokens).toEqual([
+      'principal',
+      'server',
+      'key_id',
+      'access_token',
+      'refresh_token',
+      'expires_at',
+      'scopes',
+      'upstream_subject',
+      'created_at',
+      'updated_at',
+      'last_used_at',
     ]);
   });
 

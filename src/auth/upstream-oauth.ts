@@ -1,0 +1,537 @@
+/**
+ * The first half of the upstream OAuth broker of `auth.type: oauth2-user` servers: finding the
+ * upstream's authorization server, building the authorization URL a user opens, and finishing
+ * the authorization code grant at the gateway's callback.
+ *
+ * - Discovery: the protected-resource metadata (RFC 9728 §3) named by the upstream's 401
+ *   `WWW-Authenticate` `resource_metadata` parameter (§5.1), else at the upstream URL's
+ *   well-known location (§3.1), gives the authorization server, unless `authorizationServer` is
+ *   configured; that server's metadata comes from RFC 8414 with the OpenID Connect Discovery
+ *   fallback (`oauth-discovery.ts`).
+ * - The authorization request (RFC 6749 §4.1.1) carries PKCE S256 (RFC 7636 §4.2), the RFC 8707
+ *   `resource` of the upstream and a `state` that binds the principal, the server and an expiry,
+ *   protected by HMAC-SHA256 under a key derived from the gateway's signing secret. The PKCE
+ *   verifier is derived from the same key and the state, so the gateway keeps nothing per flow.
+ * - The callback checks the state, exchanges the code with the verifier (RFC 6749 §4.1.3) and
+ *   stores the tokens in the token vault.
+ *
+ * @module
+ */
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { OAuth2UserAuth } from '../config/schema.js';
+import { AuthorizationServerDiscovery } from './oauth-discovery.js';
+import type { AuthorizationServerMetadata, AuthServerHttp } from './oauth-common.js';
+import { MAX_VAULT_SCOPES, MAX_VAULT_TOKEN_LENGTH, type TokenVault } from './token-vault.js';
+
+/** HKDF `info` of the key protecting `state` and deriving PKCE verifiers. */
+export const BROKER_KEY_INFO = 'switchboard upstream-oauth-state v1';
+
+/** How long an authorization URL stays usable, ms (10 minutes). */
+export const DEFAULT_STATE_TTL_MS = 600_000;
+
+/** Largest metadata or token response read, bytes. */
+const BODY_LIMIT = 256 * 1024;
+
+/** RFC 6749 §5.2 `error` values (NQSCHAR), at most 64 of them. */
+const OAUTH_ERROR = /^[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}$/;
+
+/** Longest `state` accepted at the callback, characters. */
+export const MAX_STATE_LENGTH = 2048;
+
+/** Where a user authorizes the gateway for one upstream. */
+export interface UpstreamAuthorizationServer {
+  /** The upstream's resource identifier (RFC 9728 `resource`, else the server URL). */
+  resource: string;
+  metadata: AuthorizationServerMetadata;
+  /** Scopes the protected-resource metadata lists (`scopes_supported`), if any. */
+  resourceScopes: string[];
+}
+
+/** What a verified `state` says. */
+export interface BrokerState {
+  principal: string;
+  server: string;
+  /** Epoch ms. */
+  expiresAt: number;
+  nonce: string;
+}
+
+/** Options of {@link UpstreamOAuthBroker}. */
+export interface UpstreamOAuthBrokerOptions {
+  /** 32 bytes: HMAC key of `state` and the PKCE verifiers. */
+  key: Buffer;
+  vault: TokenVault;
+  /** The gateway's `/oauth/callback` URL, registered as the client's redirect URI. */
+  redirectUri: string;
+  http: AuthServerHttp;
+  logger: Logger;
+  clock?: () => number;
+  /** Default {@link DEFAULT_STATE_TTL_MS}. */
+  stateTtlMs?: number;
+  /** Time limit of one request to the authorization server, ms. Default 10 s. */
+  timeoutMs?: number;
+}
+
+/** One upstream as the broker needs it. */
+export interface BrokerServer {
+  name: string;
+  url: string;
+  auth: OAuth2UserAuth;
+}
+
+/**
+ * Parses the `resource_metadata` parameter out of a `WWW-Authenticate` value (RFC 9728 §5.1);
+ * undefined when absent or not an http(s) URL.
+ */
+export function resourceMetadataFromChallenge(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  const m = /(?:^|[\s,])resource_metadata\s*=\s*(?:"([^"]*)"|([^\s,]+))/i.exec(header);
+  const value = m?.[1] ?? m?.[2];
+  if (value === undefined) return undefined;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.toString() : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The RFC 9728 §3.1 well-known metadata URL of a resource: the well-known segment inserted before its path. */
+export function protectedResourceMetadataUrl(resource: string): string {
+  const url = new URL(resource);
+  const path = url.pathname.replace(/\/+$/, '');
+  return `${url.origin}/.well-known/oauth-protected-resource${path}`;
+}
+
+/** The brokered authorization code flow of `oauth2-user` upstreams (see the module comment). */
+export class UpstreamOAuthBroker {
+  readonly #key: Buffer;
+  readonly #vault: TokenVault;
+  readonly #redirectUri: string;
+  readonly #http: AuthServerHttp;
+  readonly #logger: Logger;
+  readonly #clock: () => number;
+  readonly #ttl: number;
+  readonly #timeoutMs: number;
+  readonly #discoveries = new Map<string, AuthorizationServerDiscovery>();
+  /** Refreshes in flight, per (principal, server). */
+  readonly #refreshing = new Map<string, Promise<string | undefined>>();
+  /**
+   * The last discovery per server name, so the callback uses the authorization server the
+   * authorization URL named (found from a 401 that the callback does not see). Bounded by the
+   * number of configured servers.
+   */
+  readonly #found = new Map<string, { url: string; issuer: string | undefined; found: UpstreamAuthorizationServer }>();
+
+  /** @throws TypeError for a key that is not 32 bytes */
+  constructor(options: UpstreamOAuthBrokerOptions) {
+    if (options.key.length !== 32) throw new TypeError('the broker key is 32 bytes');
+    this.#key = options.key;
+    this.#vault = options.vault;
+    this.#redirectUri = options.redirectUri;
+    this.#http = options.http;
+    this.#logger = options.logger;
+    this.#clock = options.clock ?? Date.now;
+    this.#ttl = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+  }
+
+  /**
+   * Finds the upstream's authorization server: from `wwwAuthenticate` (the upstream's 401
+   * challenge) or the well-known protected-resource metadata, unless `authorizationServer` is
+   * configured.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` when no metadata could be used
+   */
+  async discover(server: BrokerServer, wwwAuthenticate?: string): Promise<UpstreamAuthorizationServer> {
+    let resource = server.url;
+    let issuer = server.auth.authorizationServer;
+    let resourceScopes: string[] = [];
+    if (issuer === undefined || wwwAuthenticate !== undefined) {
+      const url = resourceMetadataFromChallenge(wwwAuthenticate) ?? protectedResourceMetadataUrl(server.url);
+      const prm = await this.#json(url, server.name, 'protected-resource metadata');
+      if (typeof prm.resource === 'string') {
+        // RFC 9728 §3.3/§7.3: metadata for another resource must not be used (an upstream
+        // could otherwise send its users' tokens to another server's authorization).
+        if (!sameOrigin(prm.resource, server.url)) {
+          throw upstreamAuth(server.name, `${url} describes another resource (${prm.resource})`);
+        }
+        resource = prm.resource;
+      }
+      const listed = Array.isArray(prm.authorization_servers)
+        ? prm.authorization_servers.filter((a): a is string => typeof a === 'string')
+        : [];
+      issuer ??= listed[0];
+      if (Array.isArray(prm.scopes_supported)) {
+        resourceScopes = prm.scopes_supported.filter((s): s is string => typeof s === 'string');
+      }
+      if (issuer === undefined) throw upstreamAuth(server.name, `${url} names no authorization server`);
+    }
+    let discovery = this.#discoveries.get(issuer);
+    if (discovery === undefined) {
+      discovery = new AuthorizationServerDiscovery({
+        issuer,
+        jwksUri: undefined,
+        introspectionEndpoint: undefined,
+        logger: this.#logger,
+        clock: this.#clock,
+        http: this.#http,
+        timeoutMs: this.#timeoutMs,
+      });
+      this.#discoveries.set(issuer, discovery);
+    }
+    let metadata: AuthorizationServerMetadata;
+    try {
+      metadata = await discovery.discover();
+    } catch (cause) {
+      throw upstreamAuth(server.name, `no usable metadata for the authorization server ${issuer}`, cause);
+    }
+    if (metadata.authorization_endpoint === undefined || metadata.token_endpoint === undefined) {
+      throw upstreamAuth(server.name, `the authorization server ${issuer} lists no authorization or token endpoint`);
+    }
+    const found = { resource, metadata, resourceScopes };
+    this.#found.set(server.name, { url: server.url, issuer: server.auth.authorizationServer, found });
+    return found;
+  }
+
+  /**
+   * The URL `principal` opens to connect to `server`: an authorization request (RFC 6749 §4.1.1)
+   * with PKCE S256, `resource` (RFC 8707) and a `state` valid for the state TTL.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` as {@link discover}; `SWB_ERR_CONFIG_INVALID`
+   *   for `registration: dynamic`, which is not supported yet
+   */
+  async authorizationUrl(principal: string, server: BrokerServer, wwwAuthenticate?: string): Promise<string> {
+    const clientId = this.#clientId(server);
+    const as = await this.discover(server, wwwAuthenticate);
+    const state = this.issueState(principal, server.name);
+    const url = new URL(as.metadata.authorization_endpoint!);
+    const scopes = server.auth.scopes ?? as.resourceScopes;
+    url.searchParams.set('response_type', 'code');
+    url.searchParams.set('client_id', clientId);
+    url.searchParams.set('redirect_uri', this.#redirectUri);
+    if (scopes.length > 0) url.searchParams.set('scope', scopes.join(' '));
+    url.searchParams.set('state', state);
+    url.searchParams.set('code_challenge', createHash('sha256').update(this.#verifier(state)).digest('base64url'));
+    url.searchParams.set('code_challenge_method', 'S256');
+    url.searchParams.set('resource', as.resource);
+    return url.toString();
+  }
+
+  /** A fresh `state` for (principal, server), valid for the state TTL, with a random nonce. */
+  issueState(principal: string, server: string): string {
+    return this.#seal({
+      principal,
+      server,
+      expiresAt: this.#clock() + this.#ttl,
+      nonce: randomBytes(12).toString('base64url'),
+    });
+  }
+
+  /**
+   * Checks a `state` from the callback: its HMAC, then its expiry.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_HTTP_INVALID_REQUEST` for a malformed, forged or expired state
+   */
+  verifyState(state: string): BrokerState {
+    const bad = (why: string) => new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `invalid state: ${why}`);
+    if (state.length > MAX_STATE_LENGTH) throw bad('too long');
+    const dot = state.indexOf('.');
+    if (dot <= 0) throw bad('malformed');
+    const body = state.slice(0, dot);
+    const mac = Buffer.from(state.slice(dot + 1), 'base64url');
+    const expected = this.#mac('state', body);
+    if (mac.length !== expected.length || !timingSafeEqual(mac, expected)) throw bad('not issued by this gateway');
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.from(body, 'base64url').toString('utf8'));
+    } catch {
+      throw bad('malformed');
+    }
+    const o = parsed as Partial<Record<'p' | 's' | 'e' | 'n', unknown>>;
+    if (typeof o.p !== 'string' || typeof o.s !== 'string' || typeof o.e !== 'number' || typeof o.n !== 'string') {
+      throw bad('malformed');
+    }
+    if (this.#clock() >= o.e) throw bad('expired; start the connection again');
+    return { principal: o.p, server: o.s, expiresAt: o.e, nonce: o.n };
+  }
+
+  /**
+   * Finishes the flow: exchanges `code` for tokens (RFC 6749 §4.1.3, with the PKCE verifier of
+   * `state` and the `resource`) and stores them for the state's principal and server.
+   *
+   * @param lookup - the server a verified state names, if it is (still) an `oauth2-user` server
+   * @returns the principal and server connected
+   * @throws {@link GatewayError} `SWB_ERR_HTTP_INVALID_REQUEST` for a bad state or an unknown
+   *   server; `SWB_ERR_UPSTREAM_AUTH` when the token endpoint refuses or cannot be reached
+   */
+  async complete(
+    code: string,
+    state: string,
+    lookup: (server: string) => BrokerServer | undefined,
+  ): Promise<{ principal: string; server: string }> {
+    const verified = this.verifyState(state);
+    const server = lookup(verified.server);
+    if (server === undefined) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_INVALID_REQUEST',
+        `server "${verified.server}" is not an oauth2-user server any more`,
+      );
+    }
+    const as = await this.#serverOf(server);
+    const body = await this.#tokenRequest(
+      server,
+      as,
+      {
+        grant_type: 'authorization_code',
+        code,
+        redirect_uri: this.#redirectUri,
+        code_verifier: this.#verifier(state),
+      },
+      'the authorization code',
+    );
+    const subject = await this.#store(verified.principal, server, body, undefined);
+    this.#logger.info(
+      { principal: verified.principal, server: server.name, upstreamSubject: subject },
+      'upstream connection stored',
+    );
+    return { principal: verified.principal, server: server.name };
+  }
+
+  /**
+   * A usable access token of `principal` for `server`: the stored one, or, when it expires
+   * within `skewMs`, a new one from the refresh grant (RFC 6749 §6), stored before it is returned
+   * (a refresh token not rotated by the server is kept). Concurrent calls for one (principal,
+   * server) share one refresh. Records the use.
+   *
+   * @param skewMs - refresh this long before expiry. Default 60 000 ms.
+   * @returns undefined when the principal is not connected, or its token expired without a
+   *   refresh token, or the authorization server refused the refresh token (`invalid_grant`:
+   *   revoked or expired; the stored tokens are then dropped): the user connects again.
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` when the token endpoint cannot be
+   *   reached or fails otherwise (the tokens are kept; the next call tries again)
+   */
+  async accessToken(principal: string, server: BrokerServer, skewMs = 60_000): Promise<string | undefined> {
+    const tokens = await this.#vault.get(principal, server.name);
+    if (tokens === undefined) return undefined;
+    if (tokens.expiresAt === undefined || tokens.expiresAt - skewMs > this.#clock()) {
+      await this.#vault.touch(principal, server.name);
+      return tokens.accessToken;
+    }
+    const refreshToken = tokens.refreshToken;
+    if (refreshToken === undefined) return undefined;
+    const key = `${principal}\0${server.name}`;
+    let pending = this.#refreshing.get(key);
+    if (pending === undefined) {
+      pending = this.#refresh(principal, server, refreshToken).finally(() => this.#refreshing.delete(key));
+      this.#refreshing.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #refresh(principal: string, server: BrokerServer, refreshToken: string): Promise<string | undefined> {
+    const as = await this.#serverOf(server);
+    let body: Record<string, unknown> & { access_token: string };
+    try {
+      body = await this.#tokenRequest(
+        server,
+        as,
+        { grant_type: 'refresh_token', refresh_token: refreshToken },
+        'the refresh token',
+      );
+    } catch (err) {
+      if (err instanceof GatewayError && err.data?.oauthError === 'invalid_grant') {
+        await this.#vault.delete(principal, server.name);
+        this.#logger.info({ principal, server: server.name }, 'upstream refresh token refused; connection dropped');
+        return undefined;
+      }
+      throw err;
+    }
+    await this.#store(principal, server, body, refreshToken);
+    await this.#vault.touch(principal, server.name);
+    this.#logger.debug({ principal, server: server.name }, 'upstream access token refreshed');
+    return body.access_token;
+  }
+
+  /** The authorization server of `server`: the one found last for it, else discovered now. */
+  async #serverOf(server: BrokerServer): Promise<UpstreamAuthorizationServer> {
+    const known = this.#found.get(server.name);
+    return known !== undefined && known.url === server.url && known.issuer === server.auth.authorizationServer
+      ? known.found
+      : this.discover(server);
+  }
+
+  /**
+   * One token request (RFC 6749 §4.1.3 or §6) with the client's authentication and `resource`.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH`, with `data.oauthError` the RFC 6749 §5.2
+   *   `error` when the server gave one
+   */
+  async #tokenRequest(
+    server: BrokerServer,
+    as: UpstreamAuthorizationServer,
+    params: Record<string, string>,
+    what: string,
+  ): Promise<Record<string, unknown> & { access_token: string }> {
+    const clientId = this.#clientId(server);
+    const form = new URLSearchParams({ ...params, resource: as.resource });
+    const headers: Record<string, string> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      accept: 'application/json',
+    };
+    if (server.auth.clientSecret === undefined) form.set('client_id', clientId);
+    else {
+      // RFC 6749 §2.3.1: both parts form-urlencoded before Basic encoding.
+      const user = `${encodeURIComponent(clientId)}:${encodeURIComponent(server.auth.clientSecret)}`;
+      headers.authorization = `Basic ${Buffer.from(user).toString('base64')}`;
+    }
+    let status: number;
+    let text: string;
+    try {
+      ({ status, body: text } = await this.#http(
+        'POST',
+        as.metadata.token_endpoint!,
+        headers,
+        form.toString(),
+        BODY_LIMIT,
+      ));
+    } catch (cause) {
+      throw upstreamAuth(server.name, 'the token endpoint could not be reached', cause);
+    }
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(text) as Record<string, unknown>;
+    } catch {
+      throw upstreamAuth(server.name, `the token endpoint answered ${status} without JSON`);
+    }
+    if (status !== 200 || typeof body.access_token !== 'string' || body.access_token === '') {
+      // RFC 6749 §5.2 `error` only: `error_description` is the server's text and may echo input.
+      const error = typeof body.error === 'string' && OAUTH_ERROR.test(body.error) ? body.error : undefined;
+      throw new GatewayError(
+        'SWB_ERR_UPSTREAM_AUTH',
+        `server "${server.name}": the token endpoint refused ${what} (${error ?? `HTTP ${status}`})`,
+        { ...(error === undefined ? {} : { data: { oauthError: error } }) },
+      );
+    }
+    return body as Record<string, unknown> & { access_token: string };
+  }
+
+  /**
+   * Stores a token response for (principal, server); `previousRefresh` is kept when the response
+   * carries no new refresh token (RFC 6749 §6: the server may keep the old one valid).
+   *
+   * @returns the upstream subject, when the response had an ID token
+   */
+  async #store(
+    principal: string,
+    server: BrokerServer,
+    body: Record<string, unknown> & { access_token: string },
+    previousRefresh: string | undefined,
+  ): Promise<string | undefined> {
+    const scopes = (typeof body.scope === 'string' ? body.scope : (server.auth.scopes ?? []).join(' '))
+      .split(' ')
+      .filter((s) => s !== '');
+    const refresh =
+      typeof body.refresh_token === 'string' && body.refresh_token !== '' ? body.refresh_token : previousRefresh;
+    if (
+      body.access_token.length > MAX_VAULT_TOKEN_LENGTH ||
+      (refresh !== undefined && refresh.length > MAX_VAULT_TOKEN_LENGTH) ||
+      scopes.length > MAX_VAULT_SCOPES
+    ) {
+      throw upstreamAuth(
+        server.name,
+        `the token response is beyond the stored bounds (${MAX_VAULT_TOKEN_LENGTH} characters per token, ${MAX_VAULT_SCOPES} scopes)`,
+      );
+    }
+    const now = this.#clock();
+    const expiresIn = typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in);
+    const previous = previousRefresh === undefined ? undefined : await this.#vault.get(principal, server.name);
+    const subject = subjectOf(body.id_token) ?? previous?.upstreamSubject;
+    await this.#vault.put(principal, server.name, {
+      accessToken: body.access_token,
+      ...(refresh === undefined ? {} : { refreshToken: refresh }),
+      ...(Number.isFinite(expiresIn) && expiresIn > 0 ? { expiresAt: now + expiresIn * 1000 } : {}),
+      scopes,
+      ...(subject === undefined ? {} : { upstreamSubject: subject }),
+    });
+    return subject;
+  }
+
+  #clientId(server: BrokerServer): string {
+    if (server.auth.registration === 'dynamic' || server.auth.clientId === undefined) {
+      throw new GatewayError(
+        'SWB_ERR_CONFIG_INVALID',
+        `servers.${server.name}.auth: registration: dynamic is not supported yet; configure a clientId`,
+      );
+    }
+    return server.auth.clientId;
+  }
+
+  #seal(state: BrokerState): string {
+    const body = Buffer.from(
+      JSON.stringify({ p: state.principal, s: state.server, e: state.expiresAt, n: state.nonce }),
+    ).toString('base64url');
+    return `${body}.${this.#mac('state', body).toString('base64url')}`;
+  }
+
+  /** RFC 7636 §4.1 verifier: 43 characters of base64url, secret because only the gateway holds the key. */
+  #verifier(state: string): string {
+    return this.#mac('pkce', state).toString('base64url');
+  }
+
+  #mac(purpose: 'state' | 'pkce', text: string): Buffer {
+    return createHmac('sha256', this.#key).update(`${purpose}\0${text}`).digest();
+  }
+
+  async #json(url: string, server: string, what: string): Promise<Record<string, unknown>> {
+    let status: number;
+    let body: string;
+    try {
+      ({ status, body } = await this.#http('GET', url, { accept: 'application/json' }, undefined, BODY_LIMIT));
+    } catch (cause) {
+      throw upstreamAuth(server, `the ${what} at ${url} could not be fetched`, cause);
+    }
+    if (status !== 200) throw upstreamAuth(server, `the ${what} at ${url} answered ${status}`);
+    try {
+      const parsed = JSON.parse(body) as unknown;
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
+        return parsed as Record<string, unknown>;
+    } catch {
+      // reported below
+    }
+    throw upstreamAuth(server, `the ${what} at ${url} is not a JSON object`);
+  }
+}
+
+/**
+ * The `sub` of an ID token received straight from the token endpoint. OpenID Connect Core 1.0
+ * §3.1.3.7 lets the TLS server authentication of that exchange stand in for the signature check,
+ * and the value is only shown (connections API, logs), never used for access decisions.
+ */
+function subjectOf(idToken: unknown): string | undefined {
+  if (typeof idToken !== 'string') return undefined;
+  const payload = idToken.split('.')[1];
+  if (payload === undefined) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { sub?: unknown };
+    return typeof claims.sub === 'string' && claims.sub.length <= 255 ? claims.sub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function sameOrigin(a: string, b: string): boolean {
+  try {
+    return new URL(a).origin === new URL(b).origin;
+  } catch {
+    return false;
+  }
+}
+
+function upstreamAuth(server: string, detail: string, cause?: unknown): GatewayError {
+  return new GatewayError('SWB_ERR_UPSTREAM_AUTH', `server "${server}": ${detail}`, {
+    ...(cause === undefined ? {} : { cause }),
+  });
+}

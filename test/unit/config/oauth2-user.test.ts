@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfigText } from '../../../src/config/load.js';
+import type { RemoteServer } from '../../../src/config/schema.js';
+import { silentLogger } from '../../../src/observability/logger.js';
+import { createUpstreamCredentials } from '../../../src/upstream/credentials.js';
+
+function parse(auth: unknown): RemoteServer {
+  const config = parseConfigText(JSON.stringify({ servers: { gh: { url: 'https://mcp.example/mcp', auth } } }));
+  return config.servers.gh as RemoteServer;
+}
+
+function issues(text: string): string[] {
+  try {
+    parseConfigText(text);
+  } catch (e) {
+    if (e instanceof ConfigError) return e.issues.map((i) => `${i.path}: ${i.message}`);
+    throw e;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+const server = (auth: unknown) => JSON.stringify({ servers: { gh: { url: 'https://mcp.example/mcp', auth } } });
+
+describe('auth.type oauth2-user', () => {
+  it('accepts a static client with scopes and an authorization server, registration defaulting to static', () => {
+    expect(
+      parse({
+        type: 'oauth2-user',
+        clientId: 'gw',
+        clientSecret: 's3cret',
+        scopes: ['repo', 'read:user'],
+        authorizationServer: 'https://auth.example',
+      }).auth,
+    ).toEqual({
+      type: 'oauth2-user',
+      clientId: 'gw',
+      clientSecret: 's3cret',
+      registration: 'static',
+      scopes: ['repo', 'read:user'],
+      authorizationServer: 'https://auth.example',
+    });
+  });
+
+  it('accepts dynamic registration without a client id', () => {
+    expect(parse({ type: 'oauth2-user', registration: 'dynamic' }).auth).toEqual({
+      type: 'oauth2-user',
+      registration: 'dynamic',
+    });
+  });
+
+  it('requires a clientId unless registration is dynamic, naming the field', () => {
+    expect(issues(server({ type: 'oauth2-user' }))).toEqual([
+      'servers.gh.auth.clientId: oauth2-user needs a clientId (or registration: dynamic)',
+    ]);
+  });
+
+  it('refuses a client id or secret with dynamic registration, a secret without an id, bad scopes and URLs', () => {
+    expect(issues(server({ type: 'oauth2-user', registration: 'dynamic', clientId: 'x' }))).toEqual([
+      'servers.gh.auth.registration: registration: dynamic obtains its own client id: remove clientId and clientSecret',
+    ]);
+    expect(issues(server({ type: 'oauth2-user', registration: 'dynamic', clientSecret: 'x' })).join('\n')).toMatch(
+      /a clientSecret needs its clientId/,
+    );
+    expect(issues(server({ type: 'oauth2-user', clientId: 'x', scopes: ['two words'] }))[0]).toMatch(
+      /^servers\.gh\.auth\.scopes\[0\]: a scope is printable ASCII/,
+    );
+    expect(issues(server({ type: 'oauth2-user', clientId: 'x', authorizationServer: 'ftp://a' }))[0]).toMatch(
+      /^servers\.gh\.auth\.authorizationServer: expected an http/,
+    );
+    expect(issues(server({ type: 'oauth2-user', clientId: 'x', registration: 'magic' }))[0]).toMatch(
+      /^servers\.gh\.auth\.registration/,
+    );
+    expect(issues(server({ type: 'oauth2-user', clientId: 'x', extra: 1 }))[0]).toMatch(/extra/);
+  });
+
+  it('is refused with "not supported yet" when the upstream call path is built, never run without a credential', () => {
+    const auth = parse({ type: 'oauth2-user', clientId: 'gw' }).auth;
+    expect(() => createUpstreamCredentials(auth, { serverName: 'gh', logger: silentLogger() })).toThrow(
+      expect.objectContaining({ code: 'SWB_ERR_CONFIG_INVALID', message: expect.stringMatching(/not supported yet/) }),
+    );
+  });
+});
+
+describe('tokenVault.keys', () => {
+  it('defaults to no keys and accepts {id, secret} entries', () => {
+    expect(parseConfigText('{}').tokenVault).toEqual({ keys: [] });
+    const keys = [{ id: 'k1', secret: 'x'.repeat(32) }];
+    expect(parseConfigText(JSON.stringify({ tokenVault: { keys } })).tokenVault.keys).toEqual(keys);
+  });
+
+  it('refuses short secrets, malformed and duplicate ids', () => {
+    const text = JSON.stringify({
+      tokenVault: {
+        keys: [
+          { id: 'k1', secret: 'short' },
+          { id: 'bad id', secret: 'x'.repeat(32) },
+          { id: 'k1', secret: 'y'.repeat(32) },
+        ],
+      },
+    });
+    expect(issues(text)).toEqual([
+      expect.stringMatching(/^tokenVault\.keys\[0\]\.secret: expected at least 32 characters/),
+      expect.stringMatching(/^tokenVault\.keys\[1\]\.id: a key id is/),
+      'tokenVault.keys[2].id: duplicate key id k1',
+    ]);
+  });
+});
