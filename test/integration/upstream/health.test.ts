@@ -98,7 +98,9 @@ describe('remote upstream health', () => {
         remote: {
           url: `http://127.0.0.1:${port}/mcp`,
           timeout: '5s',
-          health: { failureThreshold: 3, probeInterval: 100, maxProbeInterval: 400 },
+          // An idle ready upstream is probed every probeInterval too, and a failed probe counts:
+          // 1 s keeps the idle probe out of the two-failure window below on a loaded machine.
+          health: { failureThreshold: 3, probeInterval: 1000, maxProbeInterval: 1000 },
         },
       },
     });
