@@ -234,11 +234,20 @@ export const RemoteServer = z
     identityHeaders: z.boolean().default(false),
     /** When the upstream counts as down (`/readyz`, `switchboard_upstream_up`) and how it is probed back up. */
     health: RemoteHealth.default({ failureThreshold: 3, probeInterval: 5000, maxProbeInterval: 60_000 }),
-    /** Remote servers are always connected at start: `start: lazy` applies to stdio servers only. */
-    start: z.literal('eager', { error: 'start: lazy applies to stdio (command) servers only' }).optional(),
+    /** Remote servers are connected at start: `lazy` is refused (it applies to stdio servers only). */
+    start: z.enum(['eager', 'lazy']).optional(),
     ...CommonServerFields,
   })
-  .strict();
+  .strict()
+  .superRefine((server, ctx) => {
+    if (server.start === 'lazy') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['start'],
+        message: 'start: lazy applies to stdio (command) servers only; a URL server is connected at start',
+      });
+    }
+  });
 export type RemoteServer = z.infer<typeof RemoteServer>;
 
 export const ServerConfig = z.union([StdioServer, RemoteServer]);
