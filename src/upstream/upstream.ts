@@ -273,9 +273,17 @@ export class Upstream {
     await this.#open();
     await this.#store();
     const slot = this.#pool.slots.get(SHARED_KEY);
-    if (slot !== undefined && !this.#stopped) {
+    // A call that arrived meanwhile keeps the child; it is then stopped after `idleStop`.
+    if (
+      slot !== undefined &&
+      !this.#stopped &&
+      (slot.connection?.inFlight ?? 0) === 0 &&
+      slot.subscriptions.size === 0
+    ) {
       this.#pool.closeSlot(slot, 'catalog learnt; start: lazy');
       this.#supervisor.setState('idle');
+    } else {
+      this.#lastUsed = this.#now();
     }
   }
 
