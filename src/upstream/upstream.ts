@@ -14,7 +14,7 @@
  * A `start: lazy` stdio upstream is not started with the gateway: its `initialize` result and
  * lists come from the catalog stored when it last ran (`catalogStore`), its state is `idle`, the
  * first request that needs the child starts it, and {@link Upstream.reapIdle} stops it again
- * after `idleStop` without use. Never seen before (nothing stored, or stored under another
+ * after `idleStop` without use (a child that exits is not restarted: it is `idle` again). Never seen before (nothing stored, or stored under another
  * configuration), it is started once at start to learn its catalog, which is stored, then stopped.
  *
  * Size: over 500 lines: the call path, subscriptions and calls passed to another replica
@@ -152,6 +152,7 @@ export class Upstream {
       catalog: this.#catalog,
       // Tunnelled servers (a transport factory) are watched by the tunnel hub instead.
       watchHealth: options.createTransport === undefined,
+      onDemand: this.#lazy,
       // A ping; a modern upstream is sent server/discover instead (#sendOn): that era has no ping.
       probe: () => this.#dispatch(new PendingCall(this.#host, PROBE_CONTEXT, 'ping', undefined, undefined, true)),
       retryStart: () => this.#open(),

@@ -135,6 +135,26 @@ describe.skipIf(process.platform !== 'linux')('start: lazy', () => {
     }
   });
 
+  it('does not restart a lazy child that exits: the server is idle and the next call starts it', async () => {
+    const g = await start();
+    const big = g.gateway.upstreams.get('big')!;
+    const { client } = await connectClient(`${g.url}/mcp`);
+    try {
+      await client.callTool({ name: 'big__echo', arguments: { message: 'one' } });
+      const [pid] = processesWith(marker);
+      process.kill(pid!, 'SIGKILL');
+      await waitFor(() => big.state === 'idle', 5_000, 'the server to be idle after its child exited');
+      expect(big.connectionCount).toBe(0);
+      expect(big.restarts).toBe(0);
+      expect(processesWith(marker)).toEqual([]);
+      const result = await client.callTool({ name: 'big__echo', arguments: { message: 'two' } });
+      expect(result.structuredContent).toEqual({ echo: 'two' });
+      expect(big.state).toBe('ready');
+    } finally {
+      await client.close();
+    }
+  });
+
   it('learns the catalog again when the stored one is of another configuration', async () => {
     const stored = (await db.catalogs!.get('big'))!;
     await db.catalogs!.put({ ...stored, fingerprint: 'another-configuration', tools: [], updatedAt: 1 });
