@@ -395,7 +395,13 @@ export class Upstream {
    */
   call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
     if (this.#modern && REMOVED_IN_MODERN.has(method)) return this.#removedMethod(method);
-    if (this.#lazy) this.#lastUsed = this.#now();
+    if (this.#lazy) {
+      // Not worth starting a child for: the gateway filters log messages by each session's level
+      // itself, and a server that is not running has nothing to answer a ping with.
+      if ((method === 'logging/setLevel' || method === 'ping') && this.#pool.connectionCount === 0)
+        return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
+      this.#lastUsed = this.#now();
+    }
     // One object per call, methods on the prototype: no per-call closures on the hot path.
     const call = new PendingCall(this.#host, ctx, method, params, caller, false);
     if (this.#options.observe !== undefined) call.started = performance.now();

@@ -88,7 +88,12 @@ describe.skipIf(process.platform !== 'linux')('start: lazy', () => {
     // Marks the stored catalog, so a listing served from it is told apart from a live one.
     const stored = (await db.catalogs!.get('big'))!;
     const marked = stored.tools.map((t) => (t.name === 'ping' ? { ...t, description: 'from the store' } : t));
-    await db.catalogs!.put({ ...stored, tools: marked });
+    const capabilities = { tools: {}, logging: {} };
+    await db.catalogs!.put({
+      ...stored,
+      tools: marked,
+      initializeResult: { ...stored.initializeResult, capabilities },
+    });
 
     const g = await start();
     const big = g.gateway.upstreams.get('big')!;
@@ -103,6 +108,9 @@ describe.skipIf(process.platform !== 'linux')('start: lazy', () => {
       const tools = (await client.listTools()).tools;
       expect(tools.map((t) => t.name)).toEqual(['eager__echo', 'eager__ping', 'big__echo', 'big__ping']);
       expect(tools.find((t) => t.name === 'big__ping')?.description).toBe('from the store');
+      // Setting the log level and pinging need no child.
+      await client.setLoggingLevel('debug');
+      await client.ping();
       expect(processesWith(marker)).toEqual([]);
 
       const result = await client.callTool({ name: 'big__echo', arguments: { message: 'wake up' } });
