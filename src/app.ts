@@ -24,6 +24,7 @@ import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
 import { createOAuthCallbackRoute } from './http/oauth-callback.js';
 import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
+import { servesRequests } from './upstream/types.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
 import { startChangeFeed, type ChangeFeed } from './app/changes.js';
@@ -128,7 +129,7 @@ function upstreamSummary(gateway: Gateway): { ready: number; failed: number; sta
   let failed = 0;
   const notReady: string[] = [];
   for (const [name, u] of gateway.upstreams) {
-    if (u.state === 'ready') ready++;
+    if (servesRequests(u.state)) ready++;
     else {
       if (u.state === 'failed') failed++;
       notReady.push(name);
@@ -178,6 +179,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const gateway = new Gateway({
     config,
     logger,
+    ...(database.catalogs === undefined ? {} : { catalogs: database.catalogs }),
     version: packageVersion(),
     ...(options.now ? { now: options.now } : {}),
     ...(options.sweepIntervalMs === undefined ? {} : { sweepIntervalMs: options.sweepIntervalMs }),
@@ -185,7 +187,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     tracing,
     observeUpstream: {
       call: (server, ms) => metrics.recordUpstreamCall(server, ms / 1000),
-      state: (server, state) => metrics.setUpstreamUp(server, state === 'ready'),
+      state: (server, state) => metrics.setUpstreamUp(server, servesRequests(state)),
       restart: (server) => metrics.recordUpstreamRestart(server),
     },
     onNameCollision: (c) => metrics.recordNameCollision(c.withheld.server, c.kind),

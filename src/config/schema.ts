@@ -29,6 +29,7 @@ export { AuthConfig, PERMISSION_RE } from './schema/auth.js';
 export { Duration, HEADER_NAME_RE, NAME_RE, parseDuration, parseSize, Size } from './schema/common.js';
 export { Guardrail, Guardrails, RedactPattern } from './schema/guardrails.js';
 export {
+  DEFAULT_IDLE_STOP,
   isDestination,
   isStdioServer,
   NameFilter,

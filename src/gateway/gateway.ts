@@ -37,6 +37,7 @@ import type { SessionSealer } from './session-seal.js';
 import { StreamHandoverLink } from './stream-handover.js';
 import { RetryRelayLink } from './retry-relay.js';
 import type { SlotOwnership } from '../upstream/ownership.js';
+import type { CatalogStore } from '../store/types.js';
 
 /** Options for {@link Gateway}. */
 export interface GatewayOptions {
@@ -70,6 +71,11 @@ export interface GatewayOptions {
    * configuration. Tunnelled servers keep their tunnel transport.
    */
   createTransport?: (server: string, config: ServerConfig, logger: Logger) => MessageTransport;
+  /**
+   * Where `start: lazy` servers keep their last catalog between runs (`upstream/upstream.ts`).
+   * Default none: a lazy server is started once at every gateway start to learn its catalog.
+   */
+  catalogs?: CatalogStore;
 }
 
 /** Upstreams, views and sessions of one running gateway. */
@@ -123,6 +129,7 @@ export class Gateway implements SessionHost {
   /** Names of tunnelled servers (not in any configuration). */
   #tunnels = new Set<string>();
   #upstreams = new Map<string, Upstream>();
+  readonly #catalogs: CatalogStore | undefined;
   #views: GatewayViews;
   #registry: SessionRegistry;
   #now: () => number;
@@ -149,6 +156,7 @@ export class Gateway implements SessionHost {
     this.#tracing = options.tracing;
     this.#observe = options.observeUpstream;
     this.#createTransport = options.createTransport;
+    this.#catalogs = options.catalogs;
     this.#registry = new SessionRegistry({ settings: () => this.#config.sessions, now: this.#now });
     this.#views = new GatewayViews({
       separator: options.config.namespaceSeparator,
@@ -684,6 +692,7 @@ export class Gateway implements SessionHost {
       now: this.#now,
       ownership: () => this.slotOwnership,
       ...(remoteOwner === undefined ? {} : { remoteOwner }),
+      ...(this.#catalogs === undefined ? {} : { catalogStore: this.#catalogs }),
       onEvent: (e) => this.#onUpstreamEvent(e),
     });
   }
@@ -711,7 +720,7 @@ export class Gateway implements SessionHost {
           prompts: u.catalog.prompts.length,
           resources: u.catalog.resources.length,
         },
-        'upstream ready',
+        u.state === 'idle' ? 'upstream idle (start: lazy): serving its stored catalog' : 'upstream ready',
       );
     } catch (err) {
       this.logger.error({ server: u.name, err }, 'upstream failed to start; will keep retrying where possible');

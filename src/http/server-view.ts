@@ -30,7 +30,10 @@ export interface ServerViewBody {
   readonly source: 'file' | 'api' | 'tunnel';
   readonly readOnly: boolean;
   readonly transport: string | null;
-  /** The upstream's state (`starting`, `ready`, `restarting`, `failed`, `stopped`), or `disabled`. */
+  /**
+   * The upstream's state (`starting`, `ready`, `idle`: a `start: lazy` server whose child is
+   * not running, `restarting`, `failed`, `stopped`), or `disabled`.
+   */
   readonly state: string;
   readonly error: string | null;
   readonly restarts: number;

@@ -25,6 +25,7 @@ import { createLegacySseHandler } from './legacy-sse.js';
 import type { StreamOverflowListener } from './stream-budget.js';
 import { sendHttpError } from './error-response.js';
 import { createStreamableHandler } from './streamable.js';
+import { servesRequests } from '../upstream/types.js';
 
 /**
  * An extra route handler: returns true when it handled the request. `reqId` is the request's id
@@ -290,7 +291,8 @@ export function createRequestHandler(options: HttpServerOptions): (req: Incoming
       return;
     }
     const stores = options.readiness ? await options.readiness() : [];
-    const ready = upstreams.every((u) => u.state === 'ready') && stores.every((c) => c.ok);
+    // A lazy server not running (`idle`) is ready: its lists are served and a call starts it.
+    const ready = upstreams.every((u) => servesRequests(u.state)) && stores.every((c) => c.ok);
     json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', upstreams, stores });
   }
 

@@ -23,6 +23,7 @@ import type { Database } from './types.js';
 import type { SqliteUsageWriter } from './sqlite-usage-writer.js';
 import { KyselyUsageStore, type UsageTables } from './usage-store.js';
 import { KyselyToolPinStore, type ToolPinTables } from './tool-pin-store.js';
+import { KyselyCatalogStore, type CatalogTables } from './catalog-store.js';
 import { KyselyUpstreamTokenStore, type UpstreamTokenTables } from './upstream-token-store.js';
 import { toStoreError } from './store-errors.js';
 import type { StoreTables } from './store-tables.js';
@@ -80,6 +81,7 @@ export class KyselyDatabase implements Database {
   readonly usage: KyselyUsageStore;
   readonly toolPins: KyselyToolPinStore;
   readonly upstreamTokens: KyselyUpstreamTokenStore;
+  readonly catalogs: KyselyCatalogStore;
   #db: Kysely<StoreTables>;
   #schema: string | undefined;
   #pingTimeout: number;
@@ -103,6 +105,7 @@ export class KyselyDatabase implements Database {
     this.#usageWriter = options.usageWriter;
     this.toolPins = new KyselyToolPinStore(options.db.withTables<ToolPinTables>());
     this.upstreamTokens = new KyselyUpstreamTokenStore(options.db.withTables<UpstreamTokenTables>());
+    this.catalogs = new KyselyCatalogStore(options.db.withTables<CatalogTables>());
     this.usage = new KyselyUsageStore(options.db.withTables<UsageTables>(), {
       dialect: options.dialect,
       clock,

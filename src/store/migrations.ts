@@ -173,6 +173,25 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('upstream_tokens').execute();
     },
   },
+  /**
+   * The last catalog seen of each `start: lazy` upstream: one row per server, the `initialize`
+   * result and the four lists as JSON text, the configuration's fingerprint, epoch-ms time.
+   */
+  '0006_upstream_catalogs': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema
+        .createTable('upstream_catalogs')
+        .addColumn('server', 'text', (c) => c.primaryKey())
+        .addColumn('fingerprint', 'text', (c) => c.notNull())
+        .addColumn('initialize_result', 'text', (c) => c.notNull())
+        .addColumn('catalog', 'text', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('upstream_catalogs').execute();
+    },
+  },
 };
 
 /** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */

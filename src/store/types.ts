@@ -114,6 +114,8 @@ export interface Database {
   readonly toolPins?: ToolPinStore;
   /** Per-user upstream OAuth tokens, sealed (present on every SQL database). */
   readonly upstreamTokens?: UpstreamTokenStore;
+  /** The last catalogs seen of `start: lazy` upstreams (present on every SQL database). */
+  readonly catalogs?: CatalogStore;
   /** Applies pending migrations; returns the names applied. */
   migrate(): Promise<string[]>;
   /** True when a trivial query succeeds (for /readyz). */
@@ -307,4 +309,39 @@ export interface UpstreamTokenStore {
   delete(principal: string, server: string): Promise<boolean>;
   /** Records a use of the tokens at `at` (never moves the time backwards). */
   touch(principal: string, server: string, at: number): Promise<void>;
+}
+
+/**
+ * What an upstream served when it last ran: its `initialize` result (capabilities, serverInfo,
+ * instructions) and its lists, as JSON objects exactly as the upstream sent them.
+ */
+export interface StoredCatalog {
+  /** The upstream server's name in the configuration. */
+  server: string;
+  /**
+   * A digest of the configuration that produced this catalog (command, arguments, environment,
+   * working directory): a catalog stored under another one is not the same server's.
+   */
+  fingerprint: string;
+  /** The upstream's `initialize` result (MCP basic/lifecycle §Initialization). */
+  initializeResult: Record<string, unknown>;
+  tools: Array<Record<string, unknown>>;
+  prompts: Array<Record<string, unknown>>;
+  resources: Array<Record<string, unknown>>;
+  resourceTemplates: Array<Record<string, unknown>>;
+  /** When it was stored, epoch ms. */
+  updatedAt: number;
+}
+
+/**
+ * Storage of the last catalog seen per upstream server, one row per server (the newest write
+ * wins). Errors are `SWB_ERR_STORE_*` GatewayErrors.
+ */
+export interface CatalogStore {
+  /** The stored catalog of `server`, or undefined when none was stored. */
+  get(server: string): Promise<StoredCatalog | undefined>;
+  /** Stores (inserts or replaces) the catalog of `catalog.server`. */
+  put(catalog: StoredCatalog): Promise<void>;
+  /** Removes the stored catalog of `server`; no-op when none. */
+  delete(server: string): Promise<void>;
 }

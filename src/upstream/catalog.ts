@@ -73,6 +73,17 @@ export class CatalogCache {
   }
 
   /**
+   * Replaces the lists with ones kept from an earlier run (a `start: lazy` upstream whose child
+   * is not running) and reports every kind as changed; marks the catalog loaded.
+   */
+  restore(catalog: Catalog): void {
+    this.#catalog = { ...catalog };
+    this.#version++;
+    this.loaded = true;
+    this.#onChange(Object.keys(LIST_METHODS) as Array<keyof Catalog>);
+  }
+
+  /**
    * Fetches the lists of `only` (default: every kind the upstream's capabilities declare) from
    * `conn`, page by page (at most 1000 pages). A failed listing keeps the cached list; a
    * `-32601` (method not found) is not logged.

@@ -27,6 +27,11 @@ export interface SupervisorOptions {
   watchHealth: boolean;
   /** Sends one health probe (a `ping` through the call path, whose answer reaches {@link Supervisor.record}). */
   probe: () => Promise<unknown>;
+  /**
+   * The shared child runs on demand (`start: lazy`): when it exits it is not restarted; the state
+   * becomes `idle` and the next request starts it (after the restart backoff). Default false.
+   */
+  onDemand?: boolean;
   /** Reports a state change. */
   onState: (state: UpstreamState, error: string | undefined) => void;
   /**
@@ -129,6 +134,11 @@ export class Supervisor {
     const why = info.error?.message ?? (info.signal ? `signal ${info.signal}` : `exit code ${info.exitCode ?? '?'}`);
     this.#logger.warn({ exitCode: info.exitCode, signal: info.signal, err: info.error }, 'upstream connection closed');
     slot.notBefore = this.#options.now() + slot.backoff.next();
+    if (slot.key === SHARED_KEY && isolation === 'shared' && this.#options.onDemand === true) {
+      this.#lastError = why;
+      this.setState('idle', why);
+      return;
+    }
     if (slot.key === SHARED_KEY && isolation === 'shared') {
       this.#lastError = why;
       this.setState('restarting', why);

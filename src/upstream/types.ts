@@ -11,6 +11,7 @@ import type { Principal } from '../auth/principal.js';
 import type { ServerConfig } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { DestinationPolicy } from '../policy/destinations.js';
+import type { CatalogStore } from '../store/types.js';
 import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protocol/jsonrpc.js';
 import type { OutboundHeaders, UpstreamInterceptor } from './dispatch.js';
 import type { MessageTransport } from './transport.js';
@@ -38,8 +39,20 @@ export interface Catalog {
   resourceTemplates: JsonObject[];
 }
 
-/** Lifecycle state reported by `/readyz` and the admin API. */
-export type UpstreamState = 'starting' | 'ready' | 'restarting' | 'failed' | 'stopped';
+/**
+ * Lifecycle state reported by `/readyz` and the admin API. `idle`: a `start: lazy` server whose
+ * child is not running; its lists are served from the stored catalog and the next request that
+ * needs the child starts it.
+ */
+export type UpstreamState = 'starting' | 'ready' | 'idle' | 'restarting' | 'failed' | 'stopped';
+
+/**
+ * Whether an upstream in `state` can serve requests now or on demand (`ready`, or `idle`): what
+ * `/readyz`, the `switchboard_upstream_up` gauge and the ready count of the admin API take as up.
+ */
+export function servesRequests(state: UpstreamState): boolean {
+  return state === 'ready' || state === 'idle';
+}
 
 /** Which client sessions an unrelated upstream notification is for. */
 export type Audience = { kind: 'all' } | { kind: 'session'; id: string } | { kind: 'principal'; id: string };
@@ -108,6 +121,12 @@ export interface UpstreamOptions {
    * the local connection (`createTransport`) only answers `initialize` and the lists.
    */
   remoteOwner?: string;
+  /**
+   * Where a `start: lazy` upstream's catalog is kept between runs: read at start (a stored catalog
+   * of the same configuration spares starting the child), written whenever a live child's
+   * catalog changes. Default none: a lazy upstream learns its catalog by starting at every start.
+   */
+  catalogStore?: CatalogStore;
   /** Factory override (tests, tunnels): builds the transport for a new connection. */
   createTransport?: (logger: Logger) => MessageTransport;
   onEvent: (event: UpstreamEvent) => void;

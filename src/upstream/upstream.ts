@@ -11,13 +11,20 @@
  * `server/discover`; the catalog is refreshed when its `ttlMs` expires while no listen stream
  * announces its changes; and an `input_required` result reaches modern clients only.
  *
+ * A `start: lazy` stdio upstream is not started with the gateway: its `initialize` result and
+ * lists come from the catalog stored when it last ran (`catalogStore`), its state is `idle`, the
+ * first request that needs the child starts it, and {@link Upstream.reapIdle} stops it again
+ * after `idleStop` without use (a child that exits is not restarted: it is `idle` again). Never seen before (nothing stored, or stored under another
+ * configuration), it is started once at start to learn its catalog, which is stored, then stopped.
+ *
  * Size: over 500 lines: the call path, subscriptions and calls passed to another replica
  * (`ownership.ts`) share one upstream's pool and catalog; the parts named above are modules of
  * their own.
  *
  * @module
  */
-import { isStdioServer, type ServerConfig } from '../config/schema.js';
+import { createHash } from 'node:crypto';
+import { DEFAULT_IDLE_STOP, isStdioServer, type ServerConfig } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import { MCP_MISSING_CLIENT_CAPABILITY, REMOVED_IN_MODERN } from '../protocol/era.js';
 import { errorResponse } from '../protocol/jsonrpc.js';
@@ -36,6 +43,7 @@ import type { Catalog, SlotContext, UpstreamCall, UpstreamOptions, UpstreamState
 import { PendingCall, SettledCall, type CallHost } from './pending-call.js';
 import { UpstreamListens } from './upstream-listen.js';
 import { CatalogRefresh } from './catalog-refresh.js';
+import type { StoredCatalog } from '../store/types.js';
 
 export type {
   Audience,
@@ -77,6 +85,14 @@ export class Upstream {
   readonly #ownsSlots: boolean;
   /** When the unreachable owner records were last logged (ms, {@link #now}). */
   #ownersWarnedAt = Number.NEGATIVE_INFINITY;
+  /** `start: lazy`: the child runs only while used (a `shared` stdio upstream). */
+  readonly #lazy: boolean;
+  /** A lazy child unused this long is stopped (ms). */
+  readonly #idleStopMs: number;
+  /** When a lazy upstream was last used: a call started or answered (ms, {@link #now}). */
+  #lastUsed = 0;
+  /** A stored catalog is being restored: not written back. */
+  #restoring = false;
   readonly #host: CallHost = {
     bindingOf: (ctx) => this.#pool.slotFor(ctx, false),
     forget: (conn) => this.#pool.forget(conn),
@@ -91,9 +107,15 @@ export class Upstream {
     this.#now = options.now ?? Date.now;
     this.isolation = isStdioServer(options.config) ? options.config.isolation : 'principal';
     this.#ownsSlots = options.ownership !== undefined && (this.isolation === 'session' || this.isolation === 'user');
+    const cfg = options.config;
+    this.#lazy = isStdioServer(cfg) && cfg.start === 'lazy' && this.isolation === 'shared';
+    this.#idleStopMs = isStdioServer(cfg) ? (cfg.idleStop ?? DEFAULT_IDLE_STOP) : DEFAULT_IDLE_STOP;
     this.#catalog = new CatalogCache({
       logger: this.#logger,
-      onChange: (changed) => options.onEvent({ type: 'catalog', upstream: this, changed }),
+      onChange: (changed) => {
+        if (this.#lazy && !this.#restoring && this.#catalog.loaded) void this.#store();
+        options.onEvent({ type: 'catalog', upstream: this, changed });
+      },
       onLoaded: () => {
         if (this.#modern) this.#refresh.schedule();
       },
@@ -114,6 +136,7 @@ export class Upstream {
         this.#initializeResult ??= conn.initializeResult;
         this.#modern = conn.era === 'modern';
         if (this.#modern) this.#listens.sync(slot);
+        if (this.#lazy && this.#catalog.loaded) this.#woke(conn);
       },
       onNotification: (slot, conn, n) => this.#onNotification(slot, conn, n),
       onClose: (slot, conn, info) => this.#supervisor.onClose(slot, conn, info, this.isolation),
@@ -129,6 +152,7 @@ export class Upstream {
       catalog: this.#catalog,
       // Tunnelled servers (a transport factory) are watched by the tunnel hub instead.
       watchHealth: options.createTransport === undefined,
+      onDemand: this.#lazy,
       // A ping; a modern upstream is sent server/discover instead (#sendOn): that era has no ping.
       probe: () => this.#dispatch(new PendingCall(this.#host, PROBE_CONTEXT, 'ping', undefined, undefined, true)),
       retryStart: () => this.#open(),
@@ -216,7 +240,122 @@ export class Upstream {
    */
   async start(): Promise<void> {
     this.#supervisor.setState('starting');
+    if (this.#lazy) return this.#startLazy();
     return this.#open();
+  }
+
+  /** Whether the upstream is `start: lazy` (its child runs only while used). */
+  get lazy(): boolean {
+    return this.#lazy;
+  }
+
+  /**
+   * {@link start} of a lazy upstream: the stored catalog, state `idle`; without one, the child
+   * is started to learn the catalog, which is stored, and stopped again.
+   */
+  async #startLazy(): Promise<void> {
+    const stored = await this.#readStored();
+    if (stored !== undefined) {
+      this.#initializeResult = stored.initializeResult;
+      this.#restoring = true;
+      try {
+        this.#catalog.restore({
+          tools: stored.tools,
+          prompts: stored.prompts,
+          resources: stored.resources,
+          resourceTemplates: stored.resourceTemplates,
+        });
+      } finally {
+        this.#restoring = false;
+      }
+      this.#supervisor.setState('idle');
+      return;
+    }
+    await this.#open();
+    await this.#store();
+    const slot = this.#pool.slots.get(SHARED_KEY);
+    // A call that arrived meanwhile keeps the child; it is then stopped after `idleStop`.
+    if (
+      slot !== undefined &&
+      !this.#stopped &&
+      (slot.connection?.inFlight ?? 0) === 0 &&
+      slot.subscriptions.size === 0
+    ) {
+      this.#pool.closeSlot(slot, 'catalog learnt; start: lazy');
+      this.#supervisor.setState('idle');
+    } else {
+      this.#lastUsed = this.#now();
+    }
+  }
+
+  /**
+   * A digest of what makes the child the same server: command, arguments, environment and
+   * working directory (hex SHA-256).
+   */
+  #fingerprint(): string {
+    const cfg = this.config;
+    const parts = isStdioServer(cfg) ? [cfg.command, cfg.args, cfg.env, cfg.cwd ?? null] : [cfg.url];
+    return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+  }
+
+  /** The stored catalog of this configuration, or undefined (none, another configuration's, or the store failed: logged). */
+  async #readStored(): Promise<StoredCatalog | undefined> {
+    const store = this.#options.catalogStore;
+    if (store === undefined) return undefined;
+    try {
+      const stored = await store.get(this.name);
+      if (stored === undefined) {
+        this.#logger.info('no stored catalog; starting the lazy server once to learn it');
+        return undefined;
+      }
+      if (stored.fingerprint !== this.#fingerprint()) {
+        this.#logger.info('the stored catalog is of another configuration; starting the lazy server once to learn it');
+        return undefined;
+      }
+      return stored;
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not read the stored catalog; starting the lazy server to learn it');
+      return undefined;
+    }
+  }
+
+  /** Writes the current `initialize` result and lists to the catalog store; a failure is logged. */
+  async #store(): Promise<void> {
+    const store = this.#options.catalogStore;
+    if (store === undefined || this.#initializeResult === undefined) return;
+    const catalog = this.#catalog.catalog;
+    try {
+      await store.put({
+        server: this.name,
+        fingerprint: this.#fingerprint(),
+        initializeResult: this.#initializeResult,
+        tools: catalog.tools,
+        prompts: catalog.prompts,
+        resources: catalog.resources,
+        resourceTemplates: catalog.resourceTemplates,
+        updatedAt: this.#now(),
+      });
+    } catch (err) {
+      this.#logger.warn({ err }, 'could not store the catalog of the lazy server');
+    }
+  }
+
+  /**
+   * A lazy upstream's child started on demand: its `initialize` result replaces the stored one,
+   * its lists are loaded again (a change is stored and announced), the state becomes `ready`.
+   */
+  #woke(conn: UpstreamConnection): void {
+    this.#lastUsed = this.#now();
+    const before = JSON.stringify(this.#initializeResult);
+    this.#initializeResult = conn.initializeResult;
+    this.#supervisor.setState('ready');
+    const initializeChanged = JSON.stringify(this.#initializeResult) !== before;
+    const version = this.#catalog.version;
+    this.#catalog.load(conn, undefined).then(
+      // A changed list was stored by the catalog's change; a changed initialize result alone is stored here.
+      () => (initializeChanged && this.#catalog.version === version ? this.#store() : undefined),
+      (err: unknown) => this.#logger.warn({ err }, 'catalog refresh failed'),
+    );
   }
 
   /** The work of {@link start}, also run again by the supervisor after a failed start of `session`/`user` isolation. */
@@ -256,6 +395,13 @@ export class Upstream {
    */
   call(ctx: SlotContext, method: string, params: JsonObject | undefined, caller: Caller | undefined): UpstreamCall {
     if (this.#modern && REMOVED_IN_MODERN.has(method)) return this.#removedMethod(method);
+    if (this.#lazy) {
+      // Not worth starting a child for: the gateway filters log messages by each session's level
+      // itself, and a server that is not running has nothing to answer a ping with.
+      if ((method === 'logging/setLevel' || method === 'ping') && this.#pool.connectionCount === 0)
+        return new SettledCall({ jsonrpc: '2.0', id: 0, result: {} });
+      this.#lastUsed = this.#now();
+    }
     // One object per call, methods on the prototype: no per-call closures on the hot path.
     const call = new PendingCall(this.#host, ctx, method, params, caller, false);
     if (this.#options.observe !== undefined) call.started = performance.now();
@@ -302,6 +448,7 @@ export class Upstream {
       call.started = -1;
     }
     if (this.#tracksHealth) this.#supervisor.record(response);
+    if (this.#lazy) this.#lastUsed = this.#now();
     return response;
   }
 
@@ -542,7 +689,22 @@ export class Upstream {
    * flight, unused for `idleTimeout`. Called periodically by the gateway; returns how many were reaped.
    */
   reapIdle(): number {
-    return this.#pool.reapIdle();
+    return this.#pool.reapIdle() + (this.#lazy && this.#stopIfIdle() ? 1 : 0);
+  }
+
+  /**
+   * Stops a lazy upstream's child unused for `idleStop`: no call in flight, no resource
+   * subscription held, no call started or answered since. The state becomes `idle`.
+   */
+  #stopIfIdle(): boolean {
+    const slot = this.#pool.slots.get(SHARED_KEY);
+    const conn = slot?.connection;
+    if (slot === undefined || conn === undefined || conn.closed || slot.starting !== undefined) return false;
+    if (conn.inFlight > 0 || slot.subscriptions.size > 0) return false;
+    if (this.#now() - this.#lastUsed < this.#idleStopMs) return false;
+    this.#pool.closeSlot(slot, `unused for idleStop (${this.#idleStopMs} ms)`);
+    this.#supervisor.setState('idle');
+    return true;
   }
 
   /**
@@ -588,7 +750,8 @@ export class Upstream {
         if (slot.key === SHARED_KEY || slot.key === PROBE_CONTEXT.principalId) break;
       }
     }
-    if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user') {
+    // A lazy upstream's child is not started for a refresh: its stored lists stand until it runs.
+    if (conn === undefined && this.isolation !== 'session' && this.isolation !== 'user' && !this.#lazy) {
       conn = await this.#pool.acquire(PROBE_CONTEXT);
     }
     return conn;

@@ -18,6 +18,7 @@ const STATE_TONES: Record<string, Tone> = {
   failed: 'bad',
   error: 'bad',
   blocked: 'bad',
+  idle: 'neutral',
   stopped: 'neutral',
   disabled: 'neutral',
 };

@@ -113,10 +113,33 @@ export const StdioServer = z
     /** Lines of stderr kept per child (also logged). Default 200. */
     stderrLines: z.number().int().min(0).default(200),
     restart: RestartPolicy.default({ initialDelay: 250, maxDelay: 30_000, maxRetries: 0 }),
+    /**
+     * `eager`: the child is started with the gateway. `lazy` (`isolation: shared` only): it is
+     * started by the first request that needs it and stopped after `idleStop` without use; its
+     * lists are served meanwhile from the catalog stored when it last ran. Default `eager`.
+     */
+    start: z.enum(['eager', 'lazy']).default('eager'),
+    /** A `lazy` child unused (no call in flight, no subscription) this long is stopped. Default 10m. */
+    idleStop: Duration.pipe(z.number().min(1)).optional(),
     ...CommonServerFields,
   })
-  .strict();
+  .strict()
+  .superRefine((server, ctx) => {
+    if (server.start === 'lazy' && server.isolation !== 'shared') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['start'],
+        message: `start: lazy needs isolation: shared (isolation: ${server.isolation} already starts a child per ${server.isolation === 'session' ? 'session' : 'principal'} on demand)`,
+      });
+    }
+    if (server.idleStop !== undefined && server.start !== 'lazy') {
+      ctx.addIssue({ code: 'custom', path: ['idleStop'], message: 'idleStop applies to start: lazy servers only' });
+    }
+  });
 export type StdioServer = z.infer<typeof StdioServer>;
+
+/** How long a `start: lazy` child may stay unused before it is stopped (ms): 10 minutes. */
+export const DEFAULT_IDLE_STOP = 600_000;
 
 /**
  * `auth.type: oauth2-user`: each principal reaches the upstream with its own upstream OAuth
@@ -211,9 +234,20 @@ export const RemoteServer = z
     identityHeaders: z.boolean().default(false),
     /** When the upstream counts as down (`/readyz`, `switchboard_upstream_up`) and how it is probed back up. */
     health: RemoteHealth.default({ failureThreshold: 3, probeInterval: 5000, maxProbeInterval: 60_000 }),
+    /** Remote servers are connected at start: `lazy` is refused (it applies to stdio servers only). */
+    start: z.enum(['eager', 'lazy']).optional(),
     ...CommonServerFields,
   })
-  .strict();
+  .strict()
+  .superRefine((server, ctx) => {
+    if (server.start === 'lazy') {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['start'],
+        message: 'start: lazy applies to stdio (command) servers only; a URL server is connected at start',
+      });
+    }
+  });
 export type RemoteServer = z.infer<typeof RemoteServer>;
 
 export const ServerConfig = z.union([StdioServer, RemoteServer]);
