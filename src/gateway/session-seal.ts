@@ -149,8 +149,12 @@ export class SessionSealer {
     const sid = id.slice(0, first);
     const key = this.#byId.get(id.slice(first + 1, second));
     if (key === undefined || sid === '') return undefined;
-    const sealed = Buffer.from(id.slice(second + 1), 'base64url');
+    const body = id.slice(second + 1);
+    const sealed = Buffer.from(body, 'base64url');
     if (sealed.length < IV_BYTES + TAG_BYTES + 2) return undefined;
+    // Only the canonical spelling: the decoder ignores characters outside the alphabet and the
+    // unused bits of the last one, so another string could otherwise open to the same session.
+    if (sealed.toString('base64url') !== body) return undefined;
     try {
       const decipher = createDecipheriv('aes-256-gcm', key.key, sealed.subarray(0, IV_BYTES));
       decipher.setAAD(Buffer.from(id.slice(0, second), 'latin1'));

@@ -45,7 +45,9 @@ describe('SessionSealer', () => {
     const sealer = new SessionSealer([key()]);
     const id = sealer.seal(claims())!;
     const body = id.slice(id.lastIndexOf('.') + 1);
-    for (let i = 0; i < body.length; i += 7) {
+    // Every character, the last one too (its unused low bits included: a non-canonical spelling
+    // of the same bytes is refused).
+    for (let i = 0; i < body.length; i++) {
       const c = body[i] === 'A' ? 'B' : 'A';
       const altered = id.slice(0, id.length - body.length) + body.slice(0, i) + c + body.slice(i + 1);
       expect(sealer.open(altered)).toBeUndefined();
