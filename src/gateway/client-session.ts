@@ -40,6 +40,15 @@ import type { OutboundChannel, SessionHost } from './session-host.js';
 import { sendList } from './session-lists.js';
 import { routeCompletion, routeRequest, type Hit } from './session-route.js';
 import { exposeTaskId, routeTask, TASK_METHODS } from './tasks.js';
+import {
+  CALL_TOOL,
+  indexOf,
+  SEARCH_EXPOSURE_TOOLS,
+  SEARCH_TOOLS,
+  searchArguments,
+  searchResult,
+  unwrapCallTool,
+} from './tool-search.js';
 import { negotiateVersion } from './protocol-versions.js';
 
 export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './protocol-versions.js';
@@ -210,6 +219,15 @@ export class ClientSession {
     this.lastActivity = this.#host.now();
     let hit: Hit | undefined;
     try {
+      if (req.method === 'tools/call' && this.view.exposure === 'search') {
+        const name = req.params?.name;
+        if (name === SEARCH_TOOLS) {
+          this.#searchTools(req, out, ctx);
+          return;
+        }
+        // From here on the request is the real tool's call: every stage and record sees that tool.
+        if (name === CALL_TOOL) req = unwrapCallTool(req);
+      }
       hit = TASK_METHODS.has(req.method)
         ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
         : routeRequest(this.view, req, ctx);
@@ -240,6 +258,27 @@ export class ClientSession {
       }
     }
     this.#run(req, out, ctx, hit);
+  }
+
+  /**
+   * Answers a `search_tools` call of a search-exposure view from the index of the tools this
+   * principal may use: its scoped list, narrowed by the pipeline's `tools/list` filter (tool
+   * approvals) as `tools/list` would be.
+   */
+  #searchTools(req: JsonRpcRequest, out: OutboundChannel, ctx: RequestContext): void {
+    const { query, limit } = searchArguments(req.params);
+    const tools = this.view.listsFor(scopeOf(ctx.principal)).tools;
+    const filter = this.#host.pipeline.listTools;
+    let allowed: ((tool: JsonObject) => boolean) | undefined;
+    if (filter !== undefined) {
+      const kept = filter(ctx, tools, this.#routeOfTool);
+      if (kept.length !== tools.length) {
+        const set = new Set(kept);
+        allowed = (tool) => set.has(tool);
+      }
+    }
+    const matches = indexOf(tools).search(query, limit, allowed);
+    out.send({ jsonrpc: '2.0', id: req.id, result: searchResult(matches) });
   }
 
   #run(req: JsonRpcRequest, out: OutboundChannel, ctx: RequestContext, hit: Hit | undefined): void {
@@ -369,6 +408,10 @@ export class ClientSession {
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
       case 'tools/list': {
+        if (this.view.exposure === 'search') {
+          sendList(req.id, out, SEARCH_EXPOSURE_TOOLS, 'tools', params, size);
+          return;
+        }
         const tools = this.view.listsFor(scope).tools;
         const filter = this.#host.pipeline.listTools;
         const items = filter === undefined ? tools : filter(meta, tools, this.#routeOfTool);
