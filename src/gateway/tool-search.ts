@@ -118,6 +118,15 @@ export interface ToolMatch {
  */
 const BOOST = { name: 3, title: 2, params: 1.5, description: 1 } as const;
 
+/**
+ * One typo in words of five letters or more, none in shorter ones: a typo allowed in `two`
+ * matches the argument `to` of every messaging tool and drowns the tools that are about two of
+ * something.
+ */
+function typoTolerance(term: string): number | false {
+  return term.length >= 5 ? 1 : false;
+}
+
 /** Splits `get-sum`, `listFiles`, `github__create_issue` and prose into lowercase words. */
 function tokenize(text: string): string[] {
   return text
@@ -161,7 +170,7 @@ export class ToolIndex {
     this.#search = new MiniSearch<ToolDocument>({
       fields: ['name', 'title', 'description', 'params'],
       tokenize,
-      searchOptions: { boost: BOOST, prefix: true, fuzzy: 0.2, combineWith: 'OR' },
+      searchOptions: { boost: BOOST, prefix: true, fuzzy: typoTolerance, combineWith: 'OR' },
     });
     this.#search.addAll(tools.map(documentOf));
   }
