@@ -122,14 +122,14 @@ describe('exposure: search', () => {
   it('calls a found tool through call_tool and accounts the call under the real tool and server', async () => {
     const r = await full.callTool({ name: 'call_tool', arguments: { name: 'get-sum', arguments: { a: 2, b: 3 } } });
     expect(text(r)).toBe('The sum of 2 and 3 is 5.');
-    const usage = await waitFor(
+    const usage = (await waitFor(
       async () => {
         const u = await gw.database.usage!.tokenUsage(fullTokenId, { days: 1 });
         return u.topTools.some((t) => t.name === 'get-sum') ? u : undefined;
       },
       10_000,
       'usage row',
-    );
+    ))!;
     expect(usage.topTools).toContainEqual({ name: 'get-sum', server: 'everything', count: 1 });
     expect(usage.topTools.map((t) => t.name)).not.toContain('call_tool');
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
