@@ -37,7 +37,7 @@ import type { RequestContext, Route } from '../pipeline/stage.js';
 import { ClientRequests, type ClientAnswer } from './client-requests.js';
 import { logLevelAllows, logLevelIndex } from './log-levels.js';
 import type { OutboundChannel, SessionHost } from './session-host.js';
-import { sendList } from './session-lists.js';
+import { listBytes, sendList } from './session-lists.js';
 import { routeCompletion, routeRequest, type Hit } from './session-route.js';
 import { exposeTaskId, routeTask, TASK_METHODS } from './tasks.js';
 import {
@@ -408,14 +408,22 @@ export class ClientSession {
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
       case 'tools/list': {
-        if (this.view.exposure === 'search') {
+        const search = this.view.exposure === 'search';
+        const record = this.#host.recordToolList;
+        // Only the search list is needed to answer; the full one is for the size metric.
+        if (search && record === undefined) {
           sendList(req.id, out, SEARCH_EXPOSURE_TOOLS, 'tools', params, size);
           return;
         }
         const tools = this.view.listsFor(scope).tools;
         const filter = this.#host.pipeline.listTools;
         const items = filter === undefined ? tools : filter(meta, tools, this.#routeOfTool);
-        sendList(req.id, out, items, 'tools', params, size);
+        const sent = search ? SEARCH_EXPOSURE_TOOLS : items;
+        if (record !== undefined && params?.cursor === undefined) {
+          const full = listBytes(items, 'tools');
+          record(this.view, search ? listBytes(sent, 'tools') : full, full);
+        }
+        sendList(req.id, out, sent, 'tools', params, size);
         return;
       }
       case 'prompts/list':

@@ -103,6 +103,26 @@ describe('exposure: search', () => {
     expect(names).not.toContain('search_tools');
   });
 
+  it('counts the bytes of the tool lists sent against the full lists in /metrics', async () => {
+    const counter = async (name: string, endpoint: string): Promise<number> => {
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      const line = metrics.split('\n').find((l) => l.startsWith(`${name}{endpoint="${endpoint}"}`));
+      return Number(line?.split(' ')[1] ?? 0);
+    };
+    const before = await counter('switchboard_tool_list_bytes_total', '/mcp/lean');
+    const fullBefore = await counter('switchboard_tool_list_full_bytes_total', '/mcp/lean');
+    const { tools } = await full.listTools();
+    const sent = (await counter('switchboard_tool_list_bytes_total', '/mcp/lean')) - before;
+    const all = (await counter('switchboard_tool_list_full_bytes_total', '/mcp/lean')) - fullBefore;
+    expect(sent).toBe(Buffer.byteLength(JSON.stringify({ tools })));
+    expect(all).toBeGreaterThan(50 * sent);
+    // exposure: all sends the full list.
+    expect(await counter('switchboard_tool_list_bytes_total', '/mcp')).toBe(
+      await counter('switchboard_tool_list_full_bytes_total', '/mcp'),
+    );
+    expect(await counter('switchboard_tool_list_bytes_total', '/mcp')).toBeGreaterThan(all / 2);
+  });
+
   it('ranks get-sum first for "add two numbers" among 500 generated tools, best first', async () => {
     const matches = await search(full, 'add two numbers');
     expect(matches[0]!.name).toBe('get-sum');
