@@ -119,6 +119,22 @@ export interface ToolMatch {
 const BOOST = { name: 3, title: 2, params: 1.5, description: 1 } as const;
 
 /**
+ * English function words: they say nothing about a tool, and as prefixes (`a`, `in`) they would
+ * match most of a large catalog and make a search of a few thousand tools take milliseconds.
+ */
+const STOP_WORDS = new Set('a an and are as at be by for from in into is it of on or that the this to with'.split(' '));
+
+/** Drops {@link STOP_WORDS} from indexed and searched text. */
+function processTerm(term: string): string | null {
+  return STOP_WORDS.has(term) ? null : term;
+}
+
+/** Prefix matching (`calend` finds `calendar`) from three letters on; shorter prefixes match too much. */
+function prefixFor(term: string): boolean {
+  return term.length >= 3;
+}
+
+/**
  * One typo in words of five letters or more, none in shorter ones: a typo allowed in `two`
  * matches the argument `to` of every messaging tool and drowns the tools that are about two of
  * something.
@@ -170,7 +186,8 @@ export class ToolIndex {
     this.#search = new MiniSearch<ToolDocument>({
       fields: ['name', 'title', 'description', 'params'],
       tokenize,
-      searchOptions: { boost: BOOST, prefix: true, fuzzy: typoTolerance, combineWith: 'OR' },
+      processTerm,
+      searchOptions: { boost: BOOST, prefix: prefixFor, fuzzy: typoTolerance, combineWith: 'OR' },
     });
     this.#search.addAll(tools.map(documentOf));
   }
