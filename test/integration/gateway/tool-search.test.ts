@@ -213,3 +213,30 @@ describe('exposure: search', () => {
     expect(text(r)).toBe('quantum_flux_capacitor:{}');
   });
 });
+
+describe('exposure: search at the top level', () => {
+  let gw: RunningGateway | undefined;
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  it('applies to /mcp and to virtual servers without their own exposure, never to a single server', async () => {
+    gw = await startTestGateway({
+      exposure: 'search',
+      servers: { many: { command: process.execPath, args: [CATALOG], env: { TOOLS: '20' } } },
+      virtualServers: { v: { servers: ['many'] }, w: { servers: ['many'], exposure: 'all' } },
+    });
+    const list = async (path: string): Promise<string[]> => {
+      const { client } = await connectClient(`${gw!.url}${path}`);
+      try {
+        return (await client.listTools()).tools.map((t) => t.name);
+      } finally {
+        await client.close();
+      }
+    };
+    expect(await list('/mcp')).toEqual(['search_tools', 'call_tool']);
+    expect(await list('/mcp/v')).toEqual(['search_tools', 'call_tool']);
+    expect(await list('/mcp/w')).toHaveLength(21);
+    expect(await list('/servers/many/mcp')).toHaveLength(21);
+  });
+});
