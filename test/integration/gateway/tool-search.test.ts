@@ -220,12 +220,29 @@ describe('exposure: search at the top level', () => {
     await gw?.close();
   });
 
-  it('applies to /mcp and to virtual servers without their own exposure, never to a single server', async () => {
+  beforeAll(async () => {
     gw = await startTestGateway({
       exposure: 'search',
+      rateLimits: [{ match: { server: 'many', tool: 'crm_add_contact' }, key: 'principal', limit: 1, window: '60s' }],
       servers: { many: { command: process.execPath, args: [CATALOG], env: { TOOLS: '20' } } },
       virtualServers: { v: { servers: ['many'] }, w: { servers: ['many'], exposure: 'all' } },
     });
+  });
+
+  it('applies a rate limit on the real tool to its calls through call_tool', async () => {
+    const { client } = await connectClient(`${gw!.url}/mcp`);
+    try {
+      const call = (name: string) => client.callTool({ name: 'call_tool', arguments: { name, arguments: {} } });
+      expect(text(await call('many__crm_add_contact'))).toBe('crm_add_contact:{}');
+      await expect(call('many__crm_add_contact')).rejects.toThrow(/429|rate/i);
+      // Another tool of the same server is not limited.
+      expect(text(await call('many__crm_archive_contact'))).toBe('crm_archive_contact:{}');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('applies to /mcp and to virtual servers without their own exposure, never to a single server', async () => {
     const list = async (path: string): Promise<string[]> => {
       const { client } = await connectClient(`${gw!.url}${path}`);
       try {
