@@ -219,18 +219,22 @@ export class ClientSession {
     this.lastActivity = this.#host.now();
     let hit: Hit | undefined;
     try {
+      let search = false;
       if (req.method === 'tools/call' && this.view.exposure === 'search') {
         const name = req.params?.name;
         if (name === SEARCH_TOOLS) {
-          this.#searchTools(req, out, ctx);
-          return;
+          // The gateway's own tool: no upstream, but rate limits and the usage log see it by name.
+          searchArguments(req.params);
+          search = true;
+          ctx.tool = SEARCH_TOOLS;
         }
         // From here on the request is the real tool's call: every stage and record sees that tool.
-        if (name === CALL_TOOL) req = unwrapCallTool(req);
+        else if (name === CALL_TOOL) req = unwrapCallTool(req);
       }
-      hit = TASK_METHODS.has(req.method)
-        ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
-        : routeRequest(this.view, req, ctx);
+      if (!search)
+        hit = TASK_METHODS.has(req.method)
+          ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
+          : routeRequest(this.view, req, ctx);
     } catch (err) {
       this.#refuse(req, out, err, ctx);
       return;
@@ -436,10 +440,12 @@ export class ClientSession {
         sendList(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params, size);
         return;
       case 'tools/call':
+        // Without a route only `search_tools` of a search-exposure view gets here (handleRequest).
+        if (hit === undefined) this.#searchTools(req, out, meta);
+        else this.#forwardNamed(req, out, hit, ctx, meta);
+        return;
       case 'prompts/get':
-        // Resolved and authorized by routeRequest; the upstream gets its own name.
-        (params as JsonObject).name = hit!.name;
-        this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
+        this.#forwardNamed(req, out, hit!, ctx, meta);
         return;
       case 'resources/read':
         (params as JsonObject).uri = hit!.name;
@@ -497,6 +503,12 @@ export class ClientSession {
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_METHOD', `Method not found: ${req.method}`);
       }
     }
+  }
+
+  /** Forwards a `tools/call` or `prompts/get` resolved and authorized by routeRequest: the upstream gets its own name. */
+  #forwardNamed(req: JsonRpcRequest, out: OutboundChannel, hit: Hit, ctx: SlotContext, meta: RequestContext): void {
+    (req.params as JsonObject).name = hit.name;
+    this.#forward(req, out, hit.member.upstream, req.params, ctx, meta);
   }
 
   /** The route of a tool as listed (exposed name), for the pipeline's `tools/list` filter. */

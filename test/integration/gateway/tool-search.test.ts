@@ -223,7 +223,10 @@ describe('exposure: search at the top level', () => {
   beforeAll(async () => {
     gw = await startTestGateway({
       exposure: 'search',
-      rateLimits: [{ match: { server: 'many', tool: 'crm_add_contact' }, key: 'principal', limit: 1, window: '60s' }],
+      rateLimits: [
+        { match: { server: 'many', tool: 'crm_add_contact' }, key: 'principal', limit: 1, window: '60s' },
+        { match: { tool: 'search_tools' }, key: 'principal', limit: 2, window: '60s' },
+      ],
       servers: { many: { command: process.execPath, args: [CATALOG], env: { TOOLS: '20' } } },
       virtualServers: { v: { servers: ['many'] }, w: { servers: ['many'], exposure: 'all' } },
     });
@@ -237,6 +240,18 @@ describe('exposure: search at the top level', () => {
       await expect(call('many__crm_add_contact')).rejects.toThrow(/429|rate/i);
       // Another tool of the same server is not limited.
       expect(text(await call('many__crm_archive_contact'))).toBe('crm_archive_contact:{}');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('applies rate limits to search_tools by that name', async () => {
+    const { client } = await connectClient(`${gw!.url}/mcp`);
+    try {
+      const search = () => client.callTool({ name: 'search_tools', arguments: { query: 'contact' } });
+      await search();
+      await search();
+      await expect(search()).rejects.toThrow(/429|rate/i);
     } finally {
       await client.close();
     }
