@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { RunningGateway } from '../../../src/app.js';
-import { connectClient, everythingStdio, startTestGateway, waitFor } from '../../helpers/gateway.js';
+import { buildConfig, connectClient, everythingStdio, startTestGateway, waitFor } from '../../helpers/gateway.js';
 
 const CATALOG = fileURLToPath(new URL('../../fixtures/catalog-server.mjs', import.meta.url));
 
@@ -220,16 +220,18 @@ describe('exposure: search at the top level', () => {
     await gw?.close();
   });
 
+  const config = (exposure: string): Record<string, unknown> => ({
+    exposure,
+    rateLimits: [
+      { match: { server: 'many', tool: 'crm_add_contact' }, key: 'principal', limit: 1, window: '60s' },
+      { match: { tool: 'search_tools' }, key: 'principal', limit: 2, window: '60s' },
+    ],
+    servers: { many: { command: process.execPath, args: [CATALOG], env: { TOOLS: '20' } } },
+    virtualServers: { v: { servers: ['many'] }, w: { servers: ['many'], exposure: 'all' } },
+  });
+
   beforeAll(async () => {
-    gw = await startTestGateway({
-      exposure: 'search',
-      rateLimits: [
-        { match: { server: 'many', tool: 'crm_add_contact' }, key: 'principal', limit: 1, window: '60s' },
-        { match: { tool: 'search_tools' }, key: 'principal', limit: 2, window: '60s' },
-      ],
-      servers: { many: { command: process.execPath, args: [CATALOG], env: { TOOLS: '20' } } },
-      virtualServers: { v: { servers: ['many'] }, w: { servers: ['many'], exposure: 'all' } },
-    });
+    gw = await startTestGateway(config('search'));
   });
 
   it('applies a rate limit on the real tool to its calls through call_tool', async () => {
@@ -270,5 +272,16 @@ describe('exposure: search at the top level', () => {
     expect(await list('/mcp/v')).toEqual(['search_tools', 'call_tool']);
     expect(await list('/mcp/w')).toHaveLength(21);
     expect(await list('/servers/many/mcp')).toHaveLength(21);
+  });
+
+  it('changes the exposure on reload, for sessions already open', async () => {
+    const { client } = await connectClient(`${gw!.url}/mcp`);
+    try {
+      expect((await client.listTools()).tools).toHaveLength(2);
+      await gw!.reload(buildConfig(config('all')));
+      expect((await client.listTools()).tools).toHaveLength(21);
+    } finally {
+      await client.close();
+    }
   });
 });
