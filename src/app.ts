@@ -191,6 +191,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       restart: (server) => metrics.recordUpstreamRestart(server),
     },
     onNameCollision: (c) => metrics.recordNameCollision(c.withheld.server, c.kind),
+    onToolList: (endpoint, sent, full) => metrics.recordToolList(endpoint, sent, full),
   });
   metrics.setActiveSessionsSource(() => gateway.sessions.size);
   gateway.sessionSealer = sessionSealerFor(config, tokens);

@@ -19,7 +19,7 @@ import { interpolateTree, type EnvSource, type PathSegment } from './interpolate
 import { ConfigError, formatIssue, type ConfigIssue, type ConfigIssueKind, type RawIssue } from './issues.js';
 import { documentOrder, formatPath, isPlainObject, isPrefix, orderOf } from './paths.js';
 import { checkReferences, interpolatedVariables } from './references.js';
-import { SwitchboardConfigInput, type SwitchboardConfig, type VirtualServer } from './schema.js';
+import { namespacingOf, SwitchboardConfigInput, type SwitchboardConfig, type VirtualServer } from './schema.js';
 import { describe, flattenZodIssue } from './schema-issues.js';
 import { coerceScalar } from './schema-walk.js';
 import { formatFromPath, parseConfigSyntax, type LoadConfigOptions, type ParseConfigOptions } from './syntax.js';
@@ -208,12 +208,13 @@ function buildConfig(parsed: z.output<typeof SwitchboardConfigInput>, source: st
 
   const virtualServers: Record<string, VirtualServer> = {};
   for (const [name, vs] of Object.entries(rest.virtualServers)) {
+    const namespacing = namespacingOf(rest, vs);
     virtualServers[name] = Array.isArray(vs.servers)
-      ? { ...vs, servers: vs.servers.filter((m) => m in merged) }
-      : { ...vs, servers: Object.fromEntries(Object.entries(vs.servers).filter(([m]) => m in merged)) };
+      ? { ...vs, namespacing, servers: vs.servers.filter((m) => m in merged) }
+      : { ...vs, namespacing, servers: Object.fromEntries(Object.entries(vs.servers).filter(([m]) => m in merged)) };
   }
 
-  const config: SwitchboardConfig = { ...rest, servers: merged, virtualServers };
+  const config: SwitchboardConfig = { ...rest, namespacing: namespacingOf(rest), servers: merged, virtualServers };
   if (baseDir !== undefined && config.dataDir !== undefined && !isAbsolute(config.dataDir)) {
     config.dataDir = resolve(baseDir, config.dataDir);
   }

@@ -98,9 +98,11 @@ export function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
       if (isPlainObject(entry)) checkRenames(entry, [section, name], issues);
     }
   }
+  checkNamespacingAlias(doc, [], issues, warnings);
   const virtualServers = isPlainObject(doc.virtualServers) ? doc.virtualServers : {};
   for (const [vname, vs] of Object.entries(virtualServers)) {
     if (!isPlainObject(vs)) continue;
+    checkNamespacingAlias(vs, ['virtualServers', vname], issues, warnings);
     const members: [PathSegment, unknown][] = Array.isArray(vs.servers)
       ? vs.servers.map((m, i) => [i, m])
       : isPlainObject(vs.servers)
@@ -127,6 +129,27 @@ export function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
     }
   }
   return { issues, warnings };
+}
+
+/**
+ * `namePrefix` is the deprecated alias of `namespacing`: alone it is used with a warning; given
+ * beside `namespacing` with another value it is an error, as either choice would surprise.
+ */
+function checkNamespacingAlias(
+  entry: Record<string, unknown>,
+  path: PathSegment[],
+  issues: RawIssue[],
+  warnings: RawIssue[],
+): void {
+  if (!('namePrefix' in entry)) return;
+  if ('namespacing' in entry && entry.namespacing !== entry.namePrefix) {
+    issues.push({
+      path: [...path, 'namePrefix'],
+      message: `namePrefix ${JSON.stringify(entry.namePrefix)} conflicts with namespacing ${JSON.stringify(entry.namespacing)}; namePrefix is a deprecated alias of namespacing: keep namespacing only`,
+    });
+    return;
+  }
+  warnings.push({ path: [...path, 'namePrefix'], message: 'deprecated: rename namePrefix to namespacing' });
 }
 
 /** Two names of one server renamed to the same name would be exposed under one name: refused. */

@@ -19,7 +19,14 @@ import { Name } from './schema/common.js';
 import { Guardrails } from './schema/guardrails.js';
 import { HttpConfig, ListenConfig, ShutdownConfig, TunnelsConfig } from './schema/http.js';
 import { LoggingConfig, MetricsConfig, UsageConfig } from './schema/observability.js';
-import { HeadersConfig, NamePrefix, RuntimeServersConfig, ServerConfig, VirtualServer } from './schema/servers.js';
+import {
+  HeadersConfig,
+  NamePrefix,
+  RuntimeServersConfig,
+  ServerConfig,
+  ToolExposure,
+  VirtualServer,
+} from './schema/servers.js';
 import { SessionsConfig } from './schema/sessions.js';
 import { TokenVaultConfig } from './schema/token-vault.js';
 import { RateLimitingConfig, RateLimitRule } from './schema/traffic.js';
@@ -39,6 +46,7 @@ export {
   remoteTransport,
   ServerConfig,
   StdioServer,
+  ToolExposure,
   UpstreamAuth,
   VirtualServer,
 } from './schema/servers.js';
@@ -73,7 +81,11 @@ export const SwitchboardConfigInput = z
       .regex(/^[A-Za-z0-9_-]{1,8}$/, 'expected 1-8 characters from [A-Za-z0-9_-]')
       .default('__'),
     /** Name prefixes at `/mcp`, and the default for virtual servers. Default `always`. */
-    namePrefix: NamePrefix.default('always'),
+    namespacing: NamePrefix.optional(),
+    /** Deprecated alias of `namespacing`; both given with different values is an error. */
+    namePrefix: NamePrefix.optional(),
+    /** What `tools/list` shows at `/mcp`, and the default for virtual servers. Default `all`. */
+    exposure: ToolExposure.optional(),
     logging: LoggingConfig,
     /** Directory for the embedded database and other state. Default `.switchboard` next to the config file. */
     dataDir: z.string().optional(),
@@ -98,11 +110,34 @@ export interface InterpolatedVariables {
   other: readonly string[];
 }
 
-/** The validated configuration used at runtime (`servers` merged with `mcpServers`, disabled ones removed). */
+/**
+ * The validated configuration used at runtime (`servers` merged with `mcpServers`, disabled ones
+ * removed). A loaded file has `namespacing` resolved from `namespacing` or its alias
+ * `namePrefix`; read it through {@link namespacingOf}, which also covers configs built in code.
+ */
 export interface SwitchboardConfig extends Omit<Parsed, 'servers' | 'mcpServers'> {
   servers: Record<string, ServerConfig>;
   /** Absolute path of the file this came from, if any (used in error messages and for `dataDir`). */
   source?: string;
   /** Variables interpolated while loading, when loaded from text; absent for configs built in code. */
   interpolated?: InterpolatedVariables;
+}
+
+/**
+ * The name prefix mode of an endpoint: the virtual server's `namespacing` (or its deprecated
+ * alias `namePrefix`), else the top level's, else `always`.
+ */
+export function namespacingOf(
+  cfg: Pick<SwitchboardConfig, 'namespacing' | 'namePrefix'>,
+  vs?: Pick<VirtualServer, 'namespacing' | 'namePrefix'>,
+): z.infer<typeof NamePrefix> {
+  return vs?.namespacing ?? vs?.namePrefix ?? cfg.namespacing ?? cfg.namePrefix ?? 'always';
+}
+
+/** What `tools/list` shows at an endpoint: the virtual server's `exposure`, else the top level's, else `all`. */
+export function exposureOf(
+  cfg: Pick<SwitchboardConfig, 'exposure'>,
+  vs?: Pick<VirtualServer, 'exposure'>,
+): z.infer<typeof ToolExposure> {
+  return vs?.exposure ?? cfg.exposure ?? 'all';
 }

@@ -37,9 +37,18 @@ import type { RequestContext, Route } from '../pipeline/stage.js';
 import { ClientRequests, type ClientAnswer } from './client-requests.js';
 import { logLevelAllows, logLevelIndex } from './log-levels.js';
 import type { OutboundChannel, SessionHost } from './session-host.js';
-import { sendList } from './session-lists.js';
+import { listBytes, sendList } from './session-lists.js';
 import { routeCompletion, routeRequest, type Hit } from './session-route.js';
 import { exposeTaskId, routeTask, TASK_METHODS } from './tasks.js';
+import {
+  CALL_TOOL,
+  indexOf,
+  SEARCH_EXPOSURE_TOOLS,
+  SEARCH_TOOLS,
+  searchArguments,
+  searchResult,
+  unwrapCallTool,
+} from './tool-search.js';
 import { negotiateVersion } from './protocol-versions.js';
 
 export { DEFAULT_NEGOTIATED_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from './protocol-versions.js';
@@ -210,9 +219,22 @@ export class ClientSession {
     this.lastActivity = this.#host.now();
     let hit: Hit | undefined;
     try {
-      hit = TASK_METHODS.has(req.method)
-        ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
-        : routeRequest(this.view, req, ctx);
+      let search = false;
+      if (req.method === 'tools/call' && this.view.exposure === 'search') {
+        const name = req.params?.name;
+        if (name === SEARCH_TOOLS) {
+          // The gateway's own tool: no upstream, but rate limits and the usage log see it by name.
+          searchArguments(req.params);
+          search = true;
+          ctx.tool = SEARCH_TOOLS;
+        }
+        // From here on the request is the real tool's call: every stage and record sees that tool.
+        else if (name === CALL_TOOL) req = unwrapCallTool(req);
+      }
+      if (!search)
+        hit = TASK_METHODS.has(req.method)
+          ? routeTask(this.view, req, ctx, this.#host.taskIds, out.clientCapabilities ?? this.clientCapabilities)
+          : routeRequest(this.view, req, ctx);
     } catch (err) {
       this.#refuse(req, out, err, ctx);
       return;
@@ -240,6 +262,27 @@ export class ClientSession {
       }
     }
     this.#run(req, out, ctx, hit);
+  }
+
+  /**
+   * Answers a `search_tools` call of a search-exposure view from the index of the tools this
+   * principal may use: its scoped list, narrowed by the pipeline's `tools/list` filter (tool
+   * approvals) as `tools/list` would be.
+   */
+  #searchTools(req: JsonRpcRequest, out: OutboundChannel, ctx: RequestContext): void {
+    const { query, limit } = searchArguments(req.params);
+    const tools = this.view.listsFor(scopeOf(ctx.principal)).tools;
+    const filter = this.#host.pipeline.listTools;
+    let allowed: ((tool: JsonObject) => boolean) | undefined;
+    if (filter !== undefined) {
+      const kept = filter(ctx, tools, this.#routeOfTool);
+      if (kept.length !== tools.length) {
+        const set = new Set(kept);
+        allowed = (tool) => set.has(tool);
+      }
+    }
+    const matches = indexOf(tools).search(query, limit, allowed);
+    out.send({ jsonrpc: '2.0', id: req.id, result: searchResult(matches) });
   }
 
   #run(req: JsonRpcRequest, out: OutboundChannel, ctx: RequestContext, hit: Hit | undefined): void {
@@ -369,10 +412,22 @@ export class ClientSession {
         out.send({ jsonrpc: '2.0', id: req.id, result: {} });
         return;
       case 'tools/list': {
+        const search = this.view.exposure === 'search';
+        const record = this.#host.recordToolList;
+        // Only the search list is needed to answer; the full one is for the size metric.
+        if (search && record === undefined) {
+          sendList(req.id, out, SEARCH_EXPOSURE_TOOLS, 'tools', params, size);
+          return;
+        }
         const tools = this.view.listsFor(scope).tools;
         const filter = this.#host.pipeline.listTools;
         const items = filter === undefined ? tools : filter(meta, tools, this.#routeOfTool);
-        sendList(req.id, out, items, 'tools', params, size);
+        const sent = search ? SEARCH_EXPOSURE_TOOLS : items;
+        if (record !== undefined && params?.cursor === undefined) {
+          const full = listBytes(items, 'tools');
+          record(this.view, search ? listBytes(sent, 'tools') : full, full);
+        }
+        sendList(req.id, out, sent, 'tools', params, size);
         return;
       }
       case 'prompts/list':
@@ -385,10 +440,12 @@ export class ClientSession {
         sendList(req.id, out, this.view.listsFor(scope).resourceTemplates, 'resourceTemplates', params, size);
         return;
       case 'tools/call':
+        // Without a route only `search_tools` of a search-exposure view gets here (handleRequest).
+        if (hit === undefined) this.#searchTools(req, out, meta);
+        else this.#forwardNamed(req, out, hit, ctx, meta);
+        return;
       case 'prompts/get':
-        // Resolved and authorized by routeRequest; the upstream gets its own name.
-        (params as JsonObject).name = hit!.name;
-        this.#forward(req, out, hit!.member.upstream, params, ctx, meta);
+        this.#forwardNamed(req, out, hit!, ctx, meta);
         return;
       case 'resources/read':
         (params as JsonObject).uri = hit!.name;
@@ -446,6 +503,12 @@ export class ClientSession {
         throw new GatewayError('SWB_ERR_ROUTE_UNKNOWN_METHOD', `Method not found: ${req.method}`);
       }
     }
+  }
+
+  /** Forwards a `tools/call` or `prompts/get` resolved and authorized by routeRequest: the upstream gets its own name. */
+  #forwardNamed(req: JsonRpcRequest, out: OutboundChannel, hit: Hit, ctx: SlotContext, meta: RequestContext): void {
+    (req.params as JsonObject).name = hit.name;
+    this.#forward(req, out, hit.member.upstream, req.params, ctx, meta);
   }
 
   /** The route of a tool as listed (exposed name), for the pipeline's `tools/list` filter. */

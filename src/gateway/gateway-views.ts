@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { SwitchboardConfig, VirtualServer } from '../config/schema.js';
+import { exposureOf, namespacingOf, type SwitchboardConfig, type VirtualServer } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { compileFilter, composeFilters } from './filters.js';
@@ -87,8 +87,9 @@ export class GatewayViews {
     this.aggregate.setMembers(
       [...upstreams.values()].map((u) => member(u)),
       sep,
-      cfg.namePrefix,
+      namespacingOf(cfg),
     );
+    this.aggregate.setExposure(exposureOf(cfg));
     // The loader, the admin API and tunnels refuse these; a reloaded file can still declare a
     // server beside a runtime one it overlaps (file servers take precedence).
     for (const [shorter, longer] of overlappingNamespaces([...upstreams.keys()], sep))
@@ -126,16 +127,20 @@ export class GatewayViews {
         const u = upstreams.get(n);
         return u ? [member(u, vs.servers)] : [];
       });
-      const namePrefix = vs.namePrefix ?? cfg.namePrefix;
+      const namePrefix = namespacingOf(cfg, vs);
       const existing = this.#virtuals.get(name);
-      if (existing) existing.setMembers(members, sep, namePrefix);
-      else {
+      const exposure = exposureOf(cfg, vs);
+      if (existing) {
+        existing.setMembers(members, sep, namePrefix);
+        existing.setExposure(exposure);
+      } else {
         const opts = {
           name,
           kind: 'virtual' as const,
           members,
           separator: sep,
           namePrefix,
+          exposure,
           gatewayVersion: this.#version,
           onCollision: this.#onNameCollision,
         };

@@ -65,6 +65,12 @@ export interface GatewayOptions {
    */
   onNameCollision?: (collision: NameCollision) => void;
   /**
+   * Called for each `tools/list` answered from its first page, with the endpoint's path (`/mcp`,
+   * `/mcp/{virtual server}`, `/servers/{name}/mcp`), the JSON bytes of the list the client got and
+   * those of every tool the principal may use there, e.g. to count them in metrics.
+   */
+  onToolList?: (endpoint: string, sentBytes: number, fullBytes: number) => void;
+  /**
    * Builds the transport of each new connection to a configured server, instead of the one its
    * configuration describes (a child process or an HTTP client): for tests and embedders that
    * serve upstreams in-process, e.g. over `upstream/memory-transport.ts`. Default: from the
@@ -155,6 +161,9 @@ export class Gateway implements SessionHost {
     this.#sweepIntervalMs = options.sweepIntervalMs ?? 10_000;
     this.#tracing = options.tracing;
     this.#observe = options.observeUpstream;
+    const onToolList = options.onToolList;
+    if (onToolList !== undefined)
+      this.recordToolList = (view, sent, full) => onToolList(endpointPath(view), sent, full);
     this.#createTransport = options.createTransport;
     this.#catalogs = options.catalogs;
     this.#registry = new SessionRegistry({ settings: () => this.#config.sessions, now: this.#now });
@@ -417,6 +426,9 @@ export class Gateway implements SessionHost {
   }
 
   /** SessionHost: forget a closed session. */
+  /** See {@link SessionHost.recordToolList}; set when {@link GatewayOptions.onToolList} is. */
+  readonly recordToolList: ((view: View, sentBytes: number, fullBytes: number) => void) | undefined;
+
   onSessionClosed(session: ClientSession, reason: string): void {
     if (!this.#registry.remove(session)) return;
     this.logger.debug({ session: session.id, reason }, 'session closed');
@@ -781,4 +793,10 @@ export function endpointOf(view: View): string {
     default:
       return `/servers/${view.name}/mcp`;
   }
+}
+
+/** The MCP path a view is served at. */
+function endpointPath(view: View): string {
+  if (view.kind === 'aggregate') return '/mcp';
+  return view.kind === 'virtual' ? `/mcp/${view.name}` : `/servers/${view.name}/mcp`;
 }

@@ -11,6 +11,7 @@ import type { JsonRpcId, JsonRpcMessage, JsonRpcNotification, JsonRpcResponse } 
 import type { ClientCapabilities } from '../upstream/connection.js';
 import type { ClientSession } from './client-session.js';
 import type { TaskIds } from './tasks.js';
+import type { View } from './view.js';
 
 /** Where messages for a client go. */
 export interface OutboundChannel {
@@ -87,6 +88,12 @@ export interface SessionHost {
    * the session's standalone stream. Absent: dropped.
    */
   forwardNotification?(session: ClientSession, notification: JsonRpcNotification): void;
+  /**
+   * Called for each `tools/list` answered from its first page: the JSON bytes of the list the
+   * client got and of every tool the principal may use on `view` (equal unless the view's
+   * `exposure` is `search`). Absent: not measured.
+   */
+  readonly recordToolList?: ((view: View, sentBytes: number, fullBytes: number) => void) | undefined;
   /** Called once when the session closes. */
   onSessionClosed(session: ClientSession, reason: string): void;
 }

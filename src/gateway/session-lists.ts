@@ -12,6 +12,31 @@ import { decodeCursor, encodeCursor } from './cursor.js';
 
 /** `{"<field>":[…]}` of whole lists by list array (see {@link sendList}). */
 const SERIALIZED_LISTS = new WeakMap<JsonObject[], string>();
+/** UTF-8 byte length of {@link SERIALIZED_LISTS}' entries. */
+const LIST_BYTES = new WeakMap<JsonObject[], number>();
+
+/** `{"<field>":[…]}` of a whole list, serialised once per list array. */
+function serializedList(items: JsonObject[], field: string): string {
+  let json = SERIALIZED_LISTS.get(items);
+  if (json === undefined) {
+    json = JSON.stringify({ [field]: items });
+    SERIALIZED_LISTS.set(items, json);
+  }
+  return json;
+}
+
+/**
+ * The UTF-8 size of `{"<field>":[…]}` for a whole list, computed once per list array (the view's
+ * arrays are rebuilt, never changed, when a catalog changes).
+ */
+export function listBytes(items: JsonObject[], field: string): number {
+  let n = LIST_BYTES.get(items);
+  if (n === undefined) {
+    n = Buffer.byteLength(serializedList(items, field));
+    LIST_BYTES.set(items, n);
+  }
+  return n;
+}
 
 /**
  * Answers a list request. A whole list (no cursor, and it fits one page) is serialised once per
@@ -30,12 +55,7 @@ export function sendList(
   size: number,
 ): void {
   if (out.sendResult !== undefined && params?.cursor === undefined && (size <= 0 || items.length <= size)) {
-    let json = SERIALIZED_LISTS.get(items);
-    if (json === undefined) {
-      json = JSON.stringify({ [field]: items });
-      SERIALIZED_LISTS.set(items, json);
-    }
-    out.sendResult(id, json);
+    out.sendResult(id, serializedList(items, field));
     return;
   }
   out.send({ jsonrpc: '2.0', id, result: listPage(items, field, params, size) });

@@ -108,6 +108,12 @@ export interface NameCollision {
  */
 export type NamePrefixMode = 'always' | 'conditional' | 'never';
 
+/**
+ * What an endpoint's `tools/list` shows: `all` its tools, or `search` only `search_tools` and
+ * `call_tool` (`gateway/tool-search.ts`).
+ */
+export type ToolExposure = 'all' | 'search';
+
 /** Kinds of view. */
 export type ViewKind = 'aggregate' | 'virtual' | 'single';
 
@@ -119,6 +125,8 @@ export interface ViewOptions {
   separator: string;
   /** How names are prefixed (aggregates and virtual servers). Default `always`; ignored by a single-server view. */
   namePrefix?: NamePrefixMode;
+  /** What `tools/list` shows (aggregates and virtual servers). Default `all`; a single-server view is always `all`. */
+  exposure?: ToolExposure;
   gatewayVersion: string;
   description?: string;
   /**
@@ -194,6 +202,7 @@ export class View {
   #members: ViewMember[];
   #separator: string;
   #namePrefix: NamePrefixMode;
+  #exposure: ToolExposure;
   #gatewayVersion: string;
   /** {@link serverInfo} of a view that is not a single server's (built once). */
   #ownServerInfo: JsonObject | undefined;
@@ -211,6 +220,7 @@ export class View {
     this.#members = options.members;
     this.#separator = options.separator;
     this.#namePrefix = options.kind === 'single' ? 'never' : (options.namePrefix ?? 'always');
+    this.#exposure = options.kind === 'single' ? 'all' : (options.exposure ?? 'all');
     this.#gatewayVersion = options.gatewayVersion;
     this.#onCollision = options.onCollision;
   }
@@ -228,6 +238,16 @@ export class View {
   /** How names are prefixed with the server name (`never` for a single-server view). */
   get namePrefix(): NamePrefixMode {
     return this.#namePrefix;
+  }
+
+  /** What `tools/list` shows (`all` for a single-server view). */
+  get exposure(): ToolExposure {
+    return this.#exposure;
+  }
+
+  /** Changes what `tools/list` shows (hot reload); ignored by a single-server view. */
+  setExposure(exposure: ToolExposure): void {
+    if (this.kind !== 'single') this.#exposure = exposure;
   }
 
   /**

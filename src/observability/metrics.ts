@@ -1,6 +1,6 @@
 /**
  * Prometheus metrics (prom-client) for `/metrics`: requests by server/method/status, gateway and
- * upstream latency histograms, sessions, upstream state, rate limiting and the usage log.
+ * upstream latency histograms, sessions, upstream state, rate limiting, tool-list sizes and the usage log.
  *
  * **Hot path.** Per-request recording ({@link Metrics.recordRequest},
  * {@link Metrics.recordUpstreamCall}) and the counters that can fire on every request under
@@ -33,6 +33,7 @@ import { registerFamily } from './metrics-families.js';
 import { createLimitMetrics, type LimitRecorders } from './metrics-limits.js';
 import { createServerMetrics, type ServerRecorders } from './metrics-servers.js';
 import { createSourceMetrics, type SourceSetters } from './metrics-sources.js';
+import { createToolListMetrics, type ToolListRecorders } from './metrics-tool-lists.js';
 
 export {
   DURATION_BUCKETS,
@@ -66,7 +67,7 @@ export interface MetricsOptions {
  * The gateway's metrics: a registry plus typed recorders. Create one per process with
  * {@link createMetrics}; every recorder is safe to call on the hot path.
  */
-export interface Metrics extends ServerRecorders, LimitRecorders, SourceSetters {
+export interface Metrics extends ServerRecorders, LimitRecorders, ToolListRecorders, SourceSetters {
   /** The registry holding every series below (and the process metrics, when enabled). */
   readonly registry: Registry;
   /** `Content-Type` for the `/metrics` response (Prometheus text format 0.0.4). */
@@ -86,6 +87,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = options.registry ?? new Registry();
   const servers = createServerMetrics();
   const limits = createLimitMetrics();
+  const toolLists = createToolListMetrics();
   // Registration order is the order `/metrics` lists the families in.
   for (const f of [
     servers.requests,
@@ -97,6 +99,8 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     servers.collisions,
     limits.overflows,
     limits.guardrailActions,
+    toolLists.sent,
+    toolLists.full,
   ])
     registerFamily(registry, f);
   const sources = createSourceMetrics(registry);
@@ -111,6 +115,7 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
     },
     ...servers.recorders,
     ...limits.recorders,
+    ...toolLists.recorders,
     ...sources,
 
     metricsText(): Promise<string> {

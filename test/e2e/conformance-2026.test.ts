@@ -7,7 +7,7 @@
  * through, except the ones listed in {@link TRANSLATION_LIMITS} with the reason; with
  * `protocol: auto` it talks to the fixture in the modern era, and every one must pass, as must
  * the (unscored) tasks-extension scenarios that pass directly. The aggregate `/mcp` (with
- * `namePrefix: conditional`, both servers exposing the same names) is run too: the modern server
+ * `namespacing: conditional`, both servers exposing the same names) is run too: the modern server
  * comes first in configuration order and keeps the bare names, so every scenario that passes
  * directly must pass there as well.
  */
@@ -48,7 +48,7 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
     out = await mkdtemp(join(tmpdir(), 'swb-conformance-2026-'));
     fixture = await startV2HttpServer({ legacy: 'serve' });
     gw = await startTestGateway({
-      namePrefix: 'conditional',
+      namespacing: 'conditional',
       servers: {
         v2modern: { url: fixture.url, transport: 'streamable-http', protocol: 'auto' },
         v2: { url: fixture.url, transport: 'streamable-http', protocol: 'legacy' },
@@ -106,7 +106,7 @@ describe('MCP 2026-07-28 conformance, directly and through Switchboard', () => {
     ).toEqual([]);
   });
 
-  it('passes through /mcp (namePrefix: conditional) every scenario that passes directly, unscored ones included', () => {
+  it('passes through /mcp (namespacing: conditional) every scenario that passes directly, unscored ones included', () => {
     expect(passingDirectly().length).toBeGreaterThanOrEqual(40);
     expect(lostFrom(aggregate), formatSummary2026(aggregate)).toEqual([]);
     expect(aggregate.scored.passing).toBe(direct.scored.passing);

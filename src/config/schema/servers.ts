@@ -269,11 +269,22 @@ const VirtualMember = z
  */
 export const NamePrefix = z.enum(['always', 'conditional', 'never']);
 
+/**
+ * What `tools/list` shows at an endpoint: `all` its tools, or `search` only the gateway's
+ * `search_tools` and `call_tool`, through which the client finds and calls the others
+ * (`gateway/tool-search.ts`).
+ */
+export const ToolExposure = z.enum(['all', 'search']);
+
 export const VirtualServer = z
   .object({
     description: z.string().optional(),
-    /** Name prefixes at `/mcp/{name}`. Default: the top-level `namePrefix`. */
+    /** Name prefixes at `/mcp/{name}`. Default: the top-level `namespacing`. */
+    namespacing: NamePrefix.optional(),
+    /** Deprecated alias of `namespacing`; both given with different values is an error. */
     namePrefix: NamePrefix.optional(),
+    /** What `tools/list` shows at `/mcp/{name}`. Default: the top-level `exposure`. */
+    exposure: ToolExposure.optional(),
     /** Either a list of server names, or server name → filters applied on top of the server's own. */
     servers: z.union([z.array(Name), z.record(Name, VirtualMember)]),
   })
