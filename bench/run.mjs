@@ -11,11 +11,11 @@
 // Every scenario runs its contenders side by side in this one invocation (same machine, same
 // fixture upstream, same load), one after another, each load run in its own process. Progress goes
 // to stderr; the result tables (Markdown) go to stdout.
-import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as lib from './lib.mjs';
 import {
   cpuSnapshot,
@@ -57,7 +57,8 @@ if (argv.help) {
       '                          [--features FILE.yaml [--header "Authorization: Bearer …"]]\n' +
       'Scenarios: 1 stdio tools/call, 2 Streamable HTTP tools/call, 3 features (default only),\n' +
       '           4 tools/list of a 1,000-tool aggregate, 5 idle sessions RSS, 6 session setup rate,\n' +
-      '           7 cold start, 8 three replicas behind HAProxy against one.\n',
+      '           7 cold start, 8 three replicas behind HAProxy against one,\n' +
+      '           9 search_tools over 5,000 tools (exposure: search).\n',
   );
   process.exit(0);
 }
@@ -1253,6 +1254,21 @@ function printTargets() {
       status(CFG.repeat >= 3 ? med >= 0.9 : undefined),
     ]);
   }
+  const s9 = results.s9;
+  if (s9 && !s9.error) {
+    rows.push([
+      `search_tools p50 over ${s9.tools} indexed tools ≤ 2 ms (scenario 9, one session, concurrency 1)`,
+      `${f2(s9.searchP50Ms)} ms (p95 ${f2(s9.searchP95Ms)} ms)`,
+      status(s9.searchP50Ms <= 2),
+    ]);
+    rows.push([
+      `tools/list of a search-exposure client ≤ 2 % of the full ${s9.tools}-tool list (scenario 9)`,
+      `${((s9.ratio ?? 0) * 100).toFixed(3)} % (${s9.searchListBytes} of ${s9.fullListBytes} bytes)`,
+      status(s9.ratio <= 0.02),
+    ]);
+  } else if (s9?.error) {
+    rows.push(['Tool search (scenario 9)', s9.error, 'not measured']);
+  }
   const modern = s1?.['switchboard-modern'];
   if (modern && !modern.error && s1.switchboard && !s1.switchboard.error) {
     const med = highC.map((c) => modern[c].medianRps / s1.switchboard[c].medianRps);
@@ -1332,6 +1348,26 @@ function printTargets() {
   }
 }
 
+// ─── scenario 9: tool search over 5,000 tools ──────────────────────────────────────────────────
+
+/** Runs `bench/tool-search.mjs` (its own gateway and fixtures) and keeps its figures. */
+async function scenario9() {
+  log('\nscenario 9: search_tools over 5,000 tools (exposure: search) …');
+  const json = join(TMP, 'tool-search.json');
+  const queries = QUICK ? '200' : '2000';
+  const code = await new Promise((resolve) => {
+    const child = spawn(NODE, [join(lib.ROOT, 'bench', 'tool-search.mjs'), '--queries', queries, '--json', json], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
+    child.once('exit', (c) => resolve(c));
+  });
+  try {
+    results.s9 = JSON.parse(readFileSync(json, 'utf8'));
+  } catch {
+    results.s9 = { error: `bench/tool-search.mjs exited with ${code} and wrote no figures` };
+  }
+}
+
 // ─── main ──────────────────────────────────────────────────────────────────────────────────────
 
 async function main() {
@@ -1347,6 +1383,7 @@ async function main() {
   if (want(6)) await scenario6();
   if (want(7)) await scenario7();
   if (want(8)) await scenario8();
+  if (want(9)) await scenario9();
   results.meta.elapsedS = Math.round((Date.now() - t0) / 1000);
   log(`\ndone in ${results.meta.elapsedS} s\n`);
   report();
