@@ -120,6 +120,15 @@ export class Supervisor {
     this.#health?.markDown(this.#lastError);
   }
 
+  /**
+   * A lazy server's start on demand failed: state `failed` with the error, no retry of its own
+   * (the next request tries again; a start that succeeds makes it `ready`).
+   */
+  onDemandFailed(err: unknown): void {
+    this.#lastError = err instanceof Error ? err.message : String(err);
+    this.setState('failed', this.#lastError);
+  }
+
   /** A connection's transport closed: a crashed shared child is restarted with backoff. */
   onClose(slot: Slot, conn: UpstreamConnection, info: TransportCloseInfo, isolation: string): void {
     if (slot.connection === conn) slot.connection = undefined;

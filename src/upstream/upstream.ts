@@ -473,6 +473,9 @@ export class Upstream {
     try {
       conn = await this.#pool.acquire(call.ctx);
     } catch (err) {
+      // A lazy server that cannot be started on demand is not ready: `/readyz` says so, with the
+      // error, until a start succeeds (`#woke`).
+      if (this.#lazy) this.#supervisor.onDemandFailed(err);
       return errorResponseOf(err);
     }
     return this.#sendOn(conn, call);

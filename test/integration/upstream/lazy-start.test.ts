@@ -7,10 +7,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../../src/app.js';
 import { silentLogger } from '../../../src/observability/logger.js';
@@ -171,5 +171,54 @@ describe.skipIf(process.platform !== 'linux')('start: lazy', () => {
     const fresh = await db.catalogs!.get('big');
     expect(fresh?.fingerprint).toBe(stored.fingerprint);
     expect(fresh?.tools).toHaveLength(2);
+  });
+});
+
+describe('start: lazy, a start on demand that fails', () => {
+  it('is failed with the error in /readyz until a start succeeds', async () => {
+    const tmp = await mkdtemp(join(tmpdir(), 'swb-lazy-fail-'));
+    const flag = join(tmp, 'refuse');
+    const wrapper = join(tmp, 'wrapper.mjs');
+    await writeFile(
+      wrapper,
+      `import { existsSync } from 'node:fs';\nif (existsSync(${JSON.stringify(flag)})) process.exit(1);\nawait import(${JSON.stringify(pathToFileURL(ECHO).href)});\n`,
+    );
+    const db = await openDatabase({ url: join(tmp, 'switchboard.db'), dataDir: tmp, logger: silentLogger(), env: {} });
+    await db.migrate();
+    const servers = { big: { command: process.execPath, args: [wrapper], start: 'lazy', restart: { maxRetries: 0 } } };
+    let gw: RunningGateway | undefined;
+    try {
+      // The first run learns the catalog; the second serves it while the command now fails.
+      gw = await startTestGateway({ servers }, { database: db });
+      const first = gw;
+      await waitFor(() => first.gateway.upstreams.get('big')?.state === 'idle', 10_000, 'idle');
+      await gw.close();
+      await writeFile(flag, '');
+      gw = await startTestGateway({ servers }, { database: db });
+      const g = gw;
+      await waitFor(() => g.gateway.upstreams.get('big')?.state === 'idle', 10_000, 'idle');
+      expect((await readyz(g)).status).toBe(200);
+      const { client } = await connectClient(`${g.url}/mcp`);
+      try {
+        await expect(client.callTool({ name: 'big__echo', arguments: { message: 'x' } })).rejects.toBeDefined();
+        const big = g.gateway.upstreams.get('big')!;
+        expect(big.state).toBe('failed');
+        expect(big.lastError).toBeTruthy();
+        const r = await readyz(g);
+        expect(r.status).toBe(503);
+        expect(r.body.upstreams.find((u) => u.name === 'big')?.state).toBe('failed');
+        // The command works again: the next call starts it.
+        await rm(flag);
+        const ok = await client.callTool({ name: 'big__echo', arguments: { message: 'back' } });
+        expect(ok.structuredContent).toEqual({ echo: 'back' });
+        expect(big.state).toBe('ready');
+      } finally {
+        await client.close();
+      }
+    } finally {
+      await gw?.close();
+      await db.close();
+      await rm(tmp, { recursive: true, force: true });
+    }
   });
 });
