@@ -25,7 +25,7 @@ describe('migrations', () => {
     expect(names).toEqual([...names].sort());
   });
 
-  it('create the tokens, servers, settings, usage_log, tool_pins and upstream_tokens tables with the documented columns', async () => {
+  it('create the tokens, servers, settings, usage_log, tool_pins, upstream_tokens and upstream_catalogs tables with the documented columns', async () => {
     expect(await migrateToLatest(db)).toEqual(Object.keys(MIGRATIONS));
     const tables = await db.introspection.getTables();
     const columns = Object.fromEntries(tables.map((t) => [t.name, t.columns.map((c) => c.name)]));
@@ -34,6 +34,7 @@ describe('migrations', () => {
       'settings',
       'tokens',
       'tool_pins',
+      'upstream_catalogs',
       'upstream_tokens',
       'usage_log',
     ]);
@@ -77,6 +78,7 @@ describe('migrations', () => {
       'updated_at',
       'last_used_at',
     ]);
+    expect(columns.upstream_catalogs).toEqual(['server', 'fingerprint', 'initialize_result', 'catalog', 'updated_at']);
   });
 
   it('index tokens by subject and by parent', async () => {
