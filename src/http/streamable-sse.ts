@@ -170,18 +170,16 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
     });
   }
 
+  /** The session's standalone (GET) stream state, created on first use. */
+  function standaloneOf(e: EdgeState): StreamState {
+    return (e.standalone ??= { id: STANDALONE_STREAM, res: undefined, done: false, stalled: 0, overflowBytes: 0 });
+  }
+
   function openStandalone(res: ServerResponse, session: ClientSession, e: EdgeState): void {
     if (e.standalone?.res) {
       throw new GatewayError('SWB_ERR_SESSION_STREAM_CONFLICT', 'Conflict: only one GET stream per session is allowed');
     }
-    const stream: StreamState = e.standalone ?? {
-      id: STANDALONE_STREAM,
-      res: undefined,
-      done: false,
-      stalled: 0,
-      overflowBytes: 0,
-    };
-    e.standalone = stream;
+    const stream = standaloneOf(e);
     stream.res = res;
     openSse(res, session, e, stream);
     attachStandalone(session, e, stream, res);
@@ -336,14 +334,7 @@ export function createSessionStreams(options: SessionStreamsOptions): SessionStr
       e.standalone.res.end();
       e.standalone.res = undefined;
     }
-    const stream: StreamState = e.standalone ?? {
-      id: STANDALONE_STREAM,
-      res: undefined,
-      done: false,
-      stalled: 0,
-      overflowBytes: 0,
-    };
-    e.standalone = stream;
+    const stream = standaloneOf(e);
     res.writeHead(200, { ...SSE_HEADERS, 'mcp-session-id': session.externalId });
     res.flushHeaders();
     stream.res = res;

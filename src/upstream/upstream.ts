@@ -507,17 +507,26 @@ export class Upstream {
   #forward(owner: string, call: PendingCall): Promise<JsonRpcResponse> {
     if (call.cancelled)
       return Promise.resolve(errorResponseOf(new GatewayError('SWB_ERR_CANCELLED', 'Request cancelled')));
-    const owners = this.#options.ownership?.();
-    if (owners === undefined) {
-      const err = new GatewayError(
-        'SWB_ERR_UPSTREAM_UNAVAILABLE',
-        `server "${this.name}" runs on another replica, which cannot be reached`,
-      );
-      return Promise.resolve(errorResponseOf(err));
-    }
-    const forwarded = owners.forward(owner, this.name, call.ctx, call.method, call.params, call.caller);
+    const forwarded = this.#passOn(owner, call.ctx, call.method, call.params, call.caller);
     call.forwarded = forwarded;
     return forwarded.response;
+  }
+
+  /** Sends a request to replica `owner` (`./ownership.ts`); settled with an error without a shared channel. */
+  #passOn(
+    owner: string,
+    ctx: SlotContext,
+    method: string,
+    params: JsonObject | undefined,
+    caller: Caller | undefined,
+  ): UpstreamCall {
+    const owners = this.#options.ownership?.();
+    if (owners !== undefined) return owners.forward(owner, this.name, ctx, method, params, caller);
+    const err = new GatewayError(
+      'SWB_ERR_UPSTREAM_UNAVAILABLE',
+      `server "${this.name}" runs on another replica, which cannot be reached`,
+    );
+    return new SettledCall(errorResponseOf(err));
   }
 
   /**
@@ -646,15 +655,7 @@ export class Upstream {
     uri: string,
     caller: Caller | undefined,
   ): Promise<JsonRpcResponse> {
-    const owners = this.#options.ownership?.();
-    if (owners === undefined) {
-      const err = new GatewayError(
-        'SWB_ERR_UPSTREAM_UNAVAILABLE',
-        `server "${this.name}" runs on another replica, which cannot be reached`,
-      );
-      return Promise.resolve(errorResponseOf(err));
-    }
-    return owners.forward(owner, this.name, ctx, method, { uri }, caller).response;
+    return this.#passOn(owner, ctx, method, { uri }, caller).response;
   }
 
   /** {@link subscribe} towards a modern upstream: through its connection's listen request. */

@@ -475,18 +475,7 @@ describe.runIf(ready)('three replicas behind a balancer without affinity', () =>
     // A session whose session-isolated child runs on the victim (its first call went there); its
     // calls through another replica are passed on to that child.
     const isoUrl = (base: string) => `${base}/servers/iso/mcp`;
-    const isoInit = await fetch(isoUrl(replicas[0]!.url), {
-      method: 'POST',
-      headers: { ...MCP_HEADERS, ...auth(alice) },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'initialize',
-        params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'iso', version: '1' } },
-      }),
-    });
-    await isoInit.text();
-    const isoSid = isoInit.headers.get('mcp-session-id')!;
+    const isoSid = await isoSession(replicas[0]!.url);
     const pid = async (base: string): Promise<{ pid?: string; code?: string; ms: number }> => {
       const t0 = Date.now();
       const r = await fetch(isoUrl(base), {

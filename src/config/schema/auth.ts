@@ -5,26 +5,12 @@
  * @module
  */
 import { z } from 'zod';
+import { KNOWN_PERMISSIONS } from '../../auth/permissions.js';
 import { HeaderName } from './common.js';
 
 /** `resource.action` permission strings, `*` wildcards per segment (docs/security.md). */
 export const PERMISSION_RE = /^(\*|[a-z][a-zA-Z0-9-]*)(\.(\*|[a-z][a-zA-Z0-9-]*))?$/;
-/**
- * Every permission the gateway checks (docs/security.md): a granted permission must name one of
- * them, or cover at least one through `*` segments (`tools.*`, `*`), else it is a typo that would
- * silently grant nothing.
- */
-export const KNOWN_PERMISSIONS = Object.freeze([
-  'servers.use',
-  'tools.execute',
-  'tokens.manage',
-  'servers.manage',
-  'servers.create',
-  'servers.update',
-  'usage.read',
-  'metrics.read',
-  'admin.*',
-] as const);
+export { KNOWN_PERMISSIONS };
 
 /** True when `permission` is, or covers segment by segment (`*` wildcards), one of {@link KNOWN_PERMISSIONS}. */
 export function isKnownPermission(permission: string): boolean {

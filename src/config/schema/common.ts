@@ -84,3 +84,30 @@ export const Name = z
 export const HEADER_NAME_RE = /^[A-Za-z0-9-]+$/;
 /** A header name ({@link HEADER_NAME_RE}). */
 export const HeaderName = z.string().regex(HEADER_NAME_RE, 'expected a header name of letters, digits and "-"');
+
+/**
+ * A key ring: `[{id, secret}]`, secrets of at least 32 characters and ids unique, 1–16 characters
+ * of `[A-Za-z0-9_-]`. The first key seals; all open (rotation adds the new key first). Used by
+ * `sessions.keys` and `tokenVault.keys`.
+ *
+ * @param what - what the secrets are, for the message of a short one (`a session key secret`)
+ */
+export function KeyRing(what: string) {
+  return z
+    .array(
+      z
+        .object({
+          id: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'a key id is 1–16 characters of A–Z, a–z, 0–9, _ and -'),
+          secret: z.string().min(32, `${what} is at least 32 characters`),
+        })
+        .strict(),
+    )
+    .default([])
+    .superRefine((keys, ctx) => {
+      const seen = new Set<string>();
+      for (const [i, k] of keys.entries()) {
+        if (seen.has(k.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate key id ${k.id}` });
+        seen.add(k.id);
+      }
+    });
+}

@@ -4,7 +4,7 @@
  * @module
  */
 import { z } from 'zod';
-import { Duration } from './common.js';
+import { Duration, KeyRing } from './common.js';
 
 /** The `sessions` section. */
 export const SessionsConfig = z
@@ -63,23 +63,7 @@ export const SessionsConfig = z
      * key derived from the gateway's signing secret (`SWITCHBOARD_SECRET`, or the one stored in
      * the database), which every replica sharing that secret or database derives alike.
      */
-    keys: z
-      .array(
-        z
-          .object({
-            id: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'a key id is 1–16 characters of A–Z, a–z, 0–9, _ and -'),
-            secret: z.string().min(32, 'a session key secret is at least 32 characters'),
-          })
-          .strict(),
-      )
-      .default([])
-      .superRefine((keys, ctx) => {
-        const seen = new Set<string>();
-        for (const [i, k] of keys.entries()) {
-          if (seen.has(k.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate key id ${k.id}` });
-          seen.add(k.id);
-        }
-      }),
+    keys: KeyRing('a session key secret'),
   })
   .strict()
   .default({

@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from 'zod';
+import { KeyRing } from './common.js';
 
 /** The `tokenVault` section. */
 export const TokenVaultConfig = z
@@ -17,23 +18,7 @@ export const TokenVaultConfig = z
      * Default: one key derived from the gateway's signing secret (`SWITCHBOARD_SECRET`, or the
      * one stored in the database).
      */
-    keys: z
-      .array(
-        z
-          .object({
-            id: z.string().regex(/^[A-Za-z0-9_-]{1,16}$/, 'a key id is 1–16 characters of A–Z, a–z, 0–9, _ and -'),
-            secret: z.string().min(32),
-          })
-          .strict(),
-      )
-      .default([])
-      .superRefine((keys, ctx) => {
-        const seen = new Set<string>();
-        for (const [i, k] of keys.entries()) {
-          if (seen.has(k.id)) ctx.addIssue({ code: 'custom', path: [i, 'id'], message: `duplicate key id ${k.id}` });
-          seen.add(k.id);
-        }
-      }),
+    keys: KeyRing('a token vault key secret'),
   })
   .strict()
   .default({ keys: [] });

@@ -10,19 +10,7 @@ import { api, describeError, type Me, type MintedToken, type TokenView } from '.
 import { Badge, Notice } from '../components.tsx';
 import { formatTime, splitList } from '../format.ts';
 import { usePoll } from '../poll.ts';
-
-/** The permissions the gateway checks (`KNOWN_PERMISSIONS` in src/config/schema/auth.ts). */
-export const KNOWN_PERMISSIONS = [
-  'servers.use',
-  'tools.execute',
-  'tokens.manage',
-  'servers.manage',
-  'servers.create',
-  'servers.update',
-  'usage.read',
-  'metrics.read',
-  'admin.*',
-] as const;
+import { KNOWN_PERMISSIONS } from '../../../src/auth/permissions.ts';
 
 const DEFAULT_PERMISSIONS = new Set(['servers.use', 'tools.execute']);
 
