@@ -23,7 +23,6 @@ import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
 import { createOAuthCallbackRoute } from './http/oauth-callback.js';
-import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
 import { servesRequests } from './upstream/types.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
@@ -152,7 +151,6 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   const host = options.host ?? config.listen.host;
   const port = options.port ?? config.listen.port;
   checkBind(config, host, options.insecure);
-  refuseUnsupportedUpstreamAuth(config.servers);
   const started = Date.now();
   const redisUrl = options.redisUrl ?? process.env.SWITCHBOARD_REDIS_URL;
   const { database, revocations, tokens } = await openStores({
@@ -214,9 +212,22 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
   let stages: Stages;
   let tunnels: Tunnels;
   let changes: ChangeFeed | undefined;
+  let userBroker: UpstreamOAuthBroker | undefined;
   let stopAuth: (() => void) | undefined;
   try {
-    auth = await createAuth({ config, gateway, tokens, database, publicUrl, logger });
+    // The broker of `oauth2-user` upstreams: their calls read the users' tokens through it.
+    const broker =
+      tokenVault === undefined
+        ? undefined
+        : new UpstreamOAuthBroker({
+            key: tokens.deriveKey(BROKER_KEY_INFO),
+            vault: tokenVault,
+            redirectUri: `${publicUrl}/oauth/callback`,
+            http: createAuthServerHttp(10_000, undefined),
+            logger: logger.child({ component: 'upstream-oauth' }),
+          });
+    userBroker = broker;
+    auth = await createAuth({ config, gateway, tokens, database, publicUrl, logger, userTokens: broker });
     const built = auth;
     stopAuth = () => built.close();
     const { authenticate, challenge } = auth;
@@ -272,16 +283,14 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       }),
       createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
-    if (tokenVault) {
-      const brokerLogger = logger.child({ component: 'upstream-oauth' });
-      const broker = new UpstreamOAuthBroker({
-        key: tokens.deriveKey(BROKER_KEY_INFO),
-        vault: tokenVault,
-        redirectUri: `${publicUrl}/oauth/callback`,
-        http: createAuthServerHttp(10_000, undefined),
-        logger: brokerLogger,
-      });
-      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger));
+    if (userBroker) {
+      routes.push(
+        createOAuthCallbackRoute(
+          userBroker,
+          () => gateway.config.servers,
+          logger.child({ component: 'upstream-oauth' }),
+        ),
+      );
     }
     const serve = createRequestHandler({
       gateway,
@@ -349,7 +358,6 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
     url,
     publicUrl,
     async reload(next) {
-      refuseUnsupportedUpstreamAuth(next.servers);
       gateway.sessionSealer = sessionSealerFor(next, tokens);
       await auth.reload(next);
       await stages.reload(next);

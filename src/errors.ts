@@ -295,6 +295,18 @@ export const ERROR_CODES = {
     jsonRpcCode: SWITCHBOARD_ERROR_BASE - 66,
     expose: true,
   },
+  /**
+   * An `auth.type: oauth2-user` upstream was called by a principal who has not connected to it
+   * (or whose connection was revoked): `data.server`, and `data.authorizationUrl`, the gateway's
+   * page where the user connects. Clients that declared URL-mode elicitation get the MCP
+   * URL-elicitation-required error (-32042) instead (`gateway/url-elicitation.ts`).
+   */
+  SWB_ERR_UPSTREAM_NOT_CONNECTED: {
+    family: 'jsonrpc',
+    status: 401,
+    jsonRpcCode: SWITCHBOARD_ERROR_BASE - 67,
+    expose: true,
+  },
   /** The upstream's `maxInFlight` slots are taken and its wait queue is full, or the wait exceeded `queueTimeout`. */
   SWB_ERR_UPSTREAM_BUSY: { family: 'jsonrpc', status: 503, jsonRpcCode: SWITCHBOARD_ERROR_BASE - 28, expose: true },
   /**

@@ -24,6 +24,7 @@ import { defaultChallenge, type RouteHandler } from '../http/server.js';
 import type { Logger } from '../observability/logger.js';
 import { loadGlobalAllowlist } from '../policy/passthrough.js';
 import type { Database } from '../store/types.js';
+import type { UserTokenSource } from '../upstream/user-credentials.js';
 
 /** Options of {@link createAuth}. */
 export interface AuthOptions {
@@ -35,6 +36,8 @@ export interface AuthOptions {
   /** The external base URL: OAuth audience, metadata URLs, identity issuer. */
   readonly publicUrl: string;
   readonly logger: Logger;
+  /** The OAuth broker of `oauth2-user` upstreams (their calls need it); undefined without a token vault. */
+  readonly userTokens?: UserTokenSource | undefined;
 }
 
 /** The authentication side of the edge; see {@link createAuth}. */
@@ -117,6 +120,7 @@ export async function createAuth(options: AuthOptions): Promise<Auth> {
     overwriteBase: c.headers.overwriteBase,
     reservedHeaders: c.auth.trustedProxy ? [c.auth.trustedProxy.header] : [],
     identity,
+    ...(options.userTokens === undefined ? {} : { userTokens: options.userTokens }),
     // The verifier in force at call time: a reload that changes `auth` replaces it.
     authorizationServer: () =>
       auth.oauth?.discover() ??

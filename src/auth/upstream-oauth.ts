@@ -24,12 +24,16 @@ import type { OAuth2UserAuth } from '../config/schema.js';
 import { AuthorizationServerDiscovery } from './oauth-discovery.js';
 import type { AuthorizationServerMetadata, AuthServerHttp } from './oauth-common.js';
 import { MAX_VAULT_SCOPES, MAX_VAULT_TOKEN_LENGTH, type TokenVault } from './token-vault.js';
+import type { UserAccessToken } from '../upstream/user-credentials.js';
 
 /** HKDF `info` of the key protecting `state` and deriving PKCE verifiers. */
 export const BROKER_KEY_INFO = 'switchboard upstream-oauth-state v1';
 
 /** How long an authorization URL stays usable, ms (10 minutes). */
 export const DEFAULT_STATE_TTL_MS = 600_000;
+
+/** Uses of a connection are recorded at most this often, ms. */
+const TOUCH_INTERVAL_MS = 60_000;
 
 /** Largest metadata or token response read, bytes. */
 const BODY_LIMIT = 256 * 1024;
@@ -304,9 +308,11 @@ export class UpstreamOAuthBroker {
    * A usable access token of `principal` for `server`: the stored one, or, when it expires
    * within `skewMs`, a new one from the refresh grant (RFC 6749 §6), stored before it is returned
    * (a refresh token not rotated by the server is kept). Concurrent calls for one (principal,
-   * server) share one refresh. Records the use.
+   * server) share one refresh. Records the use (at most once a minute per connection).
    *
-   * @param skewMs - refresh this long before expiry. Default 60 000 ms.
+   * @param skewMs - refresh this long before expiry. Default 60 000 ms; `Infinity` forces a
+   *   refresh (after the upstream refused the token), and without a refresh token the principal
+   *   then counts as not connected.
    * @returns undefined when the principal is not connected, or its token expired without a
    *   refresh token, or the authorization server refused the refresh token (`invalid_grant`:
    *   revoked or expired; the stored tokens are then dropped): the user connects again.
@@ -314,11 +320,16 @@ export class UpstreamOAuthBroker {
    *   reached or fails otherwise (the tokens are kept; the next call tries again)
    */
   async accessToken(principal: string, server: BrokerServer, skewMs = 60_000): Promise<string | undefined> {
+    return (await this.access(principal, server, skewMs))?.accessToken;
+  }
+
+  /** {@link accessToken} with the upstream subject the tokens were issued for. */
+  async access(principal: string, server: BrokerServer, skewMs = 60_000): Promise<UserAccessToken | undefined> {
     const tokens = await this.#vault.get(principal, server.name);
     if (tokens === undefined) return undefined;
-    if (tokens.expiresAt === undefined || tokens.expiresAt - skewMs > this.#clock()) {
-      await this.#vault.touch(principal, server.name);
-      return tokens.accessToken;
+    if (tokens.expiresAt === undefined ? skewMs !== Infinity : tokens.expiresAt - skewMs > this.#clock()) {
+      await this.#touch(principal, server.name, tokens.lastUsedAt);
+      return { accessToken: tokens.accessToken, upstreamSubject: tokens.upstreamSubject };
     }
     const refreshToken = tokens.refreshToken;
     if (refreshToken === undefined) return undefined;
@@ -328,7 +339,33 @@ export class UpstreamOAuthBroker {
       pending = this.#refresh(principal, server, refreshToken).finally(() => this.#refreshing.delete(key));
       this.#refreshing.set(key, pending);
     }
-    return pending;
+    const accessToken = await pending;
+    return accessToken === undefined
+      ? undefined
+      : { accessToken, upstreamSubject: (await this.#vault.get(principal, server.name))?.upstreamSubject };
+  }
+
+  /**
+   * A usable access token of the connected principal who used `server` most recently (the
+   * start-up connection loads the catalog with it). Connections whose token cannot be had are
+   * skipped; at most three are tried.
+   *
+   * @returns undefined when no principal is connected to `server`
+   */
+  async catalogAccess(server: BrokerServer): Promise<(UserAccessToken & { principal: string }) | undefined> {
+    const connections = await this.#vault.connections({ server: server.name });
+    connections.sort((a, b) => (b.lastUsedAt ?? b.updatedAt) - (a.lastUsedAt ?? a.updatedAt));
+    for (const c of connections.slice(0, 3)) {
+      const token = await this.access(c.principal, server).catch(() => undefined);
+      if (token !== undefined) return { ...token, principal: c.principal };
+    }
+    return undefined;
+  }
+
+  /** Records a use, unless one was recorded within the last minute (a write per call would cost more than it tells). */
+  async #touch(principal: string, server: string, lastUsedAt: number | undefined): Promise<void> {
+    if (lastUsedAt !== undefined && this.#clock() - lastUsedAt < TOUCH_INTERVAL_MS) return;
+    await this.#vault.touch(principal, server);
   }
 
   async #refresh(principal: string, server: BrokerServer, refreshToken: string): Promise<string | undefined> {

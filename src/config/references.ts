@@ -73,6 +73,19 @@ export function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
       });
     }
   }
+  // Per-user upstream tokens belong to principals: under auth.mode none every caller is the same
+  // anonymous principal, so one user's connection would serve everyone.
+  if (mode === 'none') {
+    for (const name of names) {
+      const entry = all[name];
+      if (isDisabled(entry) || !isPlainObject(entry) || !isPlainObject(entry.auth)) continue;
+      if (entry.auth.type !== 'oauth2-user') continue;
+      issues.push({
+        path: [name in mcpServers ? 'mcpServers' : 'servers', name, 'auth', 'type'],
+        message: `oauth2-user keeps upstream tokens per user, but auth.mode is "none" (every caller is anonymous); set auth.mode to tokens, oauth or tokens+oauth`,
+      });
+    }
+  }
 
   // Exposed names must be unique: refuse what can be known to collide before any upstream runs.
   const separator =

@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { offerUrlElicitation } from './url-elicitation.js';
 import type { Principal } from '../auth/principal.js';
 import { scopeOf, type Scope } from '../auth/rbac.js';
 import { clientJsonRpcError, encodeError, GatewayError, isGatewayError, toClientMessage } from '../errors.js';
@@ -403,6 +404,7 @@ export class ClientSession {
             httpHeaders: meta.httpHeaders,
             trace: meta.trace,
             reqId: meta.reqId,
+            identity: meta,
           };
     switch (req.method) {
       case 'initialize':
@@ -562,6 +564,7 @@ export class ClientSession {
         return;
       }
       response.id = id;
+      if ('error' in response) offerUrlElicitation(response, out.clientCapabilities ?? this.clientCapabilities);
       if (req.method === 'tools/call' || req.method === 'tasks/get')
         exposeTaskId(this.#host.taskIds, req.method, meta.principal.id, upstream.name, response);
       const phase = this.#host.pipeline.result;

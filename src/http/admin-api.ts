@@ -27,7 +27,7 @@ import type { Principal } from '../auth/principal.js';
 import { isAdmin, requirePermission } from '../auth/rbac.js';
 import type { TokenService } from '../auth/tokens.js';
 import { isStdioServer, NAME_RE, parseDuration, ServerConfig } from '../config/schema.js';
-import { refuseUnsupportedUpstreamAuth } from '../upstream/credentials.js';
+import { refuseRuntimeUserAuth } from '../upstream/credentials.js';
 import { GatewayError, isGatewayError, restErrorBody } from '../errors.js';
 import type { Gateway } from '../gateway/gateway.js';
 import type { ServerStore, TokenRecord, ToolPinStore } from '../store/types.js';
@@ -324,7 +324,7 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
     }
     const cfg = parsed.data;
     try {
-      refuseUnsupportedUpstreamAuth({ [name]: cfg });
+      refuseRuntimeUserAuth({ [name]: cfg });
     } catch (err) {
       throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', (err as Error).message, {
         data: { issues: [{ path: 'auth.type', message: 'not supported yet' }] },

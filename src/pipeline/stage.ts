@@ -65,6 +65,12 @@ export interface RequestContext {
    * absent for the 2025 era (metrics label `era`).
    */
   era?: 'modern' | undefined;
+  /**
+   * Written by the upstream call: the identity the upstream knows the caller by, when the
+   * gateway used a per-user upstream credential (`oauth2-user`: the upstream subject). Never a
+   * token. Usage log `upstreamSubject`, trace attribute `switchboard.upstream.subject`.
+   */
+  upstreamSubject?: string | undefined;
 }
 
 /**

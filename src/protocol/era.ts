@@ -36,6 +36,12 @@ export const MCP_HEADER_MISMATCH = -32020;
 export const MCP_MISSING_CLIENT_CAPABILITY = -32021;
 /** MCP 2026-07-28 `UnsupportedProtocolVersion` (versioning §Protocol Version Negotiation). */
 export const MCP_UNSUPPORTED_PROTOCOL_VERSION = -32022;
+/**
+ * URL elicitation required (MCP 2025-11-25 client/elicitation §URL Elicitation Required Error,
+ * kept in 2026-07-28): the request cannot be handled until the user completes the out-of-band
+ * flows of `data.elicitations` (each `{mode: "url", elicitationId, url, message}`).
+ */
+export const MCP_URL_ELICITATION_REQUIRED = -32042;
 
 /** Identifier of the tasks extension (MCP 2026-07-28 `capabilities.extensions`; SEP-2663). */
 export const TASKS_EXTENSION = 'io.modelcontextprotocol/tasks';

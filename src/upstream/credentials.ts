@@ -12,7 +12,9 @@
  * - `forward`: the caller's own bearer token (`Principal.bearer`); nothing when the caller
  *   authenticated without one (e.g. a trusted proxy header);
  * - `token-exchange`: a token obtained per caller by exchanging the caller's OAuth access token
- *   (RFC 8693, `token-exchange.ts`); the caller's own token is never sent upstream.
+ *   (RFC 8693, `token-exchange.ts`); the caller's own token is never sent upstream;
+ * - `oauth2-user`: the caller's own upstream token, obtained by the gateway's OAuth broker and
+ *   kept in the token vault (`user-credentials.ts`).
  *
  * The operator's credential is never replaced by a client header: the header
  * passthrough policy (`src/policy/passthrough.ts`) refuses client `Authorization` headers for
@@ -27,6 +29,7 @@ import type { UpstreamAuth } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { createTokenExchangeCredentials } from './token-exchange.js';
+import { UserTokenCredentials, type UpstreamIdentitySink, type UserTokenSource } from './user-credentials.js';
 import {
   MAX_TOKEN_RESPONSE_BYTES,
   OAUTH_ERROR_RE,
@@ -56,6 +59,10 @@ export interface UpstreamCredentialsOptions {
    * `token-exchange` credential uses when it configures none. Undefined when inbound OAuth is off.
    */
   authorizationServer?: (() => Promise<AuthorizationServerMetadata>) | undefined;
+  /** The broker of `oauth2-user` upstreams; undefined without a token vault. */
+  userTokens?: UserTokenSource | undefined;
+  /** The upstream's URL (an `oauth2-user` credential discovers its authorization server from it). */
+  serverUrl?: string | undefined;
 }
 
 /** The credential of one upstream. */
@@ -71,8 +78,13 @@ export interface UpstreamCredentials {
    *   obtained; the next call tries again. The message never contains the client secret.
    * @throws GatewayError `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE` (502) or
    *   `SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN` (403) for `token-exchange` (`token-exchange.ts`).
+   * @throws GatewayError `SWB_ERR_UPSTREAM_NOT_CONNECTED` for `oauth2-user` when the caller has not
+   *   connected (`user-credentials.ts`), which also reports the upstream subject to `sink`.
    */
-  headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
+  headersFor(
+    principal: Principal,
+    sink?: UpstreamIdentitySink,
+  ): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
   /**
    * Forgets a cached token so the next call fetches a new one: the outbound-headers step calls it
    * when the upstream answers HTTP 401. `oauth2-client-credentials` drops its one token;
@@ -235,28 +247,20 @@ function configError(serverName: string, detail: string): GatewayError {
   return new GatewayError('SWB_ERR_CONFIG_INVALID', `servers.${serverName}.auth: ${detail}`);
 }
 
-/** `auth.type`s the schema accepts whose upstream calls are not supported yet. */
-const UNSUPPORTED_AUTH: ReadonlySet<string> = new Set(['oauth2-user']);
-
 /**
- * Refuses a configuration naming an upstream credential whose calls are not supported yet
- * (`oauth2-user`), so that such a server is never started, nor called without its credential.
- * Checked at start, on reload and for runtime servers, before any upstream is built.
+ * Refuses an `oauth2-user` server added or changed through the admin API: its users' browsers
+ * and its client secret would go where the runtime entry says, and the broker's callback serves
+ * the configuration file's servers only.
  *
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` naming the first such server
  */
-export function refuseUnsupportedUpstreamAuth(servers: Readonly<Record<string, object>>): void {
+export function refuseRuntimeUserAuth(servers: Readonly<Record<string, object>>): void {
   for (const [name, cfg] of Object.entries(servers)) {
     const type = 'auth' in cfg ? (cfg.auth as { type?: unknown } | undefined)?.type : undefined;
-    if (typeof type === 'string' && UNSUPPORTED_AUTH.has(type)) throw unsupported(name, type);
+    if (type === 'oauth2-user') {
+      throw configError(name, 'auth.type "oauth2-user" is configured in the configuration file, not at runtime');
+    }
   }
-}
-
-function unsupported(serverName: string, type: string): GatewayError {
-  return configError(
-    serverName,
-    `auth.type "${type}" is not supported yet for calls to the upstream: use bearer, basic, oauth2-client-credentials or forward`,
-  );
 }
 
 /**
@@ -266,8 +270,8 @@ function unsupported(serverName: string, type: string): GatewayError {
  * @param auth - the server's `auth`; `undefined` means `{type: none}`.
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when a bearer token or basic credential contains
  *   characters that cannot appear in a header (CR, LF, controls…), or a basic username contains
- *   `:` (RFC 7617 §2), and for `oauth2-user`, whose upstream calls are not supported yet. The
- *   message never contains the secret.
+ *   `:` (RFC 7617 §2), and for `oauth2-user` without a token vault. The message never contains
+ *   the secret.
  */
 export function createUpstreamCredentials(
   auth: UpstreamAuth | undefined,
@@ -301,6 +305,13 @@ export function createUpstreamCredentials(
     case 'oauth2-user':
       // Refused rather than run without a credential: calling the upstream anonymously on the
       // user's behalf would be wrong in both directions.
-      throw unsupported(options.serverName, auth.type);
+      if (options.userTokens === undefined || options.serverUrl === undefined) {
+        throw configError(options.serverName, 'oauth2-user needs the token vault, which needs a database');
+      }
+      return new UserTokenCredentials(
+        options.userTokens,
+        { name: options.serverName, url: options.serverUrl, auth },
+        options.logger,
+      );
   }
 }

@@ -16,6 +16,7 @@ import type { JsonObject, JsonRpcNotification, JsonRpcResponse } from '../protoc
 import type { OutboundHeaders, UpstreamInterceptor } from './dispatch.js';
 import type { MessageTransport } from './transport.js';
 import type { Upstream } from './upstream.js';
+import type { UpstreamIdentitySink } from './user-credentials.js';
 
 /** Who a request is for: picks the connection under `session`/`user` isolation. */
 export interface SlotContext {
@@ -29,6 +30,11 @@ export interface SlotContext {
   trace?: unknown;
   /** The client request's id, for log lines about this call (observability/request-id). */
   reqId?: string | undefined;
+  /**
+   * Where the outbound-headers step reports the upstream identity the call used (the client
+   * request's context: usage log, traces); absent for calls without a client request.
+   */
+  identity?: UpstreamIdentitySink | undefined;
 }
 
 /** The lists an upstream serves, cached at start and refreshed on `list_changed`. */

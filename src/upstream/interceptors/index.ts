@@ -73,6 +73,8 @@ export function createUpstreamInterceptors(options: UpstreamInterceptorsOptions)
     serverName: name,
     logger,
     authorizationServer: options.outbound?.authorizationServer,
+    userTokens: options.outbound?.userTokens,
+    serverUrl: cfg.url,
     // A runtime server's token endpoint is held to the destination policy at connect time too.
     ...(options.destinations ? { dispatcher: options.destinations.dispatcher() } : {}),
   });

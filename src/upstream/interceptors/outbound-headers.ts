@@ -11,7 +11,8 @@
  * and principal of each call are remembered on the connection's binding, so the connection's own
  * traffic (the GET stream, notifications) carries the latest credential. When the upstream
  * answers HTTP 401, a token the gateway obtained (client credentials, or the caller's exchanged
- * token) is dropped so the next call fetches a new one.
+ * token) is dropped so the next call fetches a new one, and a user's upstream token (`oauth2-user`)
+ * is refreshed before that user's next call.
  *
  * @module
  */
@@ -21,6 +22,7 @@ import { ANONYMOUS, type Principal } from '../../auth/principal.js';
 import type { PassthroughPolicy } from '../../policy/passthrough.js';
 import type { JsonRpcResponse } from '../../protocol/jsonrpc.js';
 import type { UpstreamCredentials } from '../credentials.js';
+import type { UserTokenSource } from '../user-credentials.js';
 import {
   errorResponseOf,
   type ConnectionBinding,
@@ -45,6 +47,8 @@ export interface OutboundOptions {
    * `token-exchange` upstreams. Undefined when inbound OAuth is off.
    */
   authorizationServer?: () => Promise<AuthorizationServerMetadata>;
+  /** The OAuth broker that holds the users' tokens of `oauth2-user` upstreams; undefined without a token vault. */
+  userTokens?: UserTokenSource;
 }
 
 /** Options for {@link createOutboundHeadersInterceptor}. */
@@ -90,7 +94,7 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
   const headersOf = (call: UpstreamRequest): OutboundHeaders | Promise<OutboundHeaders> => {
     const binding = call.binding();
     const principal = call.ctx.principal ?? binding?.principal ?? ANONYMOUS;
-    const auth = credentials.headersFor(principal);
+    const auth = credentials.headersFor(principal, call.ctx.identity);
     return auth instanceof Promise
       ? auth.then((a) => withAuth(call, binding, principal, a))
       : withAuth(call, binding, principal, auth);
@@ -103,7 +107,10 @@ export function createOutboundHeadersInterceptor(options: OutboundHeadersOptions
 
   // A token the gateway obtained may be revoked or rejected before it expires: after an HTTP 401
   // the next call of that caller fetches a fresh one (RFC 6750 §3.1 `invalid_token`).
-  const refreshable = credentials.type === 'oauth2-client-credentials' || credentials.type === 'token-exchange';
+  const refreshable =
+    credentials.type === 'oauth2-client-credentials' ||
+    credentials.type === 'token-exchange' ||
+    credentials.type === 'oauth2-user';
   const send = (next: Dispatch, call: UpstreamRequest): Promise<JsonRpcResponse> => {
     if (!refreshable) return next(call);
     return next(call).then((res) => {

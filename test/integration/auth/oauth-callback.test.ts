@@ -89,15 +89,7 @@ describe('GET /oauth/callback', () => {
 });
 
 describe('a configuration with an oauth2-user server', () => {
-  it('is refused at start with "not supported yet", never served without a credential', async () => {
-    await expect(
-      startTestGateway({
-        servers: { gh: { url: 'http://127.0.0.1:9/mcp', auth: { type: 'oauth2-user', clientId: 'gw' } } },
-      }),
-    ).rejects.toMatchObject({ code: 'SWB_ERR_CONFIG_INVALID', message: expect.stringMatching(/not supported yet/) });
-  });
-
-  it('is refused by a reload, which leaves the running servers as they were', async () => {
+  it('is added by a reload under auth.mode tokens', async () => {
     const next = buildConfig({
       auth: { mode: 'tokens' },
       servers: {
@@ -105,19 +97,19 @@ describe('a configuration with an oauth2-user server', () => {
         gh: { url: 'http://127.0.0.1:9/mcp', auth: { type: 'oauth2-user', clientId: 'gw' } },
       },
     });
-    await expect(gw.reload(next)).rejects.toMatchObject({ code: 'SWB_ERR_CONFIG_INVALID' });
-    expect([...gw.gateway.upstreams.keys()]).toEqual(['echo']);
+    await gw.reload(next);
+    expect([...gw.gateway.upstreams.keys()].sort()).toEqual(['echo', 'gh']);
   });
 
   it('is refused as a runtime server through the admin API (400), and nothing is stored', async () => {
     const { token } = await gw.tokens.create({ name: 'root', subject: 'root', permissions: ['admin.*'] });
-    const res = await fetch(`${gw.url}/api/v1/servers/gh`, {
+    const res = await fetch(`${gw.url}/api/v1/servers/gh2`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ url: 'http://127.0.0.1:9/mcp', auth: { type: 'oauth2-user', clientId: 'gw' } }),
     });
     expect(res.status).toBe(400);
-    expect(await res.text()).toMatch(/not supported yet/);
-    expect(await gw.database.servers.get('gh')).toBeUndefined();
+    expect(await res.text()).toMatch(/configured in the configuration file, not at runtime/);
+    expect(await gw.database.servers.get('gh2')).toBeUndefined();
   });
 });

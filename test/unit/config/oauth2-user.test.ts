@@ -5,7 +5,9 @@ import { silentLogger } from '../../../src/observability/logger.js';
 import { createUpstreamCredentials } from '../../../src/upstream/credentials.js';
 
 function parse(auth: unknown): RemoteServer {
-  const config = parseConfigText(JSON.stringify({ servers: { gh: { url: 'https://mcp.example/mcp', auth } } }));
+  const config = parseConfigText(
+    JSON.stringify({ auth: { mode: 'tokens' }, servers: { gh: { url: 'https://mcp.example/mcp', auth } } }),
+  );
   return config.servers.gh as RemoteServer;
 }
 
@@ -19,7 +21,8 @@ function issues(text: string): string[] {
   throw new Error('expected a ConfigError');
 }
 
-const server = (auth: unknown) => JSON.stringify({ servers: { gh: { url: 'https://mcp.example/mcp', auth } } });
+const server = (auth: unknown) =>
+  JSON.stringify({ auth: { mode: 'tokens' }, servers: { gh: { url: 'https://mcp.example/mcp', auth } } });
 
 describe('auth.type oauth2-user', () => {
   it('accepts a static client with scopes and an authorization server, registration defaulting to static', () => {
@@ -73,10 +76,23 @@ describe('auth.type oauth2-user', () => {
     expect(issues(server({ type: 'oauth2-user', clientId: 'x', extra: 1 }))[0]).toMatch(/extra/);
   });
 
-  it('is refused with "not supported yet" when the upstream call path is built, never run without a credential', () => {
+  it('is refused under auth.mode none, where every caller is the same anonymous principal', () => {
+    expect(
+      issues(
+        JSON.stringify({
+          servers: { gh: { url: 'https://mcp.example/mcp', auth: { type: 'oauth2-user', clientId: 'x' } } },
+        }),
+      ),
+    ).toEqual([expect.stringMatching(/^servers\.gh\.auth\.type: oauth2-user keeps upstream tokens per user/)]);
+  });
+
+  it('is refused without a token vault when the upstream call path is built, never run without a credential', () => {
     const auth = parse({ type: 'oauth2-user', clientId: 'gw' }).auth;
     expect(() => createUpstreamCredentials(auth, { serverName: 'gh', logger: silentLogger() })).toThrow(
-      expect.objectContaining({ code: 'SWB_ERR_CONFIG_INVALID', message: expect.stringMatching(/not supported yet/) }),
+      expect.objectContaining({
+        code: 'SWB_ERR_CONFIG_INVALID',
+        message: expect.stringMatching(/needs the token vault/),
+      }),
     );
   });
 });
