@@ -22,7 +22,7 @@ import { createConnectionsApi } from './http/connections-api.js';
 import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
-import { createOAuthCallbackRoute } from './http/oauth-callback.js';
+import { brokerServerOf, createOAuthCallbackRoute } from './http/oauth-callback.js';
 import { servesRequests } from './upstream/types.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
@@ -275,7 +275,17 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           live: observability.live,
           onStreamOverflow: (o) => metrics.recordStreamOverflow(o.stream),
         }),
-        ...(tokenVault ? { connectionsRoute: createConnectionsApi({ vault: tokenVault }) } : {}),
+        ...(tokenVault
+          ? {
+              connectionsRoute: createConnectionsApi({
+                vault: tokenVault,
+                authorizationUrl: async (principal, name) => {
+                  const server = brokerServerOf(gateway.config.servers, name);
+                  return server === undefined ? undefined : userBroker?.authorizationUrl(principal, server);
+                },
+              }),
+            }
+          : {}),
         traffic: observability.traffic,
         ...(database.toolPins ? { toolPins: { store: database.toolPins, registry: () => stages.pins } } : {}),
         onRefused,
@@ -289,6 +299,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           userBroker,
           () => gateway.config.servers,
           logger.child({ component: 'upstream-oauth' }),
+          // The first user's token lets a server whose catalog could not load without one start.
+          { onConnected: (server) => gateway.upstreams.get(server)?.credentialAvailable() },
         ),
       );
     }

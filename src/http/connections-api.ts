@@ -6,6 +6,9 @@
  * - `GET /api/v1/me/connections` (any authenticated principal): the caller's own connections.
  * - `DELETE /api/v1/me/connections/{server}`: drops the caller's tokens for that server (204;
  *   404 `SWB_ERR_HTTP_NOT_FOUND` when there were none); the next call to it asks to connect again.
+ * - `POST /api/v1/me/connections/{server}`: where the caller connects to that `oauth2-user`
+ *   server (200 `{server, authorizationUrl}`; 404 for any other server): how the first user
+ *   connects before the server's catalog could be loaded, or a user connects ahead of a call.
  * - `GET /api/v1/connections[?principal=&server=]` (`admin.*`): every principal's connections.
  *
  * @module
@@ -37,6 +40,11 @@ export interface ConnectionView {
 /** Options of {@link createConnectionsApi}. */
 export interface ConnectionsApiOptions {
   readonly vault: TokenVault;
+  /**
+   * The authorization URL of `principal` for `server`, or undefined when `server` is not an
+   * `oauth2-user` server (`POST /api/v1/me/connections/{server}`). Absent: that POST is 404.
+   */
+  readonly authorizationUrl?: (principal: string, server: string) => Promise<string | undefined>;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -84,7 +92,8 @@ export function createConnectionsApi(options: ConnectionsApiOptions): UsageRoute
       return true;
     }
     if (path.startsWith('/api/v1/me/connections/')) {
-      if (req.method !== 'DELETE') throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use DELETE');
+      if (req.method !== 'DELETE' && req.method !== 'POST')
+        throw new GatewayError('SWB_ERR_HTTP_METHOD_NOT_ALLOWED', 'use POST or DELETE');
       let server: string;
       try {
         server = decodeURIComponent(path.slice('/api/v1/me/connections/'.length));
@@ -94,6 +103,12 @@ export function createConnectionsApi(options: ConnectionsApiOptions): UsageRoute
       const valid = name(server, 'the server name');
       if (valid === undefined || valid.includes('/')) {
         throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', 'Not found: use /api/v1/me/connections/{server}');
+      }
+      if (req.method === 'POST') {
+        const url = await options.authorizationUrl?.(principal.id, valid);
+        if (url === undefined) throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `no oauth2-user server "${valid}"`);
+        send(res, 200, { server: valid, authorizationUrl: url });
+        return true;
       }
       if (!(await vault.delete(principal.id, valid))) {
         throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `no connection to server "${valid}"`);

@@ -51,11 +51,13 @@ function page(res: ServerResponse, status: number, title: string, text: string):
  *
  * @param servers - the servers in effect now (so a reload that removed a server is seen)
  * @param logger - where a refused code exchange is reported
+ * @param hooks - `onConnected`: called after a connection was stored
  */
 export function createOAuthCallbackRoute(
   broker: UpstreamOAuthBroker,
   servers: () => Readonly<Record<string, ServerConfig>>,
   logger: Logger,
+  hooks: { onConnected?: (server: string, principal: string) => void } = {},
 ): RouteHandler {
   return async function oauthCallback(req, res, path, query) {
     if (path !== OAUTH_CALLBACK_PATH) return false;
@@ -91,6 +93,7 @@ export function createOAuthCallbackRoute(
       );
       return true;
     }
+    hooks.onConnected?.(done.server, done.principal);
     page(res, 200, 'Connected', `Connected to ${done.server}. You can close this window and retry the call.`);
     return true;
   };

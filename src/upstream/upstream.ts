@@ -244,6 +244,15 @@ export class Upstream {
     return this.#open();
   }
 
+  /**
+   * A credential for the start-up connection may exist now (a user connected to an
+   * `oauth2-user` server): a failed start is tried again at once rather than at the next probe.
+   */
+  credentialAvailable(): void {
+    if (this.#stopped || this.#lazy || this.state !== 'failed') return;
+    this.#open().catch((err: unknown) => this.#logger.debug({ err }, 'upstream start with the new credential failed'));
+  }
+
   /** Whether the upstream is `start: lazy` (its child runs only while used). */
   get lazy(): boolean {
     return this.#lazy;
