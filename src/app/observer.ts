@@ -153,6 +153,7 @@ export function createExchangeObserver({ metrics, tracing, usageLog, traffic, li
                 mcpMethod: meta.method,
                 server: meta.server,
                 tool: meta.tool,
+                upstreamSubject: meta.upstreamSubject,
                 httpStatus: status,
                 jsonrpcError: meta.rpcError,
                 stage: meta.stage,
@@ -164,6 +165,7 @@ export function createExchangeObserver({ metrics, tracing, usageLog, traffic, li
         tracing.end(trace as Span, {
           statusCode: status,
           ...(meta?.rpcError === undefined ? {} : { jsonRpcErrorCode: meta.rpcError }),
+          ...(meta?.upstreamSubject === undefined ? {} : { upstreamSubject: meta.upstreamSubject }),
         });
     },
   };

@@ -69,6 +69,8 @@ export const SPAN_ATTRIBUTES = Object.freeze({
   JSONRPC_REQUEST_ID: 'jsonrpc.request.id',
   /** The configured upstream server name the request was routed to. */
   SERVER_NAME: 'switchboard.server.name',
+  /** The identity the upstream knows the caller by (a per-user credential's subject; never a token). */
+  UPSTREAM_SUBJECT: 'switchboard.upstream.subject',
   /** HTTP request method of the gateway request (`POST`, `GET`, `DELETE`). */
   HTTP_REQUEST_METHOD: 'http.request.method',
   /** HTTP response status code; set by {@link Tracing.end} from `statusCode`. */
@@ -99,6 +101,8 @@ export interface SpanOutcome {
   statusCode?: number;
   /** JSON-RPC `error.code` of the answer: sets `rpc.jsonrpc.error_code`, `error.type` and status ERROR. */
   jsonRpcErrorCode?: number;
+  /** The upstream subject a per-user credential used: sets `switchboard.upstream.subject`. */
+  upstreamSubject?: string;
 }
 
 /** The gateway's tracer. Create one per process with {@link createTracing}. */
@@ -352,7 +356,8 @@ export function createTracing(options: TracingOptions = {}): Tracing {
     end(span, outcome): void {
       if (span === NOOP_SPAN) return;
       if (outcome !== undefined) {
-        const { statusCode, jsonRpcErrorCode, error } = outcome;
+        const { statusCode, jsonRpcErrorCode, error, upstreamSubject } = outcome;
+        if (upstreamSubject !== undefined) span.setAttribute(SPAN_ATTRIBUTES.UPSTREAM_SUBJECT, upstreamSubject);
         let failed = false;
         if (statusCode !== undefined) {
           span.setAttribute(SPAN_ATTRIBUTES.HTTP_RESPONSE_STATUS_CODE, statusCode);

@@ -326,6 +326,8 @@ export interface UsageRequestFacts {
   mcpMethod?: string | undefined;
   server?: string | undefined;
   tool?: string | undefined;
+  /** The upstream subject a per-user credential used (`RequestContext.upstreamSubject`). */
+  upstreamSubject?: string | undefined;
 }
 
 /** How a request ended, for {@link usageRowFor}. */
@@ -407,6 +409,7 @@ export function usageRowFor(principal: Principal, outcome: UsageOutcome): UsageR
     mcpMethod: outcome.mcpMethod,
     server: outcome.server,
     tool: outcome.tool,
+    upstreamSubject: outcome.upstreamSubject,
     httpStatus: outcome.httpStatus,
     jsonrpcError: outcome.jsonrpcError,
     latencyMs: outcome.latencyMs,

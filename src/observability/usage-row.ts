@@ -31,6 +31,11 @@ export interface UsageRow {
   server?: string | undefined;
   /** The upstream's own tool name for `tools/call`. */
   tool?: string | undefined;
+  /**
+   * The identity the upstream knows the caller by, when a per-user credential was used
+   * (`oauth2-user`: the upstream `sub`). Never a token.
+   */
+  upstreamSubject?: string | undefined;
   /** The HTTP status of the response. */
   httpStatus: number;
   /** The JSON-RPC `error.code` of the response, when it was an error response. */

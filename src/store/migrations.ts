@@ -192,6 +192,15 @@ export const MIGRATIONS: Readonly<Record<string, Migration>> = {
       await db.schema.dropTable('upstream_catalogs').execute();
     },
   },
+  /** The upstream identity a per-user credential used, per usage-log row (`NULL` otherwise). */
+  '0007_usage_upstream_subject': {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('usage_log').addColumn('upstream_subject', 'text').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('usage_log').dropColumn('upstream_subject').execute();
+    },
+  },
 };
 
 /** A Kysely {@link MigrationProvider} serving {@link MIGRATIONS} from memory. */

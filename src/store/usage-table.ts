@@ -34,6 +34,7 @@ export interface UsageLogTable {
   /** 0 or 1 (an integer on both databases). */
   blocked: number;
   block_reason: string | null;
+  upstream_subject: string | null;
 }
 
 /** The tables this store reads and writes, as Kysely sees them (a type alias: `withTables` needs one). */
@@ -67,6 +68,7 @@ const COLUMNS = [
   ['user_agent', 'text'],
   ['blocked', 'number'],
   ['block_reason', 'text'],
+  ['upstream_subject', 'text'],
 ] as const satisfies ReadonlyArray<readonly [keyof UsageLogTable, 'text' | 'number']>;
 
 const INSERT_COLUMNS: readonly (keyof UsageLogTable)[] = COLUMNS.map(([name]) => name);
@@ -108,6 +110,7 @@ export function pushColumns(params: unknown[], row: UsageRow): void {
     optional(row.userAgent, MAX_USER_AGENT_LENGTH),
     row.blocked ? 1 : 0,
     optional(row.blockReason, 256),
+    optional(row.upstreamSubject, MAX_TEXT_LENGTH),
   );
 }
 

@@ -113,6 +113,16 @@ describe('DELETE /api/v1/me/connections/{server}', () => {
     expect(long.status).toBe(400);
     expect(codeOf(long.body)).toBe('SWB_ERR_HTTP_INVALID_REQUEST');
   });
+
+  it('answers POST for a server that is not an oauth2-user server with 404, and stores nothing', async () => {
+    const before = await gw.tokenVault!.connections();
+    for (const server of ['github', 'nowhere']) {
+      const r = await api(`/api/v1/me/connections/${server}`, tokens.carol, 'POST');
+      expect(r.status, server).toBe(404);
+      expect(codeOf(r.body)).toBe('SWB_ERR_HTTP_NOT_FOUND');
+    }
+    expect(await gw.tokenVault!.connections()).toEqual(before);
+  });
 });
 
 describe('GET /api/v1/connections', () => {

@@ -8,6 +8,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
 import { PassThrough } from 'node:stream';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
@@ -45,6 +49,7 @@ let upstream: Server;
 let upstreamUrl: string;
 let gw: RunningGateway;
 let db: Database;
+let dir: string;
 const logLines: string[] = [];
 /** The user the next login is for (the test's "browser" picks it). */
 let nextUser = 'alice';
@@ -179,10 +184,12 @@ beforeAll(async () => {
     format: 'json',
     destination: new PassThrough().on('data', (c: Buffer) => logLines.push(c.toString())),
   });
-  db = await openDatabase({ url: ':memory:', dataDir: '.', logger });
+  dir = await mkdtemp(join(tmpdir(), 'swb-oauth2-user-'));
+  db = await openDatabase({ url: join(dir, 'switchboard.db'), dataDir: dir, logger });
   gw = await startGateway({
     config: buildConfig({
       auth: { mode: 'tokens' },
+      usage: { flushInterval: 50 },
       servers: {
         notes: {
           url: upstreamUrl,
@@ -217,6 +224,7 @@ afterAll(async () => {
     s?.closeAllConnections();
     await new Promise((r) => s?.close(r));
   }
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 /**
@@ -339,6 +347,33 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
     expect(res.status).toBe(204);
     expect((await whoami('bob', URL_ELICITATION)).error!.code).toBe(-32042);
     expect(await whoami('alice')).toEqual({ sub: 'alice' });
+  });
+
+  it('records the upstream identity (the subject, never a token) in the usage log', async () => {
+    type Row = { subject: string; upstream_subject: string | null; jsonrpc_error: number | null };
+    const rows = await waitFor(
+      () => {
+        const sqlite = new BetterSqlite3(join(dir, 'switchboard.db'), { readonly: true });
+        try {
+          const all = sqlite
+            .prepare(
+              `select subject, upstream_subject, jsonrpc_error from usage_log where mcp_method = 'tools/call' order by id`,
+            )
+            .all() as Row[];
+          return all.length >= 8 ? all : undefined;
+        } finally {
+          sqlite.close();
+        }
+      },
+      5_000,
+      'usage rows',
+    );
+    const served = rows.filter((r) => r.jsonrpc_error === null);
+    expect(served.length).toBeGreaterThan(0);
+    for (const r of served) expect(r.upstream_subject).toBe(r.subject);
+    for (const r of rows.filter((x) => x.jsonrpc_error !== null)) expect(r.upstream_subject).toBeNull();
+    const text = JSON.stringify(rows);
+    for (const t of seenTokens) expect(text).not.toContain(t);
   });
 
   it('keeps the tokens encrypted at rest, and no log line holds one', async () => {

@@ -269,6 +269,7 @@ describe.each(targets)('usage log on $name', (target) => {
             userAgent: 'x'.repeat(600),
             blocked: true,
             blockReason: 'SWB_ERR_AUTH_FORBIDDEN',
+            upstreamSubject: 'alice-upstream',
           }),
           usageRow({ ts: NOW + 1, mcpMethod: undefined }),
           // A sloppy caller (nulls, NaN) must not make the whole batch fail.
@@ -309,8 +310,16 @@ describe.each(targets)('usage log on $name', (target) => {
           user_agent: 'x'.repeat(512),
           blocked: 1,
           block_reason: 'SWB_ERR_AUTH_FORBIDDEN',
+          upstream_subject: 'alice-upstream',
         });
-        expect(minimal).toMatchObject({ id: 2, mcp_method: null, server: null, tool: null, blocked: 0 });
+        expect(minimal).toMatchObject({
+          id: 2,
+          mcp_method: null,
+          server: null,
+          tool: null,
+          blocked: 0,
+          upstream_subject: null,
+        });
         expect(sloppy).toMatchObject({ id: 3, server: null, jsonrpc_error: null, latency_ms: 0, bytes_in: 0 });
       });
 
