@@ -351,7 +351,7 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
 
   it('records the upstream identity (the subject, never a token) in the usage log', async () => {
     type Row = { subject: string; upstream_subject: string | null; jsonrpc_error: number | null };
-    const rows = await waitFor(
+    const rows = await waitFor<Row[] | undefined>(
       () => {
         const sqlite = new BetterSqlite3(join(dir, 'switchboard.db'), { readonly: true });
         try {
@@ -368,6 +368,7 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
       5_000,
       'usage rows',
     );
+    if (rows === undefined) throw new Error('no usage rows');
     const served = rows.filter((r) => r.jsonrpc_error === null);
     expect(served.length).toBeGreaterThan(0);
     for (const r of served) expect(r.upstream_subject).toBe(r.subject);
