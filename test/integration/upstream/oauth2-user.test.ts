@@ -16,6 +16,7 @@ import { PassThrough } from 'node:stream';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
 import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/app.js';
@@ -329,6 +330,33 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
     expect(calledAs.length).toBe(before); // nothing reached the upstream
   });
 
+  it('answers a 2026-07-28 request the same way: URL elicitation for the unconnected, the own subject for the connected', async () => {
+    const modern = async (who: keyof typeof api) => {
+      const c = new V2Client(
+        { name: `v2-${who}`, version: '1.0.0' },
+        { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+      );
+      await c.connect(
+        new V2Transport(new URL(`${gw.url}/mcp`), {
+          requestInit: { headers: { authorization: `Bearer ${api[who]}` } },
+        }),
+      );
+      try {
+        return await c.callTool({ name: 'notes__whoami', arguments: {} });
+      } finally {
+        await c.close();
+      }
+    };
+    const refused = await modern('carol').then(
+      () => undefined,
+      (err: unknown) => err as { code?: number; data?: { elicitations?: { mode: string; url: string }[] } },
+    );
+    expect(refused?.code).toBe(-32042);
+    expect(refused?.data?.elicitations?.[0]).toMatchObject({ mode: 'url', url: expect.stringMatching(/^http/) });
+    const served = (await modern('alice')) as { content: { text: string }[] };
+    expect(JSON.parse(served.content[0]!.text)).toEqual({ sub: 'alice' });
+  });
+
   it('refreshes a token about to expire before the call, without a failed call', async () => {
     const refreshesBefore = tokenGrants.filter((g) => g === 'refresh_token').length;
     const tokensBefore = seenTokens.size;
@@ -360,7 +388,7 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
               `select subject, upstream_subject, jsonrpc_error from usage_log where mcp_method = 'tools/call' order by id`,
             )
             .all() as Row[];
-          return all.length >= 8 ? all : undefined;
+          return all.length >= 10 ? all : undefined;
         } finally {
           sqlite.close();
         }
