@@ -60,31 +60,24 @@ export function checkReferences(doc: Record<string, unknown>): ReferenceCheck {
   const all = { ...servers, ...mcpServers };
   const names = Object.keys(all);
 
-  // RFC 8693 exchanges the caller's OAuth access token: without inbound OAuth there is none.
+  // Credentials that depend on who calls, refused under an auth.mode that cannot give them:
+  // RFC 8693 exchanges the caller's OAuth access token (without inbound OAuth there is none), and
+  // per-user upstream tokens belong to principals (under auth.mode none every caller is the same
+  // anonymous principal, so one user's connection would serve everyone).
   const mode = isPlainObject(doc.auth) && typeof doc.auth.mode === 'string' ? doc.auth.mode : 'none';
-  if (mode !== 'oauth' && mode !== 'tokens+oauth') {
-    for (const name of names) {
-      const entry = all[name];
-      if (isDisabled(entry) || !isPlainObject(entry) || !isPlainObject(entry.auth)) continue;
-      if (entry.auth.type !== 'token-exchange') continue;
-      issues.push({
-        path: [name in mcpServers ? 'mcpServers' : 'servers', name, 'auth', 'type'],
-        message: `token-exchange exchanges the caller's OAuth access token, but auth.mode is ${JSON.stringify(mode)}; set auth.mode to oauth or tokens+oauth`,
-      });
-    }
-  }
-  // Per-user upstream tokens belong to principals: under auth.mode none every caller is the same
-  // anonymous principal, so one user's connection would serve everyone.
-  if (mode === 'none') {
-    for (const name of names) {
-      const entry = all[name];
-      if (isDisabled(entry) || !isPlainObject(entry) || !isPlainObject(entry.auth)) continue;
-      if (entry.auth.type !== 'oauth2-user') continue;
-      issues.push({
-        path: [name in mcpServers ? 'mcpServers' : 'servers', name, 'auth', 'type'],
-        message: `oauth2-user keeps upstream tokens per user, but auth.mode is "none" (every caller is anonymous); set auth.mode to tokens, oauth or tokens+oauth`,
-      });
-    }
+  const refusal = (type: unknown): string | undefined => {
+    if (type === 'token-exchange' && mode !== 'oauth' && mode !== 'tokens+oauth')
+      return `token-exchange exchanges the caller's OAuth access token, but auth.mode is ${JSON.stringify(mode)}; set auth.mode to oauth or tokens+oauth`;
+    if (type === 'oauth2-user' && mode === 'none')
+      return 'oauth2-user keeps upstream tokens per user, but auth.mode is "none" (every caller is anonymous); set auth.mode to tokens, oauth or tokens+oauth';
+    return undefined;
+  };
+  for (const name of names) {
+    const entry = all[name];
+    if (isDisabled(entry) || !isPlainObject(entry) || !isPlainObject(entry.auth)) continue;
+    const message = refusal(entry.auth.type);
+    if (message !== undefined)
+      issues.push({ path: [name in mcpServers ? 'mcpServers' : 'servers', name, 'auth', 'type'], message });
   }
 
   // Exposed names must be unique: refuse what can be known to collide before any upstream runs.
