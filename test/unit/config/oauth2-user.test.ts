@@ -86,6 +86,41 @@ describe('auth.type oauth2-user', () => {
     ).toEqual([expect.stringMatching(/^servers\.gh\.auth\.type: oauth2-user keeps upstream tokens per user/)]);
   });
 
+  it('leaves oauth2-user to tokens, oauth and tokens+oauth, and token-exchange to oauth and tokens+oauth', () => {
+    const text = (mode: string | undefined, auth: unknown) =>
+      JSON.stringify({
+        ...(mode === undefined
+          ? {}
+          : { auth: { mode, ...(mode.includes('oauth') ? { oauth: { issuer: 'https://as.example' } } : {}) } }),
+        servers: { up: { url: 'https://mcp.example/mcp', auth } },
+      });
+    const user = { type: 'oauth2-user', clientId: 'x' };
+    const exchange = { type: 'token-exchange', clientId: 'gw', clientSecret: 's', audience: 'https://mcp.example/mcp' };
+    const refused = (mode: string | undefined, auth: unknown) => {
+      try {
+        parseConfigText(text(mode, auth));
+        return false;
+      } catch (e) {
+        if (e instanceof ConfigError) return e.issues.some((i) => i.path === 'servers.up.auth.type');
+        throw e;
+      }
+    };
+    expect([undefined, 'none', 'tokens', 'oauth', 'tokens+oauth'].map((m) => refused(m, user))).toEqual([
+      true,
+      true,
+      false,
+      false,
+      false,
+    ]);
+    expect([undefined, 'none', 'tokens', 'oauth', 'tokens+oauth'].map((m) => refused(m, exchange))).toEqual([
+      true,
+      true,
+      true,
+      false,
+      false,
+    ]);
+  });
+
   it('is refused without a token vault when the upstream call path is built, never run without a credential', () => {
     const auth = parse({ type: 'oauth2-user', clientId: 'gw' }).auth;
     expect(() => createUpstreamCredentials(auth, { serverName: 'gh', logger: silentLogger() })).toThrow(
