@@ -21,6 +21,7 @@ import { createConsoleApi } from './http/console-api.js';
 import { createConnectionsApi } from './http/connections-api.js';
 import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
+import { CLIENT_METADATA_PATH, createClientMetadataRoute } from './http/oauth-client-metadata.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
 import { createOAuthCallbackRoute } from './http/oauth-callback.js';
 import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
@@ -278,10 +279,13 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         key: tokens.deriveKey(BROKER_KEY_INFO),
         vault: tokenVault,
         redirectUri: `${publicUrl}/oauth/callback`,
+        clientMetadataUrl: `${publicUrl}${CLIENT_METADATA_PATH}`,
+        settings: database.settings,
         http: createAuthServerHttp(10_000, undefined),
         logger: brokerLogger,
       });
       routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger));
+      routes.push(createClientMetadataRoute(broker.clientMetadataDocument));
     }
     const serve = createRequestHandler({
       gateway,
