@@ -18,6 +18,8 @@ import { clientSettingKey } from '../../../src/auth/upstream-client.js';
 import { OAuth2UserAuth } from '../../../src/config/schema.js';
 import { CLIENT_METADATA_PATH, createClientMetadataRoute } from '../../../src/http/oauth-client-metadata.js';
 import { createLogger } from '../../../src/observability/logger.js';
+import { fileURLToPath } from 'node:url';
+import { startTestGateway } from '../../helpers/gateway.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 
@@ -439,6 +441,30 @@ describe('client ID metadata documents', () => {
       expect((await fetch(`${base}/oauth/other`)).status).toBe(404);
     } finally {
       await close(site);
+    }
+  });
+
+  it('is served by the gateway at <public URL>/oauth/client-metadata.json, without credentials', async () => {
+    const gw = await startTestGateway({
+      auth: { mode: 'tokens' },
+      servers: {
+        echo: {
+          command: process.execPath,
+          args: [fileURLToPath(new URL('../../fixtures/echo-server.mjs', import.meta.url))],
+        },
+      },
+    });
+    try {
+      const res = await fetch(`${gw.url}${CLIENT_METADATA_PATH}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({
+        client_id: `${gw.publicUrl}/oauth/client-metadata.json`,
+        redirect_uris: [`${gw.publicUrl}/oauth/callback`],
+        token_endpoint_auth_method: 'none',
+      });
+      expect((await fetch(`${gw.url}${CLIENT_METADATA_PATH}`, { method: 'POST' })).status).toBe(405);
+    } finally {
+      await gw.close();
     }
   });
 });
