@@ -140,7 +140,8 @@ export class UpstreamClientRegistry {
    * @param serverName - named in errors
    * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` when the server offers no registration
    *   endpoint or refuses the registration (`dynamic`), or does not support client ID metadata
-   *   documents (`metadata-document`); `SWB_ERR_STORE_*` from the settings store
+   *   documents or the document's URL is not https (`metadata-document`); `SWB_ERR_STORE_*` from
+   *   the settings store
    */
   async resolve(
     serverName: string,
@@ -152,6 +153,13 @@ export class UpstreamClientRegistry {
         throw upstreamAuth(
           serverName,
           `the authorization server ${metadata.issuer} does not support client ID metadata documents (no client_id_metadata_document_supported); use registration: dynamic or static`,
+        );
+      }
+      // draft-ietf-oauth-client-id-metadata-document §3: the client id is an https URL.
+      if (!this.#options.clientMetadataUrl.startsWith('https://')) {
+        throw upstreamAuth(
+          serverName,
+          `registration: metadata-document needs an https:// public URL; the client metadata document is at ${this.#options.clientMetadataUrl}`,
         );
       }
       return { clientId: this.#options.clientMetadataUrl, authMethod: 'none', source: 'metadata-document' };

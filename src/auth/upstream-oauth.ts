@@ -448,7 +448,11 @@ export class UpstreamOAuthBroker {
       // RFC 6749 §5.2 `error` only: `error_description` is the server's text and may echo input.
       const error = typeof body.error === 'string' && OAUTH_ERROR.test(body.error) ? body.error : undefined;
       // A registered client the server no longer knows is registered again at the next use.
-      if (error === 'invalid_client') await this.#clients.refused(client, as.metadata);
+      if (error === 'invalid_client') {
+        await this.#clients.refused(client, as.metadata).catch((err: unknown) => {
+          this.#logger.warn({ err, server: server.name }, 'could not mark the refused upstream client');
+        });
+      }
       throw new GatewayError(
         'SWB_ERR_UPSTREAM_AUTH',
         `server "${server.name}": the token endpoint refused ${what} (${error ?? `HTTP ${status}`})`,

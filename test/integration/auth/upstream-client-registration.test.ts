@@ -148,12 +148,12 @@ const logSink = {
   },
 } as unknown as NodeJS.WritableStream;
 
-function broker(): UpstreamOAuthBroker {
+function broker(clientMetadataUrl = METADATA_URL): UpstreamOAuthBroker {
   return new UpstreamOAuthBroker({
     key: Buffer.alloc(32, 3),
     vault,
     redirectUri: REDIRECT,
-    clientMetadataUrl: METADATA_URL,
+    clientMetadataUrl,
     settings: db.settings,
     http: createAuthServerHttp(5_000, undefined),
     logger: createLogger({ level: 'debug', destination: logSink }),
@@ -330,6 +330,13 @@ describe('registration answers oidc-provider does not give', () => {
       () => ({ status: 400, body: { error: 'invalid_redirect_uri', error_description: 'leaky-description-123' } }),
     );
     const none = await smallServer((base) => endpoints(base));
+    const odd = await smallServer(
+      (base) => ({ ...endpoints(base), registration_endpoint: `${base}/register` }),
+      (body) =>
+        body.client_name === 'Switchboard' && odd.requests.length === 1
+          ? { status: 302, body: { client_id: 'via-redirect', client_secret: 'redirected-secret-0123' } }
+          : { status: 201, body: { client_id: 'jwt-only', token_endpoint_auth_method: 'private_key_jwt' } },
+    );
     try {
       const err = await broker()
         .authorizationUrl('token:alice', server({}, refusing.base))
@@ -352,9 +359,18 @@ describe('registration answers oidc-provider does not give', () => {
         code: 'SWB_ERR_UPSTREAM_AUTH',
         message: expect.stringMatching(/^server "notes": .*no registration_endpoint/),
       });
+      // A redirect is an answer (not followed), and a method the gateway cannot use is refused.
+      await expect(broker().authorizationUrl('token:alice', server({}, odd.base))).rejects.toMatchObject({
+        message: expect.stringContaining('refused the client registration (HTTP 302)'),
+      });
+      await expect(broker().authorizationUrl('token:alice', server({}, odd.base))).rejects.toMatchObject({
+        message: expect.stringContaining('token_endpoint_auth_method the gateway cannot use'),
+      });
+      expect(await db.settings.get(clientSettingKey(odd.base, REDIRECT))).toBeUndefined();
     } finally {
       await close(refusing.server);
       await close(none.server);
+      await close(odd.server);
     }
   });
 
@@ -412,6 +428,16 @@ describe('client ID metadata documents', () => {
       ).rejects.toMatchObject({
         code: 'SWB_ERR_UPSTREAM_AUTH',
         message: expect.stringMatching(/^server "notes": .*does not support client ID metadata documents/),
+      });
+      // The draft's client ids are https URLs: a gateway on http says so rather than be refused.
+      await expect(
+        broker('http://gw.example/oauth/client-metadata.json').authorizationUrl(
+          'token:alice',
+          server({ registration: 'metadata-document' }),
+        ),
+      ).rejects.toMatchObject({
+        code: 'SWB_ERR_UPSTREAM_AUTH',
+        message: expect.stringMatching(/needs an https:\/\/ public URL/),
       });
     } finally {
       await close(unsupported.server);
