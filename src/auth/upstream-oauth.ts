@@ -377,7 +377,7 @@ export class UpstreamOAuthBroker {
       );
     } catch (err) {
       const refused = err instanceof GatewayError ? err.data?.oauthError : undefined;
-      // A registered client refused (`invalid_client`) is replaced, and the refresh token is its.
+      // A refused registered client (`invalid_client`) is replaced; the refresh token was bound to it.
       if (refused === 'invalid_grant' || (refused === 'invalid_client' && server.auth.registration === 'dynamic')) {
         await this.#vault.delete(principal, server.name);
         this.#logger.info({ principal, server: server.name }, 'upstream refresh token refused; connection dropped');
