@@ -21,6 +21,7 @@ import { createConsoleApi } from './http/console-api.js';
 import { createConnectionsApi } from './http/connections-api.js';
 import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
+import { CLIENT_METADATA_PATH, createClientMetadataRoute } from './http/oauth-client-metadata.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
 import { brokerServerOf, createOAuthCallbackRoute } from './http/oauth-callback.js';
 import { servesRequests } from './upstream/types.js';
@@ -223,6 +224,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
             key: tokens.deriveKey(BROKER_KEY_INFO),
             vault: tokenVault,
             redirectUri: `${publicUrl}/oauth/callback`,
+            clientMetadataUrl: `${publicUrl}${CLIENT_METADATA_PATH}`,
+            settings: database.settings,
             http: createAuthServerHttp(10_000, undefined),
             logger: logger.child({ component: 'upstream-oauth' }),
           });
@@ -303,6 +306,7 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
           { onConnected: (server) => gateway.upstreams.get(server)?.credentialAvailable() },
         ),
       );
+      routes.push(createClientMetadataRoute(userBroker.clientMetadataDocument));
     }
     const serve = createRequestHandler({
       gateway,

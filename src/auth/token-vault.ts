@@ -187,6 +187,25 @@ export class TokenVault {
     return records.map(({ keyId: _k, accessToken: _a, refreshToken: _r, ...rest }) => rest);
   }
 
+  /**
+   * Seals a value that lives outside the token rows (a registered client's secret in the settings
+   * store), bound by its AAD to `context`: `<key id>.<sealed>`, opened by {@link openValue} with
+   * the same context under any configured key.
+   */
+  sealValue(context: string, plaintext: string): string {
+    return `${this.#sealing.id}.${seal(this.#sealing, plaintext, valueAad(context))}`;
+  }
+
+  /**
+   * Opens what {@link sealValue} sealed with the same `context`; undefined when it does not
+   * open (malformed, altered, another context, or a key no longer configured).
+   */
+  openValue(context: string, sealed: string): string | undefined {
+    const dot = sealed.indexOf('.');
+    const key = dot > 0 ? this.#byId.get(sealed.slice(0, dot)) : undefined;
+    return key === undefined ? undefined : open(key, sealed.slice(dot + 1), valueAad(context));
+  }
+
   /** Drops the tokens of (principal, server); false when there were none. */
   delete(principal: string, server: string): Promise<boolean> {
     return this.#store.delete(principal, server);
@@ -201,6 +220,11 @@ export class TokenVault {
 /** The AAD of one sealed value: NUL-separated, so no (principal, server) pair can spell another. */
 function aad(principal: string, server: string, field: 'access' | 'refresh'): Buffer {
   return Buffer.from(`${VAULT_KEY_INFO}\0${field}\0${principal}\0${server}`, 'utf8');
+}
+
+/** The AAD of a value sealed by {@link TokenVault.sealValue}: never that of a token field. */
+function valueAad(context: string): Buffer {
+  return Buffer.from(`${VAULT_KEY_INFO}\0value\0${context}`, 'utf8');
 }
 
 function seal(key: VaultKey, plaintext: string, additional: Buffer): string {

@@ -14,6 +14,8 @@
  *   verifier is derived from the same key and the state, so the gateway keeps nothing per flow.
  * - The callback checks the state, exchanges the code with the verifier (RFC 6749 §4.1.3) and
  *   stores the tokens in the token vault.
+ * - The client id is the configured one, one registered dynamically (RFC 7591) or the gateway's
+ *   client ID metadata document URL (`upstream-client.ts`).
  *
  * @module
  */
@@ -25,6 +27,8 @@ import { AuthorizationServerDiscovery } from './oauth-discovery.js';
 import type { AuthorizationServerMetadata, AuthServerHttp } from './oauth-common.js';
 import { MAX_VAULT_SCOPES, MAX_VAULT_TOKEN_LENGTH, type TokenVault } from './token-vault.js';
 import type { UserAccessToken } from '../upstream/user-credentials.js';
+import type { SettingsStore } from '../store/types.js';
+import { UpstreamClientRegistry, type UpstreamClient } from './upstream-client.js';
 
 /** HKDF `info` of the key protecting `state` and deriving PKCE verifiers. */
 export const BROKER_KEY_INFO = 'switchboard upstream-oauth-state v1';
@@ -76,6 +80,16 @@ export interface UpstreamOAuthBrokerOptions {
   stateTtlMs?: number;
   /** Time limit of one request to the authorization server, ms. Default 10 s. */
   timeoutMs?: number;
+  /**
+   * Where dynamically registered clients are kept (shared by replicas, kept over restarts);
+   * without it, in this process only.
+   */
+  settings?: SettingsStore;
+  /**
+   * The URL of the gateway's client ID metadata document (`registration: metadata-document`).
+   * Default `client-metadata.json` beside the redirect URI (`<public URL>/oauth/client-metadata.json`).
+   */
+  clientMetadataUrl?: string;
 }
 
 /** One upstream as the broker needs it. */
@@ -120,6 +134,7 @@ export class UpstreamOAuthBroker {
   readonly #ttl: number;
   readonly #timeoutMs: number;
   readonly #discoveries = new Map<string, AuthorizationServerDiscovery>();
+  readonly #clients: UpstreamClientRegistry;
   /** Refreshes in flight, per (principal, server). */
   readonly #refreshing = new Map<string, Promise<string | undefined>>();
   /**
@@ -140,6 +155,24 @@ export class UpstreamOAuthBroker {
     this.#clock = options.clock ?? Date.now;
     this.#ttl = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#clients = new UpstreamClientRegistry({
+      redirectUri: options.redirectUri,
+      clientMetadataUrl: options.clientMetadataUrl ?? new URL('client-metadata.json', options.redirectUri).toString(),
+      http: options.http,
+      logger: options.logger,
+      vault: options.vault,
+      clock: this.#clock,
+      timeoutMs: this.#timeoutMs,
+      ...(options.settings === undefined ? {} : { settings: options.settings }),
+    });
+  }
+
+  /**
+   * The gateway's client ID metadata document (draft-ietf-oauth-client-id-metadata-document §3),
+   * served at its `client_id` URL.
+   */
+  get clientMetadataDocument(): Record<string, unknown> {
+    return this.#clients.metadataDocument;
   }
 
   /**
@@ -204,12 +237,12 @@ export class UpstreamOAuthBroker {
    * The URL `principal` opens to connect to `server`: an authorization request (RFC 6749 §4.1.1)
    * with PKCE S256, `resource` (RFC 8707) and a `state` valid for the state TTL.
    *
-   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` as {@link discover}; `SWB_ERR_CONFIG_INVALID`
-   *   for `registration: dynamic`, which is not supported yet
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` as {@link discover}, and when no client
+   *   id can be had (registration refused or not offered, metadata documents not supported)
    */
   async authorizationUrl(principal: string, server: BrokerServer, wwwAuthenticate?: string): Promise<string> {
-    const clientId = this.#clientId(server);
     const as = await this.discover(server, wwwAuthenticate);
+    const { clientId } = await this.#clientId(server, as);
     const state = this.issueState(principal, server.name);
     const url = new URL(as.metadata.authorization_endpoint!);
     const scopes = server.auth.scopes ?? as.resourceScopes;
@@ -315,7 +348,8 @@ export class UpstreamOAuthBroker {
    *   then counts as not connected.
    * @returns undefined when the principal is not connected, or its token expired without a
    *   refresh token, or the authorization server refused the refresh token (`invalid_grant`:
-   *   revoked or expired; the stored tokens are then dropped): the user connects again.
+   *   revoked or expired; `invalid_client` for a dynamically registered client, which is then
+   *   registered again; the stored tokens are dropped): the user connects again.
    * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` when the token endpoint cannot be
    *   reached or fails otherwise (the tokens are kept; the next call tries again)
    */
@@ -379,7 +413,9 @@ export class UpstreamOAuthBroker {
         'the refresh token',
       );
     } catch (err) {
-      if (err instanceof GatewayError && err.data?.oauthError === 'invalid_grant') {
+      const refused = err instanceof GatewayError ? err.data?.oauthError : undefined;
+      // A refused registered client (`invalid_client`) is replaced; the refresh token was bound to it.
+      if (refused === 'invalid_grant' || (refused === 'invalid_client' && server.auth.registration === 'dynamic')) {
         await this.#vault.delete(principal, server.name);
         this.#logger.info({ principal, server: server.name }, 'upstream refresh token refused; connection dropped');
         return undefined;
@@ -412,17 +448,19 @@ export class UpstreamOAuthBroker {
     params: Record<string, string>,
     what: string,
   ): Promise<Record<string, unknown> & { access_token: string }> {
-    const clientId = this.#clientId(server);
+    const client = await this.#clientId(server, as);
     const form = new URLSearchParams({ ...params, resource: as.resource });
     const headers: Record<string, string> = {
       'content-type': 'application/x-www-form-urlencoded',
       accept: 'application/json',
     };
-    if (server.auth.clientSecret === undefined) form.set('client_id', clientId);
-    else {
+    if (client.authMethod === 'client_secret_basic') {
       // RFC 6749 §2.3.1: both parts form-urlencoded before Basic encoding.
-      const user = `${encodeURIComponent(clientId)}:${encodeURIComponent(server.auth.clientSecret)}`;
+      const user = `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret!)}`;
       headers.authorization = `Basic ${Buffer.from(user).toString('base64')}`;
+    } else {
+      form.set('client_id', client.clientId);
+      if (client.authMethod === 'client_secret_post') form.set('client_secret', client.clientSecret!);
     }
     let status: number;
     let text: string;
@@ -446,6 +484,12 @@ export class UpstreamOAuthBroker {
     if (status !== 200 || typeof body.access_token !== 'string' || body.access_token === '') {
       // RFC 6749 §5.2 `error` only: `error_description` is the server's text and may echo input.
       const error = typeof body.error === 'string' && OAUTH_ERROR.test(body.error) ? body.error : undefined;
+      // A registered client the server no longer knows is registered again at the next use.
+      if (error === 'invalid_client') {
+        await this.#clients.refused(client, as.metadata).catch((err: unknown) => {
+          this.#logger.warn({ err, server: server.name }, 'could not mark the refused upstream client');
+        });
+      }
       throw new GatewayError(
         'SWB_ERR_UPSTREAM_AUTH',
         `server "${server.name}": the token endpoint refused ${what} (${error ?? `HTTP ${status}`})`,
@@ -496,14 +540,9 @@ export class UpstreamOAuthBroker {
     return subject;
   }
 
-  #clientId(server: BrokerServer): string {
-    if (server.auth.registration === 'dynamic' || server.auth.clientId === undefined) {
-      throw new GatewayError(
-        'SWB_ERR_CONFIG_INVALID',
-        `servers.${server.name}.auth: registration: dynamic is not supported yet; configure a clientId`,
-      );
-    }
-    return server.auth.clientId;
+  /** The client of `server` at its authorization server: configured, registered or the metadata document URL. */
+  #clientId(server: BrokerServer, as: UpstreamAuthorizationServer): Promise<UpstreamClient> {
+    return this.#clients.resolve(server.name, server.auth, as.metadata);
   }
 
   #seal(state: BrokerState): string {

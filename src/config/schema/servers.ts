@@ -149,15 +149,19 @@ export const DEFAULT_IDLE_STOP = 600_000;
 export const OAuth2UserAuth = z
   .object({
     type: z.literal('oauth2-user'),
-    /** The gateway's client id at the upstream's authorization server; required unless `registration: dynamic`. */
+    /** The gateway's client id at the upstream's authorization server; required with `registration: static`. */
     clientId: z.string().min(1).optional(),
     /** The client secret (confidential client, `client_secret_basic`); absent for a public client. */
     clientSecret: z.string().min(1).optional(),
     /**
-     * `static`: the configured `clientId`/`clientSecret`; `dynamic`: the gateway registers itself
-     * (RFC 7591) with the authorization server. Default `static`.
+     * How the gateway is a client of the authorization server. `static`: the configured
+     * `clientId`/`clientSecret`; `dynamic`: the gateway registers itself (RFC 7591) at the
+     * server's `registration_endpoint` and keeps the registration in the database;
+     * `metadata-document`: the client id is the URL of the gateway's client ID metadata document
+     * (`<public URL>/oauth/client-metadata.json`, draft-ietf-oauth-client-id-metadata-document),
+     * for servers with `client_id_metadata_document_supported`. Default `static`.
      */
-    registration: z.enum(['static', 'dynamic']).default('static'),
+    registration: z.enum(['static', 'dynamic', 'metadata-document']).default('static'),
     /** Scopes requested (RFC 6749 §3.3). Default: those the protected-resource metadata lists, else none. */
     scopes: z
       .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, " or \\'))
@@ -174,14 +178,14 @@ export const OAuth2UserAuth = z
       ctx.addIssue({
         code: 'custom',
         path: ['clientId'],
-        message: 'oauth2-user needs a clientId (or registration: dynamic)',
+        message: 'oauth2-user needs a clientId (or registration: dynamic or metadata-document)',
       });
     }
-    if (auth.registration === 'dynamic' && (auth.clientId !== undefined || auth.clientSecret !== undefined)) {
+    if (auth.registration !== 'static' && (auth.clientId !== undefined || auth.clientSecret !== undefined)) {
       ctx.addIssue({
         code: 'custom',
         path: ['registration'],
-        message: 'registration: dynamic obtains its own client id: remove clientId and clientSecret',
+        message: `registration: ${auth.registration} obtains its own client id: remove clientId and clientSecret`,
       });
     }
     if (auth.clientSecret !== undefined && auth.clientId === undefined) {

@@ -370,15 +370,6 @@ describe('authorization URL and callback', () => {
       await new Promise((r) => site.close(r));
     }
   });
-
-  it('refuses dynamic registration as not supported yet', async () => {
-    await expect(
-      broker().authorizationUrl('token:alice', {
-        ...server(),
-        auth: OAuth2UserAuth.parse({ type: 'oauth2-user', registration: 'dynamic' }),
-      }),
-    ).rejects.toMatchObject({ code: 'SWB_ERR_CONFIG_INVALID', message: expect.stringMatching(/not supported yet/) });
-  });
 });
 
 describe('access tokens and refresh', () => {

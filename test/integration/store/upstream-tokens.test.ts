@@ -229,3 +229,26 @@ describe('vault keys', () => {
     expect(vaultKeyOf(Buffer.alloc(32, 1)).id).toMatch(/^d[A-Za-z0-9_-]{8}$/);
   });
 });
+
+describe('values sealed outside the token rows', () => {
+  it('open under the same context with any configured key, and under nothing else', () => {
+    const store = {} as UpstreamTokenStore;
+    const old = deriveVaultKey('o'.repeat(32), 'old');
+    const current = deriveVaultKey('n'.repeat(32), 'new');
+    const before = new TokenVault({ store, keys: [old] });
+    const sealed = before.sealValue('client-secret\0https://as.example', 'client-secret-value');
+    expect(sealed).toMatch(/^old\.[A-Za-z0-9_-]+$/);
+    expect(sealed).not.toContain('client-secret-value');
+    // Rotated: the new key seals, the old one still opens.
+    const rotated = new TokenVault({ store, keys: [current, old] });
+    expect(rotated.openValue('client-secret\0https://as.example', sealed)).toBe('client-secret-value');
+    expect(rotated.sealValue('c', 'v')).toMatch(/^new\./);
+    // Another context, an altered value, an unknown key or no key id: nothing.
+    expect(rotated.openValue('client-secret\0https://other.example', sealed)).toBeUndefined();
+    expect(rotated.openValue('client-secret\0https://as.example', `${sealed.slice(0, -2)}AA`)).toBeUndefined();
+    expect(
+      new TokenVault({ store, keys: [current] }).openValue('client-secret\0https://as.example', sealed),
+    ).toBeUndefined();
+    expect(rotated.openValue('c', sealed.slice(sealed.indexOf('.') + 1))).toBeUndefined();
+  });
+});

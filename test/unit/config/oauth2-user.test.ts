@@ -44,22 +44,29 @@ describe('auth.type oauth2-user', () => {
     });
   });
 
-  it('accepts dynamic registration without a client id', () => {
+  it('accepts dynamic registration and client ID metadata documents without a client id', () => {
     expect(parse({ type: 'oauth2-user', registration: 'dynamic' }).auth).toEqual({
       type: 'oauth2-user',
       registration: 'dynamic',
     });
+    expect(parse({ type: 'oauth2-user', registration: 'metadata-document' }).auth).toEqual({
+      type: 'oauth2-user',
+      registration: 'metadata-document',
+    });
   });
 
-  it('requires a clientId unless registration is dynamic, naming the field', () => {
+  it('requires a clientId unless registration is dynamic or metadata-document, naming the field', () => {
     expect(issues(server({ type: 'oauth2-user' }))).toEqual([
-      'servers.gh.auth.clientId: oauth2-user needs a clientId (or registration: dynamic)',
+      'servers.gh.auth.clientId: oauth2-user needs a clientId (or registration: dynamic or metadata-document)',
     ]);
   });
 
   it('refuses a client id or secret with dynamic registration, a secret without an id, bad scopes and URLs', () => {
     expect(issues(server({ type: 'oauth2-user', registration: 'dynamic', clientId: 'x' }))).toEqual([
       'servers.gh.auth.registration: registration: dynamic obtains its own client id: remove clientId and clientSecret',
+    ]);
+    expect(issues(server({ type: 'oauth2-user', registration: 'metadata-document', clientId: 'x' }))).toEqual([
+      'servers.gh.auth.registration: registration: metadata-document obtains its own client id: remove clientId and clientSecret',
     ]);
     expect(issues(server({ type: 'oauth2-user', registration: 'dynamic', clientSecret: 'x' })).join('\n')).toMatch(
       /a clientSecret needs its clientId/,
