@@ -22,7 +22,8 @@ import { createConnectionsApi } from './http/connections-api.js';
 import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
-import { createOAuthCallbackRoute } from './http/oauth-callback.js';
+import { createOAuthCallbackRoute, OAUTH_CALLBACK_PATH } from './http/oauth-callback.js';
+import { createOAuthConnectRoute, OAUTH_CONNECT_PATH } from './http/oauth-connect.js';
 import { refuseUnsupportedUpstreamAuth } from './upstream/credentials.js';
 import { servesRequests } from './upstream/types.js';
 import { createUiRoute } from './http/ui-static.js';
@@ -277,11 +278,15 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       const broker = new UpstreamOAuthBroker({
         key: tokens.deriveKey(BROKER_KEY_INFO),
         vault: tokenVault,
-        redirectUri: `${publicUrl}/oauth/callback`,
+        redirectUri: `${publicUrl}${OAUTH_CALLBACK_PATH}`,
+        connectUrl: `${publicUrl}${OAUTH_CONNECT_PATH}`,
         http: createAuthServerHttp(10_000, undefined),
         logger: brokerLogger,
       });
-      routes.push(createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger));
+      routes.push(
+        createOAuthConnectRoute({ broker, servers: () => gateway.config.servers, logger: brokerLogger, authenticate }),
+        createOAuthCallbackRoute(broker, () => gateway.config.servers, brokerLogger),
+      );
     }
     const serve = createRequestHandler({
       gateway,
