@@ -23,7 +23,8 @@ import { createTokenVault, type TokenVault } from './auth/token-vault.js';
 import { BROKER_KEY_INFO, UpstreamOAuthBroker } from './auth/upstream-oauth.js';
 import { CLIENT_METADATA_PATH, createClientMetadataRoute } from './http/oauth-client-metadata.js';
 import { createAuthServerHttp } from './auth/oauth-common.js';
-import { brokerServerOf, createOAuthCallbackRoute } from './http/oauth-callback.js';
+import { brokerServerOf, createOAuthCallbackRoute, OAUTH_CALLBACK_PATH } from './http/oauth-callback.js';
+import { createOAuthConnectRoute, OAUTH_CONNECT_PATH } from './http/oauth-connect.js';
 import { servesRequests } from './upstream/types.js';
 import { createUiRoute } from './http/ui-static.js';
 import type { RecentLogs } from './observability/recent-logs.js';
@@ -223,7 +224,8 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
         : new UpstreamOAuthBroker({
             key: tokens.deriveKey(BROKER_KEY_INFO),
             vault: tokenVault,
-            redirectUri: `${publicUrl}/oauth/callback`,
+            redirectUri: `${publicUrl}${OAUTH_CALLBACK_PATH}`,
+            connectUrl: `${publicUrl}${OAUTH_CONNECT_PATH}`,
             clientMetadataUrl: `${publicUrl}${CLIENT_METADATA_PATH}`,
             settings: database.settings,
             http: createAuthServerHttp(10_000, undefined),
@@ -297,16 +299,23 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
       createUiRoute(options.uiRoot === undefined ? {} : { root: options.uiRoot }),
     ];
     if (userBroker) {
+      const brokerLogger = logger.child({ component: 'upstream-oauth' });
       routes.push(
+        createOAuthConnectRoute({
+          broker: userBroker,
+          servers: () => gateway.config.servers,
+          logger: brokerLogger,
+          authenticate,
+        }),
         createOAuthCallbackRoute(
           userBroker,
           () => gateway.config.servers,
-          logger.child({ component: 'upstream-oauth' }),
+          brokerLogger,
           // The first user's token lets a server whose catalog could not load without one start.
           { onConnected: (server) => gateway.upstreams.get(server)?.credentialAvailable() },
         ),
+        createClientMetadataRoute(userBroker.clientMetadataDocument),
       );
-      routes.push(createClientMetadataRoute(userBroker.clientMetadataDocument));
     }
     const serve = createRequestHandler({
       gateway,

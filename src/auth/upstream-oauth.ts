@@ -8,12 +8,19 @@
  *   well-known location (§3.1), gives the authorization server, unless `authorizationServer` is
  *   configured; that server's metadata comes from RFC 8414 with the OpenID Connect Discovery
  *   fallback (`oauth-discovery.ts`).
+ * - The URL handed to the user is the gateway's connect page (`/oauth/connect?state=…`), not the
+ *   authorization server's: the page names the principal and the server, and only its confirming
+ *   POST sets a binding cookie (an HMAC of the state's nonce) and redirects to the authorization
+ *   request. The callback accepts a state only from the browser holding that cookie (RFC 6749
+ *   §10.12, RFC 9700 §4.7.1; the MCP 2025-11-25 URL-mode elicitation requirement that the user
+ *   who completes a flow is the one it was started for, as far as a browser can show it).
  * - The authorization request (RFC 6749 §4.1.1) carries PKCE S256 (RFC 7636 §4.2), the RFC 8707
  *   `resource` of the upstream and a `state` that binds the principal, the server and an expiry,
  *   protected by HMAC-SHA256 under a key derived from the gateway's signing secret. The PKCE
- *   verifier is derived from the same key and the state, so the gateway keeps nothing per flow.
- * - The callback checks the state, exchanges the code with the verifier (RFC 6749 §4.1.3) and
- *   stores the tokens in the token vault.
+ *   verifier, the confirmation token and the binding cookie are derived from the same key and the
+ *   state, so the gateway keeps nothing per flow.
+ * - The callback checks the state and the binding cookie, exchanges the code with the verifier
+ *   (RFC 6749 §4.1.3) and stores the tokens in the token vault.
  * - The client id is the configured one, one registered dynamically (RFC 7591) or the gateway's
  *   client ID metadata document URL (`upstream-client.ts`).
  *
@@ -57,6 +64,22 @@ export interface UpstreamAuthorizationServer {
   resourceScopes: string[];
 }
 
+/**
+ * The binding cookie of one flow (RFC 6265bis): `__Host-` prefixed (and `Secure`, `Path=/`, as
+ * the prefix requires, §4.1.3.2) when the connect URL is https; else a plain name with `Path` the
+ * connect URL's directory (`/oauth` under the root). One name per flow (it carries the nonce), so
+ * flows to several servers in one browser do not overwrite each other.
+ */
+export interface BindingCookie {
+  name: string;
+  /** base64url HMAC-SHA256 of the state's nonce. */
+  value: string;
+  path: string;
+  secure: boolean;
+  /** The state's remaining life, seconds (at least 1). */
+  maxAgeSeconds: number;
+}
+
 /** What a verified `state` says. */
 export interface BrokerState {
   principal: string;
@@ -73,6 +96,11 @@ export interface UpstreamOAuthBrokerOptions {
   vault: TokenVault;
   /** The gateway's `/oauth/callback` URL, registered as the client's redirect URI. */
   redirectUri: string;
+  /**
+   * The gateway's `/oauth/connect` URL: the page {@link UpstreamOAuthBroker.authorizationUrl}
+   * leads to. Its scheme decides the binding cookie's prefix ({@link BindingCookie}).
+   */
+  connectUrl: string;
   http: AuthServerHttp;
   logger: Logger;
   clock?: () => number;
@@ -128,6 +156,7 @@ export class UpstreamOAuthBroker {
   readonly #key: Buffer;
   readonly #vault: TokenVault;
   readonly #redirectUri: string;
+  readonly #connectUrl: URL;
   readonly #http: AuthServerHttp;
   readonly #logger: Logger;
   readonly #clock: () => number;
@@ -150,6 +179,7 @@ export class UpstreamOAuthBroker {
     this.#key = options.key;
     this.#vault = options.vault;
     this.#redirectUri = options.redirectUri;
+    this.#connectUrl = new URL(options.connectUrl);
     this.#http = options.http;
     this.#logger = options.logger;
     this.#clock = options.clock ?? Date.now;
@@ -234,16 +264,35 @@ export class UpstreamOAuthBroker {
   }
 
   /**
-   * The URL `principal` opens to connect to `server`: an authorization request (RFC 6749 §4.1.1)
-   * with PKCE S256, `resource` (RFC 8707) and a `state` valid for the state TTL.
+   * The URL `principal` opens to connect to `server`: the gateway's connect page
+   * (`<connectUrl>?state=…`) with a `state` valid for the state TTL. The authorization server is
+   * discovered now (from `wwwAuthenticate` when given), so a server that cannot be connected
+   * fails here rather than in the user's browser, and the connect page uses what was found.
    *
    * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` as {@link discover}, and when no client
    *   id can be had (registration refused or not offered, metadata documents not supported)
    */
   async authorizationUrl(principal: string, server: BrokerServer, wwwAuthenticate?: string): Promise<string> {
     const as = await this.discover(server, wwwAuthenticate);
+    await this.#clientId(server, as);
+    const url = new URL(this.#connectUrl);
+    url.search = '';
+    url.searchParams.set('state', this.issueState(principal, server.name));
+    return url.toString();
+  }
+
+  /**
+   * The authorization request (RFC 6749 §4.1.1) of a verified `state` for `server`: PKCE S256
+   * (the challenge of the state's verifier), `resource` (RFC 8707), the configured scopes (else
+   * the metadata's), at the authorization server found last for the server (else discovered now).
+   * The connect page redirects here once the user confirmed.
+   *
+   * @throws {@link GatewayError} `SWB_ERR_UPSTREAM_AUTH` as {@link discover}, and when no client
+   *   id can be had
+   */
+  async authorizationRequestUrl(state: string, server: BrokerServer): Promise<string> {
+    const as = await this.#serverOf(server);
     const { clientId } = await this.#clientId(server, as);
-    const state = this.issueState(principal, server.name);
     const url = new URL(as.metadata.authorization_endpoint!);
     const scopes = server.auth.scopes ?? as.resourceScopes;
     url.searchParams.set('response_type', 'code');
@@ -255,6 +304,60 @@ export class UpstreamOAuthBroker {
     url.searchParams.set('code_challenge_method', 'S256');
     url.searchParams.set('resource', as.resource);
     return url.toString();
+  }
+
+  /**
+   * The confirmation token the connect page's form carries: base64url HMAC-SHA256 of the state.
+   * It ties the POST to a state this gateway issued and showed; refusing cross-site POSTs is the
+   * connect route's Fetch-metadata/`Origin` check (the token of a state is on that state's page).
+   */
+  confirmToken(state: string): string {
+    return this.#mac('confirm', state).toString('base64url');
+  }
+
+  /** Whether `token` is {@link confirmToken} of `state` (constant-time). */
+  checkConfirmToken(state: string, token: string): boolean {
+    const given = Buffer.from(token, 'base64url');
+    const expected = this.#mac('confirm', state);
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  }
+
+  /** The binding cookie the confirming POST sets for a verified state (see {@link BindingCookie}). */
+  bindingCookie(state: BrokerState): BindingCookie {
+    const secure = this.#connectUrl.protocol === 'https:';
+    const dir = this.#connectUrl.pathname.replace(/\/[^/]*$/, '');
+    return {
+      name: `${secure ? '__Host-' : ''}swb-oauth-${state.nonce}`,
+      value: this.#mac('bind', state.nonce).toString('base64url'),
+      path: secure ? '/' : dir === '' ? '/' : dir,
+      secure,
+      maxAgeSeconds: Math.max(1, Math.ceil((state.expiresAt - this.#clock()) / 1000)),
+    };
+  }
+
+  /**
+   * Checks a `state` at the callback together with the browser's `Cookie` header: the state as
+   * {@link verifyState}, then the flow's binding cookie, which only the browser that confirmed
+   * the flow at the connect page holds.
+   *
+   * @returns the verified state
+   * @throws {@link GatewayError} `SWB_ERR_HTTP_INVALID_REQUEST` for a bad state, or when the
+   *   binding cookie is missing or holds another value
+   */
+  checkBinding(state: string, cookieHeader: string | undefined): BrokerState {
+    const verified = this.verifyState(state);
+    const { name, value } = this.bindingCookie(verified);
+    const expected = Buffer.from(value);
+    const presented = cookieValues(cookieHeader, name);
+    if (!presented.some((v) => v.length === value.length && timingSafeEqual(Buffer.from(v), expected))) {
+      throw new GatewayError(
+        'SWB_ERR_HTTP_INVALID_REQUEST',
+        'this browser did not confirm this connection on the Switchboard connect page (its binding cookie is ' +
+          `${presented.length === 0 ? 'missing' : 'not this connection’s'}); open the connection link again ` +
+          'in the browser you use with Switchboard and confirm it there',
+      );
+    }
+    return verified;
   }
 
   /** A fresh `state` for (principal, server), valid for the state TTL, with a random nonce. */
@@ -288,7 +391,13 @@ export class UpstreamOAuthBroker {
       throw bad('malformed');
     }
     const o = parsed as Partial<Record<'p' | 's' | 'e' | 'n', unknown>>;
-    if (typeof o.p !== 'string' || typeof o.s !== 'string' || typeof o.e !== 'number' || typeof o.n !== 'string') {
+    if (
+      typeof o.p !== 'string' ||
+      typeof o.s !== 'string' ||
+      typeof o.e !== 'number' ||
+      typeof o.n !== 'string' ||
+      !/^[A-Za-z0-9_-]{1,64}$/.test(o.n)
+    ) {
       throw bad('malformed');
     }
     if (this.#clock() >= o.e) throw bad('expired; start the connection again');
@@ -297,7 +406,8 @@ export class UpstreamOAuthBroker {
 
   /**
    * Finishes the flow: exchanges `code` for tokens (RFC 6749 §4.1.3, with the PKCE verifier of
-   * `state` and the `resource`) and stores them for the state's principal and server.
+   * `state` and the `resource`) and stores them for the state's principal and server. The
+   * callback calls {@link checkBinding} first: this method does not look at the browser.
    *
    * @param lookup - the server a verified state names, if it is (still) an `oauth2-user` server
    * @returns the principal and server connected
@@ -557,7 +667,7 @@ export class UpstreamOAuthBroker {
     return this.#mac('pkce', state).toString('base64url');
   }
 
-  #mac(purpose: 'state' | 'pkce', text: string): Buffer {
+  #mac(purpose: 'state' | 'pkce' | 'confirm' | 'bind', text: string): Buffer {
     return createHmac('sha256', this.#key).update(`${purpose}\0${text}`).digest();
   }
 
@@ -596,6 +706,17 @@ function subjectOf(idToken: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The values of every cookie named `name` in a `Cookie` header (RFC 6265 §5.4), in order. */
+function cookieValues(header: string | undefined, name: string): string[] {
+  if (header === undefined) return [];
+  const values: string[] = [];
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    if (eq > 0 && pair.slice(0, eq).trim() === name) values.push(pair.slice(eq + 1).trim());
+  }
+  return values;
 }
 
 function sameOrigin(a: string, b: string): boolean {

@@ -1,7 +1,10 @@
 /**
  * `GET /oauth/callback`: where the user's browser comes back from an upstream's authorization
  * server (the redirect URI of the `oauth2-user` broker, RFC 6749 §4.1.2). The `state` names the
- * principal and server and is checked before anything else; the code is exchanged with the PKCE
+ * principal and server and is checked before anything else, then the flow's binding cookie, set
+ * only in the browser that confirmed the flow on the connect page (`oauth-connect.ts`; a code
+ * brought to the callback by another browser is refused before any token request) and cleared
+ * here once used; the code is exchanged with the PKCE
  * verifier and the tokens go to the token vault (`auth/upstream-oauth.ts`). The answer is a small
  * HTML page for the user; errors are the gateway's usual JSON errors (`SWB_ERR_HTTP_INVALID_REQUEST`
  * for a bad or expired state or an error from the authorization server), except a refused or
@@ -9,7 +12,7 @@
  *
  * @module
  */
-import type { BrokerServer, UpstreamOAuthBroker } from '../auth/upstream-oauth.js';
+import type { BindingCookie, BrokerServer, UpstreamOAuthBroker } from '../auth/upstream-oauth.js';
 import { isStdioServer, type ServerConfig } from '../config/schema.js';
 import type { ServerResponse } from 'node:http';
 import { GatewayError, isGatewayError } from '../errors.js';
@@ -32,11 +35,12 @@ export function brokerServerOf(
   return { name, url: cfg.url, auth: cfg.auth };
 }
 
-const escapeHtml = (s: string): string =>
+/** Escapes text for HTML element content and quoted attribute values. */
+export const escapeHtml = (s: string): string =>
   s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** A minimal HTML answer for the user's browser (no script, no referrer, not cached). */
-function page(res: ServerResponse, status: number, title: string, text: string): void {
+export function page(res: ServerResponse, status: number, title: string, text: string): void {
   res.writeHead(status, {
     'content-type': 'text/html; charset=utf-8',
     'cache-control': 'no-store',
@@ -77,6 +81,8 @@ export function createOAuthCallbackRoute(
     if (code.length > MAX_CODE_LENGTH) {
       throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', `the code is longer than ${MAX_CODE_LENGTH} characters`);
     }
+    const binding = broker.bindingCookie(broker.checkBinding(state, req.headers.cookie));
+    res.appendHeader('set-cookie', clearCookie(binding));
     let done: { principal: string; server: string };
     try {
       done = await broker.complete(code, state, (name) => brokerServerOf(servers(), name));
@@ -97,4 +103,9 @@ export function createOAuthCallbackRoute(
     page(res, 200, 'Connected', `Connected to ${done.server}. You can close this window and retry the call.`);
     return true;
   };
+}
+
+/** A `Set-Cookie` value that removes `cookie` (same name, path and `Secure`, `Max-Age=0`). */
+export function clearCookie(cookie: BindingCookie): string {
+  return `${cookie.name}=; Path=${cookie.path}; Max-Age=0; HttpOnly; SameSite=Lax${cookie.secure ? '; Secure' : ''}`;
 }

@@ -1,6 +1,7 @@
 /**
- * `GET /oauth/callback` on a real gateway: every malformed, forged or misdirected return is
- * refused with 400 before any token request, and nothing is stored.
+ * `GET /oauth/callback` and `/oauth/connect` on a real gateway: every malformed, forged,
+ * misdirected or unbound return is refused with 400 before any token request, and nothing is
+ * stored; a bad state at the connect page is 400 without a cookie.
  */
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,8 +25,13 @@ afterAll(async () => {
   await gw?.close();
 });
 
-async function callback(query: string, method = 'GET'): Promise<{ status: number; code?: string; text: string }> {
-  const res = await fetch(`${gw.url}/oauth/callback${query}`, { method });
+async function callback(
+  query: string,
+  method = 'GET',
+  cookie?: string,
+  path = '/oauth/callback',
+): Promise<{ status: number; code?: string; text: string; setCookie: string[] }> {
+  const res = await fetch(`${gw.url}${path}${query}`, { method, headers: cookie === undefined ? {} : { cookie } });
   const text = await res.text();
   let code: string | undefined;
   try {
@@ -33,18 +39,32 @@ async function callback(query: string, method = 'GET'): Promise<{ status: number
   } catch {
     code = undefined;
   }
-  return { status: res.status, text, ...(code === undefined ? {} : { code }) };
+  return { status: res.status, text, setCookie: res.headers.getSetCookie(), ...(code === undefined ? {} : { code }) };
 }
 
-/** A state the gateway itself would issue (same key: derived from its signing secret). */
-function gatewayState(principal: string, server: string): string {
+/** A broker with the gateway's key (derived from its signing secret). */
+function gatewayBroker(clock?: () => number): UpstreamOAuthBroker {
   return new UpstreamOAuthBroker({
     key: gw.tokens.deriveKey(BROKER_KEY_INFO),
     vault: gw.tokenVault!,
     redirectUri: `${gw.url}/oauth/callback`,
+    connectUrl: `${gw.url}/oauth/connect`,
     http: createAuthServerHttp(1_000, undefined),
     logger: silentLogger(),
-  }).issueState(principal, server);
+    ...(clock === undefined ? {} : { clock }),
+  });
+}
+
+/** A state the gateway itself would issue. */
+function gatewayState(principal: string, server: string): string {
+  return gatewayBroker().issueState(principal, server);
+}
+
+/** The binding cookie (`name=value`) the gateway's connect page would set for `state`. */
+function bindingCookie(state: string): string {
+  const b = gatewayBroker();
+  const c = b.bindingCookie(b.verifyState(state));
+  return `${c.name}=${c.value}`;
 }
 
 describe('GET /oauth/callback', () => {
@@ -61,6 +81,7 @@ describe('GET /oauth/callback', () => {
       key: Buffer.alloc(32, 1),
       vault: gw.tokenVault!,
       redirectUri: 'http://x/',
+      connectUrl: 'http://x/oauth/connect',
       http: createAuthServerHttp(1_000, undefined),
       logger: silentLogger(),
     }).issueState('token:mallory', 'echo');
@@ -74,9 +95,21 @@ describe('GET /oauth/callback', () => {
     expect(long.text).toMatch(/longer than 2048/);
   });
 
-  it('refuses a genuine state naming a server that is not an oauth2-user server; nothing is stored', async () => {
+  it('refuses a genuine state without its binding cookie, or with another flow’s', async () => {
+    const state = gatewayState('token:alice', 'echo');
+    for (const cookie of [undefined, bindingCookie(gatewayState('token:mallory', 'echo'))]) {
+      const r = await callback(`?code=abc&state=${encodeURIComponent(state)}`, 'GET', cookie);
+      expect(r.status).toBe(400);
+      expect(r.code).toBe('SWB_ERR_HTTP_INVALID_REQUEST');
+      expect(r.text).toMatch(/did not confirm this connection on the Switchboard connect page/);
+    }
+    expect(await gw.tokenVault!.connections()).toEqual([]);
+  });
+
+  it('refuses a genuine, bound state naming a server that is not an oauth2-user server; nothing is stored', async () => {
     for (const server of ['echo', 'nowhere']) {
-      const r = await callback(`?code=abc&state=${encodeURIComponent(gatewayState('token:alice', server))}`);
+      const state = gatewayState('token:alice', server);
+      const r = await callback(`?code=abc&state=${encodeURIComponent(state)}`, 'GET', bindingCookie(state));
       expect(r.status, server).toBe(400);
       expect(r.text).toContain('is not an oauth2-user server');
     }
@@ -85,6 +118,36 @@ describe('GET /oauth/callback', () => {
 
   it('answers 405 to another method', async () => {
     expect((await callback('?code=a&state=b', 'POST')).status).toBe(405);
+  });
+});
+
+describe('/oauth/connect', () => {
+  it('answers 400 to a missing, forged or expired state, and to a server that is not oauth2-user, with no cookie', async () => {
+    const forged = new UpstreamOAuthBroker({
+      key: Buffer.alloc(32, 1),
+      vault: gw.tokenVault!,
+      redirectUri: 'http://x/',
+      connectUrl: 'http://x/oauth/connect',
+      http: createAuthServerHttp(1_000, undefined),
+      logger: silentLogger(),
+    }).issueState('token:mallory', 'echo');
+    const expired = gatewayBroker(() => Date.now() - 600_001).issueState('token:alice', 'echo');
+    const cases: Array<[string, RegExp]> = [
+      ['', /needs a state/],
+      [forged, /not issued by this gateway/],
+      [expired, /expired/],
+      [gatewayState('token:alice', 'echo'), /is not an oauth2-user server/],
+    ];
+    for (const [state, why] of cases) {
+      const r = await callback(`?state=${encodeURIComponent(state)}`, 'GET', undefined, '/oauth/connect');
+      expect(r.status, state).toBe(400);
+      expect(r.text).toMatch(why);
+      expect(r.setCookie).toEqual([]);
+    }
+  });
+
+  it('answers 405 to another method', async () => {
+    expect((await callback('?state=x', 'PUT', undefined, '/oauth/connect')).status).toBe(405);
   });
 });
 

@@ -153,12 +153,19 @@ function broker(clientMetadataUrl = METADATA_URL): UpstreamOAuthBroker {
     key: Buffer.alloc(32, 3),
     vault,
     redirectUri: REDIRECT,
+    connectUrl: 'http://127.0.0.1:1/oauth/connect',
     clientMetadataUrl,
     settings: db.settings,
     http: createAuthServerHttp(5_000, undefined),
     logger: createLogger({ level: 'debug', destination: logSink }),
     clock,
   });
+}
+
+/** The authorization request a user reaches through the connect page of `principal`'s connection URL. */
+async function requestUrl(b: UpstreamOAuthBroker, principal: string, s: BrokerServer): Promise<string> {
+  const connect = new URL(await b.authorizationUrl(principal, s));
+  return b.authorizationRequestUrl(connect.searchParams.get('state')!, s);
 }
 
 function server(auth: Record<string, unknown> = {}, authorizationServer = issuer): BrokerServer {
@@ -200,7 +207,7 @@ async function authorize(url: string, user: string): Promise<URL> {
 }
 
 async function connect(b: UpstreamOAuthBroker, user: string): Promise<string> {
-  const url = new URL(await b.authorizationUrl(`token:${user}`, server()));
+  const url = new URL(await requestUrl(b, `token:${user}`, server()));
   const back = await authorize(url.toString(), user);
   await b.complete(back.searchParams.get('code')!, back.searchParams.get('state')!, () => server());
   return url.searchParams.get('client_id')!;
@@ -212,7 +219,7 @@ describe('dynamic client registration (RFC 7591) against oidc-provider', () => {
     const before = registrations;
     const first = broker();
     // Concurrent first uses share one registration.
-    const urls = await Promise.all([1, 2, 3].map(() => first.authorizationUrl('token:alice', server())));
+    const urls = await Promise.all([1, 2, 3].map(() => requestUrl(first, 'token:alice', server())));
     expect(registrations - before).toBe(1);
     const reg = registered.at(-1)!;
     expect(reg.client_secret).toEqual(expect.any(String));
@@ -285,7 +292,7 @@ describe('dynamic client registration (RFC 7591) against oidc-provider', () => {
     expect(registrations - before).toBe(1);
     expect(fresh).not.toBe(reg.client_id);
     expect(fresh).toBe(registered.at(-1)!.client_id);
-    expect(new URL(await broker().authorizationUrl('token:dan', server())).searchParams.get('client_id')).toBe(fresh);
+    expect(new URL(await requestUrl(broker(), 'token:dan', server())).searchParams.get('client_id')).toBe(fresh);
     expect(registrations - before).toBe(1);
   });
 });
@@ -395,14 +402,14 @@ describe('registration answers oidc-provider does not give', () => {
     try {
       const b = broker();
       const id = async (s: BrokerServer) =>
-        new URL(await b.authorizationUrl('token:alice', s)).searchParams.get('client_id');
+        new URL(await requestUrl(b, 'token:alice', s)).searchParams.get('client_id');
       expect(await id(server({}, expiring.base))).toBe('c1');
       expect(await id(server({}, expiring.base))).toBe('c1');
       now += 3600_000;
       expect(await id(server({}, expiring.base))).toBe('c2');
       // Another broker on the database finds the renewed registration.
       expect(
-        new URL(await broker().authorizationUrl('token:x', server({}, expiring.base))).searchParams.get('client_id'),
+        new URL(await requestUrl(broker(), 'token:x', server({}, expiring.base))).searchParams.get('client_id'),
       ).toBe('c2');
       expect(expiring.requests).toHaveLength(2);
       const row = await db.settings.get<Record<string, unknown>>(clientSettingKey(expiring.base, REDIRECT));
@@ -419,7 +426,7 @@ describe('registration answers oidc-provider does not give', () => {
 
 describe('client ID metadata documents', () => {
   it('uses the document URL as client_id where the server supports them (oidc-provider), else a clear error', async () => {
-    const url = new URL(await broker().authorizationUrl('token:alice', server({ registration: 'metadata-document' })));
+    const url = new URL(await requestUrl(broker(), 'token:alice', server({ registration: 'metadata-document' })));
     expect(url.searchParams.get('client_id')).toBe(METADATA_URL);
     const unsupported = await smallServer((base) => endpoints(base));
     try {

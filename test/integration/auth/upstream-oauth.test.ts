@@ -1,8 +1,9 @@
 /**
  * The upstream OAuth broker's first half against a real `oidc-provider` authorization server:
- * discovery from a protected upstream's 401 (RFC 9728) and RFC 8414, the authorization URL with
- * PKCE S256 and an HMAC-protected state, a login and consent driven headlessly through the
- * provider's interaction API, the code exchange, and the tokens stored sealed in the vault.
+ * discovery from a protected upstream's 401 (RFC 9728) and RFC 8414, the connect page and its
+ * binding cookie, the authorization request with PKCE S256 and an HMAC-protected state, a login
+ * and consent driven headlessly through the provider's interaction API, the code exchange, and
+ * the tokens stored sealed in the vault.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +20,9 @@ import {
 } from '../../../src/auth/upstream-oauth.js';
 import { OAuth2UserAuth } from '../../../src/config/schema.js';
 import { createOAuthCallbackRoute } from '../../../src/http/oauth-callback.js';
+import { createOAuthConnectRoute } from '../../../src/http/oauth-connect.js';
+import { sendHttpError } from '../../../src/http/error-response.js';
+import { ANONYMOUS } from '../../../src/auth/principal.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
@@ -160,11 +164,12 @@ afterAll(async () => {
   await new Promise((r) => upstream?.close(r));
 });
 
-function broker(key = Buffer.alloc(32, 3)): UpstreamOAuthBroker {
+function broker(key = Buffer.alloc(32, 3), connectUrl = 'http://127.0.0.1:1/oauth/connect'): UpstreamOAuthBroker {
   return new UpstreamOAuthBroker({
     key,
     vault,
     redirectUri: REDIRECT,
+    connectUrl,
     http: createAuthServerHttp(5_000, undefined),
     logger: silentLogger(),
     clock,
@@ -201,6 +206,12 @@ async function authorize(url: string, user: string): Promise<URL> {
     next = target.toString();
   }
   throw new Error('too many redirects');
+}
+
+/** The authorization request behind the connect URL `authorizationUrl` hands out. */
+async function requestUrl(b: UpstreamOAuthBroker, principal: string, s: BrokerServer, www?: string): Promise<string> {
+  const connect = new URL(await b.authorizationUrl(principal, s, www));
+  return b.authorizationRequestUrl(connect.searchParams.get('state')!, s);
 }
 
 async function challenge(): Promise<string> {
@@ -261,8 +272,11 @@ describe('protected-resource metadata for another resource', () => {
 });
 
 describe('authorization URL and callback', () => {
-  it('builds a code + PKCE S256 request with resource and a state bound to principal, server and expiry', async () => {
-    const url = new URL(await broker().authorizationUrl('token:alice', server(), await challenge()));
+  it('hands out the connect page URL, and builds a code + PKCE S256 request with resource and a bound state', async () => {
+    const connect = new URL(await broker().authorizationUrl('token:alice', server(), await challenge()));
+    expect(connect.origin + connect.pathname).toBe('http://127.0.0.1:1/oauth/connect');
+    expect([...connect.searchParams.keys()]).toEqual(['state']);
+    const url = new URL(await broker().authorizationRequestUrl(connect.searchParams.get('state')!, server()));
     expect(url.origin + url.pathname).toBe(`${issuer}/auth`);
     const p = Object.fromEntries(url.searchParams);
     expect(p).toMatchObject({
@@ -284,7 +298,7 @@ describe('authorization URL and callback', () => {
     const b = broker();
     for (const user of ['alice', 'bob']) {
       const s = server({ scopes: ['openid', 'offline_access', 'mcp:read'] });
-      const back = await authorize(await b.authorizationUrl(`token:${user}`, s, await challenge()), user);
+      const back = await authorize(await requestUrl(b, `token:${user}`, s, await challenge()), user);
       const code = back.searchParams.get('code');
       expect(code, back.toString()).toBeTruthy();
       const done = await b.complete(code!, back.searchParams.get('state')!, () => s);
@@ -337,38 +351,215 @@ describe('authorization URL and callback', () => {
     expect(String((err as Error).message)).not.toContain('not-a-real-code-4711');
     expect(await vault.get('token:carol', 'notes')).toBeUndefined();
   });
+});
 
-  it('GET /oauth/callback stores the connection (200 page), and answers a refused code with a 502 page', async () => {
-    const b = broker();
-    const s = server({ scopes: ['openid', 'mcp:read'] });
-    const route = createOAuthCallbackRoute(b, () => ({ notes: { url: s.url, auth: s.auth } }) as never, silentLogger());
-    const site = createServer((req, res) => {
+describe('the connect page and the binding cookie', () => {
+  let s: BrokerServer;
+  let site: Server;
+  let base: string;
+  let b: UpstreamOAuthBroker;
+
+  beforeAll(async () => {
+    s = server({ scopes: ['openid', 'mcp:read'] });
+    let routes: ReturnType<typeof createOAuthCallbackRoute>[] = [];
+    site = createServer((req, res) => {
       const url = req.url ?? '/';
       const q = url.indexOf('?');
-      void Promise.resolve(route(req, res, q < 0 ? url : url.slice(0, q), q < 0 ? '' : url.slice(q + 1), 'r')).catch(
-        (err: unknown) => {
-          res.writeHead(400);
-          res.end(String((err as Error).message));
-        },
-      );
+      const path = q < 0 ? url : url.slice(0, q);
+      const query = q < 0 ? '' : url.slice(q + 1);
+      void (async () => {
+        for (const route of routes) if (await route(req, res, path, query, 'r')) return;
+        res.writeHead(404).end();
+      })().catch((err: unknown) => sendHttpError(res, err));
     });
-    const base = await listen(site);
-    try {
-      const back = await authorize(await b.authorizationUrl('token:dave', s, await challenge()), 'dave');
-      const ok = await fetch(`${base}/oauth/callback${back.search}`);
-      expect(ok.status).toBe(200);
-      expect(await ok.text()).toContain('Connected to notes');
-      expect((await vault.get('token:dave', 'notes'))?.upstreamSubject).toBe('dave');
-      // The same code again: the provider refuses it (RFC 6749 §4.1.2: a code is used once).
-      const again = await fetch(`${base}/oauth/callback${back.search}`);
-      expect(again.status).toBe(502);
-      const text = await again.text();
-      expect(text).toContain('SWB_ERR_UPSTREAM_AUTH');
-      expect(text).not.toContain(back.searchParams.get('code')!);
-    } finally {
-      site.closeAllConnections();
-      await new Promise((r) => site.close(r));
+    base = await listen(site);
+    b = broker(Buffer.alloc(32, 3), `${base}/oauth/connect`);
+    const servers = () => ({ notes: { url: s.url, auth: s.auth } }) as never;
+    routes = [
+      createOAuthConnectRoute({
+        broker: b,
+        servers,
+        logger: silentLogger(),
+        // The gateway's own credentials, when a browser presents them: "Bearer <principal id>".
+        authenticate: (req) => ({ ...ANONYMOUS, id: req.headers.authorization!.slice('Bearer '.length) }),
+      }),
+      createOAuthCallbackRoute(b, servers, silentLogger()),
+    ];
+  });
+
+  afterAll(async () => {
+    site?.closeAllConnections();
+    await new Promise((r) => site?.close(r));
+  });
+
+  /** GET of the connect page: its status, text, headers and the form's token. */
+  async function open(connectUrl: string, headers: Record<string, string> = {}) {
+    const res = await fetch(connectUrl, { redirect: 'manual', headers });
+    const text = await res.text();
+    return { res, text, token: /name="token" value="([^"]+)"/.exec(text)?.[1] };
+  }
+
+  /** The confirming POST, as the page's form sends it (same origin); a header set to null is left out. */
+  function confirm(state: string, token: string, headers: Record<string, string | null> = {}) {
+    const all: Record<string, string | null> = {
+      'content-type': 'application/x-www-form-urlencoded',
+      'sec-fetch-site': 'same-origin',
+      origin: base,
+      ...headers,
+    };
+    return fetch(`${base}/oauth/connect`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: Object.fromEntries(Object.entries(all).filter((e): e is [string, string] => e[1] !== null)),
+      body: new URLSearchParams({ state, token }).toString(),
+    });
+  }
+
+  /** One browser's whole flow up to the redirect URI: the callback query and the cookie it holds. */
+  async function browser(principal: string, user: string): Promise<{ back: URL; cookie: string; state: string }> {
+    const connect = new URL(await b.authorizationUrl(principal, s, await challenge()));
+    const state = connect.searchParams.get('state')!;
+    const { token } = await open(connect.toString());
+    const posted = await confirm(state, token!);
+    expect(posted.status).toBe(303);
+    const cookie = posted.headers.getSetCookie()[0]!.split(';')[0]!;
+    return { back: await authorize(posted.headers.get('location')!, user), cookie, state };
+  }
+
+  const callback = (back: URL, cookie?: string) =>
+    fetch(`${base}/oauth/callback${back.search}`, { headers: cookie === undefined ? {} : { cookie } });
+
+  it('shows whose connection it is on GET (no cookie, no redirect), and binds the browser on the POST', async () => {
+    const connect = new URL(await b.authorizationUrl('token:dave', s, await challenge()));
+    const state = connect.searchParams.get('state')!;
+    const page = await open(connect.toString());
+    expect(page.res.status).toBe(200);
+    expect(page.res.headers.getSetCookie()).toEqual([]);
+    expect(page.res.headers.get('location')).toBeNull();
+    expect(page.text).toContain('<strong>token:dave</strong>');
+    expect(page.text).toContain('<strong>notes</strong>');
+    expect(page.text).not.toContain('<script');
+    expect(page.res.headers.get('content-security-policy')).toBe(
+      `default-src 'none'; form-action 'self' ${issuer}; frame-ancestors 'none'; base-uri 'none'`,
+    );
+    expect(page.res.headers.get('cache-control')).toBe('no-store');
+    expect(page.token).toBe(b.confirmToken(state));
+
+    const posted = await confirm(state, page.token!);
+    expect(posted.status).toBe(303);
+    expect(posted.headers.get('referrer-policy')).toBe('no-referrer');
+    const [setCookie] = posted.headers.getSetCookie();
+    expect(setCookie).toMatch(/^swb-oauth-[\w-]+=[\w-]{43}; Path=\/oauth; Max-Age=600; HttpOnly; SameSite=Lax$/);
+    const location = new URL(posted.headers.get('location')!);
+    expect(location.origin + location.pathname).toBe(`${issuer}/auth`);
+    expect(location.searchParams.get('state')).toBe(state);
+
+    const back = await authorize(location.toString(), 'dave');
+    const ok = await callback(back, setCookie!.split(';')[0]);
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toContain('Connected to notes');
+    // The cookie is cleared once used.
+    expect(ok.headers.getSetCookie()[0]).toMatch(/^swb-oauth-[\w-]+=; Path=\/oauth; Max-Age=0;/);
+    expect((await vault.get('token:dave', 'notes'))?.upstreamSubject).toBe('dave');
+    // The same code again: the provider refuses it (RFC 6749 §4.1.2: a code is used once).
+    const again = await callback(back, setCookie!.split(';')[0]);
+    expect(again.status).toBe(502);
+    const text = await again.text();
+    expect(text).toContain('SWB_ERR_UPSTREAM_AUTH');
+    expect(text).not.toContain(back.searchParams.get('code')!);
+  });
+
+  it("refuses a code brought by a browser without the flow's cookie, or with another flow's, before any token request", async () => {
+    const ivan = await browser('token:ivan', 'ivan');
+    const mallory = await browser('token:mallory', 'mallory');
+    const [name] = ivan.cookie.split('=') as [string];
+    const before = tokenRequests;
+    for (const cookie of [undefined, mallory.cookie, `${name}=${mallory.cookie.split('=')[1]}`, `${name}=`]) {
+      const res = await callback(ivan.back, cookie);
+      expect(res.status, String(cookie)).toBe(400);
+      const text = await res.text();
+      expect(text).toContain('SWB_ERR_HTTP_INVALID_REQUEST');
+      expect(text).toMatch(/did not confirm this connection/);
+      expect(text).not.toContain(ivan.back.searchParams.get('code')!);
     }
+    expect(tokenRequests).toBe(before);
+    expect(await vault.get('token:ivan', 'notes')).toBeUndefined();
+    // Mallory's own code with his own cookie still works: the refusals were the binding.
+    expect((await callback(mallory.back, mallory.cookie)).status).toBe(200);
+    expect(await vault.get('token:ivan', 'notes')).toBeUndefined();
+    // Ivan's browser, which confirmed, completes his flow.
+    expect((await callback(ivan.back, ivan.cookie)).status).toBe(200);
+    expect((await vault.get('token:ivan', 'notes'))?.upstreamSubject).toBe('ivan');
+  });
+
+  it('refuses a POST from another site or without the right token, setting no cookie', async () => {
+    const state = new URL(await b.authorizationUrl('token:judy', s)).searchParams.get('state')!;
+    const other = new URL(await b.authorizationUrl('token:judy', s)).searchParams.get('state')!;
+    const token = b.confirmToken(state);
+    for (const [why, res] of [
+      ['cross-site', await confirm(state, token, { 'sec-fetch-site': 'cross-site' })],
+      ['same-site', await confirm(state, token, { 'sec-fetch-site': 'same-site' })],
+      ['foreign Origin', await confirm(state, token, { 'sec-fetch-site': null, origin: 'https://evil.example' })],
+      ['no token', await confirm(state, '')],
+      ["another state's token", await confirm(state, b.confirmToken(other))],
+    ] as const) {
+      expect(res.status, why).toBe(400);
+      expect(res.headers.getSetCookie(), why).toEqual([]);
+      expect(res.headers.get('location'), why).toBeNull();
+    }
+    // Same origin by Fetch metadata, by Origin alone, or neither (not a browser): confirmed.
+    expect((await confirm(state, token)).status).toBe(303);
+    expect((await confirm(state, token, { 'sec-fetch-site': null })).status).toBe(303);
+    expect((await confirm(state, token, { 'sec-fetch-site': null, origin: null })).status).toBe(303);
+  });
+
+  it('answers 400 to a tampered, forged or expired state, on GET and on POST, setting no cookie', async () => {
+    const state = new URL(await b.authorizationUrl('token:judy', s)).searchParams.get('state')!;
+    const [body, mac] = state.split('.') as [string, string];
+    const forged = Buffer.from(JSON.stringify({ p: 'token:judy', s: 'notes', e: now + 1e6, n: 'x' })).toString(
+      'base64url',
+    );
+    const check = async (bad: string, why: RegExp) => {
+      const page = await open(`${base}/oauth/connect?state=${encodeURIComponent(bad)}`);
+      expect(page.res.status).toBe(400);
+      expect(page.text).toMatch(why);
+      const posted = await confirm(bad, b.confirmToken(bad));
+      expect(posted.status).toBe(400);
+      expect(posted.headers.getSetCookie()).toEqual([]);
+    };
+    await check(`${forged}.${mac}`, /not issued by this gateway/);
+    await check(`${body}.${mac.slice(2)}`, /not issued by this gateway/);
+    await check('', /needs a state/);
+    now += 600_001;
+    try {
+      await check(state, /expired/);
+    } finally {
+      now -= 600_001;
+    }
+  });
+
+  it("compares the gateway credentials a browser presents with the state's principal", async () => {
+    const connect = await b.authorizationUrl('token:judy', s);
+    const mismatch = await open(connect, { authorization: 'Bearer token:mallory' });
+    expect(mismatch.res.status).toBe(400);
+    expect(mismatch.text).toMatch(/started for another Switchboard principal/);
+    const state = new URL(connect).searchParams.get('state')!;
+    const posted = await confirm(state, b.confirmToken(state), { authorization: 'Bearer token:mallory' });
+    expect(posted.status).toBe(400);
+    expect(posted.headers.getSetCookie()).toEqual([]);
+    expect((await open(connect, { authorization: 'Bearer token:judy' })).res.status).toBe(200);
+  });
+
+  it('names the cookie __Host- (Secure, Path=/) when the public URL is https', () => {
+    const secure = broker(Buffer.alloc(32, 3), 'https://gw.example/base/oauth/connect');
+    const cookie = secure.bindingCookie(secure.verifyState(secure.issueState('token:a', 'notes')));
+    expect(cookie).toMatchObject({ path: '/', secure: true, maxAgeSeconds: 600 });
+    expect(cookie.name).toMatch(/^__Host-swb-oauth-[\w-]+$/);
+    const plain = broker(Buffer.alloc(32, 3), 'http://gw.example/base/oauth/connect');
+    expect(plain.bindingCookie(plain.verifyState(plain.issueState('token:a', 'notes')))).toMatchObject({
+      path: '/base/oauth',
+      secure: false,
+    });
   });
 });
 
@@ -377,7 +568,7 @@ describe('access tokens and refresh', () => {
 
   async function connect(user: string): Promise<void> {
     const b = broker();
-    const back = await authorize(await b.authorizationUrl(`token:${user}`, s(), await challenge()), user);
+    const back = await authorize(await requestUrl(b, `token:${user}`, s(), await challenge()), user);
     await b.complete(back.searchParams.get('code')!, back.searchParams.get('state')!, () => s());
   }
 

@@ -251,7 +251,29 @@ async function connectInBrowser(url: string, user: string): Promise<string> {
     if (location === null) {
       const text = await res.text();
       if (res.status !== 200) throw new Error(`stopped at ${target}: ${res.status} ${text}`);
-      return text;
+      const token = /name="token" value="([^"]+)"/.exec(text)?.[1];
+      if (token === undefined) return text;
+      // The gateway's connect page: it names the principal; the user presses its button.
+      expect(text).toContain(`<strong>token:${user}</strong>`);
+      const posted = await fetch(target, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'sec-fetch-site': 'same-origin',
+          origin: new URL(target).origin,
+        },
+        body: new URLSearchParams({ state: new URL(target).searchParams.get('state')!, token }).toString(),
+      });
+      for (const c of posted.headers.getSetCookie()) {
+        const [pair] = c.split(';');
+        const eq = pair!.indexOf('=');
+        jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+      }
+      const onward = posted.headers.get('location');
+      if (posted.status !== 303 || onward === null) throw new Error(`connect page answered ${posted.status}`);
+      next = new URL(onward, next).toString();
+      continue;
     }
     next = new URL(location, next).toString();
   }
