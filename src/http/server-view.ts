@@ -55,6 +55,12 @@ export interface ServerViewBody {
   readonly sourceFile: string | null;
   /** False for a stored runtime server that is switched off. */
   readonly enabled: boolean;
+  /**
+   * True for a server of `auth.type: oauth2-user`: each principal connects its own upstream
+   * account (`/api/v1/me/connections`) before calling it. Shown to every reader; no part of the
+   * `auth` block itself.
+   */
+  readonly userConnection: boolean;
   /** The stored entry of a runtime server (secrets redacted without `admin.*`); null otherwise. */
   readonly config: Record<string, unknown> | null;
   readonly stats: TrafficStats;
@@ -206,6 +212,7 @@ export function createServerViews(options: ServerViewsOptions): ServerViews {
       sessions: liveSessions(name, counts),
       sourceFile: source === 'file' ? (gateway.config.source ?? null) : null,
       enabled: true,
+      userConnection: cfg !== undefined && !isStdioServer(cfg) && cfg.auth?.type === 'oauth2-user',
       config: source === 'api' && stored ? shown(stored.config, principal) : null,
       stats: stats(name),
     };
@@ -239,6 +246,8 @@ export function createServerViews(options: ServerViewsOptions): ServerViews {
       sessions: 0,
       sourceFile: null,
       enabled: false,
+      // Runtime servers cannot be oauth2-user servers (refused when added through the API).
+      userConnection: false,
       config: shown(stored.config, principal),
       stats: stats(stored.name),
     };

@@ -9,13 +9,14 @@
  * `SWB_UI_SCREENSHOTS=1` (`npm run ui:screenshots`). Skipped, loudly, without `/usr/bin/chromium`.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, checkThemes, haveChromium, launchChromium, VIEWPORT } from '../helpers/browser.js';
 import { startEverythingHttp, type EverythingHttp } from '../helpers/everything.js';
 import { CLI, ROOT, startServe, type ServeProcess } from '../helpers/serve.js';
 
@@ -23,15 +24,12 @@ const run = promisify(execFile);
 const require = createRequire(import.meta.url);
 const EVERYTHING_ENTRY = require.resolve('@modelcontextprotocol/server-everything/dist/index.js');
 
-const CHROMIUM = '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 if (!haveChromium) {
   console.warn(
     `\n!!! SKIPPED: admin web UI browser tests (test/e2e/ui.test.ts): ${CHROMIUM} is not installed.\n!!! Install it (Debian/Ubuntu: apt-get install -y chromium) to run them.\n`,
   );
 }
 
-const VIEWPORT = { width: 1280, height: 800 };
 const SHOTS = mkdtempSync(join(tmpdir(), 'swb-ui-shots-'));
 const DOCS_SHOTS = process.env.SWB_UI_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'ui') : undefined;
 /** Words of every control that changes something; a read-only token must see none of them. */
@@ -99,45 +97,12 @@ async function goTo(page: Page, route: string, heading: string): Promise<void> {
   await page.getByRole('heading', { level: 1, name: heading }).waitFor();
 }
 
-const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: Array<{ target: string[] }>;
-}
-
-/** axe-core's serious and critical violations on the page as it is now. */
-async function axeViolations(page: Page): Promise<string[]> {
-  // Browser-side code is given as text: the test's own TypeScript program has no DOM types.
-  if (!(await page.evaluate<boolean>("'axe' in window"))) await page.addScriptTag({ content: axeSource });
-  const violations = await page.evaluate<AxeViolation[]>('axe.run().then((r) => r.violations)');
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-}
-
 /**
  * Runs axe in the light and the dark theme and photographs the page in both (the dark one only
  * into the temporary directory, except for `overview`).
  */
 async function checkPage(page: Page, name: string): Promise<void> {
-  for (const scheme of ['light', 'dark'] as const) {
-    await page.emulateMedia({ colorScheme: scheme });
-    // Let the theme's colours apply before measuring contrast.
-    await page.evaluate('new Promise((resolve) => requestAnimationFrame(() => resolve(null)))');
-    expect(await axeViolations(page), `${name} (${scheme})`).toEqual([]);
-    const file = `${name}${scheme === 'dark' ? '-dark' : ''}.png`;
-    // A new token's secret is masked: the pictures go into the repository.
-    const png = await page.screenshot({ mask: [page.locator('#secret-value')], maskColor: '#9aa1ab' });
-    writeFileSync(join(SHOTS, file), png);
-    if (DOCS_SHOTS && (scheme === 'light' || name === 'overview')) {
-      mkdirSync(DOCS_SHOTS, { recursive: true });
-      writeFileSync(join(DOCS_SHOTS, file), png);
-    }
-  }
-  await page.emulateMedia({ colorScheme: 'light' });
+  await checkThemes(page, name, { shots: SHOTS, docs: DOCS_SHOTS, docsDark: ['overview'] });
 }
 
 async function apiGet<T>(path: string, token: string): Promise<T> {
@@ -176,18 +141,7 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     [serve, remote, browser] = await Promise.all([
       startServe(['--config', join(dir, 'switchboard.yaml')], { cwd: dir, env }),
       startEverythingHttp('streamableHttp'),
-      chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-        ],
-      }),
+      launchChromium(),
     ]);
   }, 60_000);
 
@@ -409,7 +363,14 @@ describe.skipIf(!haveChromium)('admin web UI in Chromium', () => {
     const page = await openPage();
     await login(page, readOnly.token);
     const nav = page.getByRole('navigation', { name: 'Pages' });
-    expect(await nav.getByRole('link').allTextContents()).toEqual(['Overview', 'Servers', 'Catalog', 'Usage', 'Live']);
+    expect(await nav.getByRole('link').allTextContents()).toEqual([
+      'Overview',
+      'Servers',
+      'Catalog',
+      'Connections',
+      'Usage',
+      'Live',
+    ]);
     // Each page with what shows that its data arrived.
     for (const [route, heading, loaded] of [
       ['overview', 'Overview', 'article[data-server="everything"]'],

@@ -107,6 +107,7 @@ export async function errorFrom(res: Response): Promise<ApiError> {
  *
  * @param path - relative to `/api/v1/`, with its query (`servers`, `usage?groupBy=tool`).
  * @param body - sent as JSON when given.
+ * @returns the parsed answer; undefined for 204 No Content.
  * @throws ApiError on a non-2xx answer or a network failure.
  */
 export async function api<T>(path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}) {
@@ -128,6 +129,8 @@ export async function api<T>(path: string, init: { method?: string; body?: unkno
     if (res.status === 401) onUnauthorized?.();
     throw err;
   }
+  // 204 No Content (a DELETE that answers nothing) has no body to parse.
+  if (res.status === 204) return undefined as T;
   return (await res.json()) as T;
 }
 
@@ -189,8 +192,34 @@ export interface ServerView {
   sessions?: number;
   sourceFile?: string | null;
   enabled?: boolean;
+  /** True for an `auth.type: oauth2-user` server: each user connects its own upstream account. */
+  userConnection?: boolean;
   config?: Record<string, unknown> | null;
   stats?: ServerStats;
+}
+
+/**
+ * One upstream connection of `GET /api/v1/me/connections` (and, with `principal`, of the admin
+ * listing `GET /api/v1/connections`): times ISO 8601, unknown values null. Never a token.
+ */
+export interface ConnectionView {
+  /** Only in the admin listing, e.g. `token:alice`. */
+  principal?: string;
+  server: string;
+  scopes: string[];
+  /** When the upstream access token expires (the gateway refreshes it when it can). */
+  expiresAt: string | null;
+  /** The upstream's name for the user. */
+  upstreamSubject: string | null;
+  createdAt: string;
+  updatedAt: string;
+  lastUsedAt: string | null;
+}
+
+/** `POST /api/v1/me/connections/{server}` answer: where the user signs in to the upstream. */
+export interface ConnectStart {
+  server: string;
+  authorizationUrl: string;
 }
 
 /** One token of `GET /api/v1/tokens`. */

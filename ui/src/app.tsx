@@ -8,6 +8,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, currentToken, describeError, setToken, setUnauthorizedHandler, type Me } from './api.ts';
 import { Notice } from './components.tsx';
 import { CatalogPage } from './pages/catalog.tsx';
+import { ConnectionsPage } from './pages/connections.tsx';
 import { LivePage } from './pages/live.tsx';
 import { LoginPage } from './pages/login.tsx';
 import { OverviewPage } from './pages/overview.tsx';
@@ -28,6 +29,8 @@ const ROUTES: Route[] = [
   { path: 'overview', title: 'Overview', allowed: (me) => me.can.serversUse, render: () => <OverviewPage /> },
   { path: 'servers', title: 'Servers', allowed: (me) => me.can.serversUse, render: (me) => <ServersPage me={me} /> },
   { path: 'catalog', title: 'Catalog', allowed: (me) => me.can.serversUse, render: (me) => <CatalogPage me={me} /> },
+  // Every principal may hold its own upstream connections (`GET /api/v1/me/connections`).
+  { path: 'connections', title: 'Connections', allowed: () => true, render: (me) => <ConnectionsPage me={me} /> },
   { path: 'tokens', title: 'Tokens', allowed: (me) => me.can.tokensManage, render: (me) => <TokensPage me={me} /> },
   { path: 'usage', title: 'Usage', allowed: (me) => me.can.usageRead, render: (me) => <UsagePage me={me} /> },
   { path: 'live', title: 'Live', allowed: (me) => me.can.usageRead, render: (me) => <LivePage me={me} /> },

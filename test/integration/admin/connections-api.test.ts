@@ -2,6 +2,8 @@
  * The connections API against a real gateway over HTTP: a principal lists and drops its own
  * upstream connections, an admin lists everyone's, and no answer carries a token.
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { RunningGateway } from '../../../src/app.js';
 import { startTestGateway } from '../../helpers/gateway.js';
@@ -11,6 +13,16 @@ const tokens: Record<string, string> = {};
 const ALICE_ACCESS = 'alice-upstream-access-5f1c9a';
 const ALICE_REFRESH = 'alice-upstream-refresh-77ab01';
 const BOB_ACCESS = 'bob-upstream-access-c0ffee';
+const WIKI_CLIENT_SECRET = 'wiki-client-secret-9d8e7f6a5b4c3d2e1f00';
+
+/** A loopback port nothing listens on: the upstreams' starts fail, which these tests do not mind. */
+async function deadPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 async function api(
   path: string,
@@ -28,7 +40,17 @@ async function api(
 const codeOf = (body: Record<string, unknown>) => (body.error as { code?: string } | undefined)?.code;
 
 beforeAll(async () => {
-  gw = await startTestGateway({ auth: { mode: 'tokens' } });
+  const dead = `http://127.0.0.1:${await deadPort()}/mcp`;
+  gw = await startTestGateway({
+    auth: { mode: 'tokens' },
+    servers: {
+      wiki: {
+        url: dead,
+        auth: { type: 'oauth2-user', clientId: 'switchboard-wiki', clientSecret: WIKI_CLIENT_SECRET },
+      },
+      plain: { url: dead },
+    },
+  });
   for (const [name, permissions] of [
     ['alice', ['servers.use']],
     ['bob', ['servers.use']],
@@ -151,5 +173,22 @@ describe('GET /api/v1/connections', () => {
     const r = await api('/api/v1/connections', tokens.alice);
     expect(r.status).toBe(403);
     expect(codeOf(r.body)).toBe('SWB_ERR_AUTH_FORBIDDEN');
+  });
+});
+
+describe('the server view of GET /api/v1/servers', () => {
+  it('marks oauth2-user servers with userConnection for any reader, and shows nothing of their auth block', async () => {
+    const r = await api('/api/v1/servers', tokens.carol);
+    expect(r.status).toBe(200);
+    const views = r.body.servers as { name: string; userConnection: boolean; config: unknown }[];
+    expect(views.map((v) => [v.name, v.userConnection]).sort()).toEqual([
+      ['plain', false],
+      ['wiki', true],
+    ]);
+    expect(views.find((v) => v.name === 'wiki')?.config).toBeNull();
+    expect(r.text).not.toContain(WIKI_CLIENT_SECRET);
+    expect(r.text).not.toContain('switchboard-wiki');
+    const one = await api('/api/v1/servers/wiki', tokens.carol);
+    expect(one.body).toMatchObject({ name: 'wiki', userConnection: true });
   });
 });
