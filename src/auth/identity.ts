@@ -6,7 +6,9 @@
  * session id, trace id — and with a short-lived JWT assertion (RFC 7519) signed with ES256
  * (RFC 7518 §3.4) whose audience is the server's name, so the upstream can verify the plain
  * headers instead of trusting the network. The public key is published as a JWKS (RFC 7517 §5)
- * that the HTTP edge serves at `/.well-known/jwks.json`.
+ * that the HTTP edge serves at `/.well-known/jwks.json`. The same key signs the gateway's own JWTs
+ * ({@link IdentityPropagator.signJwt}), such as the RFC 8693 actor token of `token-exchange`
+ * upstreams.
  *
  * The signing key is generated once and kept in the settings store ({@link IDENTITY_KEY_SETTING}),
  * so every restart and every replica sharing the database signs with the same key.
@@ -120,6 +122,23 @@ export interface IdentityPropagator {
    * assertion, not the request.
    */
   headersFor(ctx: IdentityContext): Promise<Readonly<Record<string, string>>>;
+  /**
+   * Signs a JWT (RFC 7519) in the gateway's own name with the identity signing key: JWS compact,
+   * header `{alg: ES256, kid, typ: JWT}`, claims `iss` = the gateway's public URL, `sub`, `aud`,
+   * `iat`, `exp` = `iat + lifetimeSeconds`, `jti` (random UUID). Verifiable against the JWKS
+   * served at `/.well-known/jwks.json`. Used for the RFC 8693 §2.1 `actor_token` of
+   * `token-exchange` upstreams. Nothing is cached: callers reuse the result until `expiresAt`.
+   *
+   * @param claims.subject - `sub`
+   * @param claims.audience - `aud`
+   * @param claims.lifetimeSeconds - positive, default 60
+   * @returns the JWT and its `exp` in epoch milliseconds
+   */
+  signJwt(claims: {
+    subject: string;
+    audience: string;
+    lifetimeSeconds?: number;
+  }): Promise<{ jwt: string; expiresAt: number }>;
   /**
    * The public JWKS document to serve at `/.well-known/jwks.json`: the signing key first, then
    * the retired keys still published (ES256, `use: sig`).
@@ -385,6 +404,28 @@ class Propagator implements IdentityPropagator {
     const headers = await entry.headers;
     if (ctx.traceId === undefined || ctx.traceId === '') return headers;
     return { ...headers, [IDENTITY_HEADERS.traceId]: headerSafe(ctx.traceId) };
+  }
+
+  async signJwt(claims: {
+    subject: string;
+    audience: string;
+    lifetimeSeconds?: number;
+  }): Promise<{ jwt: string; expiresAt: number }> {
+    const lifetime = claims.lifetimeSeconds ?? 60;
+    if (!Number.isInteger(lifetime) || lifetime <= 0)
+      throw new RangeError('lifetimeSeconds must be a positive integer');
+    const iat = Math.floor(this.#clock() / 1000);
+    const exp = iat + lifetime;
+    const jwt = await new SignJWT({})
+      .setProtectedHeader({ alg: ALG, kid: this.#kid, typ: 'JWT' })
+      .setIssuer(this.#issuer)
+      .setSubject(claims.subject)
+      .setAudience(claims.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(exp)
+      .setJti(randomUUID())
+      .sign(this.#key);
+    return { jwt, expiresAt: exp * 1000 };
   }
 
   /**

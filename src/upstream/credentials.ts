@@ -12,7 +12,8 @@
  * - `forward`: the caller's own bearer token (`Principal.bearer`); nothing when the caller
  *   authenticated without one (e.g. a trusted proxy header);
  * - `token-exchange`: a token obtained per caller by exchanging the caller's OAuth access token
- *   (RFC 8693, `token-exchange.ts`); the caller's own token is never sent upstream;
+ *   (RFC 8693, `token-exchange.ts`), optionally with a gateway-signed actor token; the caller's
+ *   own token is never sent upstream;
  * - `oauth2-user`: the caller's own upstream token, obtained by the gateway's OAuth broker and
  *   kept in the token vault (`user-credentials.ts`).
  *
@@ -23,6 +24,7 @@
  * @module
  */
 import { request, type Dispatcher } from 'undici';
+import type { IdentityPropagator } from '../auth/identity.js';
 import type { Principal } from '../auth/principal.js';
 import type { AuthorizationServerMetadata } from '../auth/oauth-common.js';
 import type { UpstreamAuth } from '../config/schema.js';
@@ -63,6 +65,11 @@ export interface UpstreamCredentialsOptions {
   userTokens?: UserTokenSource | undefined;
   /** The upstream's URL (an `oauth2-user` credential discovers its authorization server from it). */
   serverUrl?: string | undefined;
+  /**
+   * Signs the actor token of a `token-exchange` credential with `actorToken: client-assertion`
+   * (the gateway's identity propagator); such a credential is refused without it.
+   */
+  identity?: Pick<IdentityPropagator, 'signJwt'> | undefined;
 }
 
 /** The credential of one upstream. */
@@ -270,8 +277,9 @@ export function refuseRuntimeUserAuth(servers: Readonly<Record<string, object>>)
  * @param auth - the server's `auth`; `undefined` means `{type: none}`.
  * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when a bearer token or basic credential contains
  *   characters that cannot appear in a header (CR, LF, controls…), or a basic username contains
- *   `:` (RFC 7617 §2), and for `oauth2-user` without a token vault. The message never contains
- *   the secret.
+ *   `:` (RFC 7617 §2), for `oauth2-user` without a token vault, and for `token-exchange` with
+ *   `actorToken: client-assertion` without `options.identity` (the gateway's identity signing
+ *   key). The message never contains the secret.
  */
 export function createUpstreamCredentials(
   auth: UpstreamAuth | undefined,

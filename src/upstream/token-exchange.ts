@@ -12,6 +12,15 @@
  * RFC 6749 §2.3.1). The issued token (§2.2.1) goes upstream as `Authorization: Bearer`; the
  * inbound token itself never does.
  *
+ * With `actorToken: client-assertion` the request also carries an `actor_token` (§2.1): a JWT the
+ * gateway signs with its identity signing key (`auth/identity.ts`, published at
+ * `/.well-known/jwks.json`) — `iss` = the gateway's public URL, `sub` = the client id, `aud` = the
+ * token endpoint, 60 s lifetime — so the issued token can name the gateway as the acting party
+ * (`act`, §4.1). One signed actor token serves every exchange until 10 s before it expires.
+ *
+ * When the issued token is a JWT, its `sub` is reported as the upstream subject (usage log,
+ * traces); it is read, not verified, and never used to decide anything.
+ *
  * Issued tokens are cached per (SHA-256 of the subject token, audience, scope) until shortly
  * before `expires_in`, in a bounded least-recently-used map; concurrent calls for the same key
  * share one exchange. Nothing here logs or reports a token: errors carry the server, a reason
@@ -20,7 +29,9 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { decodeJwt } from 'jose';
 import { request, type Dispatcher } from 'undici';
+import type { IdentityPropagator } from '../auth/identity.js';
 import type { AuthorizationServerMetadata } from '../auth/oauth-common.js';
 import type { Principal } from '../auth/principal.js';
 import type { TokenExchangeAuth } from '../config/schema.js';
@@ -34,11 +45,21 @@ import {
   parseJsonObject,
   readCapped,
 } from './token-response.js';
+import type { UpstreamIdentitySink } from './user-credentials.js';
 
 /** RFC 8693 §2.1 `grant_type`. */
 export const TOKEN_EXCHANGE_GRANT_TYPE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 /** RFC 8693 §3 token type of an OAuth 2.0 access token: the default `subject_token_type`. */
 export const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+/** RFC 8693 §3 token type of a JWT (RFC 7519): the `actor_token_type` of a gateway-signed actor token. */
+export const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+/** Lifetime of a signed actor token, seconds. */
+const ACTOR_TOKEN_LIFETIME_SECONDS = 60;
+/** A signed actor token is replaced this long before it expires, ms. */
+const ACTOR_TOKEN_MARGIN_MS = 10_000;
+/** Longest upstream subject recorded; a longer `sub` is not recorded. */
+const MAX_SUBJECT_LENGTH = 255;
 
 const NO_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
 
@@ -48,10 +69,11 @@ export type TokenExchangeFailure = 'refused' | 'unreachable' | 'discovery' | 'in
 /**
  * The form body of an RFC 8693 §2.1 token exchange request
  * (`application/x-www-form-urlencoded`). Optional parameters are sent only when configured;
- * `subject_token_type` defaults to {@link ACCESS_TOKEN_TYPE}. Client authentication is not in the
- * body (it is `client_secret_basic`).
+ * `subject_token_type` defaults to {@link ACCESS_TOKEN_TYPE}. `actor_token` and `actor_token_type`
+ * ({@link JWT_TOKEN_TYPE}) are sent when an actor token is given. Client authentication is not in
+ * the body (it is `client_secret_basic`).
  */
-export function tokenExchangeForm(auth: TokenExchangeAuth, subjectToken: string): URLSearchParams {
+export function tokenExchangeForm(auth: TokenExchangeAuth, subjectToken: string, actorToken?: string): URLSearchParams {
   const form = new URLSearchParams({
     grant_type: TOKEN_EXCHANGE_GRANT_TYPE,
     subject_token: subjectToken,
@@ -61,6 +83,10 @@ export function tokenExchangeForm(auth: TokenExchangeAuth, subjectToken: string)
   if (auth.resource !== undefined) form.set('resource', auth.resource);
   if (auth.scope !== undefined) form.set('scope', auth.scope);
   if (auth.requestedTokenType !== undefined) form.set('requested_token_type', auth.requestedTokenType);
+  if (actorToken !== undefined) {
+    form.set('actor_token', actorToken);
+    form.set('actor_token_type', JWT_TOKEN_TYPE);
+  }
   return form;
 }
 
@@ -68,6 +94,25 @@ export function tokenExchangeForm(auth: TokenExchangeAuth, subjectToken: string)
 export interface CachedToken {
   readonly headers: Readonly<Record<string, string>>;
   readonly refreshAt: number;
+  /** The issued token's `sub`, when it is a JWT that has one (recorded only, see {@link issuedSubject}). */
+  readonly upstreamSubject?: string | undefined;
+}
+
+/**
+ * The `sub` claim of an issued token when it is a JWT (RFC 7519 §4.1.2), else undefined. The
+ * payload is decoded without verifying the signature: the upstream verifies the token, and the
+ * subject is only recorded (usage log, traces), never used to decide anything. A `sub` longer
+ * than 255 characters or holding control characters is not recorded.
+ */
+export function issuedSubject(token: string): string | undefined {
+  let sub: unknown;
+  try {
+    sub = decodeJwt(token).sub;
+  } catch {
+    return undefined;
+  }
+  if (typeof sub !== 'string' || sub === '' || sub.length > MAX_SUBJECT_LENGTH) return undefined;
+  return /[\x00-\x1f\x7f]/.test(sub) ? undefined : sub;
 }
 
 /** Options for {@link ExchangedTokenCache}. */
@@ -183,6 +228,11 @@ export interface TokenExchangeOptions {
   tokenTimeoutMs?: number | undefined;
   /** Most exchanged tokens cached. Default 10 000. */
   maxCachedTokens?: number | undefined;
+  /**
+   * Signs the actor token of `actorToken: client-assertion` (the gateway's identity propagator).
+   * Required for that setting.
+   */
+  identity?: Pick<IdentityPropagator, 'signJwt'> | undefined;
 }
 
 /** The credential of a `token-exchange` upstream (the shape of `UpstreamCredentials`). */
@@ -195,15 +245,20 @@ export interface TokenExchangeCredentials {
    * @throws GatewayError `SWB_ERR_UPSTREAM_NO_SUBJECT_TOKEN` (403) when the caller has no OAuth
    *   access token; `SWB_ERR_UPSTREAM_TOKEN_EXCHANGE` (502) when the exchange fails.
    */
-  headersFor(principal: Principal): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
+  headersFor(
+    principal: Principal,
+    sink?: UpstreamIdentitySink,
+  ): Promise<Readonly<Record<string, string>>> | Readonly<Record<string, string>>;
   /** Drops `principal`'s exchanged token, or every cached token when no principal is given. */
   invalidate(principal?: Principal): void;
 }
 
 /**
- * Builds the RFC 8693 credential of one upstream. Nothing is fetched until the first call.
+ * Builds the RFC 8693 credential of one upstream. Nothing is fetched or signed until the first call.
+ * `headersFor` reports the issued token's subject to `sink` ({@link issuedSubject}).
  *
- * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when the client id or secret holds control characters.
+ * @throws GatewayError `SWB_ERR_CONFIG_INVALID` when the client id or secret holds control
+ *   characters, or `actorToken` is `client-assertion` without `options.identity`.
  */
 export function createTokenExchangeCredentials(
   auth: TokenExchangeAuth,
@@ -222,6 +277,13 @@ export function createTokenExchangeCredentials(
     );
   }
   const clientAuthorization = clientSecretBasic(auth.clientId, auth.clientSecret);
+  const signer = auth.actorToken === 'client-assertion' ? options.identity : undefined;
+  if (auth.actorToken === 'client-assertion' && signer === undefined) {
+    throw new GatewayError(
+      'SWB_ERR_CONFIG_INVALID',
+      `servers.${server}.auth: actorToken client-assertion needs the gateway's identity signing key, which is not available here`,
+    );
+  }
   const cache = new ExchangedTokenCache({
     clock,
     ...(options.maxCachedTokens === undefined ? {} : { maxEntries: options.maxCachedTokens }),
@@ -254,8 +316,33 @@ export function createTokenExchangeCredentials(
     return url;
   };
 
+  // The signed actor token, shared by every exchange until shortly before it expires.
+  let actor: { audience: string; token: Promise<string>; refreshAt: number } | undefined;
+  const actorToken = (audience: string): Promise<string> | undefined => {
+    if (signer === undefined) return undefined;
+    if (actor !== undefined && actor.audience === audience && clock() < actor.refreshAt) return actor.token;
+    const signed = signer.signJwt({ subject: auth.clientId, audience, lifetimeSeconds: ACTOR_TOKEN_LIFETIME_SECONDS });
+    const entry = {
+      audience,
+      token: signed.then((s) => s.jwt),
+      // Until it is signed, concurrent exchanges share it; then until 10 s before `exp`.
+      refreshAt: Number.POSITIVE_INFINITY,
+    };
+    signed.then(
+      (s) => {
+        entry.refreshAt = s.expiresAt - ACTOR_TOKEN_MARGIN_MS;
+      },
+      () => {
+        if (actor === entry) actor = undefined;
+      },
+    );
+    actor = entry;
+    return entry.token;
+  };
+
   const exchange = async (subjectToken: string): Promise<CachedToken> => {
     const url = await endpoint();
+    const actorJwt = await actorToken(url);
     const startedAt = clock();
     let res: Dispatcher.ResponseData;
     try {
@@ -266,7 +353,7 @@ export function createTokenExchangeCredentials(
           'content-type': 'application/x-www-form-urlencoded',
           accept: 'application/json',
         },
-        body: tokenExchangeForm(auth, subjectToken).toString(),
+        body: tokenExchangeForm(auth, subjectToken, actorJwt).toString(),
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
         ...(options.dispatcher === undefined || auth.tokenEndpoint === undefined
@@ -311,12 +398,16 @@ export function createTokenExchangeCredentials(
     const skew = Math.min(skewMs, lifetimeMs / 2);
     logger.debug({ server, expiresInSeconds: lifetimeMs / 1000 }, 'upstream token exchanged');
     // Measured from when the request was sent, so a slow endpoint cannot make us overshoot.
-    return { headers: Object.freeze({ authorization: `Bearer ${token}` }), refreshAt: startedAt + lifetimeMs - skew };
+    return {
+      headers: Object.freeze({ authorization: `Bearer ${token}` }),
+      refreshAt: startedAt + lifetimeMs - skew,
+      upstreamSubject: issuedSubject(token),
+    };
   };
 
   return {
     type: 'token-exchange',
-    headersFor(principal) {
+    headersFor(principal, sink) {
       // The start-up connection and health probes have no caller: they go without a credential,
       // like `forward`, so an upstream that lists its tools to anyone still gets its catalog loaded.
       if (principal.kind === 'anonymous') return NO_HEADERS;
@@ -329,7 +420,14 @@ export function createTokenExchangeCredentials(
         );
       }
       const got = cache.get(exchangeCacheKey(subjectToken, auth.audience, auth.scope), () => exchange(subjectToken));
-      return got instanceof Promise ? got.then((t) => t.headers) : got.headers;
+      if (got instanceof Promise) {
+        return got.then((t) => {
+          if (sink !== undefined && t.upstreamSubject !== undefined) sink.upstreamSubject = t.upstreamSubject;
+          return t.headers;
+        });
+      }
+      if (sink !== undefined && got.upstreamSubject !== undefined) sink.upstreamSubject = got.upstreamSubject;
+      return got.headers;
     },
     invalidate(principal) {
       if (principal === undefined) return cache.clear();

@@ -36,16 +36,12 @@ export const TokenExchangeAuth = z
     /** RFC 8693 §2.1 `requested_token_type`. Default: not sent (the server chooses). */
     requestedTokenType: TokenTypeUri.optional(),
     /**
-     * `none` (default): no RFC 8693 `actor_token`. `client-assertion` is not supported yet and is
-     * refused at load.
+     * `none` (default): no RFC 8693 `actor_token`. `client-assertion`: the request carries an
+     * `actor_token` (§2.1) of type `urn:ietf:params:oauth:token-type:jwt`, a JWT the gateway signs
+     * with its identity signing key (`iss` = the public URL, `sub` = `clientId`, `aud` = the token
+     * endpoint), so the issued token can name the gateway in an `act` claim (§4.1).
      */
-    actorToken: z
-      .enum(['none', 'client-assertion'])
-      .refine((v) => v === 'none', {
-        error:
-          'actorToken client-assertion is not supported yet; use none (the gateway authenticates with client_secret_basic)',
-      })
-      .optional(),
+    actorToken: z.enum(['none', 'client-assertion']).optional(),
     /** RFC 8693 §2.1 `subject_token_type`. Default `urn:ietf:params:oauth:token-type:access_token`. */
     subjectTokenType: TokenTypeUri.optional(),
   })

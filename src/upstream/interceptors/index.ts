@@ -75,6 +75,7 @@ export function createUpstreamInterceptors(options: UpstreamInterceptorsOptions)
     authorizationServer: options.outbound?.authorizationServer,
     userTokens: options.outbound?.userTokens,
     serverUrl: cfg.url,
+    identity: options.outbound?.identity,
     // A runtime server's token endpoint is held to the destination policy at connect time too.
     ...(options.destinations ? { dispatcher: options.destinations.dispatcher() } : {}),
   });

@@ -40,7 +40,10 @@ export interface OutboundOptions {
   overwriteBase: boolean;
   /** Header names never forwarded (the trusted-proxy identity header). */
   reservedHeaders: readonly string[];
-  /** Signs identity assertions for servers with `identityHeaders: true`. */
+  /**
+   * Signs identity assertions for servers with `identityHeaders: true`, and the actor tokens of
+   * `token-exchange` upstreams with `actorToken: client-assertion`.
+   */
   identity?: IdentityPropagator;
   /**
    * The inbound OAuth authorization server's metadata (RFC 8414 §3), for the token endpoint of

@@ -2,14 +2,16 @@
  * `auth.type: token-exchange` end to end (docs/upstream-identity.md): a real `oidc-provider`
  * authorization server with an RFC 8693 grant registered by this test, a gateway in
  * `auth.mode: tokens+oauth` trusting it, and an official SDK MCP server as the upstream that verifies
- * each bearer's signature, issuer and audience against the provider's JWKS and echoes its subject.
+ * each bearer's signature, issuer and audience against the provider's JWKS and echoes its subject
+ * and actor. With `actorToken: client-assertion`, the grant verifies the gateway's actor token
+ * against the gateway's own JWKS and names it in the issued token's `act` claim (RFC 8693 §4.1).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
@@ -17,13 +19,14 @@ import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 import { buildConfig, connectClient } from '../../helpers/gateway.js';
 import { startAuthorizationServer, type RunningAuthorizationServer } from '../../helpers/oidc.js';
-import { startOtlpReceiver, type OtlpReceiver } from '../observability/otlp-receiver.js';
+import { OTLP_SPAN_KIND, startOtlpReceiver, type OtlpReceiver } from '../observability/otlp-receiver.js';
 
 /** The gateway's public URL, fixed so inbound tokens can be issued for it before it starts. */
 const PUB = 'http://switchboard.test';
 const GATEWAY_CLIENT = { clientId: 'gw-client', clientSecret: 'gw-secret-0123456789abcdef' };
 const EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+const JWT_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
 /** An audience the authorization server refuses to issue tokens for. */
 const REFUSED_AUDIENCE = 'https://refused.example/mcp';
 
@@ -93,7 +96,7 @@ async function startProtectedUpstream(issuer: string) {
       }
       const mcp = new McpServer({ name: 'protected', version: '1.0.0' });
       mcp.registerTool('whoami', { description: 'the subject and audience of the bearer' }, () => ({
-        content: [{ type: 'text', text: JSON.stringify({ sub: payload.sub, aud: payload.aud }) }],
+        content: [{ type: 'text', text: JSON.stringify({ sub: payload.sub, aud: payload.aud, act: payload.act }) }],
       }));
       const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
       res.on('close', () => {
@@ -127,8 +130,12 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
   let db: Database;
   /** Receives the gateway's traces (OTLP/HTTP JSON). */
   let otlp: OtlpReceiver;
-  /** Subjects of the exchanges the authorization server performed, in order. */
-  const exchanges: { sub: string; audience: string | undefined }[] = [];
+  /** Subjects of the exchanges the authorization server performed, in order, with the verified actor token. */
+  const exchanges: {
+    sub: string;
+    audience: string | undefined;
+    actor?: { payload: JWTPayload; typ: string | undefined; kid: string | undefined };
+  }[] = [];
   const logLines: string[] = [];
 
   beforeAll(async () => {
@@ -169,7 +176,23 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
             }
             const audience = params.audience;
             if (audience === undefined || !allowed.has(audience)) throw new errors.InvalidTarget('audience refused');
-            exchanges.push({ sub: String(subject.sub), audience });
+            // An actor token must be a JWT the gateway signed for this token endpoint (RFC 8693 §2.1).
+            let actor: (typeof exchanges)[number]['actor'];
+            if (params.actor_token !== undefined) {
+              if (params.actor_token_type !== JWT_TOKEN_TYPE) throw new errors.InvalidGrant('actor_token_type');
+              try {
+                const gatewayJwks = (await (await fetch(`${gw!.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+                const { payload, protectedHeader } = await jwtVerify(
+                  params.actor_token,
+                  createLocalJWKSet(gatewayJwks),
+                  { issuer: PUB, audience: `${p.issuer}/token`, algorithms: ['ES256'] },
+                );
+                actor = { payload, typ: protectedHeader.typ, kid: protectedHeader.kid };
+              } catch {
+                throw new errors.InvalidGrant('actor_token is not valid');
+              }
+            }
+            exchanges.push({ sub: String(subject.sub), audience, ...(actor ? { actor } : {}) });
             const token = new p.ClientCredentials({ client: ctx.oidc.client, scope: params.scope });
             token.resourceServer = new p.ResourceServer(audience, {
               audience,
@@ -178,7 +201,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
               accessTokenFormat: 'jwt',
               jwt: { sign: { alg: 'RS256' } },
             });
-            token.testClaims = { sub: subject.sub, act: { sub: client.clientId } };
+            token.testClaims = { sub: subject.sub, ...(actor ? { act: { sub: actor.payload.sub } } : {}) };
             const value = await token.save();
             ctx.body = {
               access_token: value,
@@ -188,7 +211,16 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
               scope: params.scope,
             };
           },
-          ['subject_token', 'subject_token_type', 'audience', 'resource', 'requested_token_type', 'scope'],
+          [
+            'subject_token',
+            'subject_token_type',
+            'actor_token',
+            'actor_token_type',
+            'audience',
+            'resource',
+            'requested_token_type',
+            'scope',
+          ],
         );
       },
     });
@@ -216,6 +248,10 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
         servers: {
           up: { url: upstream.url, auth: { ...exchange, audience: upstream.url, scope: 'mcp:use' } },
           refused: { url: upstream.url, auth: { ...exchange, audience: REFUSED_AUDIENCE, scope: 'mcp:use' } },
+          acting: {
+            url: upstream.url,
+            auth: { ...exchange, audience: upstream.url, scope: 'mcp:use', actorToken: 'client-assertion' },
+          },
         },
       }),
       logger,
@@ -262,6 +298,8 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     expect(JSON.parse(b.content[0]!.text)).toEqual({ sub: 'bob', aud: upstream.url });
     const exchanged = exchanges.slice(before);
     expect(exchanged.map((e) => e.sub).sort()).toEqual(['alice', 'bob']);
+    // Without actorToken no actor token is sent, and the issued token names no actor.
+    expect(exchanged.every((e) => e.actor === undefined)).toBe(true);
     // The cached token is reused: further calls by alice, in another session, exchange nothing.
     expect(JSON.parse((await whoami(alice)).content[0]!.text)).toMatchObject({ sub: 'alice' });
     expect(exchanges.length - before).toBe(2);
@@ -271,6 +309,33 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
       expect(seen).not.toContain(alice);
       expect(seen).not.toContain(bob);
     }
+  });
+
+  it('with actorToken client-assertion, sends a gateway-signed actor token and the upstream sees the gateway as act', async () => {
+    const alice = await inbound('alice');
+    const bob = await inbound('bob');
+    const before = exchanges.length;
+    const a = await whoami(alice, 'acting__whoami');
+    const b = await whoami(bob, 'acting__whoami');
+    expect(JSON.parse(a.content[0]!.text)).toEqual({
+      sub: 'alice',
+      aud: upstream.url,
+      act: { sub: GATEWAY_CLIENT.clientId },
+    });
+    expect(JSON.parse(b.content[0]!.text)).toMatchObject({ sub: 'bob', act: { sub: GATEWAY_CLIENT.clientId } });
+    const exchanged = exchanges.slice(before);
+    expect(exchanged).toHaveLength(2);
+    const jwks = (await (await fetch(`${gw!.url}/.well-known/jwks.json`)).json()) as JSONWebKeySet;
+    for (const { actor } of exchanged) {
+      // Verified by the grant against the gateway's JWKS (issuer, audience = token endpoint, ES256).
+      expect(actor?.typ).toBe('JWT');
+      expect(actor?.kid).toBe(jwks.keys[0]?.kid);
+      expect(actor?.payload).toMatchObject({ iss: PUB, sub: GATEWAY_CLIENT.clientId, aud: `${as.issuer}/token` });
+      expect(actor!.payload.exp! - actor!.payload.iat!).toBe(60);
+      expect(typeof actor?.payload.jti).toBe('string');
+    }
+    // One signed actor token serves both exchanges.
+    expect(exchanged[0]!.actor!.payload.jti).toBe(exchanged[1]!.actor!.payload.jti);
   });
 
   it('exchanges again for a caller whose exchanged token the upstream answered with 401', async () => {
@@ -333,7 +398,7 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
   });
 
   // Runs last: it stops the gateway to flush its traces.
-  it('writes no inbound or exchanged token to the logs, the metrics, the traces or an error', async () => {
+  it('records the issued subject as switchboard.upstream.subject, and writes no inbound or exchanged token to the logs, the metrics, the traces or an error', async () => {
     const alice = await inbound('alice');
     await whoami(alice);
     const exchangedTokens = upstream.seenAuthorizations.map((a) => a.replace(/^Bearer /, '')).filter(Boolean);
@@ -343,6 +408,12 @@ describe('token-exchange upstream credential (RFC 8693)', () => {
     gw = undefined;
     await running.close();
     const traces = JSON.stringify(otlp.spans);
+    // The server span of a call records the issued token's subject as the upstream subject.
+    const upstreamSubjects = otlp.spans
+      .filter((s) => s.kind === OTLP_SPAN_KIND.SERVER)
+      .map((s) => s.attrs['switchboard.upstream.subject'])
+      .filter((v) => v !== undefined);
+    expect(new Set(upstreamSubjects)).toEqual(new Set(['alice', 'bob', 'carol']));
     const logs = logLines.join('');
     expect(logs).toContain('upstream token exchange failed');
     expect(traces).toContain('"error.type":"-33065"'); // the refused exchange's span

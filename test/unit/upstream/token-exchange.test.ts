@@ -1,23 +1,29 @@
 /**
  * RFC 8693 token exchange for upstream credentials: the request encoding, the cache of exchanged
  * tokens (expiry margin, single flight, bound), the schema of `auth.type: token-exchange`, and
- * the credential against a small real token endpoint on 127.0.0.1.
+ * the credential against a small real token endpoint on 127.0.0.1 (with a real identity
+ * propagator over SQLite for the actor token).
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
+import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createIdentityPropagator } from '../../../src/auth/identity.js';
 import type { Principal } from '../../../src/auth/principal.js';
 import { ConfigError, parseConfigText } from '../../../src/config/load.js';
 import { TokenExchangeAuth, UpstreamAuth } from '../../../src/config/schema.js';
 import { GatewayError } from '../../../src/errors.js';
 import { createLogger, silentLogger } from '../../../src/observability/logger.js';
+import { openDatabase } from '../../../src/store/database.js';
 import { createUpstreamCredentials } from '../../../src/upstream/credentials.js';
 import {
   ACCESS_TOKEN_TYPE,
   ExchangedTokenCache,
   exchangeCacheKey,
+  issuedSubject,
+  JWT_TOKEN_TYPE,
   TOKEN_EXCHANGE_GRANT_TYPE,
   tokenExchangeForm,
   type CachedToken,
@@ -81,15 +87,14 @@ describe('auth.type token-exchange schema', () => {
     expect(UpstreamAuth.parse(ISSUE_ENTRY)).toEqual(ISSUE_ENTRY);
   });
 
-  it('refuses a missing audience, an unknown key and actorToken client-assertion with clear messages', () => {
+  it('refuses a missing audience and an unknown key with clear messages', () => {
     const noAudience = UpstreamAuth.safeParse({ ...ISSUE_ENTRY, audience: undefined });
     expect(noAudience.success).toBe(false);
     expect(JSON.stringify(noAudience.error?.issues)).toContain('audience');
     expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, tokenUrl: 'https://as.example/token' }).success).toBe(false);
-    const assertion = UpstreamAuth.safeParse({ ...ISSUE_ENTRY, actorToken: 'client-assertion' });
-    expect(assertion.success).toBe(false);
-    expect(assertion.error?.issues[0]?.message).toMatch(/client-assertion is not supported/);
+    expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, actorToken: 'client-assertion' }).success).toBe(true);
     expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, actorToken: 'none' }).success).toBe(true);
+    expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, actorToken: 'jwt' }).success).toBe(false);
     expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, tokenEndpoint: 'ftp://as.example/token' }).success).toBe(false);
     expect(UpstreamAuth.safeParse({ ...ISSUE_ENTRY, subjectTokenType: 'access token' }).success).toBe(false);
   });
@@ -108,6 +113,23 @@ describe('auth.type token-exchange schema', () => {
     expect(err).toBeInstanceOf(ConfigError);
     const issue = (err as ConfigError).issues.find((i) => i.path.includes('auth'));
     expect(issue?.message).toMatch(/set auth\.mode to oauth or tokens\+oauth/);
+  });
+});
+
+describe('issuedSubject', () => {
+  it('reads the sub of a JWT without verifying it, and nothing from an opaque or odd token', async () => {
+    const key = new TextEncoder().encode('k'.repeat(32));
+    const jwt = (sub: unknown) =>
+      new SignJWT(sub === undefined ? {} : ({ sub } as Record<string, unknown>))
+        .setProtectedHeader({ alg: 'HS256' })
+        .sign(key);
+    expect(issuedSubject(await jwt('alice'))).toBe('alice');
+    expect(issuedSubject(await jwt(undefined))).toBeUndefined();
+    expect(issuedSubject(await jwt(42))).toBeUndefined();
+    expect(issuedSubject(await jwt('a\nb'))).toBeUndefined();
+    expect(issuedSubject(await jwt('x'.repeat(256)))).toBeUndefined();
+    expect(issuedSubject('opaque-token')).toBeUndefined();
+    expect(issuedSubject('a.b.c')).toBeUndefined();
   });
 });
 
@@ -362,5 +384,92 @@ describe('token-exchange credential against a token endpoint on 127.0.0.1', () =
       code: 'SWB_ERR_UPSTREAM_TOKEN_EXCHANGE',
       data: { reason: 'discovery' },
     });
+  });
+  it('with actorToken client-assertion, sends one gateway-signed actor token until 10 s before it expires', async () => {
+    const { url, seen } = await endpoint(issued);
+    const db = await openDatabase({ url: ':memory:', dataDir: '.', logger: silentLogger(), env: {} });
+    await db.migrate();
+    try {
+      let now = 1_000_000;
+      const identity = await createIdentityPropagator({
+        issuer: 'https://gw.example',
+        keyStore: db.settings,
+        clock: () => now,
+      });
+      const auth = {
+        ...TokenExchangeAuth.parse(ISSUE_ENTRY),
+        tokenEndpoint: url,
+        actorToken: 'client-assertion' as const,
+      };
+      expect(() => createUpstreamCredentials(auth, { serverName: 'up', logger: silentLogger() })).toThrow(
+        expect.objectContaining({ code: 'SWB_ERR_CONFIG_INVALID' }) as Error,
+      );
+      const c = createUpstreamCredentials(auth, {
+        serverName: 'up',
+        logger: silentLogger(),
+        clock: () => now,
+        identity,
+      });
+      await c.headersFor(principal('alice', 'a'));
+      await c.headersFor(principal('bob', 'b'));
+      expect(seen).toHaveLength(2);
+      const actor = seen[0]!.form.get('actor_token')!;
+      expect(seen[0]!.form.get('actor_token_type')).toBe(JWT_TOKEN_TYPE);
+      expect(seen[1]!.form.get('actor_token')).toBe(actor);
+      expect(decodeProtectedHeader(actor)).toEqual({ alg: 'ES256', kid: identity.kid, typ: 'JWT' });
+      const { payload } = await jwtVerify(actor, createLocalJWKSet(identity.jwks()), {
+        issuer: 'https://gw.example',
+        audience: url,
+        currentDate: new Date(now),
+      });
+      expect(payload).toMatchObject({ sub: 'gw-client', iat: 1_000, exp: 1_060 });
+      expect(typeof payload.jti).toBe('string');
+      // 49.999 s later the same actor token is still used; at 50 s a new one is signed.
+      now += 49_999;
+      await c.headersFor(principal('carol', 'c'));
+      expect(seen[2]!.form.get('actor_token')).toBe(actor);
+      now += 1;
+      await c.headersFor(principal('dave', 'd'));
+      expect(seen[3]!.form.get('actor_token')).not.toBe(actor);
+      // Without actorToken, none is sent.
+      const plain = createUpstreamCredentials(
+        { ...TokenExchangeAuth.parse(ISSUE_ENTRY), tokenEndpoint: url },
+        { serverName: 'up', logger: silentLogger(), identity },
+      );
+      await plain.headersFor(principal('erin', 'e'));
+      expect(seen[4]!.form.has('actor_token')).toBe(false);
+      expect(seen[4]!.form.has('actor_token_type')).toBe(false);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it("reports the issued JWT's sub to the sink, cached with the token, and nothing for an opaque token", async () => {
+    const key = new TextEncoder().encode('k'.repeat(32));
+    const jwtFor = (subject: string) =>
+      new SignJWT({ sub: `upstream-${subject}` }).setProtectedHeader({ alg: 'HS256' }).sign(key);
+    const jwts = new Map([['a', await jwtFor('alice')]]);
+    const { url, seen } = await endpoint((form) => ({
+      status: 200,
+      body: JSON.stringify({
+        access_token: jwts.get(form.get('subject_token')!) ?? 'opaque-token',
+        token_type: 'Bearer',
+        expires_in: 60,
+      }),
+    }));
+    const c = createUpstreamCredentials(
+      { ...TokenExchangeAuth.parse(ISSUE_ENTRY), tokenEndpoint: url },
+      { serverName: 'up', logger: silentLogger() },
+    );
+    const first: { upstreamSubject?: string | undefined } = {};
+    await c.headersFor(principal('alice', 'a'), first);
+    expect(first.upstreamSubject).toBe('upstream-alice');
+    const cached: { upstreamSubject?: string | undefined } = {};
+    expect(c.headersFor(principal('alice', 'a'), cached)).not.toBeInstanceOf(Promise); // synchronous: the cached token
+    expect(cached.upstreamSubject).toBe('upstream-alice');
+    expect(seen).toHaveLength(1);
+    const opaque: { upstreamSubject?: string | undefined } = {};
+    await c.headersFor(principal('bob', 'b'), opaque);
+    expect(opaque).toEqual({});
   });
 });
