@@ -288,6 +288,10 @@ export async function startGateway(options: StartGatewayOptions): Promise<Runnin
                   const server = brokerServerOf(gateway.config.servers, name);
                   return server === undefined ? undefined : userBroker?.authorizationUrl(principal, server);
                 },
+                disconnect: (principal, name) => {
+                  const server = brokerServerOf(gateway.config.servers, name);
+                  return server === undefined ? undefined : userBroker?.disconnect(principal, server);
+                },
               }),
             }
           : {}),

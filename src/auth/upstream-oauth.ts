@@ -538,6 +538,46 @@ export class UpstreamOAuthBroker {
     return body.access_token;
   }
 
+  /**
+   * Drops the connection of (principal, server): its tokens leave the vault at once, then the
+   * refresh token (else the access token) is revoked at the authorization server's
+   * `revocation_endpoint` (RFC 7009 §2.1, with the client's authentication), when its metadata
+   * lists one. The revocation is best effort: a failure is logged (server and status only) and
+   * does not undo the disconnection.
+   *
+   * @returns false when the principal had no connection to the server
+   */
+  async disconnect(principal: string, server: BrokerServer): Promise<boolean> {
+    const tokens = await this.#vault.get(principal, server.name);
+    if (!(await this.#vault.delete(principal, server.name))) return false;
+    if (tokens !== undefined) {
+      try {
+        await this.#revoke(server, tokens.refreshToken ?? tokens.accessToken, tokens.refreshToken !== undefined);
+      } catch (err) {
+        this.#logger.warn(
+          { server: server.name, err: err instanceof Error ? err.message : String(err) },
+          'upstream token not revoked at the authorization server (the connection is dropped here)',
+        );
+      }
+    }
+    this.#logger.info({ principal, server: server.name }, 'upstream connection dropped');
+    return true;
+  }
+
+  async #revoke(server: BrokerServer, token: string, refresh: boolean): Promise<void> {
+    const as = await this.#serverOf(server);
+    const endpoint = as.metadata.revocation_endpoint;
+    if (typeof endpoint !== 'string') return;
+    const client = await this.#clientId(server, as);
+    const { form, headers } = clientRequest(client, {
+      token,
+      token_type_hint: refresh ? 'refresh_token' : 'access_token',
+    });
+    const { status } = await this.#http('POST', endpoint, headers, form.toString(), BODY_LIMIT);
+    // RFC 7009 §2.2: 200 whether or not the token was valid.
+    if (status !== 200) throw new Error(`the revocation endpoint answered ${status}`);
+  }
+
   /** The authorization server of `server`: the one found last for it, else discovered now. */
   async #serverOf(server: BrokerServer): Promise<UpstreamAuthorizationServer> {
     const known = this.#found.get(server.name);
@@ -559,19 +599,7 @@ export class UpstreamOAuthBroker {
     what: string,
   ): Promise<Record<string, unknown> & { access_token: string }> {
     const client = await this.#clientId(server, as);
-    const form = new URLSearchParams({ ...params, resource: as.resource });
-    const headers: Record<string, string> = {
-      'content-type': 'application/x-www-form-urlencoded',
-      accept: 'application/json',
-    };
-    if (client.authMethod === 'client_secret_basic') {
-      // RFC 6749 §2.3.1: both parts form-urlencoded before Basic encoding.
-      const user = `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret!)}`;
-      headers.authorization = `Basic ${Buffer.from(user).toString('base64')}`;
-    } else {
-      form.set('client_id', client.clientId);
-      if (client.authMethod === 'client_secret_post') form.set('client_secret', client.clientSecret!);
-    }
+    const { form, headers } = clientRequest(client, { ...params, resource: as.resource });
     let status: number;
     let text: string;
     try {
@@ -689,6 +717,30 @@ export class UpstreamOAuthBroker {
     }
     throw upstreamAuth(server, `the ${what} at ${url} is not a JSON object`);
   }
+}
+
+/**
+ * A form request authenticated as `client` (RFC 6749 §2.3.1): `client_secret_basic` (both parts
+ * form-urlencoded before Basic encoding), `client_secret_post`, or `client_id` alone for a
+ * public client.
+ */
+function clientRequest(
+  client: UpstreamClient,
+  params: Record<string, string>,
+): { form: URLSearchParams; headers: Record<string, string> } {
+  const form = new URLSearchParams(params);
+  const headers: Record<string, string> = {
+    'content-type': 'application/x-www-form-urlencoded',
+    accept: 'application/json',
+  };
+  if (client.authMethod === 'client_secret_basic') {
+    const user = `${encodeURIComponent(client.clientId)}:${encodeURIComponent(client.clientSecret!)}`;
+    headers.authorization = `Basic ${Buffer.from(user).toString('base64')}`;
+  } else {
+    form.set('client_id', client.clientId);
+    if (client.authMethod === 'client_secret_post') form.set('client_secret', client.clientSecret!);
+  }
+  return { form, headers };
 }
 
 /**

@@ -5,7 +5,8 @@
  *
  * - `GET /api/v1/me/connections` (any authenticated principal): the caller's own connections.
  * - `DELETE /api/v1/me/connections/{server}`: drops the caller's tokens for that server (204;
- *   404 `SWB_ERR_HTTP_NOT_FOUND` when there were none); the next call to it asks to connect again.
+ *   404 `SWB_ERR_HTTP_NOT_FOUND` when there were none) and revokes them at the upstream's
+ *   authorization server when it can (RFC 7009); the next call to it asks to connect again.
  * - `POST /api/v1/me/connections/{server}`: where the caller connects to that `oauth2-user`
  *   server (200 `{server, authorizationUrl}`; 404 for any other server): how the first user
  *   connects before the server's catalog could be loaded, or a user connects ahead of a call.
@@ -45,6 +46,12 @@ export interface ConnectionsApiOptions {
    * `oauth2-user` server (`POST /api/v1/me/connections/{server}`). Absent: that POST is 404.
    */
   readonly authorizationUrl?: (principal: string, server: string) => Promise<string | undefined>;
+  /**
+   * Drops (principal, server) and revokes its token at the authorization server (RFC 7009), when
+   * `server` is an `oauth2-user` server of the configuration; false when there was no
+   * connection. Absent, or undefined for another server: the tokens are only deleted.
+   */
+  readonly disconnect?: (principal: string, server: string) => Promise<boolean> | undefined;
 }
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
@@ -110,7 +117,7 @@ export function createConnectionsApi(options: ConnectionsApiOptions): UsageRoute
         send(res, 200, { server: valid, authorizationUrl: url });
         return true;
       }
-      if (!(await vault.delete(principal.id, valid))) {
+      if (!(await (options.disconnect?.(principal.id, valid) ?? vault.delete(principal.id, valid)))) {
         throw new GatewayError('SWB_ERR_HTTP_NOT_FOUND', `no connection to server "${valid}"`);
       }
       send(res, 204);

@@ -30,6 +30,7 @@ interface Provider {
   interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<{ params: Record<string, string> }>;
   interactionFinished(req: IncomingMessage, res: ServerResponse, result: unknown, o?: unknown): Promise<void>;
   on(event: 'grant.success', listener: (ctx: { oidc: { params?: { grant_type?: string } } }) => void): void;
+  on(event: 'refresh_token.destroyed', listener: (token: { accountId?: string }) => void): void;
   Grant: new (o: { accountId: string; clientId: string }) => {
     addOIDCScope(s: string): void;
     addResourceScope(r: string, s: string): void;
@@ -56,6 +57,8 @@ const logLines: string[] = [];
 let nextUser = 'alice';
 /** Grant types of the token requests the provider received, in order. */
 const tokenGrants: string[] = [];
+/** Accounts whose refresh token the provider destroyed (RFC 7009 revocation). */
+const revokedFor: string[] = [];
 /** Every upstream access token the upstream verified. */
 const seenTokens = new Set<string>();
 /** The subjects the upstream saw on `tools/call`, in order. */
@@ -163,6 +166,7 @@ beforeAll(async () => {
     issueRefreshToken: () => true,
     features: {
       devInteractions: { enabled: false },
+      revocation: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf,
@@ -179,6 +183,7 @@ beforeAll(async () => {
   });
 
   app.provider.on('grant.success', (ctx) => tokenGrants.push(ctx.oidc.params?.grant_type ?? '?'));
+  app.provider.on('refresh_token.destroyed', (token) => revokedFor.push(token.accountId ?? '?'));
 
   const logger = createLogger({
     level: 'trace',
@@ -389,12 +394,14 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
     expect(seenTokens.size).toBeGreaterThan(tokensBefore);
   }, 15_000);
 
-  it('a user who drops the connection is asked to connect again on the next call', async () => {
+  it('a user who drops the connection has its token revoked upstream and is asked to connect again on the next call', async () => {
+    expect(revokedFor).not.toContain('bob');
     const res = await fetch(`${gw.url}/api/v1/me/connections/notes`, {
       method: 'DELETE',
       headers: { authorization: `Bearer ${api.bob}` },
     });
     expect(res.status).toBe(204);
+    await waitFor(() => revokedFor.includes('bob'), 5_000, "bob's refresh token revoked");
     expect((await whoami('bob', URL_ELICITATION)).error!.code).toBe(-32042);
     expect(await whoami('alice')).toEqual({ sub: 'alice' });
   });
