@@ -434,7 +434,10 @@ describe('oauth2-user: each user reaches the upstream as themselves', () => {
     for (const t of seenTokens) expect(text).not.toContain(t);
   });
 
-  it('keeps the tokens encrypted at rest, and no log line holds one', async () => {
+  it('keeps the tokens encrypted at rest, and no log line or metric holds one', async () => {
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toContain('switchboard_');
+    for (const t of seenTokens) expect(metrics).not.toContain(t);
     const rows = await db.upstreamTokens!.list({ server: 'notes' });
     expect(rows.map((r) => r.principal)).toEqual(['token:alice']);
     expect(seenTokens.size).toBeGreaterThan(0);
