@@ -6,10 +6,8 @@
  * client used end to end and kept in the database (shared by a second broker), its secret sealed
  * and never logged, a refused client registered again, and the client ID metadata document.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthServerHttp } from '../../../src/auth/oauth-common.js';
 import { deriveVaultKey, TokenVault } from '../../../src/auth/token-vault.js';
@@ -22,26 +20,18 @@ import { fileURLToPath } from 'node:url';
 import { startTestGateway } from '../../helpers/gateway.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
-
-interface Provider {
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<{ params: Record<string, string> }>;
-  interactionFinished(req: IncomingMessage, res: ServerResponse, result: unknown, o?: unknown): Promise<void>;
-  Grant: new (o: { accountId: string; clientId: string }) => {
-    addOIDCScope(s: string): void;
-    addResourceScope(r: string, s: string): void;
-    save(): Promise<string>;
-  };
-}
-const OIDC_PROVIDER: string = 'oidc-provider';
+import {
+  followToRedirect,
+  startUpstreamAuthorizationServer,
+  type UpstreamAuthorizationServer,
+} from '../../helpers/upstream-as.js';
 
 const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 const METADATA_URL = 'https://gateway.example/oauth/client-metadata.json';
 
-let as: Server;
+let as: UpstreamAuthorizationServer;
 let issuer: string;
 const upstreamUrl = 'http://127.0.0.1:1/mcp';
-let nextUser = 'alice';
 /** Registration requests (POST /reg) so far. */
 let registrations = 0;
 /** Every registration response body, as sent. */
@@ -63,16 +53,14 @@ async function close(server: Server): Promise<void> {
 }
 
 beforeAll(async () => {
-  const { default: ProviderClass } = (await import(OIDC_PROVIDER)) as {
-    default: new (issuer: string, config: Record<string, unknown>) => Provider;
-  };
-  const { privateKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = `k-${randomUUID().slice(0, 8)}`;
-  const app: { provider?: Provider } = {};
-  as = createServer((req, res) => {
-    const provider = app.provider!;
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (path === '/reg' && req.method === 'POST') {
+  as = await startUpstreamAuthorizationServer({
+    features: {
+      registration: { enabled: true },
+      registrationManagement: { enabled: true },
+      clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
+    },
+    onRequest: (path, req, res) => {
+      if (path !== '/reg' || req.method !== 'POST') return;
       registrations++;
       // Keeps what the provider answers (the registered client, its secret and management token).
       const end = res.end.bind(res) as (chunk?: unknown, ...rest: unknown[]) => ServerResponse;
@@ -82,54 +70,9 @@ beforeAll(async () => {
         }
         return end(chunk, ...rest);
       }) as typeof res.end;
-    }
-    if (path.startsWith('/interaction/')) {
-      void (async () => {
-        const details = await provider.interactionDetails(req, res);
-        const grant = new provider.Grant({ accountId: nextUser, clientId: details.params.client_id! });
-        grant.addOIDCScope('openid offline_access');
-        if (details.params.resource) grant.addResourceScope(details.params.resource, 'mcp:read');
-        const grantId = await grant.save();
-        await provider.interactionFinished(
-          req,
-          res,
-          { login: { accountId: nextUser }, consent: { grantId } },
-          { mergeWithLastSubmission: false },
-        );
-      })().catch((err: unknown) => {
-        res.statusCode = 500;
-        res.end(String(err));
-      });
-      return;
-    }
-    provider.callback()(req, res);
-  });
-  issuer = await listen(as);
-  app.provider = new ProviderClass(issuer, {
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' }] },
-    scopes: ['openid', 'offline_access'],
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    issueRefreshToken: () => true,
-    features: {
-      devInteractions: { enabled: false },
-      registration: { enabled: true },
-      registrationManagement: { enabled: true },
-      clientIdMetadataDocument: { enabled: true, ack: 'draft-02' },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-          scope: 'mcp:read',
-          audience: resource,
-          accessTokenTTL: 300,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        }),
-      },
     },
   });
+  issuer = as.issuer;
   db = await openDatabase({ url: ':memory:', dataDir: '.', logger: createLogger({ level: 'silent' }), env: {} });
   await db.migrate();
   vault = new TokenVault({ store: db.upstreamTokens!, keys: [deriveVaultKey('v'.repeat(32), 'v1')], clock });
@@ -137,7 +80,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.close();
-  if (as) await close(as);
+  await as?.close();
 });
 
 /** Where the brokers' log lines go (debug level). */
@@ -182,28 +125,10 @@ function server(auth: Record<string, unknown> = {}, authorizationServer = issuer
   };
 }
 
-/** Plays the user's browser: follows the provider's redirects with its cookies until the redirect URI. */
-async function authorize(url: string, user: string): Promise<URL> {
-  nextUser = user;
-  const jar = new Map<string, string>();
-  let next = url;
-  for (let hop = 0; hop < 10; hop++) {
-    const res = await fetch(next, {
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const location = res.headers.get('location');
-    if (location === null) throw new Error(`stopped at ${next}: ${res.status} ${await res.text()}`);
-    const target = new URL(location, next);
-    if (target.toString().startsWith(REDIRECT)) return target;
-    next = target.toString();
-  }
-  throw new Error('too many redirects');
+/** Plays `user`'s browser from an authorization request to the redirect URI. */
+function authorize(url: string, user: string): Promise<URL> {
+  as.user = user;
+  return followToRedirect(url, REDIRECT);
 }
 
 async function connect(b: UpstreamOAuthBroker, user: string): Promise<string> {

@@ -5,10 +5,9 @@
  * and consent driven headlessly through the provider's interaction API, the code exchange, and
  * the tokens stored sealed in the vault.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
-import { exportJWK, generateKeyPair, jwtVerify, createLocalJWKSet, type JWK } from 'jose';
+import { jwtVerify, createLocalJWKSet, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAuthServerHttp } from '../../../src/auth/oauth-common.js';
 import { deriveVaultKey, TokenVault } from '../../../src/auth/token-vault.js';
@@ -26,32 +25,20 @@ import { ANONYMOUS } from '../../../src/auth/principal.js';
 import { silentLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
-
-interface Provider {
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(
-    req: IncomingMessage,
-    res: ServerResponse,
-  ): Promise<{ uid: string; params: Record<string, string> }>;
-  interactionFinished(req: IncomingMessage, res: ServerResponse, result: unknown, o?: unknown): Promise<void>;
-  Grant: new (o: { accountId: string; clientId: string }) => {
-    addOIDCScope(s: string): void;
-    addResourceScope(r: string, s: string): void;
-    save(): Promise<string>;
-  };
-}
-const OIDC_PROVIDER: string = 'oidc-provider';
+import {
+  followToRedirect,
+  startUpstreamAuthorizationServer,
+  type UpstreamAuthorizationServer,
+} from '../../helpers/upstream-as.js';
 
 const CLIENT = { id: 'switchboard-gw', secret: 'gw-secret-0123456789abcdef0123456789' };
 const REDIRECT = 'http://127.0.0.1:1/oauth/callback';
 
-let as: Server;
+let as: UpstreamAuthorizationServer;
 let issuer: string;
 let upstream: Server;
 let upstreamUrl: string;
 let publicKeys: JWK[];
-/** The user the next interaction logs in as (the test's "browser" picks it). */
-let nextUser = 'alice';
 /** Requests to the provider's token endpoint so far. */
 let tokenRequests = 0;
 let db: Database;
@@ -65,43 +52,7 @@ async function listen(server: Server): Promise<string> {
 }
 
 beforeAll(async () => {
-  const { default: ProviderClass } = (await import(OIDC_PROVIDER)) as {
-    default: new (issuer: string, config: Record<string, unknown>) => Provider;
-  };
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = `k-${randomUUID().slice(0, 8)}`;
-  publicKeys = [{ ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' }];
-  const app: { provider?: Provider } = {};
-  as = createServer((req, res) => {
-    const provider = app.provider!;
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (path === '/token') tokenRequests++;
-    if (path.startsWith('/interaction/')) {
-      // Headless login and consent: the interaction API, as a login page would call it.
-      void (async () => {
-        const details = await provider.interactionDetails(req, res);
-        const grant = new provider.Grant({ accountId: nextUser, clientId: CLIENT.id });
-        grant.addOIDCScope('openid offline_access');
-        if (details.params.resource) grant.addResourceScope(details.params.resource, 'mcp:read');
-        const grantId = await grant.save();
-        await provider.interactionFinished(
-          req,
-          res,
-          { login: { accountId: nextUser }, consent: { grantId } },
-          {
-            mergeWithLastSubmission: false,
-          },
-        );
-      })().catch((err: unknown) => {
-        res.statusCode = 500;
-        res.end(String(err));
-      });
-      return;
-    }
-    provider.callback()(req, res);
-  });
-  issuer = await listen(as);
-  app.provider = new ProviderClass(issuer, {
+  as = await startUpstreamAuthorizationServer({
     clients: [
       {
         client_id: CLIENT.id,
@@ -112,28 +63,13 @@ beforeAll(async () => {
         token_endpoint_auth_method: 'client_secret_basic',
       },
     ],
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' }] },
-    scopes: ['openid', 'offline_access'],
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    issueRefreshToken: () => true,
-    features: {
-      devInteractions: { enabled: false },
-      revocation: { enabled: true },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-          scope: 'mcp:read',
-          audience: resource,
-          accessTokenTTL: 300,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        }),
-      },
+    features: { revocation: { enabled: true } },
+    onRequest: (path) => {
+      if (path === '/token') tokenRequests++;
     },
   });
+  issuer = as.issuer;
+  publicKeys = [as.publicJwk];
 
   // The protected upstream: 401 with resource_metadata (RFC 9728 §5.1), and its metadata document.
   upstream = createServer((req, res) => {
@@ -158,9 +94,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await db?.close();
-  as?.closeAllConnections();
+  await as?.close();
   upstream?.closeAllConnections();
-  await new Promise((r) => as?.close(r));
   await new Promise((r) => upstream?.close(r));
 });
 
@@ -184,28 +119,10 @@ function server(auth: Record<string, unknown> = {}): BrokerServer {
   };
 }
 
-/** Plays the user's browser: follows the provider's redirects with its cookies until the redirect URI. */
-async function authorize(url: string, user: string): Promise<URL> {
-  nextUser = user;
-  const jar = new Map<string, string>();
-  let next = url;
-  for (let hop = 0; hop < 10; hop++) {
-    const res = await fetch(next, {
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
-    const location = res.headers.get('location');
-    if (location === null) throw new Error(`stopped at ${next}: ${res.status} ${await res.text()}`);
-    const target = new URL(location, next);
-    if (target.toString().startsWith(REDIRECT)) return target;
-    next = target.toString();
-  }
-  throw new Error('too many redirects');
+/** Plays `user`'s browser from an authorization request to the redirect URI. */
+function authorize(url: string, user: string): Promise<URL> {
+  as.user = user;
+  return followToRedirect(url, REDIRECT);
 }
 
 /** The authorization request behind the connect URL `authorizationUrl` hands out. */

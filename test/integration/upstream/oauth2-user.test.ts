@@ -5,9 +5,8 @@
  * call through a real gateway as three principals. The users' browsers are played headlessly
  * through the provider's login and consent.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,27 +16,14 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { Client as V2Client, StreamableHTTPClientTransport as V2Transport } from '@modelcontextprotocol/client';
-import { createLocalJWKSet, exportJWK, generateKeyPair, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type RunningGateway } from '../../../src/app.js';
 import { createLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 import { buildConfig, connectClient, waitFor } from '../../helpers/gateway.js';
-
-interface Provider {
-  callback(): (req: IncomingMessage, res: ServerResponse) => void;
-  interactionDetails(req: IncomingMessage, res: ServerResponse): Promise<{ params: Record<string, string> }>;
-  interactionFinished(req: IncomingMessage, res: ServerResponse, result: unknown, o?: unknown): Promise<void>;
-  on(event: 'grant.success', listener: (ctx: { oidc: { params?: { grant_type?: string } } }) => void): void;
-  on(event: 'refresh_token.destroyed', listener: (token: { accountId?: string }) => void): void;
-  Grant: new (o: { accountId: string; clientId: string }) => {
-    addOIDCScope(s: string): void;
-    addResourceScope(r: string, s: string): void;
-    save(): Promise<string>;
-  };
-}
-const OIDC_PROVIDER: string = 'oidc-provider';
+import { startUpstreamAuthorizationServer, type UpstreamAuthorizationServer } from '../../helpers/upstream-as.js';
 
 /** The gateway's public URL: what the authorization server redirects the browser to. */
 const PUB = 'http://switchboard.test';
@@ -45,7 +31,7 @@ const CLIENT = { id: 'switchboard-gw', secret: 'gw-secret-0123456789abcdef012345
 /** Access token lifetime, s: just over the broker's 60 s refresh margin, so a refresh comes soon. */
 const TOKEN_TTL = 64;
 
-let as: Server;
+let as: UpstreamAuthorizationServer;
 let issuer: string;
 let upstream: Server;
 let upstreamUrl: string;
@@ -53,8 +39,6 @@ let gw: RunningGateway;
 let db: Database;
 let dir: string;
 const logLines: string[] = [];
-/** The user the next login is for (the test's "browser" picks it). */
-let nextUser = 'alice';
 /** Grant types of the token requests the provider received, in order. */
 const tokenGrants: string[] = [];
 /** Accounts whose refresh token the provider destroyed (RFC 7009 revocation). */
@@ -72,39 +56,26 @@ async function listen(server: Server): Promise<string> {
 }
 
 beforeAll(async () => {
-  const { default: ProviderClass } = (await import(OIDC_PROVIDER)) as {
-    default: new (issuer: string, config: Record<string, unknown>) => Provider;
-  };
-  const { privateKey, publicKey } = await generateKeyPair('RS256', { extractable: true });
-  const kid = `k-${randomUUID().slice(0, 8)}`;
-  const publicJwk: JWK = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
-  const app: { provider?: Provider } = {};
-  as = createServer((req, res) => {
-    const provider = app.provider!;
-    const path = (req.url ?? '/').split('?')[0]!;
-    if (path.startsWith('/interaction/')) {
-      // Headless login and consent: the interaction API, as a login page would call it.
-      void (async () => {
-        const details = await provider.interactionDetails(req, res);
-        const grant = new provider.Grant({ accountId: nextUser, clientId: CLIENT.id });
-        grant.addOIDCScope('openid offline_access');
-        if (details.params.resource) grant.addResourceScope(details.params.resource, 'mcp:read');
-        const grantId = await grant.save();
-        await provider.interactionFinished(
-          req,
-          res,
-          { login: { accountId: nextUser }, consent: { grantId } },
-          { mergeWithLastSubmission: false },
-        );
-      })().catch((err: unknown) => {
-        res.statusCode = 500;
-        res.end(String(err));
-      });
-      return;
-    }
-    provider.callback()(req, res);
+  as = await startUpstreamAuthorizationServer({
+    clients: [
+      {
+        client_id: CLIENT.id,
+        client_secret: CLIENT.secret,
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [`${PUB}/oauth/callback`],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+    ],
+    accessTokenTtl: TOKEN_TTL,
+    features: { revocation: { enabled: true } },
   });
-  issuer = await listen(as);
+  issuer = as.issuer;
+  const publicJwk = as.publicJwk;
+  as.provider.on('grant.success', (ctx: { oidc: { params?: { grant_type?: string } } }) =>
+    tokenGrants.push(ctx.oidc.params?.grant_type ?? '?'),
+  );
+  as.provider.on('refresh_token.destroyed', (token: { accountId?: string }) => revokedFor.push(token.accountId ?? '?'));
 
   // The protected upstream: every request needs a bearer JWT of the provider for this resource.
   const jwks = createLocalJWKSet({ keys: [publicJwk] });
@@ -148,43 +119,6 @@ beforeAll(async () => {
   });
   upstreamUrl = `${await listen(upstream)}/mcp`;
 
-  app.provider = new ProviderClass(issuer, {
-    clients: [
-      {
-        client_id: CLIENT.id,
-        client_secret: CLIENT.secret,
-        grant_types: ['authorization_code', 'refresh_token'],
-        response_types: ['code'],
-        redirect_uris: [`${PUB}/oauth/callback`],
-        token_endpoint_auth_method: 'client_secret_basic',
-      },
-    ],
-    jwks: { keys: [{ ...(await exportJWK(privateKey)), kid, alg: 'RS256', use: 'sig' }] },
-    scopes: ['openid', 'offline_access'],
-    findAccount: (_ctx: unknown, id: string) => ({ accountId: id, claims: () => ({ sub: id }) }),
-    interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `/interaction/${interaction.uid}` },
-    issueRefreshToken: () => true,
-    features: {
-      devInteractions: { enabled: false },
-      revocation: { enabled: true },
-      resourceIndicators: {
-        enabled: true,
-        defaultResource: (_ctx: unknown, _client: unknown, oneOf?: string[]) => oneOf,
-        useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx: unknown, resource: string) => ({
-          scope: 'mcp:read',
-          audience: resource,
-          accessTokenTTL: TOKEN_TTL,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
-        }),
-      },
-    },
-  });
-
-  app.provider.on('grant.success', (ctx) => tokenGrants.push(ctx.oidc.params?.grant_type ?? '?'));
-  app.provider.on('refresh_token.destroyed', (token) => revokedFor.push(token.accountId ?? '?'));
-
   const logger = createLogger({
     level: 'trace',
     format: 'json',
@@ -226,10 +160,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.close();
   await db?.close();
-  for (const s of [as, upstream]) {
-    s?.closeAllConnections();
-    await new Promise((r) => s?.close(r));
-  }
+  await as?.close();
+  upstream?.closeAllConnections();
+  await new Promise((r) => upstream?.close(r));
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
@@ -238,7 +171,7 @@ afterAll(async () => {
  * login and consent, then the callback on the gateway (the public URL mapped to its address).
  */
 async function connectInBrowser(url: string, user: string): Promise<string> {
-  nextUser = user;
+  as.user = user;
   const jar = new Map<string, string>();
   let next = url;
   for (let hop = 0; hop < 12; hop++) {
