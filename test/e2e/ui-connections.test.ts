@@ -183,21 +183,29 @@ describe.skipIf(!haveChromium)('Connections page in Chromium', () => {
       connect.click(),
     ]);
     expect(request.headers().authorization).toBe(`Bearer ${tokens.alice}`);
-    // The tab is the upstream's authorization server, asked for this gateway's client with PKCE.
+    // The tab is the gateway's connect page for alice's connection; its button leads on to the
+    // upstream's authorization server, asked for this gateway's client with PKCE.
     await popup.waitForLoadState('domcontentloaded');
-    expect(new URL(popup.url()).origin).toBe(new URL(as.issuer).origin);
+    const connectPage = new URL(popup.url());
+    expect(connectPage.origin).toBe(new URL(gw.url).origin);
+    expect(connectPage.pathname).toBe('/oauth/connect');
     expect(await popup.evaluate('window.opener === null')).toBe(true);
-    const notice = page.getByRole('status').filter({ hasText: 'sign-in page of wiki' });
+    expect(await popup.textContent('body')).toContain('token:alice');
+    const notice = page.getByRole('status').filter({ hasText: 'connect page of wiki' });
     await notice.waitFor();
     expect(await notice.textContent()).toContain('Refresh');
-    const link = notice.getByRole('link', { name: 'sign in to the upstream' });
+    const link = notice.getByRole('link', { name: 'open the connect page' });
     expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
-    const authorization = new URL((await link.getAttribute('href'))!);
-    expect(authorization.origin).toBe(new URL(as.issuer).origin);
+    expect(await link.getAttribute('href')).toBe(popup.url());
+    const [authorizationRequest] = await Promise.all([
+      popup.waitForRequest((r) => r.url().startsWith(`${as.issuer}/`)),
+      popup.getByRole('button', { name: 'Connect as token:alice' }).click(),
+    ]);
+    const authorization = new URL(authorizationRequest.url());
     expect(authorization.searchParams.get('client_id')).toBe('switchboard-notes');
     expect(authorization.searchParams.get('code_challenge_method')).toBe('S256');
-    expect(authorization.searchParams.get('state')).toBeTruthy();
-    expect(as.requests).toContain(authorization.pathname);
+    expect(authorization.searchParams.get('state')).toBe(connectPage.searchParams.get('state'));
+    await expect.poll(() => as.requests.includes(authorization.pathname)).toBe(true);
     // Nothing is stored until the authorization server sends the user back with a code.
     expect(await gw.tokenVault!.get('token:alice', 'wiki')).toBeUndefined();
     // The message took the focus (the pressed button may be gone), so it is read out.
@@ -257,7 +265,7 @@ describe.skipIf(!haveChromium)('Connections page in Chromium', () => {
     await openConnections(page, tokens.root);
     await page.locator('table.all-connections tbody tr').first().waitFor();
     await Promise.all([context.waitForEvent('page'), page.getByRole('button', { name: 'Connect notes' }).click()]);
-    await page.getByRole('status').filter({ hasText: 'sign-in page of notes' }).waitFor();
+    await page.getByRole('status').filter({ hasText: 'connect page of notes' }).waitFor();
     expect(violations).toEqual([]);
   });
 });

@@ -122,11 +122,12 @@ export function ConnectionsPage({ me }: { me: Me }) {
     setBusy(server);
     try {
       const started = await api<ConnectStart>(path(server), { method: 'POST' });
-      // `noopener`: the upstream's sign-in page gets no handle on this window (nor this one on it).
+      // `noopener`: the connect page (and the upstream's sign-in after it) gets no handle on this
+      // window, nor this one on it.
       window.open(started.authorizationUrl, '_blank', 'noopener');
       say({
         kind: 'info',
-        text: `The sign-in page of ${server} opened in a new tab. Finish there, then come back and press Refresh. If no tab opened, use this link:`,
+        text: `The connect page of ${server} opened in a new tab: confirm there and sign in to ${server}, then come back and press Refresh. If no tab opened, use this link:`,
         url: started.authorizationUrl,
       });
     } catch (err) {
@@ -172,7 +173,7 @@ export function ConnectionsPage({ me }: { me: Me }) {
               <>
                 {' '}
                 <a href={message.url} target="_blank" rel="noopener noreferrer">
-                  sign in to the upstream
+                  open the connect page
                 </a>
                 .
               </>
