@@ -327,7 +327,9 @@ export function createAdminApi(options: AdminApiOptions): RouteHandler {
       refuseRuntimeUserAuth({ [name]: cfg });
     } catch (err) {
       throw new GatewayError('SWB_ERR_HTTP_INVALID_REQUEST', (err as Error).message, {
-        data: { issues: [{ path: 'auth.type', message: 'not supported yet' }] },
+        data: {
+          issues: [{ path: 'auth.type', message: 'oauth2-user servers are configured in the configuration file' }],
+        },
       });
     }
     const destinations = gateway.destinations;
