@@ -165,7 +165,7 @@ export class UpstreamOAuthBroker {
   readonly #discoveries = new Map<string, AuthorizationServerDiscovery>();
   readonly #clients: UpstreamClientRegistry;
   /** Refreshes in flight, per (principal, server). */
-  readonly #refreshing = new Map<string, Promise<string | undefined>>();
+  readonly #refreshing = new Map<string, Promise<UserAccessToken | undefined>>();
   /**
    * The last discovery per server name, so the callback uses the authorization server the
    * authorization URL named (found from a 401 that the callback does not see). Bounded by the
@@ -483,10 +483,7 @@ export class UpstreamOAuthBroker {
       pending = this.#refresh(principal, server, refreshToken).finally(() => this.#refreshing.delete(key));
       this.#refreshing.set(key, pending);
     }
-    const accessToken = await pending;
-    return accessToken === undefined
-      ? undefined
-      : { accessToken, upstreamSubject: (await this.#vault.get(principal, server.name))?.upstreamSubject };
+    return pending;
   }
 
   /**
@@ -512,7 +509,7 @@ export class UpstreamOAuthBroker {
     await this.#vault.touch(principal, server);
   }
 
-  async #refresh(principal: string, server: BrokerServer, refreshToken: string): Promise<string | undefined> {
+  async #refresh(principal: string, server: BrokerServer, refreshToken: string): Promise<UserAccessToken | undefined> {
     const as = await this.#serverOf(server);
     let body: Record<string, unknown> & { access_token: string };
     try {
@@ -532,10 +529,10 @@ export class UpstreamOAuthBroker {
       }
       throw err;
     }
-    await this.#store(principal, server, body, refreshToken);
+    const upstreamSubject = await this.#store(principal, server, body, refreshToken);
     await this.#vault.touch(principal, server.name);
     this.#logger.debug({ principal, server: server.name }, 'upstream access token refreshed');
-    return body.access_token;
+    return { accessToken: body.access_token, upstreamSubject };
   }
 
   /**

@@ -137,18 +137,11 @@ export async function startUpstreamAuthorizationServer(
  * @throws Error when a hop answers without a redirect, or after 10 hops
  */
 export async function followToRedirect(url: string, redirectUri: string): Promise<URL> {
-  const jar = new Map<string, string>();
+  const jar = new CookieJar();
   let next = url;
   for (let hop = 0; hop < 10; hop++) {
-    const res = await fetch(next, {
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
+    const res = await fetch(next, { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(res);
     const location = res.headers.get('location');
     if (location === null) throw new Error(`stopped at ${next}: ${res.status} ${await res.text()}`);
     const target = new URL(location, next);
@@ -156,4 +149,23 @@ export async function followToRedirect(url: string, redirectUri: string): Promis
     next = target.toString();
   }
   throw new Error('too many redirects');
+}
+
+/** A browser's cookies across hosts, by name only (enough for one provider and one gateway). */
+export class CookieJar {
+  readonly #cookies = new Map<string, string>();
+
+  /** The `Cookie` header value. */
+  header(): string {
+    return [...this.#cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  /** Keeps the cookies a response sets. */
+  take(res: Response): void {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair!.indexOf('=');
+      this.#cookies.set(pair!.slice(0, eq), pair!.slice(eq + 1));
+    }
+  }
 }

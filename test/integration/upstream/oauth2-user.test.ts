@@ -23,7 +23,11 @@ import { createLogger } from '../../../src/observability/logger.js';
 import { openDatabase } from '../../../src/store/database.js';
 import type { Database } from '../../../src/store/types.js';
 import { buildConfig, connectClient, waitFor } from '../../helpers/gateway.js';
-import { startUpstreamAuthorizationServer, type UpstreamAuthorizationServer } from '../../helpers/upstream-as.js';
+import {
+  CookieJar,
+  startUpstreamAuthorizationServer,
+  type UpstreamAuthorizationServer,
+} from '../../helpers/upstream-as.js';
 
 /** The gateway's public URL: what the authorization server redirects the browser to. */
 const PUB = 'http://switchboard.test';
@@ -172,19 +176,12 @@ afterAll(async () => {
  */
 async function connectInBrowser(url: string, user: string): Promise<string> {
   as.user = user;
-  const jar = new Map<string, string>();
+  const jar = new CookieJar();
   let next = url;
   for (let hop = 0; hop < 12; hop++) {
     const target = next.startsWith(PUB) ? gw.url + next.slice(PUB.length) : next;
-    const res = await fetch(target, {
-      redirect: 'manual',
-      headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const c of res.headers.getSetCookie()) {
-      const [pair] = c.split(';');
-      const eq = pair!.indexOf('=');
-      jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-    }
+    const res = await fetch(target, { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(res);
     const location = res.headers.get('location');
     if (location === null) {
       const text = await res.text();
@@ -203,11 +200,7 @@ async function connectInBrowser(url: string, user: string): Promise<string> {
         },
         body: new URLSearchParams({ state: new URL(target).searchParams.get('state')!, token }).toString(),
       });
-      for (const c of posted.headers.getSetCookie()) {
-        const [pair] = c.split(';');
-        const eq = pair!.indexOf('=');
-        jar.set(pair!.slice(0, eq), pair!.slice(eq + 1));
-      }
+      jar.take(posted);
       const onward = posted.headers.get('location');
       if (posted.status !== 303 || onward === null) throw new Error(`connect page answered ${posted.status}`);
       next = new URL(onward, next).toString();
