@@ -43,9 +43,9 @@ async function callback(
 }
 
 /** A broker with the gateway's key (derived from its signing secret). */
-function gatewayBroker(clock?: () => number): UpstreamOAuthBroker {
+function gatewayBroker(clock?: () => number, key?: Buffer): UpstreamOAuthBroker {
   return new UpstreamOAuthBroker({
-    key: gw.tokens.deriveKey(BROKER_KEY_INFO),
+    key: key ?? gw.tokens.deriveKey(BROKER_KEY_INFO),
     vault: gw.tokenVault!,
     redirectUri: `${gw.url}/oauth/callback`,
     connectUrl: `${gw.url}/oauth/connect`,
@@ -77,14 +77,8 @@ describe('GET /oauth/callback', () => {
   });
 
   it('refuses a state this gateway did not issue, and a code longer than 2048 characters', async () => {
-    const other = new UpstreamOAuthBroker({
-      key: Buffer.alloc(32, 1),
-      vault: gw.tokenVault!,
-      redirectUri: 'http://x/',
-      connectUrl: 'http://x/oauth/connect',
-      http: createAuthServerHttp(1_000, undefined),
-      logger: silentLogger(),
-    }).issueState('token:mallory', 'echo');
+    // Another gateway's key.
+    const other = gatewayBroker(undefined, Buffer.alloc(32, 1)).issueState('token:mallory', 'echo');
     const forged = await callback(`?code=abc&state=${encodeURIComponent(other)}`);
     expect(forged.status).toBe(400);
     expect(forged.text).toMatch(/not issued by this gateway/);
@@ -123,14 +117,7 @@ describe('GET /oauth/callback', () => {
 
 describe('/oauth/connect', () => {
   it('answers 400 to a missing, forged or expired state, and to a server that is not oauth2-user, with no cookie', async () => {
-    const forged = new UpstreamOAuthBroker({
-      key: Buffer.alloc(32, 1),
-      vault: gw.tokenVault!,
-      redirectUri: 'http://x/',
-      connectUrl: 'http://x/oauth/connect',
-      http: createAuthServerHttp(1_000, undefined),
-      logger: silentLogger(),
-    }).issueState('token:mallory', 'echo');
+    const forged = gatewayBroker(undefined, Buffer.alloc(32, 1)).issueState('token:mallory', 'echo');
     const expired = gatewayBroker(() => Date.now() - 600_001).issueState('token:alice', 'echo');
     const cases: Array<[string, RegExp]> = [
       ['', /needs a state/],
